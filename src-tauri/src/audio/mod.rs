@@ -1,0 +1,2 @@
+//! Audio helpers: G.711 μ-law and small signal tools used by the simulator and the recorder.
+pub mod mulaw;

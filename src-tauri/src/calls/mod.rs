@@ -1,0 +1,1 @@
+//! Live calls: the per-call bridge task, playout math, registry and event bus.

@@ -1,0 +1,339 @@
+//! Settings: a TOML file in the platform config dir, overridden by environment variables
+//! (and, for `verbio serve`, by command-line flags, which clap maps onto the same env names).
+//!
+//! Secrets (OpenAI key, Twilio auth token) are never read from or written to the TOML file:
+//! they come from the environment here and from the OS keychain in the desktop app.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::realtime::session::SessionConfig;
+
+/// A secret string that never prints itself (`Debug` shows `"***"`), so it cannot leak into logs.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The secret's value; call only where it is sent to its owner (an auth header, an HMAC key).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid value for {name}: {message}")]
+    Invalid { name: &'static str, message: String },
+}
+
+/// Everything the core needs to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address the HTTP server binds to (Twilio routes and `/api`).
+    pub bind_host: String,
+    pub port: u16,
+    /// The URL Twilio reaches (tunnel or reverse proxy). `None` means "derive from the request's Host".
+    pub public_url: Option<String>,
+    pub data_dir: PathBuf,
+    pub openai_api_key: Secret,
+    /// Realtime WebSocket base, `wss://api.openai.com/v1/realtime` by default; `?model=` is appended.
+    pub realtime_url: String,
+    pub twilio_account_sid: String,
+    pub twilio_auth_token: Secret,
+    /// The agent's default session (model, voice, instructions, VAD, …).
+    pub session: SessionConfig,
+    pub bridge: BridgeSettings,
+}
+
+/// Timing knobs of the bridge; tests shrink them to seconds.
+#[derive(Debug, Clone)]
+pub struct BridgeSettings {
+    /// Open a fresh model session after this long (Realtime sessions end at 60 minutes).
+    pub session_rollover_after: Duration,
+    /// How many times a dropped model socket is retried before the call is ended as failed.
+    pub reconnect_attempts: u32,
+    /// Pause before the first reconnect; doubles each attempt.
+    pub reconnect_backoff: Duration,
+    /// How long a stream may take to send `start` after the socket opens.
+    pub start_timeout: Duration,
+    /// How long a one-time stream token stays valid after `/twiml` issued it.
+    pub token_ttl: Duration,
+    /// Caller audio kept while the model socket is being re-opened, in 20 ms frames.
+    pub reconnect_buffer_frames: usize,
+}
+
+impl Default for BridgeSettings {
+    fn default() -> Self {
+        BridgeSettings {
+            session_rollover_after: Duration::from_secs(55 * 60),
+            reconnect_attempts: 3,
+            reconnect_backoff: Duration::from_millis(250),
+            start_timeout: Duration::from_secs(10),
+            token_ttl: Duration::from_secs(120),
+            reconnect_buffer_frames: 250,
+        }
+    }
+}
+
+pub const DEFAULT_PORT: u16 = 8081;
+pub const DEFAULT_REALTIME_URL: &str = "wss://api.openai.com/v1/realtime";
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind_host: "127.0.0.1".into(),
+            port: DEFAULT_PORT,
+            public_url: None,
+            data_dir: default_data_dir(),
+            openai_api_key: Secret::default(),
+            realtime_url: DEFAULT_REALTIME_URL.into(),
+            twilio_account_sid: String::new(),
+            twilio_auth_token: Secret::default(),
+            session: SessionConfig::default(),
+            bridge: BridgeSettings::default(),
+        }
+    }
+}
+
+/// The TOML file's shape. Every field optional; no secrets.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    bind_host: Option<String>,
+    port: Option<u16>,
+    public_url: Option<String>,
+    data_dir: Option<PathBuf>,
+    realtime_url: Option<String>,
+    twilio_account_sid: Option<String>,
+    session: Option<SessionConfig>,
+    session_rollover_secs: Option<f64>,
+    reconnect_attempts: Option<u32>,
+}
+
+/// Platform config file: e.g. `~/.config/verbio/config.toml` on Linux.
+pub fn default_config_file() -> Option<PathBuf> {
+    directories::ProjectDirs::from("app", "verbio", "verbio").map(|d| d.config_dir().join("config.toml"))
+}
+
+fn default_data_dir() -> PathBuf {
+    directories::ProjectDirs::from("app", "verbio", "verbio")
+        .map(|d| d.data_dir().to_path_buf())
+        .unwrap_or_else(|| PathBuf::from("verbio-data"))
+}
+
+impl Config {
+    /// Loads the config file (`VERBIO_CONFIG` or the platform default, if present), then applies env overrides.
+    pub fn load() -> Result<Config, ConfigError> {
+        let path = std::env::var_os("VERBIO_CONFIG")
+            .map(PathBuf::from)
+            .or_else(default_config_file);
+        let mut config = Config::default();
+        if let Some(path) = path.filter(|p| p.exists()) {
+            config.apply_file(&path)?;
+        }
+        config.apply_env(|name| std::env::var(name).ok())?;
+        Ok(config)
+    }
+
+    fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.message().to_string(),
+        })?;
+        if let Some(v) = file.bind_host {
+            self.bind_host = v;
+        }
+        if let Some(v) = file.port {
+            self.port = v;
+        }
+        if let Some(v) = file.public_url {
+            self.public_url = Some(v);
+        }
+        if let Some(v) = file.data_dir {
+            self.data_dir = v;
+        }
+        if let Some(v) = file.realtime_url {
+            self.realtime_url = v;
+        }
+        if let Some(v) = file.twilio_account_sid {
+            self.twilio_account_sid = v;
+        }
+        if let Some(v) = file.session {
+            self.session = v;
+        }
+        if let Some(v) = file.session_rollover_secs {
+            self.bridge.session_rollover_after = secs("session_rollover_secs", v)?;
+        }
+        if let Some(v) = file.reconnect_attempts {
+            self.bridge.reconnect_attempts = v;
+        }
+        Ok(())
+    }
+
+    /// Applies `VERBIO_*`, `OPENAI_API_KEY` and `TWILIO_*` overrides read through `get`.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = get("VERBIO_BIND") {
+            self.bind_host = v;
+        }
+        if let Some(v) = get("VERBIO_PORT") {
+            self.port = v.parse().map_err(|_| ConfigError::Invalid {
+                name: "VERBIO_PORT",
+                message: format!("{v:?} is not a port number"),
+            })?;
+        }
+        if let Some(v) = get("VERBIO_PUBLIC_URL").filter(|v| !v.is_empty()) {
+            self.public_url = Some(v);
+        }
+        if let Some(v) = get("VERBIO_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("OPENAI_API_KEY") {
+            self.openai_api_key = Secret::new(v);
+        }
+        if let Some(v) = get("VERBIO_REALTIME_URL") {
+            self.realtime_url = v;
+        }
+        if let Some(v) = get("TWILIO_ACCOUNT_SID") {
+            self.twilio_account_sid = v;
+        }
+        if let Some(v) = get("TWILIO_AUTH_TOKEN") {
+            self.twilio_auth_token = Secret::new(v);
+        }
+        if let Some(v) = get("VERBIO_MODEL") {
+            self.session.model = v;
+        }
+        if let Some(v) = get("VERBIO_SESSION_ROLLOVER_SECS") {
+            let n: f64 = v.parse().map_err(|_| ConfigError::Invalid {
+                name: "VERBIO_SESSION_ROLLOVER_SECS",
+                message: format!("{v:?} is not a number of seconds"),
+            })?;
+            self.bridge.session_rollover_after = secs("VERBIO_SESSION_ROLLOVER_SECS", n)?;
+        }
+        if let Some(v) = get("VERBIO_RECONNECT_ATTEMPTS") {
+            self.bridge.reconnect_attempts = v.parse().map_err(|_| ConfigError::Invalid {
+                name: "VERBIO_RECONNECT_ATTEMPTS",
+                message: format!("{v:?} is not a count"),
+            })?;
+        }
+        if let Some(url) = &self.public_url {
+            validate_public_url(url)?;
+        }
+        Ok(())
+    }
+
+    /// The `ws://`/`wss://` URL of the media socket as Twilio must reach it, if a public URL is set.
+    pub fn public_stream_url(&self) -> Option<String> {
+        self.public_url.as_deref().map(|u| stream_url_for(u))
+    }
+
+    /// Path of the SQLite database inside the data dir.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("verbio.sqlite3")
+    }
+}
+
+/// `https://host/base` → `wss://host/base/media-stream`; `http` → `ws`.
+pub fn stream_url_for(public_url: &str) -> String {
+    let trimmed = public_url.trim_end_matches('/');
+    let ws = if let Some(rest) = trimmed.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = trimmed.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        trimmed.to_string()
+    };
+    format!("{ws}/media-stream")
+}
+
+fn validate_public_url(url: &str) -> Result<(), ConfigError> {
+    let parsed = url::Url::parse(url).map_err(|e| ConfigError::Invalid {
+        name: "VERBIO_PUBLIC_URL",
+        message: format!("{url:?} is not a URL ({e})"),
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(ConfigError::Invalid {
+            name: "VERBIO_PUBLIC_URL",
+            message: format!("{url:?} must be an http:// or https:// URL with a host"),
+        });
+    }
+    Ok(())
+}
+
+fn secs(name: &'static str, v: f64) -> Result<Duration, ConfigError> {
+    if !(v.is_finite() && v > 0.0) {
+        return Err(ConfigError::Invalid {
+            name,
+            message: format!("{v} must be a positive number of seconds"),
+        });
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn env_overrides_and_stream_urls() {
+        let env: HashMap<&str, &str> = HashMap::from([
+            ("VERBIO_PORT", "9000"),
+            ("VERBIO_PUBLIC_URL", "https://abc.ngrok.app/"),
+            ("OPENAI_API_KEY", "sk-test-123"),
+        ]);
+        let mut c = Config::default();
+        c.apply_env(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(c.port, 9000);
+        assert_eq!(c.public_stream_url().unwrap(), "wss://abc.ngrok.app/media-stream");
+        assert_eq!(stream_url_for("http://127.0.0.1:8081"), "ws://127.0.0.1:8081/media-stream");
+        assert!(!format!("{c:?}").contains("sk-test-123"), "secrets never print");
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let mut c = Config::default();
+        let err = c
+            .apply_env(|k| (k == "VERBIO_PORT").then(|| "eighty".to_string()))
+            .unwrap_err();
+        assert!(err.to_string().contains("VERBIO_PORT"));
+        let err = c
+            .apply_env(|k| (k == "VERBIO_PUBLIC_URL").then(|| "ftp://x".to_string()))
+            .unwrap_err();
+        assert!(err.to_string().contains("http"));
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_rejects_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "port = 9100\n[session]\nvoice = \"cedar\"\n").unwrap();
+        let mut c = Config::default();
+        c.apply_file(&path).unwrap();
+        assert_eq!(c.port, 9100);
+        assert_eq!(c.session.voice.as_str(), "cedar");
+        std::fs::write(&path, "openai_api_key = \"sk\"\n").unwrap();
+        assert!(c.apply_file(&path).is_err(), "secrets are not file settings");
+    }
+}

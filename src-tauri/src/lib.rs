@@ -1,0 +1,25 @@
+//! Verbio's core: a Twilio Media Streams ⇄ OpenAI Realtime (GA) bridge for call agents.
+//!
+//! Rooms (see `docs/architecture.md`):
+//! - [`telephony`]: Twilio wire types, TwiML, request signatures. Knows nothing of OpenAI.
+//! - [`realtime`]: OpenAI Realtime GA event types, session config, socket client. Knows nothing of Twilio.
+//! - [`calls`]: the per-call bridge task, playout/truncation math, registry of live calls, event bus.
+//! - [`audio`]: G.711 μ-law and signal helpers.
+//! - [`store`]: SQLite schema, migrations and queries. Never on the hot path.
+//! - [`server`]: the axum router (Twilio routes, `/api`).
+//! - [`services`]: the operations both doors (HTTP API and desktop) call.
+//! - [`sim`]: fake Realtime server and fake Twilio caller for tests, benchmarks and the demo call.
+
+pub mod audio;
+pub mod bench;
+pub mod calls;
+pub mod config;
+#[cfg(feature = "desktop")]
+pub mod desktop;
+pub mod logging;
+pub mod realtime;
+pub mod server;
+pub mod services;
+pub mod sim;
+pub mod store;
+pub mod telephony;

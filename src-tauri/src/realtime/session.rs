@@ -1,0 +1,426 @@
+//! The agent's session configuration and its GA `session.update` shape.
+//!
+//! [`SessionConfig`] is what the user edits (TOML, API, UI). [`SessionConfig::session_object`] turns it into the
+//! GA `session` object: audio is `audio/pcmu` both ways so Twilio's μ-law passes through untouched, there is no
+//! `temperature` (the GA API has none: reasoning effort and output speed replace it), and the built-in
+//! `end_call` tool is always present.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// Default model: the newest GA realtime model.
+pub const DEFAULT_MODEL: &str = "gpt-realtime-2.1";
+
+/// Models offered when the live list (`GET /v1/models`) cannot be read, newest first.
+pub const KNOWN_MODELS: &[&str] = &[
+    "gpt-realtime-2.1",
+    "gpt-realtime-2.1-mini",
+    "gpt-realtime-2",
+    "gpt-realtime-1.5",
+    "gpt-realtime",
+    "gpt-realtime-mini",
+];
+
+/// Name of the built-in tool that lets the agent hang up after saying goodbye.
+pub const END_CALL_TOOL: &str = "end_call";
+
+/// Longest instructions accepted (characters); keeps a pasted document from becoming a prompt.
+pub const MAX_INSTRUCTIONS_CHARS: usize = 16_000;
+
+/// The ten GA voices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Voice {
+    Alloy,
+    Ash,
+    Ballad,
+    Coral,
+    Echo,
+    Sage,
+    Shimmer,
+    Verse,
+    #[default]
+    Marin,
+    Cedar,
+}
+
+impl Voice {
+    pub const ALL: [Voice; 10] = [
+        Voice::Alloy,
+        Voice::Ash,
+        Voice::Ballad,
+        Voice::Coral,
+        Voice::Echo,
+        Voice::Sage,
+        Voice::Shimmer,
+        Voice::Verse,
+        Voice::Marin,
+        Voice::Cedar,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Voice::Alloy => "alloy",
+            Voice::Ash => "ash",
+            Voice::Ballad => "ballad",
+            Voice::Coral => "coral",
+            Voice::Echo => "echo",
+            Voice::Sage => "sage",
+            Voice::Shimmer => "shimmer",
+            Voice::Verse => "verse",
+            Voice::Marin => "marin",
+            Voice::Cedar => "cedar",
+        }
+    }
+}
+
+/// Reasoning effort (2.x models only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReasoningEffort {
+    Minimal,
+    Low,
+    Medium,
+    High,
+    Xhigh,
+}
+
+/// `max_output_tokens`: 1..=4096 or unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MaxOutputTokens {
+    Limit(u32),
+    Inf(InfTag),
+}
+
+/// The literal `"inf"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InfTag {
+    Inf,
+}
+
+impl Default for MaxOutputTokens {
+    fn default() -> Self {
+        MaxOutputTokens::Inf(InfTag::Inf)
+    }
+}
+
+/// Input transcription (the caller's words in the transcript).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transcription {
+    /// `gpt-4o-mini-transcribe`, `gpt-4o-transcribe`, `whisper-1`, …
+    pub model: String,
+    /// ISO-639-1 hint such as `en`; `None` lets the model detect it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+}
+
+impl Default for Transcription {
+    fn default() -> Self {
+        Transcription {
+            model: "gpt-4o-mini-transcribe".into(),
+            language: None,
+        }
+    }
+}
+
+/// How the model decides that the caller has finished a turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TurnDetection {
+    ServerVad {
+        threshold: f64,
+        prefix_padding_ms: u32,
+        silence_duration_ms: u32,
+    },
+    SemanticVad {
+        eagerness: Eagerness,
+    },
+}
+
+impl Default for TurnDetection {
+    fn default() -> Self {
+        TurnDetection::ServerVad {
+            threshold: 0.5,
+            prefix_padding_ms: 300,
+            silence_duration_ms: 500,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Eagerness {
+    Low,
+    Medium,
+    High,
+    Auto,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoiseReduction {
+    NearField,
+    FarField,
+}
+
+/// Whether the agent greets first or waits for the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Greeting {
+    /// Say nothing until the caller speaks (the default: no unprompted greeting).
+    #[default]
+    WaitForCaller,
+    /// Send one `response.create` asking the model to say `opening_line`.
+    SpeakFirst { opening_line: String },
+}
+
+/// A function tool offered to the model (besides the built-in `end_call`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionTool {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the arguments.
+    pub parameters: Value,
+}
+
+/// Everything the agent's model session is configured with. The caller can never change it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    pub model: String,
+    pub voice: Voice,
+    pub instructions: String,
+    pub max_output_tokens: MaxOutputTokens,
+    /// `None` turns input transcription off (no caller lines in the transcript).
+    pub transcription: Option<Transcription>,
+    pub turn_detection: TurnDetection,
+    /// `None` turns noise reduction off.
+    pub noise_reduction: Option<NoiseReduction>,
+    /// Sent only to models that take it (2.x).
+    pub reasoning_effort: Option<ReasoningEffort>,
+    /// Output speech speed, 0.25–1.5.
+    pub speed: f64,
+    pub tools: Vec<FunctionTool>,
+    pub greeting: Greeting,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            model: DEFAULT_MODEL.into(),
+            voice: Voice::default(),
+            instructions: "You are a helpful, concise phone agent. Speak naturally and keep answers short."
+                .into(),
+            max_output_tokens: MaxOutputTokens::default(),
+            transcription: Some(Transcription::default()),
+            turn_detection: TurnDetection::default(),
+            noise_reduction: Some(NoiseReduction::NearField),
+            reasoning_effort: Some(ReasoningEffort::Low),
+            speed: 1.0,
+            tools: Vec::new(),
+            greeting: Greeting::default(),
+        }
+    }
+}
+
+/// A session setting out of range.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid session setting {field}: {message}")]
+pub struct SessionConfigError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> SessionConfigError {
+    SessionConfigError {
+        field,
+        message: message.into(),
+    }
+}
+
+/// True for models that accept `reasoning.effort` (the 2.x family).
+pub fn model_takes_reasoning(model: &str) -> bool {
+    model.starts_with("gpt-realtime-2")
+}
+
+impl SessionConfig {
+    /// Checks ranges the API would otherwise reject mid-call.
+    pub fn validate(&self) -> Result<(), SessionConfigError> {
+        if self.model.trim().is_empty() {
+            return Err(invalid("model", "must not be empty"));
+        }
+        if !(0.25..=1.5).contains(&self.speed) {
+            return Err(invalid("speed", format!("{} is outside 0.25–1.5", self.speed)));
+        }
+        if let MaxOutputTokens::Limit(n) = self.max_output_tokens {
+            if !(1..=4096).contains(&n) {
+                return Err(invalid("max_output_tokens", format!("{n} is outside 1–4096")));
+            }
+        }
+        let chars = self.instructions.chars().count();
+        if chars > MAX_INSTRUCTIONS_CHARS {
+            return Err(invalid(
+                "instructions",
+                format!("{chars} characters; at most {MAX_INSTRUCTIONS_CHARS}"),
+            ));
+        }
+        if let TurnDetection::ServerVad { threshold, .. } = self.turn_detection {
+            if !(0.0..=1.0).contains(&threshold) {
+                return Err(invalid("turn_detection.threshold", format!("{threshold} is outside 0–1")));
+            }
+        }
+        for tool in &self.tools {
+            if tool.name == END_CALL_TOOL {
+                return Err(invalid("tools", "end_call is built in"));
+            }
+            if tool.name.is_empty() || !tool.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                return Err(invalid("tools", format!("{:?} is not a valid tool name", tool.name)));
+            }
+        }
+        if let Greeting::SpeakFirst { opening_line } = &self.greeting {
+            if opening_line.trim().is_empty() {
+                return Err(invalid("greeting.opening_line", "speak-first needs an opening line"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The GA `session` object for `session.update`.
+    pub fn session_object(&self) -> Value {
+        let mut input = json!({
+            "format": {"type": "audio/pcmu"},
+            "noise_reduction": self.noise_reduction.map(|n| json!({"type": n})),
+            "transcription": self.transcription.as_ref().map(|t| {
+                let mut v = json!({"model": t.model});
+                if let Some(lang) = &t.language {
+                    v["language"] = json!(lang);
+                }
+                v
+            }),
+        });
+        input["turn_detection"] = match &self.turn_detection {
+            TurnDetection::ServerVad {
+                threshold,
+                prefix_padding_ms,
+                silence_duration_ms,
+            } => json!({
+                "type": "server_vad",
+                "threshold": threshold,
+                "prefix_padding_ms": prefix_padding_ms,
+                "silence_duration_ms": silence_duration_ms,
+                "create_response": true,
+                "interrupt_response": true,
+            }),
+            TurnDetection::SemanticVad { eagerness } => json!({
+                "type": "semantic_vad",
+                "eagerness": eagerness,
+                "create_response": true,
+                "interrupt_response": true,
+            }),
+        };
+        let mut tools = vec![json!({
+            "type": "function",
+            "name": END_CALL_TOOL,
+            "description": "Hang up the call. Use only after saying goodbye, when the caller is done.",
+            "parameters": {
+                "type": "object",
+                "properties": {"reason": {"type": "string", "description": "Why the call ends"}},
+                "required": [],
+            },
+        })];
+        tools.extend(self.tools.iter().map(|t| {
+            json!({"type": "function", "name": t.name, "description": t.description, "parameters": t.parameters})
+        }));
+        let mut session = json!({
+            "type": "realtime",
+            "model": self.model,
+            "output_modalities": ["audio"],
+            "instructions": self.instructions,
+            "audio": {
+                "input": input,
+                "output": {"format": {"type": "audio/pcmu"}, "voice": self.voice, "speed": self.speed},
+            },
+            "max_output_tokens": self.max_output_tokens,
+            "tool_choice": "auto",
+            "tools": tools,
+        });
+        if let (Some(effort), true) = (self.reasoning_effort, model_takes_reasoning(&self.model)) {
+            session["reasoning"] = json!({"effort": effort});
+        }
+        session
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_session_is_ga_pcmu_without_temperature() {
+        let s = SessionConfig::default().session_object();
+        assert_eq!(s["type"], "realtime");
+        assert_eq!(s["model"], DEFAULT_MODEL);
+        assert_eq!(s["audio"]["input"]["format"]["type"], "audio/pcmu");
+        assert_eq!(s["audio"]["output"]["format"]["type"], "audio/pcmu");
+        assert_eq!(s["audio"]["output"]["voice"], "marin");
+        assert_eq!(s["max_output_tokens"], "inf");
+        assert_eq!(s["reasoning"]["effort"], "low");
+        assert_eq!(s["tools"][0]["name"], END_CALL_TOOL);
+        let text = s.to_string();
+        assert!(!text.contains("temperature") && !text.contains("g711_ulaw"));
+    }
+
+    #[test]
+    fn reasoning_only_for_2x_models_and_options_off() {
+        let c = SessionConfig {
+            model: "gpt-realtime-mini".into(),
+            transcription: None,
+            noise_reduction: None,
+            max_output_tokens: MaxOutputTokens::Limit(300),
+            turn_detection: TurnDetection::SemanticVad {
+                eagerness: Eagerness::High,
+            },
+            ..SessionConfig::default()
+        };
+        let s = c.session_object();
+        assert!(s.get("reasoning").is_none());
+        assert!(s["audio"]["input"]["transcription"].is_null());
+        assert!(s["audio"]["input"]["noise_reduction"].is_null());
+        assert_eq!(s["max_output_tokens"], 300);
+        assert_eq!(s["audio"]["input"]["turn_detection"]["type"], "semantic_vad");
+    }
+
+    #[test]
+    fn validation_rejects_out_of_range_settings() {
+        let ok = SessionConfig::default();
+        assert!(ok.validate().is_ok());
+        let bad = |f: fn(&mut SessionConfig)| {
+            let mut c = SessionConfig::default();
+            f(&mut c);
+            c.validate().unwrap_err().field
+        };
+        assert_eq!(bad(|c| c.speed = 2.0), "speed");
+        assert_eq!(bad(|c| c.max_output_tokens = MaxOutputTokens::Limit(0)), "max_output_tokens");
+        assert_eq!(bad(|c| c.instructions = "x".repeat(MAX_INSTRUCTIONS_CHARS + 1)), "instructions");
+        assert_eq!(
+            bad(|c| c.greeting = Greeting::SpeakFirst { opening_line: " ".into() }),
+            "greeting.opening_line"
+        );
+    }
+
+    #[test]
+    fn toml_round_trip() {
+        let text = "model = \"gpt-realtime-2\"\nvoice = \"cedar\"\nmax_output_tokens = 512\n\
+                    [turn_detection]\ntype = \"semantic_vad\"\neagerness = \"low\"\n\
+                    [greeting]\nmode = \"speak_first\"\nopening_line = \"Hi, Verbio here.\"\n";
+        let c: SessionConfig = toml::from_str(text).unwrap();
+        assert_eq!(c.voice, Voice::Cedar);
+        assert_eq!(c.max_output_tokens, MaxOutputTokens::Limit(512));
+        assert!(matches!(c.greeting, Greeting::SpeakFirst { .. }));
+        assert!(toml::from_str::<SessionConfig>("temperature = 0.8").is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! SQLite storage for calls and transcripts. Never called on the audio hot path.
