@@ -1,1 +1,2 @@
 //! Live calls: the per-call bridge task, playout math, registry and event bus.
+pub mod events;

@@ -1,0 +1,116 @@
+//! The in-process event bus: live call events for the UI, the `/api/events` socket and the tray.
+//!
+//! A `tokio::sync::broadcast` channel: publishing never blocks a call, and a listener that falls behind
+//! loses old events (it is told how many) instead of slowing anyone down.
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+/// Who spoke a transcript line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Speaker {
+    Caller,
+    Agent,
+}
+
+impl Speaker {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Speaker::Caller => "caller",
+            Speaker::Agent => "agent",
+        }
+    }
+}
+
+/// Something that happened on a call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CallEvent {
+    /// The media stream started and the model session is being opened.
+    CallStarted {
+        call_sid: String,
+        stream_sid: String,
+        from: Option<String>,
+        to: Option<String>,
+        at_ms: i64,
+    },
+    /// A finished transcript turn. `offset_ms` is from the stream's start.
+    Transcript {
+        call_sid: String,
+        speaker: Speaker,
+        text: String,
+        offset_ms: u64,
+        interrupted: bool,
+        at_ms: i64,
+    },
+    /// The caller talked over the agent; `heard_ms` is how much of the agent's item they heard.
+    BargeIn {
+        call_sid: String,
+        item_id: String,
+        heard_ms: u64,
+        at_ms: i64,
+    },
+    /// A model-side problem (error event, dropped socket, reconnect).
+    ModelIssue {
+        call_sid: String,
+        code: String,
+        message: String,
+        at_ms: i64,
+    },
+    /// The call's bridge ended.
+    CallEnded {
+        call_sid: String,
+        reason: String,
+        failed: bool,
+        at_ms: i64,
+    },
+}
+
+impl CallEvent {
+    pub fn call_sid(&self) -> &str {
+        match self {
+            CallEvent::CallStarted { call_sid, .. }
+            | CallEvent::Transcript { call_sid, .. }
+            | CallEvent::BargeIn { call_sid, .. }
+            | CallEvent::ModelIssue { call_sid, .. }
+            | CallEvent::CallEnded { call_sid, .. } => call_sid,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, for event timestamps.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Cheap to clone; every clone publishes to the same listeners.
+#[derive(Clone)]
+pub struct EventBus {
+    tx: broadcast::Sender<CallEvent>,
+}
+
+impl EventBus {
+    pub fn new(capacity: usize) -> Self {
+        let (tx, _) = broadcast::channel(capacity);
+        EventBus { tx }
+    }
+
+    /// Publishes to whoever listens; never blocks, never fails the caller.
+    pub fn publish(&self, event: CallEvent) {
+        let _ = self.tx.send(event);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<CallEvent> {
+        self.tx.subscribe()
+    }
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        EventBus::new(1024)
+    }
+}
