@@ -1,0 +1,276 @@
+//! Twilio Media Streams wire types (bidirectional `<Connect><Stream>`).
+//!
+//! Pure parsing and formatting, no I/O. Inbound parsing borrows the base64 payload so the hot path can
+//! move it into the model's `input_audio_buffer.append` without decoding or copying it twice.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+/// Bytes of μ-law per millisecond at 8 kHz.
+pub const BYTES_PER_MS: u64 = 8;
+/// One 20 ms frame.
+pub const FRAME_BYTES: usize = 160;
+/// Largest text frame accepted from Twilio (a media frame is ~400 bytes; `start` a few KiB).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// A message Twilio sends on the media socket.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+pub enum Inbound<'a> {
+    Connected {
+        #[serde(default)]
+        protocol: Option<String>,
+    },
+    Start {
+        #[serde(rename = "streamSid")]
+        stream_sid: String,
+        start: StartMeta,
+    },
+    Media {
+        #[serde(borrow)]
+        media: MediaChunk<'a>,
+    },
+    Dtmf {
+        dtmf: Dtmf,
+    },
+    Mark {
+        mark: MarkName,
+    },
+    Stop {
+        #[serde(default)]
+        stop: Option<StopMeta>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartMeta {
+    #[serde(default)]
+    pub account_sid: String,
+    pub call_sid: String,
+    #[serde(default)]
+    pub tracks: Vec<String>,
+    #[serde(default)]
+    pub custom_parameters: HashMap<String, String>,
+    #[serde(default)]
+    pub media_format: Option<MediaFormat>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaFormat {
+    pub encoding: String,
+    pub sample_rate: u32,
+    pub channels: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct MediaChunk<'a> {
+    #[serde(default, borrow)]
+    pub track: Cow<'a, str>,
+    /// Milliseconds since the stream started, as a decimal string (empty if absent). Plain `Cow`
+    /// fields, not `Option<Cow>`, so serde borrows instead of allocating per frame.
+    #[serde(default, borrow)]
+    pub timestamp: Cow<'a, str>,
+    #[serde(borrow)]
+    pub payload: Cow<'a, str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Dtmf {
+    pub digit: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct MarkName {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StopMeta {
+    #[serde(default)]
+    pub call_sid: Option<String>,
+}
+
+/// Why a Twilio message was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MediaError {
+    #[error("message of {0} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit")]
+    TooLarge(usize),
+    #[error("malformed or unknown Twilio message: {0}")]
+    Malformed(String),
+    #[error("media payload is not valid base64")]
+    BadBase64,
+    #[error("media timestamp {0:?} is not a number of milliseconds")]
+    BadTimestamp(String),
+}
+
+/// Parses one text frame from Twilio.
+///
+/// ```
+/// use verbio::telephony::twilio::media::{parse, Inbound};
+/// let m = parse(r#"{"event":"mark","sequenceNumber":"4","streamSid":"MZ1","mark":{"name":"a3"}}"#).unwrap();
+/// assert!(matches!(m, Inbound::Mark { mark } if mark.name == "a3"));
+/// ```
+pub fn parse(text: &str) -> Result<Inbound<'_>, MediaError> {
+    if text.len() > MAX_MESSAGE_BYTES {
+        return Err(MediaError::TooLarge(text.len()));
+    }
+    serde_json::from_str(text).map_err(|e| MediaError::Malformed(short(&e.to_string())))
+}
+
+fn short(s: &str) -> String {
+    s.chars().take(160).collect()
+}
+
+impl MediaChunk<'_> {
+    /// The chunk's position on the stream timeline in ms, if Twilio sent one.
+    pub fn timestamp_ms(&self) -> Result<Option<u64>, MediaError> {
+        if self.timestamp.is_empty() {
+            return Ok(None);
+        }
+        self.timestamp
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| MediaError::BadTimestamp(short(&self.timestamp)))
+    }
+}
+
+/// Checks that `payload` is canonical padded base64 and returns how many bytes it decodes to,
+/// without decoding it (the payload is forwarded as it is).
+pub fn base64_decoded_len(payload: &str) -> Result<usize, MediaError> {
+    let b = payload.as_bytes();
+    if b.len() % 4 != 0 {
+        return Err(MediaError::BadBase64);
+    }
+    let pad = b.iter().rev().take_while(|&&c| c == b'=').count();
+    if pad > 2 {
+        return Err(MediaError::BadBase64);
+    }
+    let body = &b[..b.len() - pad];
+    if !body
+        .iter()
+        .all(|&c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/')
+    {
+        return Err(MediaError::BadBase64);
+    }
+    Ok(b.len() / 4 * 3 - pad)
+}
+
+/// `media` message carrying base64 μ-law to play to the caller.
+pub fn media_message(stream_sid: &str, payload_b64: &str) -> String {
+    let mut s = String::with_capacity(payload_b64.len() + stream_sid.len() + 48);
+    s.push_str(r#"{"event":"media","streamSid":""#);
+    push_json_str(&mut s, stream_sid);
+    s.push_str(r#"","media":{"payload":""#);
+    s.push_str(payload_b64);
+    s.push_str(r#""}}"#);
+    s
+}
+
+/// `mark` message: Twilio echoes it once the audio sent before it has played (or `clear` dropped it).
+pub fn mark_message(stream_sid: &str, name: &str) -> String {
+    let mut s = String::with_capacity(64 + name.len());
+    s.push_str(r#"{"event":"mark","streamSid":""#);
+    push_json_str(&mut s, stream_sid);
+    s.push_str(r#"","mark":{"name":""#);
+    push_json_str(&mut s, name);
+    s.push_str(r#""}}"#);
+    s
+}
+
+/// `clear` message: drops every buffered byte of agent audio at Twilio.
+pub fn clear_message(stream_sid: &str) -> String {
+    let mut s = String::with_capacity(48);
+    s.push_str(r#"{"event":"clear","streamSid":""#);
+    push_json_str(&mut s, stream_sid);
+    s.push_str(r#""}"#);
+    s
+}
+
+/// Appends `value` JSON-escaped (without quotes). Stream SIDs and mark names are ASCII in practice;
+/// escaping keeps a hostile value from breaking the frame.
+fn push_json_str(out: &mut String, value: &str) {
+    if value
+        .bytes()
+        .all(|c| c >= 0x20 && c != b'"' && c != b'\\' && c < 0x7f)
+    {
+        out.push_str(value);
+    } else {
+        let quoted = serde_json::Value::String(value.to_string()).to_string();
+        out.push_str(&quoted[1..quoted.len() - 1]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_twilio_event() {
+        let start = r#"{"event":"start","sequenceNumber":"1","streamSid":"MZ18","start":{"accountSid":"AC1","streamSid":"MZ18","callSid":"CA9","tracks":["inbound"],"customParameters":{"token":"t1"},"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}"#;
+        match parse(start).unwrap() {
+            Inbound::Start { stream_sid, start } => {
+                assert_eq!(stream_sid, "MZ18");
+                assert_eq!(start.call_sid, "CA9");
+                assert_eq!(start.custom_parameters["token"], "t1");
+                assert_eq!(start.media_format.unwrap().sample_rate, 8000);
+            }
+            other => panic!("{other:?}"),
+        }
+        let media = r#"{"event":"media","sequenceNumber":"3","streamSid":"MZ18","media":{"track":"inbound","chunk":"2","timestamp":"5120","payload":"/////w=="}}"#;
+        match parse(media).unwrap() {
+            Inbound::Media { media } => {
+                assert!(matches!(media.payload, Cow::Borrowed(_)), "payload is borrowed");
+                assert_eq!(media.timestamp_ms().unwrap(), Some(5120));
+                assert_eq!(base64_decoded_len(&media.payload).unwrap(), 4);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(r#"{"event":"dtmf","streamSid":"MZ","sequenceNumber":"5","dtmf":{"track":"inbound_track","digit":"5"}}"#).unwrap(),
+            Inbound::Dtmf { dtmf } if dtmf.digit == "5"
+        ));
+        assert!(matches!(
+            parse(r#"{"event":"stop","sequenceNumber":"9","streamSid":"MZ","stop":{"accountSid":"AC","callSid":"CA9"}}"#).unwrap(),
+            Inbound::Stop { .. }
+        ));
+        assert!(matches!(
+            parse(r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#).unwrap(),
+            Inbound::Connected { .. }
+        ));
+    }
+
+    #[test]
+    fn bad_input_is_a_clear_error() {
+        assert!(matches!(parse("{not json"), Err(MediaError::Malformed(_))));
+        assert!(matches!(parse(r#"{"event":"party"}"#), Err(MediaError::Malformed(_))));
+        assert!(matches!(parse(r#"{"event":"media","media":{}}"#), Err(MediaError::Malformed(_))));
+        let huge = format!(r#"{{"event":"media","x":"{}"}}"#, "a".repeat(MAX_MESSAGE_BYTES));
+        assert!(matches!(parse(&huge), Err(MediaError::TooLarge(_))));
+        for bad in ["abc", "ab!d", "a===", "@@@@"] {
+            assert_eq!(base64_decoded_len(bad), Err(MediaError::BadBase64), "{bad}");
+        }
+        assert_eq!(base64_decoded_len("").unwrap(), 0);
+        let chunk = MediaChunk {
+            track: "".into(),
+            timestamp: "12a".into(),
+            payload: "".into(),
+        };
+        assert!(chunk.timestamp_ms().is_err());
+    }
+
+    #[test]
+    fn outbound_messages_are_valid_json() {
+        let m: serde_json::Value = serde_json::from_str(&media_message("MZ1", "AAAA")).unwrap();
+        assert_eq!(m["event"], "media");
+        assert_eq!(m["media"]["payload"], "AAAA");
+        let k: serde_json::Value = serde_json::from_str(&mark_message("MZ1", "m\"7")).unwrap();
+        assert_eq!(k["mark"]["name"], "m\"7");
+        let c: serde_json::Value = serde_json::from_str(&clear_message("MZ1")).unwrap();
+        assert_eq!(c, serde_json::json!({"event":"clear","streamSid":"MZ1"}));
+    }
+}

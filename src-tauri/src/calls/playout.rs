@@ -1,0 +1,242 @@
+//! What the caller has actually heard of the agent's audio.
+//!
+//! Each chunk sent to Twilio is followed by a named `mark`; Twilio echoes the mark once the audio
+//! before it has played. Echoed marks give exact "played up to here" points; inside the chunk that is
+//! playing now, the position is interpolated from the moment it started (the later of its send time and
+//! the previous echo) at 8 bytes per ms, and never beyond what was sent. This is what
+//! `conversation.item.truncate` needs on barge-in: audio heard, not wall-clock time since sending.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::telephony::twilio::media::BYTES_PER_MS;
+
+#[derive(Debug, Clone)]
+struct Chunk {
+    mark: u64,
+    /// Sequence number of the item the chunk belongs to.
+    item_seq: u64,
+    bytes: u64,
+    sent_at: Instant,
+}
+
+#[derive(Debug, Clone)]
+struct ItemAudio {
+    seq: u64,
+    item_id: String,
+    sent_bytes: u64,
+    played_bytes: u64,
+}
+
+/// A barge-in cut: truncate `item_id` at `audio_end_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Truncation {
+    pub item_id: String,
+    pub audio_end_ms: u64,
+    /// Audio of the item that was sent to Twilio, in ms (`audio_end_ms` never exceeds it).
+    pub sent_ms: u64,
+}
+
+/// What an echoed mark meant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkOutcome {
+    /// Audio up to this mark has played.
+    Played,
+    /// An echo for audio that a `clear` already dropped: expected, nothing to do.
+    Cleared,
+    /// A name this call never sent.
+    Unknown,
+}
+
+/// Per-call playout tracker. Pure bookkeeping: the caller passes the clock in.
+#[derive(Debug, Default)]
+pub struct Playout {
+    next_mark: u64,
+    /// Marks at or below this were dropped by a `clear`.
+    cleared_through: Option<u64>,
+    pending: VecDeque<Chunk>,
+    last_echo_at: Option<Instant>,
+    current: Option<ItemAudio>,
+    next_item_seq: u64,
+}
+
+const MARK_PREFIX: &str = "v";
+
+impl Playout {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records `bytes` of `item_id` audio sent to Twilio at `now`; returns the mark name to send after it.
+    pub fn on_sent(&mut self, item_id: &str, bytes: usize, now: Instant) -> String {
+        let item_seq = match &mut self.current {
+            Some(item) if item.item_id == item_id => {
+                item.sent_bytes += bytes as u64;
+                item.seq
+            }
+            _ => {
+                self.next_item_seq += 1;
+                self.current = Some(ItemAudio {
+                    seq: self.next_item_seq,
+                    item_id: item_id.to_string(),
+                    sent_bytes: bytes as u64,
+                    played_bytes: 0,
+                });
+                self.next_item_seq
+            }
+        };
+        self.next_mark += 1;
+        self.pending.push_back(Chunk {
+            mark: self.next_mark,
+            item_seq,
+            bytes: bytes as u64,
+            sent_at: now,
+        });
+        format!("{MARK_PREFIX}{}", self.next_mark)
+    }
+
+    /// Applies a mark echo from Twilio.
+    pub fn on_mark(&mut self, name: &str, now: Instant) -> MarkOutcome {
+        let Some(mark) = name.strip_prefix(MARK_PREFIX).and_then(|n| n.parse::<u64>().ok()) else {
+            return MarkOutcome::Unknown;
+        };
+        if mark == 0 || mark > self.next_mark {
+            return MarkOutcome::Unknown;
+        }
+        if self.cleared_through.is_some_and(|c| mark <= c) {
+            return MarkOutcome::Cleared;
+        }
+        if !self.pending.iter().any(|c| c.mark == mark) {
+            // Already accounted for (a later mark arrived first); harmless.
+            return MarkOutcome::Played;
+        }
+        // Marks echo in order, so everything up to this one has played.
+        while let Some(chunk) = self.pending.pop_front() {
+            if let Some(item) = self.current.as_mut().filter(|i| i.seq == chunk.item_seq) {
+                item.played_bytes = (item.played_bytes + chunk.bytes).min(item.sent_bytes);
+            }
+            if chunk.mark == mark {
+                break;
+            }
+        }
+        self.last_echo_at = Some(now);
+        MarkOutcome::Played
+    }
+
+    /// How much of the current item the caller has heard at `now`: `(item_id, bytes heard, bytes sent)`.
+    pub fn heard(&self, now: Instant) -> Option<(&str, u64, u64)> {
+        let item = self.current.as_ref()?;
+        let mut heard = item.played_bytes;
+        if let Some(chunk) = self.pending.front().filter(|c| c.item_seq == item.seq) {
+            let started = match self.last_echo_at {
+                Some(echo) if echo > chunk.sent_at => echo,
+                _ => chunk.sent_at,
+            };
+            let elapsed_ms = now.saturating_duration_since(started).as_millis() as u64;
+            heard += (elapsed_ms * BYTES_PER_MS).min(chunk.bytes);
+        }
+        Some((item.item_id.as_str(), heard.min(item.sent_bytes), item.sent_bytes))
+    }
+
+    /// Audio still queued at Twilio (sent but not confirmed played), estimated at `now`.
+    pub fn unplayed(&self, now: Instant) -> Duration {
+        let queued: u64 = self.pending.iter().map(|c| c.bytes).sum();
+        let in_progress = match (self.heard(now), self.current.as_ref()) {
+            (Some((_, heard, _)), Some(item)) => heard.saturating_sub(item.played_bytes),
+            _ => 0,
+        };
+        Duration::from_millis(queued.saturating_sub(in_progress) / BYTES_PER_MS)
+    }
+
+    /// True when every chunk sent has been confirmed played.
+    pub fn is_drained(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// The caller barged in at `now`: forget queued audio (the bridge sends `clear`) and say where to cut
+    /// the current item. `response_active` means the model may still be producing this item, so it is cut
+    /// even if everything sent so far has played.
+    pub fn interrupt(&mut self, now: Instant, response_active: bool) -> Option<Truncation> {
+        let cut = self.heard(now).and_then(|(item_id, heard, sent)| {
+            (heard < sent || response_active).then(|| Truncation {
+                item_id: item_id.to_string(),
+                audio_end_ms: heard / BYTES_PER_MS,
+                sent_ms: sent / BYTES_PER_MS,
+            })
+        });
+        if !self.pending.is_empty() {
+            self.cleared_through = Some(self.next_mark);
+        }
+        self.pending.clear();
+        self.current = None;
+        cut
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn heard_follows_marks_and_interpolates_inside_a_chunk() {
+        let t0 = Instant::now();
+        let mut p = Playout::new();
+        // Three 100 ms chunks sent at once (the model streams faster than real time).
+        let m1 = p.on_sent("item_a", 800, t0);
+        let _m2 = p.on_sent("item_a", 800, t0);
+        let _m3 = p.on_sent("item_a", 800, t0);
+        assert_eq!(p.heard(t0 + ms(40)).unwrap().1, 320);
+        // First echo arrives late (the caller's playout started 30 ms after we sent).
+        assert_eq!(p.on_mark(&m1, t0 + ms(130)), MarkOutcome::Played);
+        assert_eq!(p.heard(t0 + ms(130)).unwrap().1, 800);
+        // 50 ms into the second chunk, measured from the echo, not from sending.
+        assert_eq!(p.heard(t0 + ms(180)).unwrap().1, 1200);
+        // Never more than sent.
+        assert_eq!(p.heard(t0 + ms(5000)).unwrap().1, 1600);
+        let cut = p.interrupt(t0 + ms(180), false).unwrap();
+        assert_eq!(cut, Truncation { item_id: "item_a".into(), audio_end_ms: 150, sent_ms: 300 });
+        assert!(p.is_drained());
+    }
+
+    #[test]
+    fn cleared_and_unknown_marks() {
+        let t0 = Instant::now();
+        let mut p = Playout::new();
+        let m1 = p.on_sent("a", 160, t0);
+        p.interrupt(t0, true);
+        assert_eq!(p.on_mark(&m1, t0), MarkOutcome::Cleared);
+        assert_eq!(p.on_mark("v99", t0), MarkOutcome::Unknown);
+        assert_eq!(p.on_mark("hello", t0), MarkOutcome::Unknown);
+    }
+
+    #[test]
+    fn fully_played_item_is_not_cut_unless_still_streaming() {
+        let t0 = Instant::now();
+        let mut p = Playout::new();
+        let m = p.on_sent("a", 160, t0);
+        p.on_mark(&m, t0 + ms(20));
+        assert_eq!(p.interrupt(t0 + ms(30), false), None);
+        let m = p.on_sent("b", 160, t0 + ms(40));
+        p.on_mark(&m, t0 + ms(60));
+        let cut = p.interrupt(t0 + ms(70), true).unwrap();
+        assert_eq!((cut.audio_end_ms, cut.sent_ms), (20, 20));
+    }
+
+    #[test]
+    fn a_new_item_starts_counting_from_zero() {
+        let t0 = Instant::now();
+        let mut p = Playout::new();
+        p.on_sent("a", 800, t0);
+        p.on_sent("b", 800, t0 + ms(10));
+        // Item b's chunk waits behind a's unplayed chunk: nothing of b heard yet.
+        let (id, heard, sent) = p.heard(t0 + ms(50)).unwrap();
+        assert_eq!((id, heard, sent), ("b", 0, 800));
+        assert_eq!(p.unplayed(t0 + ms(50)), ms(200));
+    }
+}
