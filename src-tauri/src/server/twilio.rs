@@ -1,0 +1,111 @@
+//! Twilio's doors: the voice webhook (`POST /twiml`) and the Media Streams socket (`GET /media-stream`).
+//!
+//! Both are checked with `X-Twilio-Signature` against the public URL Twilio used, before anything else
+//! happens; the stream additionally needs the one-time token `/twiml` handed out for its call.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tracing::{info, warn};
+
+use crate::calls::bridge;
+use crate::server::public_url;
+use crate::services::Services;
+use crate::telephony::twilio::signature;
+use crate::telephony::twilio::twiml;
+
+/// Twilio's webhooks are small forms; anything larger is not Twilio.
+const WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
+
+pub fn routes() -> Router<Arc<Services>> {
+    Router::new()
+        .route("/twiml", post(voice_webhook))
+        .route("/media-stream", get(media_stream))
+        .layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT))
+}
+
+fn forbidden(reason: &'static str) -> Response {
+    (StatusCode::FORBIDDEN, reason).into_response()
+}
+
+/// Checks `X-Twilio-Signature` for `url` and `params`. Logs refusals without the signature or token.
+fn check_signature(
+    services: &Services,
+    headers: &HeaderMap,
+    url: &str,
+    params: &[(String, String)],
+    what: &str,
+) -> Result<(), Response> {
+    let token = &services.config.twilio_auth_token;
+    if token.is_empty() {
+        warn!(%what, "refused: no Twilio auth token is configured, so signatures cannot be checked");
+        return Err(forbidden("Twilio signature cannot be checked: no auth token configured"));
+    }
+    let Some(sig) = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()) else {
+        warn!(%what, "refused: missing X-Twilio-Signature");
+        return Err(forbidden("missing X-Twilio-Signature"));
+    };
+    let request = signature::SignedRequest {
+        url,
+        form_params: params,
+        json_body: None,
+        signature: sig,
+        algorithm: signature::Algorithm::from_headers(headers),
+    };
+    signature::verify(token.expose(), &request).map_err(|e| {
+        warn!(%what, reason = %e, "refused: bad Twilio signature");
+        forbidden("invalid X-Twilio-Signature")
+    })
+}
+
+/// Twilio's voice webhook: answers with `<Connect><Stream>` and a one-time token bound to the CallSid.
+async fn voice_webhook(State(services): State<Arc<Services>>, headers: HeaderMap, uri: Uri, body: Bytes) -> Response {
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let public = services.config.public_url.as_deref();
+    let url = public_url::webhook_url(public, &headers, &uri);
+    if let Err(refusal) = check_signature(&services, &headers, &url, &params, "voice webhook") {
+        return refusal;
+    }
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let Some(call_sid) = param("CallSid").filter(|s| !s.is_empty()) else {
+        return (StatusCode::BAD_REQUEST, "CallSid is required").into_response();
+    };
+    let token = services.registry.issue_token(&call_sid, param("From"), param("To"));
+    let stream_url = crate::config::stream_url_for(&public_url::base_url(public, &headers));
+    info!(call_sid = %call_sid, "voice webhook answered with a media stream");
+    let xml = twiml::Response::new()
+        .connect_stream(twiml::Stream {
+            url: stream_url,
+            parameters: vec![("token".into(), token)],
+            status_callback: None,
+            status_callback_method: None,
+        })
+        .to_xml();
+    ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], xml).into_response()
+}
+
+/// The Media Streams socket. Signature first; the token is checked against `start.callSid` by the bridge.
+async fn media_stream(
+    State(services): State<Arc<Services>>,
+    headers: HeaderMap,
+    uri: Uri,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let url = public_url::websocket_url(services.config.public_url.as_deref(), &headers, &uri);
+    if let Err(refusal) = check_signature(&services, &headers, &url, &[], "media stream") {
+        return refusal;
+    }
+    let deps = services.bridge.clone();
+    upgrade
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(16 * 1024)
+        .max_message_size(1024 * 1024)
+        .max_frame_size(1024 * 1024)
+        .on_upgrade(move |socket| bridge::handle_media_socket(deps, socket))
+}
