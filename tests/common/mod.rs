@@ -1,0 +1,128 @@
+//! Shared harness for the integration tests: a real core (HTTP server, bridge, SQLite library) wired to
+//! the simulator's fake Realtime server, and fake Twilio callers that call it over loopback.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use verbio::calls::events::CallEvent;
+use verbio::config::{Config, Secret};
+use verbio::services::{self, Running};
+use verbio::sim::realtime_server::{SimRealtimeConfig, SimRealtimeServer};
+use verbio::sim::twilio_caller::CallerConfig;
+
+pub const AUTH_TOKEN: &str = "tw-auth-token-for-tests-0001";
+pub const ACCOUNT_SID: &str = "AC00000000000000000000000000000001";
+pub const OPENAI_KEY: &str = "sk-test-openai-key-do-not-log-0001";
+
+pub struct Harness {
+    pub model: SimRealtimeServer,
+    pub running: Running,
+    pub base: String,
+    pub data: tempfile::TempDir,
+    events: tokio::sync::broadcast::Receiver<CallEvent>,
+}
+
+static CALLS: AtomicU32 = AtomicU32::new(1);
+
+/// A unique CallSid per test call.
+pub fn call_sid() -> String {
+    format!("CA{:032x}", CALLS.fetch_add(1, Ordering::Relaxed) as u128 + (std::process::id() as u128) * 1_000_000)
+}
+
+pub async fn start(model: SimRealtimeConfig, tweak: impl FnOnce(&mut Config)) -> Harness {
+    let model = SimRealtimeServer::start(model).await.expect("fake Realtime server starts");
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::default();
+    config.port = 0;
+    config.data_dir = data.path().to_path_buf();
+    config.openai_api_key = Secret::new(OPENAI_KEY);
+    config.realtime_url = model.url();
+    config.twilio_account_sid = ACCOUNT_SID.into();
+    config.twilio_auth_token = Secret::new(AUTH_TOKEN);
+    config.bridge.reconnect_backoff = Duration::from_millis(50);
+    tweak(&mut config);
+    let running = services::start(config).await.expect("core starts");
+    let base = format!("http://{}", running.local_addr);
+    let events = running.services.subscribe();
+    Harness {
+        model,
+        running,
+        base,
+        data,
+        events,
+    }
+}
+
+impl Harness {
+    pub fn caller(&self, call_sid: &str) -> CallerConfig {
+        CallerConfig {
+            bridge_base: self.base.clone(),
+            public_url: self.base.clone(),
+            auth_token: AUTH_TOKEN.into(),
+            account_sid: ACCOUNT_SID.into(),
+            call_sid: call_sid.into(),
+            from: "+14155550100".into(),
+            to: "+14155550199".into(),
+            ..CallerConfig::default()
+        }
+    }
+
+    /// Waits for the bus to report `call_sid` ended and returns that event.
+    pub async fn ended(&mut self, call_sid: &str) -> CallEvent {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .expect("call ends within 15 s");
+            match next {
+                Ok(e @ CallEvent::CallEnded { .. }) if e.call_sid() == call_sid => return e,
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event bus closed: {e}"),
+            }
+        }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data.path().join("verbio.sqlite3")
+    }
+
+    /// Checks every client event the fake model received against the `openai` Python package's own
+    /// GA types (`RealtimeClientEvent`), rejecting undeclared fields (see `validate_realtime_events.py`).
+    pub fn validate_client_events(&self, name: &str) {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("client-events");
+        std::fs::create_dir_all(&dir).expect("events dir");
+        let mut out = String::new();
+        for session in self.model.sessions() {
+            for event in &session.client_events {
+                out.push_str(&event.to_string());
+                out.push('\n');
+            }
+        }
+        let path = dir.join(format!("{name}.jsonl"));
+        std::fs::write(&path, out).expect("write events");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/validate_realtime_events.py");
+        let output = std::process::Command::new("python3")
+            .arg(script)
+            .arg(&path)
+            .output()
+            .expect("python3 runs (the test command installs the openai package)");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(output.status.success(), "client events of {name} fail the openai types:\n{text}");
+    }
+}
+
+/// Polls `check` every 20 ms until it holds or `timeout` passes.
+pub async fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
