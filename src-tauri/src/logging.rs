@@ -87,12 +87,22 @@ fn filter_from(directives: Option<&str>) -> (EnvFilter, Option<String>) {
 /// assert_eq!(redact_query("/media-stream?token=abc&x=1"), "/media-stream?token=REDACTED&x=REDACTED");
 /// assert_eq!(redact_query("/twiml"), "/twiml");
 /// ```
+/// Given a full URL, user info (`user:password@`) is redacted too.
 pub fn redact_query(path_and_query: &str) -> String {
     let (rest, fragment) = match path_and_query.split_once('#') {
         Some((rest, _)) => (rest, true),
         None => (path_and_query, false),
     };
     let mut out = String::with_capacity(path_and_query.len() + 16);
+    let rest = match strip_userinfo(rest) {
+        Some((scheme, after_userinfo)) => {
+            out.push_str(scheme);
+            out.push_str(REDACTED);
+            out.push('@');
+            after_userinfo
+        }
+        None => rest,
+    };
     match rest.split_once('?') {
         None => out.push_str(rest),
         Some((path, query)) => {
@@ -119,6 +129,16 @@ pub fn redact_query(path_and_query: &str) -> String {
         out.push_str(REDACTED);
     }
     out
+}
+
+/// For `scheme://user:pass@host…`: (`scheme://`, `host…`). `None` when there is no user info.
+fn strip_userinfo(url: &str) -> Option<(&str, &str)> {
+    let authority_start = url.find("://")? + 3;
+    let authority_len = url[authority_start..]
+        .find(['/', '?'])
+        .unwrap_or(url.len() - authority_start);
+    let at = url[authority_start..authority_start + authority_len].rfind('@')?;
+    Some((&url[..authority_start], &url[authority_start + at + 1..]))
 }
 
 #[cfg(test)]
@@ -152,6 +172,14 @@ mod tests {
             "wss://h.example/media?token=REDACTED#REDACTED"
         );
         assert!(!redact_query("/x?api_key=sk-live-123").contains("sk-live-123"));
+        assert_eq!(
+            redact_query("https://AC1:tok3n@api.example/a?b=c"),
+            "https://REDACTED@api.example/a?b=REDACTED"
+        );
+        assert_eq!(
+            redact_query("https://h/a?next=x@y"),
+            "https://h/a?next=REDACTED"
+        );
     }
 
     #[test]
@@ -179,6 +207,7 @@ mod tests {
     #[test]
     fn init_twice_is_harmless() {
         init(LogFormat::Json);
+        assert!(tracing::dispatcher::has_been_set());
         init(LogFormat::Pretty);
         tracing::info!("still logging");
     }
