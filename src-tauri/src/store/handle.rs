@@ -1,0 +1,481 @@
+//! [`StoreHandle`]: the only way the rest of the app reaches the database.
+//!
+//! A single OS thread owns the `rusqlite::Connection` and works through commands in the order
+//! they were sent. Writes are fire-and-forget over an unbounded channel, so a call's task never
+//! waits on the disk; reads come back through a oneshot. When the last handle is dropped the
+//! thread finishes what was queued and closes the database.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+use std::sync::mpsc;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use super::transcripts::NewTranscript;
+use super::{calls, migrations, transcripts, StoreError};
+use super::{CallRecord, IssueRecord, TranscriptRecord};
+use crate::calls::events::CallEvent;
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+enum Command {
+    Apply(CallEvent),
+    Run(Job),
+}
+
+/// Cheap to clone, `Send + Sync`; every clone talks to the same store thread.
+#[derive(Clone)]
+pub struct StoreHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl std::fmt::Debug for StoreHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreHandle")
+    }
+}
+
+impl StoreHandle {
+    /// Opens (or creates) the library at `path`, creating its directory and applying migrations,
+    /// and starts the store thread. Blocks briefly; call it at start-up.
+    pub fn open(path: &Path) -> Result<StoreHandle, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        let conn = open_connection(path)?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("verbio-store".into())
+            .spawn(move || run(conn, rx))
+            .map_err(StoreError::Thread)?;
+        Ok(StoreHandle { tx })
+    }
+
+    /// Persists a bus event, fire-and-forget: never blocks, never fails the caller. Problems are
+    /// logged with the call's SID.
+    pub fn apply(&self, event: &CallEvent) {
+        if matches!(event, CallEvent::BargeIn { .. }) {
+            return; // Live-only; nothing to keep.
+        }
+        if self.tx.send(Command::Apply(event.clone())).is_err() {
+            tracing::warn!(
+                call_sid = %event.call_sid(),
+                event = event_kind(event),
+                "call library has stopped; event not saved"
+            );
+        }
+    }
+
+    /// Calls, newest first.
+    pub fn list_calls(
+        &self,
+        limit: u32,
+        offset: u32,
+    ) -> impl Future<Output = Result<Vec<CallRecord>, StoreError>> + Send + 'static {
+        self.request(move |conn| calls::list(conn, limit, offset))
+    }
+
+    pub fn call(
+        &self,
+        call_sid: &str,
+    ) -> impl Future<Output = Result<Option<CallRecord>, StoreError>> + Send + 'static {
+        let call_sid = call_sid.to_string();
+        self.request(move |conn| calls::get(conn, &call_sid))
+    }
+
+    /// A call's transcript, ordered by offset into the stream, then by arrival.
+    pub fn transcripts(
+        &self,
+        call_sid: &str,
+    ) -> impl Future<Output = Result<Vec<TranscriptRecord>, StoreError>> + Send + 'static {
+        let call_sid = call_sid.to_string();
+        self.request(move |conn| transcripts::for_call(conn, &call_sid))
+    }
+
+    /// A call's model-side issues, oldest first.
+    pub fn issues(
+        &self,
+        call_sid: &str,
+    ) -> impl Future<Output = Result<Vec<IssueRecord>, StoreError>> + Send + 'static {
+        let call_sid = call_sid.to_string();
+        self.request(move |conn| calls::issues(conn, &call_sid))
+    }
+
+    /// Deletes a call with its transcript and issues; false when there was no such call.
+    pub fn delete_call(
+        &self,
+        call_sid: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send + 'static {
+        let call_sid = call_sid.to_string();
+        self.request(move |conn| calls::delete(conn, &call_sid))
+    }
+
+    /// Resolves once every command sent before this call has been carried out.
+    pub fn flush(&self) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
+        self.request(|_| Ok(()))
+    }
+
+    /// Queues `job` now (so it is ordered after everything already sent) and returns its answer.
+    fn request<T, F>(&self, job: F) -> impl Future<Output = Result<T, StoreError>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let run: Job = Box::new(move |conn| {
+            let _ = reply.send(job(conn));
+        });
+        let sent = self.tx.send(Command::Run(run)).is_ok();
+        async move {
+            if !sent {
+                return Err(StoreError::Closed);
+            }
+            answer.await.unwrap_or(Err(StoreError::Closed))
+        }
+    }
+}
+
+/// Opens and migrates, turning "not a database" into a clear [`StoreError::Corrupt`].
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let classify = |err: StoreError| {
+        let corrupt = err.is_corruption();
+        match err {
+            StoreError::Sqlite(source) | StoreError::Migration { source, .. } if corrupt => {
+                StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            }
+            StoreError::Sqlite(source) => StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            },
+            other => other,
+        }
+    };
+    let mut conn = Connection::open(path).map_err(|e| classify(StoreError::Sqlite(e)))?;
+    migrations::configure(&conn).map_err(classify)?;
+    migrations::migrate(&mut conn).map_err(classify)?;
+    Ok(conn)
+}
+
+/// The store thread's loop. Ends when every handle is gone and the queue is drained.
+fn run(mut conn: Connection, rx: mpsc::Receiver<Command>) {
+    while let Ok(command) = rx.recv() {
+        // A bug in one command must not take the library down for the rest of the session.
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| match command {
+            Command::Apply(event) => {
+                if let Err(e) = apply_event(&mut conn, &event) {
+                    tracing::warn!(
+                        call_sid = %event.call_sid(),
+                        event = event_kind(&event),
+                        error = %e,
+                        "could not save call event"
+                    );
+                }
+            }
+            Command::Run(job) => job(&mut conn),
+        }));
+        if outcome.is_err() {
+            tracing::error!("call library command panicked; continuing");
+        }
+    }
+}
+
+fn apply_event(conn: &mut Connection, event: &CallEvent) -> Result<(), StoreError> {
+    match event {
+        CallEvent::CallStarted {
+            call_sid,
+            stream_sid,
+            from,
+            to,
+            at_ms,
+        } => calls::insert_started(
+            conn,
+            call_sid,
+            stream_sid,
+            from.as_deref(),
+            to.as_deref(),
+            *at_ms,
+        ),
+        CallEvent::Transcript {
+            call_sid,
+            speaker,
+            text,
+            offset_ms,
+            interrupted,
+            at_ms,
+        } => transcripts::insert(
+            conn,
+            &NewTranscript {
+                call_sid,
+                speaker: *speaker,
+                text,
+                offset_ms: *offset_ms,
+                interrupted: *interrupted,
+                at_ms: *at_ms,
+            },
+        )
+        .map(|_| ()),
+        CallEvent::ModelIssue {
+            call_sid,
+            code,
+            message,
+            at_ms,
+        } => calls::insert_issue(conn, call_sid, code, message, *at_ms),
+        CallEvent::CallEnded {
+            call_sid,
+            reason,
+            failed,
+            at_ms,
+        } => calls::mark_ended(conn, call_sid, reason, *failed, *at_ms),
+        CallEvent::BargeIn { .. } => Ok(()),
+    }
+}
+
+fn event_kind(event: &CallEvent) -> &'static str {
+    match event {
+        CallEvent::CallStarted { .. } => "call_started",
+        CallEvent::Transcript { .. } => "transcript",
+        CallEvent::BargeIn { .. } => "barge_in",
+        CallEvent::ModelIssue { .. } => "model_issue",
+        CallEvent::CallEnded { .. } => "call_ended",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calls::events::Speaker;
+
+    fn assert_send_sync_clone<T: Send + Sync + Clone + 'static>() {}
+
+    #[test]
+    fn handle_is_shareable() {
+        assert_send_sync_clone::<StoreHandle>();
+    }
+
+    fn started(call_sid: &str, at_ms: i64) -> CallEvent {
+        CallEvent::CallStarted {
+            call_sid: call_sid.into(),
+            stream_sid: format!("MZ{call_sid}"),
+            from: Some("+14155550100".into()),
+            to: Some("+14155550199".into()),
+            at_ms,
+        }
+    }
+
+    fn transcript(call_sid: &str, speaker: Speaker, text: &str, offset_ms: u64) -> CallEvent {
+        CallEvent::Transcript {
+            call_sid: call_sid.into(),
+            speaker,
+            text: text.into(),
+            offset_ms,
+            interrupted: false,
+            at_ms: 5_000 + offset_ms as i64,
+        }
+    }
+
+    #[tokio::test]
+    async fn events_are_applied_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StoreHandle::open(&dir.path().join("nested/dir/verbio.sqlite3")).unwrap();
+
+        store.apply(&started("CA1", 1_000));
+        store.apply(&transcript(
+            "CA1",
+            Speaker::Agent,
+            "Hello, how can I help?",
+            200,
+        ));
+        store.apply(&transcript("CA1", Speaker::Caller, "I need a taxi", 3_400));
+        store.apply(&CallEvent::BargeIn {
+            call_sid: "CA1".into(),
+            item_id: "item_1".into(),
+            heard_ms: 800,
+            at_ms: 4_000,
+        });
+        store.apply(&CallEvent::ModelIssue {
+            call_sid: "CA1".into(),
+            code: "reconnect".into(),
+            message: "model socket dropped; reconnected".into(),
+            at_ms: 6_000,
+        });
+        store.apply(&CallEvent::CallEnded {
+            call_sid: "CA1".into(),
+            reason: "caller hung up".into(),
+            failed: false,
+            at_ms: 9_000,
+        });
+        store.apply(&started("CA2", 2_000));
+        store.apply(&CallEvent::CallEnded {
+            call_sid: "CA2".into(),
+            reason: "model unavailable".into(),
+            failed: true,
+            at_ms: 2_500,
+        });
+        store.flush().await.unwrap();
+
+        let call = store.call("CA1").await.unwrap().unwrap();
+        assert_eq!(call.stream_sid.as_deref(), Some("MZCA1"));
+        assert_eq!(call.from_number.as_deref(), Some("+14155550100"));
+        assert_eq!(call.status, "completed");
+        assert_eq!(call.ended_at_ms, Some(9_000));
+        assert_eq!(call.end_reason.as_deref(), Some("caller hung up"));
+        assert!(!call.failed);
+
+        let failed = store.call("CA2").await.unwrap().unwrap();
+        assert_eq!(failed.status, "failed");
+        assert!(failed.failed);
+
+        let lines = store.transcripts("CA1").await.unwrap();
+        let texts: Vec<_> = lines.iter().map(|l| (l.speaker, l.text.as_str())).collect();
+        assert_eq!(
+            texts,
+            [
+                (Speaker::Agent, "Hello, how can I help?"),
+                (Speaker::Caller, "I need a taxi")
+            ]
+        );
+        assert_eq!(lines[1].offset_ms, 3_400);
+
+        let issues = store.issues("CA1").await.unwrap();
+        assert_eq!(issues.len(), 1);
+        assert_eq!(issues[0].code, "reconnect");
+
+        let listed = store.list_calls(10, 0).await.unwrap();
+        let sids: Vec<_> = listed.iter().map(|c| c.call_sid.as_str()).collect();
+        assert_eq!(sids, ["CA2", "CA1"]);
+        assert!(store.call("CA404").await.unwrap().is_none());
+
+        // Records serialize for the UI.
+        let json = serde_json::to_value(&lines[0]).unwrap();
+        assert_eq!(json["speaker"], "agent");
+        assert_eq!(serde_json::to_value(&call).unwrap()["status"], "completed");
+
+        assert!(store.delete_call("CA1").await.unwrap());
+        assert!(store.transcripts("CA1").await.unwrap().is_empty());
+        assert!(store.issues("CA1").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn transcript_for_unknown_call_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StoreHandle::open(&dir.path().join("verbio.sqlite3")).unwrap();
+        store.apply(&transcript("CAghost", Speaker::Caller, "anyone there?", 10));
+        store.flush().await.unwrap();
+        let lines = store.transcripts("CAghost").await.unwrap();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].text, "anyone there?");
+        let call = store.call("CAghost").await.unwrap().unwrap();
+        assert_eq!(call.status, "in-progress");
+        assert_eq!(call.stream_sid, None);
+
+        // The start arriving late fills the placeholder in.
+        store.apply(&started("CAghost", 4_000));
+        let call = store.call("CAghost").await.unwrap().unwrap();
+        assert_eq!(call.stream_sid.as_deref(), Some("MZCAghost"));
+        assert_eq!(call.started_at_ms, 4_000);
+    }
+
+    #[tokio::test]
+    async fn reopening_keeps_data_and_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("verbio.sqlite3");
+        {
+            let store = StoreHandle::open(&path).unwrap();
+            store.apply(&started("CA1", 1));
+            store.flush().await.unwrap();
+        }
+        for _ in 0..2 {
+            let store = StoreHandle::open(&path).unwrap();
+            let version = store
+                .request(|conn| migrations::current_version(conn))
+                .await
+                .unwrap();
+            assert_eq!(version, migrations::latest_version());
+            let (wal, fk): (String, i64) = store
+                .request(|conn| {
+                    let wal = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+                    let fk = conn.pragma_query_value(None, "foreign_keys", |r| r.get(0))?;
+                    Ok((wal, fk))
+                })
+                .await
+                .unwrap();
+            assert_eq!((wal.as_str(), fk), ("wal", 1));
+            assert_eq!(store.list_calls(10, 0).await.unwrap().len(), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn flush_waits_for_everything_sent_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StoreHandle::open(&dir.path().join("verbio.sqlite3")).unwrap();
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        store.apply(&transcript("CA1", Speaker::Caller, &format!("{w}-{i}"), i));
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        store.flush().await.unwrap();
+        assert_eq!(store.transcripts("CA1").await.unwrap().len(), 200);
+    }
+
+    #[tokio::test]
+    async fn a_failing_query_does_not_stop_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StoreHandle::open(&dir.path().join("verbio.sqlite3")).unwrap();
+        let err = store
+            .request(|conn| Ok(conn.execute_batch("SELECT * FROM no_such_table")?))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Sqlite(_)), "{err}");
+        let panicked: Result<(), _> = store.request(|_| panic!("bug")).await;
+        assert!(matches!(panicked, Err(StoreError::Closed)));
+        store.apply(&started("CA1", 1));
+        assert!(store.call("CA1").await.unwrap().is_some());
+    }
+
+    #[test]
+    fn corrupt_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("verbio.sqlite3");
+        std::fs::write(&path, vec![0x5Au8; 8192]).unwrap();
+        let err = StoreHandle::open(&path).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.contains("damaged or not a Verbio database"),
+            "{message}"
+        );
+        assert!(message.contains("verbio.sqlite3"), "{message}");
+
+        // A valid header followed by garbage is caught as well.
+        let mut bytes = b"SQLite format 3\0".to_vec();
+        bytes.extend(std::iter::repeat_n(0xA5u8, 8192));
+        std::fs::write(&path, bytes).unwrap();
+        let err = StoreHandle::open(&path).unwrap_err();
+        assert!(err.is_corruption(), "{err:?}");
+    }
+
+    #[test]
+    fn unusable_directory_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, b"x").unwrap();
+        let err = StoreHandle::open(&blocker.join("verbio.sqlite3")).unwrap_err();
+        assert!(matches!(err, StoreError::CreateDir { .. }), "{err:?}");
+    }
+}

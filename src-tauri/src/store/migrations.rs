@@ -1,0 +1,161 @@
+//! The schema, as an ordered list of migrations.
+//!
+//! `PRAGMA user_version` holds how many have been applied. Each one runs in its own transaction
+//! together with the version bump, so a crash mid-way leaves the file at the previous version and
+//! the next start simply tries again. Append new migrations; never edit a released one.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// Migration `i` (0-based) brings the schema from version `i` to `i + 1`.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: calls, transcripts, issues.
+    "CREATE TABLE calls (
+        call_sid      TEXT PRIMARY KEY,
+        stream_sid    TEXT,
+        direction     TEXT NOT NULL DEFAULT 'inbound',
+        from_number   TEXT,
+        to_number     TEXT,
+        status        TEXT NOT NULL,
+        started_at_ms INTEGER NOT NULL,
+        ended_at_ms   INTEGER,
+        end_reason    TEXT,
+        failed        INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX calls_started_at ON calls(started_at_ms);
+    CREATE TABLE transcripts (
+        id          INTEGER PRIMARY KEY,
+        call_sid    TEXT NOT NULL REFERENCES calls(call_sid) ON DELETE CASCADE,
+        speaker     TEXT NOT NULL CHECK(speaker IN ('caller','agent')),
+        text        TEXT NOT NULL,
+        offset_ms   INTEGER NOT NULL,
+        interrupted INTEGER NOT NULL DEFAULT 0,
+        at_ms       INTEGER NOT NULL
+    );
+    CREATE INDEX transcripts_call_sid ON transcripts(call_sid);
+    CREATE TABLE call_issues (
+        id       INTEGER PRIMARY KEY,
+        call_sid TEXT NOT NULL REFERENCES calls(call_sid) ON DELETE CASCADE,
+        code     TEXT NOT NULL,
+        message  TEXT NOT NULL,
+        at_ms    INTEGER NOT NULL
+    );
+    CREATE INDEX call_issues_call_sid ON call_issues(call_sid);",
+];
+
+/// The schema version this build writes.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Connection settings every connection needs: WAL (readers never wait for the writer, and a
+/// crash cannot tear a write), foreign keys (off by default in SQLite), and a busy timeout.
+pub fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        // In-memory databases cannot use WAL; everything else should.
+        tracing::warn!(journal_mode = %mode, "SQLite did not switch to WAL mode");
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(())
+}
+
+/// The schema version recorded in the file.
+pub fn current_version(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.pragma_query_value(None, "user_version", |row| row.get(0))?)
+}
+
+/// Applies the migrations the file has not seen yet; returns the resulting version.
+/// Running it again on an up-to-date file changes nothing.
+pub fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
+    let found = current_version(conn)?;
+    let known = latest_version();
+    if found > known {
+        return Err(StoreError::TooNew { found, known });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
+        let version = index + 1;
+        let failed = |source| StoreError::Migration { version, source };
+        let tx = conn.transaction().map_err(failed)?;
+        tx.execute_batch(sql).map_err(failed)?;
+        tx.pragma_update(None, "user_version", version as i64)
+            .map_err(failed)?;
+        tx.commit().map_err(failed)?;
+        tracing::info!(version, "applied call library migration");
+    }
+    Ok(known)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table_names(conn: &Connection) -> Vec<String> {
+        let mut stmt = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type IN ('table','index') ORDER BY name")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn migrate_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lib.sqlite3");
+        let mut conn = Connection::open(&path).unwrap();
+        configure(&conn).unwrap();
+        assert_eq!(current_version(&conn).unwrap(), 0);
+        assert_eq!(migrate(&mut conn).unwrap(), latest_version());
+        let first = table_names(&conn);
+        assert!(
+            first.contains(&"transcripts_call_sid".to_string()),
+            "{first:?}"
+        );
+        drop(conn);
+
+        let mut conn = Connection::open(&path).unwrap();
+        configure(&conn).unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), latest_version());
+        assert_eq!(current_version(&conn).unwrap(), latest_version());
+        assert_eq!(table_names(&conn), first);
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let fk: i64 = conn
+            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1);
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("lib.sqlite3")).unwrap();
+        conn.pragma_update(None, "user_version", latest_version() + 1)
+            .unwrap();
+        let err = migrate(&mut conn).unwrap_err();
+        assert!(matches!(err, StoreError::TooNew { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_failing_migration_leaves_the_version_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("lib.sqlite3")).unwrap();
+        // A table already named `calls` makes migration 1 fail half-way.
+        conn.execute_batch("CREATE TABLE calls(x)").unwrap();
+        let err = migrate(&mut conn).unwrap_err();
+        assert!(
+            matches!(err, StoreError::Migration { version: 1, .. }),
+            "{err}"
+        );
+        assert_eq!(current_version(&conn).unwrap(), 0);
+        assert!(!table_names(&conn).contains(&"transcripts".to_string()));
+    }
+}
