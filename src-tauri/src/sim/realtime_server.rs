@@ -513,3 +513,7 @@ async fn send_all(ws: &mut Ws, out: &mut Vec<Value>, log: &Mutex<SessionLog>) ->
     }
     ws.flush().await.map_err(|_| ())
 }
+
+#[cfg(test)]
+#[path = "realtime_server_tests.rs"]
+mod tests;
