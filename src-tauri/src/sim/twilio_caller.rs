@@ -412,6 +412,8 @@ struct Line {
     chunk: u64,
     /// 20 ms ticks since the stream started (the stream clock).
     ticks: u64,
+    /// Wall-clock time of the last tick.
+    last_tick_at: Option<std::time::Instant>,
     playout: Playout,
     played_ms: Arc<AtomicU64>,
     report: CallerReport,
@@ -440,14 +442,27 @@ impl Line {
             seq: 0,
             chunk: 0,
             ticks: 0,
+            last_tick_at: None,
             playout,
             played_ms,
             report: CallerReport::default(),
         }
     }
 
+    /// Stream time of the next tick.
     fn now_ms(&self) -> u64 {
         self.ticks * 20
+    }
+
+    /// Stream time of an instant between ticks (exact to the ms, for clears).
+    fn stream_ms_at(&self, at: std::time::Instant) -> u64 {
+        match self.last_tick_at {
+            Some(last) => {
+                let since = at.saturating_duration_since(last).as_millis().min(20) as u64;
+                (self.ticks.saturating_sub(1)) * 20 + since
+            }
+            None => 0,
+        }
     }
 
     fn next_seq(&mut self) -> String {
@@ -575,16 +590,19 @@ impl Line {
     async fn on_tick(&mut self, script: &mut Script) -> Result<TickEnd, Gone> {
         let now_ms = self.now_ms();
         self.ticks += 1;
-        let played = self.playout.tick(now_ms);
-        for name in played.echoes {
-            self.echo_mark(name, now_ms, false).await?;
-        }
+        let at = std::time::Instant::now();
+        self.last_tick_at = Some(at);
+        // Everything started before this tick has finished playing by now: that is what the script hears.
         self.played_ms
             .store(self.playout.total_played_ms(), Ordering::SeqCst);
         let heard = Heard {
             total_ms: self.playout.total_played_ms(),
             utterance_ms: self.playout.utterance_played_ms(),
         };
+        let played = self.playout.tick(now_ms, at);
+        for name in played.echoes {
+            self.echo_mark(name, now_ms, false).await?;
+        }
         let plan = script.tick(heard, Instant::now());
         self.report.errors.extend(plan.errors);
         for action in plan.instantly {
@@ -705,8 +723,9 @@ impl Line {
                 None => self.report.errors.push("mark without mark.name".into()),
             },
             "clear" => {
-                let now_ms = self.now_ms();
-                let (dropped_marks, played_ms) = self.playout.clear();
+                let at = std::time::Instant::now();
+                let now_ms = self.stream_ms_at(at);
+                let (dropped_marks, played_ms) = self.playout.clear(at);
                 self.report.clears.push(now_ms);
                 self.report.played_ms_at_clear.push(played_ms);
                 if let Some(probe) = &self.config.probe {
@@ -754,3 +773,7 @@ impl Line {
         .await;
     }
 }
+
+#[cfg(test)]
+#[path = "twilio_caller_tests.rs"]
+mod tests;
