@@ -7,6 +7,40 @@
 //! bridge's own wire types: a fake that shared the bridge's types would agree with the bridge's bugs.
 //!
 //! Used by the tests, `verbio bench` and the desktop's demo call; never by production paths.
+//!
+//! A whole call through a bridge listening on `bridge_base` (which must be configured with the fake
+//! model's URL and the same Twilio auth token):
+//!
+//! ```no_run
+//! # async fn demo(bridge_base: &str) -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use verbio::sim::realtime_server::{AgentTurn, SimRealtimeConfig, SimRealtimeServer};
+//! use verbio::sim::twilio_caller::{CallerConfig, CallerStep, SimCall};
+//!
+//! let model = SimRealtimeServer::start(SimRealtimeConfig {
+//!     script: vec![AgentTurn::with_tone("Hello!", 880.0, 1200)],
+//!     ..SimRealtimeConfig::default()
+//! })
+//! .await?;
+//! // … start the bridge with `model.url()` as its Realtime base URL …
+//! let report = SimCall::run(
+//!     CallerConfig::new(bridge_base, "twilio-auth-token"),
+//!     vec![
+//!         CallerStep::Speak { tone_hz: 300.0, ms: 600 },
+//!         CallerStep::SpeakWhenAgentHasPlayed {
+//!             after_ms: 400, tone_hz: 300.0, ms: 500, timeout: Duration::from_secs(5),
+//!         },
+//!         CallerStep::Silence(1000),
+//!         CallerStep::HangUp,
+//!     ],
+//! )
+//! .await?;
+//! let truncates = &model.sessions()[0].truncates;
+//! assert!(truncates.iter().all(|(_, ms)| *ms <= report.played_ms_at_clear[0]));
+//! # Ok(())
+//! # }
+//! ```
+mod caller_line;
 pub mod frame_tag;
 mod playout;
 pub mod realtime_server;
