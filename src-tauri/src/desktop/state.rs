@@ -91,7 +91,8 @@ mod tests {
         core.failed("cannot bind 127.0.0.1:8081: Address in use".into());
         let err = waiting.await.unwrap().unwrap_err();
         assert_eq!(err, "cannot bind 127.0.0.1:8081: Address in use");
-        let json = serde_json::to_string(&core.services().await.unwrap_err()).unwrap();
+        let err = core.services().await.err().expect("a failed core has no services");
+        let json = serde_json::to_string(&err).unwrap();
         assert_eq!(json, "\"cannot bind 127.0.0.1:8081: Address in use\"");
     }
 
