@@ -11,6 +11,20 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
+if [ -z "${DISPLAY:-}" ] && [ -z "${WAYLAND_DISPLAY:-}" ]; then
+  cat >&2 <<'MSG'
+
+run-app: there is no graphical display here (neither DISPLAY nor WAYLAND_DISPLAY is set), so the
+desktop window cannot open. Run this from a desktop session, or run the call bridge headless:
+
+    cargo run --release --no-default-features -- serve
+
+It prints the address it listens on; README.md lists its settings (VERBIO_PORT, VERBIO_PUBLIC_URL,
+OPENAI_API_KEY, TWILIO_AUTH_TOKEN, ...).
+MSG
+  exit 1
+fi
+
 if [ "$(id -u)" -eq 0 ] && [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != "root" ] && command -v sudo >/dev/null 2>&1; then
   bash scripts/install-deps.sh --system
   # A login shell, so the user's ~/.profile puts rustup's cargo on PATH.
@@ -30,20 +44,6 @@ bash scripts/install-deps.sh
 
 echo "==> building the UI"
 npm run build --prefix ui
-
-if [ -z "${DISPLAY:-}" ] && [ -z "${WAYLAND_DISPLAY:-}" ]; then
-  cat >&2 <<'MSG'
-
-run-app: there is no graphical display here (neither DISPLAY nor WAYLAND_DISPLAY is set), so the
-desktop window cannot open. Run this from a desktop session, or run the call bridge headless:
-
-    cargo run --release --no-default-features -- serve
-
-It prints the address it listens on; README.md lists its settings (VERBIO_PORT, VERBIO_PUBLIC_URL,
-OPENAI_API_KEY, TWILIO_AUTH_TOKEN, ...).
-MSG
-  exit 1
-fi
 
 echo "==> building and starting Verbio (release build; the first build takes several minutes)"
 exec cargo run --release -- "$@"

@@ -48,6 +48,7 @@ cleanup() {
   rm -rf "$WORK/data"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 # A display: reuse one that answers, otherwise start Xvfb (and stop it afterwards).
 if xwininfo -display "$DISPLAY_NUM" -root >/dev/null 2>&1; then
