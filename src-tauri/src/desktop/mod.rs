@@ -54,7 +54,10 @@ pub fn run() -> Result<(), DesktopError> {
         if let RunEvent::Exit = event {
             let core = app.state::<Core>();
             tauri::async_runtime::block_on(async {
-                if tokio::time::timeout(SHUTDOWN_GRACE, core.shutdown()).await.is_err() {
+                if tokio::time::timeout(SHUTDOWN_GRACE, core.shutdown())
+                    .await
+                    .is_err()
+                {
                     warn!("the call bridge did not stop within {SHUTDOWN_GRACE:?}; exiting anyway");
                 }
             });

@@ -65,7 +65,11 @@ impl Core {
     /// Stops the core's server, if it runs. Later commands fail with [`CommandError::ShuttingDown`].
     pub async fn shutdown(&self) {
         self.phase.send_replace(Phase::Stopped);
-        let running = self.running.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         if let Some(running) = running {
             running.shutdown().await;
         }
@@ -87,11 +91,18 @@ mod tests {
             async move { core.services().await.map(|_| ()).map_err(|e| e.to_string()) }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!waiting.is_finished(), "a command waits while the core starts");
+        assert!(
+            !waiting.is_finished(),
+            "a command waits while the core starts"
+        );
         core.failed("cannot bind 127.0.0.1:8081: Address in use".into());
         let err = waiting.await.unwrap().unwrap_err();
         assert_eq!(err, "cannot bind 127.0.0.1:8081: Address in use");
-        let err = core.services().await.err().expect("a failed core has no services");
+        let err = core
+            .services()
+            .await
+            .err()
+            .expect("a failed core has no services");
         let json = serde_json::to_string(&err).unwrap();
         assert_eq!(json, "\"cannot bind 127.0.0.1:8081: Address in use\"");
     }
@@ -111,6 +122,9 @@ mod tests {
         let err = services.hang_up("CA0").unwrap_err();
         assert!(err.to_string().contains("CA0"));
         core.shutdown().await;
-        assert!(matches!(core.services().await, Err(CommandError::ShuttingDown)));
+        assert!(matches!(
+            core.services().await,
+            Err(CommandError::ShuttingDown)
+        ));
     }
 }
