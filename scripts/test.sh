@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# THE test command (CI runs it through .ci/run on a fresh Debian 12 machine as root, CI=true).
+# Installs dependencies, then: format check, UI checks/lint/tests/build, clippy for the headless core
+# and the desktop build, the Rust tests, and the desktop window smoke test.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+START=$SECONDS
+
+section() {
+  printf '\n==================== %s  [+%ss] ====================\n' "$*" "$((SECONDS - START))"
+}
+
+section "Dependencies"
+bash scripts/install-deps.sh
+
+# Outside the clone, so CI runs reuse the (large) build cache.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/verbio-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+echo "CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
+
+section "Rust formatting (cargo fmt --check)"
+cargo fmt --all -- --check
+
+section "UI: type check (svelte-check)"
+npm run --prefix ui check
+
+section "UI: lint (eslint)"
+npm run --prefix ui lint
+
+section "UI: unit tests (vitest)"
+npm run --prefix ui test
+
+section "UI: production build (vite)"
+npm run --prefix ui build
+
+section "Clippy: headless core (--no-default-features)"
+cargo clippy --no-default-features --all-targets -- -D warnings
+
+section "Clippy: desktop app (default features)"
+cargo clippy --all-targets -- -D warnings
+
+section "Desktop smoke test (window under Xvfb)"
+bash scripts/smoke-window.sh
+
+section "Rust tests: desktop module (default features)"
+cargo test --lib desktop 2>&1
+
+# Last, so that cargo test's own summary lines end the output.
+section "Rust tests (cargo test --no-default-features)"
+cargo test --no-default-features 2>&1

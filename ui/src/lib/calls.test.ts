@@ -1,0 +1,180 @@
+import { describe, expect, it } from 'vitest';
+import {
+  MAX_ENDED_CALLS,
+  MAX_ENTRIES_PER_CALL,
+  applyEvent,
+  emptyCalls,
+  endedCalls,
+  lastLine,
+  liveCalls,
+  pickSelection,
+  syncActive,
+  type CallsState,
+} from './calls';
+import type { CallEvent } from './types';
+
+const started = (sid: string, at: number, from = '+14155550100'): CallEvent => ({
+  type: 'call_started',
+  call_sid: sid,
+  stream_sid: `MZ${sid}`,
+  from,
+  to: '+14155550199',
+  at_ms: at,
+});
+
+const said = (sid: string, speaker: 'caller' | 'agent', text: string, at: number, interrupted = false): CallEvent => ({
+  type: 'transcript',
+  call_sid: sid,
+  speaker,
+  text,
+  offset_ms: at - 1000,
+  interrupted,
+  at_ms: at,
+});
+
+const ended = (sid: string, at: number, failed = false, reason = 'caller hung up'): CallEvent => ({
+  type: 'call_ended',
+  call_sid: sid,
+  reason,
+  failed,
+  at_ms: at,
+});
+
+/** The value, failing the test when it is missing. */
+function must<T>(value: T | null | undefined): T {
+  expect(value).toBeDefined();
+  expect(value).not.toBeNull();
+  return value as T;
+}
+
+const fold = (events: CallEvent[], from: CallsState = emptyCalls()): CallsState => events.reduce(applyEvent, from);
+
+describe('applyEvent', () => {
+  it('builds a live call with its transcript in order', () => {
+    const s = fold([
+      started('CA1', 1000),
+      said('CA1', 'agent', 'Hello, how can I help?', 2000),
+      said('CA1', 'caller', '  I need a refund. ', 3000),
+    ]);
+    const [call] = liveCalls(s);
+    expect(call?.callSid).toBe('CA1');
+    expect(call?.from).toBe('+14155550100');
+    expect(call?.streamSid).toBe('MZCA1');
+    expect(call?.entries.map((e) => e.kind === 'line' && [e.speaker, e.text])).toEqual([
+      ['agent', 'Hello, how can I help?'],
+      ['caller', 'I need a refund.'],
+    ]);
+    expect(lastLine(must(call))?.text).toBe('I need a refund.');
+    expect(new Set(must(call).entries.map((e) => e.id)).size).toBe(2);
+  });
+
+  it('does not mutate the state it is given', () => {
+    const before = fold([started('CA1', 1000)]);
+    const snapshot = JSON.stringify(before);
+    const after = applyEvent(before, said('CA1', 'agent', 'Hi', 1500));
+    expect(JSON.stringify(before)).toBe(snapshot);
+    expect(after).not.toBe(before);
+    expect(after.calls['CA1']).not.toBe(before.calls['CA1']);
+  });
+
+  it('lists the newest call first and moves ended calls out of the live list', () => {
+    const s = fold([started('CA1', 1000), started('CA2', 2000), ended('CA1', 5000)]);
+    expect(liveCalls(s).map((c) => c.callSid)).toEqual(['CA2']);
+    const [done] = endedCalls(s);
+    expect(done?.callSid).toBe('CA1');
+    expect(done?.endedAtMs).toBe(5000);
+    expect(done?.endReason).toBe('caller hung up');
+    expect(done?.entries.at(-1)).toMatchObject({ kind: 'note', tone: 'info', text: 'Call ended: caller hung up' });
+  });
+
+  it('marks failed calls and notes model issues and barge-ins', () => {
+    const s = fold([
+      started('CA1', 1000),
+      { type: 'barge_in', call_sid: 'CA1', item_id: 'item_1', heard_ms: 1250, at_ms: 2000 },
+      { type: 'model_issue', call_sid: 'CA1', code: 'reconnect', message: 'Model socket dropped', at_ms: 3000 },
+      ended('CA1', 4000, true, 'model unavailable'),
+    ]);
+    const call = must(s.calls['CA1']);
+    expect(call.failed).toBe(true);
+    expect(call.bargeIns).toBe(1);
+    expect(call.issues).toBe(1);
+    expect(call.entries.map((e) => e.kind === 'note' && e.tone)).toEqual(['info', 'warning', 'error']);
+    expect(call.entries[0]).toMatchObject({ text: 'Caller interrupted the agent (1.3 s heard)' });
+    expect(call.entries[1]).toMatchObject({ text: 'Model socket dropped (reconnect)' });
+  });
+
+  it('creates a call it has not seen start (the UI opened mid-call)', () => {
+    const s = fold([said('CA9', 'caller', 'Are you there?', 7000)]);
+    const call = s.calls['CA9'];
+    expect(call?.startedAtMs).toBe(7000);
+    expect(call?.from).toBeNull();
+    // A late call_started fills in the parties and keeps the earliest start.
+    const t = applyEvent(s, started('CA9', 6000));
+    expect(t.calls['CA9']?.from).toBe('+14155550100');
+    expect(t.calls['CA9']?.startedAtMs).toBe(6000);
+    expect(t.calls['CA9']?.entries).toHaveLength(1);
+  });
+
+  it('ignores a second call_ended, blank transcripts and unknown event types', () => {
+    const s = fold([started('CA1', 1000), ended('CA1', 2000)]);
+    expect(applyEvent(s, ended('CA1', 3000, true))).toBe(s);
+    const live = fold([started('CA2', 1000)]);
+    expect(applyEvent(live, said('CA2', 'agent', '   ', 1500))).toBe(live);
+    const unknown = { type: 'dtmf', call_sid: 'CA2', digit: '5', at_ms: 1600 } as unknown as CallEvent;
+    expect(applyEvent(live, unknown)).toBe(live);
+  });
+
+  it('keeps interrupted agent lines marked', () => {
+    const s = fold([started('CA1', 1000), said('CA1', 'agent', 'Our opening hours are', 2000, true)]);
+    expect(s.calls['CA1']?.entries[0]).toMatchObject({ kind: 'line', interrupted: true });
+  });
+
+  it('bounds the transcript and the number of ended calls', () => {
+    let s = fold([started('CA1', 0)]);
+    for (let i = 0; i < MAX_ENTRIES_PER_CALL + 10; i++) {
+      s = applyEvent(s, said('CA1', 'caller', `line ${i}`, i + 1));
+    }
+    const entries = must(s.calls['CA1']).entries;
+    expect(entries).toHaveLength(MAX_ENTRIES_PER_CALL);
+    expect(entries[0]).toMatchObject({ text: 'line 10' });
+
+    let t = emptyCalls();
+    for (let i = 0; i < MAX_ENDED_CALLS + 5; i++) {
+      t = fold([started(`CA${i}`, i * 10), ended(`CA${i}`, i * 10 + 5)], t);
+    }
+    t = applyEvent(t, started('LIVE', 100_000));
+    expect(endedCalls(t)).toHaveLength(MAX_ENDED_CALLS);
+    expect(endedCalls(t)[0]?.callSid).toBe(`CA${MAX_ENDED_CALLS + 4}`);
+    expect(Object.keys(t.calls)).toHaveLength(t.order.length);
+    expect(liveCalls(t).map((c) => c.callSid)).toEqual(['LIVE']);
+  });
+});
+
+describe('syncActive', () => {
+  it('adds calls the core lists and ends live calls whose end was missed', () => {
+    const s = fold([started('OLD', 1000), started('NEW', 9000)]);
+    const t = syncActive(
+      s,
+      [{ call_sid: 'OTHER', stream_sid: 'MZ', from: '+1', to: null, started_at_ms: 5000 }],
+      8000,
+    );
+    expect(liveCalls(t).map((c) => c.callSid)).toEqual(['NEW', 'OTHER']);
+    expect(t.calls['OLD']).toMatchObject({ endReason: 'no longer active', endedAtMs: 8000 });
+  });
+
+  it('leaves known calls as they are', () => {
+    const s = fold([started('CA1', 1000), said('CA1', 'agent', 'Hi', 1200)]);
+    const t = syncActive(s, [{ call_sid: 'CA1', stream_sid: 'x', from: null, to: null, started_at_ms: 1 }], 2000);
+    expect(t.calls['CA1']).toBe(s.calls['CA1']);
+  });
+});
+
+describe('pickSelection', () => {
+  it('keeps an existing selection and otherwise picks the newest live call', () => {
+    const s = fold([started('CA1', 1000), started('CA2', 2000), ended('CA2', 3000)]);
+    expect(pickSelection(s, 'CA2')).toBe('CA2');
+    expect(pickSelection(s, 'GONE')).toBe('CA1');
+    expect(pickSelection(s, null)).toBe('CA1');
+    expect(pickSelection(emptyCalls(), null)).toBeNull();
+  });
+});

@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { errorMessage, formatClock, formatDuration, formatParty } from './format';
+
+describe('formatDuration', () => {
+  it.each([
+    [0, '0:00'],
+    [999, '0:00'],
+    [5_000, '0:05'],
+    [65_000, '1:05'],
+    [600_000, '10:00'],
+    [3_723_000, '1:02:03'],
+    [-5, '0:00'],
+    [Number.NaN, '0:00'],
+  ])('%d ms reads %s', (ms, text) => {
+    expect(formatDuration(ms)).toBe(text);
+  });
+});
+
+describe('formatParty', () => {
+  it('formats North American numbers and keeps others', () => {
+    expect(formatParty('+14155550100')).toBe('+1 (415) 555-0100');
+    expect(formatParty('+442071838750')).toBe('+442071838750');
+    expect(formatParty('client:alice')).toBe('alice');
+    expect(formatParty('sip:bob@example.com')).toBe('sip:bob@example.com');
+  });
+
+  it('reads missing and withheld numbers as Unknown', () => {
+    for (const v of [null, undefined, '', '  ', 'anonymous', 'Restricted', 'client:']) {
+      expect(formatParty(v)).toBe('Unknown');
+    }
+  });
+});
+
+describe('formatClock', () => {
+  it('shows hours, minutes and seconds', () => {
+    const at = new Date(2026, 0, 2, 14, 5, 9).getTime();
+    expect(formatClock(at, 'en-GB')).toBe('14:05:09');
+  });
+});
+
+describe('errorMessage', () => {
+  it('reads command errors, exceptions and anything else', () => {
+    expect(errorMessage('no active call CA1')).toBe('no active call CA1');
+    expect(errorMessage(new Error('boom'))).toBe('boom');
+    expect(errorMessage({ code: 1 })).toBe('{"code":1}');
+  });
+});

@@ -1,0 +1,57 @@
+// Small, pure formatting helpers for the call views.
+
+/** `65_000` → `"1:05"`, `3_723_000` → `"1:02:03"`. Negative or non-finite values read as zero. */
+export function formatDuration(ms: number): string {
+  const total = Number.isFinite(ms) && ms > 0 ? Math.floor(ms / 1000) : 0;
+  const hours = Math.floor(total / 3600);
+  const minutes = Math.floor((total % 3600) / 60);
+  const seconds = total % 60;
+  const ss = String(seconds).padStart(2, '0');
+  if (hours > 0) {
+    return `${hours}:${String(minutes).padStart(2, '0')}:${ss}`;
+  }
+  return `${minutes}:${ss}`;
+}
+
+/** A local wall-clock time such as `14:05:09`. */
+export function formatClock(atMs: number, locale?: string): string {
+  return new Date(atMs).toLocaleTimeString(locale, {
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+  });
+}
+
+/**
+ * How a call party reads in the UI: Twilio sends E.164 numbers (`+14155550100`), `client:alice` for
+ * Voice SDK clients and `sip:…` URIs; missing or anonymous callers read as "Unknown".
+ */
+export function formatParty(party: string | null | undefined): string {
+  const value = (party ?? '').trim();
+  if (value === '' || /^(anonymous|restricted|unknown)$/i.test(value)) {
+    return 'Unknown';
+  }
+  if (value.startsWith('client:')) {
+    return value.slice('client:'.length) || 'Unknown';
+  }
+  const nanp = /^\+1(\d{3})(\d{3})(\d{4})$/.exec(value);
+  if (nanp) {
+    return `+1 (${nanp[1]}) ${nanp[2]}-${nanp[3]}`;
+  }
+  return value;
+}
+
+/** The text of whatever a rejected `invoke` or a thrown value carried. */
+export function errorMessage(error: unknown): string {
+  if (typeof error === 'string') {
+    return error;
+  }
+  if (error instanceof Error) {
+    return error.message;
+  }
+  try {
+    return JSON.stringify(error);
+  } catch {
+    return String(error);
+  }
+}
