@@ -37,7 +37,10 @@ impl std::fmt::Debug for Secret {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid value for {name}: {message}")]
@@ -130,7 +133,8 @@ struct FileConfig {
 
 /// Platform config file: e.g. `~/.config/verbio/config.toml` on Linux.
 pub fn default_config_file() -> Option<PathBuf> {
-    directories::ProjectDirs::from("app", "verbio", "verbio").map(|d| d.config_dir().join("config.toml"))
+    directories::ProjectDirs::from("app", "verbio", "verbio")
+        .map(|d| d.config_dir().join("config.toml"))
 }
 
 fn default_data_dir() -> PathBuf {
@@ -245,7 +249,7 @@ impl Config {
 
     /// The `ws://`/`wss://` URL of the media socket as Twilio must reach it, if a public URL is set.
     pub fn public_stream_url(&self) -> Option<String> {
-        self.public_url.as_deref().map(|u| stream_url_for(u))
+        self.public_url.as_deref().map(stream_url_for)
     }
 
     /// Path of the SQLite database inside the data dir.
@@ -306,9 +310,18 @@ mod tests {
         let mut c = Config::default();
         c.apply_env(|k| env.get(k).map(|v| v.to_string())).unwrap();
         assert_eq!(c.port, 9000);
-        assert_eq!(c.public_stream_url().unwrap(), "wss://abc.ngrok.app/media-stream");
-        assert_eq!(stream_url_for("http://127.0.0.1:8081"), "ws://127.0.0.1:8081/media-stream");
-        assert!(!format!("{c:?}").contains("sk-test-123"), "secrets never print");
+        assert_eq!(
+            c.public_stream_url().unwrap(),
+            "wss://abc.ngrok.app/media-stream"
+        );
+        assert_eq!(
+            stream_url_for("http://127.0.0.1:8081"),
+            "ws://127.0.0.1:8081/media-stream"
+        );
+        assert!(
+            !format!("{c:?}").contains("sk-test-123"),
+            "secrets never print"
+        );
     }
 
     #[test]
@@ -334,6 +347,9 @@ mod tests {
         assert_eq!(c.port, 9100);
         assert_eq!(c.session.voice.as_str(), "cedar");
         std::fs::write(&path, "openai_api_key = \"sk\"\n").unwrap();
-        assert!(c.apply_file(&path).is_err(), "secrets are not file settings");
+        assert!(
+            c.apply_file(&path).is_err(),
+            "secrets are not file settings"
+        );
     }
 }

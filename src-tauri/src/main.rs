@@ -87,9 +87,12 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
     }
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let runtime =
+        tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
-        let running = verbio::services::start(config).await.map_err(|e| e.to_string())?;
+        let running = verbio::services::start(config)
+            .await
+            .map_err(|e| e.to_string())?;
         // Printed on stdout so scripts and tests can find the port when it was 0.
         println!("verbio serving on http://{}", running.local_addr);
         wait_for_shutdown_signal().await;

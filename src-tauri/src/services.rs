@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use serde::Serialize;
 use tokio::sync::broadcast;
 use tracing::{info, warn};
@@ -46,7 +47,10 @@ pub enum ServiceError {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot bind {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("cannot open the call library: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error("invalid session settings: {0}")]
@@ -117,13 +121,19 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 }
 
 /// Starts the core: opens the library, binds `bind_host:port` and serves Twilio's routes.
-pub async fn start_with_connector(config: Config, connector: Arc<dyn ModelConnector>) -> Result<Running, StartError> {
+pub async fn start_with_connector(
+    config: Config,
+    connector: Arc<dyn ModelConnector>,
+) -> Result<Running, StartError> {
     config.session.validate()?;
     let store = StoreHandle::open(&config.database_path())?;
     let addr = format!("{}:{}", config.bind_host, config.port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
-        .map_err(|source| StartError::Bind { addr: addr.clone(), source })?;
+        .map_err(|source| StartError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
     let local_addr = listener
         .local_addr()
         .map_err(|source| StartError::Bind { addr, source })?;
@@ -153,11 +163,14 @@ pub async fn start_with_connector(config: Config, connector: Arc<dyn ModelConnec
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let app = crate::server::router(services.clone());
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = rx.await;
+        })
+        .await;
         if let Err(e) = served {
             warn!("HTTP server stopped: {e}");
         }

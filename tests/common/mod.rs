@@ -28,11 +28,16 @@ static CALLS: AtomicU32 = AtomicU32::new(1);
 
 /// A unique CallSid per test call.
 pub fn call_sid() -> String {
-    format!("CA{:032x}", CALLS.fetch_add(1, Ordering::Relaxed) as u128 + (std::process::id() as u128) * 1_000_000)
+    format!(
+        "CA{:032x}",
+        CALLS.fetch_add(1, Ordering::Relaxed) as u128 + (std::process::id() as u128) * 1_000_000
+    )
 }
 
 pub async fn start(model: SimRealtimeConfig, tweak: impl FnOnce(&mut Config)) -> Harness {
-    let model = SimRealtimeServer::start(model).await.expect("fake Realtime server starts");
+    let model = SimRealtimeServer::start(model)
+        .await
+        .expect("fake Realtime server starts");
     let data = tempfile::tempdir().expect("temp dir");
     let mut config = Config::default();
     config.port = 0;
@@ -57,16 +62,12 @@ pub async fn start(model: SimRealtimeConfig, tweak: impl FnOnce(&mut Config)) ->
 
 impl Harness {
     pub fn caller(&self, call_sid: &str) -> CallerConfig {
-        CallerConfig {
-            bridge_base: self.base.clone(),
-            public_url: self.base.clone(),
-            auth_token: AUTH_TOKEN.into(),
-            account_sid: ACCOUNT_SID.into(),
-            call_sid: call_sid.into(),
-            from: "+14155550100".into(),
-            to: "+14155550199".into(),
-            ..CallerConfig::default()
-        }
+        let mut config = CallerConfig::new(self.base.clone(), AUTH_TOKEN);
+        config.account_sid = ACCOUNT_SID.into();
+        config.call_sid = call_sid.into();
+        config.from = "+14155550100".into();
+        config.to = "+14155550199".into();
+        config
     }
 
     /// Waits for the bus to report `call_sid` ended and returns that event.
@@ -95,7 +96,7 @@ impl Harness {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("client-events");
         std::fs::create_dir_all(&dir).expect("events dir");
         let mut out = String::new();
-        for session in self.model.sessions() {
+        for session in self.model.accepted_sessions() {
             for event in &session.client_events {
                 out.push_str(&event.to_string());
                 out.push('\n');
@@ -103,7 +104,10 @@ impl Harness {
         }
         let path = dir.join(format!("{name}.jsonl"));
         std::fs::write(&path, out).expect("write events");
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/validate_realtime_events.py");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/validate_realtime_events.py"
+        );
         let output = std::process::Command::new("python3")
             .arg(script)
             .arg(&path)
@@ -114,7 +118,10 @@ impl Harness {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
-        assert!(output.status.success(), "client events of {name} fail the openai types:\n{text}");
+        assert!(
+            output.status.success(),
+            "client events of {name} fail the openai types:\n{text}"
+        );
     }
 }
 
@@ -122,7 +129,10 @@ impl Harness {
 pub async fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + timeout;
     while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -113,7 +113,10 @@ mod tests {
     use super::*;
 
     fn reference() -> serde_json::Value {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/specs/g711-ulaw-table.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/specs/g711-ulaw-table.json"
+        );
         let text = std::fs::read_to_string(path).expect("shared/specs beside the repository");
         serde_json::from_str(&text).expect("valid reference JSON")
     }
@@ -124,7 +127,11 @@ mod tests {
         let decode_ref = table["decode"].as_array().expect("decode array");
         assert_eq!(decode_ref.len(), 256);
         for (byte, want) in decode_ref.iter().enumerate() {
-            assert_eq!(decode(byte as u8) as i64, want.as_i64().unwrap(), "byte {byte:#04x}");
+            assert_eq!(
+                decode(byte as u8) as i64,
+                want.as_i64().unwrap(),
+                "byte {byte:#04x}"
+            );
         }
     }
 
@@ -137,7 +144,11 @@ mod tests {
             .iter()
             .map(|p| (p["pcm"].as_i64().unwrap(), p["ulaw"].as_i64().unwrap()))
             .collect();
-        assert!(pairs.len() >= 100, "reference has {} encode cases", pairs.len());
+        assert!(
+            pairs.len() >= 100,
+            "reference has {} encode cases",
+            pairs.len()
+        );
         for (pcm, want) in pairs {
             assert_eq!(encode(pcm as i16) as i64, want, "pcm {pcm}");
         }

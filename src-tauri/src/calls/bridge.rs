@@ -75,7 +75,10 @@ pub enum EndReason {
 
 impl EndReason {
     pub fn failed(&self) -> bool {
-        matches!(self, EndReason::TwilioSocket(_) | EndReason::ModelUnavailable(_))
+        matches!(
+            self,
+            EndReason::TwilioSocket(_) | EndReason::ModelUnavailable(_)
+        )
     }
 
     pub fn describe(&self) -> String {
@@ -286,7 +289,9 @@ async fn next_model_frame(link: &mut Option<ModelLink>) -> ModelFrame {
     }
 }
 
-async fn finish_connecting(slot: &mut Option<Connecting>) -> (Purpose, Result<ModelSocket, RealtimeError>) {
+async fn finish_connecting(
+    slot: &mut Option<Connecting>,
+) -> (Purpose, Result<ModelSocket, RealtimeError>) {
     match slot {
         Some(connecting) => {
             let result = (&mut connecting.future).await;
@@ -308,7 +313,12 @@ async fn sleep_until_opt(at: Option<Instant>) {
 type Flow = Result<(), EndReason>;
 
 impl Call {
-    fn new(deps: Arc<BridgeDeps>, call_sid: String, stream_sid: String, twilio: SplitSink<WebSocket, Message>) -> Self {
+    fn new(
+        deps: Arc<BridgeDeps>,
+        call_sid: String,
+        stream_sid: String,
+        twilio: SplitSink<WebSocket, Message>,
+    ) -> Self {
         let now = Instant::now();
         let rollover_at = Some(now + deps.settings.session_rollover_after);
         Call {
@@ -340,7 +350,11 @@ impl Call {
         }
     }
 
-    async fn run(mut self, mut twilio_rx: SplitStream<WebSocket>, mut control: mpsc::Receiver<CallControl>) -> EndReason {
+    async fn run(
+        mut self,
+        mut twilio_rx: SplitStream<WebSocket>,
+        mut control: mpsc::Receiver<CallControl>,
+    ) -> EndReason {
         self.start_connecting(Purpose::Initial, Duration::ZERO);
         let reason = loop {
             if let Err(reason) = self.between_events().await {
@@ -383,7 +397,10 @@ impl Call {
         }
         if quiet && self.standby.is_some() {
             if let Some(fresh) = self.standby.take() {
-                info!(turns = self.turns.len(), "switching to the fresh model session");
+                info!(
+                    turns = self.turns.len(),
+                    "switching to the fresh model session"
+                );
                 let old = self.model.replace(fresh);
                 if let Some(old) = old {
                     tokio::spawn(old.close());
@@ -396,7 +413,10 @@ impl Call {
     }
 
     async fn shut_down(&mut self, reason: &EndReason) {
-        for link in [self.model.take(), self.standby.take()].into_iter().flatten() {
+        for link in [self.model.take(), self.standby.take()]
+            .into_iter()
+            .flatten()
+        {
             link.close().await;
         }
         self.connecting = None;
@@ -456,12 +476,16 @@ impl Call {
                 if let Err(e) = media.timestamp_ms() {
                     self.note_bad_frame("media timestamp", &e);
                 }
-                self.send_model_audio(rt::input_audio_append(&media.payload)).await;
+                self.send_model_audio(rt::input_audio_append(&media.payload))
+                    .await;
                 Ok(())
             }
             Inbound::Mark { mark } => {
                 if self.playout.on_mark(&mark.name, Instant::now()) == MarkOutcome::Unknown {
-                    self.note_bad_frame("mark", &format_args!("unknown mark name {:?}", short(&mark.name)));
+                    self.note_bad_frame(
+                        "mark",
+                        &format_args!("unknown mark name {:?}", short(&mark.name)),
+                    );
                 }
                 Ok(())
             }
@@ -479,9 +503,15 @@ impl Call {
     }
 
     async fn on_dtmf(&mut self, digit: &str) {
-        let valid = digit.len() == 1 && digit.chars().all(|c| c.is_ascii_digit() || "*#ABCD".contains(c));
+        let valid = digit.len() == 1
+            && digit
+                .chars()
+                .all(|c| c.is_ascii_digit() || "*#ABCD".contains(c));
         if !valid {
-            self.note_bad_frame("dtmf", &MediaError::Malformed(format!("digit {:?}", short(digit))));
+            self.note_bad_frame(
+                "dtmf",
+                &MediaError::Malformed(format!("digit {:?}", short(digit))),
+            );
             return;
         }
         let note = format!("[caller pressed {digit}]");
@@ -498,7 +528,8 @@ impl Call {
             interrupted: false,
             at_ms: now_ms(),
         });
-        self.send_model(rt::message_item_create(Speaker::Caller, &note)).await;
+        self.send_model(rt::message_item_create(Speaker::Caller, &note))
+            .await;
         if !self.response_active {
             self.send_model(rt::response_create(None)).await;
         }
@@ -542,7 +573,11 @@ impl Call {
         self.connecting = Some(Connecting { purpose, future });
     }
 
-    async fn on_connected(&mut self, purpose: Purpose, result: Result<ModelSocket, RealtimeError>) -> Flow {
+    async fn on_connected(
+        &mut self,
+        purpose: Purpose,
+        result: Result<ModelSocket, RealtimeError>,
+    ) -> Flow {
         let socket = match result {
             Ok(socket) => socket,
             Err(e) => return self.on_connect_failed(purpose, e),
@@ -563,7 +598,10 @@ impl Call {
             _ => {
                 if purpose != Purpose::Initial {
                     info!(call_sid = %self.call_sid, "model session re-opened");
-                    self.issue("model_reconnected", "model session re-opened with the conversation so far");
+                    self.issue(
+                        "model_reconnected",
+                        "model session re-opened with the conversation so far",
+                    );
                 }
                 self.failed_attempts = 0;
                 self.model = Some(link);
@@ -571,8 +609,10 @@ impl Call {
                 if !self.greeted {
                     self.greeted = true;
                     if let Greeting::SpeakFirst { opening_line } = &self.deps.session.greeting {
-                        let instructions = format!("Greet the caller now by saying: {opening_line}");
-                        self.send_model(rt::response_create(Some(&instructions))).await;
+                        let instructions =
+                            format!("Greet the caller now by saying: {opening_line}");
+                        self.send_model(rt::response_create(Some(&instructions)))
+                            .await;
                     }
                 }
             }
@@ -592,7 +632,8 @@ impl Call {
         if self.failed_attempts > self.deps.settings.reconnect_attempts {
             return Err(EndReason::ModelUnavailable(error.to_string()));
         }
-        let backoff = self.deps.settings.reconnect_backoff * 2u32.saturating_pow(self.failed_attempts - 1);
+        let backoff =
+            self.deps.settings.reconnect_backoff * 2u32.saturating_pow(self.failed_attempts - 1);
         self.start_connecting(Purpose::Reconnect, backoff);
         Ok(())
     }
@@ -683,7 +724,9 @@ impl Call {
                 delta,
             } => {
                 if self.dropped_items.contains(&item_id)
-                    || response_id.as_ref().is_some_and(|r| self.dropped_responses.contains(r))
+                    || response_id
+                        .as_ref()
+                        .is_some_and(|r| self.dropped_responses.contains(r))
                 {
                     return Ok(());
                 }
@@ -733,14 +776,26 @@ impl Call {
                 }
                 Ok(())
             }
-            ServerEvent::AudioTranscriptDone { item_id, transcript } => {
+            ServerEvent::AudioTranscriptDone {
+                item_id,
+                transcript,
+            } => {
                 let interrupted = self.dropped_items.contains(&item_id);
-                let offset = self.agent_offsets.remove(&item_id).unwrap_or_else(|| self.offset_ms());
+                let offset = self
+                    .agent_offsets
+                    .remove(&item_id)
+                    .unwrap_or_else(|| self.offset_ms());
                 self.add_turn(Speaker::Agent, transcript, offset, interrupted);
                 Ok(())
             }
-            ServerEvent::InputTranscriptionCompleted { item_id, transcript } => {
-                let offset = self.caller_offsets.remove(&item_id).unwrap_or_else(|| self.offset_ms());
+            ServerEvent::InputTranscriptionCompleted {
+                item_id,
+                transcript,
+            } => {
+                let offset = self
+                    .caller_offsets
+                    .remove(&item_id)
+                    .unwrap_or_else(|| self.offset_ms());
                 self.add_turn(Speaker::Caller, transcript, offset, false);
                 Ok(())
             }
@@ -774,7 +829,10 @@ impl Call {
                 self.issue(&code, &message);
                 Ok(())
             }
-            ServerEvent::ItemTruncated { item_id, audio_end_ms } => {
+            ServerEvent::ItemTruncated {
+                item_id,
+                audio_end_ms,
+            } => {
                 debug!(%item_id, audio_end_ms, "model confirmed truncation");
                 Ok(())
             }
@@ -807,15 +865,21 @@ impl Call {
         let had_queued = !self.playout.is_drained();
         let cut = self.playout.interrupt(now, self.response_active);
         if had_queued || cut.is_some() {
-            self.send_twilio(media::clear_message(&self.stream_sid)).await?;
+            self.send_twilio(media::clear_message(&self.stream_sid))
+                .await?;
         }
-        if let Some(response) = self.current_response.clone().filter(|_| self.response_active) {
+        if let Some(response) = self
+            .current_response
+            .clone()
+            .filter(|_| self.response_active)
+        {
             push_bounded(&mut self.dropped_responses, response);
         }
         if let Some(cut) = cut {
             debug!(item_id = %cut.item_id, heard_ms = cut.audio_end_ms, sent_ms = cut.sent_ms, "barge-in");
             push_bounded(&mut self.dropped_items, cut.item_id.clone());
-            self.send_model(rt::item_truncate(&cut.item_id, cut.audio_end_ms)).await;
+            self.send_model(rt::item_truncate(&cut.item_id, cut.audio_end_ms))
+                .await;
             self.deps.emit(CallEvent::BargeIn {
                 call_sid: self.call_sid.clone(),
                 item_id: cut.item_id,
@@ -833,8 +897,10 @@ impl Call {
             return;
         }
         warn!(call_sid = %self.call_sid, tool = %short(name), "model called a tool with no handler");
-        let output = serde_json::json!({"error": format!("tool {name:?} is not available")}).to_string();
-        self.send_model(rt::function_output_create(call_id, &output)).await;
+        let output =
+            serde_json::json!({"error": format!("tool {name:?} is not available")}).to_string();
+        self.send_model(rt::function_output_create(call_id, &output))
+            .await;
         if !self.response_active {
             self.send_model(rt::response_create(None)).await;
         }

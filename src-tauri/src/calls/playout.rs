@@ -99,7 +99,10 @@ impl Playout {
 
     /// Applies a mark echo from Twilio.
     pub fn on_mark(&mut self, name: &str, now: Instant) -> MarkOutcome {
-        let Some(mark) = name.strip_prefix(MARK_PREFIX).and_then(|n| n.parse::<u64>().ok()) else {
+        let Some(mark) = name
+            .strip_prefix(MARK_PREFIX)
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
             return MarkOutcome::Unknown;
         };
         if mark == 0 || mark > self.next_mark {
@@ -137,7 +140,11 @@ impl Playout {
             let elapsed_ms = now.saturating_duration_since(started).as_millis() as u64;
             heard += (elapsed_ms * BYTES_PER_MS).min(chunk.bytes);
         }
-        Some((item.item_id.as_str(), heard.min(item.sent_bytes), item.sent_bytes))
+        Some((
+            item.item_id.as_str(),
+            heard.min(item.sent_bytes),
+            item.sent_bytes,
+        ))
     }
 
     /// Audio still queued at Twilio (sent but not confirmed played), estimated at `now`.
@@ -200,7 +207,14 @@ mod tests {
         // Never more than sent.
         assert_eq!(p.heard(t0 + ms(5000)).unwrap().1, 1600);
         let cut = p.interrupt(t0 + ms(180), false).unwrap();
-        assert_eq!(cut, Truncation { item_id: "item_a".into(), audio_end_ms: 150, sent_ms: 300 });
+        assert_eq!(
+            cut,
+            Truncation {
+                item_id: "item_a".into(),
+                audio_end_ms: 150,
+                sent_ms: 300
+            }
+        );
         assert!(p.is_drained());
     }
 

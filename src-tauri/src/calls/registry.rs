@@ -85,7 +85,9 @@ impl CallRegistry {
         let now = Instant::now();
         let mut inner = self.lock();
         let ttl = self.token_ttl;
-        inner.tokens.retain(|_, p| now.duration_since(p.issued_at) < ttl);
+        inner
+            .tokens
+            .retain(|_, p| now.duration_since(p.issued_at) < ttl);
         inner.tokens.insert(
             token.clone(),
             PendingStream {
@@ -102,7 +104,11 @@ impl CallRegistry {
     /// wrong guess cannot be retried against it.
     pub fn redeem(&self, token: Option<&str>, call_sid: &str) -> Result<PendingStream, TokenError> {
         let token = token.filter(|t| !t.is_empty()).ok_or(TokenError::Missing)?;
-        let pending = self.lock().tokens.remove(token).ok_or(TokenError::Unknown)?;
+        let pending = self
+            .lock()
+            .tokens
+            .remove(token)
+            .ok_or(TokenError::Unknown)?;
         if pending.issued_at.elapsed() >= self.token_ttl {
             return Err(TokenError::Expired);
         }
@@ -132,8 +138,13 @@ impl CallRegistry {
 
     /// Live calls, oldest first.
     pub fn active(&self) -> Vec<ActiveCall> {
-        let mut calls: Vec<ActiveCall> = self.lock().live.values().map(|c| c.info.clone()).collect();
-        calls.sort_by(|a, b| a.started_at_ms.cmp(&b.started_at_ms).then(a.call_sid.cmp(&b.call_sid)));
+        let mut calls: Vec<ActiveCall> =
+            self.lock().live.values().map(|c| c.info.clone()).collect();
+        calls.sort_by(|a, b| {
+            a.started_at_ms
+                .cmp(&b.started_at_ms)
+                .then(a.call_sid.cmp(&b.call_sid))
+        });
         calls
     }
 
@@ -182,8 +193,15 @@ mod tests {
         assert_eq!(r.redeem(Some(&t), "CA1").unwrap().call_sid, "CA1");
         assert_eq!(r.redeem(Some(&t), "CA1").unwrap_err(), TokenError::Unknown);
         let t = r.issue_token("CA1", None, None);
-        assert_eq!(r.redeem(Some(&t), "CA2").unwrap_err(), TokenError::WrongCall);
-        assert_eq!(r.redeem(Some(&t), "CA1").unwrap_err(), TokenError::Unknown, "burned");
+        assert_eq!(
+            r.redeem(Some(&t), "CA2").unwrap_err(),
+            TokenError::WrongCall
+        );
+        assert_eq!(
+            r.redeem(Some(&t), "CA1").unwrap_err(),
+            TokenError::Unknown,
+            "burned"
+        );
         assert_eq!(r.redeem(None, "CA1").unwrap_err(), TokenError::Missing);
     }
 

@@ -70,9 +70,13 @@ impl RealtimeClient {
 
     /// The URL for `model` (the key is never part of it).
     pub fn url_for(&self, model: &str) -> Result<String, RealtimeError> {
-        let mut url = url::Url::parse(&self.base_url).map_err(|e| RealtimeError::BadUrl(e.to_string()))?;
+        let mut url =
+            url::Url::parse(&self.base_url).map_err(|e| RealtimeError::BadUrl(e.to_string()))?;
         if !matches!(url.scheme(), "ws" | "wss") {
-            return Err(RealtimeError::BadUrl(format!("scheme {:?} is not ws or wss", url.scheme())));
+            return Err(RealtimeError::BadUrl(format!(
+                "scheme {:?} is not ws or wss",
+                url.scheme()
+            )));
         }
         url.query_pairs_mut().append_pair("model", model);
         Ok(url.to_string())
@@ -92,10 +96,15 @@ impl ModelConnector for RealtimeClient {
             let mut request = url
                 .into_client_request()
                 .map_err(|e| RealtimeError::BadUrl(e.to_string()))?;
-            let auth = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
-                .map_err(|_| RealtimeError::Connect("the API key holds characters a header cannot carry".into()))?;
+            let auth =
+                HeaderValue::from_str(&format!("Bearer {}", key.expose())).map_err(|_| {
+                    RealtimeError::Connect(
+                        "the API key holds characters a header cannot carry".into(),
+                    )
+                })?;
             request.headers_mut().insert("Authorization", auth);
-            let attempt = tokio_tungstenite::connect_async_with_config(request, Some(socket_config()), true);
+            let attempt =
+                tokio_tungstenite::connect_async_with_config(request, Some(socket_config()), true);
             match tokio::time::timeout(timeout, attempt).await {
                 Err(_) => Err(RealtimeError::Timeout),
                 Ok(Ok((socket, _))) => Ok(socket),
@@ -116,9 +125,14 @@ mod tests {
     fn url_carries_model_not_key() {
         let c = RealtimeClient::new("wss://api.openai.com/v1/realtime", Secret::new("sk-secret"));
         let url = c.url_for("gpt-realtime-2.1").unwrap();
-        assert_eq!(url, "wss://api.openai.com/v1/realtime?model=gpt-realtime-2.1");
+        assert_eq!(
+            url,
+            "wss://api.openai.com/v1/realtime?model=gpt-realtime-2.1"
+        );
         assert!(!url.contains("sk-secret"));
-        assert!(RealtimeClient::new("https://x", Secret::new("k")).url_for("m").is_err());
+        assert!(RealtimeClient::new("https://x", Secret::new("k"))
+            .url_for("m")
+            .is_err());
     }
 
     #[tokio::test]
@@ -126,6 +140,9 @@ mod tests {
         let c = RealtimeClient::new("ws://127.0.0.1:9/v1/realtime", Secret::default());
         assert_eq!(c.connect("m").await.err(), Some(RealtimeError::MissingKey));
         let c = RealtimeClient::new("ws://127.0.0.1:9/v1/realtime", Secret::new("k"));
-        assert!(matches!(c.connect("m").await, Err(RealtimeError::Connect(_))));
+        assert!(matches!(
+            c.connect("m").await,
+            Err(RealtimeError::Connect(_))
+        ));
     }
 }

@@ -35,7 +35,9 @@ pub fn item_truncate(item_id: &str, audio_end_ms: u64) -> String {
 /// `response.create`, optionally with per-response instructions (used for the speak-first greeting).
 pub fn response_create(instructions: Option<&str>) -> String {
     match instructions {
-        Some(text) => json!({"type": "response.create", "response": {"instructions": text}}).to_string(),
+        Some(text) => {
+            json!({"type": "response.create", "response": {"instructions": text}}).to_string()
+        }
         None => json!({"type": "response.create"}).to_string(),
     }
 }
@@ -87,9 +89,13 @@ pub enum ServerEvent<'a> {
     SessionCreated,
     SessionUpdated,
     /// The caller started talking (server VAD): time to barge in.
-    SpeechStarted { item_id: Option<String> },
+    SpeechStarted {
+        item_id: Option<String>,
+    },
     SpeechStopped,
-    ResponseCreated { response_id: Option<String> },
+    ResponseCreated {
+        response_id: Option<String>,
+    },
     /// A chunk of the agent's speech, base64 μ-law.
     AudioDelta {
         response_id: Option<String>,
@@ -97,10 +103,19 @@ pub enum ServerEvent<'a> {
         delta: Cow<'a, str>,
     },
     /// The agent's full words for an item.
-    AudioTranscriptDone { item_id: String, transcript: String },
+    AudioTranscriptDone {
+        item_id: String,
+        transcript: String,
+    },
     /// The caller's words for an item.
-    InputTranscriptionCompleted { item_id: String, transcript: String },
-    InputTranscriptionFailed { item_id: String, message: String },
+    InputTranscriptionCompleted {
+        item_id: String,
+        transcript: String,
+    },
+    InputTranscriptionFailed {
+        item_id: String,
+        message: String,
+    },
     /// A function tool call is complete.
     FunctionCallDone {
         call_id: String,
@@ -114,7 +129,10 @@ pub enum ServerEvent<'a> {
         kind: Option<String>,
         name: Option<String>,
     },
-    ItemTruncated { item_id: String, audio_end_ms: u64 },
+    ItemTruncated {
+        item_id: String,
+        audio_end_ms: u64,
+    },
     ResponseDone {
         response_id: Option<String>,
         status: Option<String>,
@@ -184,8 +202,8 @@ fn need(field: Option<String>, what: &str, kind: &str) -> Result<String, EventPa
 /// assert!(matches!(e, ServerEvent::AudioDelta { ref item_id, .. } if item_id == "i1"));
 /// ```
 pub fn parse_server_event(text: &str) -> Result<ServerEvent<'_>, EventParseError> {
-    let raw: RawEvent<'_> =
-        serde_json::from_str(text).map_err(|e| EventParseError(e.to_string().chars().take(160).collect()))?;
+    let raw: RawEvent<'_> = serde_json::from_str(text)
+        .map_err(|e| EventParseError(e.to_string().chars().take(160).collect()))?;
     let kind = raw.kind.as_ref();
     Ok(match kind {
         "response.output_audio.delta" => ServerEvent::AudioDelta {
@@ -199,7 +217,9 @@ pub fn parse_server_event(text: &str) -> Result<ServerEvent<'_>, EventParseError
         },
         "session.created" => ServerEvent::SessionCreated,
         "session.updated" => ServerEvent::SessionUpdated,
-        "input_audio_buffer.speech_started" => ServerEvent::SpeechStarted { item_id: raw.item_id },
+        "input_audio_buffer.speech_started" => ServerEvent::SpeechStarted {
+            item_id: raw.item_id,
+        },
         "input_audio_buffer.speech_stopped" => ServerEvent::SpeechStopped,
         "response.created" => ServerEvent::ResponseCreated {
             response_id: raw.response.and_then(|r| r.id),
@@ -208,14 +228,18 @@ pub fn parse_server_event(text: &str) -> Result<ServerEvent<'_>, EventParseError
             item_id: need(raw.item_id, "item_id", kind)?,
             transcript: raw.transcript.unwrap_or_default(),
         },
-        "conversation.item.input_audio_transcription.completed" => ServerEvent::InputTranscriptionCompleted {
-            item_id: need(raw.item_id, "item_id", kind)?,
-            transcript: raw.transcript.unwrap_or_default(),
-        },
-        "conversation.item.input_audio_transcription.failed" => ServerEvent::InputTranscriptionFailed {
-            item_id: need(raw.item_id, "item_id", kind)?,
-            message: raw.error.and_then(|e| e.message).unwrap_or_default(),
-        },
+        "conversation.item.input_audio_transcription.completed" => {
+            ServerEvent::InputTranscriptionCompleted {
+                item_id: need(raw.item_id, "item_id", kind)?,
+                transcript: raw.transcript.unwrap_or_default(),
+            }
+        }
+        "conversation.item.input_audio_transcription.failed" => {
+            ServerEvent::InputTranscriptionFailed {
+                item_id: need(raw.item_id, "item_id", kind)?,
+                message: raw.error.and_then(|e| e.message).unwrap_or_default(),
+            }
+        }
         "response.function_call_arguments.done" => ServerEvent::FunctionCallDone {
             call_id: need(raw.call_id, "call_id", kind)?,
             name: raw.name,
@@ -253,7 +277,10 @@ mod tests {
     #[test]
     fn client_events_have_ga_shapes() {
         let v: Value = serde_json::from_str(&input_audio_append("//8=")).unwrap();
-        assert_eq!(v, json!({"type":"input_audio_buffer.append","audio":"//8="}));
+        assert_eq!(
+            v,
+            json!({"type":"input_audio_buffer.append","audio":"//8="})
+        );
         let v: Value = serde_json::from_str(&item_truncate("item_1", 740)).unwrap();
         assert_eq!(v["audio_end_ms"], 740);
         assert_eq!(v["content_index"], 0);
@@ -271,7 +298,9 @@ mod tests {
         )
         .unwrap();
         match e {
-            ServerEvent::AudioDelta { delta, response_id, .. } => {
+            ServerEvent::AudioDelta {
+                delta, response_id, ..
+            } => {
                 assert!(matches!(delta, Cow::Borrowed("AAAA")));
                 assert_eq!(response_id.as_deref(), Some("r1"));
             }
@@ -281,8 +310,13 @@ mod tests {
             r#"{"type":"error","event_id":"e","error":{"type":"invalid_request_error","code":"session_expired","message":"gone"}}"#,
         )
         .unwrap();
-        assert!(matches!(e, ServerEvent::Error(ApiError { code: Some(ref c), .. }) if c == "session_expired"));
-        let e = parse_server_event(r#"{"type":"response.done","response":{"id":"r1","status":"cancelled"}}"#).unwrap();
+        assert!(
+            matches!(e, ServerEvent::Error(ApiError { code: Some(ref c), .. }) if c == "session_expired")
+        );
+        let e = parse_server_event(
+            r#"{"type":"response.done","response":{"id":"r1","status":"cancelled"}}"#,
+        )
+        .unwrap();
         assert_eq!(
             e,
             ServerEvent::ResponseDone {
@@ -300,6 +334,8 @@ mod tests {
     fn malformed_server_events_are_errors() {
         assert!(parse_server_event("nope").is_err());
         assert!(parse_server_event(r#"{"no_type":1}"#).is_err());
-        assert!(parse_server_event(r#"{"type":"response.output_audio.delta","item_id":"i"}"#).is_err());
+        assert!(
+            parse_server_event(r#"{"type":"response.output_audio.delta","item_id":"i"}"#).is_err()
+        );
     }
 }

@@ -213,8 +213,9 @@ impl Default for SessionConfig {
         SessionConfig {
             model: DEFAULT_MODEL.into(),
             voice: Voice::default(),
-            instructions: "You are a helpful, concise phone agent. Speak naturally and keep answers short."
-                .into(),
+            instructions:
+                "You are a helpful, concise phone agent. Speak naturally and keep answers short."
+                    .into(),
             max_output_tokens: MaxOutputTokens::default(),
             transcription: Some(Transcription::default()),
             turn_detection: TurnDetection::default(),
@@ -254,11 +255,17 @@ impl SessionConfig {
             return Err(invalid("model", "must not be empty"));
         }
         if !(0.25..=1.5).contains(&self.speed) {
-            return Err(invalid("speed", format!("{} is outside 0.25–1.5", self.speed)));
+            return Err(invalid(
+                "speed",
+                format!("{} is outside 0.25–1.5", self.speed),
+            ));
         }
         if let MaxOutputTokens::Limit(n) = self.max_output_tokens {
             if !(1..=4096).contains(&n) {
-                return Err(invalid("max_output_tokens", format!("{n} is outside 1–4096")));
+                return Err(invalid(
+                    "max_output_tokens",
+                    format!("{n} is outside 1–4096"),
+                ));
             }
         }
         let chars = self.instructions.chars().count();
@@ -270,20 +277,34 @@ impl SessionConfig {
         }
         if let TurnDetection::ServerVad { threshold, .. } = self.turn_detection {
             if !(0.0..=1.0).contains(&threshold) {
-                return Err(invalid("turn_detection.threshold", format!("{threshold} is outside 0–1")));
+                return Err(invalid(
+                    "turn_detection.threshold",
+                    format!("{threshold} is outside 0–1"),
+                ));
             }
         }
         for tool in &self.tools {
             if tool.name == END_CALL_TOOL {
                 return Err(invalid("tools", "end_call is built in"));
             }
-            if tool.name.is_empty() || !tool.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                return Err(invalid("tools", format!("{:?} is not a valid tool name", tool.name)));
+            if tool.name.is_empty()
+                || !tool
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(invalid(
+                    "tools",
+                    format!("{:?} is not a valid tool name", tool.name),
+                ));
             }
         }
         if let Greeting::SpeakFirst { opening_line } = &self.greeting {
             if opening_line.trim().is_empty() {
-                return Err(invalid("greeting.opening_line", "speak-first needs an opening line"));
+                return Err(invalid(
+                    "greeting.opening_line",
+                    "speak-first needs an opening line",
+                ));
             }
         }
         Ok(())
@@ -391,7 +412,10 @@ mod tests {
         assert!(s["audio"]["input"]["transcription"].is_null());
         assert!(s["audio"]["input"]["noise_reduction"].is_null());
         assert_eq!(s["max_output_tokens"], 300);
-        assert_eq!(s["audio"]["input"]["turn_detection"]["type"], "semantic_vad");
+        assert_eq!(
+            s["audio"]["input"]["turn_detection"]["type"],
+            "semantic_vad"
+        );
     }
 
     #[test]
@@ -404,10 +428,18 @@ mod tests {
             c.validate().unwrap_err().field
         };
         assert_eq!(bad(|c| c.speed = 2.0), "speed");
-        assert_eq!(bad(|c| c.max_output_tokens = MaxOutputTokens::Limit(0)), "max_output_tokens");
-        assert_eq!(bad(|c| c.instructions = "x".repeat(MAX_INSTRUCTIONS_CHARS + 1)), "instructions");
         assert_eq!(
-            bad(|c| c.greeting = Greeting::SpeakFirst { opening_line: " ".into() }),
+            bad(|c| c.max_output_tokens = MaxOutputTokens::Limit(0)),
+            "max_output_tokens"
+        );
+        assert_eq!(
+            bad(|c| c.instructions = "x".repeat(MAX_INSTRUCTIONS_CHARS + 1)),
+            "instructions"
+        );
+        assert_eq!(
+            bad(|c| c.greeting = Greeting::SpeakFirst {
+                opening_line: " ".into()
+            }),
             "greeting.opening_line"
         );
     }

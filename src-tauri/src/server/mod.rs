@@ -19,6 +19,8 @@ pub fn router(services: Arc<Services>) -> Router {
         .with_state(services)
 }
 
-async fn health(axum::extract::State(services): axum::extract::State<Arc<Services>>) -> Json<serde_json::Value> {
+async fn health(
+    axum::extract::State(services): axum::extract::State<Arc<Services>>,
+) -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok", "active_calls": services.registry.active_count()}))
 }

@@ -53,15 +53,27 @@ mod tests {
         let uri: Uri = "/twiml?x=1".parse().unwrap();
         let mut h = HeaderMap::new();
         h.insert("host", HeaderValue::from_static("127.0.0.1:8081"));
-        assert_eq!(webhook_url(None, &h, &uri), "http://127.0.0.1:8081/twiml?x=1");
+        assert_eq!(
+            webhook_url(None, &h, &uri),
+            "http://127.0.0.1:8081/twiml?x=1"
+        );
         h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-        h.insert("x-forwarded-host", HeaderValue::from_static("abc.ngrok.app"));
-        assert_eq!(webhook_url(None, &h, &uri), "https://abc.ngrok.app/twiml?x=1");
+        h.insert(
+            "x-forwarded-host",
+            HeaderValue::from_static("abc.ngrok.app"),
+        );
+        assert_eq!(
+            webhook_url(None, &h, &uri),
+            "https://abc.ngrok.app/twiml?x=1"
+        );
         assert_eq!(
             webhook_url(Some("https://pub.example/"), &h, &uri),
             "https://pub.example/twiml?x=1"
         );
         let ws: Uri = "/media-stream".parse().unwrap();
-        assert_eq!(websocket_url(None, &h, &ws), "wss://abc.ngrok.app/media-stream");
+        assert_eq!(
+            websocket_url(None, &h, &ws),
+            "wss://abc.ngrok.app/media-stream"
+        );
     }
 }

@@ -45,9 +45,14 @@ fn check_signature(
     let token = &services.config.twilio_auth_token;
     if token.is_empty() {
         warn!(%what, "refused: no Twilio auth token is configured, so signatures cannot be checked");
-        return Err(forbidden("Twilio signature cannot be checked: no auth token configured"));
+        return Err(forbidden(
+            "Twilio signature cannot be checked: no auth token configured",
+        ));
     }
-    let Some(sig) = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()) else {
+    let Some(sig) = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+    else {
         warn!(%what, "refused: missing X-Twilio-Signature");
         return Err(forbidden("missing X-Twilio-Signature"));
     };
@@ -65,18 +70,30 @@ fn check_signature(
 }
 
 /// Twilio's voice webhook: answers with `<Connect><Stream>` and a one-time token bound to the CallSid.
-async fn voice_webhook(State(services): State<Arc<Services>>, headers: HeaderMap, uri: Uri, body: Bytes) -> Response {
+async fn voice_webhook(
+    State(services): State<Arc<Services>>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
     let params: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
     let public = services.config.public_url.as_deref();
     let url = public_url::webhook_url(public, &headers, &uri);
     if let Err(refusal) = check_signature(&services, &headers, &url, &params, "voice webhook") {
         return refusal;
     }
-    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
     let Some(call_sid) = param("CallSid").filter(|s| !s.is_empty()) else {
         return (StatusCode::BAD_REQUEST, "CallSid is required").into_response();
     };
-    let token = services.registry.issue_token(&call_sid, param("From"), param("To"));
+    let token = services
+        .registry
+        .issue_token(&call_sid, param("From"), param("To"));
     let stream_url = crate::config::stream_url_for(&public_url::base_url(public, &headers));
     info!(call_sid = %call_sid, "voice webhook answered with a media stream");
     let xml = twiml::Response::new()

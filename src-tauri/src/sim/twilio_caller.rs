@@ -181,13 +181,15 @@ impl SimCall {
             })?;
             request.headers_mut().insert("X-Twilio-Signature", value);
         }
-        let (ws, _) =
-            tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request))
-                .await
-                .map_err(|_| SimError::Timeout {
-                    what: format!("media stream {target}"),
-                    after: CONNECT_TIMEOUT,
-                })??;
+        let (ws, _) = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            tokio_tungstenite::connect_async_with_config(request, None, true),
+        )
+        .await
+        .map_err(|_| SimError::Timeout {
+            what: format!("media stream {target}"),
+            after: CONNECT_TIMEOUT,
+        })??;
 
         let mut custom_parameters = stream.parameters.clone();
         if let Some(token) = &config.token_override {

@@ -224,7 +224,10 @@ mod tests {
         let media = r#"{"event":"media","sequenceNumber":"3","streamSid":"MZ18","media":{"track":"inbound","chunk":"2","timestamp":"5120","payload":"/////w=="}}"#;
         match parse(media).unwrap() {
             Inbound::Media { media } => {
-                assert!(matches!(media.payload, Cow::Borrowed(_)), "payload is borrowed");
+                assert!(
+                    matches!(media.payload, Cow::Borrowed(_)),
+                    "payload is borrowed"
+                );
                 assert_eq!(media.timestamp_ms().unwrap(), Some(5120));
                 assert_eq!(base64_decoded_len(&media.payload).unwrap(), 4);
             }
@@ -247,9 +250,18 @@ mod tests {
     #[test]
     fn bad_input_is_a_clear_error() {
         assert!(matches!(parse("{not json"), Err(MediaError::Malformed(_))));
-        assert!(matches!(parse(r#"{"event":"party"}"#), Err(MediaError::Malformed(_))));
-        assert!(matches!(parse(r#"{"event":"media","media":{}}"#), Err(MediaError::Malformed(_))));
-        let huge = format!(r#"{{"event":"media","x":"{}"}}"#, "a".repeat(MAX_MESSAGE_BYTES));
+        assert!(matches!(
+            parse(r#"{"event":"party"}"#),
+            Err(MediaError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse(r#"{"event":"media","media":{}}"#),
+            Err(MediaError::Malformed(_))
+        ));
+        let huge = format!(
+            r#"{{"event":"media","x":"{}"}}"#,
+            "a".repeat(MAX_MESSAGE_BYTES)
+        );
         assert!(matches!(parse(&huge), Err(MediaError::TooLarge(_))));
         for bad in ["abc", "ab!d", "a===", "@@@@"] {
             assert_eq!(base64_decoded_len(bad), Err(MediaError::BadBase64), "{bad}");
