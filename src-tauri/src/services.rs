@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use serde::Serialize;
 use tokio::sync::broadcast;
 use tracing::{info, warn};

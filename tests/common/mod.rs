@@ -39,13 +39,15 @@ pub async fn start(model: SimRealtimeConfig, tweak: impl FnOnce(&mut Config)) ->
         .await
         .expect("fake Realtime server starts");
     let data = tempfile::tempdir().expect("temp dir");
-    let mut config = Config::default();
-    config.port = 0;
-    config.data_dir = data.path().to_path_buf();
-    config.openai_api_key = Secret::new(OPENAI_KEY);
-    config.realtime_url = model.url();
-    config.twilio_account_sid = ACCOUNT_SID.into();
-    config.twilio_auth_token = Secret::new(AUTH_TOKEN);
+    let mut config = Config {
+        port: 0,
+        data_dir: data.path().to_path_buf(),
+        openai_api_key: Secret::new(OPENAI_KEY),
+        realtime_url: model.url(),
+        twilio_account_sid: ACCOUNT_SID.into(),
+        twilio_auth_token: Secret::new(AUTH_TOKEN),
+        ..Config::default()
+    };
     config.bridge.reconnect_backoff = Duration::from_millis(50);
     tweak(&mut config);
     let running = services::start(config).await.expect("core starts");

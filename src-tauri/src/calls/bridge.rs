@@ -1,7 +1,7 @@
 //! One task per call: the Twilio media socket on one side, a Realtime GA session on the other.
 //!
-//! The hot path (a Twilio frame in → `input_audio_buffer.append` out; an audio delta in → Twilio `media`
-//! + `mark` out) touches only this task's own state and its two sockets: no database, no file, no lock
+//! The hot path (a Twilio frame in → `input_audio_buffer.append` out; an audio delta in → Twilio
+//! `media` and `mark` out) touches only this task's own state and its two sockets: no database, no file, no lock
 //! shared with other calls. Everything else (transcripts, errors, the end of the call) leaves through
 //! [`BridgeDeps::emit`], which never blocks.
 //!
@@ -432,7 +432,7 @@ impl Call {
 
     fn note_bad_frame(&mut self, what: &str, error: &dyn std::fmt::Display) {
         self.bad_frames += 1;
-        if self.bad_frames <= BAD_FRAME_LOG_LIMIT || self.bad_frames % 1000 == 0 {
+        if self.bad_frames <= BAD_FRAME_LOG_LIMIT || self.bad_frames.is_multiple_of(1000) {
             warn!(call_sid = %self.call_sid, count = self.bad_frames, "{what} ignored: {error}");
         }
     }

@@ -41,20 +41,18 @@ fn check_signature(
     url: &str,
     params: &[(String, String)],
     what: &str,
-) -> Result<(), Response> {
+) -> Result<(), &'static str> {
     let token = &services.config.twilio_auth_token;
     if token.is_empty() {
         warn!(%what, "refused: no Twilio auth token is configured, so signatures cannot be checked");
-        return Err(forbidden(
-            "Twilio signature cannot be checked: no auth token configured",
-        ));
+        return Err("Twilio signature cannot be checked: no auth token configured");
     }
     let Some(sig) = headers
         .get("x-twilio-signature")
         .and_then(|v| v.to_str().ok())
     else {
         warn!(%what, "refused: missing X-Twilio-Signature");
-        return Err(forbidden("missing X-Twilio-Signature"));
+        return Err("missing X-Twilio-Signature");
     };
     let request = signature::SignedRequest {
         url,
@@ -65,7 +63,7 @@ fn check_signature(
     };
     signature::verify(token.expose(), &request).map_err(|e| {
         warn!(%what, reason = %e, "refused: bad Twilio signature");
-        forbidden("invalid X-Twilio-Signature")
+        "invalid X-Twilio-Signature"
     })
 }
 
@@ -79,8 +77,8 @@ async fn voice_webhook(
     let params: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
     let public = services.config.public_url.as_deref();
     let url = public_url::webhook_url(public, &headers, &uri);
-    if let Err(refusal) = check_signature(&services, &headers, &url, &params, "voice webhook") {
-        return refusal;
+    if let Err(reason) = check_signature(&services, &headers, &url, &params, "voice webhook") {
+        return forbidden(reason);
     }
     let param = |name: &str| {
         params
@@ -115,8 +113,8 @@ async fn media_stream(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let url = public_url::websocket_url(services.config.public_url.as_deref(), &headers, &uri);
-    if let Err(refusal) = check_signature(&services, &headers, &url, &[], "media stream") {
-        return refusal;
+    if let Err(reason) = check_signature(&services, &headers, &url, &[], "media stream") {
+        return forbidden(reason);
     }
     let deps = services.bridge.clone();
     upgrade

@@ -143,7 +143,7 @@ impl MediaChunk<'_> {
 /// without decoding it (the payload is forwarded as it is).
 pub fn base64_decoded_len(payload: &str) -> Result<usize, MediaError> {
     let b = payload.as_bytes();
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return Err(MediaError::BadBase64);
     }
     let pad = b.iter().rev().take_while(|&&c| c == b'=').count();
