@@ -1,0 +1,106 @@
+//! `verbio serve` as a real process: starts headless, answers a simulated call end to end, keeps secrets
+//! out of its logs, and shuts down cleanly on SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{ACCOUNT_SID, AUTH_TOKEN, OPENAI_KEY};
+use verbio::sim::realtime_server::{SimRealtimeConfig, SimRealtimeServer};
+use verbio::sim::twilio_caller::{CallerConfig, CallerStep, SimCall};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_the_bridge_headless() {
+    let model = SimRealtimeServer::start(SimRealtimeConfig::default())
+        .await
+        .expect("fake Realtime server");
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_verbio"))
+        .args(["serve", "--port", "0"])
+        .env("VERBIO_REALTIME_URL", model.url())
+        .env("OPENAI_API_KEY", OPENAI_KEY)
+        .env("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+        .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+        .env("VERBIO_DATA_DIR", data.path())
+        .env("VERBIO_CONFIG", data.path().join("absent.toml"))
+        .env("VERBIO_LOG", "debug")
+        .env("VERBIO_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("verbio serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("serve prints its address");
+    let base = line
+        .trim()
+        .strip_prefix("verbio serving on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+
+    let health = reqwest::get(format!("{base}/healthz"))
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+
+    let mut caller = CallerConfig::new(base.clone(), AUTH_TOKEN);
+    caller.account_sid = ACCOUNT_SID.into();
+    let steps = vec![
+        CallerStep::Speak {
+            tone_hz: 440.0,
+            ms: 600,
+        },
+        CallerStep::WaitForAgentAudio {
+            min_ms: 600,
+            timeout: Duration::from_secs(10),
+        },
+        CallerStep::HangUp,
+    ];
+    let report = SimCall::place(caller, steps)
+        .await
+        .expect("call placed")
+        .finish()
+        .await;
+    assert!(
+        report.heard_ms >= 600,
+        "the agent answered through the headless bridge"
+    );
+    common::eventually(Duration::from_secs(5), "model session closed", || {
+        model.accepted_sessions().iter().all(|s| s.closed)
+    })
+    .await;
+
+    let pid = child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let status = child.wait().expect("serve exits");
+    assert!(status.success(), "clean shutdown on SIGTERM: {status:?}");
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut logs)
+        .expect("read logs");
+    assert!(
+        logs.contains("call ended"),
+        "JSON logs carry the call's story"
+    );
+    for secret in [OPENAI_KEY, AUTH_TOKEN] {
+        assert!(!logs.contains(secret), "a secret leaked into the logs");
+    }
+    let db = std::fs::read(data.path().join("verbio.sqlite3")).expect("library written");
+    for secret in [OPENAI_KEY, AUTH_TOKEN] {
+        assert!(
+            !db.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "a secret leaked into SQLite"
+        );
+    }
+}
