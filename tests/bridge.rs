@@ -606,3 +606,76 @@ async fn concurrent_calls_are_isolated() {
         );
     }
 }
+
+/// A hand-driven Twilio socket: media before `start` is ignored, then the call proceeds normally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_before_start_is_ignored() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    use verbio::telephony::twilio::signature::compute;
+
+    let h = start(SimRealtimeConfig::default(), |_| {}).await;
+    let sid = call_sid();
+    let params = [
+        ("AccountSid", common::ACCOUNT_SID),
+        ("CallSid", sid.as_str()),
+        ("From", "+14155550100"),
+    ];
+    let twiml = reqwest::Client::new()
+        .post(format!("{}/twiml", h.base))
+        .header(
+            "X-Twilio-Signature",
+            compute(common::AUTH_TOKEN, &format!("{}/twiml", h.base), &params),
+        )
+        .form(&params)
+        .send()
+        .await
+        .expect("webhook")
+        .text()
+        .await
+        .expect("twiml");
+    let token = twiml
+        .split("name=\"token\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("token parameter")
+        .to_string();
+    let ws_url = format!("{}/media-stream", h.base.replace("http://", "ws://"));
+    let mut request = ws_url.as_str().into_client_request().expect("request");
+    let signature = compute(common::AUTH_TOKEN, &ws_url, &[] as &[(&str, &str)]);
+    request.headers_mut().insert(
+        "X-Twilio-Signature",
+        signature.parse().expect("header value"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("socket opens");
+    let media = r#"{"event":"media","sequenceNumber":"1","streamSid":"MZ1","media":{"track":"inbound","chunk":"1","timestamp":"0","payload":"//////////8="}}"#;
+    ws.send(Message::text(media)).await.expect("send");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        h.model.accepted_sessions().is_empty(),
+        "no session before start"
+    );
+    let start_msg = serde_json::json!({
+        "event": "start", "sequenceNumber": "2", "streamSid": "MZ1",
+        "start": {"accountSid": common::ACCOUNT_SID, "streamSid": "MZ1", "callSid": sid,
+                  "tracks": ["inbound"], "customParameters": {"token": token},
+                  "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}
+    });
+    ws.send(Message::text(start_msg.to_string()))
+        .await
+        .expect("send start");
+    eventually(5 * SECOND, "model session opened after start", || {
+        h.model.accepted_sessions().len() == 1
+    })
+    .await;
+    ws.send(Message::text(media)).await.expect("send media");
+    eventually(5 * SECOND, "audio after start reaches the model", || {
+        h.model.accepted_sessions()[0].appended_audio_bytes == 8
+    })
+    .await;
+    let _ = ws.close(None).await;
+    while let Some(Ok(_)) = ws.next().await {}
+}
