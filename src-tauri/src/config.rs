@@ -64,6 +64,15 @@ pub struct Config {
     /// The agent's default session (model, voice, instructions, VAD, …).
     pub session: SessionConfig,
     pub bridge: BridgeSettings,
+    /// Key for the local `/api` (keychain in the desktop app, `VERBIO_API_KEY` for `serve`).
+    /// Empty means the API refuses every request.
+    pub api_key: Secret,
+    /// Extra browser origins allowed to call `/api` (the Tauri webview's origins are always allowed).
+    pub cors_origins: Vec<String>,
+    /// Requests per minute per client IP on `/api`.
+    pub api_rate_per_minute: u32,
+    /// Requests per minute per client IP on Twilio's routes (limited separately from `/api`).
+    pub twilio_rate_per_minute: u32,
 }
 
 /// Timing knobs of the bridge; tests shrink them to seconds.
@@ -112,6 +121,10 @@ impl Default for Config {
             twilio_auth_token: Secret::default(),
             session: SessionConfig::default(),
             bridge: BridgeSettings::default(),
+            api_key: Secret::default(),
+            cors_origins: Vec::new(),
+            api_rate_per_minute: 100,
+            twilio_rate_per_minute: 1200,
         }
     }
 }
@@ -129,6 +142,9 @@ struct FileConfig {
     session: Option<SessionConfig>,
     session_rollover_secs: Option<f64>,
     reconnect_attempts: Option<u32>,
+    cors_origins: Option<Vec<String>>,
+    api_rate_per_minute: Option<u32>,
+    twilio_rate_per_minute: Option<u32>,
 }
 
 /// Platform config file: e.g. `~/.config/verbio/config.toml` on Linux.
@@ -193,6 +209,15 @@ impl Config {
         if let Some(v) = file.reconnect_attempts {
             self.bridge.reconnect_attempts = v;
         }
+        if let Some(v) = file.cors_origins {
+            self.cors_origins = v;
+        }
+        if let Some(v) = file.api_rate_per_minute {
+            self.api_rate_per_minute = positive("api_rate_per_minute", v)?;
+        }
+        if let Some(v) = file.twilio_rate_per_minute {
+            self.twilio_rate_per_minute = positive("twilio_rate_per_minute", v)?;
+        }
         Ok(())
     }
 
@@ -241,6 +266,23 @@ impl Config {
                 message: format!("{v:?} is not a count"),
             })?;
         }
+        if let Some(v) = get("VERBIO_API_KEY") {
+            self.api_key = Secret::new(v);
+        }
+        if let Some(v) = get("VERBIO_CORS_ORIGINS") {
+            self.cors_origins = v
+                .split(',')
+                .map(|o| o.trim().to_string())
+                .filter(|o| !o.is_empty())
+                .collect();
+        }
+        if let Some(v) = get("VERBIO_RATE_LIMIT") {
+            let n = v.parse().map_err(|_| ConfigError::Invalid {
+                name: "VERBIO_RATE_LIMIT",
+                message: format!("{v:?} is not a number of requests per minute"),
+            })?;
+            self.api_rate_per_minute = positive("VERBIO_RATE_LIMIT", n)?;
+        }
         if let Some(url) = &self.public_url {
             validate_public_url(url)?;
         }
@@ -283,6 +325,16 @@ fn validate_public_url(url: &str) -> Result<(), ConfigError> {
         });
     }
     Ok(())
+}
+
+fn positive(name: &'static str, v: u32) -> Result<u32, ConfigError> {
+    if v == 0 {
+        return Err(ConfigError::Invalid {
+            name,
+            message: "must be at least 1".into(),
+        });
+    }
+    Ok(v)
 }
 
 fn secs(name: &'static str, v: f64) -> Result<Duration, ConfigError> {

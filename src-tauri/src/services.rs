@@ -37,10 +37,31 @@ pub struct AppStatus {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
-    #[error("no active call {0}")]
+    #[error("no call {0}")]
     UnknownCall(String),
+    #[error("call {0} has already ended")]
+    AlreadyEnded(String),
+    #[error("{0}")]
+    Invalid(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+}
+
+/// A call's status: live now, or as the library recorded it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallStatus {
+    pub call_sid: String,
+    pub live: bool,
+    pub status: String,
+    pub record: Option<crate::store::calls::CallRecord>,
+}
+
+/// A tool the agent can use.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolInfo {
+    pub name: String,
+    pub description: String,
+    pub built_in: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +113,111 @@ impl Services {
         } else {
             Err(ServiceError::UnknownCall(call_sid.to_string()))
         }
+    }
+
+    /// Ends a call; a call the library knows but that is no longer live is a conflict, not a 404.
+    pub async fn end_call(&self, call_sid: &str) -> Result<(), ServiceError> {
+        if self.registry.control(call_sid, CallControl::HangUp) {
+            return Ok(());
+        }
+        match self.store.call(call_sid).await? {
+            Some(_) => Err(ServiceError::AlreadyEnded(call_sid.to_string())),
+            None => Err(ServiceError::UnknownCall(call_sid.to_string())),
+        }
+    }
+
+    pub async fn call_status(&self, call_sid: &str) -> Result<CallStatus, ServiceError> {
+        let live = self
+            .registry
+            .active()
+            .iter()
+            .any(|c| c.call_sid == call_sid);
+        let record = self.store.call(call_sid).await?;
+        if !live && record.is_none() {
+            return Err(ServiceError::UnknownCall(call_sid.to_string()));
+        }
+        let status = match (&record, live) {
+            (_, true) => "in-progress".to_string(),
+            (Some(r), false) => r.status.clone(),
+            (None, false) => "unknown".to_string(),
+        };
+        Ok(CallStatus {
+            call_sid: call_sid.to_string(),
+            live,
+            status,
+            record,
+        })
+    }
+
+    /// Past and present calls, newest first.
+    pub async fn sessions(
+        &self,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<crate::store::calls::CallRecord>, ServiceError> {
+        if !(1..=500).contains(&limit) {
+            return Err(ServiceError::Invalid(format!(
+                "limit {limit} is outside 1–500"
+            )));
+        }
+        Ok(self.store.list_calls(limit, offset).await?)
+    }
+
+    pub async fn transcriptions(
+        &self,
+        call_sid: &str,
+    ) -> Result<Vec<crate::store::transcripts::TranscriptRecord>, ServiceError> {
+        if self.store.call(call_sid).await?.is_none() {
+            return Err(ServiceError::UnknownCall(call_sid.to_string()));
+        }
+        Ok(self.store.transcripts(call_sid).await?)
+    }
+
+    pub fn session_config(&self) -> crate::realtime::session::SessionConfig {
+        self.bridge.current_session().as_ref().clone()
+    }
+
+    /// Sets the session for calls that start from now on; live calls keep theirs.
+    pub fn update_session_config(
+        &self,
+        session: crate::realtime::session::SessionConfig,
+    ) -> Result<crate::realtime::session::SessionConfig, ServiceError> {
+        session
+            .validate()
+            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        self.bridge.set_session(session.clone());
+        Ok(session)
+    }
+
+    pub fn voices(&self) -> Vec<&'static str> {
+        crate::realtime::session::Voice::ALL
+            .iter()
+            .map(|v| v.as_str())
+            .collect()
+    }
+
+    pub fn models(&self) -> Vec<&'static str> {
+        crate::realtime::session::KNOWN_MODELS.to_vec()
+    }
+
+    pub fn tools(&self) -> Vec<ToolInfo> {
+        let mut tools = vec![ToolInfo {
+            name: crate::realtime::session::END_CALL_TOOL.into(),
+            description: "Hang up after saying goodbye".into(),
+            built_in: true,
+        }];
+        tools.extend(
+            self.bridge
+                .current_session()
+                .tools
+                .iter()
+                .map(|t| ToolInfo {
+                    name: t.name.clone(),
+                    description: t.description.clone(),
+                    built_in: false,
+                }),
+        );
+        tools
     }
 }
 
@@ -148,7 +274,7 @@ pub async fn start_with_connector(
         bus: bus.clone(),
         persist: Some(persist),
         connector,
-        session: config.session.clone(),
+        session: std::sync::RwLock::new(Arc::new(config.session.clone())),
         settings: config.bridge.clone(),
     });
     let services = Arc::new(Services {

@@ -40,11 +40,25 @@ pub struct BridgeDeps {
     pub bus: EventBus,
     pub persist: Option<PersistFn>,
     pub connector: Arc<dyn ModelConnector>,
-    pub session: SessionConfig,
+    /// The session new calls get; a call keeps the config it started with.
+    pub session: std::sync::RwLock<Arc<SessionConfig>>,
     pub settings: BridgeSettings,
 }
 
 impl BridgeDeps {
+    /// The session config for a call starting now.
+    pub fn current_session(&self) -> Arc<SessionConfig> {
+        self.session
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the config for calls that start from now on.
+    pub fn set_session(&self, session: SessionConfig) {
+        *self.session.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(session);
+    }
+
     /// Persists and publishes an event; never blocks the call.
     pub fn emit(&self, event: CallEvent) {
         if let Some(persist) = &self.persist {
@@ -249,6 +263,7 @@ struct Turn {
 /// A call's state. Lives only inside its task.
 struct Call {
     deps: Arc<BridgeDeps>,
+    session: Arc<SessionConfig>,
     call_sid: String,
     stream_sid: String,
     twilio: SplitSink<WebSocket, Message>,
@@ -322,6 +337,7 @@ impl Call {
         let now = Instant::now();
         let rollover_at = Some(now + deps.settings.session_rollover_after);
         Call {
+            session: deps.current_session(),
             deps,
             call_sid,
             stream_sid,
@@ -561,7 +577,7 @@ impl Call {
     }
 
     fn start_connecting(&mut self, purpose: Purpose, delay: Duration) {
-        let connect = self.deps.connector.connect(&self.deps.session.model);
+        let connect = self.deps.connector.connect(&self.session.model);
         let future: ConnectFuture = if delay.is_zero() {
             connect
         } else {
@@ -585,7 +601,7 @@ impl Call {
         let (tx, rx) = socket.split();
         let mut link = ModelLink { tx, rx };
         if let Err(e) = link
-            .send(rt::session_update(self.deps.session.session_object()))
+            .send(rt::session_update(self.session.session_object()))
             .await
         {
             return self.on_connect_failed(purpose, RealtimeError::Connect(e));
@@ -608,7 +624,7 @@ impl Call {
                 self.seed_and_flush().await;
                 if !self.greeted {
                     self.greeted = true;
-                    if let Greeting::SpeakFirst { opening_line } = &self.deps.session.greeting {
+                    if let Greeting::SpeakFirst { opening_line } = &self.session.greeting {
                         let instructions =
                             format!("Greet the caller now by saying: {opening_line}");
                         self.send_model(rt::response_create(Some(&instructions)))

@@ -1,11 +1,21 @@
-//! The axum router: Twilio's webhook and media socket, health, and (later) the local `/api`.
+//! The axum router: Twilio's webhook and media socket, health, and the local `/api`.
 //! Handlers are thin: they check the request and hand over to [`crate::services`] or [`crate::calls`].
+//!
+//! Layers, outermost first: request logging (no secrets), security headers, then per area: `/api` gets
+//! CORS, its own rate limit, a body limit and the API key; Twilio's routes get their own, separate rate
+//! limit so a flood on the API cannot block call setup.
 
+pub mod api;
+pub mod auth;
+pub mod errors;
+pub mod limits;
 pub mod public_url;
 pub mod twilio;
 
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::get;
 use axum::{Json, Router};
 
@@ -13,10 +23,30 @@ use crate::services::Services;
 
 /// The whole HTTP surface of a running core.
 pub fn router(services: Arc<Services>) -> Router {
+    let config = &services.config;
+    let api = api::routes()
+        .layer(from_fn_with_state(services.clone(), auth::require_api_key))
+        .layer(DefaultBodyLimit::max(api::API_BODY_LIMIT))
+        .layer(from_fn_with_state(
+            limits::IpLimiter::per_minute(config.api_rate_per_minute),
+            limits::rate_limit,
+        ))
+        .layer(limits::cors(&config.cors_origins));
+    let twilio = twilio::routes().layer(from_fn_with_state(
+        limits::IpLimiter::per_minute(config.twilio_rate_per_minute),
+        limits::rate_limit,
+    ));
+    let hsts = config
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"));
     Router::new()
         .route("/healthz", get(health))
-        .merge(twilio::routes())
+        .merge(twilio)
+        .nest("/api", api)
         .with_state(services)
+        .layer(from_fn_with_state(hsts, limits::security_headers))
+        .layer(from_fn(limits::log_requests))
 }
 
 async fn health(

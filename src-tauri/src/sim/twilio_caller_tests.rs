@@ -334,7 +334,9 @@ async fn clear_drops_audio_echoes_pending_marks_and_records_played_ms() {
         "echoes not immediate"
     );
     assert_eq!(echoes, vec!["a", "b"]);
-    // Nothing more plays after the clear.
+    // Nothing more plays after the clear. `played_ms` is published at the caller's next tick (and then
+    // includes the part of the frame the clear cut), so read it once a few ticks have passed.
+    bridge.during(Duration::from_millis(60)).await;
     let played = call.played_ms();
     bridge.during(Duration::from_millis(100)).await;
     assert_eq!(call.played_ms(), played);

@@ -1,0 +1,66 @@
+//! The local API key: `X-API-Key`, compared in constant time. The key is never logged.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
+
+use crate::server::errors::ApiError;
+use crate::services::Services;
+
+/// Header carrying the local API key.
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+/// True when `offered` is the configured key. An empty configured key matches nothing.
+pub fn key_matches(configured: &str, offered: &str) -> bool {
+    !configured.is_empty() && bool::from(configured.as_bytes().ct_eq(offered.as_bytes()))
+}
+
+/// Middleware for every `/api` route. The events socket may instead send the key in its first message
+/// (so it never lands in a URL), so its upgrade passes through here without a header.
+pub async fn require_api_key(
+    State(services): State<Arc<Services>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let offered = request
+        .headers()
+        .get(API_KEY_HEADER)
+        .and_then(|v| v.to_str().ok());
+    // Inside the nested `/api` router the path is relative ("/events").
+    let path = request.uri().path();
+    let is_events_upgrade = (path == "/events" || path == "/api/events")
+        && request
+            .headers()
+            .get("upgrade")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    match offered {
+        Some(key) if key_matches(services.config.api_key.expose(), key) => next.run(request).await,
+        None if is_events_upgrade => next.run(request).await,
+        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "invalid API key")
+            .into_response(),
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing X-API-Key header",
+        )
+        .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_key_matches_nothing() {
+        assert!(key_matches("k1", "k1"));
+        assert!(!key_matches("k1", "k2"));
+        assert!(!key_matches("k1", "k1 "));
+        assert!(!key_matches("", ""));
+    }
+}
