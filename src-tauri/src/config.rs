@@ -61,6 +61,8 @@ pub struct Config {
     pub realtime_url: String,
     pub twilio_account_sid: String,
     pub twilio_auth_token: Secret,
+    /// Twilio's shared webhook signing key (HMAC-SHA256 signatures), if the account uses one.
+    pub twilio_signing_key: Secret,
     /// The agent's default session (model, voice, instructions, VAD, …).
     pub session: SessionConfig,
     pub bridge: BridgeSettings,
@@ -119,6 +121,7 @@ impl Default for Config {
             realtime_url: DEFAULT_REALTIME_URL.into(),
             twilio_account_sid: String::new(),
             twilio_auth_token: Secret::default(),
+            twilio_signing_key: Secret::default(),
             session: SessionConfig::default(),
             bridge: BridgeSettings::default(),
             api_key: Secret::default(),
@@ -265,6 +268,9 @@ impl Config {
                 name: "VERBIO_RECONNECT_ATTEMPTS",
                 message: format!("{v:?} is not a count"),
             })?;
+        }
+        if let Some(v) = get("TWILIO_WEBHOOK_SIGNING_KEY") {
+            self.twilio_signing_key = Secret::new(v);
         }
         if let Some(v) = get("VERBIO_API_KEY") {
             self.api_key = Secret::new(v);

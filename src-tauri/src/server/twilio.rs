@@ -34,18 +34,30 @@ fn forbidden(reason: &'static str) -> Response {
     (StatusCode::FORBIDDEN, reason).into_response()
 }
 
-/// Checks `X-Twilio-Signature` for `url` and `params`. Logs refusals without the signature or token.
+/// What Twilio signed: form parameters, or (for JSON bodies) the body, whose hash is in the URL.
+enum Signed<'a> {
+    Form(&'a [(String, String)]),
+    Json(&'a [u8]),
+}
+
+/// Checks `X-Twilio-Signature` against the public `url`. HMAC-SHA1 with the auth token, or HMAC-SHA256
+/// with the webhook signing key when `X-Twilio-Webhooks-Signature-Settings` announces it.
+/// Refusals are logged without the signature, token or key.
 fn check_signature(
     services: &Services,
     headers: &HeaderMap,
     url: &str,
-    params: &[(String, String)],
+    signed: Signed<'_>,
     what: &str,
 ) -> Result<(), &'static str> {
-    let token = &services.config.twilio_auth_token;
-    if token.is_empty() {
-        warn!(%what, "refused: no Twilio auth token is configured, so signatures cannot be checked");
-        return Err("Twilio signature cannot be checked: no auth token configured");
+    let algorithm = signature::Algorithm::from_headers(headers);
+    let key = match algorithm {
+        signature::Algorithm::HmacSha256 => &services.config.twilio_signing_key,
+        signature::Algorithm::HmacSha1 => &services.config.twilio_auth_token,
+    };
+    if key.is_empty() {
+        warn!(%what, ?algorithm, "refused: no key configured to check this Twilio signature");
+        return Err("Twilio signature cannot be checked: no key configured");
     }
     let Some(sig) = headers
         .get("x-twilio-signature")
@@ -54,17 +66,28 @@ fn check_signature(
         warn!(%what, "refused: missing X-Twilio-Signature");
         return Err("missing X-Twilio-Signature");
     };
+    let (form_params, json_body) = match signed {
+        Signed::Form(params) => (params, None),
+        Signed::Json(body) => (&[][..], Some(body)),
+    };
     let request = signature::SignedRequest {
         url,
-        form_params: params,
-        json_body: None,
+        form_params,
+        json_body,
         signature: sig,
-        algorithm: signature::Algorithm::from_headers(headers),
+        algorithm,
     };
-    signature::verify(token.expose(), &request).map_err(|e| {
+    signature::verify(key.expose(), &request).map_err(|e| {
         warn!(%what, reason = %e, "refused: bad Twilio signature");
         "invalid X-Twilio-Signature"
     })
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
 }
 
 /// Twilio's voice webhook: answers with `<Connect><Stream>` and a one-time token bound to the CallSid.
@@ -74,12 +97,40 @@ async fn voice_webhook(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let params: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
     let public = services.config.public_url.as_deref();
     let url = public_url::webhook_url(public, &headers, &uri);
-    if let Err(reason) = check_signature(&services, &headers, &url, &params, "voice webhook") {
-        return forbidden(reason);
-    }
+    let params: Vec<(String, String)> = if is_json(&headers) {
+        if let Err(reason) = check_signature(
+            &services,
+            &headers,
+            &url,
+            Signed::Json(&body),
+            "voice webhook",
+        ) {
+            return forbidden(reason);
+        }
+        // Twilio's voice webhook is a form; a signed JSON body is accepted for its string fields.
+        match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&body) {
+            Ok(map) => map
+                .into_iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_string())))
+                .collect(),
+            Err(_) => return (StatusCode::BAD_REQUEST, "malformed JSON body").into_response(),
+        }
+    } else {
+        let params: Vec<(String, String)> =
+            url::form_urlencoded::parse(&body).into_owned().collect();
+        if let Err(reason) = check_signature(
+            &services,
+            &headers,
+            &url,
+            Signed::Form(&params),
+            "voice webhook",
+        ) {
+            return forbidden(reason);
+        }
+        params
+    };
     let param = |name: &str| {
         params
             .iter()
@@ -113,7 +164,9 @@ async fn media_stream(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let url = public_url::websocket_url(services.config.public_url.as_deref(), &headers, &uri);
-    if let Err(reason) = check_signature(&services, &headers, &url, &[], "media stream") {
+    if let Err(reason) =
+        check_signature(&services, &headers, &url, Signed::Form(&[]), "media stream")
+    {
         return forbidden(reason);
     }
     let deps = services.bridge.clone();
