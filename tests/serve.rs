@@ -8,6 +8,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{ACCOUNT_SID, AUTH_TOKEN, OPENAI_KEY};
+
+const API_KEY: &str = "serve-test-local-api-key-0001";
+const QUERY_SECRET: &str = "query-secret-value-0001";
 use verbio::sim::realtime_server::{SimRealtimeConfig, SimRealtimeServer};
 use verbio::sim::twilio_caller::{CallerConfig, CallerStep, SimCall};
 
@@ -23,6 +26,7 @@ async fn serve_runs_the_bridge_headless() {
         .env("OPENAI_API_KEY", OPENAI_KEY)
         .env("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
         .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+        .env("VERBIO_API_KEY", API_KEY)
         .env("VERBIO_DATA_DIR", data.path())
         .env("VERBIO_CONFIG", data.path().join("absent.toml"))
         .env("VERBIO_LOG", "debug")
@@ -74,6 +78,23 @@ async fn serve_runs_the_bridge_headless() {
     })
     .await;
 
+    // The API with its key in the header, and a secret-looking value in a query string.
+    let client = reqwest::Client::new();
+    let sessions = client
+        .get(format!("{base}/api/sessions?limit=5&token={QUERY_SECRET}"))
+        .header("X-API-Key", API_KEY)
+        .send()
+        .await
+        .expect("api");
+    assert_eq!(sessions.status(), 400, "unknown query parameter is refused");
+    let voices = client
+        .get(format!("{base}/api/voices"))
+        .header("X-API-Key", API_KEY)
+        .send()
+        .await
+        .expect("api");
+    assert_eq!(voices.status(), 200);
+
     let pid = child.id().to_string();
     let killed = Command::new("kill")
         .args(["-TERM", &pid])
@@ -93,14 +114,20 @@ async fn serve_runs_the_bridge_headless() {
         logs.contains("call ended"),
         "JSON logs carry the call's story"
     );
-    for secret in [OPENAI_KEY, AUTH_TOKEN] {
+    assert!(logs.contains("/api/voices"), "requests are logged");
+    assert!(logs.contains("token=REDACTED"), "query values are redacted");
+    for secret in [OPENAI_KEY, AUTH_TOKEN, API_KEY, QUERY_SECRET] {
         assert!(!logs.contains(secret), "a secret leaked into the logs");
     }
-    let db = std::fs::read(data.path().join("verbio.sqlite3")).expect("library written");
-    for secret in [OPENAI_KEY, AUTH_TOKEN] {
-        assert!(
-            !db.windows(secret.len()).any(|w| w == secret.as_bytes()),
-            "a secret leaked into SQLite"
-        );
+    // Every file the app wrote (the SQLite file and its WAL) is free of secrets.
+    for entry in std::fs::read_dir(data.path()).expect("data dir").flatten() {
+        let bytes = std::fs::read(entry.path()).expect("read data file");
+        for secret in [OPENAI_KEY, AUTH_TOKEN, API_KEY, QUERY_SECRET] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "a secret leaked into {}",
+                entry.path().display()
+            );
+        }
     }
 }
