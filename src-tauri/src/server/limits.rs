@@ -3,7 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -11,7 +11,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+use tracing::Span;
 
 use crate::logging::redact_query;
 use crate::server::errors::ApiError;
@@ -100,26 +103,40 @@ pub async fn security_headers(State(hsts): State<bool>, request: Request, next: 
     response
 }
 
-/// Middleware: one line per request with method, path (query values redacted), status and latency.
+/// Request logging through `tower-http`'s trace layer: a span per request with the method and the path
+/// (every query value replaced by `REDACTED`), and one line when it is answered with status and latency.
 /// Headers and bodies are never logged: they can hold keys and tokens.
-pub async fn log_requests(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
+pub fn request_logging() -> RequestLogging {
+    TraceLayer::new_for_http()
+        .make_span_with(request_span as fn(&Request) -> Span)
+        .on_request(())
+        .on_response(log_response as fn(&Response, Duration, &Span))
+}
+
+/// The trace layer as configured by [`request_logging`].
+pub type RequestLogging = TraceLayer<
+    SharedClassifier<ServerErrorsAsFailures>,
+    fn(&Request) -> Span,
+    (),
+    fn(&Response, Duration, &Span),
+>;
+
+fn request_span(request: &Request) -> Span {
     let path = request
         .uri()
         .path_and_query()
         .map(|p| redact_query(p.as_str()))
         .unwrap_or_default();
-    let response = next.run(request).await;
+    tracing::info_span!("http", method = %request.method(), %path)
+}
+
+fn log_response(response: &Response, latency: Duration, _span: &Span) {
     tracing::info!(
         target: "verbio::http",
-        %method,
-        %path,
         status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        latency_ms = latency.as_secs_f64() * 1000.0,
         "request"
     );
-    response
 }
 
 /// CORS for `/api`: the Tauri webview plus configured origins; only the API's methods and headers.

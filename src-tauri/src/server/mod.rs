@@ -15,7 +15,7 @@ pub mod twilio;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 use axum::{Json, Router};
 
@@ -46,7 +46,7 @@ pub fn router(services: Arc<Services>) -> Router {
         .nest("/api", api)
         .with_state(services)
         .layer(from_fn_with_state(hsts, limits::security_headers))
-        .layer(from_fn(limits::log_requests))
+        .layer(limits::request_logging())
 }
 
 async fn health(

@@ -31,7 +31,7 @@ pub fn routes() -> Router<Arc<Services>> {
 }
 
 fn forbidden(reason: &'static str) -> Response {
-    (StatusCode::FORBIDDEN, reason).into_response()
+    crate::server::errors::ApiError::new(StatusCode::FORBIDDEN, "forbidden", reason).into_response()
 }
 
 /// What Twilio signed: form parameters, or (for JSON bodies) the body, whose hash is in the URL.
