@@ -162,6 +162,11 @@ async fn barge_in_clears_twilio_and_truncates_to_what_was_heard() {
     h.ended(&sid).await;
 
     assert!(!report.clears.is_empty(), "the bridge sent clear");
+    assert_eq!(
+        h.model.accepted_sessions()[0].appended_audio_bytes,
+        report.media_frames_sent * 160,
+        "every caller frame reached the model, barge-in included"
+    );
     let played = report.played_ms_at_clear[0];
     assert!(
         (1150..2000).contains(&played),

@@ -1,6 +1,26 @@
 //! `verbio bench`: load-tests the bridge with simulated calls over loopback.
+//!
+//! The bridge runs as a child process (`verbio serve`), so its CPU and memory are its own; the load
+//! generator (fake Twilio callers and the fake Realtime server) runs in this process. Every caller frame
+//! and every model audio delta carries a tag, so each one is matched across the bridge:
+//! - inbound: caller `media` sent → `input_audio_buffer.append` received by the model;
+//! - outbound: model `response.output_audio.delta` sent → Twilio `media` received by the caller;
+//! - barge-in: model `speech_started` sent → Twilio `clear` received by the caller;
+//! - truncate error: `audio_end_ms` of each truncate vs the ms the caller had actually played at the clear.
 
-#[derive(Debug, clap::Args)]
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::sim::frame_tag::read_tag;
+use crate::sim::realtime_server::{AgentTurn, RealtimeProbe, SimRealtimeConfig, SimRealtimeServer};
+use crate::sim::twilio_caller::{CallerConfig, CallerProbe, CallerReport, CallerStep, SimCall};
+
+#[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// Concurrent calls.
     #[arg(long, default_value_t = 100)]
@@ -8,6 +28,12 @@ pub struct BenchArgs {
     /// Seconds each call lasts.
     #[arg(long, default_value_t = 20)]
     pub seconds: u64,
+    /// Run several call counts one after another (fresh bridge each), e.g. `100,200,400`.
+    #[arg(long, value_delimiter = ',')]
+    pub sweep: Vec<usize>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +42,487 @@ pub enum BenchError {
     Failed(String),
 }
 
+fn fail(e: impl std::fmt::Display) -> BenchError {
+    BenchError::Failed(e.to_string())
+}
+
+/// Percentiles of a latency sample, in ms.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Percentiles {
+    pub count: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Nearest-rank percentiles of microsecond samples.
+pub fn percentiles(samples: &mut [u64]) -> Percentiles {
+    if samples.is_empty() {
+        return Percentiles::default();
+    }
+    samples.sort_unstable();
+    let rank = |p: f64| {
+        let i = ((p / 100.0) * samples.len() as f64).ceil() as usize;
+        samples[i.clamp(1, samples.len()) - 1] as f64 / 1000.0
+    };
+    Percentiles {
+        count: samples.len(),
+        p50_ms: rank(50.0),
+        p99_ms: rank(99.0),
+        max_ms: samples[samples.len() - 1] as f64 / 1000.0,
+    }
+}
+
+/// One run's measurements.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub calls: usize,
+    pub seconds: u64,
+    pub completed_calls: usize,
+    pub inbound: Percentiles,
+    pub outbound: Percentiles,
+    pub barge_in: Percentiles,
+    pub truncate_error_ms_max: f64,
+    pub truncates: usize,
+    pub inbound_bytes_lost: u64,
+    pub outbound_bytes_lost: u64,
+    pub cpu_seconds_per_call_minute: f64,
+    pub bridge_cpu_seconds_per_call_minute: f64,
+    pub rss_kib_per_call: f64,
+    pub holds_targets: bool,
+}
+
+impl BenchReport {
+    fn check(&mut self) {
+        self.holds_targets = self.completed_calls == self.calls
+            && self.inbound.p50_ms <= 1.0
+            && self.inbound.p99_ms <= 5.0
+            && self.outbound.p50_ms <= 1.0
+            && self.outbound.p99_ms <= 5.0
+            && self.barge_in.p99_ms <= 5.0
+            && self.truncate_error_ms_max <= 20.0
+            && self.inbound_bytes_lost == 0
+            && self.outbound_bytes_lost == 0
+            && self.cpu_seconds_per_call_minute <= 0.03
+            && self.rss_kib_per_call <= 64.0;
+    }
+
+    fn print(&self) {
+        let p = |x: &Percentiles| {
+            format!(
+                "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (n={})",
+                x.p50_ms, x.p99_ms, x.max_ms, x.count
+            )
+        };
+        println!(
+            "== {} calls × {} s ({} completed)",
+            self.calls, self.seconds, self.completed_calls
+        );
+        println!(
+            "  inbound  (Twilio media → append):        {}",
+            p(&self.inbound)
+        );
+        println!(
+            "  outbound (audio delta → Twilio media):   {}",
+            p(&self.outbound)
+        );
+        println!(
+            "  barge-in (speech_started → clear):       {}",
+            p(&self.barge_in)
+        );
+        println!(
+            "  truncate error: max {:.1} ms over {} truncates",
+            self.truncate_error_ms_max, self.truncates
+        );
+        println!(
+            "  bytes lost: inbound {}, outbound {}",
+            self.inbound_bytes_lost, self.outbound_bytes_lost
+        );
+        println!(
+            "  CPU per call-minute: {:.4} s total ({:.4} s bridge alone)",
+            self.cpu_seconds_per_call_minute, self.bridge_cpu_seconds_per_call_minute
+        );
+        println!("  bridge RSS per call: {:.1} KiB", self.rss_kib_per_call);
+        println!(
+            "  targets hold: {}",
+            if self.holds_targets { "yes" } else { "NO" }
+        );
+    }
+}
+
 pub fn run(args: BenchArgs) -> Result<(), BenchError> {
-    Err(BenchError::Failed(format!("not built yet ({args:?})")))
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(fail)?;
+    let levels = if args.sweep.is_empty() {
+        vec![args.calls]
+    } else {
+        args.sweep.clone()
+    };
+    let mut reports = Vec::new();
+    for calls in levels {
+        let report = runtime.block_on(run_level(calls, args.seconds))?;
+        if !args.json {
+            report.print();
+        }
+        reports.push(report);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&reports).map_err(fail)?);
+    } else if reports.len() > 1 {
+        let best = reports
+            .iter()
+            .filter(|r| r.holds_targets)
+            .map(|r| r.calls)
+            .max();
+        println!(
+            "largest N holding every target: {}",
+            best.map_or("none".into(), |n| n.to_string())
+        );
+    }
+    Ok(())
+}
+
+/// Kills the bridge child when dropped, also on error paths.
+struct Bridge {
+    child: Child,
+    base: String,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_bridge(realtime_url: &str) -> Result<Bridge, BenchError> {
+    let data = tempfile::tempdir().map_err(fail)?;
+    let exe = std::env::current_exe().map_err(fail)?;
+    let mut child = Command::new(exe)
+        .args(["serve", "--port", "0"])
+        .env("VERBIO_REALTIME_URL", realtime_url)
+        .env("OPENAI_API_KEY", "bench-openai-key")
+        .env("TWILIO_AUTH_TOKEN", "bench-auth-token")
+        .env("VERBIO_DATA_DIR", data.path())
+        .env("VERBIO_CONFIG", data.path().join("none.toml"))
+        .env("VERBIO_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(fail)?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| fail("no stdout from the bridge"))?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).map_err(fail)?;
+    let base = line
+        .trim()
+        .strip_prefix("verbio serving on ")
+        .ok_or_else(|| fail(format!("unexpected bridge output {line:?}")))?
+        .to_string();
+    Ok(Bridge {
+        child,
+        base,
+        _data: data,
+    })
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn rss_kib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// A call's script: turns of speech, each answered; every other turn interrupts the answer.
+fn script(seconds: u64) -> Vec<CallerStep> {
+    let mut steps = vec![CallerStep::Silence(300)];
+    let mut planned_ms = 300u64;
+    let mut turn = 0;
+    while planned_ms + 4000 < seconds * 1000 {
+        steps.push(CallerStep::Speak {
+            tone_hz: 440.0,
+            ms: 600,
+        });
+        if turn % 2 == 0 {
+            steps.push(CallerStep::SpeakWhenAgentHasPlayed {
+                after_ms: 700,
+                tone_hz: 300.0,
+                ms: 500,
+                timeout: Duration::from_secs(10),
+            });
+        }
+        steps.push(CallerStep::WaitForAgentAudio {
+            min_ms: 1500,
+            timeout: Duration::from_secs(10),
+        });
+        steps.push(CallerStep::Silence(500));
+        planned_ms += 4000;
+        turn += 1;
+    }
+    steps.push(CallerStep::HangUp);
+    steps
+}
+
+fn micros(from: Instant, to: Instant) -> u64 {
+    to.saturating_duration_since(from).as_micros() as u64
+}
+
+#[derive(Default)]
+struct Tally {
+    inbound_pending: HashMap<u32, Instant>,
+    /// Arrivals whose send probe has not been read yet (the two probe channels race).
+    inbound_early: HashMap<u32, Instant>,
+    inbound: Vec<u64>,
+    outbound_pending: HashMap<u32, (Instant, String, usize)>,
+    outbound_early: HashMap<u32, Instant>,
+    outbound: Vec<u64>,
+    /// session → call index (learned from the tags in its audio)
+    session_call: HashMap<u64, u32>,
+    last_speech: HashMap<u32, Instant>,
+    barge_in: Vec<u64>,
+}
+
+impl Tally {
+    fn realtime(&mut self, probe: RealtimeProbe) {
+        match probe {
+            RealtimeProbe::Append { session, at, audio } => {
+                if let Some(tag) = read_tag(&audio) {
+                    self.session_call.entry(session).or_insert(tag >> 20);
+                    if let Some(sent) = self.inbound_pending.remove(&tag) {
+                        self.inbound
+                            .push(at.saturating_duration_since(sent).as_micros() as u64);
+                    }
+                }
+            }
+            RealtimeProbe::DeltaSent {
+                at,
+                item_id,
+                bytes,
+                tag: Some(tag),
+                ..
+            } => {
+                self.outbound_pending.insert(tag, (at, item_id, bytes));
+            }
+            RealtimeProbe::SpeechStarted { session, at } => {
+                if let Some(call) = self.session_call.get(&session) {
+                    self.last_speech.insert(*call, at);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn caller(&mut self, probe: CallerProbe, call_index: &HashMap<String, u32>) {
+        match probe {
+            CallerProbe::MediaSent { at, seq, .. } => {
+                self.inbound_pending.insert(seq as u32, at);
+            }
+            CallerProbe::MediaReceived { at, bytes, .. } => {
+                if let Some((sent, _, _)) =
+                    read_tag(&bytes).and_then(|t| self.outbound_pending.remove(&t))
+                {
+                    self.outbound
+                        .push(at.saturating_duration_since(sent).as_micros() as u64);
+                }
+            }
+            CallerProbe::ClearReceived { call, at } => {
+                let speech = call_index
+                    .get(&call)
+                    .and_then(|i| self.last_speech.remove(i));
+                if let Some(speech) = speech {
+                    self.barge_in
+                        .push(at.saturating_duration_since(speech).as_micros() as u64);
+                }
+            }
+        }
+    }
+}
+
+async fn run_level(calls: usize, seconds: u64) -> Result<BenchReport, BenchError> {
+    let (rt_tx, mut rt_rx) = mpsc::unbounded_channel();
+    let (caller_tx, mut caller_rx) = mpsc::unbounded_channel();
+    let model = SimRealtimeServer::start(SimRealtimeConfig {
+        probe: Some(rt_tx),
+        record_events: false,
+        tag_deltas: true,
+        speed_factor: 2.0,
+        script: vec![AgentTurn::with_tone("Here is my answer.", 880.0, 2000)],
+        ..SimRealtimeConfig::default()
+    })
+    .await
+    .map_err(fail)?;
+    let bridge = start_bridge(&model.url())?;
+    let bridge_pid = bridge.child.id();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rss_before = rss_kib(bridge_pid);
+
+    let call_index: HashMap<String, u32> = (0..calls)
+        .map(|i| (format!("CA{:032x}", i + 1), i as u32 + 1))
+        .collect();
+    let tally = std::sync::Arc::new(std::sync::Mutex::new(Tally::default()));
+    let aggregator = {
+        let tally = tally.clone();
+        let index = call_index.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    Some(p) = rt_rx.recv() => tally.lock().unwrap_or_else(|p| p.into_inner()).realtime(p),
+                    Some(p) = caller_rx.recv() => tally.lock().unwrap_or_else(|p| p.into_inner()).caller(p, &index),
+                    else => break,
+                }
+            }
+        })
+    };
+
+    // Ramp up over a few seconds so setup is not one thundering herd.
+    let ramp = Duration::from_millis((calls as u64 * 5).clamp(500, 5000));
+    let mut tasks = Vec::new();
+    for i in 0..calls {
+        let mut config = CallerConfig::new(bridge.base.clone(), "bench-auth-token");
+        config.call_sid = format!("CA{:032x}", i + 1);
+        config.tag_frames = true;
+        config.tag_base = (i as u32 + 1) << 20;
+        config.record_audio = false;
+        config.record_messages = false;
+        config.probe = Some(caller_tx.clone());
+        config.max_duration = Duration::from_secs(seconds + 60);
+        let steps = script(seconds);
+        tasks.push(tokio::spawn(async move {
+            match SimCall::place(config, steps).await {
+                Ok(call) => Some(call.finish().await),
+                Err(e) => {
+                    eprintln!("call {i} failed to start: {e}");
+                    None
+                }
+            }
+        }));
+        tokio::time::sleep(ramp / calls.max(1) as u32).await;
+    }
+    drop(caller_tx);
+    // Measure CPU and memory over the steady middle of the run.
+    let settle = Duration::from_secs(2);
+    tokio::time::sleep(settle).await;
+    let window_start = Instant::now();
+    let cpu0 = cpu_seconds(std::process::id()) + cpu_seconds(bridge_pid);
+    let bridge_cpu0 = cpu_seconds(bridge_pid);
+    let window = Duration::from_secs(seconds.saturating_sub(4).max(2));
+    tokio::time::sleep(window / 2).await;
+    let rss_during = rss_kib(bridge_pid);
+    tokio::time::sleep(window / 2).await;
+    let elapsed_min = window_start.elapsed().as_secs_f64() / 60.0;
+    let cpu = cpu_seconds(std::process::id()) + cpu_seconds(bridge_pid) - cpu0;
+    let bridge_cpu = cpu_seconds(bridge_pid) - bridge_cpu0;
+
+    let mut reports: Vec<CallerReport> = Vec::new();
+    for task in tasks {
+        if let Ok(Some(report)) = task.await {
+            reports.push(report);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sessions = model.sessions();
+    drop(model);
+    let _ = aggregator.await;
+    let mut tally = std::mem::take(&mut *tally.lock().unwrap_or_else(|p| p.into_inner()));
+
+    // Truncate error: each session's truncates against its call's played-at-clear, in order.
+    let mut truncate_error: f64 = 0.0;
+    let mut truncates = 0;
+    let mut interrupted: HashSet<String> = HashSet::new();
+    let played_by_call: HashMap<u32, &Vec<u64>> = reports
+        .iter()
+        .filter_map(|r| {
+            call_index
+                .get(&r.call_sid)
+                .map(|i| (*i, &r.played_ms_at_clear))
+        })
+        .collect();
+    for s in &sessions {
+        interrupted.extend(s.truncates.iter().map(|(item, _)| item.clone()));
+        let played = tally
+            .session_call
+            .get(&s.id)
+            .and_then(|c| played_by_call.get(c));
+        if let Some(played) = played {
+            for ((_, end_ms), heard) in s.truncates.iter().zip(played.iter()) {
+                truncates += 1;
+                truncate_error = truncate_error.max((*end_ms as f64 - *heard as f64).abs());
+            }
+        }
+    }
+    if std::env::var_os("VERBIO_BENCH_DEBUG").is_some() {
+        let mut chunks: Vec<u32> = tally.inbound_pending.keys().map(|t| t & 0xFFFFF).collect();
+        chunks.sort_unstable();
+        eprintln!("unmatched inbound chunks: {chunks:?}");
+    }
+    let inbound_bytes_lost = tally.inbound_pending.len() as u64 * 160;
+    let outbound_bytes_lost = tally
+        .outbound_pending
+        .values()
+        .filter(|(_, item, _)| !interrupted.contains(item))
+        .map(|(_, _, bytes)| *bytes as u64)
+        .sum();
+    let call_minutes = calls as f64 * elapsed_min;
+    let mut report = BenchReport {
+        calls,
+        seconds,
+        completed_calls: reports
+            .iter()
+            .filter(|r| r.errors.is_empty() && r.media_frames_sent > 0)
+            .count(),
+        inbound: percentiles(&mut tally.inbound),
+        outbound: percentiles(&mut tally.outbound),
+        barge_in: percentiles(&mut tally.barge_in),
+        truncate_error_ms_max: truncate_error,
+        truncates,
+        inbound_bytes_lost,
+        outbound_bytes_lost,
+        cpu_seconds_per_call_minute: cpu / call_minutes.max(f64::MIN_POSITIVE),
+        bridge_cpu_seconds_per_call_minute: bridge_cpu / call_minutes.max(f64::MIN_POSITIVE),
+        rss_kib_per_call: (rss_during - rss_before).max(0.0) / calls.max(1) as f64,
+        holds_targets: false,
+    };
+    report.check();
+    drop(bridge);
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let mut samples: Vec<u64> = (1..=100).map(|ms| ms * 1000).collect();
+        let p = percentiles(&mut samples);
+        assert_eq!(
+            (p.count, p.p50_ms, p.p99_ms, p.max_ms),
+            (100, 50.0, 99.0, 100.0)
+        );
+        assert_eq!(percentiles(&mut []), Percentiles::default());
+        let mut one = vec![2500];
+        assert_eq!(percentiles(&mut one).p99_ms, 2.5);
+    }
 }

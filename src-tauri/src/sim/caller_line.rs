@@ -264,7 +264,7 @@ impl Line {
     async fn send_media(&mut self, frame: &mut [u8; 160], timestamp_ms: u64) -> Result<(), Gone> {
         self.chunk += 1;
         if self.config.tag_frames {
-            tag_frame(frame, self.chunk as u32);
+            tag_frame(frame, self.config.tag_base.wrapping_add(self.chunk as u32));
         }
         let seq = self.next_seq();
         let media = json!({
@@ -284,7 +284,7 @@ impl Line {
             let _ = probe.send(CallerProbe::MediaSent {
                 call: self.config.call_sid.clone(),
                 at: std::time::Instant::now(),
-                seq: self.chunk,
+                seq: u64::from(self.config.tag_base.wrapping_add(self.chunk as u32)),
             });
         }
         Ok(())

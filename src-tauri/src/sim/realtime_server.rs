@@ -86,6 +86,8 @@ pub enum RealtimeProbe {
         at: std::time::Instant,
         item_id: String,
         bytes: usize,
+        /// The delta's tag when `tag_deltas` is on.
+        tag: Option<u32>,
     },
     /// The VAD heard the caller start speaking.
     SpeechStarted {
@@ -116,6 +118,9 @@ pub struct SimRealtimeConfig {
     pub record_events: bool,
     /// Optional timing probe for the benchmark.
     pub probe: Option<mpsc::UnboundedSender<RealtimeProbe>>,
+    /// Stamp each audio delta's first bytes with a unique tag (see [`super::frame_tag`]) so the benchmark
+    /// can match it on the caller's side.
+    pub tag_deltas: bool,
 }
 
 impl Default for SimRealtimeConfig {
@@ -130,6 +135,7 @@ impl Default for SimRealtimeConfig {
             caller_transcripts: Vec::new(),
             record_events: true,
             probe: None,
+            tag_deltas: false,
         }
     }
 }

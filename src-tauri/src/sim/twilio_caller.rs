@@ -55,6 +55,8 @@ pub struct CallerConfig {
     pub record_audio: bool,
     /// Tag each outgoing media frame with its chunk number (see [`tag_frame`]).
     pub tag_frames: bool,
+    /// Added to the chunk number in frame tags (and in `MediaSent.seq`), so tags are unique across calls.
+    pub tag_base: u32,
     /// Optional timing probe for the benchmark.
     pub probe: Option<mpsc::UnboundedSender<CallerProbe>>,
     /// Hard limit on the call; the caller hangs up when it is reached (so no test can hang).
@@ -78,6 +80,7 @@ impl CallerConfig {
             record_messages: true,
             record_audio: true,
             tag_frames: false,
+            tag_base: 0,
             probe: None,
             max_duration: Duration::from_secs(120),
         }

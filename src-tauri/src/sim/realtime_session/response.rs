@@ -12,6 +12,10 @@ use crate::audio::mulaw;
 use crate::sim::new_id;
 use crate::sim::realtime_server::{lock, AgentTurn, RealtimeProbe};
 
+/// Delta tags count down from the top of the range so they never collide with caller frame tags.
+static NEXT_DELTA_TAG: std::sync::atomic::AtomicU32 =
+    std::sync::atomic::AtomicU32::new(0x8000_0000);
+
 /// A response whose audio is still being streamed.
 pub(super) struct ActiveResponse {
     id: String,
@@ -54,7 +58,16 @@ impl Session {
             && response.started + interval * response.chunks_sent <= now
         {
             let end = (response.sent + chunk).min(response.audio.len());
-            let bytes = &response.audio[response.sent..end];
+            let mut bytes = response.audio[response.sent..end].to_vec();
+            let tag = (self.config.tag_deltas && bytes.len() >= 160).then(|| {
+                let tag = NEXT_DELTA_TAG.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let mut frame = [0u8; 160];
+                frame.copy_from_slice(&bytes[..160]);
+                crate::sim::frame_tag::tag_frame(&mut frame, tag);
+                bytes[..160].copy_from_slice(&frame);
+                tag
+            });
+            let bytes = &bytes[..];
             out.push(json!({
                 "type": "response.output_audio.delta",
                 "response_id": response.id,
@@ -69,6 +82,7 @@ impl Session {
                     at: std::time::Instant::now(),
                     item_id: response.item_id.clone(),
                     bytes: bytes.len(),
+                    tag,
                 });
             }
             *self.audio_sent.entry(response.item_id.clone()).or_default() += bytes.len() as u64;
