@@ -310,9 +310,11 @@ impl Tally {
             RealtimeProbe::Append { session, at, audio } => {
                 if let Some(tag) = read_tag(&audio) {
                     self.session_call.entry(session).or_insert(tag >> 20);
-                    if let Some(sent) = self.inbound_pending.remove(&tag) {
-                        self.inbound
-                            .push(at.saturating_duration_since(sent).as_micros() as u64);
+                    match self.inbound_pending.remove(&tag) {
+                        Some(sent) => self.inbound.push(micros(sent, at)),
+                        None => {
+                            self.inbound_early.insert(tag, at);
+                        }
                     }
                 }
             }
@@ -322,9 +324,12 @@ impl Tally {
                 bytes,
                 tag: Some(tag),
                 ..
-            } => {
-                self.outbound_pending.insert(tag, (at, item_id, bytes));
-            }
+            } => match self.outbound_early.remove(&tag) {
+                Some(received) => self.outbound.push(micros(at, received)),
+                None => {
+                    self.outbound_pending.insert(tag, (at, item_id, bytes));
+                }
+            },
             RealtimeProbe::SpeechStarted { session, at } => {
                 if let Some(call) = self.session_call.get(&session) {
                     self.last_speech.insert(*call, at);
@@ -337,14 +342,22 @@ impl Tally {
     fn caller(&mut self, probe: CallerProbe, call_index: &HashMap<String, u32>) {
         match probe {
             CallerProbe::MediaSent { at, seq, .. } => {
-                self.inbound_pending.insert(seq as u32, at);
+                let tag = seq as u32;
+                match self.inbound_early.remove(&tag) {
+                    Some(received) => self.inbound.push(micros(at, received)),
+                    None => {
+                        self.inbound_pending.insert(tag, at);
+                    }
+                }
             }
             CallerProbe::MediaReceived { at, bytes, .. } => {
-                if let Some((sent, _, _)) =
-                    read_tag(&bytes).and_then(|t| self.outbound_pending.remove(&t))
-                {
-                    self.outbound
-                        .push(at.saturating_duration_since(sent).as_micros() as u64);
+                if let Some(tag) = read_tag(&bytes) {
+                    match self.outbound_pending.remove(&tag) {
+                        Some((sent, _, _)) => self.outbound.push(micros(sent, at)),
+                        None => {
+                            self.outbound_early.insert(tag, at);
+                        }
+                    }
                 }
             }
             CallerProbe::ClearReceived { call, at } => {
