@@ -300,11 +300,26 @@ struct Tally {
     outbound: Vec<u64>,
     /// session → call index (learned from the tags in its audio)
     session_call: HashMap<u64, u32>,
-    last_speech: HashMap<u32, Instant>,
-    barge_in: Vec<u64>,
+    /// Every `speech_started` and every `clear`, per call; paired at the end (the probes race).
+    speech: HashMap<u32, Vec<Instant>>,
+    clears: HashMap<u32, Vec<Instant>>,
 }
 
 impl Tally {
+    /// Barge-in reaction: each `clear` against the latest `speech_started` of its call before it.
+    fn barge_in_micros(&self) -> Vec<u64> {
+        let mut out = Vec::new();
+        for (call, clears) in &self.clears {
+            let speech = self.speech.get(call).map(Vec::as_slice).unwrap_or(&[]);
+            for clear in clears {
+                if let Some(start) = speech.iter().filter(|s| *s <= clear).max() {
+                    out.push(micros(*start, *clear));
+                }
+            }
+        }
+        out
+    }
+
     fn realtime(&mut self, probe: RealtimeProbe) {
         match probe {
             RealtimeProbe::Append { session, at, audio } => {
@@ -332,7 +347,7 @@ impl Tally {
             },
             RealtimeProbe::SpeechStarted { session, at } => {
                 if let Some(call) = self.session_call.get(&session) {
-                    self.last_speech.insert(*call, at);
+                    self.speech.entry(*call).or_default().push(at);
                 }
             }
             _ => {}
@@ -361,12 +376,8 @@ impl Tally {
                 }
             }
             CallerProbe::ClearReceived { call, at } => {
-                let speech = call_index
-                    .get(&call)
-                    .and_then(|i| self.last_speech.remove(i));
-                if let Some(speech) = speech {
-                    self.barge_in
-                        .push(at.saturating_duration_since(speech).as_micros() as u64);
+                if let Some(i) = call_index.get(&call) {
+                    self.clears.entry(*i).or_default().push(at);
                 }
             }
         }
@@ -507,7 +518,7 @@ async fn run_level(calls: usize, seconds: u64) -> Result<BenchReport, BenchError
             .count(),
         inbound: percentiles(&mut tally.inbound),
         outbound: percentiles(&mut tally.outbound),
-        barge_in: percentiles(&mut tally.barge_in),
+        barge_in: percentiles(&mut tally.barge_in_micros()),
         truncate_error_ms_max: truncate_error,
         truncates,
         inbound_bytes_lost,

@@ -532,18 +532,8 @@ impl Call {
         }
         let note = format!("[caller pressed {digit}]");
         info!(call_sid = %self.call_sid, digit, "DTMF");
-        self.turns.push(Turn {
-            speaker: Speaker::Caller,
-            text: note.clone(),
-        });
-        self.deps.emit(CallEvent::Transcript {
-            call_sid: self.call_sid.clone(),
-            speaker: Speaker::Caller,
-            text: note.clone(),
-            offset_ms: self.offset_ms(),
-            interrupted: false,
-            at_ms: now_ms(),
-        });
+        let offset = self.offset_ms();
+        self.add_turn(Speaker::Caller, note.clone(), offset, false);
         self.send_model(rt::message_item_create(Speaker::Caller, &note))
             .await;
         if !self.response_active {
