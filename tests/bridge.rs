@@ -194,6 +194,16 @@ async fn barge_in_clears_twilio_and_truncates_to_what_was_heard() {
             next.start_ms - report.clears[0]
         );
     }
+    // The agent's interrupted turn is kept, marked as interrupted.
+    let store = &h.running.services.store;
+    store.flush().await.expect("flush");
+    let turns = store.transcripts(&sid).await.expect("transcripts");
+    assert!(
+        turns
+            .iter()
+            .any(|t| t.speaker == Speaker::Agent && t.interrupted && !t.text.is_empty()),
+        "{turns:?}"
+    );
     h.validate_client_events("barge_in");
 }
 

@@ -289,6 +289,9 @@ struct Call {
     function_names: HashMap<String, String>,
     caller_offsets: HashMap<String, u64>,
     agent_offsets: HashMap<String, u64>,
+    /// The agent's words so far per item, from transcript deltas: kept as the turn when a barge-in
+    /// cancels the response before its `transcript.done`.
+    agent_text: HashMap<String, String>,
     bad_frames: u64,
     /// A replacement session took over outside a quiet moment and still needs the conversation so far.
     needs_seed: bool,
@@ -361,6 +364,7 @@ impl Call {
             function_names: HashMap::new(),
             caller_offsets: HashMap::new(),
             agent_offsets: HashMap::new(),
+            agent_text: HashMap::new(),
             bad_frames: 0,
             needs_seed: false,
         }
@@ -777,15 +781,29 @@ impl Call {
             ServerEvent::ResponseDone { status, .. } => {
                 self.response_active = false;
                 self.current_response = None;
+                // Items that ended without a `transcript.done` (cancelled by a barge-in): keep what was said.
+                for (item_id, text) in std::mem::take(&mut self.agent_text) {
+                    let interrupted = self.dropped_items.contains(&item_id);
+                    let offset = self
+                        .agent_offsets
+                        .remove(&item_id)
+                        .unwrap_or_else(|| self.offset_ms());
+                    self.add_turn(Speaker::Agent, text, offset, interrupted);
+                }
                 if status.as_deref() == Some("failed") {
                     self.issue("response_failed", "the model's response failed");
                 }
+                Ok(())
+            }
+            ServerEvent::AudioTranscriptDelta { item_id, delta } => {
+                self.agent_text.entry(item_id).or_default().push_str(&delta);
                 Ok(())
             }
             ServerEvent::AudioTranscriptDone {
                 item_id,
                 transcript,
             } => {
+                self.agent_text.remove(&item_id);
                 let interrupted = self.dropped_items.contains(&item_id);
                 let offset = self
                     .agent_offsets

@@ -102,6 +102,11 @@ pub enum ServerEvent<'a> {
         item_id: String,
         delta: Cow<'a, str>,
     },
+    /// Part of the agent's words for an item, as they are spoken.
+    AudioTranscriptDelta {
+        item_id: String,
+        delta: String,
+    },
     /// The agent's full words for an item.
     AudioTranscriptDone {
         item_id: String,
@@ -214,6 +219,10 @@ pub fn parse_server_event(text: &str) -> Result<ServerEvent<'_>, EventParseError
             } else {
                 raw.delta
             },
+        },
+        "response.output_audio_transcript.delta" => ServerEvent::AudioTranscriptDelta {
+            item_id: need(raw.item_id, "item_id", kind)?,
+            delta: raw.delta.into_owned(),
         },
         "session.created" => ServerEvent::SessionCreated,
         "session.updated" => ServerEvent::SessionUpdated,

@@ -25,6 +25,8 @@ pub(super) struct ActiveResponse {
     sent: usize,
     chunks_sent: u32,
     started: Instant,
+    /// Characters of the turn's text already sent as transcript deltas (in step with the audio).
+    text_sent: usize,
 }
 
 impl Session {
@@ -84,6 +86,21 @@ impl Session {
                     bytes: bytes.len(),
                     tag,
                 });
+            }
+            // The words go out in step with the audio, as `response.output_audio_transcript.delta`s.
+            let chars: Vec<char> = response.turn.text.chars().collect();
+            let upto = chars.len() * end / response.audio.len().max(1);
+            if upto > response.text_sent {
+                let delta: String = chars[response.text_sent..upto].iter().collect();
+                out.push(json!({
+                    "type": "response.output_audio_transcript.delta",
+                    "response_id": response.id,
+                    "item_id": response.item_id,
+                    "output_index": 0,
+                    "content_index": 0,
+                    "delta": delta,
+                }));
+                response.text_sent = upto;
             }
             *self.audio_sent.entry(response.item_id.clone()).or_default() += bytes.len() as u64;
             lock(&self.log).audio_sent_bytes += bytes.len() as u64;
@@ -150,6 +167,7 @@ impl Session {
             sent: 0,
             chunks_sent: 0,
             started: Instant::now(),
+            text_sent: 0,
         });
     }
 
