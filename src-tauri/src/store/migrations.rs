@@ -90,6 +90,15 @@ pub fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
     Ok(known)
 }
 
+/// An in-memory database with every migration applied, for the store's unit tests.
+#[cfg(test)]
+pub(crate) fn test_db() -> Connection {
+    let mut conn = Connection::open_in_memory().expect("in-memory SQLite");
+    configure(&conn).expect("configure");
+    migrate(&mut conn).expect("migrate");
+    conn
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -97,10 +97,7 @@ mod tests {
     use crate::store::migrations;
 
     fn db() -> Connection {
-        let mut conn = Connection::open_in_memory().unwrap();
-        migrations::configure(&conn).unwrap();
-        migrations::migrate(&mut conn).unwrap();
-        conn
+        migrations::test_db()
     }
 
     fn line<'a>(
