@@ -747,8 +747,11 @@ impl Call {
                         return Ok(());
                     }
                 };
-                let offset = self.offset_ms();
-                self.agent_offsets.entry(item_id.clone()).or_insert(offset);
+                // Only the item's first delta allocates: this runs for every chunk of agent audio.
+                if !self.agent_offsets.contains_key(&item_id) {
+                    let offset = self.offset_ms();
+                    self.agent_offsets.insert(item_id.clone(), offset);
+                }
                 let mark = self.playout.on_sent(&item_id, bytes, Instant::now());
                 let media_msg = media::media_message(&self.stream_sid, &delta);
                 let mark_msg = media::mark_message(&self.stream_sid, &mark);
