@@ -88,14 +88,19 @@ install_user() {
   if ! node -e "const [a, b] = process.versions.node.split('.').map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)"; then
     die "Node.js $(node --version) is too old for the UI's tools (Vite 8 needs $NODE_MIN+ or 22.12+)"
   fi
-  # `npm ci` always reinstalls from scratch; skip it when node_modules came from this very lock file.
-  local lock_sum stamp="$ROOT/ui/node_modules/.verbio-lock.sha256"
-  lock_sum="$(sha256sum "$ROOT/ui/package-lock.json" | cut -d' ' -f1)"
+  npm_install "$ROOT/ui" "the UI's packages"
+  npm_install "$ROOT/tests/prism" "Stoplight Prism (the Twilio REST stand-in for tests)"
+}
+
+# `npm ci` always reinstalls from scratch; skip it when node_modules came from this very lock file.
+npm_install() {
+  local dir="$1" what="$2" lock_sum stamp="$1/node_modules/.verbio-lock.sha256"
+  lock_sum="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$lock_sum" ]; then
-    log "npm: ui/node_modules already matches package-lock.json"
+    log "npm: $what already match ${dir#"$ROOT"/}/package-lock.json"
   else
-    log "npm: installing the UI's packages (npm ci)"
-    npm ci --prefix "$ROOT/ui" --no-audit --no-fund --loglevel=error
+    log "npm: installing $what (npm ci in ${dir#"$ROOT"/})"
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
     echo "$lock_sum" >"$stamp"
   fi
 }

@@ -48,5 +48,7 @@ section "Rust tests: desktop module (default features)"
 cargo test --lib desktop 2>&1
 
 # Last, so that cargo test's own summary lines end the output.
-section "Rust tests (cargo test --no-default-features)"
+section "Rust tests (cargo test --no-default-features), with Prism as Twilio's REST API"
+bash scripts/prism.sh start
+trap 'bash scripts/prism.sh stop' EXIT
 cargo test --no-default-features 2>&1

@@ -138,3 +138,50 @@ pub async fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Where the test command runs Prism on Twilio's OpenAPI description (`scripts/prism.sh`).
+pub fn prism_url() -> String {
+    std::env::var("VERBIO_TEST_PRISM_URL").unwrap_or_else(|_| "http://127.0.0.1:4010".into())
+}
+
+/// A recording tap in front of Prism. Fails (never skips) when Prism is not running: the test command
+/// starts it, and a test that quietly skipped would prove nothing.
+pub async fn prism_tap() -> verbio::sim::twilio_rest_tap::RestTap {
+    let url = prism_url();
+    let reachable = reqwest::Client::new()
+        .get(format!("{url}/2010-04-01/Accounts.json"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .is_ok();
+    assert!(
+        reachable,
+        "Prism is not answering at {url}; start it with `bash scripts/prism.sh start` (the test command does)"
+    );
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/specs/twilio_api_v2010.json");
+    verbio::sim::twilio_rest_tap::RestTap::start(url, &spec)
+        .await
+        .expect("REST tap starts")
+}
+
+/// The account's one phone number in [`numbers_page`].
+pub const FROM_NUMBER: &str = "+14155550100";
+pub const FROM_NUMBER_SID: &str = "PN0123456789abcdef0123456789abcdef";
+
+/// A one-page `IncomingPhoneNumbers` list in Twilio's shape.
+pub fn numbers_page() -> serde_json::Value {
+    serde_json::json!({
+        "incoming_phone_numbers": [{
+            "sid": FROM_NUMBER_SID,
+            "account_sid": ACCOUNT_SID,
+            "phone_number": FROM_NUMBER,
+            "friendly_name": "(415) 555-0100",
+            "voice_url": null,
+            "status_callback": null
+        }],
+        "next_page_uri": null,
+        "page": 0,
+        "page_size": 100
+    })
+}

@@ -47,6 +47,7 @@ pub mod realtime_server;
 mod realtime_session;
 mod script;
 pub mod twilio_caller;
+pub mod twilio_rest_tap;
 mod twiml_scan;
 
 use std::time::Duration;
@@ -72,6 +73,9 @@ pub enum SimError {
     /// A URL (bridge base, public URL, stream URL) could not be used.
     #[error("bad URL {url}: {reason}")]
     Url { url: String, reason: String },
+    /// A local socket could not be opened.
+    #[error("socket error: {0}")]
+    Io(#[from] std::io::Error),
     /// A bounded wait ran out.
     #[error("timed out after {after:?} waiting for {what}")]
     Timeout { what: String, after: Duration },

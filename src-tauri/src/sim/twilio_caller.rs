@@ -170,6 +170,16 @@ impl SimCall {
     /// running `script` while playing what the bridge sends.
     pub async fn place(config: CallerConfig, script: Vec<CallerStep>) -> Result<SimCall, SimError> {
         let twiml = post_webhook(&config).await?;
+        Self::answer(config, twiml, script).await
+    }
+
+    /// Runs `twiml` the way Twilio runs an outbound call's inline TwiML when the callee picks up: opens
+    /// its media stream and plays `script` as the callee. `config.call_sid` must be the call's SID.
+    pub async fn answer(
+        config: CallerConfig,
+        twiml: String,
+        script: Vec<CallerStep>,
+    ) -> Result<SimCall, SimError> {
         let stream = twiml_scan::parse(&twiml).map_err(|reason| SimError::Twiml {
             reason,
             body: twiml.clone(),

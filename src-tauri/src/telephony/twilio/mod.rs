@@ -1,4 +1,5 @@
-//! Twilio: Media Streams wire types, TwiML builder and request signatures.
+//! Twilio: Media Streams wire types, TwiML builder, request signatures and the REST client.
 pub mod media;
+pub mod rest;
 pub mod signature;
 pub mod twiml;

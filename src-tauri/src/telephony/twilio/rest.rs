@@ -1,0 +1,708 @@
+//! Twilio's REST API (2010-04-01): the calls Verbio places and controls, and the account's numbers.
+//!
+//! Basic auth with the account SID and auth token, form bodies, JSON answers. Twilio's error bodies
+//! (`code`, `message`, `more_info`) become [`RestError::Api`]. Retries with backoff happen only where a
+//! repeat cannot do anything twice: GETs, and a call creation that Twilio refused with 429 or 5xx or that
+//! never reached Twilio (no call exists yet). Updates are retried only on 429 or when no connection
+//! was made.
+//!
+//! The base URL is configurable (`TWILIO_API_BASE`), so tests run this very client against Stoplight
+//! Prism serving Twilio's own OpenAPI description.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), verbio::telephony::twilio::rest::RestError> {
+//! use verbio::config::Secret;
+//! use verbio::telephony::twilio::rest::{CreateCall, TwilioRest};
+//! let twilio = TwilioRest::new("https://api.twilio.com", "AC…", Secret::new("token"))?;
+//! let call = twilio
+//!     .create_call(&CreateCall::new("+14155550123", "+14155550100", "<Response/>"))
+//!     .await?;
+//! println!("{} is {}", call.sid, call.status);
+//! # Ok(()) }
+//! ```
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tracing::{debug, warn};
+
+use crate::config::Secret;
+
+/// Twilio's production API.
+pub const DEFAULT_API_BASE: &str = "https://api.twilio.com";
+/// Twilio's code for "resource not found": hanging up a call that has already ended.
+pub const ERROR_NOT_FOUND: i64 = 20404;
+/// "Call is not in-progress. Cannot redirect.": updating a call that has already ended.
+pub const ERROR_CALL_NOT_IN_PROGRESS: i64 = 21220;
+
+/// A failed Twilio request, without credentials in any message.
+#[derive(Debug, thiserror::Error)]
+pub enum RestError {
+    #[error("Twilio is not configured: set the account SID and auth token")]
+    NotConfigured,
+    #[error("{0:?} is not a Twilio account SID (AC followed by 32 hex digits)")]
+    BadAccountSid(String),
+    #[error("invalid Twilio API base URL {0:?}")]
+    BadBaseUrl(String),
+    #[error("{0}")]
+    Api(TwilioApiError),
+    #[error("cannot reach Twilio: {0}")]
+    Transport(String),
+    #[error("unexpected answer from Twilio (HTTP {status}): {reason}")]
+    Decode { status: u16, reason: String },
+}
+
+impl RestError {
+    /// Twilio's error code, when Twilio sent one.
+    pub fn code(&self) -> Option<i64> {
+        match self {
+            RestError::Api(e) => e.code,
+            _ => None,
+        }
+    }
+}
+
+/// Twilio's error body (`{"code": 21211, "message": …, "more_info": …, "status": 400}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TwilioApiError {
+    pub status: u16,
+    pub code: Option<i64>,
+    pub message: String,
+    pub more_info: Option<String>,
+}
+
+impl std::fmt::Display for TwilioApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Twilio refused the request (HTTP {}", self.status)?;
+        if let Some(code) = self.code {
+            write!(f, ", error {code}")?;
+        }
+        write!(f, "): {}", self.message)?;
+        if let Some(more) = &self.more_info {
+            write!(f, " (see {more})")?;
+        }
+        Ok(())
+    }
+}
+
+/// The body shapes an error can come in: Twilio's own, or an RFC 7807 problem (API gateways, Prism).
+#[derive(Deserialize)]
+struct ErrorBody {
+    code: Option<i64>,
+    message: Option<String>,
+    more_info: Option<String>,
+    title: Option<String>,
+    detail: Option<String>,
+}
+
+fn api_error(status: StatusCode, body: &[u8]) -> TwilioApiError {
+    let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
+    let (code, message, more_info) = match parsed {
+        Some(b) => {
+            let message = b
+                .message
+                .or_else(|| match (b.title, b.detail) {
+                    (Some(t), Some(d)) => Some(format!("{t}: {d}")),
+                    (t, d) => t.or(d),
+                })
+                .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
+            (b.code, message, b.more_info)
+        }
+        None => (
+            None,
+            status.canonical_reason().unwrap_or("error").to_string(),
+            None,
+        ),
+    };
+    TwilioApiError {
+        status: status.as_u16(),
+        code,
+        message,
+        more_info,
+    }
+}
+
+/// A call as Twilio describes it (the fields Verbio uses).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallResource {
+    pub sid: String,
+    /// Twilio's spec marks it nullable; a missing status reads as empty.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub status: String,
+    #[serde(default)]
+    pub direction: Option<String>,
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Option<String>,
+    #[serde(default)]
+    pub answered_by: Option<String>,
+    /// Seconds, as a string (Twilio's format).
+    #[serde(default)]
+    pub duration: Option<String>,
+    #[serde(default)]
+    pub start_time: Option<String>,
+    #[serde(default)]
+    pub end_time: Option<String>,
+}
+
+/// One of the account's phone numbers: the "from" choices for outbound calls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncomingNumber {
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub sid: String,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub phone_number: String,
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+    #[serde(default)]
+    pub voice_url: Option<String>,
+    #[serde(default)]
+    pub status_callback: Option<String>,
+}
+
+/// The account (used to check credentials).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountResource {
+    pub sid: String,
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// A nullable string field read as `""` when null (the spec marks nearly every field nullable).
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
+}
+
+#[derive(Deserialize)]
+struct CallPage {
+    #[serde(default)]
+    calls: Vec<CallResource>,
+    #[serde(default)]
+    next_page_uri: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct NumberPage {
+    #[serde(default)]
+    incoming_phone_numbers: Vec<IncomingNumber>,
+    #[serde(default)]
+    next_page_uri: Option<String>,
+}
+
+/// `MachineDetection` for a new call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MachineDetection {
+    /// Answer as soon as a human or machine is detected.
+    Enable,
+    /// Wait for the end of a machine's greeting (the beep), for leaving a voicemail.
+    DetectMessageEnd,
+}
+
+/// Parameters of `POST Calls.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateCall {
+    pub to: String,
+    pub from: String,
+    /// Inline TwiML run when the call is answered.
+    pub twiml: String,
+    pub status_callback: Option<String>,
+    /// `initiated`, `ringing`, `answered`, `completed`.
+    pub status_callback_events: Vec<&'static str>,
+    pub machine_detection: Option<MachineDetection>,
+    /// Where asynchronous AMD posts `AnsweredBy` (sets `AsyncAmd=true`).
+    pub async_amd_callback: Option<String>,
+    /// Twilio's own (cloud) recording of the call, two channels.
+    pub record: bool,
+    pub recording_status_callback: Option<String>,
+    /// Seconds to let it ring.
+    pub timeout_secs: Option<u32>,
+}
+
+impl CreateCall {
+    pub fn new(to: impl Into<String>, from: impl Into<String>, twiml: impl Into<String>) -> Self {
+        CreateCall {
+            to: to.into(),
+            from: from.into(),
+            twiml: twiml.into(),
+            status_callback: None,
+            status_callback_events: Vec::new(),
+            machine_detection: None,
+            async_amd_callback: None,
+            record: false,
+            recording_status_callback: None,
+            timeout_secs: None,
+        }
+    }
+
+    /// The form body, in Twilio's parameter names (repeated keys for lists).
+    pub fn form(&self) -> Vec<(&'static str, String)> {
+        let mut form = vec![
+            ("To", self.to.clone()),
+            ("From", self.from.clone()),
+            ("Twiml", self.twiml.clone()),
+        ];
+        if let Some(url) = &self.status_callback {
+            form.push(("StatusCallback", url.clone()));
+            form.push(("StatusCallbackMethod", "POST".into()));
+            for event in &self.status_callback_events {
+                form.push(("StatusCallbackEvent", (*event).to_string()));
+            }
+        }
+        if let Some(detection) = self.machine_detection {
+            let value = match detection {
+                MachineDetection::Enable => "Enable",
+                MachineDetection::DetectMessageEnd => "DetectMessageEnd",
+            };
+            form.push(("MachineDetection", value.into()));
+            if let Some(url) = &self.async_amd_callback {
+                form.push(("AsyncAmd", "true".into()));
+                form.push(("AsyncAmdStatusCallback", url.clone()));
+                form.push(("AsyncAmdStatusCallbackMethod", "POST".into()));
+            }
+        }
+        if self.record {
+            form.push(("Record", "true".into()));
+            form.push(("RecordingChannels", "dual".into()));
+            if let Some(url) = &self.recording_status_callback {
+                form.push(("RecordingStatusCallback", url.clone()));
+                form.push(("RecordingStatusCallbackMethod", "POST".into()));
+                form.push(("RecordingStatusCallbackEvent", "completed".into()));
+            }
+        }
+        if let Some(t) = self.timeout_secs {
+            form.push(("Timeout", t.to_string()));
+        }
+        form
+    }
+}
+
+/// What a hang-up did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HangUpOutcome {
+    /// An answered call was ended (`Status=completed`).
+    Completed,
+    /// A call still queued or ringing was cancelled (`Status=canceled`).
+    Canceled,
+    /// Twilio no longer had the call live (error 20404 or 21220).
+    AlreadyEnded,
+}
+
+/// Backoff for the requests that may be repeated.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Tries in all, the first included.
+    pub attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 3,
+            initial_backoff: Duration::from_millis(300),
+            max_backoff: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Which failures a request may be repeated after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Idempotence {
+    /// GETs: any 429, 5xx or transport failure.
+    Safe,
+    /// Creating a call: 429 and 5xx (no call was made) and failures to connect.
+    BeforeCallExists,
+    /// Updates: only when Twilio certainly did not act (429, no connection).
+    NotProcessed,
+}
+
+/// Twilio's REST API for one account.
+#[derive(Clone)]
+pub struct TwilioRest {
+    http: reqwest::Client,
+    base: String,
+    account_sid: String,
+    auth_token: Secret,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for TwilioRest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwilioRest")
+            .field("base", &self.base)
+            .field("account_sid", &self.account_sid)
+            .field("auth_token", &self.auth_token)
+            .finish()
+    }
+}
+
+/// True for `AC` followed by 32 hex digits.
+pub fn is_account_sid(sid: &str) -> bool {
+    sid.len() == 34 && sid.starts_with("AC") && sid[2..].chars().all(|c| c.is_ascii_hexdigit())
+}
+
+impl TwilioRest {
+    /// A client for `account_sid`. Fails early on a malformed SID or base URL, or missing credentials.
+    pub fn new(
+        base: impl Into<String>,
+        account_sid: impl Into<String>,
+        auth_token: Secret,
+    ) -> Result<Self, RestError> {
+        let base = base.into().trim_end_matches('/').to_string();
+        let account_sid = account_sid.into();
+        if account_sid.is_empty() || auth_token.is_empty() {
+            return Err(RestError::NotConfigured);
+        }
+        if !is_account_sid(&account_sid) {
+            return Err(RestError::BadAccountSid(account_sid));
+        }
+        match url::Url::parse(&base) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+            _ => return Err(RestError::BadBaseUrl(base)),
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(20))
+            .user_agent(concat!("verbio/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| RestError::Transport(e.to_string()))?;
+        Ok(TwilioRest {
+            http,
+            base,
+            account_sid,
+            auth_token,
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    pub fn account_sid(&self) -> &str {
+        &self.account_sid
+    }
+
+    fn account_url(&self, tail: &str) -> String {
+        format!(
+            "{}/2010-04-01/Accounts/{}{}",
+            self.base, self.account_sid, tail
+        )
+    }
+
+    /// Places a call.
+    pub async fn create_call(&self, call: &CreateCall) -> Result<CallResource, RestError> {
+        self.request(
+            Method::POST,
+            self.account_url("/Calls.json"),
+            Some(&call.form()),
+            Idempotence::BeforeCallExists,
+        )
+        .await
+    }
+
+    pub async fn fetch_call(&self, call_sid: &str) -> Result<CallResource, RestError> {
+        let url = self.account_url(&format!("/Calls/{}.json", path_segment(call_sid)));
+        self.request(Method::GET, url, None, Idempotence::Safe)
+            .await
+    }
+
+    /// Updates a live call (`Status`, or new `Twiml` that replaces what the call is doing).
+    pub async fn update_call(
+        &self,
+        call_sid: &str,
+        form: &[(&'static str, String)],
+    ) -> Result<CallResource, RestError> {
+        let url = self.account_url(&format!("/Calls/{}.json", path_segment(call_sid)));
+        self.request(Method::POST, url, Some(form), Idempotence::NotProcessed)
+            .await
+    }
+
+    /// Replaces what a live call is doing with `twiml` (a transfer, an apology and hang-up).
+    pub async fn redirect_call(
+        &self,
+        call_sid: &str,
+        twiml: &str,
+    ) -> Result<CallResource, RestError> {
+        self.update_call(call_sid, &[("Twiml", twiml.to_string())])
+            .await
+    }
+
+    /// Ends a call: `completed` once answered, `canceled` while it is still queued or ringing.
+    /// A call Twilio no longer has live is [`HangUpOutcome::AlreadyEnded`], not an error.
+    pub async fn hang_up(
+        &self,
+        call_sid: &str,
+        answered: bool,
+    ) -> Result<HangUpOutcome, RestError> {
+        let (status, outcome) = if answered {
+            ("completed", HangUpOutcome::Completed)
+        } else {
+            ("canceled", HangUpOutcome::Canceled)
+        };
+        match self
+            .update_call(call_sid, &[("Status", status.to_string())])
+            .await
+        {
+            Ok(_) => Ok(outcome),
+            Err(e) if matches!(e.code(), Some(ERROR_NOT_FOUND | ERROR_CALL_NOT_IN_PROGRESS)) => {
+                Ok(HangUpOutcome::AlreadyEnded)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Calls that are connected now (`Status=in-progress`), every page.
+    pub async fn list_active_calls(&self) -> Result<Vec<CallResource>, RestError> {
+        let mut url = self.account_url("/Calls.json?Status=in-progress&PageSize=100");
+        let mut calls = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let page: CallPage = self
+                .request(Method::GET, url, None, Idempotence::Safe)
+                .await?;
+            calls.extend(page.calls);
+            match page.next_page_uri.filter(|u| !u.is_empty()) {
+                Some(next) => url = self.follow(&next)?,
+                None => break,
+            }
+        }
+        Ok(calls)
+    }
+
+    /// The account's phone numbers, every page.
+    pub async fn list_numbers(&self) -> Result<Vec<IncomingNumber>, RestError> {
+        let mut url = self.account_url("/IncomingPhoneNumbers.json?PageSize=100");
+        let mut numbers = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let page: NumberPage = self
+                .request(Method::GET, url, None, Idempotence::Safe)
+                .await?;
+            // A number without a SID or number cannot be offered or configured.
+            numbers.extend(
+                page.incoming_phone_numbers
+                    .into_iter()
+                    .filter(|n| !n.sid.is_empty() && !n.phone_number.is_empty()),
+            );
+            match page.next_page_uri.filter(|u| !u.is_empty()) {
+                Some(next) => url = self.follow(&next)?,
+                None => break,
+            }
+        }
+        Ok(numbers)
+    }
+
+    /// Points a number's incoming calls at `voice_url` (POST), with call status sent to `status_callback`.
+    pub async fn set_number_webhooks(
+        &self,
+        number_sid: &str,
+        voice_url: &str,
+        status_callback: Option<&str>,
+    ) -> Result<IncomingNumber, RestError> {
+        let url = self.account_url(&format!(
+            "/IncomingPhoneNumbers/{}.json",
+            path_segment(number_sid)
+        ));
+        let mut form = vec![
+            ("VoiceUrl", voice_url.to_string()),
+            ("VoiceMethod", "POST".to_string()),
+        ];
+        if let Some(cb) = status_callback {
+            form.push(("StatusCallback", cb.to_string()));
+            form.push(("StatusCallbackMethod", "POST".to_string()));
+        }
+        self.request(Method::POST, url, Some(&form), Idempotence::NotProcessed)
+            .await
+    }
+
+    /// Fetches the account: the cheapest request that proves the credentials work.
+    pub async fn fetch_account(&self) -> Result<AccountResource, RestError> {
+        self.request(
+            Method::GET,
+            self.account_url(".json"),
+            None,
+            Idempotence::Safe,
+        )
+        .await
+    }
+
+    /// A `next_page_uri` (a path) made absolute; refuses to leave the configured host.
+    fn follow(&self, next: &str) -> Result<String, RestError> {
+        if next.starts_with('/') {
+            Ok(format!("{}{}", self.base, next))
+        } else {
+            Err(RestError::Decode {
+                status: 200,
+                reason: format!("next_page_uri {next:?} is not a path"),
+            })
+        }
+    }
+
+    async fn request<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: String,
+        form: Option<&[(&'static str, String)]>,
+        idempotence: Idempotence,
+    ) -> Result<T, RestError> {
+        let mut backoff = self.retry.initial_backoff;
+        let mut attempt = 1;
+        loop {
+            let mut request = self
+                .http
+                .request(method.clone(), &url)
+                .basic_auth(&self.account_sid, Some(self.auth_token.expose()))
+                .header(reqwest::header::ACCEPT, "application/json");
+            if let Some(form) = form {
+                request = request.form(form);
+            }
+            let outcome = match request.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    match response.bytes().await {
+                        Ok(body) => Ok((status, body)),
+                        Err(e) => Err((e.is_connect(), transport_message(&e))),
+                    }
+                }
+                Err(e) => Err((e.is_connect(), transport_message(&e))),
+            };
+            let retryable = match &outcome {
+                Ok((status, _)) => match idempotence {
+                    Idempotence::Safe | Idempotence::BeforeCallExists => {
+                        *status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+                    }
+                    Idempotence::NotProcessed => *status == StatusCode::TOO_MANY_REQUESTS,
+                },
+                Err((connect, _)) => idempotence == Idempotence::Safe || *connect,
+            };
+            if retryable && attempt < self.retry.attempts {
+                let why = match &outcome {
+                    Ok((status, _)) => format!("HTTP {}", status.as_u16()),
+                    Err((_, message)) => message.clone(),
+                };
+                warn!(%method, attempt, %why, "Twilio request failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(self.retry.max_backoff);
+                attempt += 1;
+                continue;
+            }
+            let (status, body) = outcome.map_err(|(_, message)| RestError::Transport(message))?;
+            debug!(%method, status = status.as_u16(), "Twilio answered");
+            if !status.is_success() {
+                return Err(RestError::Api(api_error(status, &body)));
+            }
+            return serde_json::from_slice(&body).map_err(|e| RestError::Decode {
+                status: status.as_u16(),
+                reason: e.to_string(),
+            });
+        }
+    }
+}
+
+/// Most pages a listing follows (100 per page): a runaway `next_page_uri` cannot loop forever.
+const MAX_PAGES: usize = 50;
+
+/// reqwest's message without the URL (it holds the account SID, which does not belong in UI errors).
+fn transport_message(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    let mut message = kind.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}
+
+/// A SID placed in a URL path: anything but letters and digits is refused by encoding it, so a crafted
+/// SID cannot reach another resource.
+fn path_segment(sid: &str) -> String {
+    url::form_urlencoded::byte_serialize(sid.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_form_has_twilios_parameter_names() {
+        let mut call = CreateCall::new("+14155550123", "+14155550100", "<Response/>");
+        call.status_callback = Some("https://x.example/twilio/status".into());
+        call.status_callback_events = vec!["initiated", "ringing", "answered", "completed"];
+        call.machine_detection = Some(MachineDetection::DetectMessageEnd);
+        call.async_amd_callback = Some("https://x.example/twilio/amd".into());
+        call.record = true;
+        let form = call.form();
+        let get = |k: &str| {
+            form.iter()
+                .filter(|(name, _)| *name == k)
+                .map(|(_, v)| v.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(get("To"), ["+14155550123"]);
+        assert_eq!(get("Twiml"), ["<Response/>"]);
+        assert_eq!(
+            get("StatusCallbackEvent"),
+            ["initiated", "ringing", "answered", "completed"]
+        );
+        assert_eq!(get("MachineDetection"), ["DetectMessageEnd"]);
+        assert_eq!(get("AsyncAmd"), ["true"]);
+        assert_eq!(get("RecordingChannels"), ["dual"]);
+    }
+
+    #[test]
+    fn errors_read_twilio_and_problem_bodies() {
+        let e = api_error(
+            StatusCode::BAD_REQUEST,
+            br#"{"code":21211,"message":"The 'To' number 5551 is not a valid phone number.","more_info":"https://www.twilio.com/docs/errors/21211","status":400}"#,
+        );
+        assert_eq!(e.code, Some(21211));
+        assert!(e.to_string().contains("error 21211"), "{e}");
+        let e = api_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            br#"{"title":"Invalid request","detail":"missing From","status":422}"#,
+        );
+        assert_eq!(e.message, "Invalid request: missing From");
+        let e = api_error(StatusCode::BAD_GATEWAY, b"<html>");
+        assert_eq!(e.message, "Bad Gateway");
+    }
+
+    #[test]
+    fn construction_checks_credentials_and_sid() {
+        let token = || Secret::new("t");
+        assert!(matches!(
+            TwilioRest::new(DEFAULT_API_BASE, "", token()),
+            Err(RestError::NotConfigured)
+        ));
+        assert!(matches!(
+            TwilioRest::new(DEFAULT_API_BASE, "ACnothex", token()),
+            Err(RestError::BadAccountSid(_))
+        ));
+        assert!(matches!(
+            TwilioRest::new("ftp://x", "AC0123456789abcdef0123456789abcdef", token()),
+            Err(RestError::BadBaseUrl(_))
+        ));
+        let ok = TwilioRest::new(
+            "http://127.0.0.1:1/",
+            "AC0123456789abcdef0123456789abcdef",
+            Secret::new("super-secret"),
+        )
+        .unwrap();
+        assert!(!format!("{ok:?}").contains("super-secret"));
+        assert_eq!(path_segment("CA12/../x"), "CA12%2F..%2Fx");
+    }
+}
