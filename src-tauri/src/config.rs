@@ -75,6 +75,47 @@ pub struct Config {
     pub api_rate_per_minute: u32,
     /// Requests per minute per client IP on Twilio's routes (limited separately from `/api`).
     pub twilio_rate_per_minute: u32,
+    pub telephony: TelephonySettings,
+    pub tunnel: TunnelSettings,
+}
+
+/// Placing and controlling calls through Twilio's REST API.
+#[derive(Debug, Clone)]
+pub struct TelephonySettings {
+    /// `https://api.twilio.com`, or a stand-in (`TWILIO_API_BASE`).
+    pub api_base: String,
+    /// What a caller hears when the model cannot be reached, before the call ends.
+    pub apology_message: String,
+    /// What the agent says on a voicemail when a call does not give its own message.
+    pub voicemail_message: String,
+    /// How long an outbound call may ring before Twilio gives up.
+    pub ring_timeout: Duration,
+}
+
+impl Default for TelephonySettings {
+    fn default() -> Self {
+        TelephonySettings {
+            api_base: crate::telephony::twilio::rest::DEFAULT_API_BASE.into(),
+            apology_message:
+                "Sorry, our assistant is unavailable right now. Please call again later. Goodbye."
+                    .into(),
+            voicemail_message:
+                "Hello, this is a message from Verbio. Please call us back at your convenience. Thank you."
+                    .into(),
+            ring_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How Twilio reaches this app: a user-supplied public URL (`public_url`) or an ngrok tunnel.
+#[derive(Debug, Clone, Default)]
+pub struct TunnelSettings {
+    /// Open an ngrok tunnel at start (`VERBIO_TUNNEL=ngrok`).
+    pub ngrok: bool,
+    /// From the keychain in the desktop app, `NGROK_AUTHTOKEN` for `serve`.
+    pub ngrok_authtoken: Secret,
+    /// A reserved ngrok domain (`NGROK_DOMAIN`), so the Twilio number's webhook stays valid across runs.
+    pub ngrok_domain: Option<String>,
 }
 
 /// Timing knobs of the bridge; tests shrink them to seconds.
@@ -128,6 +169,8 @@ impl Default for Config {
             cors_origins: Vec::new(),
             api_rate_per_minute: 100,
             twilio_rate_per_minute: 1200,
+            telephony: TelephonySettings::default(),
+            tunnel: TunnelSettings::default(),
         }
     }
 }
@@ -148,6 +191,24 @@ struct FileConfig {
     cors_origins: Option<Vec<String>>,
     api_rate_per_minute: Option<u32>,
     twilio_rate_per_minute: Option<u32>,
+    twilio_api_base: Option<String>,
+    apology_message: Option<String>,
+    voicemail_message: Option<String>,
+    ring_timeout_secs: Option<u32>,
+    tunnel: Option<String>,
+    ngrok_domain: Option<String>,
+}
+
+/// `ngrok` → true; `none` or empty → false.
+fn tunnel_kind(name: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim() {
+        "ngrok" => Ok(true),
+        "" | "none" => Ok(false),
+        other => Err(ConfigError::Invalid {
+            name,
+            message: format!("{other:?} is not a tunnel (use \"ngrok\" or \"none\")"),
+        }),
+    }
 }
 
 /// Platform config file: e.g. `~/.config/verbio/config.toml` on Linux.
@@ -221,6 +282,24 @@ impl Config {
         if let Some(v) = file.twilio_rate_per_minute {
             self.twilio_rate_per_minute = positive("twilio_rate_per_minute", v)?;
         }
+        if let Some(v) = file.twilio_api_base {
+            self.telephony.api_base = v;
+        }
+        if let Some(v) = file.apology_message {
+            self.telephony.apology_message = v;
+        }
+        if let Some(v) = file.voicemail_message {
+            self.telephony.voicemail_message = v;
+        }
+        if let Some(v) = file.ring_timeout_secs {
+            self.telephony.ring_timeout = Duration::from_secs(positive("ring_timeout_secs", v)?.into());
+        }
+        if let Some(v) = file.tunnel {
+            self.tunnel.ngrok = tunnel_kind("tunnel", &v)?;
+        }
+        if let Some(v) = file.ngrok_domain {
+            self.tunnel.ngrok_domain = Some(v);
+        }
         Ok(())
     }
 
@@ -288,6 +367,18 @@ impl Config {
                 message: format!("{v:?} is not a number of requests per minute"),
             })?;
             self.api_rate_per_minute = positive("VERBIO_RATE_LIMIT", n)?;
+        }
+        if let Some(v) = get("TWILIO_API_BASE").filter(|v| !v.is_empty()) {
+            self.telephony.api_base = v;
+        }
+        if let Some(v) = get("VERBIO_TUNNEL") {
+            self.tunnel.ngrok = tunnel_kind("VERBIO_TUNNEL", &v)?;
+        }
+        if let Some(v) = get("NGROK_AUTHTOKEN") {
+            self.tunnel.ngrok_authtoken = Secret::new(v);
+        }
+        if let Some(v) = get("NGROK_DOMAIN").filter(|v| !v.is_empty()) {
+            self.tunnel.ngrok_domain = Some(v);
         }
         if let Some(url) = &self.public_url {
             validate_public_url(url)?;

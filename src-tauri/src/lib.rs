@@ -8,6 +8,7 @@
 //! - [`store`]: SQLite schema, migrations and queries. Never on the hot path.
 //! - [`server`]: the axum router (Twilio routes, `/api`).
 //! - [`services`]: the operations both doors (HTTP API and desktop) call.
+//! - [`tunnel`]: how Twilio reaches a desktop (ngrok, or a user-supplied public URL).
 //! - [`sim`]: fake Realtime server and fake Twilio caller for tests, benchmarks and the demo call.
 
 pub mod audio;
@@ -23,3 +24,4 @@ pub mod services;
 pub mod sim;
 pub mod store;
 pub mod telephony;
+pub mod tunnel;

@@ -1,5 +1,12 @@
 //! The operations both doors (the local HTTP API and the desktop's Tauri commands) call, and the
 //! start-up that wires the core together. Neither door holds logic of its own.
+//!
+//! - this file: live calls, the library, session settings, start-up;
+//! - [`outbound`]: placing calls through Twilio, status and answering-machine callbacks, transfers;
+//! - [`webhooks`]: reaching Twilio (tunnel or public URL) and pointing a number's webhook at it.
+
+pub mod outbound;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,6 +50,15 @@ pub enum ServiceError {
     AlreadyEnded(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("invalid phone number: {0}")]
+    InvalidNumber(String),
+    #[error("{0}")]
+    UnknownFrom(String),
+    /// Something the operation needs is not set up (Twilio credentials, a public URL).
+    #[error("{0}")]
+    NotConfigured(String),
+    #[error(transparent)]
+    Twilio(crate::telephony::twilio::rest::RestError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
@@ -75,6 +91,8 @@ pub enum StartError {
     Store(#[from] crate::store::StoreError),
     #[error("invalid session settings: {0}")]
     Session(#[from] crate::realtime::session::SessionConfigError),
+    #[error(transparent)]
+    Tunnel(#[from] crate::tunnel::TunnelError),
 }
 
 /// The core's services. One per running app; no global state.
@@ -85,6 +103,14 @@ pub struct Services {
     pub store: StoreHandle,
     pub bridge: Arc<BridgeDeps>,
     local_addr: SocketAddr,
+    /// `None` when the account SID or auth token is missing.
+    twilio: Option<crate::telephony::twilio::rest::TwilioRest>,
+    /// Plans of calls the app placed that have not finished, by CallSid (for AMD callbacks).
+    outbound: std::sync::Mutex<std::collections::HashMap<String, Arc<crate::calls::plan::CallPlan>>>,
+    /// Where Twilio reaches the app now (a tunnel's URL or the user's), read by every webhook check.
+    public_url: std::sync::RwLock<Option<String>>,
+    /// The open tunnel, kept so it stays open.
+    tunnel: std::sync::Mutex<Option<Box<dyn crate::tunnel::Tunnel>>>,
 }
 
 impl Services {
@@ -97,10 +123,11 @@ impl Services {
     }
 
     pub fn status(&self) -> AppStatus {
+        let public_url = self.public_url();
         AppStatus {
             local_url: format!("http://{}", self.local_addr),
-            public_url: self.config.public_url.clone(),
-            stream_url: self.config.public_stream_url(),
+            stream_url: public_url.as_deref().map(crate::config::stream_url_for),
+            public_url,
             model: self.config.session.model.clone(),
             active_calls: self.registry.active_count(),
         }
@@ -115,9 +142,21 @@ impl Services {
         }
     }
 
-    /// Ends a call; a call the library knows but that is no longer live is a conflict, not a 404.
+    /// Ends a call: its stream, and at Twilio when the REST API is set up (a call the app placed
+    /// that is still ringing is cancelled). A call the library knows but that is no longer live is a
+    /// conflict, not a 404.
     pub async fn end_call(&self, call_sid: &str) -> Result<(), ServiceError> {
         if self.registry.control(call_sid, CallControl::HangUp) {
+            if self.twilio.is_some() {
+                // The stream is closing either way; Twilio ends the call itself when it closes.
+                if let Err(e) = self.hang_up_at_twilio(call_sid, true).await {
+                    warn!(%call_sid, "hang-up at Twilio failed: {e}");
+                }
+            }
+            return Ok(());
+        }
+        if self.is_pending_outbound(call_sid) {
+            self.hang_up_at_twilio(call_sid, false).await?;
             return Ok(());
         }
         match self.store.call(call_sid).await? {
@@ -265,6 +304,32 @@ pub async fn start_with_connector(
     if config.twilio_auth_token.is_empty() {
         warn!("TWILIO_AUTH_TOKEN is not set: Twilio requests will be refused (signatures cannot be checked)");
     }
+    let twilio = if config.twilio_account_sid.is_empty() || config.twilio_auth_token.is_empty() {
+        None
+    } else {
+        match crate::telephony::twilio::rest::TwilioRest::new(
+            config.telephony.api_base.clone(),
+            config.twilio_account_sid.clone(),
+            config.twilio_auth_token.clone(),
+        ) {
+            Ok(client) => Some(client),
+            Err(e) => {
+                warn!("Twilio REST API unavailable: {e}");
+                None
+            }
+        }
+    };
+    let actions = twilio.clone().map(|twilio| {
+        Arc::new(outbound::TwilioCallActions {
+            twilio,
+            apology_message: config.telephony.apology_message.clone(),
+        }) as Arc<dyn crate::calls::bridge::CallActions>
+    });
+    let tunnel = crate::tunnel::open(&config.tunnel, config.public_url.as_deref(), local_addr).await?;
+    let public_url = tunnel.as_ref().map(|t| t.public_url().to_string());
+    if let Some(t) = &tunnel {
+        info!(kind = t.kind(), url = %t.public_url(), "Twilio reaches this app through a public URL");
+    }
     let bus = EventBus::default();
     let registry = CallRegistry::new(config.bridge.token_ttl);
     let persist_store = store.clone();
@@ -276,6 +341,7 @@ pub async fn start_with_connector(
         connector,
         session: std::sync::RwLock::new(Arc::new(config.session.clone())),
         settings: config.bridge.clone(),
+        actions,
     });
     let services = Arc::new(Services {
         config,
@@ -284,7 +350,12 @@ pub async fn start_with_connector(
         store,
         bridge,
         local_addr,
+        twilio,
+        outbound: std::sync::Mutex::default(),
+        public_url: std::sync::RwLock::new(public_url),
+        tunnel: std::sync::Mutex::new(tunnel),
     });
+    services.point_number_on_start().await;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let app = crate::server::router(services.clone());
     let task = tokio::spawn(async move {

@@ -27,12 +27,27 @@ use crate::calls::registry::{CallControl, CallRegistry};
 use crate::config::BridgeSettings;
 use crate::realtime::client::{ConnectFuture, ModelConnector, ModelSocket, RealtimeError};
 use crate::realtime::events::{self as rt, ServerEvent};
-use crate::realtime::session::{Greeting, SessionConfig, END_CALL_TOOL};
+use crate::realtime::session::{Greeting, SessionConfig, END_CALL_TOOL, TRANSFER_CALL_TOOL};
 use crate::services::ActiveCall;
 use crate::telephony::twilio::media::{self, Inbound, MediaError, StartMeta};
 
 /// Persists call events (wired to the store by the services layer); must not block.
 pub type PersistFn = Arc<dyn Fn(&CallEvent) + Send + Sync>;
+
+/// What a call asks of the telephony side (the Twilio REST API, wired by the services layer).
+pub trait CallActions: Send + Sync {
+    /// The model cannot be reached: let the caller hear an apology and hang up, instead of silence.
+    /// Returns once Twilio has the new instructions (or refused them).
+    fn apologize(&self, call_sid: &str) -> futures_util::future::BoxFuture<'static, ()>;
+    /// Hands the caller to a person at `number` (`<Dial>`); Twilio then ends the media stream.
+    fn transfer(
+        &self,
+        call_sid: &str,
+        number: &str,
+    ) -> futures_util::future::BoxFuture<'static, Result<(), String>>;
+    /// Ends the call at Twilio (after a voicemail, so the line does not stay open).
+    fn hang_up(&self, call_sid: &str) -> futures_util::future::BoxFuture<'static, ()>;
+}
 
 /// What a call's task needs from the rest of the app.
 pub struct BridgeDeps {
@@ -43,6 +58,9 @@ pub struct BridgeDeps {
     /// The session new calls get; a call keeps the config it started with.
     pub session: std::sync::RwLock<Arc<SessionConfig>>,
     pub settings: BridgeSettings,
+    /// Telephony actions; `None` when Twilio's REST API is not configured (the call still works, but
+    /// cannot apologise, transfer or hang up at Twilio).
+    pub actions: Option<Arc<dyn CallActions>>,
 }
 
 impl BridgeDeps {
@@ -74,6 +92,10 @@ pub const CLOSE_POLICY: u16 = 1008;
 const MAX_SEED_TURNS: usize = 200;
 /// How long the agent's goodbye may keep playing after it called `end_call`.
 const END_CALL_GRACE: Duration = Duration::from_secs(15);
+/// How long a voicemail may take to say.
+const VOICEMAIL_GRACE: Duration = Duration::from_secs(60);
+/// How long the apology update may take before the stream is closed anyway.
+const APOLOGY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bad frames logged individually per call before logging only every 1000th (a flood must not flood logs).
 const BAD_FRAME_LOG_LIMIT: u64 = 20;
 
@@ -85,6 +107,10 @@ pub enum EndReason {
     EndedByApp,
     TwilioSocket(String),
     ModelUnavailable(String),
+    /// The agent left a voicemail and hung up.
+    VoicemailLeft,
+    /// The call was handed to a person.
+    Transferred(String),
 }
 
 impl EndReason {
@@ -102,6 +128,8 @@ impl EndReason {
             EndReason::EndedByApp => "ended from the app".into(),
             EndReason::TwilioSocket(e) => format!("Twilio stream error: {e}"),
             EndReason::ModelUnavailable(e) => format!("model unavailable: {e}"),
+            EndReason::VoicemailLeft => "voicemail left".into(),
+            EndReason::Transferred(number) => format!("transferred to {number}"),
         }
     }
 }
@@ -117,8 +145,8 @@ pub async fn handle_media_socket(deps: Arc<BridgeDeps>, socket: WebSocket) {
             return;
         }
     };
-    let call_sid = start.call_sid.clone();
     let token = start.custom_parameters.get("token").map(String::as_str);
+    let call_sid = start.call_sid.clone();
     let pending = match deps.registry.redeem(token, &call_sid) {
         Ok(p) => p,
         Err(e) => {
@@ -127,6 +155,11 @@ pub async fn handle_media_socket(deps: Arc<BridgeDeps>, socket: WebSocket) {
             return;
         }
     };
+    let session = pending
+        .plan
+        .as_ref()
+        .map(|plan| plan.session.clone())
+        .unwrap_or_else(|| deps.current_session());
     let info = ActiveCall {
         call_sid: call_sid.clone(),
         stream_sid: stream_sid.clone(),
@@ -151,7 +184,7 @@ pub async fn handle_media_socket(deps: Arc<BridgeDeps>, socket: WebSocket) {
         at_ms: info.started_at_ms,
     });
     let span = tracing::info_span!("call", call_sid = %call_sid);
-    let call = Call::new(deps.clone(), call_sid.clone(), stream_sid, twilio_tx);
+    let call = Call::new(deps.clone(), session, call_sid.clone(), stream_sid, twilio_tx);
     // Its own task, so a panic inside one call is contained and still reported as that call's end.
     let task = tokio::spawn(call.run(twilio_rx, control_rx).instrument(span));
     let reason = match task.await {
@@ -295,6 +328,14 @@ struct Call {
     bad_frames: u64,
     /// A replacement session took over outside a quiet moment and still needs the conversation so far.
     needs_seed: bool,
+    /// A `response.create` was sent and its `response.created` has not come yet.
+    awaiting_response: bool,
+    /// Leaving a voicemail: the machine's audio is no longer sent to the model.
+    voicemail: bool,
+    /// The agent asked to transfer; done once its last words have played.
+    transfer_to: Option<String>,
+    /// The transfer was handed to Twilio; the stream's end is the transfer, not a hang-up.
+    transferring: Option<String>,
 }
 
 /// A frame from the model socket, or its end.
@@ -333,6 +374,7 @@ type Flow = Result<(), EndReason>;
 impl Call {
     fn new(
         deps: Arc<BridgeDeps>,
+        session: Arc<SessionConfig>,
         call_sid: String,
         stream_sid: String,
         twilio: SplitSink<WebSocket, Message>,
@@ -340,7 +382,7 @@ impl Call {
         let now = Instant::now();
         let rollover_at = Some(now + deps.settings.session_rollover_after);
         Call {
-            session: deps.current_session(),
+            session,
             deps,
             call_sid,
             stream_sid,
@@ -367,6 +409,10 @@ impl Call {
             agent_text: HashMap::new(),
             bad_frames: 0,
             needs_seed: false,
+            awaiting_response: false,
+            voicemail: false,
+            transfer_to: None,
+            transferring: None,
         }
     }
 
@@ -386,6 +432,7 @@ impl Call {
                 (purpose, result) = finish_connecting(&mut self.connecting) => self.on_connected(purpose, result).await,
                 command = control.recv() => match command {
                     Some(CallControl::HangUp) | None => Err(EndReason::EndedByApp),
+                    Some(CallControl::LeaveVoicemail(message)) => self.leave_voicemail(&message).await,
                 },
                 _ = sleep_until_opt(self.rollover_at) => {
                     self.rollover_at = None;
@@ -395,14 +442,59 @@ impl Call {
                     }
                     Ok(())
                 }
-                _ = sleep_until_opt(self.end_deadline) => Err(EndReason::AgentEnded),
+                _ = sleep_until_opt(self.end_deadline) => Err(self.ending_reason()),
             };
             if let Err(reason) = step {
                 break reason;
             }
         };
+        let reason = match (reason, self.transferring.take()) {
+            (EndReason::CallerHungUp, Some(number)) => EndReason::Transferred(number),
+            (reason, _) => reason,
+        };
+        if let (EndReason::ModelUnavailable(_), Some(actions)) = (&reason, &self.deps.actions) {
+            // Before the stream closes: with the stream gone and no new TwiML, Twilio would hang up
+            // in silence.
+            if tokio::time::timeout(APOLOGY_TIMEOUT, actions.apologize(&self.call_sid))
+                .await
+                .is_err()
+            {
+                warn!(call_sid = %self.call_sid, "apology to the caller timed out");
+            }
+        }
         self.shut_down(&reason).await;
+        if let (EndReason::VoicemailLeft, Some(actions)) = (&reason, &self.deps.actions) {
+            tokio::spawn(actions.hang_up(&self.call_sid));
+        }
         reason
+    }
+
+    fn ending_reason(&self) -> EndReason {
+        if self.voicemail {
+            EndReason::VoicemailLeft
+        } else {
+            EndReason::AgentEnded
+        }
+    }
+
+    /// A machine took the call and its greeting is over: cut whatever the agent was saying, stop
+    /// listening to the machine, say the message, and end once it has played.
+    async fn leave_voicemail(&mut self, message: &str) -> Flow {
+        info!(call_sid = %self.call_sid, "leaving a voicemail");
+        self.voicemail = true;
+        self.held_audio.clear();
+        if self.response_active {
+            self.send_model(rt::response_cancel()).await;
+        }
+        self.barge_in().await?;
+        let instructions = format!(
+            "A voicemail system is recording now. Say exactly this message, then stop: {message}"
+        );
+        self.send_model(rt::response_create_scripted(&instructions))
+            .await;
+        self.awaiting_response = true;
+        self.end_deadline = Some(Instant::now() + VOICEMAIL_GRACE);
+        Ok(())
     }
 
     /// Work that waits for a quiet moment: swapping in a rolled-over session, finishing `end_call`.
@@ -411,9 +503,22 @@ impl Call {
             self.needs_seed = false;
             self.seed_and_flush().await;
         }
-        let quiet = !self.response_active && self.playout.is_drained() && !self.caller_speaking;
-        if self.end_deadline.is_some() && !self.response_active && self.playout.is_drained() {
-            return Err(EndReason::AgentEnded);
+        let idle = !self.response_active && !self.awaiting_response && self.playout.is_drained();
+        let quiet = idle && !self.caller_speaking;
+        if self.end_deadline.is_some() && idle {
+            return Err(self.ending_reason());
+        }
+        if idle && self.transfer_to.is_some() {
+            if let (Some(number), Some(actions)) = (self.transfer_to.take(), &self.deps.actions) {
+                info!(call_sid = %self.call_sid, "transferring the call");
+                match actions.transfer(&self.call_sid, &number).await {
+                    Ok(()) => self.transferring = Some(number),
+                    Err(e) => {
+                        warn!(call_sid = %self.call_sid, "transfer failed: {e}");
+                        self.issue("transfer_failed", &e);
+                    }
+                }
+            }
         }
         if quiet && self.standby.is_some() {
             if let Some(fresh) = self.standby.take() {
@@ -489,6 +594,10 @@ impl Call {
         };
         match event {
             Inbound::Media { media } => {
+                if self.voicemail {
+                    // The machine is recording; nothing it hears should make the agent stop.
+                    return Ok(());
+                }
                 if let Err(e) = media::base64_decoded_len(&media.payload) {
                     self.note_bad_frame("media frame", &e);
                     return Ok(());
@@ -778,6 +887,7 @@ impl Call {
             }
             ServerEvent::ResponseCreated { response_id } => {
                 self.response_active = true;
+                self.awaiting_response = false;
                 self.current_response = response_id;
                 Ok(())
             }
@@ -921,6 +1031,22 @@ impl Call {
         if name == END_CALL_TOOL {
             info!(call_sid = %self.call_sid, %arguments, "agent ended the call");
             self.end_deadline = Some(Instant::now() + END_CALL_GRACE);
+            return;
+        }
+        if name == TRANSFER_CALL_TOOL {
+            let output = match (&self.session.transfer_number, &self.deps.actions) {
+                (Some(number), Some(_)) => {
+                    info!(call_sid = %self.call_sid, %arguments, "agent asked to transfer the call");
+                    self.transfer_to = Some(number.clone());
+                    serde_json::json!({"status": "transferring"})
+                }
+                _ => serde_json::json!({"error": "transfer is not available on this call"}),
+            };
+            self.send_model(rt::function_output_create(call_id, &output.to_string()))
+                .await;
+            if self.transfer_to.is_none() && !self.response_active {
+                self.send_model(rt::response_create(None)).await;
+            }
             return;
         }
         warn!(call_sid = %self.call_sid, tool = %short(name), "model called a tool with no handler");

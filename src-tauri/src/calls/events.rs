@@ -65,6 +65,28 @@ pub enum CallEvent {
         failed: bool,
         at_ms: i64,
     },
+    /// The call's progress as Twilio reports it (`queued` when the app placed it, then status callbacks:
+    /// `initiated`, `ringing`, `in-progress`, and one of `completed`, `busy`, `no-answer`, `failed`,
+    /// `canceled`).
+    CallStatus {
+        call_sid: String,
+        status: String,
+        /// `inbound` or `outbound`.
+        direction: Option<String>,
+        from: Option<String>,
+        to: Option<String>,
+        answered_by: Option<String>,
+        duration_secs: Option<u32>,
+        at_ms: i64,
+    },
+    /// Answering-machine detection decided who answered, and what the app did about it
+    /// (`hang_up`, `voicemail`, `continue`).
+    MachineDetection {
+        call_sid: String,
+        answered_by: String,
+        action: String,
+        at_ms: i64,
+    },
 }
 
 impl CallEvent {
@@ -74,7 +96,9 @@ impl CallEvent {
             | CallEvent::Transcript { call_sid, .. }
             | CallEvent::BargeIn { call_sid, .. }
             | CallEvent::ModelIssue { call_sid, .. }
-            | CallEvent::CallEnded { call_sid, .. } => call_sid,
+            | CallEvent::CallEnded { call_sid, .. }
+            | CallEvent::CallStatus { call_sid, .. }
+            | CallEvent::MachineDetection { call_sid, .. } => call_sid,
         }
     }
 }

@@ -11,6 +11,7 @@ use rand::RngCore;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::calls::plan::CallPlan;
 use crate::services::ActiveCall;
 
 /// Commands another part of the app can send to a live call's task.
@@ -18,15 +19,23 @@ use crate::services::ActiveCall;
 pub enum CallControl {
     /// End the stream now.
     HangUp,
+    /// A machine answered and its greeting is over: stop whatever the agent was saying, say
+    /// `message`, then end the call.
+    LeaveVoicemail(String),
 }
 
-/// What `/twiml` learned about the call, handed to the media socket that redeems the token.
+/// What `/twiml` (or the app, for a call it placed) knew about the call, handed to the media socket
+/// that redeems the token.
 #[derive(Debug, Clone)]
 pub struct PendingStream {
-    pub call_sid: String,
+    /// `None` until the call placed with this token has a SID (see [`CallRegistry::bind_token`]).
+    pub call_sid: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
+    /// Per-call session and policies; `None` runs the app's current session.
+    pub plan: Option<Arc<CallPlan>>,
     issued_at: Instant,
+    ttl: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,41 +88,83 @@ impl CallRegistry {
 
     /// Issues a single-use token bound to `call_sid` (256 random bits, hex).
     pub fn issue_token(&self, call_sid: &str, from: Option<String>, to: Option<String>) -> String {
+        self.insert_token(PendingStream {
+            call_sid: Some(call_sid.to_string()),
+            from,
+            to,
+            plan: None,
+            issued_at: Instant::now(),
+            ttl: self.token_ttl,
+        })
+    }
+
+    /// Issues a token for a call the app is about to place. Twilio names the call only when it is
+    /// created, so the token is bound with [`CallRegistry::bind_token`] right after; it lives for
+    /// `ring_time` longer than an inbound token, since the callee may take that long to answer.
+    pub fn issue_outbound_token(
+        &self,
+        plan: Arc<CallPlan>,
+        from: Option<String>,
+        to: Option<String>,
+        ring_time: Duration,
+    ) -> String {
+        self.insert_token(PendingStream {
+            call_sid: None,
+            from,
+            to,
+            plan: Some(plan),
+            issued_at: Instant::now(),
+            ttl: self.token_ttl + ring_time,
+        })
+    }
+
+    /// Binds an outbound token to the SID Twilio gave its call. `false` if the token is gone.
+    pub fn bind_token(&self, token: &str, call_sid: &str) -> bool {
+        match self.lock().tokens.get_mut(token) {
+            Some(pending) => {
+                pending.call_sid = Some(call_sid.to_string());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Withdraws a token whose call could not be placed.
+    pub fn revoke_token(&self, token: &str) {
+        self.lock().tokens.remove(token);
+    }
+
+    fn insert_token(&self, pending: PendingStream) -> String {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let now = Instant::now();
         let mut inner = self.lock();
-        let ttl = self.token_ttl;
         inner
             .tokens
-            .retain(|_, p| now.duration_since(p.issued_at) < ttl);
-        inner.tokens.insert(
-            token.clone(),
-            PendingStream {
-                call_sid: call_sid.to_string(),
-                from,
-                to,
-                issued_at: now,
-            },
-        );
+            .retain(|_, p| now.duration_since(p.issued_at) < p.ttl);
+        inner.tokens.insert(token.clone(), pending);
         token
     }
 
     /// Redeems a token for the stream of `call_sid`. The token is burned whatever the outcome, so a
-    /// wrong guess cannot be retried against it.
+    /// wrong guess cannot be retried against it. An outbound token not bound yet (the callee answered
+    /// before Twilio's create response reached us) is accepted for the call that presents it: the
+    /// socket has already passed Twilio's signature check.
     pub fn redeem(&self, token: Option<&str>, call_sid: &str) -> Result<PendingStream, TokenError> {
         let token = token.filter(|t| !t.is_empty()).ok_or(TokenError::Missing)?;
-        let pending = self
+        let mut pending = self
             .lock()
             .tokens
             .remove(token)
             .ok_or(TokenError::Unknown)?;
-        if pending.issued_at.elapsed() >= self.token_ttl {
+        if pending.issued_at.elapsed() >= pending.ttl {
             return Err(TokenError::Expired);
         }
-        if pending.call_sid != call_sid {
-            return Err(TokenError::WrongCall);
+        match &pending.call_sid {
+            Some(bound) if bound != call_sid => return Err(TokenError::WrongCall),
+            Some(_) => {}
+            None => pending.call_sid = Some(call_sid.to_string()),
         }
         Ok(pending)
     }
@@ -190,7 +241,10 @@ mod tests {
         let r = CallRegistry::new(Duration::from_secs(60));
         let t = r.issue_token("CA1", None, None);
         assert_eq!(t.len(), 64);
-        assert_eq!(r.redeem(Some(&t), "CA1").unwrap().call_sid, "CA1");
+        assert_eq!(
+            r.redeem(Some(&t), "CA1").unwrap().call_sid.as_deref(),
+            Some("CA1")
+        );
         assert_eq!(r.redeem(Some(&t), "CA1").unwrap_err(), TokenError::Unknown);
         let t = r.issue_token("CA1", None, None);
         assert_eq!(
@@ -203,6 +257,38 @@ mod tests {
             "burned"
         );
         assert_eq!(r.redeem(None, "CA1").unwrap_err(), TokenError::Missing);
+    }
+
+    #[test]
+    fn outbound_tokens_carry_a_plan_and_are_bound_after_creation() {
+        use crate::calls::plan::{Direction, MachinePolicy};
+        let r = CallRegistry::new(Duration::from_secs(60));
+        let plan = Arc::new(CallPlan {
+            direction: Direction::Outbound,
+            session: Arc::default(),
+            machine_policy: MachinePolicy::Voicemail,
+            voicemail_message: "Call us back".into(),
+            record: true,
+        });
+        let t = r.issue_outbound_token(plan.clone(), None, None, Duration::from_secs(60));
+        assert!(r.bind_token(&t, "CA5"));
+        assert_eq!(
+            r.redeem(Some(&t), "CA6").unwrap_err(),
+            TokenError::WrongCall
+        );
+        let t = r.issue_outbound_token(plan.clone(), None, None, Duration::from_secs(60));
+        assert!(r.bind_token(&t, "CA5"));
+        let pending = r.redeem(Some(&t), "CA5").unwrap();
+        assert_eq!(pending.plan.as_deref(), Some(&*plan));
+        // Not bound yet: the first stream to present it takes it.
+        let t = r.issue_outbound_token(plan.clone(), None, None, Duration::from_secs(60));
+        assert_eq!(
+            r.redeem(Some(&t), "CA7").unwrap().call_sid.as_deref(),
+            Some("CA7")
+        );
+        let t = r.issue_outbound_token(plan, None, None, Duration::from_secs(60));
+        r.revoke_token(&t);
+        assert!(!r.bind_token(&t, "CA8"));
     }
 
     #[test]

@@ -42,6 +42,18 @@ pub fn response_create(instructions: Option<&str>) -> String {
     }
 }
 
+/// `response.cancel`: stop the response in progress (a voicemail replaces whatever the agent was
+/// saying to the machine's greeting).
+pub fn response_cancel() -> String {
+    json!({"type": "response.cancel"}).to_string()
+}
+
+/// `response.create` for words the app dictates (a voicemail): no tools, so the agent cannot wander off.
+pub fn response_create_scripted(instructions: &str) -> String {
+    json!({"type": "response.create", "response": {"instructions": instructions, "tool_choice": "none"}})
+        .to_string()
+}
+
 /// `conversation.item.create` with a text message (DTMF notes, or seeding a fresh session with the
 /// conversation so far). Agent turns are `output_text` items, caller turns `input_text`.
 pub fn message_item_create(speaker: Speaker, text: &str) -> String {

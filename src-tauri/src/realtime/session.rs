@@ -23,6 +23,8 @@ pub const KNOWN_MODELS: &[&str] = &[
 
 /// Name of the built-in tool that lets the agent hang up after saying goodbye.
 pub const END_CALL_TOOL: &str = "end_call";
+/// Name of the built-in tool that hands the caller to a person (offered when a transfer number is set).
+pub const TRANSFER_CALL_TOOL: &str = "transfer_call";
 
 /// Longest instructions accepted (characters); keeps a pasted document from becoming a prompt.
 pub const MAX_INSTRUCTIONS_CHARS: usize = 16_000;
@@ -206,6 +208,9 @@ pub struct SessionConfig {
     pub speed: f64,
     pub tools: Vec<FunctionTool>,
     pub greeting: Greeting,
+    /// Where `transfer_call` sends the caller (E.164). `None` leaves the tool out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer_number: Option<String>,
 }
 
 impl Default for SessionConfig {
@@ -224,6 +229,7 @@ impl Default for SessionConfig {
             speed: 1.0,
             tools: Vec::new(),
             greeting: Greeting::default(),
+            transfer_number: None,
         }
     }
 }
@@ -283,9 +289,13 @@ impl SessionConfig {
                 ));
             }
         }
+        if let Some(number) = &self.transfer_number {
+            crate::telephony::phone::E164::parse(number)
+                .map_err(|e| invalid("transfer_number", e.to_string()))?;
+        }
         for tool in &self.tools {
-            if tool.name == END_CALL_TOOL {
-                return Err(invalid("tools", "end_call is built in"));
+            if tool.name == END_CALL_TOOL || tool.name == TRANSFER_CALL_TOOL {
+                return Err(invalid("tools", format!("{} is built in", tool.name)));
             }
             if tool.name.is_empty()
                 || !tool
@@ -353,6 +363,18 @@ impl SessionConfig {
                 "required": [],
             },
         })];
+        if self.transfer_number.is_some() {
+            tools.push(json!({
+                "type": "function",
+                "name": TRANSFER_CALL_TOOL,
+                "description": "Transfer the caller to a human colleague. Tell the caller first that you are transferring them.",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"reason": {"type": "string", "description": "Why the caller needs a person"}},
+                    "required": [],
+                },
+            }));
+        }
         tools.extend(self.tools.iter().map(|t| {
             json!({"type": "function", "name": t.name, "description": t.description, "parameters": t.parameters})
         }));
@@ -442,6 +464,28 @@ mod tests {
             }),
             "greeting.opening_line"
         );
+        assert_eq!(
+            bad(|c| c.transfer_number = Some("555-0100".into())),
+            "transfer_number"
+        );
+    }
+
+    #[test]
+    fn transfer_tool_only_with_a_number() {
+        let names = |c: &SessionConfig| {
+            c.session_object()["tools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["name"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&SessionConfig::default()), [END_CALL_TOOL]);
+        let c = SessionConfig {
+            transfer_number: Some("+14155550199".into()),
+            ..SessionConfig::default()
+        };
+        assert_eq!(names(&c), [END_CALL_TOOL, TRANSFER_CALL_TOOL]);
     }
 
     #[test]

@@ -32,6 +32,12 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/settings/session"),
     ("PUT", "/api/settings/session"),
     ("GET", "/api/events"),
+    ("POST", "/api/call/outbound"),
+    ("POST", "/api/call/{sid}/transfer"),
+    ("GET", "/api/numbers"),
+    ("GET", "/api/webhooks"),
+    ("PUT", "/api/webhooks"),
+    ("PUT", "/api/settings/public-url"),
 ];
 
 /// Largest request body `/api` accepts.
@@ -52,6 +58,11 @@ pub fn routes() -> Router<Arc<Services>> {
         .route("/tools", get(tools))
         .route("/settings/session", get(get_session).put(put_session))
         .route("/events", get(events))
+        .route("/call/outbound", post(place_call))
+        .route("/call/{sid}/transfer", post(transfer_call))
+        .route("/numbers", get(numbers))
+        .route("/webhooks", get(webhooks).put(choose_webhooks))
+        .route("/settings/public-url", axum::routing::put(set_public_url))
         .fallback(not_found)
 }
 
@@ -151,6 +162,95 @@ async fn put_session(
 ) -> ApiResult<SessionConfig> {
     let Json(session) = body?;
     Ok(Json(s.update_session_config(session)?))
+}
+
+async fn place_call(
+    State(s): State<Arc<Services>>,
+    body: Result<Json<crate::services::outbound::OutboundRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(request) = body?;
+    let placed = s.place_call(request).await?;
+    Ok((StatusCode::CREATED, Json(placed)).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TransferBody {
+    #[serde(default)]
+    to: Option<String>,
+}
+
+async fn transfer_call(
+    State(s): State<Arc<Services>>,
+    sid: Result<Path<String>, PathRejection>,
+    body: Option<Json<TransferBody>>,
+) -> Result<Response, ApiError> {
+    let sid = path(sid)?;
+    let to = body.and_then(|Json(b)| b.to);
+    let number = s.transfer_call(&sid, to.as_deref()).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"status": "transferring", "to": number})),
+    )
+        .into_response())
+}
+
+async fn numbers(
+    State(s): State<Arc<Services>>,
+) -> ApiResult<Vec<crate::services::outbound::PhoneNumber>> {
+    Ok(Json(s.phone_numbers().await?))
+}
+
+async fn webhooks(
+    State(s): State<Arc<Services>>,
+) -> ApiResult<crate::services::webhooks::WebhookSetup> {
+    Ok(Json(s.webhook_setup().await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookChoice {
+    /// `auto` or `manual`.
+    mode: String,
+    #[serde(default)]
+    number_sid: Option<String>,
+}
+
+async fn choose_webhooks(
+    State(s): State<Arc<Services>>,
+    body: Result<Json<WebhookChoice>, JsonRejection>,
+) -> ApiResult<crate::services::webhooks::WebhookSetup> {
+    let Json(choice) = body?;
+    let auto = match choice.mode.as_str() {
+        "auto" => true,
+        "manual" => false,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_value",
+                format!("mode {other:?} is not \"auto\" or \"manual\""),
+            ))
+        }
+    };
+    Ok(Json(
+        s.choose_webhook_mode(auto, choice.number_sid.as_deref())
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublicUrlBody {
+    url: Option<String>,
+}
+
+async fn set_public_url(
+    State(s): State<Arc<Services>>,
+    body: Result<Json<PublicUrlBody>, JsonRejection>,
+) -> ApiResult<serde_json::Value> {
+    let Json(body) = body?;
+    let url = s.set_public_url(body.url.as_deref())?;
+    Ok(Json(serde_json::json!({"public_url": url})))
 }
 
 /// Live call events. Authenticated by the `X-API-Key` header, or by a first message

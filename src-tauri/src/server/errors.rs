@@ -45,6 +45,33 @@ impl From<ServiceError> for ApiError {
                 "invalid_value",
                 e.to_string(),
             ),
+            ServiceError::InvalidNumber(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_phone_number",
+                e.to_string(),
+            ),
+            ServiceError::UnknownFrom(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_from_number",
+                e.to_string(),
+            ),
+            ServiceError::NotConfigured(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_configured",
+                e.to_string(),
+            ),
+            ServiceError::Twilio(rest) => {
+                use crate::telephony::twilio::rest::RestError;
+                match rest {
+                    // Twilio refused the request: the user's input (a number, a permission) is the cause.
+                    RestError::Api(api) if api.status < 500 => ApiError::new(
+                        StatusCode::BAD_GATEWAY,
+                        "twilio_refused",
+                        e.to_string(),
+                    ),
+                    _ => ApiError::new(StatusCode::BAD_GATEWAY, "twilio_unavailable", e.to_string()),
+                }
+            }
             ServiceError::Store(_) => {
                 tracing::error!("library error: {e}");
                 ApiError::new(

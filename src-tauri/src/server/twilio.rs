@@ -27,6 +27,8 @@ pub fn routes() -> Router<Arc<Services>> {
     Router::new()
         .route("/twiml", post(voice_webhook))
         .route("/media-stream", get(media_stream))
+        .route("/twilio/status", post(status_callback))
+        .route("/twilio/amd", post(amd_callback))
         .layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT))
 }
 
@@ -90,6 +92,92 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.starts_with("application/json"))
 }
 
+/// A webhook's parameters once its signature has been checked against the public URL, or the
+/// response that refuses it. Twilio's webhooks are forms; a signed JSON body is accepted for its
+/// string fields.
+fn signed_params(
+    services: &Services,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: &[u8],
+    what: &str,
+) -> Result<Vec<(String, String)>, Box<Response>> {
+    let public = services.public_url();
+    let url = public_url::webhook_url(public.as_deref(), headers, uri);
+    if is_json(headers) {
+        check_signature(services, headers, &url, Signed::Json(body), what)
+            .map_err(|reason| Box::new(forbidden(reason)))?;
+        match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body) {
+            Ok(map) => Ok(map
+                .into_iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_string())))
+                .collect()),
+            Err(_) => Err(Box::new(
+                (StatusCode::BAD_REQUEST, "malformed JSON body").into_response(),
+            )),
+        }
+    } else {
+        let params: Vec<(String, String)> =
+            url::form_urlencoded::parse(body).into_owned().collect();
+        check_signature(services, headers, &url, Signed::Form(&params), what)
+            .map_err(|reason| Box::new(forbidden(reason)))?;
+        Ok(params)
+    }
+}
+
+fn param(params: &[(String, String)], name: &str) -> Option<String> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+}
+
+/// Twilio's call status callback (`StatusCallback`): the call's progress into the library and the bus.
+async fn status_callback(
+    State(services): State<Arc<Services>>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let params = match signed_params(&services, &headers, &uri, &body, "status callback") {
+        Ok(p) => p,
+        Err(refusal) => return *refusal,
+    };
+    match crate::services::outbound::StatusReport::from_form(&params) {
+        Ok(report) => {
+            services.on_call_status(report);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}
+
+/// Asynchronous answering-machine detection (`AsyncAmdStatusCallback`): `AnsweredBy` for a call the
+/// app placed, and the call's machine policy applied.
+async fn amd_callback(
+    State(services): State<Arc<Services>>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let params = match signed_params(&services, &headers, &uri, &body, "AMD callback") {
+        Ok(p) => p,
+        Err(refusal) => return *refusal,
+    };
+    let (Some(call_sid), Some(answered_by)) = (
+        param(&params, "CallSid").filter(|s| !s.is_empty()),
+        param(&params, "AnsweredBy").filter(|s| !s.is_empty()),
+    ) else {
+        return (StatusCode::BAD_REQUEST, "CallSid and AnsweredBy are required").into_response();
+    };
+    let action = services.on_machine_detection(&call_sid, &answered_by).await;
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::json!({"action": action.as_str()}).to_string(),
+    )
+        .into_response()
+}
+
 /// Twilio's voice webhook: answers with `<Connect><Stream>` and a one-time token bound to the CallSid.
 async fn voice_webhook(
     State(services): State<Arc<Services>>,
@@ -97,52 +185,20 @@ async fn voice_webhook(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let public = services.config.public_url.as_deref();
-    let url = public_url::webhook_url(public, &headers, &uri);
-    let params: Vec<(String, String)> = if is_json(&headers) {
-        if let Err(reason) = check_signature(
-            &services,
-            &headers,
-            &url,
-            Signed::Json(&body),
-            "voice webhook",
-        ) {
-            return forbidden(reason);
-        }
-        // Twilio's voice webhook is a form; a signed JSON body is accepted for its string fields.
-        match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&body) {
-            Ok(map) => map
-                .into_iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_string())))
-                .collect(),
-            Err(_) => return (StatusCode::BAD_REQUEST, "malformed JSON body").into_response(),
-        }
-    } else {
-        let params: Vec<(String, String)> =
-            url::form_urlencoded::parse(&body).into_owned().collect();
-        if let Err(reason) = check_signature(
-            &services,
-            &headers,
-            &url,
-            Signed::Form(&params),
-            "voice webhook",
-        ) {
-            return forbidden(reason);
-        }
-        params
+    let params = match signed_params(&services, &headers, &uri, &body, "voice webhook") {
+        Ok(p) => p,
+        Err(refusal) => return *refusal,
     };
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    let Some(call_sid) = param("CallSid").filter(|s| !s.is_empty()) else {
+    let public = services.public_url();
+    let public = public.as_deref();
+    let Some(call_sid) = param(&params, "CallSid").filter(|s| !s.is_empty()) else {
         return (StatusCode::BAD_REQUEST, "CallSid is required").into_response();
     };
-    let token = services
-        .registry
-        .issue_token(&call_sid, param("From"), param("To"));
+    let token = services.registry.issue_token(
+        &call_sid,
+        param(&params, "From"),
+        param(&params, "To"),
+    );
     let stream_url = crate::config::stream_url_for(&public_url::base_url(public, &headers));
     info!(call_sid = %call_sid, "voice webhook answered with a media stream");
     let xml = twiml::Response::new()
@@ -163,7 +219,7 @@ async fn media_stream(
     uri: Uri,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let url = public_url::websocket_url(services.config.public_url.as_deref(), &headers, &uri);
+    let url = public_url::websocket_url(services.public_url().as_deref(), &headers, &uri);
     if let Err(reason) =
         check_signature(&services, &headers, &url, Signed::Form(&[]), "media stream")
     {

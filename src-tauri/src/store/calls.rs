@@ -23,6 +23,10 @@ pub struct CallRecord {
     pub ended_at_ms: Option<i64>,
     pub end_reason: Option<String>,
     pub failed: bool,
+    /// Answering-machine detection's verdict (`human`, `machine_end_beep`, …), outbound calls only.
+    pub answered_by: Option<String>,
+    /// Twilio's billed duration, once the call completed.
+    pub duration_secs: Option<i64>,
 }
 
 /// A model-side problem recorded during a call.
@@ -36,7 +40,7 @@ pub struct IssueRecord {
 }
 
 const CALL_COLUMNS: &str = "call_sid, stream_sid, direction, from_number, to_number, status, \
-     started_at_ms, ended_at_ms, end_reason, failed";
+     started_at_ms, ended_at_ms, end_reason, failed, answered_by, duration_secs";
 
 fn call_from_row(row: &Row) -> rusqlite::Result<CallRecord> {
     Ok(CallRecord {
@@ -50,6 +54,8 @@ fn call_from_row(row: &Row) -> rusqlite::Result<CallRecord> {
         ended_at_ms: row.get(7)?,
         end_reason: row.get(8)?,
         failed: row.get(9)?,
+        answered_by: row.get(10)?,
+        duration_secs: row.get(11)?,
     })
 }
 
@@ -129,6 +135,140 @@ pub fn insert_issue(
     )?;
     tx.commit()?;
     Ok(())
+}
+
+/// One status callback (or the app's own `queued` when it placed the call).
+#[derive(Debug, Clone, Copy)]
+pub struct StatusUpdate<'a> {
+    pub call_sid: &'a str,
+    pub status: &'a str,
+    pub direction: Option<&'a str>,
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub answered_by: Option<&'a str>,
+    pub duration_secs: Option<u32>,
+    pub at_ms: i64,
+}
+
+/// Where a status sits in a call's life. Callbacks can arrive out of order, so a status only ever
+/// moves forward, and a final status stays (a bridge's `failed` is not undone by Twilio's `completed`).
+fn status_rank(status: &str) -> u8 {
+    match status {
+        "queued" => 0,
+        "initiated" => 1,
+        "ringing" => 2,
+        "in-progress" | "answered" => 3,
+        _ => 4,
+    }
+}
+
+/// `inbound` or `outbound` from Twilio's `Direction` (`outbound-api`, `outbound-dial`).
+fn direction_of(direction: &str) -> &'static str {
+    if direction.starts_with("outbound") {
+        "outbound"
+    } else {
+        "inbound"
+    }
+}
+
+/// Records a status report and keeps the history.
+pub fn apply_status(conn: &mut Connection, update: &StatusUpdate<'_>) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    let direction = update.direction.map(direction_of);
+    tx.execute(
+        "INSERT OR IGNORE INTO calls (call_sid, direction, from_number, to_number, status, started_at_ms)
+         VALUES (?1, COALESCE(?2, 'inbound'), ?3, ?4, ?5, ?6)",
+        params![
+            update.call_sid,
+            direction,
+            update.from,
+            update.to,
+            update.status,
+            update.at_ms
+        ],
+    )?;
+    let current: String = tx.query_row(
+        "SELECT status FROM calls WHERE call_sid = ?1",
+        [update.call_sid],
+        |row| row.get(0),
+    )?;
+    let (old_rank, new_rank) = (status_rank(&current), status_rank(update.status));
+    let status = if new_rank > old_rank || (new_rank == old_rank && old_rank < 4) {
+        update.status
+    } else {
+        current.as_str()
+    };
+    let status = if status == "answered" {
+        STATUS_IN_PROGRESS
+    } else {
+        status
+    };
+    let ends = new_rank == 4;
+    tx.execute(
+        "UPDATE calls SET
+             status = ?2,
+             direction = COALESCE(?3, direction),
+             from_number = COALESCE(from_number, ?4),
+             to_number = COALESCE(to_number, ?5),
+             answered_by = COALESCE(?6, answered_by),
+             duration_secs = COALESCE(?7, duration_secs),
+             ended_at_ms = CASE WHEN ?8 AND ended_at_ms IS NULL THEN ?9 ELSE ended_at_ms END,
+             end_reason = CASE WHEN ?8 AND end_reason IS NULL THEN ?10 ELSE end_reason END
+         WHERE call_sid = ?1",
+        params![
+            update.call_sid,
+            status,
+            direction,
+            update.from,
+            update.to,
+            update.answered_by,
+            update.duration_secs,
+            ends,
+            update.at_ms,
+            update.status,
+        ],
+    )?;
+    tx.execute(
+        "INSERT INTO call_status_events (call_sid, status, answered_by, at_ms) VALUES (?1, ?2, ?3, ?4)",
+        params![update.call_sid, update.status, update.answered_by, update.at_ms],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Records answering-machine detection's verdict and the action taken.
+pub fn apply_machine_detection(
+    conn: &mut Connection,
+    call_sid: &str,
+    answered_by: &str,
+    action: &str,
+    at_ms: i64,
+) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    ensure_exists(&tx, call_sid, at_ms)?;
+    tx.execute(
+        "UPDATE calls SET answered_by = ?2 WHERE call_sid = ?1",
+        params![call_sid, answered_by],
+    )?;
+    tx.execute(
+        "INSERT INTO call_status_events (call_sid, status, answered_by, at_ms) VALUES (?1, ?2, ?3, ?4)",
+        params![call_sid, format!("amd:{action}"), answered_by, at_ms],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// A call's status history, oldest first: (status, answered_by, at_ms).
+pub fn status_history(
+    conn: &Connection,
+    call_sid: &str,
+) -> Result<Vec<(String, Option<String>, i64)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT status, answered_by, at_ms FROM call_status_events
+         WHERE call_sid = ?1 ORDER BY at_ms, id",
+    )?;
+    let rows = stmt.query_map([call_sid], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Newest calls first.
@@ -241,6 +381,80 @@ mod tests {
         assert_eq!(sids(list(&conn, 10, 4).unwrap()), ["CA0"]);
         assert!(list(&conn, 10, 5).unwrap().is_empty());
         assert!(get(&conn, "nope").unwrap().is_none());
+    }
+
+    #[test]
+    fn status_only_moves_forward_and_final_states_stay() {
+        let mut conn = db();
+        let update = |status: &'static str, at_ms: i64| StatusUpdate {
+            call_sid: "CA7",
+            status,
+            direction: Some("outbound-api"),
+            from: Some("+14155550100"),
+            to: Some("+14155550123"),
+            answered_by: None,
+            duration_secs: None,
+            at_ms,
+        };
+        apply_status(&mut conn, &update("queued", 1)).unwrap();
+        apply_status(&mut conn, &update("ringing", 2)).unwrap();
+        apply_status(&mut conn, &update("initiated", 3)).unwrap(); // late: ignored
+        let call = get(&conn, "CA7").unwrap().unwrap();
+        assert_eq!(call.status, "ringing");
+        assert_eq!(call.direction, "outbound");
+        apply_status(&mut conn, &update("in-progress", 4)).unwrap();
+        mark_ended(&conn, "CA7", "model unavailable", true, 5).unwrap();
+        apply_status(
+            &mut conn,
+            &StatusUpdate {
+                duration_secs: Some(42),
+                ..update("completed", 6)
+            },
+        )
+        .unwrap();
+        let call = get(&conn, "CA7").unwrap().unwrap();
+        assert_eq!(call.status, STATUS_FAILED, "the bridge's failure stays");
+        assert_eq!(call.duration_secs, Some(42));
+        assert_eq!(call.ended_at_ms, Some(5));
+        apply_machine_detection(&mut conn, "CA7", "human", "continue", 7).unwrap();
+        assert_eq!(
+            get(&conn, "CA7").unwrap().unwrap().answered_by.as_deref(),
+            Some("human")
+        );
+        let history: Vec<String> = status_history(&conn, "CA7")
+            .unwrap()
+            .into_iter()
+            .map(|(s, _, _)| s)
+            .collect();
+        assert_eq!(
+            history,
+            ["queued", "ringing", "initiated", "in-progress", "completed", "amd:continue"]
+        );
+    }
+
+    #[test]
+    fn busy_call_ends_without_a_stream() {
+        let mut conn = db();
+        for (status, at) in [("queued", 1), ("ringing", 2), ("busy", 3)] {
+            apply_status(
+                &mut conn,
+                &StatusUpdate {
+                    call_sid: "CA8",
+                    status,
+                    direction: Some("outbound-api"),
+                    from: None,
+                    to: None,
+                    answered_by: None,
+                    duration_secs: Some(0),
+                    at_ms: at,
+                },
+            )
+            .unwrap();
+        }
+        let call = get(&conn, "CA8").unwrap().unwrap();
+        assert_eq!(call.status, "busy");
+        assert_eq!(call.ended_at_ms, Some(3));
+        assert_eq!(call.end_reason.as_deref(), Some("busy"));
     }
 
     #[test]

@@ -115,6 +115,32 @@ impl StoreHandle {
         self.request(move |conn| calls::delete(conn, &call_sid))
     }
 
+    /// A remembered app choice.
+    pub fn setting(
+        &self,
+        key: &'static str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send + 'static {
+        self.request(move |conn| super::settings::get(conn, key))
+    }
+
+    pub fn set_setting(
+        &self,
+        key: &'static str,
+        value: String,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
+        self.request(move |conn| super::settings::set(conn, key, &value))
+    }
+
+    /// A call's status history, oldest first: (status, answered_by, at_ms).
+    pub fn status_history(
+        &self,
+        call_sid: &str,
+    ) -> impl Future<Output = Result<Vec<(String, Option<String>, i64)>, StoreError>> + Send + 'static
+    {
+        let call_sid = call_sid.to_string();
+        self.request(move |conn| calls::status_history(conn, &call_sid))
+    }
+
     /// Resolves once every command sent before this call has been carried out.
     pub fn flush(&self) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
         self.request(|_| Ok(()))
@@ -235,6 +261,34 @@ fn apply_event(conn: &mut Connection, event: &CallEvent) -> Result<(), StoreErro
             at_ms,
         } => calls::mark_ended(conn, call_sid, reason, *failed, *at_ms),
         CallEvent::BargeIn { .. } => Ok(()),
+        CallEvent::CallStatus {
+            call_sid,
+            status,
+            direction,
+            from,
+            to,
+            answered_by,
+            duration_secs,
+            at_ms,
+        } => calls::apply_status(
+            conn,
+            &calls::StatusUpdate {
+                call_sid,
+                status,
+                direction: direction.as_deref(),
+                from: from.as_deref(),
+                to: to.as_deref(),
+                answered_by: answered_by.as_deref(),
+                duration_secs: *duration_secs,
+                at_ms: *at_ms,
+            },
+        ),
+        CallEvent::MachineDetection {
+            call_sid,
+            answered_by,
+            action,
+            at_ms,
+        } => calls::apply_machine_detection(conn, call_sid, answered_by, action, *at_ms),
     }
 }
 
@@ -245,6 +299,8 @@ fn event_kind(event: &CallEvent) -> &'static str {
         CallEvent::BargeIn { .. } => "barge_in",
         CallEvent::ModelIssue { .. } => "model_issue",
         CallEvent::CallEnded { .. } => "call_ended",
+        CallEvent::CallStatus { .. } => "call_status",
+        CallEvent::MachineDetection { .. } => "machine_detection",
     }
 }
 

@@ -42,6 +42,21 @@ pub const MIGRATIONS: &[&str] = &[
         at_ms    INTEGER NOT NULL
     );
     CREATE INDEX call_issues_call_sid ON call_issues(call_sid);",
+    // 2: Twilio's view of a call (status callbacks, answering-machine detection) and its history.
+    "ALTER TABLE calls ADD COLUMN answered_by TEXT;
+    ALTER TABLE calls ADD COLUMN duration_secs INTEGER;
+    CREATE TABLE call_status_events (
+        id          INTEGER PRIMARY KEY,
+        call_sid    TEXT NOT NULL REFERENCES calls(call_sid) ON DELETE CASCADE,
+        status      TEXT NOT NULL,
+        answered_by TEXT,
+        at_ms       INTEGER NOT NULL
+    );
+    CREATE INDEX call_status_events_call_sid ON call_status_events(call_sid);
+    CREATE TABLE app_settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.

@@ -1,0 +1,590 @@
+//! Calls through Twilio's REST API: placing a call, following its status and answering-machine
+//! detection, transferring it, and the telephony actions a live call asks for.
+//!
+//! The desktop's commands and `/api` both call these methods; neither holds logic of its own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use super::{ServiceError, Services};
+use crate::calls::bridge::CallActions;
+use crate::calls::events::{now_ms, CallEvent};
+use crate::calls::plan::{self, AnsweredBy, CallPlan, Direction, MachineAction, MachinePolicy};
+use crate::calls::registry::CallControl;
+use crate::realtime::session::{
+    Greeting, MaxOutputTokens, ReasoningEffort, SessionConfig, Voice,
+};
+use crate::telephony::phone::E164;
+use crate::telephony::twilio::rest::{
+    CreateCall, HangUpOutcome, IncomingNumber, MachineDetection, RestError, TwilioRest,
+};
+use crate::telephony::twilio::twiml;
+
+/// Status callbacks Verbio asks Twilio for.
+const STATUS_EVENTS: [&str; 4] = ["initiated", "ringing", "answered", "completed"];
+/// How long a voicemail request keeps trying to reach a call whose stream has not started yet.
+const VOICEMAIL_DELIVERY_WINDOW: Duration = Duration::from_secs(10);
+/// Twilio's final call statuses.
+const FINAL_STATUSES: [&str; 5] = ["completed", "busy", "no-answer", "failed", "canceled"];
+
+/// Whether the agent speaks first on a call the app places.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GreetingChoice {
+    WaitForCaller,
+    SpeakFirst,
+}
+
+/// A call to place: who, from which of the account's numbers, and how this one call differs from the
+/// app's session. Unset overrides keep the app's session settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundRequest {
+    pub to: String,
+    pub from: String,
+    #[serde(default)]
+    pub instructions: Option<String>,
+    #[serde(default)]
+    pub voice: Option<Voice>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub reasoning_effort: Option<ReasoningEffort>,
+    #[serde(default)]
+    pub speed: Option<f64>,
+    #[serde(default)]
+    pub max_output_tokens: Option<MaxOutputTokens>,
+    /// Default for calls the app places: wait for the callee to speak.
+    #[serde(default)]
+    pub greeting: Option<GreetingChoice>,
+    /// What the agent opens with when it speaks first.
+    #[serde(default)]
+    pub opening_line: Option<String>,
+    /// Keep a local recording of this call.
+    #[serde(default = "yes")]
+    pub record: bool,
+    /// Also have Twilio record it in the cloud (two channels).
+    #[serde(default)]
+    pub twilio_recording: bool,
+    /// Ask Twilio to tell people from answering machines.
+    #[serde(default = "yes")]
+    pub detect_machines: bool,
+    #[serde(default)]
+    pub machine_policy: MachinePolicy,
+    #[serde(default)]
+    pub voicemail_message: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl OutboundRequest {
+    /// A request with every override unset.
+    pub fn new(to: impl Into<String>, from: impl Into<String>) -> Self {
+        OutboundRequest {
+            to: to.into(),
+            from: from.into(),
+            instructions: None,
+            voice: None,
+            model: None,
+            reasoning_effort: None,
+            speed: None,
+            max_output_tokens: None,
+            greeting: None,
+            opening_line: None,
+            record: true,
+            twilio_recording: false,
+            detect_machines: true,
+            machine_policy: MachinePolicy::default(),
+            voicemail_message: None,
+        }
+    }
+
+    /// The app's session with this call's overrides.
+    fn session(&self, base: &SessionConfig) -> Result<SessionConfig, ServiceError> {
+        let mut session = base.clone();
+        if let Some(v) = &self.instructions {
+            session.instructions = v.clone();
+        }
+        if let Some(v) = self.voice {
+            session.voice = v;
+        }
+        if let Some(v) = &self.model {
+            session.model = v.clone();
+        }
+        if let Some(v) = self.reasoning_effort {
+            session.reasoning_effort = Some(v);
+        }
+        if let Some(v) = self.speed {
+            session.speed = v;
+        }
+        if let Some(v) = self.max_output_tokens {
+            session.max_output_tokens = v;
+        }
+        session.greeting = match self.greeting.unwrap_or(GreetingChoice::WaitForCaller) {
+            GreetingChoice::WaitForCaller => Greeting::WaitForCaller,
+            GreetingChoice::SpeakFirst => Greeting::SpeakFirst {
+                opening_line: self
+                    .opening_line
+                    .clone()
+                    .filter(|l| !l.trim().is_empty())
+                    .or_else(|| match &base.greeting {
+                        Greeting::SpeakFirst { opening_line } => Some(opening_line.clone()),
+                        Greeting::WaitForCaller => None,
+                    })
+                    .unwrap_or_else(|| "Hello!".into()),
+            },
+        };
+        session
+            .validate()
+            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        Ok(session)
+    }
+}
+
+/// A call Twilio accepted.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlacedCall {
+    pub call_sid: String,
+    pub status: String,
+    pub to: String,
+    pub from: String,
+}
+
+/// One of the account's numbers, as the "from" choices show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhoneNumber {
+    pub sid: String,
+    pub phone_number: String,
+    pub friendly_name: Option<String>,
+    pub voice_url: Option<String>,
+}
+
+impl From<IncomingNumber> for PhoneNumber {
+    fn from(n: IncomingNumber) -> Self {
+        PhoneNumber {
+            sid: n.sid,
+            phone_number: n.phone_number,
+            friendly_name: n.friendly_name,
+            voice_url: n.voice_url,
+        }
+    }
+}
+
+/// A status callback's fields (Twilio's parameter names).
+#[derive(Debug, Clone, Default)]
+pub struct StatusReport {
+    pub call_sid: String,
+    pub call_status: String,
+    pub direction: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub answered_by: Option<String>,
+    pub duration_secs: Option<u32>,
+}
+
+impl StatusReport {
+    /// Reads `CallSid`, `CallStatus`, `Direction`, `From`, `To`, `AnsweredBy`, `CallDuration`.
+    pub fn from_form(params: &[(String, String)]) -> Result<StatusReport, ServiceError> {
+        let get = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .filter(|v| !v.is_empty())
+        };
+        let call_sid = get("CallSid").ok_or_else(|| ServiceError::Invalid("CallSid is required".into()))?;
+        let call_status =
+            get("CallStatus").ok_or_else(|| ServiceError::Invalid("CallStatus is required".into()))?;
+        Ok(StatusReport {
+            call_sid,
+            call_status,
+            direction: get("Direction"),
+            from: get("From"),
+            to: get("To"),
+            answered_by: get("AnsweredBy"),
+            duration_secs: get("CallDuration").and_then(|d| d.parse().ok()),
+        })
+    }
+}
+
+impl From<RestError> for ServiceError {
+    fn from(e: RestError) -> Self {
+        match e {
+            RestError::NotConfigured | RestError::BadAccountSid(_) | RestError::BadBaseUrl(_) => {
+                ServiceError::NotConfigured(e.to_string())
+            }
+            other => ServiceError::Twilio(other),
+        }
+    }
+}
+
+impl Services {
+    /// The Twilio REST client, or why there is none.
+    pub fn twilio(&self) -> Result<&TwilioRest, ServiceError> {
+        self.twilio.as_ref().ok_or_else(|| {
+            ServiceError::NotConfigured(
+                "Twilio is not set up: add the account SID and auth token in Settings".into(),
+            )
+        })
+    }
+
+    /// The URL Twilio reaches this app at, or why there is none.
+    pub fn require_public_url(&self) -> Result<String, ServiceError> {
+        self.public_url().ok_or_else(|| {
+            ServiceError::NotConfigured(
+                "no public URL: Twilio cannot reach this app; open a tunnel or set a public URL".into(),
+            )
+        })
+    }
+
+    /// The account's phone numbers (the "from" choices).
+    pub async fn phone_numbers(&self) -> Result<Vec<PhoneNumber>, ServiceError> {
+        let numbers = self.twilio()?.list_numbers().await?;
+        Ok(numbers.into_iter().map(PhoneNumber::from).collect())
+    }
+
+    /// Places a call: validates the numbers, checks `from` is the account's, issues a stream token
+    /// that refers to this call's plan, and creates the call with inline TwiML, status callbacks and
+    /// asynchronous answering-machine detection.
+    pub async fn place_call(&self, request: OutboundRequest) -> Result<PlacedCall, ServiceError> {
+        let to = E164::parse(&request.to)
+            .map_err(|e| ServiceError::InvalidNumber(format!("to: {e}")))?;
+        let from = E164::parse(&request.from)
+            .map_err(|e| ServiceError::InvalidNumber(format!("from: {e}")))?;
+        let session = request.session(&self.bridge.current_session())?;
+        let twilio = self.twilio()?;
+        let public = self.require_public_url()?;
+        let numbers = twilio.list_numbers().await?;
+        if !numbers.iter().any(|n| n.phone_number == from.as_str()) {
+            let choices: Vec<&str> = numbers.iter().map(|n| n.phone_number.as_str()).collect();
+            return Err(ServiceError::UnknownFrom(format!(
+                "{from} is not one of this Twilio account's numbers ({})",
+                if choices.is_empty() {
+                    "the account has none".to_string()
+                } else {
+                    choices.join(", ")
+                }
+            )));
+        }
+        let telephony = &self.config.telephony;
+        let plan = Arc::new(CallPlan {
+            direction: Direction::Outbound,
+            session: Arc::new(session),
+            machine_policy: request.machine_policy,
+            voicemail_message: request
+                .voicemail_message
+                .clone()
+                .filter(|m| !m.trim().is_empty())
+                .unwrap_or_else(|| telephony.voicemail_message.clone()),
+            record: request.record,
+        });
+        let token = self.registry.issue_outbound_token(
+            plan.clone(),
+            Some(from.to_string()),
+            Some(to.to_string()),
+            telephony.ring_timeout + Duration::from_secs(60),
+        );
+        let xml = twiml::Response::new()
+            .connect_stream(
+                twiml::Stream::new(crate::config::stream_url_for(&public))
+                    .parameter("token", token.clone()),
+            )
+            .to_xml();
+        let mut create = CreateCall::new(to.as_str(), from.as_str(), xml);
+        create.status_callback = Some(format!("{public}/twilio/status"));
+        create.status_callback_events = STATUS_EVENTS.to_vec();
+        if request.detect_machines {
+            create.machine_detection = Some(MachineDetection::DetectMessageEnd);
+            create.async_amd_callback = Some(format!("{public}/twilio/amd"));
+        }
+        if request.twilio_recording {
+            create.record = true;
+            create.recording_status_callback = Some(format!("{public}/twilio/recording"));
+        }
+        create.timeout_secs = Some(telephony.ring_timeout.as_secs().clamp(5, 600) as u32);
+        let call = match twilio.create_call(&create).await {
+            Ok(call) => call,
+            Err(e) => {
+                self.registry.revoke_token(&token);
+                warn!(to = %to, "Twilio refused the call: {e}");
+                return Err(e.into());
+            }
+        };
+        self.registry.bind_token(&token, &call.sid);
+        self.outbound_plans().insert(call.sid.clone(), plan);
+        let status = if call.status.is_empty() {
+            "queued".to_string()
+        } else {
+            call.status.clone()
+        };
+        info!(call_sid = %call.sid, %status, "outbound call placed");
+        self.bridge.emit(CallEvent::CallStatus {
+            call_sid: call.sid.clone(),
+            status: status.clone(),
+            direction: Some("outbound".into()),
+            from: Some(from.to_string()),
+            to: Some(to.to_string()),
+            answered_by: None,
+            duration_secs: None,
+            at_ms: now_ms(),
+        });
+        Ok(PlacedCall {
+            call_sid: call.sid,
+            status,
+            to: to.to_string(),
+            from: from.to_string(),
+        })
+    }
+
+    /// A status callback from Twilio: recorded, published, and the end of the call's plan.
+    pub fn on_call_status(&self, report: StatusReport) {
+        info!(call_sid = %report.call_sid, status = %report.call_status, "call status");
+        if FINAL_STATUSES.contains(&report.call_status.as_str()) {
+            self.outbound_plans().remove(&report.call_sid);
+        }
+        self.bridge.emit(CallEvent::CallStatus {
+            call_sid: report.call_sid,
+            status: report.call_status,
+            direction: report.direction,
+            from: report.from,
+            to: report.to,
+            answered_by: report.answered_by,
+            duration_secs: report.duration_secs,
+            at_ms: now_ms(),
+        });
+    }
+
+    /// Asynchronous answering-machine detection's verdict: apply the call's machine policy.
+    pub async fn on_machine_detection(
+        &self,
+        call_sid: &str,
+        answered_by: &str,
+    ) -> MachineAction {
+        let plan = self.outbound_plans().get(call_sid).cloned();
+        let policy = plan
+            .as_ref()
+            .map(|p| p.machine_policy)
+            .unwrap_or(MachinePolicy::Continue);
+        let action = plan::decide(policy, AnsweredBy::parse(answered_by));
+        info!(%call_sid, %answered_by, action = action.as_str(), "answering-machine detection");
+        self.bridge.emit(CallEvent::MachineDetection {
+            call_sid: call_sid.to_string(),
+            answered_by: answered_by.to_string(),
+            action: action.as_str().to_string(),
+            at_ms: now_ms(),
+        });
+        match action {
+            MachineAction::HangUp => {
+                self.registry.control(call_sid, CallControl::HangUp);
+                if let Ok(twilio) = self.twilio() {
+                    if let Err(e) = twilio.hang_up(call_sid, true).await {
+                        warn!(%call_sid, "hang-up after machine detection failed: {e}");
+                    }
+                }
+            }
+            MachineAction::Voicemail => {
+                let message = plan.map(|p| p.voicemail_message.clone()).unwrap_or_default();
+                let registry = self.registry.clone();
+                let sid = call_sid.to_string();
+                // Usually the stream is live already; if Twilio's callback beat the stream, retry briefly.
+                tokio::spawn(async move {
+                    let deadline = tokio::time::Instant::now() + VOICEMAIL_DELIVERY_WINDOW;
+                    while !registry.control(&sid, CallControl::LeaveVoicemail(message.clone())) {
+                        if tokio::time::Instant::now() >= deadline {
+                            warn!(call_sid = %sid, "voicemail not left: the call's stream never started");
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                });
+            }
+            MachineAction::Continue | MachineAction::Wait => {}
+        }
+        action
+    }
+
+    /// Hands a live call to a person: `to`, or the session's transfer number.
+    pub async fn transfer_call(
+        &self,
+        call_sid: &str,
+        to: Option<&str>,
+    ) -> Result<String, ServiceError> {
+        let number = match to.filter(|t| !t.trim().is_empty()) {
+            Some(to) => E164::parse(to).map_err(|e| ServiceError::InvalidNumber(e.to_string()))?,
+            None => {
+                let configured = self.bridge.current_session().transfer_number.clone();
+                let configured = configured.ok_or_else(|| {
+                    ServiceError::Invalid(
+                        "no number to transfer to: give one, or set the session's transfer number"
+                            .into(),
+                    )
+                })?;
+                E164::parse(&configured).map_err(|e| ServiceError::InvalidNumber(e.to_string()))?
+            }
+        };
+        if !self.registry.active().iter().any(|c| c.call_sid == call_sid) {
+            return Err(match self.store.call(call_sid).await? {
+                Some(_) => ServiceError::AlreadyEnded(call_sid.to_string()),
+                None => ServiceError::UnknownCall(call_sid.to_string()),
+            });
+        }
+        let twilio = self.twilio()?;
+        twilio
+            .redirect_call(call_sid, &transfer_twiml(number.as_str()))
+            .await?;
+        info!(%call_sid, "call transferred");
+        Ok(number.to_string())
+    }
+
+    /// Ends a call at Twilio: `completed` when answered, `canceled` while it still rings.
+    pub(super) async fn hang_up_at_twilio(
+        &self,
+        call_sid: &str,
+        answered: bool,
+    ) -> Result<HangUpOutcome, ServiceError> {
+        Ok(self.twilio()?.hang_up(call_sid, answered).await?)
+    }
+
+    /// Whether the app placed `call_sid` and it has not finished.
+    pub(super) fn is_pending_outbound(&self, call_sid: &str) -> bool {
+        self.outbound_plans().contains_key(call_sid)
+    }
+
+    fn outbound_plans(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Arc<CallPlan>>> {
+        // Single inserts and removes: a poisoned lock cannot hold a half-made change.
+        self.outbound.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn transfer_twiml(number: &str) -> String {
+    twiml::Response::new()
+        .dial(twiml::Dial {
+            number: number.to_string(),
+            caller_id: None,
+            timeout: Some(30),
+        })
+        .to_xml()
+}
+
+/// [`CallActions`] through Twilio's REST API.
+pub struct TwilioCallActions {
+    pub twilio: TwilioRest,
+    pub apology_message: String,
+}
+
+impl CallActions for TwilioCallActions {
+    fn apologize(&self, call_sid: &str) -> BoxFuture<'static, ()> {
+        let twilio = self.twilio.clone();
+        let sid = call_sid.to_string();
+        let xml = twiml::Response::new()
+            .say(self.apology_message.clone(), twiml::SayOptions::default())
+            .hangup()
+            .to_xml();
+        Box::pin(async move {
+            match twilio.redirect_call(&sid, &xml).await {
+                Ok(_) => info!(call_sid = %sid, "caller told the agent is unavailable"),
+                Err(e) => warn!(call_sid = %sid, "could not play the apology: {e}"),
+            }
+        })
+    }
+
+    fn transfer(&self, call_sid: &str, number: &str) -> BoxFuture<'static, Result<(), String>> {
+        let twilio = self.twilio.clone();
+        let sid = call_sid.to_string();
+        let xml = transfer_twiml(number);
+        Box::pin(async move {
+            twilio
+                .redirect_call(&sid, &xml)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn hang_up(&self, call_sid: &str) -> BoxFuture<'static, ()> {
+        let twilio = self.twilio.clone();
+        let sid = call_sid.to_string();
+        Box::pin(async move {
+            if let Err(e) = twilio.hang_up(&sid, true).await {
+                warn!(call_sid = %sid, "hang-up at Twilio failed: {e}");
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_apply_and_are_validated() {
+        let base = SessionConfig::default();
+        let mut request = OutboundRequest::new("+14155550123", "+14155550100");
+        request.instructions = Some("Confirm the appointment.".into());
+        request.voice = Some(Voice::Cedar);
+        request.speed = Some(1.2);
+        request.greeting = Some(GreetingChoice::SpeakFirst);
+        let session = request.session(&base).unwrap();
+        assert_eq!(session.instructions, "Confirm the appointment.");
+        assert_eq!(session.voice, Voice::Cedar);
+        assert!(matches!(session.greeting, Greeting::SpeakFirst { .. }));
+        assert_eq!(session.model, base.model);
+        request.speed = Some(3.0);
+        assert!(matches!(
+            request.session(&base),
+            Err(ServiceError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn outbound_calls_wait_for_the_callee_by_default() {
+        let base = SessionConfig {
+            greeting: Greeting::SpeakFirst {
+                opening_line: "Hi".into(),
+            },
+            ..SessionConfig::default()
+        };
+        let session = OutboundRequest::new("+1415", "+1416").session(&base).unwrap();
+        assert_eq!(session.greeting, Greeting::WaitForCaller);
+    }
+
+    #[test]
+    fn request_json_rejects_unknown_fields_and_reads_policies() {
+        let r: OutboundRequest = serde_json::from_str(
+            r#"{"to":"+14155550123","from":"+14155550100","machine_policy":"voicemail","greeting":"speak_first","max_output_tokens":300}"#,
+        )
+        .unwrap();
+        assert_eq!(r.machine_policy, MachinePolicy::Voicemail);
+        assert!(r.record && r.detect_machines);
+        assert!(serde_json::from_str::<OutboundRequest>(
+            r#"{"to":"+1","from":"+1","temperature":0.7}"#
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn status_report_needs_sid_and_status() {
+        let form = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let r = StatusReport::from_form(&form(&[
+            ("CallSid", "CA1"),
+            ("CallStatus", "completed"),
+            ("CallDuration", "42"),
+        ]))
+        .unwrap();
+        assert_eq!(r.duration_secs, Some(42));
+        assert!(StatusReport::from_form(&form(&[("CallSid", "CA1")])).is_err());
+    }
+}

@@ -1,0 +1,128 @@
+//! Reaching Twilio: the public URL in use, changing it at run time, and pointing one of the account's
+//! numbers at this app (`VoiceUrl` → `{public}/twiml`, `StatusCallback` → `{public}/twilio/status`).
+//!
+//! Pointing the number is the user's choice, asked once and remembered in the library: `auto` repeats it
+//! on every start (needed when the tunnel's URL changes between runs), `manual` leaves the number alone
+//! and [`Services::webhook_setup`] shows the exact URLs to paste into Twilio's console.
+
+use serde::Serialize;
+use tracing::{info, warn};
+
+use super::{ServiceError, Services};
+use crate::tunnel::static_url::StaticUrl;
+use crate::tunnel::Tunnel;
+
+/// Remembered: `auto` or `manual`.
+const SETTING_WEBHOOK_MODE: &str = "twilio.webhook_mode";
+/// Remembered: the number's SID.
+const SETTING_WEBHOOK_NUMBER: &str = "twilio.webhook_number_sid";
+
+/// What the user needs to connect a Twilio number to this app.
+#[derive(Debug, Clone, Serialize)]
+pub struct WebhookSetup {
+    pub public_url: Option<String>,
+    /// Paste into the number's "A call comes in" webhook (HTTP POST).
+    pub voice_url: Option<String>,
+    /// Paste into the number's "Call status changes" webhook (HTTP POST).
+    pub status_callback_url: Option<String>,
+    /// `auto`, `manual`, or `None` while the user has not chosen yet.
+    pub mode: Option<String>,
+    pub number_sid: Option<String>,
+    /// `ngrok`, `public_url`, or `None` (no public URL: Twilio cannot reach the app).
+    pub tunnel: Option<&'static str>,
+}
+
+impl Services {
+    /// The URL Twilio reaches this app at now.
+    pub fn public_url(&self) -> Option<String> {
+        self.public_url
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Uses `url` (the user's own tunnel or proxy) from now on, or none. Closes an ngrok tunnel.
+    pub fn set_public_url(&self, url: Option<&str>) -> Result<Option<String>, ServiceError> {
+        let tunnel: Option<Box<dyn Tunnel>> = match url.map(str::trim).filter(|u| !u.is_empty()) {
+            Some(url) => Some(Box::new(
+                StaticUrl::new(url).map_err(|e| ServiceError::Invalid(e.to_string()))?,
+            )),
+            None => None,
+        };
+        let public = tunnel.as_ref().map(|t| t.public_url().to_string());
+        *self.tunnel.lock().unwrap_or_else(|p| p.into_inner()) = tunnel;
+        *self.public_url.write().unwrap_or_else(|p| p.into_inner()) = public.clone();
+        info!(public_url = ?public, "public URL changed");
+        Ok(public)
+    }
+
+    /// The URLs to give Twilio, and the remembered choice.
+    pub async fn webhook_setup(&self) -> Result<WebhookSetup, ServiceError> {
+        let public = self.public_url();
+        let tunnel = self
+            .tunnel
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|t| t.kind());
+        Ok(WebhookSetup {
+            voice_url: public.as_ref().map(|p| format!("{p}/twiml")),
+            status_callback_url: public.as_ref().map(|p| format!("{p}/twilio/status")),
+            public_url: public,
+            mode: self.store.setting(SETTING_WEBHOOK_MODE).await?,
+            number_sid: self.store.setting(SETTING_WEBHOOK_NUMBER).await?,
+            tunnel,
+        })
+    }
+
+    /// Answers the one-time question: `auto` points `number_sid` at this app now and on every start;
+    /// `manual` remembers that the user configures Twilio by hand.
+    pub async fn choose_webhook_mode(
+        &self,
+        auto: bool,
+        number_sid: Option<&str>,
+    ) -> Result<WebhookSetup, ServiceError> {
+        if auto {
+            let sid = number_sid.filter(|s| !s.is_empty()).ok_or_else(|| {
+                ServiceError::Invalid("choose which number to point at this app".into())
+            })?;
+            self.point_number(sid).await?;
+            self.store
+                .set_setting(SETTING_WEBHOOK_NUMBER, sid.to_string())
+                .await?;
+        }
+        let mode = if auto { "auto" } else { "manual" };
+        self.store
+            .set_setting(SETTING_WEBHOOK_MODE, mode.to_string())
+            .await?;
+        self.webhook_setup().await
+    }
+
+    /// Sets the number's `VoiceUrl` and `StatusCallback` to this app's public URL.
+    pub async fn point_number(&self, number_sid: &str) -> Result<(), ServiceError> {
+        let public = self.require_public_url()?;
+        self.twilio()?
+            .set_number_webhooks(
+                number_sid,
+                &format!("{public}/twiml"),
+                Some(&format!("{public}/twilio/status")),
+            )
+            .await?;
+        info!(%number_sid, "Twilio number now points at this app");
+        Ok(())
+    }
+
+    /// On start, repeats the remembered `auto` choice (a tunnel's URL may differ from last run).
+    /// Failures are logged: the app still runs, and the setup panel shows what to do by hand.
+    pub(super) async fn point_number_on_start(&self) {
+        let mode = self.store.setting(SETTING_WEBHOOK_MODE).await;
+        let number = self.store.setting(SETTING_WEBHOOK_NUMBER).await;
+        if let (Ok(Some(mode)), Ok(Some(number))) = (mode, number) {
+            if mode == "auto" && self.public_url().is_some() && self.twilio.is_some() {
+                if let Err(e) = self.point_number(&number).await {
+                    warn!(number_sid = %number, "could not point the Twilio number at this app: {e}");
+                }
+            }
+        }
+    }
+}
