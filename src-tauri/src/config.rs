@@ -292,7 +292,8 @@ impl Config {
             self.telephony.voicemail_message = v;
         }
         if let Some(v) = file.ring_timeout_secs {
-            self.telephony.ring_timeout = Duration::from_secs(positive("ring_timeout_secs", v)?.into());
+            self.telephony.ring_timeout =
+                Duration::from_secs(positive("ring_timeout_secs", v)?.into());
         }
         if let Some(v) = file.tunnel {
             self.tunnel.ngrok = tunnel_kind("tunnel", &v)?;

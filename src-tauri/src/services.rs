@@ -106,7 +106,8 @@ pub struct Services {
     /// `None` when the account SID or auth token is missing.
     twilio: Option<crate::telephony::twilio::rest::TwilioRest>,
     /// Plans of calls the app placed that have not finished, by CallSid (for AMD callbacks).
-    outbound: std::sync::Mutex<std::collections::HashMap<String, Arc<crate::calls::plan::CallPlan>>>,
+    outbound:
+        std::sync::Mutex<std::collections::HashMap<String, Arc<crate::calls::plan::CallPlan>>>,
     /// Where Twilio reaches the app now (a tunnel's URL or the user's), read by every webhook check.
     public_url: std::sync::RwLock<Option<String>>,
     /// The open tunnel, kept so it stays open.
@@ -325,7 +326,8 @@ pub async fn start_with_connector(
             apology_message: config.telephony.apology_message.clone(),
         }) as Arc<dyn crate::calls::bridge::CallActions>
     });
-    let tunnel = crate::tunnel::open(&config.tunnel, config.public_url.as_deref(), local_addr).await?;
+    let tunnel =
+        crate::tunnel::open(&config.tunnel, config.public_url.as_deref(), local_addr).await?;
     let public_url = tunnel.as_ref().map(|t| t.public_url().to_string());
     if let Some(t) = &tunnel {
         info!(kind = t.kind(), url = %t.public_url(), "Twilio reaches this app through a public URL");

@@ -185,3 +185,26 @@ pub fn numbers_page() -> serde_json::Value {
         "page_size": 100
     })
 }
+
+/// Posts a form to `path` as Twilio would: signed with the auth token over `base + path`.
+pub async fn post_signed_form(
+    base: &str,
+    path: &str,
+    params: &[(&str, &str)],
+) -> reqwest::Response {
+    let url = format!("{base}{path}");
+    let signature = verbio::telephony::twilio::signature::compute(AUTH_TOKEN, &url, params);
+    reqwest::Client::new()
+        .post(&url)
+        .header("X-Twilio-Signature", signature)
+        .form(params)
+        .send()
+        .await
+        .expect("callback request")
+}
+
+/// The path part of a callback URL the app gave Twilio (`http://127.0.0.1:PORT/twilio/status` → `/twilio/status`).
+pub fn path_of(url: &str) -> String {
+    let parsed = url::Url::parse(url).expect("callback URL");
+    parsed.path().to_string()
+}

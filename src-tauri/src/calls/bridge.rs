@@ -184,7 +184,13 @@ pub async fn handle_media_socket(deps: Arc<BridgeDeps>, socket: WebSocket) {
         at_ms: info.started_at_ms,
     });
     let span = tracing::info_span!("call", call_sid = %call_sid);
-    let call = Call::new(deps.clone(), session, call_sid.clone(), stream_sid, twilio_tx);
+    let call = Call::new(
+        deps.clone(),
+        session,
+        call_sid.clone(),
+        stream_sid,
+        twilio_tx,
+    );
     // Its own task, so a panic inside one call is contained and still reported as that call's end.
     let task = tokio::spawn(call.run(twilio_rx, control_rx).instrument(span));
     let reason = match task.await {

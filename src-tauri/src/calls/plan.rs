@@ -125,7 +125,11 @@ mod tests {
             (P::Voicemail, "something_new", M::Continue),
         ];
         for (policy, answered_by, want) in cases {
-            assert_eq!(decide(policy, A::parse(answered_by)), want, "{policy:?} {answered_by}");
+            assert_eq!(
+                decide(policy, A::parse(answered_by)),
+                want,
+                "{policy:?} {answered_by}"
+            );
         }
     }
 }

@@ -64,12 +64,12 @@ impl From<ServiceError> for ApiError {
                 use crate::telephony::twilio::rest::RestError;
                 match rest {
                     // Twilio refused the request: the user's input (a number, a permission) is the cause.
-                    RestError::Api(api) if api.status < 500 => ApiError::new(
-                        StatusCode::BAD_GATEWAY,
-                        "twilio_refused",
-                        e.to_string(),
-                    ),
-                    _ => ApiError::new(StatusCode::BAD_GATEWAY, "twilio_unavailable", e.to_string()),
+                    RestError::Api(api) if api.status < 500 => {
+                        ApiError::new(StatusCode::BAD_GATEWAY, "twilio_refused", e.to_string())
+                    }
+                    _ => {
+                        ApiError::new(StatusCode::BAD_GATEWAY, "twilio_unavailable", e.to_string())
+                    }
                 }
             }
             ServiceError::Store(_) => {

@@ -168,7 +168,11 @@ async fn amd_callback(
         param(&params, "CallSid").filter(|s| !s.is_empty()),
         param(&params, "AnsweredBy").filter(|s| !s.is_empty()),
     ) else {
-        return (StatusCode::BAD_REQUEST, "CallSid and AnsweredBy are required").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            "CallSid and AnsweredBy are required",
+        )
+            .into_response();
     };
     let action = services.on_machine_detection(&call_sid, &answered_by).await;
     (
@@ -194,11 +198,10 @@ async fn voice_webhook(
     let Some(call_sid) = param(&params, "CallSid").filter(|s| !s.is_empty()) else {
         return (StatusCode::BAD_REQUEST, "CallSid is required").into_response();
     };
-    let token = services.registry.issue_token(
-        &call_sid,
-        param(&params, "From"),
-        param(&params, "To"),
-    );
+    let token =
+        services
+            .registry
+            .issue_token(&call_sid, param(&params, "From"), param(&params, "To"));
     let stream_url = crate::config::stream_url_for(&public_url::base_url(public, &headers));
     info!(call_sid = %call_sid, "voice webhook answered with a media stream");
     let xml = twiml::Response::new()

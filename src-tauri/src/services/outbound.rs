@@ -15,9 +15,7 @@ use crate::calls::bridge::CallActions;
 use crate::calls::events::{now_ms, CallEvent};
 use crate::calls::plan::{self, AnsweredBy, CallPlan, Direction, MachineAction, MachinePolicy};
 use crate::calls::registry::CallControl;
-use crate::realtime::session::{
-    Greeting, MaxOutputTokens, ReasoningEffort, SessionConfig, Voice,
-};
+use crate::realtime::session::{Greeting, MaxOutputTokens, ReasoningEffort, SessionConfig, Voice};
 use crate::telephony::phone::E164;
 use crate::telephony::twilio::rest::{
     CreateCall, HangUpOutcome, IncomingNumber, MachineDetection, RestError, TwilioRest,
@@ -198,9 +196,10 @@ impl StatusReport {
                 .map(|(_, v)| v.clone())
                 .filter(|v| !v.is_empty())
         };
-        let call_sid = get("CallSid").ok_or_else(|| ServiceError::Invalid("CallSid is required".into()))?;
-        let call_status =
-            get("CallStatus").ok_or_else(|| ServiceError::Invalid("CallStatus is required".into()))?;
+        let call_sid =
+            get("CallSid").ok_or_else(|| ServiceError::Invalid("CallSid is required".into()))?;
+        let call_status = get("CallStatus")
+            .ok_or_else(|| ServiceError::Invalid("CallStatus is required".into()))?;
         Ok(StatusReport {
             call_sid,
             call_status,
@@ -238,7 +237,8 @@ impl Services {
     pub fn require_public_url(&self) -> Result<String, ServiceError> {
         self.public_url().ok_or_else(|| {
             ServiceError::NotConfigured(
-                "no public URL: Twilio cannot reach this app; open a tunnel or set a public URL".into(),
+                "no public URL: Twilio cannot reach this app; open a tunnel or set a public URL"
+                    .into(),
             )
         })
     }
@@ -318,10 +318,11 @@ impl Services {
         };
         self.registry.bind_token(&token, &call.sid);
         self.outbound_plans().insert(call.sid.clone(), plan);
-        let status = if call.status.is_empty() {
-            "queued".to_string()
-        } else {
-            call.status.clone()
+        // A call Twilio has just accepted has not been answered yet; anything else in the create
+        // response (a stand-in's canned example) must not end the call's record before it began.
+        let status = match call.status.as_str() {
+            "queued" | "initiated" | "ringing" => call.status.clone(),
+            _ => "queued".to_string(),
         };
         info!(call_sid = %call.sid, %status, "outbound call placed");
         self.bridge.emit(CallEvent::CallStatus {
@@ -361,11 +362,7 @@ impl Services {
     }
 
     /// Asynchronous answering-machine detection's verdict: apply the call's machine policy.
-    pub async fn on_machine_detection(
-        &self,
-        call_sid: &str,
-        answered_by: &str,
-    ) -> MachineAction {
+    pub async fn on_machine_detection(&self, call_sid: &str, answered_by: &str) -> MachineAction {
         let plan = self.outbound_plans().get(call_sid).cloned();
         let policy = plan
             .as_ref()
@@ -389,7 +386,9 @@ impl Services {
                 }
             }
             MachineAction::Voicemail => {
-                let message = plan.map(|p| p.voicemail_message.clone()).unwrap_or_default();
+                let message = plan
+                    .map(|p| p.voicemail_message.clone())
+                    .unwrap_or_default();
                 let registry = self.registry.clone();
                 let sid = call_sid.to_string();
                 // Usually the stream is live already; if Twilio's callback beat the stream, retry briefly.
@@ -428,7 +427,12 @@ impl Services {
                 E164::parse(&configured).map_err(|e| ServiceError::InvalidNumber(e.to_string()))?
             }
         };
-        if !self.registry.active().iter().any(|c| c.call_sid == call_sid) {
+        if !self
+            .registry
+            .active()
+            .iter()
+            .any(|c| c.call_sid == call_sid)
+        {
             return Err(match self.store.call(call_sid).await? {
                 Some(_) => ServiceError::AlreadyEnded(call_sid.to_string()),
                 None => ServiceError::UnknownCall(call_sid.to_string()),
@@ -552,7 +556,9 @@ mod tests {
             },
             ..SessionConfig::default()
         };
-        let session = OutboundRequest::new("+1415", "+1416").session(&base).unwrap();
+        let session = OutboundRequest::new("+1415", "+1416")
+            .session(&base)
+            .unwrap();
         assert_eq!(session.greeting, Greeting::WaitForCaller);
     }
 

@@ -267,7 +267,9 @@ pub fn status_history(
         "SELECT status, answered_by, at_ms FROM call_status_events
          WHERE call_sid = ?1 ORDER BY at_ms, id",
     )?;
-    let rows = stmt.query_map([call_sid], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+    let rows = stmt.query_map([call_sid], |row| {
+        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -428,7 +430,14 @@ mod tests {
             .collect();
         assert_eq!(
             history,
-            ["queued", "ringing", "initiated", "in-progress", "completed", "amd:continue"]
+            [
+                "queued",
+                "ringing",
+                "initiated",
+                "in-progress",
+                "completed",
+                "amd:continue"
+            ]
         );
     }
 

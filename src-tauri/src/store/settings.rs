@@ -7,9 +7,11 @@ use super::StoreError;
 
 pub fn get(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
     Ok(conn
-        .query_row("SELECT value FROM app_settings WHERE key = ?1", [key], |row| {
-            row.get(0)
-        })
+        .query_row(
+            "SELECT value FROM app_settings WHERE key = ?1",
+            [key],
+            |row| row.get(0),
+        )
         .optional()?)
 }
 

@@ -30,7 +30,9 @@ pub enum TunnelError {
     MissingAuthtoken,
     #[error("cannot open the ngrok tunnel: {0}")]
     Ngrok(String),
-    #[error("this build has no ngrok support (built without the `ngrok` feature); use a public URL")]
+    #[error(
+        "this build has no ngrok support (built without the `ngrok` feature); use a public URL"
+    )]
     NgrokNotBuilt,
     #[error("invalid public URL {url:?}: {reason}")]
     BadUrl { url: String, reason: String },
@@ -92,10 +94,14 @@ mod tests {
 
     #[tokio::test]
     async fn user_url_is_used_as_given() {
-        let tunnel = open(&TunnelSettings::default(), Some("https://calls.example.com/"), local())
-            .await
-            .unwrap()
-            .unwrap();
+        let tunnel = open(
+            &TunnelSettings::default(),
+            Some("https://calls.example.com/"),
+            local(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
         assert_eq!(tunnel.public_url(), "https://calls.example.com");
         assert_eq!(tunnel.kind(), "public_url");
         assert!(open(&TunnelSettings::default(), None, local())

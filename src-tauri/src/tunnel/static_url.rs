@@ -17,7 +17,9 @@ impl StaticUrl {
         };
         let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(bad("must start with https:// (or http:// for a local test)"));
+            return Err(bad(
+                "must start with https:// (or http:// for a local test)",
+            ));
         }
         if parsed.host_str().is_none_or(str::is_empty) {
             return Err(bad("has no host"));
@@ -51,7 +53,9 @@ mod tests {
     #[test]
     fn accepts_scheme_and_host_only() {
         assert_eq!(
-            StaticUrl::new("https://a.example:8443").unwrap().public_url(),
+            StaticUrl::new("https://a.example:8443")
+                .unwrap()
+                .public_url(),
             "https://a.example:8443"
         );
         for bad in [

@@ -1,0 +1,629 @@
+//! Outbound calls end to end: the real core places the call through the real Twilio REST client
+//! against Prism (Twilio's OpenAPI description), then the simulator answers the inline TwiML as the
+//! callee over the media stream, while the test plays Twilio's signed status and answering-machine
+//! callbacks.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{post_signed_form, AUTH_TOKEN, FROM_NUMBER};
+use serde_json::{json, Value};
+use verbio::calls::events::CallEvent;
+use verbio::config::Secret;
+use verbio::sim::realtime_server::{AgentTurn, SimRealtimeConfig};
+use verbio::sim::twilio_caller::{CallerStep, SimCall};
+use verbio::sim::twilio_rest_tap::{RestTap, TappedRequest};
+
+const API_KEY: &str = "local-api-key-for-outbound-0001";
+const CALLEE: &str = "+14155550123";
+
+struct Outbound {
+    h: common::Harness,
+    tap: RestTap,
+}
+
+async fn outbound(model: SimRealtimeConfig) -> Outbound {
+    let tap = common::prism_tap().await;
+    tap.serve_json("/IncomingPhoneNumbers.json", common::numbers_page());
+    let api_base = tap.url();
+    let h = common::start(model, |c| {
+        c.api_key = Secret::new(API_KEY);
+        c.telephony.api_base = api_base;
+        c.bridge.reconnect_attempts = 1;
+    })
+    .await;
+    h.running
+        .services
+        .set_public_url(Some(&h.base))
+        .expect("public URL");
+    Outbound { h, tap }
+}
+
+impl Outbound {
+    async fn place(&self, body: Value) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}/api/call/outbound", self.h.base))
+            .header("X-API-Key", API_KEY)
+            .json(&body)
+            .send()
+            .await
+            .expect("outbound request")
+    }
+
+    /// The `POST Calls.json` the app sent.
+    async fn create_request(&self) -> TappedRequest {
+        self.tap
+            .wait_for("call creation", Duration::from_secs(5), |r| {
+                r.method == "POST" && r.path.ends_with("/Calls.json")
+            })
+            .await
+            .expect("the app created the call")
+    }
+
+    /// Twilio's callback for `call_sid` with `status`.
+    async fn status(
+        &self,
+        create: &TappedRequest,
+        call_sid: &str,
+        status: &str,
+        extra: &[(&str, &str)],
+    ) {
+        let url = create.field("StatusCallback").expect("StatusCallback");
+        let mut params = vec![
+            ("CallSid", call_sid),
+            ("AccountSid", common::ACCOUNT_SID),
+            ("CallStatus", status),
+            ("Direction", "outbound-api"),
+            ("From", FROM_NUMBER),
+            ("To", CALLEE),
+        ];
+        params.extend_from_slice(extra);
+        let resp = post_signed_form(&self.h.base, &common::path_of(url), &params).await;
+        assert_eq!(resp.status(), 204, "status callback accepted");
+    }
+
+    async fn amd(&self, create: &TappedRequest, call_sid: &str, answered_by: &str) -> Value {
+        let url = create
+            .field("AsyncAmdStatusCallback")
+            .expect("AsyncAmdStatusCallback");
+        let resp = post_signed_form(
+            &self.h.base,
+            &common::path_of(url),
+            &[
+                ("CallSid", call_sid),
+                ("AccountSid", common::ACCOUNT_SID),
+                ("AnsweredBy", answered_by),
+                ("MachineDetectionDuration", "2300"),
+            ],
+        )
+        .await;
+        assert_eq!(resp.status(), 200, "AMD callback accepted");
+        resp.json().await.expect("AMD answer")
+    }
+
+    /// The callee picks up: the simulator runs the call's inline TwiML.
+    async fn answer(
+        &self,
+        create: &TappedRequest,
+        call_sid: &str,
+        script: Vec<CallerStep>,
+    ) -> SimCall {
+        let mut caller = self.h.caller(call_sid);
+        caller.from = FROM_NUMBER.into();
+        caller.to = CALLEE.into();
+        let twiml = create.field("Twiml").expect("inline TwiML").to_string();
+        SimCall::answer(caller, twiml, script)
+            .await
+            .expect("the callee's stream connects")
+    }
+}
+
+#[tokio::test]
+async fn outbound_call_with_a_person_moves_through_its_states() {
+    let o = outbound(SimRealtimeConfig {
+        script: vec![AgentTurn::with_tone(
+            "Hi, this is Verbio about your appointment.",
+            700.0,
+            800,
+        )],
+        ..SimRealtimeConfig::default()
+    })
+    .await;
+    let mut events = o.h.running.services.subscribe();
+    let resp = o
+        .place(json!({
+            "to": "+1 (415) 555-0123",
+            "from": FROM_NUMBER,
+            "instructions": "You are confirming a dentist appointment.",
+            "voice": "cedar",
+            "reasoning_effort": "medium",
+            "speed": 1.1,
+            "max_output_tokens": 400,
+            "machine_policy": "voicemail",
+        }))
+        .await;
+    assert_eq!(resp.status(), 201);
+    let placed: Value = resp.json().await.expect("placed call");
+    let sid = placed["call_sid"].as_str().expect("call_sid").to_string();
+    assert_eq!(placed["to"], CALLEE, "the number is sent in E.164");
+
+    let create = o.create_request().await;
+    assert!(create.had_basic_auth);
+    assert_eq!(
+        create.status, 201,
+        "Prism accepted the request as Twilio's API describes it"
+    );
+    assert_eq!(create.field("To"), Some(CALLEE));
+    assert_eq!(create.field("MachineDetection"), Some("DetectMessageEnd"));
+    assert_eq!(create.field("AsyncAmd"), Some("true"));
+    assert_eq!(
+        create.fields("StatusCallbackEvent"),
+        ["initiated", "ringing", "answered", "completed"]
+    );
+    let twiml = create.field("Twiml").expect("TwiML");
+    assert!(twiml.contains("<Connect><Stream url=\"ws://"), "{twiml}");
+    assert!(
+        !twiml.contains("dentist"),
+        "per-call instructions never travel in TwiML: {twiml}"
+    );
+
+    for status in ["initiated", "ringing"] {
+        o.status(&create, &sid, status, &[]).await;
+    }
+    let call = o
+        .answer(
+            &create,
+            &sid,
+            vec![
+                CallerStep::Speak {
+                    tone_hz: 300.0,
+                    ms: 600,
+                },
+                CallerStep::WaitForAgentAudio {
+                    min_ms: 700,
+                    timeout: Duration::from_secs(10),
+                },
+                CallerStep::Silence(300),
+                CallerStep::HangUp,
+            ],
+        )
+        .await;
+    o.status(&create, &sid, "in-progress", &[]).await;
+    let action = o.amd(&create, &sid, "human").await;
+    assert_eq!(action["action"], "continue");
+    let report = call.finish().await;
+    assert!(
+        report.heard_ms >= 700,
+        "the callee heard the agent: {} ms",
+        report.heard_ms
+    );
+    o.status(&create, &sid, "completed", &[("CallDuration", "7")])
+        .await;
+    o.h.running.services.store.flush().await.expect("flush");
+
+    // The model got this call's session, not the app's.
+    let sessions = o.h.model.accepted_sessions();
+    let update = sessions[0]
+        .client_events
+        .iter()
+        .find(|e| e["type"] == "session.update")
+        .expect("session.update");
+    assert_eq!(
+        update["session"]["instructions"],
+        "You are confirming a dentist appointment."
+    );
+    assert_eq!(update["session"]["audio"]["output"]["voice"], "cedar");
+    assert_eq!(update["session"]["max_output_tokens"], 400);
+    assert_eq!(
+        sessions[0].response_creates, 0,
+        "the agent waited for the callee"
+    );
+
+    let record =
+        o.h.running
+            .services
+            .store
+            .call(&sid)
+            .await
+            .expect("library")
+            .expect("call row");
+    assert_eq!(record.direction, "outbound");
+    assert_eq!(record.status, "completed");
+    assert_eq!(record.answered_by.as_deref(), Some("human"));
+    assert_eq!(record.duration_secs, Some(7));
+    assert_eq!(record.to_number.as_deref(), Some(CALLEE));
+    let history: Vec<String> =
+        o.h.running
+            .services
+            .store
+            .status_history(&sid)
+            .await
+            .expect("history")
+            .into_iter()
+            .map(|(s, _, _)| s)
+            .collect();
+    assert_eq!(
+        history,
+        [
+            "queued",
+            "initiated",
+            "ringing",
+            "in-progress",
+            "amd:continue",
+            "completed"
+        ]
+    );
+    // The bus carried the same progress, for the UI.
+    let mut seen = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if let CallEvent::CallStatus { status, .. } = event {
+            seen.push(status);
+        }
+    }
+    assert_eq!(
+        seen,
+        ["queued", "initiated", "ringing", "in-progress", "completed"]
+    );
+    o.h.validate_client_events("outbound_person");
+}
+
+#[tokio::test]
+async fn machine_end_beep_leaves_the_voicemail_then_hangs_up() {
+    let mut o = outbound(SimRealtimeConfig {
+        script: vec![AgentTurn::with_tone(
+            "Please call Verbio back.",
+            600.0,
+            1000,
+        )],
+        ..SimRealtimeConfig::default()
+    })
+    .await;
+    let resp = o
+        .place(json!({
+            "to": CALLEE,
+            "from": FROM_NUMBER,
+            "machine_policy": "voicemail",
+            "voicemail_message": "Please call Verbio back about your order.",
+        }))
+        .await;
+    assert_eq!(resp.status(), 201);
+    let sid = resp.json::<Value>().await.expect("body")["call_sid"]
+        .as_str()
+        .expect("sid")
+        .to_string();
+    let create = o.create_request().await;
+    // The machine's greeting plays, then silence while it records.
+    let call = o
+        .answer(
+            &create,
+            &sid,
+            vec![
+                CallerStep::Speak {
+                    tone_hz: 400.0,
+                    ms: 1500,
+                },
+                CallerStep::Silence(15_000),
+            ],
+        )
+        .await;
+    common::eventually(Duration::from_secs(5), "stream is live", || {
+        !o.h.running.services.active_calls().is_empty()
+    })
+    .await;
+    let action = o.amd(&create, &sid, "machine_end_beep").await;
+    assert_eq!(action["action"], "voicemail");
+    let ended = o.h.ended(&sid).await;
+    let CallEvent::CallEnded { reason, failed, .. } = ended else {
+        unreachable!()
+    };
+    assert_eq!(reason, "voicemail left");
+    assert!(!failed);
+    let report = call.finish().await;
+    assert!(
+        report.heard_ms >= 1000,
+        "the voicemail played in full: {} ms",
+        report.heard_ms
+    );
+    let requests = o.h.model.accepted_sessions()[0].response_requests.clone();
+    let voicemail = requests
+        .iter()
+        .find(|r| {
+            r["instructions"]
+                .as_str()
+                .is_some_and(|i| i.contains("Please call Verbio back about your order."))
+        })
+        .expect("the agent was asked to say the voicemail message");
+    assert_eq!(voicemail["tool_choice"], "none");
+    // Then the app hung up at Twilio.
+    let hang_up = o
+        .tap
+        .wait_for("hang-up", Duration::from_secs(5), |r| {
+            r.method == "POST" && r.path.ends_with(&format!("/Calls/{sid}.json"))
+        })
+        .await
+        .expect("hang-up sent");
+    assert_eq!(hang_up.field("Status"), Some("completed"));
+    assert!(hang_up.status < 300, "Prism accepted the hang-up");
+    o.h.validate_client_events("outbound_voicemail");
+}
+
+#[tokio::test]
+async fn machine_with_hang_up_policy_ends_the_call() {
+    let mut o = outbound(SimRealtimeConfig::default()).await;
+    let resp = o
+        .place(json!({"to": CALLEE, "from": FROM_NUMBER, "machine_policy": "hang_up"}))
+        .await;
+    let sid = resp.json::<Value>().await.expect("body")["call_sid"]
+        .as_str()
+        .expect("sid")
+        .to_string();
+    let create = o.create_request().await;
+    let call = o
+        .answer(&create, &sid, vec![CallerStep::Silence(15_000)])
+        .await;
+    common::eventually(Duration::from_secs(5), "stream is live", || {
+        !o.h.running.services.active_calls().is_empty()
+    })
+    .await;
+    assert_eq!(
+        o.amd(&create, &sid, "machine_start").await["action"],
+        "hang_up"
+    );
+    o.h.ended(&sid).await;
+    call.finish().await;
+    o.tap
+        .wait_for("hang-up", Duration::from_secs(5), |r| {
+            r.path.ends_with(&format!("/Calls/{sid}.json"))
+                && r.field("Status") == Some("completed")
+        })
+        .await
+        .expect("hang-up sent to Twilio");
+}
+
+#[tokio::test]
+async fn bad_numbers_unknown_from_and_twilio_errors_are_clear_api_errors() {
+    let o = outbound(SimRealtimeConfig::default()).await;
+    let error = |v: Value| {
+        (
+            v["error"]["code"].as_str().unwrap_or_default().to_string(),
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        )
+    };
+
+    let resp = o
+        .place(json!({"to": "415-555-0123", "from": FROM_NUMBER}))
+        .await;
+    assert_eq!(resp.status(), 422);
+    let (code, message) = error(resp.json().await.expect("body"));
+    assert_eq!(code, "invalid_phone_number");
+    assert!(message.contains("country code"), "{message}");
+
+    let resp = o.place(json!({"to": CALLEE, "from": "+14155550999"})).await;
+    assert_eq!(resp.status(), 422);
+    let (code, message) = error(resp.json().await.expect("body"));
+    assert_eq!(code, "unknown_from_number");
+    assert!(
+        message.contains(FROM_NUMBER),
+        "lists the account's numbers: {message}"
+    );
+
+    let resp = o
+        .place(json!({"to": CALLEE, "from": FROM_NUMBER, "speed": 9.0}))
+        .await;
+    assert_eq!(resp.status(), 422);
+
+    o.tap.fail_next(
+        "/Calls.json",
+        400,
+        21215,
+        "Account not authorized to call +14155550123.",
+    );
+    let resp = o.place(json!({"to": CALLEE, "from": FROM_NUMBER})).await;
+    assert_eq!(resp.status(), 502);
+    let (code, message) = error(resp.json().await.expect("body"));
+    assert_eq!(code, "twilio_refused");
+    assert!(
+        message.contains("21215") && message.contains("not authorized"),
+        "{message}"
+    );
+    assert!(!message.contains(AUTH_TOKEN));
+    // Nothing was placed, so no stream token is left behind and no call is listed.
+    assert!(o.h.running.services.active_calls().is_empty());
+}
+
+#[tokio::test]
+async fn model_unreachable_on_an_answered_call_plays_the_apology() {
+    let mut o = outbound(SimRealtimeConfig::default()).await;
+    o.h.model.set_reject_connections(true);
+    let sid = common::call_sid();
+    let call = SimCall::place(o.h.caller(&sid), vec![CallerStep::Silence(10_000)])
+        .await
+        .expect("inbound call connects");
+    let ended = o.h.ended(&sid).await;
+    assert!(matches!(ended, CallEvent::CallEnded { failed: true, .. }));
+    let update = o
+        .tap
+        .wait_for("apology", Duration::from_secs(5), |r| {
+            r.path.ends_with(&format!("/Calls/{sid}.json"))
+        })
+        .await
+        .expect("the call was updated with an apology");
+    let twiml = update.field("Twiml").expect("TwiML");
+    assert!(
+        twiml.contains("<Say>Sorry, our assistant is unavailable"),
+        "{twiml}"
+    );
+    assert!(twiml.ends_with("<Hangup /></Response>"), "{twiml}");
+    assert!(update.status < 300, "Prism accepted the update");
+    call.finish().await;
+}
+
+#[tokio::test]
+async fn agent_transfers_the_call_to_a_person() {
+    let mut o = outbound(SimRealtimeConfig {
+        script: vec![AgentTurn {
+            call_tool: Some((
+                "transfer_call".into(),
+                r#"{"reason":"wants a person"}"#.into(),
+            )),
+            ..AgentTurn::with_tone("Let me transfer you.", 650.0, 600)
+        }],
+        ..SimRealtimeConfig::default()
+    })
+    .await;
+    let mut session = o.h.running.services.session_config();
+    session.transfer_number = Some("+14155550199".into());
+    o.h.running
+        .services
+        .update_session_config(session)
+        .expect("session with a transfer number");
+    let sid = common::call_sid();
+    let call = SimCall::place(
+        o.h.caller(&sid),
+        vec![
+            CallerStep::Speak {
+                tone_hz: 300.0,
+                ms: 600,
+            },
+            CallerStep::Silence(20_000),
+        ],
+    )
+    .await
+    .expect("call connects");
+    let redirect = o
+        .tap
+        .wait_for("transfer", Duration::from_secs(10), |r| {
+            r.path.ends_with(&format!("/Calls/{sid}.json"))
+        })
+        .await
+        .expect("the call was redirected");
+    assert!(
+        call.played_ms() >= 600,
+        "the agent's words played before the transfer"
+    );
+    let twiml = redirect.field("Twiml").expect("TwiML");
+    assert!(
+        twiml.contains("<Dial timeout=\"30\"><Number>+14155550199</Number></Dial>"),
+        "{twiml}"
+    );
+    // Twilio leaves <Connect> for <Dial>: the stream stops.
+    call.hang_up_now();
+    let CallEvent::CallEnded { reason, .. } = o.h.ended(&sid).await else {
+        unreachable!()
+    };
+    assert_eq!(reason, "transferred to +14155550199");
+    call.finish().await;
+    // The transfer tool is only offered because a number is set.
+    let tools = &o.h.model.accepted_sessions()[0].client_events[0]["session"]["tools"];
+    assert!(tools
+        .as_array()
+        .expect("tools")
+        .iter()
+        .any(|t| t["name"] == "transfer_call"));
+}
+
+#[tokio::test]
+async fn unsigned_or_forged_callbacks_are_refused() {
+    let o = outbound(SimRealtimeConfig::default()).await;
+    for path in ["/twilio/status", "/twilio/amd"] {
+        let resp = reqwest::Client::new()
+            .post(format!("{}{path}", o.h.base))
+            .form(&[
+                ("CallSid", "CA1"),
+                ("CallStatus", "completed"),
+                ("AnsweredBy", "human"),
+            ])
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), 403, "{path} without a signature");
+        let resp = reqwest::Client::new()
+            .post(format!("{}{path}", o.h.base))
+            .header("X-Twilio-Signature", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+            .form(&[("CallSid", "CA1"), ("CallStatus", "completed")])
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), 403, "{path} with a forged signature");
+    }
+    let resp = post_signed_form(&o.h.base, "/twilio/status", &[("CallSid", "CA1")]).await;
+    assert_eq!(resp.status(), 400, "signed but without CallStatus");
+    o.h.running.services.store.flush().await.expect("flush");
+    assert!(o
+        .h
+        .running
+        .services
+        .store
+        .call("CA1")
+        .await
+        .expect("library")
+        .is_none());
+}
+
+#[tokio::test]
+async fn numbers_and_webhook_setup_through_the_api() {
+    let o = outbound(SimRealtimeConfig::default()).await;
+    let client = reqwest::Client::new();
+    let numbers: Value = client
+        .get(format!("{}/api/numbers", o.h.base))
+        .header("X-API-Key", API_KEY)
+        .send()
+        .await
+        .expect("numbers")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(numbers[0]["phone_number"], FROM_NUMBER);
+    let setup: Value = client
+        .get(format!("{}/api/webhooks", o.h.base))
+        .header("X-API-Key", API_KEY)
+        .send()
+        .await
+        .expect("setup")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(setup["voice_url"], format!("{}/twiml", o.h.base));
+    assert!(setup["mode"].is_null(), "not asked yet");
+    let chosen: Value = client
+        .put(format!("{}/api/webhooks", o.h.base))
+        .header("X-API-Key", API_KEY)
+        .json(&json!({"mode": "auto", "number_sid": common::FROM_NUMBER_SID}))
+        .send()
+        .await
+        .expect("choose")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(chosen["mode"], "auto");
+    let update = o
+        .tap
+        .wait_for("number update", Duration::from_secs(5), |r| {
+            r.path.contains(&format!(
+                "/IncomingPhoneNumbers/{}.json",
+                common::FROM_NUMBER_SID
+            ))
+        })
+        .await
+        .expect("the number was pointed at the app");
+    assert_eq!(
+        update.field("VoiceUrl"),
+        Some(format!("{}/twiml", o.h.base).as_str())
+    );
+    assert_eq!(update.status, 200, "Prism accepted the update");
+    // Asked once, remembered.
+    let again: Value = client
+        .get(format!("{}/api/webhooks", o.h.base))
+        .header("X-API-Key", API_KEY)
+        .send()
+        .await
+        .expect("setup")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(again["number_sid"], common::FROM_NUMBER_SID);
+}
