@@ -37,6 +37,13 @@ struct ServeArgs {
     /// Folder for the call library (env VERBIO_DATA_DIR).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Open an ngrok tunnel for Twilio: `ngrok` or `none` (env VERBIO_TUNNEL; authtoken from
+    /// NGROK_AUTHTOKEN, reserved domain from NGROK_DOMAIN).
+    #[arg(long)]
+    tunnel: Option<String>,
+    /// Twilio REST API base URL (env TWILIO_API_BASE, default https://api.twilio.com).
+    #[arg(long)]
+    twilio_api_base: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -86,6 +93,14 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     }
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
+    }
+    if let Some(tunnel) = args.tunnel {
+        config
+            .apply_env(|name| (name == "VERBIO_TUNNEL").then(|| tunnel.clone()))
+            .map_err(|e| e.to_string())?;
+    }
+    if let Some(base) = args.twilio_api_base {
+        config.telephony.api_base = base;
     }
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
