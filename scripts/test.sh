@@ -44,8 +44,8 @@ cargo clippy --all-targets -- -D warnings
 section "Desktop smoke test (window under Xvfb)"
 bash scripts/smoke-window.sh
 
-section "Rust tests: desktop module (default features)"
-cargo test --lib desktop 2>&1
+section "Rust tests: desktop, ngrok tunnel and TLS set-up (default features)"
+cargo test --lib -- desktop tunnel tls 2>&1
 
 # Last, so that cargo test's own summary lines end the output.
 section "Rust tests (cargo test --no-default-features), with Prism as Twilio's REST API"

@@ -24,4 +24,5 @@ pub mod services;
 pub mod sim;
 pub mod store;
 pub mod telephony;
+pub mod tls;
 pub mod tunnel;

@@ -290,6 +290,7 @@ pub async fn start_with_connector(
     config: Config,
     connector: Arc<dyn ModelConnector>,
 ) -> Result<Running, StartError> {
+    crate::tls::install_crypto_provider();
     config.session.validate()?;
     let store = StoreHandle::open(&config.database_path())?;
     let addr = format!("{}:{}", config.bind_host, config.port);

@@ -61,6 +61,7 @@ pub struct RealtimeClient {
 
 impl RealtimeClient {
     pub fn new(base_url: impl Into<String>, api_key: Secret) -> Self {
+        crate::tls::install_crypto_provider();
         RealtimeClient {
             base_url: base_url.into(),
             api_key,

@@ -47,6 +47,7 @@ pub async fn open(
     local_addr: SocketAddr,
 ) -> Result<Option<Box<dyn Tunnel>>, TunnelError> {
     if settings.ngrok {
+        crate::tls::install_crypto_provider();
         return open_ngrok(settings, local_addr).await.map(Some);
     }
     match public_url {

@@ -367,6 +367,7 @@ impl TwilioRest {
             Ok(u) if matches!(u.scheme(), "http" | "https") => {}
             _ => return Err(RestError::BadBaseUrl(base)),
         }
+        crate::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(20))
