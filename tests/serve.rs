@@ -26,6 +26,7 @@ async fn serve_runs_the_bridge_headless() {
         .env("OPENAI_API_KEY", OPENAI_KEY)
         .env("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
         .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+        .env("TWILIO_API_BASE", "http://127.0.0.1:9")
         .env("VERBIO_API_KEY", API_KEY)
         .env("VERBIO_DATA_DIR", data.path())
         .env("VERBIO_CONFIG", data.path().join("absent.toml"))

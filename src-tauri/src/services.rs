@@ -106,8 +106,7 @@ pub struct Services {
     /// `None` when the account SID or auth token is missing.
     twilio: Option<crate::telephony::twilio::rest::TwilioRest>,
     /// Plans of calls the app placed that have not finished, by CallSid (for AMD callbacks).
-    outbound:
-        std::sync::Mutex<std::collections::HashMap<String, Arc<crate::calls::plan::CallPlan>>>,
+    outbound: std::sync::Mutex<outbound::OutboundPlans>,
     /// Where Twilio reaches the app now (a tunnel's URL or the user's), read by every webhook check.
     public_url: std::sync::RwLock<Option<String>>,
     /// The open tunnel, kept so it stays open.
@@ -148,11 +147,15 @@ impl Services {
     /// conflict, not a 404.
     pub async fn end_call(&self, call_sid: &str) -> Result<(), ServiceError> {
         if self.registry.control(call_sid, CallControl::HangUp) {
-            if self.twilio.is_some() {
-                // The stream is closing either way; Twilio ends the call itself when it closes.
-                if let Err(e) = self.hang_up_at_twilio(call_sid, true).await {
-                    warn!(%call_sid, "hang-up at Twilio failed: {e}");
-                }
+            if let Some(twilio) = self.twilio.clone() {
+                // The stream is closing either way (and with it, the call); the REST hang-up makes sure
+                // and must not keep the caller of this method waiting.
+                let sid = call_sid.to_string();
+                tokio::spawn(async move {
+                    if let Err(e) = twilio.hang_up(&sid, true).await {
+                        warn!(call_sid = %sid, "hang-up at Twilio failed: {e}");
+                    }
+                });
             }
             return Ok(());
         }

@@ -49,6 +49,8 @@ pub async fn start(model: SimRealtimeConfig, tweak: impl FnOnce(&mut Config)) ->
         ..Config::default()
     };
     config.bridge.reconnect_backoff = Duration::from_millis(50);
+    // Tests never reach Twilio: a closed local port unless the test points the client at Prism.
+    config.telephony.api_base = "http://127.0.0.1:9".into();
     tweak(&mut config);
     let running = services::start(config).await.expect("core starts");
     let base = format!("http://{}", running.local_addr);

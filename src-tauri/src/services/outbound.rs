@@ -29,6 +29,12 @@ const VOICEMAIL_DELIVERY_WINDOW: Duration = Duration::from_secs(10);
 /// Twilio's final call statuses.
 const FINAL_STATUSES: [&str; 5] = ["completed", "busy", "no-answer", "failed", "canceled"];
 
+/// Plans of calls the app placed, by CallSid, until Twilio reports a final status. Entries whose final
+/// callback never came (Twilio could not reach the app) are dropped after [`PLAN_TTL`].
+pub type OutboundPlans = std::collections::HashMap<String, (tokio::time::Instant, Arc<CallPlan>)>;
+/// Longer than any call Verbio would keep open.
+const PLAN_TTL: Duration = Duration::from_secs(12 * 60 * 60);
+
 /// Whether the agent speaks first on a call the app places.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -317,7 +323,11 @@ impl Services {
             }
         };
         self.registry.bind_token(&token, &call.sid);
-        self.outbound_plans().insert(call.sid.clone(), plan);
+        {
+            let mut plans = self.outbound_plans();
+            plans.retain(|_, (placed, _)| placed.elapsed() < PLAN_TTL);
+            plans.insert(call.sid.clone(), (tokio::time::Instant::now(), plan));
+        }
         // A call Twilio has just accepted has not been answered yet; anything else in the create
         // response (a stand-in's canned example) must not end the call's record before it began.
         let status = match call.status.as_str() {
@@ -363,7 +373,10 @@ impl Services {
 
     /// Asynchronous answering-machine detection's verdict: apply the call's machine policy.
     pub async fn on_machine_detection(&self, call_sid: &str, answered_by: &str) -> MachineAction {
-        let plan = self.outbound_plans().get(call_sid).cloned();
+        let plan = self
+            .outbound_plans()
+            .get(call_sid)
+            .map(|(_, plan)| plan.clone());
         let policy = plan
             .as_ref()
             .map(|p| p.machine_policy)
@@ -460,9 +473,7 @@ impl Services {
         self.outbound_plans().contains_key(call_sid)
     }
 
-    fn outbound_plans(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Arc<CallPlan>>> {
+    fn outbound_plans(&self) -> std::sync::MutexGuard<'_, OutboundPlans> {
         // Single inserts and removes: a poisoned lock cannot hold a half-made change.
         self.outbound.lock().unwrap_or_else(|p| p.into_inner())
     }
