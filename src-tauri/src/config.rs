@@ -75,6 +75,8 @@ pub struct Config {
     pub api_rate_per_minute: u32,
     /// Requests per minute per client IP on Twilio's routes (limited separately from `/api`).
     pub twilio_rate_per_minute: u32,
+    /// Call recordings (on by default).
+    pub recording: crate::recording::RecordingConfig,
 }
 
 /// Timing knobs of the bridge; tests shrink them to seconds.
@@ -128,6 +130,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             api_rate_per_minute: 100,
             twilio_rate_per_minute: 1200,
+            recording: crate::recording::RecordingConfig::default(),
         }
     }
 }
@@ -289,6 +292,7 @@ impl Config {
             })?;
             self.api_rate_per_minute = positive("VERBIO_RATE_LIMIT", n)?;
         }
+        self.recording.apply_env(&get)?;
         if let Some(url) = &self.public_url {
             validate_public_url(url)?;
         }
@@ -298,6 +302,11 @@ impl Config {
     /// The `ws://`/`wss://` URL of the media socket as Twilio must reach it, if a public URL is set.
     pub fn public_stream_url(&self) -> Option<String> {
         self.public_url.as_deref().map(stream_url_for)
+    }
+
+    /// Folder of the call recordings inside the data dir.
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.data_dir.join("recordings")
     }
 
     /// Path of the SQLite database inside the data dir.

@@ -8,12 +8,14 @@
 //! - [`migrations`]: the schema, applied in order and tracked with `PRAGMA user_version`.
 //! - [`calls`]: the `calls` and `call_issues` tables.
 //! - [`transcripts`]: the `transcripts` table.
+//! - [`recordings`]: the `recordings` table and transcript search (FTS5).
 
 use std::path::PathBuf;
 
 pub mod calls;
 mod handle;
 pub mod migrations;
+pub mod recordings;
 pub mod transcripts;
 
 pub use calls::{CallRecord, IssueRecord};
