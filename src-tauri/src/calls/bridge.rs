@@ -156,10 +156,14 @@ pub async fn handle_media_socket(deps: Arc<BridgeDeps>, socket: WebSocket) {
     let mut call = Call::new(deps.clone(), call_sid.clone(), stream_sid, twilio_tx);
     // A call opts out of recording with `<Parameter name="record" value="false"/>`.
     let record = start.custom_parameters.get("record").map(String::as_str) != Some("false");
-    call.recording = deps
-        .recorder
-        .as_ref()
-        .map(|r| r.start_call(&call_sid, info.started_at_ms, record, call.started.into_std()));
+    call.recording = deps.recorder.as_ref().map(|r| {
+        r.start_call(
+            &call_sid,
+            info.started_at_ms,
+            record,
+            call.started.into_std(),
+        )
+    });
     // Its own task, so a panic inside one call is contained and still reported as that call's end.
     let task = tokio::spawn(call.run(twilio_rx, control_rx).instrument(span));
     let reason = match task.await {

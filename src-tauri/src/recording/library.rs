@@ -119,11 +119,15 @@ impl Library {
         offset: u32,
     ) -> Result<Vec<RecordingRecord>, LibraryError> {
         if !(1..=500).contains(&limit) {
-            return Err(LibraryError::Invalid(format!("limit {limit} is outside 1–500")));
+            return Err(LibraryError::Invalid(format!(
+                "limit {limit} is outside 1–500"
+            )));
         }
         let search = search.filter(|s| !s.trim().is_empty());
         if search.as_ref().is_some_and(|s| s.len() > 200) {
-            return Err(LibraryError::Invalid("search is longer than 200 characters".into()));
+            return Err(LibraryError::Invalid(
+                "search is longer than 200 characters".into(),
+            ));
         }
         Ok(self.store.list_recordings(search, limit, offset).await?)
     }
@@ -265,7 +269,11 @@ impl Library {
         super::speaker::output_devices()
     }
 
-    pub fn listen_in(&self, call_sid: &str, device: Option<&str>) -> Result<ListenState, LibraryError> {
+    pub fn listen_in(
+        &self,
+        call_sid: &str,
+        device: Option<&str>,
+    ) -> Result<ListenState, LibraryError> {
         Ok(self.monitor.start(self.recorder.live(), call_sid, device)?)
     }
 
@@ -351,8 +359,12 @@ impl Library {
             .await?;
         info!(call_sid = %status.call_sid, recording_id = id, "Twilio recording saved in the library");
         if self.config.delete_twilio_copy && frames.is_ok() {
-            twilio_cloud::delete(&status.recording_url, &self.config.twilio_api_base, &self.auth)
-                .await?;
+            twilio_cloud::delete(
+                &status.recording_url,
+                &self.config.twilio_api_base,
+                &self.auth,
+            )
+            .await?;
         }
         Ok(Some(id))
     }

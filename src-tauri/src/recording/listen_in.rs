@@ -240,7 +240,10 @@ impl Monitor {
     }
 
     pub fn stop(&self) -> Result<(), ListenError> {
-        self.lock().take().map(|_| ()).ok_or(ListenError::NotListening)
+        self.lock()
+            .take()
+            .map(|_| ())
+            .ok_or(ListenError::NotListening)
     }
 
     pub fn state(&self) -> Option<ListenState> {
@@ -287,7 +290,10 @@ mod tests {
         mixer.fill(&mut out);
         let loud = -(mulaw::decode(0x80) as f32) / 32768.0;
         assert!((out[0].abs() - loud.abs()).abs() < 1e-6, "caller alone");
-        assert!((out[8 * 15].abs() - 2.0 * loud.abs()).abs() < 1e-6, "both sides");
+        assert!(
+            (out[8 * 15].abs() - 2.0 * loud.abs()).abs() < 1e-6,
+            "both sides"
+        );
         mutes.caller.store(true, Ordering::Relaxed);
         tx.send(audio(Side::Caller, 1030, 20, 0x80)).unwrap();
         let mut out = vec![0f32; 8 * 20];
@@ -296,13 +302,15 @@ mod tests {
 
         // A burst far ahead of the playhead (the monitor stalled) is caught up, not queued.
         for i in 0..40 {
-            tx.send(audio(Side::Agent, 1100 + i * 20, 20, 0x80)).unwrap();
+            tx.send(audio(Side::Agent, 1100 + i * 20, 20, 0x80))
+                .unwrap();
         }
         mixer.fill(&mut [0f32; 8]);
         assert!(mixer.delay_ms() <= MAX_DELAY_MS, "{}", mixer.delay_ms());
         // More than the channel holds: the oldest are dropped, never blocking the sender.
         for i in 0..(LIVE_CAPACITY as u64 * 2) {
-            tx.send(audio(Side::Caller, 2000 + i * 20, 20, 0xFF)).unwrap();
+            tx.send(audio(Side::Caller, 2000 + i * 20, 20, 0xFF))
+                .unwrap();
         }
         mixer.fill(&mut [0f32; 8]);
         assert!(mixer.dropped > 0);

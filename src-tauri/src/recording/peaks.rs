@@ -42,7 +42,10 @@ mod tests {
         frames[7000] = [0, -32768];
         let p = compute(&frames, 4);
         assert_eq!(p.duration_ms, 1000);
-        assert_eq!(p.buckets, vec![[0.5, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 1.0]]);
+        assert_eq!(
+            p.buckets,
+            vec![[0.5, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 1.0]]
+        );
         assert_eq!(compute(&frames[..3], 100).buckets.len(), 3);
         assert!(compute(&[], 10).buckets.is_empty());
     }

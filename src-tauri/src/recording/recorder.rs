@@ -55,7 +55,12 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn new(dir: PathBuf, store: StoreHandle, enabled: bool, settings: RecorderSettings) -> Self {
+    pub fn new(
+        dir: PathBuf,
+        store: StoreHandle,
+        enabled: bool,
+        settings: RecorderSettings,
+    ) -> Self {
         Recorder {
             dir,
             store,
@@ -139,7 +144,11 @@ pub fn file_name(call_sid: &str, started_at_ms: i64) -> String {
 }
 
 enum Op {
-    Audio { side: Side, start: u64, mulaw: Vec<u8> },
+    Audio {
+        side: Side,
+        start: u64,
+        mulaw: Vec<u8>,
+    },
 }
 
 struct WriterLink {

@@ -84,14 +84,27 @@ pub async fn repair_unfinished(store: &StoreHandle, dir: &Path) -> Result<usize,
         let path = dir.join(&rec.file_name);
         let outcome = match repair_file(&path) {
             Ok(r) => {
-                info!(recording_id = rec.id, frames = r.frames, header_fixed = r.header_fixed, "repaired an unfinished recording");
+                info!(
+                    recording_id = rec.id,
+                    frames = r.frames,
+                    header_fixed = r.header_fixed,
+                    "repaired an unfinished recording"
+                );
                 RecordingOutcome {
                     status: STATUS_REPAIRED.into(),
                     note: Some(format!(
                         "the app stopped while recording; {} ms kept, header {}{}",
                         r.frames / FRAMES_PER_MS,
-                        if r.header_fixed { "rebuilt from the file length" } else { "was already current" },
-                        if r.trimmed_bytes > 0 { format!(", {} torn bytes cut", r.trimmed_bytes) } else { String::new() },
+                        if r.header_fixed {
+                            "rebuilt from the file length"
+                        } else {
+                            "was already current"
+                        },
+                        if r.trimmed_bytes > 0 {
+                            format!(", {} torn bytes cut", r.trimmed_bytes)
+                        } else {
+                            String::new()
+                        },
                     )),
                     duration_ms: (r.frames / FRAMES_PER_MS) as i64,
                     size_bytes: (HEADER_LEN + r.frames * FRAME_BYTES) as i64,
@@ -100,12 +113,19 @@ pub async fn repair_unfinished(store: &StoreHandle, dir: &Path) -> Result<usize,
                 }
             }
             Err(e) => {
-                warn!(recording_id = rec.id, "unfinished recording could not be repaired: {e}");
+                warn!(
+                    recording_id = rec.id,
+                    "unfinished recording could not be repaired: {e}"
+                );
                 RecordingOutcome {
                     status: STATUS_INCOMPLETE.into(),
-                    note: Some(format!("the app stopped while recording and the file could not be repaired: {e}")),
+                    note: Some(format!(
+                        "the app stopped while recording and the file could not be repaired: {e}"
+                    )),
                     duration_ms: 0,
-                    size_bytes: std::fs::metadata(&path).map(|m| m.len() as i64).unwrap_or(0),
+                    size_bytes: std::fs::metadata(&path)
+                        .map(|m| m.len() as i64)
+                        .unwrap_or(0),
                     channels: 2,
                     sample_rate: SAMPLE_RATE as i64,
                 }
@@ -132,7 +152,7 @@ mod tests {
         w.put(Side::Caller, 8000, &vec![2000i16; 4000]).unwrap();
         w.commit_until(12_000).unwrap();
         drop(w); // the header still says 1 s; the file holds 1.5 s
-        // And a torn half frame at the end.
+                 // And a torn half frame at the end.
         std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
@@ -140,7 +160,10 @@ mod tests {
             .write_all(&[7, 7])
             .unwrap();
         let r = repair_file(&path).unwrap();
-        assert_eq!((r.frames, r.header_fixed, r.trimmed_bytes), (12_000, true, 2));
+        assert_eq!(
+            (r.frames, r.header_fixed, r.trimmed_bytes),
+            (12_000, true, 2)
+        );
         let reader = hound::WavReader::open(&path).unwrap();
         assert_eq!(reader.duration(), 12_000);
         // Running it again changes nothing.

@@ -135,9 +135,7 @@ fn build(
         ),
         cpal::SampleFormat::I16 => device.build_output_stream(
             &config,
-            move |out: &mut [i16], _| {
-                feed.write(out, channels, |s| (s * i16::MAX as f32) as i16)
-            },
+            move |out: &mut [i16], _| feed.write(out, channels, |s| (s * i16::MAX as f32) as i16),
             on_error,
             None,
         ),

@@ -76,7 +76,10 @@ pub async fn download(
     auth: &TwilioAuth,
     dest: &Path,
 ) -> Result<u64, CloudError> {
-    let url = format!("{}.wav?RequestedChannels=2", checked(recording_url, api_base)?);
+    let url = format!(
+        "{}.wav?RequestedChannels=2",
+        checked(recording_url, api_base)?
+    );
     let mut response = client()?
         .get(&url)
         .basic_auth(&auth.account_sid, Some(auth.auth_token.expose()))
@@ -116,7 +119,11 @@ pub async fn download(
 }
 
 /// Deletes the recording at Twilio (`DELETE {RecordingUrl}.json`); a 404 counts as deleted.
-pub async fn delete(recording_url: &str, api_base: &str, auth: &TwilioAuth) -> Result<(), CloudError> {
+pub async fn delete(
+    recording_url: &str,
+    api_base: &str,
+    auth: &TwilioAuth,
+) -> Result<(), CloudError> {
     let url = format!("{}.json", checked(recording_url, api_base)?);
     let response = client()?
         .delete(&url)
@@ -155,7 +162,10 @@ mod tests {
             "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1?x=1",
             "file:///etc/passwd",
         ] {
-            assert!(matches!(checked(bad, base), Err(CloudError::ForeignUrl(..))), "{bad}");
+            assert!(
+                matches!(checked(bad, base), Err(CloudError::ForeignUrl(..))),
+                "{bad}"
+            );
         }
     }
 }

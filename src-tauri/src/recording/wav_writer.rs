@@ -256,7 +256,10 @@ mod tests {
         w.put(Side::Agent, 2, &[-1, -2, -3, -4]).unwrap();
         assert_eq!(w.finish().unwrap(), 7);
         let (spec, frames) = read(&path);
-        assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (2, 8000, 16));
+        assert_eq!(
+            (spec.channels, spec.sample_rate, spec.bits_per_sample),
+            (2, 8000, 16)
+        );
         assert_eq!(
             frames,
             vec![[1, 0], [2, 0], [3, -1], [0, -2], [0, -3], [6, -4], [7, 0]]

@@ -32,6 +32,24 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/settings/session"),
     ("PUT", "/api/settings/session"),
     ("GET", "/api/events"),
+    // Recordings (server/recordings_api.rs).
+    ("GET", "/api/recordings"),
+    ("GET", "/api/recording/{id}"),
+    ("DELETE", "/api/recording/{id}"),
+    ("GET", "/api/recording/{id}/audio"),
+    ("GET", "/api/recording/{id}/peaks"),
+    ("POST", "/api/recording/{id}/export"),
+    ("POST", "/api/recording/{id}/play"),
+    ("GET", "/api/call/{sid}/recordings"),
+    ("POST", "/api/call/{sid}/listen"),
+    ("GET", "/api/playback"),
+    ("POST", "/api/playback/pause"),
+    ("POST", "/api/playback/seek"),
+    ("POST", "/api/playback/channel"),
+    ("POST", "/api/playback/stop"),
+    ("POST", "/api/listen/mute"),
+    ("POST", "/api/listen/stop"),
+    ("GET", "/api/audio/devices"),
 ];
 
 /// Largest request body `/api` accepts.
@@ -52,6 +70,7 @@ pub fn routes() -> Router<Arc<Services>> {
         .route("/tools", get(tools))
         .route("/settings/session", get(get_session).put(put_session))
         .route("/events", get(events))
+        .merge(crate::server::recordings_api::routes())
         .fallback(not_found)
 }
 

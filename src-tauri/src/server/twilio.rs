@@ -27,6 +27,10 @@ pub fn routes() -> Router<Arc<Services>> {
     Router::new()
         .route("/twiml", post(voice_webhook))
         .route("/media-stream", get(media_stream))
+        .route(
+            crate::server::twilio_recordings::PATH,
+            post(crate::server::twilio_recordings::recording_status),
+        )
         .layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT))
 }
 
@@ -35,7 +39,7 @@ fn forbidden(reason: &'static str) -> Response {
 }
 
 /// What Twilio signed: form parameters, or (for JSON bodies) the body, whose hash is in the URL.
-enum Signed<'a> {
+pub(super) enum Signed<'a> {
     Form(&'a [(String, String)]),
     Json(&'a [u8]),
 }
@@ -43,7 +47,7 @@ enum Signed<'a> {
 /// Checks `X-Twilio-Signature` against the public `url`. HMAC-SHA1 with the auth token, or HMAC-SHA256
 /// with the webhook signing key when `X-Twilio-Webhooks-Signature-Settings` announces it.
 /// Refusals are logged without the signature, token or key.
-fn check_signature(
+pub(super) fn check_signature(
     services: &Services,
     headers: &HeaderMap,
     url: &str,

@@ -55,7 +55,8 @@ pub struct RecordingOutcome {
     pub sample_rate: i64,
 }
 
-const COLUMNS: &str = "r.id, r.call_sid, r.source, r.file_name, r.status, r.note, r.started_at_ms, \
+const COLUMNS: &str =
+    "r.id, r.call_sid, r.source, r.file_name, r.status, r.note, r.started_at_ms, \
      r.duration_ms, r.channels, r.sample_rate, r.size_bytes, r.twilio_sid, \
      c.direction, c.from_number, c.to_number";
 
@@ -300,7 +301,9 @@ mod tests {
         let hits = list(&conn, Some("AIRPORT tax"), 10, 0).unwrap();
         assert_eq!(hits.iter().map(|r| r.id).collect::<Vec<_>>(), [a]);
         // Syntax characters are only words.
-        assert!(list(&conn, Some("\"parcel OR (*"), 10, 0).unwrap().is_empty());
+        assert!(list(&conn, Some("\"parcel OR (*"), 10, 0)
+            .unwrap()
+            .is_empty());
         assert_eq!(list(&conn, Some("parcel"), 10, 0).unwrap()[0].id, b);
         assert_eq!(list(&conn, None, 1, 1).unwrap()[0].id, a);
 
