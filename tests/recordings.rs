@@ -197,7 +197,10 @@ async fn both_sides_land_where_they_were_played_and_cleared_audio_is_not_recorde
             seg.start_ms
         );
         let off = offset(&agent, seg.start_ms);
-        eprintln!("agent segment played {}–{} ms, recorded {on}–{off} ms", seg.start_ms, seg.end_ms);
+        eprintln!(
+            "agent segment played {}–{} ms, recorded {on}–{off} ms",
+            seg.start_ms, seg.end_ms
+        );
         assert!(
             (off - seg.end_ms as i64).abs() <= 20,
             "agent audio ends at {off} ms, played until {} ms",
