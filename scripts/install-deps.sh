@@ -18,6 +18,9 @@ APT_PACKAGES=(
   libssl-dev
   libxdo-dev                   # keyboard shortcuts in menus
   libasound2-dev               # audio (cpal/ALSA)
+  pulseaudio                   # a null sink for the audio device tests (playback, listen-in)
+  pulseaudio-utils             # parec: captures what the app played
+  libasound2-plugins           # routes ALSA's default device (what cpal opens) to PulseAudio
   build-essential
   pkg-config
   xvfb                         # a display for the window smoke test

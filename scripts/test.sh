@@ -12,6 +12,31 @@ section() {
   printf '\n==================== %s  [+%ss] ====================\n' "$*" "$((SECONDS - START))"
 }
 
+# A real audio device for the playback and listen-in tests: PulseAudio with a null sink, which ALSA's
+# default device (what cpal opens) reaches through libasound2-plugins. The tests capture its monitor.
+# With VERBIO_AUDIO_DEVICE_TESTS=1 those tests fail (not skip) if the device does not work.
+PULSE_STARTED=""
+start_test_audio() {
+  if pactl info >/dev/null 2>&1; then
+    echo "PulseAudio already running; adding the test sink to it"
+  else
+    pulseaudio --daemonize=yes --exit-idle-time=-1 -n \
+      --load="module-null-sink sink_name=test_null" --load="module-native-protocol-unix" 2>/dev/null
+    PULSE_STARTED=1
+    for _ in $(seq 1 50); do pactl info >/dev/null 2>&1 && break; sleep 0.1; done
+  fi
+  pactl list short sinks | grep -q '^[0-9]*\s*test_null\s' ||
+    pactl load-module module-null-sink sink_name=test_null >/dev/null
+  pactl set-default-sink test_null
+  export VERBIO_AUDIO_DEVICE_TESTS=1 VERBIO_TEST_SINK=test_null
+}
+stop_test_audio() {
+  if [ -n "$PULSE_STARTED" ]; then
+    pulseaudio --kill 2>/dev/null || true
+  fi
+}
+trap 'stop_test_audio; bash scripts/prism.sh stop' EXIT
+
 section "Dependencies"
 bash scripts/install-deps.sh
 
@@ -48,7 +73,7 @@ section "Rust tests: desktop, ngrok tunnel and TLS set-up (default features)"
 cargo test --lib -- desktop tunnel tls 2>&1
 
 # Last, so that cargo test's own summary lines end the output.
-section "Rust tests (cargo test --no-default-features), with Prism as Twilio's REST API"
+section "Rust tests (cargo test --no-default-features), with Prism as Twilio's REST API and a PulseAudio null sink"
+start_test_audio
 bash scripts/prism.sh start
-trap 'bash scripts/prism.sh stop' EXIT
 cargo test --no-default-features 2>&1

@@ -77,6 +77,8 @@ pub struct Config {
     pub twilio_rate_per_minute: u32,
     pub telephony: TelephonySettings,
     pub tunnel: TunnelSettings,
+    /// Call recordings (on by default).
+    pub recording: crate::recording::RecordingConfig,
 }
 
 /// Placing and controlling calls through Twilio's REST API.
@@ -171,6 +173,7 @@ impl Default for Config {
             twilio_rate_per_minute: 1200,
             telephony: TelephonySettings::default(),
             tunnel: TunnelSettings::default(),
+            recording: crate::recording::RecordingConfig::default(),
         }
     }
 }
@@ -381,6 +384,7 @@ impl Config {
         if let Some(v) = get("NGROK_DOMAIN").filter(|v| !v.is_empty()) {
             self.tunnel.ngrok_domain = Some(v);
         }
+        self.recording.apply_env(&get)?;
         if let Some(url) = &self.public_url {
             validate_public_url(url)?;
         }
@@ -390,6 +394,11 @@ impl Config {
     /// The `ws://`/`wss://` URL of the media socket as Twilio must reach it, if a public URL is set.
     pub fn public_stream_url(&self) -> Option<String> {
         self.public_url.as_deref().map(stream_url_for)
+    }
+
+    /// Folder of the call recordings inside the data dir.
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.data_dir.join("recordings")
     }
 
     /// Path of the SQLite database inside the data dir.

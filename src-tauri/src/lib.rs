@@ -5,6 +5,7 @@
 //! - [`realtime`]: OpenAI Realtime GA event types, session config, socket client. Knows nothing of Twilio.
 //! - [`calls`]: the per-call bridge task, playout/truncation math, registry of live calls, event bus.
 //! - [`audio`]: G.711 μ-law and signal helpers.
+//! - [`recording`]: call recordings (WAV, library, Twilio copies, playback, listen-in).
 //! - [`store`]: SQLite schema, migrations and queries. Never on the hot path.
 //! - [`server`]: the axum router (Twilio routes, `/api`).
 //! - [`services`]: the operations both doors (HTTP API and desktop) call.
@@ -19,6 +20,7 @@ pub mod config;
 pub mod desktop;
 pub mod logging;
 pub mod realtime;
+pub mod recording;
 pub mod server;
 pub mod services;
 pub mod sim;

@@ -102,6 +102,8 @@ pub struct Services {
     pub registry: CallRegistry,
     pub store: StoreHandle,
     pub bridge: Arc<BridgeDeps>,
+    /// Recordings: library, playback, listen-in, Twilio copies (see `recording::library`).
+    pub recordings: Arc<crate::recording::Library>,
     local_addr: SocketAddr,
     /// `None` when the account SID or auth token is missing.
     twilio: Option<crate::telephony::twilio::rest::TwilioRest>,
@@ -296,6 +298,18 @@ pub async fn start_with_connector(
     crate::tls::install_crypto_provider();
     config.session.validate()?;
     let store = StoreHandle::open(&config.database_path())?;
+    let recorder = Arc::new(crate::recording::Recorder::new(
+        config.recordings_dir(),
+        store.clone(),
+        config.recording.enabled,
+        config.recording.recorder.clone(),
+    ));
+    // Before any call can start: fix what a crash left unfinished.
+    match crate::recording::repair::repair_unfinished(&store, recorder.dir()).await {
+        Ok(0) => {}
+        Ok(n) => info!(recordings = n, "repaired recordings left unfinished"),
+        Err(e) => warn!("could not check for unfinished recordings: {e}"),
+    }
     let addr = format!("{}:{}", config.bind_host, config.port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -348,13 +362,24 @@ pub async fn start_with_connector(
         session: std::sync::RwLock::new(Arc::new(config.session.clone())),
         settings: config.bridge.clone(),
         actions,
+        recorder: Some(recorder.clone()),
     });
+    let recordings = Arc::new(crate::recording::Library::new(
+        store.clone(),
+        recorder,
+        config.recording.clone(),
+        crate::recording::twilio_cloud::TwilioAuth {
+            account_sid: config.twilio_account_sid.clone(),
+            auth_token: config.twilio_auth_token.clone(),
+        },
+    ));
     let services = Arc::new(Services {
         config,
         bus,
         registry,
         store,
         bridge,
+        recordings,
         local_addr,
         twilio,
         outbound: std::sync::Mutex::default(),

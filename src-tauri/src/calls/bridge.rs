@@ -61,6 +61,8 @@ pub struct BridgeDeps {
     /// Telephony actions; `None` when Twilio's REST API is not configured (the call still works, but
     /// cannot apologise, transfer or hang up at Twilio).
     pub actions: Option<Arc<dyn CallActions>>,
+    /// Records calls and feeds listen-in; `None` in setups without recordings.
+    pub recorder: Option<Arc<crate::recording::Recorder>>,
 }
 
 impl BridgeDeps {
@@ -184,13 +186,25 @@ pub async fn handle_media_socket(deps: Arc<BridgeDeps>, socket: WebSocket) {
         at_ms: info.started_at_ms,
     });
     let span = tracing::info_span!("call", call_sid = %call_sid);
-    let call = Call::new(
+    let mut call = Call::new(
         deps.clone(),
         session,
         call_sid.clone(),
         stream_sid,
         twilio_tx,
     );
+    // A call opts out of recording in its plan (calls the app places) or with
+    // `<Parameter name="record" value="false"/>`.
+    let record = pending.plan.as_ref().is_none_or(|p| p.record)
+        && start.custom_parameters.get("record").map(String::as_str) != Some("false");
+    call.recording = deps.recorder.as_ref().map(|r| {
+        r.start_call(
+            &call_sid,
+            info.started_at_ms,
+            record,
+            call.started.into_std(),
+        )
+    });
     // Its own task, so a panic inside one call is contained and still reported as that call's end.
     let task = tokio::spawn(call.run(twilio_rx, control_rx).instrument(span));
     let reason = match task.await {
@@ -342,6 +356,8 @@ struct Call {
     transfer_to: Option<String>,
     /// The transfer was handed to Twilio; the stream's end is the transfer, not a hang-up.
     transferring: Option<String>,
+    /// The call's recording and listen-in tap (never blocks; see `recording::recorder`).
+    recording: Option<crate::recording::CallRecording>,
 }
 
 /// A frame from the model socket, or its end.
@@ -419,6 +435,7 @@ impl Call {
             voicemail: false,
             transfer_to: None,
             transferring: None,
+            recording: None,
         }
     }
 
@@ -608,14 +625,21 @@ impl Call {
                     self.note_bad_frame("media frame", &e);
                     return Ok(());
                 }
-                if let Err(e) = media.timestamp_ms() {
+                let timestamp = media.timestamp_ms().unwrap_or_else(|e| {
                     self.note_bad_frame("media timestamp", &e);
+                    None
+                });
+                if let Some(rec) = &mut self.recording {
+                    rec.caller_audio(timestamp, &media.payload);
                 }
                 self.send_model_audio(rt::input_audio_append(&media.payload))
                     .await;
                 Ok(())
             }
             Inbound::Mark { mark } => {
+                if let Some(rec) = &mut self.recording {
+                    rec.mark(&mark.name);
+                }
                 if self.playout.on_mark(&mark.name, Instant::now()) == MarkOutcome::Unknown {
                     self.note_bad_frame(
                         "mark",
@@ -868,6 +892,9 @@ impl Call {
                     self.agent_offsets.insert(item_id.clone(), offset);
                 }
                 let mark = self.playout.on_sent(&item_id, bytes, Instant::now());
+                if let Some(rec) = &mut self.recording {
+                    rec.agent_sent(&mark, &delta);
+                }
                 let media_msg = media::media_message(&self.stream_sid, &delta);
                 let mark_msg = media::mark_message(&self.stream_sid, &mark);
                 // Both frames in one write.
@@ -1010,6 +1037,9 @@ impl Call {
         if had_queued || cut.is_some() {
             self.send_twilio(media::clear_message(&self.stream_sid))
                 .await?;
+            if let Some(rec) = &mut self.recording {
+                rec.clear();
+            }
         }
         if let Some(response) = self
             .current_response

@@ -38,6 +38,24 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/webhooks"),
     ("PUT", "/api/webhooks"),
     ("PUT", "/api/settings/public-url"),
+    // Recordings (server/recordings_api.rs).
+    ("GET", "/api/recordings"),
+    ("GET", "/api/recording/{id}"),
+    ("DELETE", "/api/recording/{id}"),
+    ("GET", "/api/recording/{id}/audio"),
+    ("GET", "/api/recording/{id}/peaks"),
+    ("POST", "/api/recording/{id}/export"),
+    ("POST", "/api/recording/{id}/play"),
+    ("GET", "/api/call/{sid}/recordings"),
+    ("POST", "/api/call/{sid}/listen"),
+    ("GET", "/api/playback"),
+    ("POST", "/api/playback/pause"),
+    ("POST", "/api/playback/seek"),
+    ("POST", "/api/playback/channel"),
+    ("POST", "/api/playback/stop"),
+    ("POST", "/api/listen/mute"),
+    ("POST", "/api/listen/stop"),
+    ("GET", "/api/audio/devices"),
 ];
 
 /// Largest request body `/api` accepts.
@@ -63,6 +81,7 @@ pub fn routes() -> Router<Arc<Services>> {
         .route("/numbers", get(numbers))
         .route("/webhooks", get(webhooks).put(choose_webhooks))
         .route("/settings/public-url", axum::routing::put(set_public_url))
+        .merge(crate::server::recordings_api::routes())
         .fallback(not_found)
 }
 

@@ -10,7 +10,10 @@ pub mod auth;
 pub mod errors;
 pub mod limits;
 pub mod public_url;
+pub mod range;
+pub mod recordings_api;
 pub mod twilio;
+pub mod twilio_recordings;
 
 use std::sync::Arc;
 

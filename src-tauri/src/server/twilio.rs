@@ -29,6 +29,10 @@ pub fn routes() -> Router<Arc<Services>> {
         .route("/media-stream", get(media_stream))
         .route("/twilio/status", post(status_callback))
         .route("/twilio/amd", post(amd_callback))
+        .route(
+            crate::server::twilio_recordings::PATH,
+            post(crate::server::twilio_recordings::recording_status),
+        )
         .layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT))
 }
 
@@ -37,7 +41,7 @@ fn forbidden(reason: &'static str) -> Response {
 }
 
 /// What Twilio signed: form parameters, or (for JSON bodies) the body, whose hash is in the URL.
-enum Signed<'a> {
+pub(super) enum Signed<'a> {
     Form(&'a [(String, String)]),
     Json(&'a [u8]),
 }
@@ -45,7 +49,7 @@ enum Signed<'a> {
 /// Checks `X-Twilio-Signature` against the public `url`. HMAC-SHA1 with the auth token, or HMAC-SHA256
 /// with the webhook signing key when `X-Twilio-Webhooks-Signature-Settings` announces it.
 /// Refusals are logged without the signature, token or key.
-fn check_signature(
+pub(super) fn check_signature(
     services: &Services,
     headers: &HeaderMap,
     url: &str,

@@ -311,7 +311,10 @@ impl Services {
         }
         if request.twilio_recording {
             create.record = true;
-            create.recording_status_callback = Some(format!("{public}/twilio/recording"));
+            create.recording_status_callback = Some(format!(
+                "{public}{}",
+                crate::server::twilio_recordings::PATH
+            ));
         }
         create.timeout_secs = Some(telephony.ring_timeout.as_secs().clamp(5, 600) as u32);
         let call = match twilio.create_call(&create).await {

@@ -147,7 +147,10 @@ impl StoreHandle {
     }
 
     /// Queues `job` now (so it is ordered after everything already sent) and returns its answer.
-    fn request<T, F>(&self, job: F) -> impl Future<Output = Result<T, StoreError>> + Send + 'static
+    pub(crate) fn request<T, F>(
+        &self,
+        job: F,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send + 'static
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,

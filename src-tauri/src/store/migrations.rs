@@ -57,6 +57,35 @@ pub const MIGRATIONS: &[&str] = &[
         key   TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );",
+    // 3: recordings (local WAVs and Twilio copies) and full-text search over transcripts.
+    "CREATE TABLE recordings (
+        id            INTEGER PRIMARY KEY,
+        call_sid      TEXT NOT NULL,
+        source        TEXT NOT NULL CHECK(source IN ('local','twilio')),
+        file_name     TEXT NOT NULL UNIQUE,
+        status        TEXT NOT NULL CHECK(status IN ('recording','complete','incomplete','repaired')),
+        note          TEXT,
+        started_at_ms INTEGER NOT NULL,
+        duration_ms   INTEGER NOT NULL DEFAULT 0,
+        channels      INTEGER NOT NULL DEFAULT 2,
+        sample_rate   INTEGER NOT NULL DEFAULT 8000,
+        size_bytes    INTEGER NOT NULL DEFAULT 0,
+        twilio_sid    TEXT
+    );
+    CREATE INDEX recordings_call_sid ON recordings(call_sid);
+    CREATE INDEX recordings_started_at ON recordings(started_at_ms);
+    CREATE VIRTUAL TABLE transcripts_fts USING fts5(text, content='transcripts', content_rowid='id');
+    CREATE TRIGGER transcripts_fts_ai AFTER INSERT ON transcripts BEGIN
+        INSERT INTO transcripts_fts(rowid, text) VALUES (new.id, new.text);
+    END;
+    CREATE TRIGGER transcripts_fts_ad AFTER DELETE ON transcripts BEGIN
+        INSERT INTO transcripts_fts(transcripts_fts, rowid, text) VALUES ('delete', old.id, old.text);
+    END;
+    CREATE TRIGGER transcripts_fts_au AFTER UPDATE ON transcripts BEGIN
+        INSERT INTO transcripts_fts(transcripts_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        INSERT INTO transcripts_fts(rowid, text) VALUES (new.id, new.text);
+    END;
+    INSERT INTO transcripts_fts(transcripts_fts) VALUES ('rebuild');",
 ];
 
 /// The schema version this build writes.

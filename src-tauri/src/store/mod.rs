@@ -9,12 +9,14 @@
 //! - [`calls`]: the `calls` and `call_issues` tables.
 //! - [`transcripts`]: the `transcripts` table.
 //! - [`settings`]: small app choices remembered between runs (never secrets).
+//! - [`recordings`]: the `recordings` table and transcript search (FTS5).
 
 use std::path::PathBuf;
 
 pub mod calls;
 mod handle;
 pub mod migrations;
+pub mod recordings;
 pub mod settings;
 pub mod transcripts;
 

@@ -1,0 +1,399 @@
+//! The recordings service: what the HTTP API and the desktop commands call for recordings.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use super::listen_in::{ListenError, ListenState, Monitor};
+use super::peaks::{self, Peaks};
+use super::playback::{ChannelChoice, PlaybackError, PlaybackEvent, PlaybackState, Player};
+use super::recorder::Recorder;
+use super::twilio_cloud::{self, CloudError, TwilioAuth};
+use super::wav_reader::{self, WavReadError};
+use super::wav_writer::Side;
+use super::RecordingConfig;
+use crate::store::recordings::{
+    NewRecording, RecordingOutcome, RecordingRecord, STATUS_COMPLETE, STATUS_RECORDING,
+};
+use crate::store::{StoreError, StoreHandle, TranscriptRecord};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LibraryError {
+    #[error("no recording {0}")]
+    NotFound(i64),
+    #[error("no call {0}")]
+    UnknownCall(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    File(#[from] WavReadError),
+    #[error(transparent)]
+    Playback(#[from] PlaybackError),
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+    #[error("export failed: {0}")]
+    Export(std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A recording with its call's transcript (offsets are into the recording).
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordingDetail {
+    #[serde(flatten)]
+    pub recording: RecordingRecord,
+    pub transcript: Vec<TranscriptRecord>,
+}
+
+/// Twilio's recording-status callback, as far as the library needs it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RecordingStatus {
+    pub call_sid: String,
+    pub recording_sid: String,
+    pub recording_url: String,
+    pub recording_status: String,
+    #[serde(default)]
+    pub recording_channels: Option<String>,
+}
+
+pub struct Library {
+    store: StoreHandle,
+    recorder: Arc<Recorder>,
+    config: RecordingConfig,
+    auth: TwilioAuth,
+    player: Player,
+    monitor: Monitor,
+}
+
+fn valid_sid(sid: &str) -> bool {
+    !sid.is_empty() && sid.len() <= 64 && sid.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+impl Library {
+    pub fn new(
+        store: StoreHandle,
+        recorder: Arc<Recorder>,
+        config: RecordingConfig,
+        auth: TwilioAuth,
+    ) -> Self {
+        Library {
+            store,
+            recorder,
+            config,
+            auth,
+            player: Player::default(),
+            monitor: Monitor::default(),
+        }
+    }
+
+    pub fn recorder(&self) -> &Arc<Recorder> {
+        &self.recorder
+    }
+
+    fn path_of(&self, r: &RecordingRecord) -> PathBuf {
+        // File names come from the app itself; never let one climb out of the folder.
+        let name = Path::new(&r.file_name)
+            .file_name()
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        self.recorder.dir().join(name)
+    }
+
+    async fn record(&self, id: i64) -> Result<RecordingRecord, LibraryError> {
+        self.store
+            .recording(id)
+            .await?
+            .ok_or(LibraryError::NotFound(id))
+    }
+
+    /// Newest first, optionally only calls whose transcript matches `search`.
+    pub async fn list(
+        &self,
+        search: Option<String>,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<RecordingRecord>, LibraryError> {
+        if !(1..=500).contains(&limit) {
+            return Err(LibraryError::Invalid(format!(
+                "limit {limit} is outside 1–500"
+            )));
+        }
+        let search = search.filter(|s| !s.trim().is_empty());
+        if search.as_ref().is_some_and(|s| s.len() > 200) {
+            return Err(LibraryError::Invalid(
+                "search is longer than 200 characters".into(),
+            ));
+        }
+        Ok(self.store.list_recordings(search, limit, offset).await?)
+    }
+
+    pub async fn get(&self, id: i64) -> Result<RecordingDetail, LibraryError> {
+        let recording = self.record(id).await?;
+        let transcript = self.store.transcripts(&recording.call_sid).await?;
+        Ok(RecordingDetail {
+            recording,
+            transcript,
+        })
+    }
+
+    pub async fn for_call(&self, call_sid: &str) -> Result<Vec<RecordingRecord>, LibraryError> {
+        if self.store.call(call_sid).await?.is_none() {
+            return Err(LibraryError::UnknownCall(call_sid.to_string()));
+        }
+        Ok(self.store.recordings_for_call(call_sid).await?)
+    }
+
+    /// The file to stream, checked to exist and be a WAV (a damaged one is an error, not bytes).
+    pub async fn audio_file(&self, id: i64) -> Result<(PathBuf, RecordingRecord), LibraryError> {
+        let r = self.record(id).await?;
+        let path = self.path_of(&r);
+        let check = path.clone();
+        let live = r.status == STATUS_RECORDING;
+        tokio::task::spawn_blocking(move || check_wav(&check, live))
+            .await
+            .map_err(|e| LibraryError::Invalid(format!("check failed: {e}")))??;
+        Ok((path, r))
+    }
+
+    pub async fn peaks(&self, id: i64, buckets: u32) -> Result<Peaks, LibraryError> {
+        if !(1..=peaks::MAX_BUCKETS).contains(&buckets) {
+            return Err(LibraryError::Invalid(format!(
+                "buckets must be 1–{}",
+                peaks::MAX_BUCKETS
+            )));
+        }
+        let path = self.path_of(&self.record(id).await?);
+        let frames = tokio::task::spawn_blocking(move || wav_reader::read_stereo(&path))
+            .await
+            .map_err(|e| LibraryError::Invalid(format!("read failed: {e}")))??;
+        Ok(peaks::compute(&frames, buckets))
+    }
+
+    /// Deletes the file and the row (stopping its playback first) and, if asked, Twilio's copy.
+    pub async fn delete(&self, id: i64, at_twilio: bool) -> Result<(), LibraryError> {
+        let r = self.record(id).await?;
+        if r.status == STATUS_RECORDING {
+            return Err(LibraryError::Invalid(
+                "the call is still being recorded".into(),
+            ));
+        }
+        if self.player.playing() == Some(id) {
+            let _ = self.player.stop();
+        }
+        if at_twilio {
+            if let Some(sid) = r.twilio_sid.as_deref() {
+                let url = twilio_cloud::recording_url(
+                    &self.config.twilio_api_base,
+                    &self.auth.account_sid,
+                    sid,
+                );
+                twilio_cloud::delete(&url, &self.config.twilio_api_base, &self.auth).await?;
+            }
+        }
+        match tokio::fs::remove_file(self.path_of(&r)).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(LibraryError::Export(e)),
+        }
+        self.store.delete_recording(id).await?;
+        info!(recording_id = id, "recording deleted");
+        Ok(())
+    }
+
+    /// Copies the recording to `dest`: an absolute `.wav` path that does not exist yet.
+    pub async fn export(&self, id: i64, dest: &Path) -> Result<u64, LibraryError> {
+        if !dest.is_absolute() || dest.extension().is_none_or(|e| e != "wav") {
+            return Err(LibraryError::Invalid(
+                "export needs an absolute path ending in .wav".into(),
+            ));
+        }
+        let (path, _) = self.audio_file(id).await?;
+        let dest = dest.to_path_buf();
+        tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+            let mut from = std::fs::File::open(&path)?;
+            let mut to = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&dest)?;
+            let n = std::io::copy(&mut from, &mut to)?;
+            to.sync_all()?;
+            Ok(n)
+        })
+        .await
+        .map_err(|e| LibraryError::Invalid(format!("export failed: {e}")))?
+        .map_err(LibraryError::Export)
+    }
+
+    // ---- speakers -------------------------------------------------------------------------------
+
+    pub async fn play(
+        &self,
+        id: i64,
+        device: Option<&str>,
+        channel: ChannelChoice,
+    ) -> Result<PlaybackState, LibraryError> {
+        let path = self.path_of(&self.record(id).await?);
+        Ok(self.player.play(id, &path, device, channel)?)
+    }
+
+    pub fn pause(&self, paused: bool) -> Result<PlaybackState, LibraryError> {
+        Ok(self.player.pause(paused)?)
+    }
+
+    pub fn seek(&self, position_ms: u64) -> Result<PlaybackState, LibraryError> {
+        Ok(self.player.seek(position_ms)?)
+    }
+
+    pub fn set_channel(&self, channel: ChannelChoice) -> Result<PlaybackState, LibraryError> {
+        Ok(self.player.set_channel(channel)?)
+    }
+
+    pub fn stop(&self) -> Result<(), LibraryError> {
+        Ok(self.player.stop()?)
+    }
+
+    pub fn playback(&self) -> Option<PlaybackState> {
+        self.player.state()
+    }
+
+    pub fn playback_events(&self) -> tokio::sync::broadcast::Receiver<PlaybackEvent> {
+        self.player.subscribe()
+    }
+
+    pub fn output_devices(&self) -> Vec<String> {
+        super::speaker::output_devices()
+    }
+
+    pub fn listen_in(
+        &self,
+        call_sid: &str,
+        device: Option<&str>,
+    ) -> Result<ListenState, LibraryError> {
+        Ok(self.monitor.start(self.recorder.live(), call_sid, device)?)
+    }
+
+    pub fn listen_mute(&self, side: Side, muted: bool) -> Result<ListenState, LibraryError> {
+        Ok(self.monitor.mute(side, muted)?)
+    }
+
+    pub fn listen_stop(&self) -> Result<(), LibraryError> {
+        Ok(self.monitor.stop()?)
+    }
+
+    pub fn listening(&self) -> Option<ListenState> {
+        self.monitor.state()
+    }
+
+    // ---- Twilio cloud recordings ---------------------------------------------------------------
+
+    /// Handles Twilio's recording-status callback: a completed recording is downloaded next to the
+    /// local one (and deleted at Twilio when configured). Returns the new recording's id.
+    pub async fn twilio_recording_ready(
+        &self,
+        status: RecordingStatus,
+    ) -> Result<Option<i64>, LibraryError> {
+        if status.recording_status != "completed" {
+            info!(call_sid = %status.call_sid, status = %status.recording_status, "Twilio recording not ready; nothing to fetch");
+            return Ok(None);
+        }
+        if !valid_sid(&status.call_sid) || !valid_sid(&status.recording_sid) {
+            return Err(LibraryError::Invalid("bad CallSid or RecordingSid".into()));
+        }
+        let started_at_ms = crate::calls::events::now_ms();
+        let file_name = format!("{}-twilio-{}.wav", status.call_sid, status.recording_sid);
+        let dest = self.recorder.dir().join(&file_name);
+        tokio::fs::create_dir_all(self.recorder.dir())
+            .await
+            .map_err(LibraryError::Export)?;
+        let size = twilio_cloud::download(
+            &status.recording_url,
+            &self.config.twilio_api_base,
+            &self.auth,
+            &dest,
+        )
+        .await?;
+        let check = dest.clone();
+        let frames = tokio::task::spawn_blocking(move || wav_reader::read_stereo(&check))
+            .await
+            .map_err(|e| LibraryError::Invalid(format!("check failed: {e}")))?;
+        let (status_text, note, duration_ms) = match &frames {
+            Ok(f) => (STATUS_COMPLETE, None, f.len() as i64 / 8),
+            Err(e) => {
+                warn!(call_sid = %status.call_sid, "Twilio recording is not readable: {e}");
+                ("incomplete", Some(e.to_string()), 0)
+            }
+        };
+        let id = self
+            .store
+            .add_recording(NewRecording {
+                call_sid: status.call_sid.clone(),
+                source: "twilio".into(),
+                file_name,
+                status: STATUS_RECORDING.into(),
+                started_at_ms,
+                twilio_sid: Some(status.recording_sid.clone()),
+            })
+            .await?;
+        let channels = status
+            .recording_channels
+            .as_deref()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(2);
+        self.store
+            .set_recording_outcome(
+                id,
+                RecordingOutcome {
+                    status: status_text.into(),
+                    note,
+                    duration_ms,
+                    size_bytes: size as i64,
+                    channels,
+                    sample_rate: 8000,
+                },
+            )
+            .await?;
+        info!(call_sid = %status.call_sid, recording_id = id, "Twilio recording saved in the library");
+        if self.config.delete_twilio_copy && frames.is_ok() {
+            twilio_cloud::delete(
+                &status.recording_url,
+                &self.config.twilio_api_base,
+                &self.auth,
+            )
+            .await?;
+        }
+        Ok(Some(id))
+    }
+}
+
+/// A recording still being written is readable up to its header; others must parse fully.
+fn check_wav(path: &Path, live: bool) -> Result<(), WavReadError> {
+    if live {
+        if !path.is_file() {
+            return Err(WavReadError::Missing(path.to_path_buf()));
+        }
+        return Ok(());
+    }
+    hound::WavReader::open(path)
+        .map(|_| ())
+        .map_err(|e| match e {
+            hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::NotFound => {
+                WavReadError::Missing(path.to_path_buf())
+            }
+            e => WavReadError::Damaged {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            },
+        })
+        .and_then(|_| {
+            if path.is_file() {
+                Ok(())
+            } else {
+                Err(WavReadError::Missing(path.to_path_buf()))
+            }
+        })
+}

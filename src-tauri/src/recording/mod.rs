@@ -1,0 +1,78 @@
+//! Call recordings: a live dual-channel WAV of every call, the local library, Twilio's cloud copies,
+//! playback and live listen-in through the speakers.
+//!
+//! - [`timeline`]: where each piece of audio belongs (Twilio timestamps, mark echoes, clears). Pure.
+//! - [`wav_writer`]: the stereo 8 kHz WAV written by position, header kept current.
+//! - [`recorder`]: the bridge's per-call tap, a bounded queue and a writer thread per call.
+//! - [`repair`]: fixing recordings a crash left unfinished.
+//! - [`wav_reader`], [`peaks`]: reading recordings back; the waveform.
+//! - [`speaker`], [`playback`], [`listen_in`]: `cpal` output with `rubato` resampling.
+//! - [`twilio_cloud`]: downloading (and deleting) Twilio's dual-channel recordings.
+//! - [`library`]: the operations both doors call.
+
+pub mod library;
+pub mod listen_in;
+pub mod peaks;
+pub mod playback;
+pub mod recorder;
+pub mod repair;
+pub mod speaker;
+pub mod timeline;
+pub mod twilio_cloud;
+pub mod wav_reader;
+pub mod wav_writer;
+
+pub use library::{Library, LibraryError};
+pub use recorder::{CallRecording, Recorder, RecorderSettings};
+
+/// Recording settings (part of [`crate::config::Config`]).
+#[derive(Debug, Clone)]
+pub struct RecordingConfig {
+    /// Record every call (`VERBIO_RECORD=false` turns it off; a call can also opt out).
+    pub enabled: bool,
+    /// Delete Twilio's copy once it is in the library (`VERBIO_TWILIO_RECORDING_DELETE=true`).
+    pub delete_twilio_copy: bool,
+    /// Twilio's REST base (`TWILIO_API_BASE`): recordings are only downloaded from there.
+    pub twilio_api_base: String,
+    pub recorder: RecorderSettings,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig {
+            enabled: true,
+            delete_twilio_copy: false,
+            twilio_api_base: "https://api.twilio.com".into(),
+            recorder: RecorderSettings::default(),
+        }
+    }
+}
+
+fn flag(name: &'static str, v: &str) -> Result<bool, crate::config::ConfigError> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(crate::config::ConfigError::Invalid {
+            name,
+            message: format!("{v:?} is not true or false"),
+        }),
+    }
+}
+
+impl RecordingConfig {
+    pub fn apply_env(
+        &mut self,
+        get: &impl Fn(&str) -> Option<String>,
+    ) -> Result<(), crate::config::ConfigError> {
+        if let Some(v) = get("VERBIO_RECORD") {
+            self.enabled = flag("VERBIO_RECORD", &v)?;
+        }
+        if let Some(v) = get("VERBIO_TWILIO_RECORDING_DELETE") {
+            self.delete_twilio_copy = flag("VERBIO_TWILIO_RECORDING_DELETE", &v)?;
+        }
+        if let Some(v) = get("TWILIO_API_BASE").filter(|v| !v.is_empty()) {
+            self.twilio_api_base = v.trim_end_matches('/').to_string();
+        }
+        Ok(())
+    }
+}

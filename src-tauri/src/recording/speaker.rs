@@ -1,0 +1,203 @@
+//! The speakers: a `cpal` output stream fed from an 8 kHz mono source, resampled to the device's rate
+//! with `rubato` and copied to every device channel.
+//!
+//! A `cpal::Stream` cannot move between threads, so each output lives on its own thread until told to
+//! stop. Opening fails with a clear [`SpeakerError`] when there is no usable device (no sound server,
+//! unplugged card), never with a panic.
+
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use rubato::{FastFixedIn, PolynomialDegree, Resampler};
+
+/// Source rate: everything here is telephone audio.
+pub const SOURCE_RATE: u32 = 8000;
+/// Source frames per resampler step (10 ms).
+const CHUNK: usize = 80;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpeakerError {
+    #[error("no audio output device{}", .0.as_ref().map(|n| format!(" named {n:?}")).unwrap_or_default())]
+    NoDevice(Option<String>),
+    #[error("the audio output device cannot be used: {0}")]
+    Unusable(String),
+}
+
+/// Produces mono 8 kHz samples in [-1, 1]; called from the audio thread, so it must not block.
+pub trait Source: Send + 'static {
+    fn fill(&mut self, out: &mut [f32]);
+}
+
+/// The output devices' names, default first.
+pub fn output_devices() -> Vec<String> {
+    let host = cpal::default_host();
+    let default = host.default_output_device().and_then(|d| d.name().ok());
+    let mut names: Vec<String> = host
+        .output_devices()
+        .map(|ds| ds.filter_map(|d| d.name().ok()).collect())
+        .unwrap_or_default();
+    if let Some(d) = default {
+        names.retain(|n| *n != d);
+        names.insert(0, d);
+    }
+    names
+}
+
+/// An open output. Dropping it stops the sound and joins its thread.
+pub struct Speaker {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    pub device: String,
+    pub rate: u32,
+}
+
+impl Drop for Speaker {
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Opens `device` (or the default output) and starts playing `source`.
+pub fn open(device: Option<&str>, source: Box<dyn Source>) -> Result<Speaker, SpeakerError> {
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(String, u32), SpeakerError>>();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let wanted = device.map(str::to_string);
+    let thread = std::thread::Builder::new()
+        .name("verbio-speaker".into())
+        .spawn(move || {
+            let stream = match build(wanted.as_deref(), source) {
+                Ok((stream, name, rate)) => {
+                    let _ = ready_tx.send(Ok((name, rate)));
+                    stream
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            // Runs until the Speaker is dropped (the sender goes away).
+            let _ = stop_rx.recv();
+            drop(stream);
+        })
+        .map_err(|e| SpeakerError::Unusable(format!("cannot start the audio thread: {e}")))?;
+    match ready_rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(Ok((device, rate))) => Ok(Speaker {
+            stop: Some(stop_tx),
+            thread: Some(thread),
+            device,
+            rate,
+        }),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => Err(SpeakerError::Unusable(
+            "the audio device did not open within 10 s".into(),
+        )),
+    }
+}
+
+fn build(
+    wanted: Option<&str>,
+    source: Box<dyn Source>,
+) -> Result<(cpal::Stream, String, u32), SpeakerError> {
+    let host = cpal::default_host();
+    let device = match wanted {
+        Some(name) => host
+            .output_devices()
+            .map_err(|e| SpeakerError::Unusable(e.to_string()))?
+            .find(|d| d.name().is_ok_and(|n| n == name))
+            .ok_or_else(|| SpeakerError::NoDevice(Some(name.to_string())))?,
+        None => host
+            .default_output_device()
+            .ok_or(SpeakerError::NoDevice(None))?,
+    };
+    let name = device.name().unwrap_or_else(|_| "output".into());
+    let supported = device
+        .default_output_config()
+        .map_err(|e| SpeakerError::Unusable(e.to_string()))?;
+    let rate = supported.sample_rate().0;
+    let channels = supported.channels() as usize;
+    let config: cpal::StreamConfig = supported.config();
+    let mut feed = Feed::new(source, rate)?;
+    let on_error = |e: cpal::StreamError| tracing::warn!("audio output error: {e}");
+    let stream = match supported.sample_format() {
+        cpal::SampleFormat::F32 => device.build_output_stream(
+            &config,
+            move |out: &mut [f32], _| feed.write(out, channels, |s| s),
+            on_error,
+            None,
+        ),
+        cpal::SampleFormat::I16 => device.build_output_stream(
+            &config,
+            move |out: &mut [i16], _| feed.write(out, channels, |s| (s * i16::MAX as f32) as i16),
+            on_error,
+            None,
+        ),
+        other => {
+            return Err(SpeakerError::Unusable(format!(
+                "sample format {other} is not supported"
+            )))
+        }
+    }
+    .map_err(|e| SpeakerError::Unusable(e.to_string()))?;
+    stream
+        .play()
+        .map_err(|e| SpeakerError::Unusable(e.to_string()))?;
+    Ok((stream, name, rate))
+}
+
+/// Pulls 8 kHz chunks from the source and resamples them to the device rate.
+struct Feed {
+    source: Box<dyn Source>,
+    resampler: FastFixedIn<f32>,
+    input: Vec<Vec<f32>>,
+    output: Vec<Vec<f32>>,
+    ready: std::collections::VecDeque<f32>,
+}
+
+impl Feed {
+    fn new(source: Box<dyn Source>, rate: u32) -> Result<Self, SpeakerError> {
+        let resampler = FastFixedIn::<f32>::new(
+            rate as f64 / SOURCE_RATE as f64,
+            1.0,
+            PolynomialDegree::Cubic,
+            CHUNK,
+            1,
+        )
+        .map_err(|e| SpeakerError::Unusable(format!("resampler: {e}")))?;
+        let output = vec![vec![0.0; resampler.output_frames_max()]];
+        Ok(Feed {
+            source,
+            resampler,
+            input: vec![vec![0.0; CHUNK]],
+            output,
+            ready: std::collections::VecDeque::new(),
+        })
+    }
+
+    fn write<T: Copy>(&mut self, out: &mut [T], channels: usize, convert: impl Fn(f32) -> T) {
+        let frames = out.len() / channels.max(1);
+        while self.ready.len() < frames {
+            self.source.fill(&mut self.input[0]);
+            match self
+                .resampler
+                .process_into_buffer(&self.input, &mut self.output, None)
+            {
+                Ok((_, produced)) => self.ready.extend(&self.output[0][..produced]),
+                Err(_) => break,
+            }
+        }
+        for frame in out.chunks_mut(channels.max(1)) {
+            let s = self.ready.pop_front().unwrap_or(0.0).clamp(-1.0, 1.0);
+            for slot in frame {
+                *slot = convert(s);
+            }
+        }
+    }
+}

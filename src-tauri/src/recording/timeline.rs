@@ -1,0 +1,206 @@
+//! Where on the stream's timeline each piece of audio belongs. Pure: the clock is passed in.
+//!
+//! - [`StreamClock`] maps "now" to stream time. Twilio's media `timestamp` is the stream clock; the
+//!   estimate is `now + max(timestamp − arrival)`, so a late (jittered) frame never pulls it back.
+//! - [`AgentTrack`] keeps the agent chunks sent to Twilio until their mark echoes. An echo means the
+//!   chunk finished playing at that moment, so it is placed to end there. On `clear`, only the part of
+//!   the playing chunk heard before the clear is kept; queued chunks were never heard and are dropped.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+/// Stream time in microseconds.
+pub type StreamUs = u64;
+
+#[derive(Debug, Clone)]
+pub struct StreamClock {
+    origin: Instant,
+    /// max(timestamp − arrival) in µs, relative to `origin`; 0 until the first frame.
+    offset_us: i64,
+    seen_media: bool,
+}
+
+impl StreamClock {
+    /// `origin` is when the stream started (its `start` message).
+    pub fn new(origin: Instant) -> Self {
+        StreamClock {
+            origin,
+            offset_us: 0,
+            seen_media: false,
+        }
+    }
+
+    /// A media frame with `timestamp_ms` arrived at `now`.
+    pub fn on_media(&mut self, timestamp_ms: u64, now: Instant) {
+        let arrival = now.saturating_duration_since(self.origin).as_micros() as i64;
+        let offset = (timestamp_ms as i64) * 1000 - arrival;
+        if !self.seen_media || offset > self.offset_us {
+            self.offset_us = offset;
+            self.seen_media = true;
+        }
+    }
+
+    pub fn now_us(&self, now: Instant) -> StreamUs {
+        let elapsed = now.saturating_duration_since(self.origin).as_micros() as i64;
+        (elapsed + self.offset_us).max(0) as u64
+    }
+}
+
+/// Agent audio that played, at its place on the timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    pub start_us: StreamUs,
+    /// μ-law bytes (8 per ms).
+    pub audio: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+struct Sent {
+    mark: String,
+    audio: Vec<u8>,
+    sent_us: StreamUs,
+}
+
+/// Agent chunks between "sent to Twilio" and "heard" (or cleared).
+#[derive(Debug, Default)]
+pub struct AgentTrack {
+    pending: VecDeque<Sent>,
+    /// End of the last placed audio: the next chunk cannot play before it.
+    last_end_us: StreamUs,
+}
+
+fn bytes_us(bytes: usize) -> u64 {
+    bytes as u64 * 125 // 8 bytes per ms
+}
+
+impl AgentTrack {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn on_sent(&mut self, mark: &str, audio: Vec<u8>, now_us: StreamUs) {
+        self.pending.push_back(Sent {
+            mark: mark.to_string(),
+            audio,
+            sent_us: now_us,
+        });
+    }
+
+    /// Chunks waiting for their echo.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Twilio echoed `mark` at `now_us`: it and every chunk before it have played. Returns them placed,
+    /// contiguous, the last one ending at `now_us` (never overlapping earlier agent audio).
+    pub fn on_mark(&mut self, mark: &str, now_us: StreamUs) -> Vec<Placed> {
+        let Some(pos) = self.pending.iter().position(|s| s.mark == mark) else {
+            return Vec::new(); // cleared or unknown: nothing was heard beyond what is placed
+        };
+        let done: Vec<Sent> = self.pending.drain(..=pos).collect();
+        let total: u64 = done.iter().map(|s| bytes_us(s.audio.len())).sum();
+        let first_sent = done.first().map_or(now_us, |s| s.sent_us);
+        // Played back-to-back and finished now; it cannot have started before it was sent or before
+        // the previous agent audio ended (echo jitter).
+        let mut at = now_us
+            .saturating_sub(total)
+            .max(self.last_end_us)
+            .max(first_sent);
+        let mut placed = Vec::with_capacity(done.len());
+        for s in done {
+            let len = bytes_us(s.audio.len());
+            placed.push(Placed {
+                start_us: at,
+                audio: s.audio,
+            });
+            at += len;
+        }
+        self.last_end_us = at;
+        placed
+    }
+
+    /// Twilio was told to `clear` at `now_us`: the playing chunk was heard up to now, the rest never.
+    pub fn on_clear(&mut self, now_us: StreamUs) -> Option<Placed> {
+        let first = self.pending.pop_front();
+        self.pending.clear();
+        let mut first = first?;
+        let start = first.sent_us.max(self.last_end_us);
+        let heard_bytes = (now_us.saturating_sub(start) / 125) as usize;
+        first.audio.truncate(heard_bytes.min(first.audio.len()));
+        if first.audio.is_empty() {
+            return None;
+        }
+        self.last_end_us = start + bytes_us(first.audio.len());
+        Some(Placed {
+            start_us: start,
+            audio: first.audio,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn clock_follows_timestamps_and_ignores_late_frames() {
+        let t0 = Instant::now();
+        let mut c = StreamClock::new(t0);
+        assert_eq!(c.now_us(t0 + Duration::from_millis(5)), 5_000);
+        // The first frame says stream time 0 arrived 30 ms after start: the stream started late.
+        c.on_media(0, t0 + Duration::from_millis(30));
+        assert_eq!(c.now_us(t0 + Duration::from_millis(50)), 20_000);
+        // A frame delayed in the network does not move the clock back.
+        c.on_media(20, t0 + Duration::from_millis(90));
+        assert_eq!(c.now_us(t0 + Duration::from_millis(100)), 70_000);
+        // A timestamp jump (lost packets) moves it forward.
+        c.on_media(500, t0 + Duration::from_millis(110));
+        assert_eq!(c.now_us(t0 + Duration::from_millis(110)), 500_000);
+    }
+
+    #[test]
+    fn echoed_chunks_end_at_the_echo() {
+        let mut a = AgentTrack::new();
+        a.on_sent("v1", vec![1; 800], 1_000_000); // 100 ms
+        a.on_sent("v2", vec![2; 800], 1_000_000);
+        let p = a.on_mark("v1", 1_130_000);
+        assert_eq!(p[0].start_us, 1_030_000);
+        // The second finished 100 ms later.
+        let p = a.on_mark("v2", 1_230_000);
+        assert_eq!(p[0].start_us, 1_130_000);
+        // A late echo that would overlap the previous chunk is pushed after it.
+        a.on_sent("v3", vec![3; 800], 1_150_000);
+        let p = a.on_mark("v3", 1_300_000);
+        assert_eq!(p[0].start_us, 1_230_000);
+        assert!(a.on_mark("v3", 1_400_000).is_empty());
+    }
+
+    #[test]
+    fn a_lost_echo_is_covered_by_the_next() {
+        let mut a = AgentTrack::new();
+        a.on_sent("v1", vec![1; 160], 0);
+        a.on_sent("v2", vec![2; 160], 0);
+        let p = a.on_mark("v2", 100_000);
+        assert_eq!(
+            p.iter().map(|p| p.start_us).collect::<Vec<_>>(),
+            [60_000, 80_000]
+        );
+    }
+
+    #[test]
+    fn clear_keeps_only_what_was_heard() {
+        let mut a = AgentTrack::new();
+        a.on_sent("v1", vec![1; 800], 0);
+        a.on_mark("v1", 100_000);
+        a.on_sent("v2", vec![2; 800], 20_000);
+        a.on_sent("v3", vec![3; 800], 20_000);
+        // Clear 40 ms into v2 (which started when v1 ended).
+        let p = a.on_clear(140_000).unwrap();
+        assert_eq!((p.start_us, p.audio.len()), (100_000, 320));
+        assert_eq!(a.pending(), 0);
+        // The cleared marks echo afterwards and add nothing.
+        assert!(a.on_mark("v2", 150_000).is_empty());
+        assert!(a.on_clear(200_000).is_none());
+    }
+}
