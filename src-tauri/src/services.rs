@@ -15,6 +15,9 @@ use crate::config::Config;
 use crate::realtime::client::{ModelConnector, RealtimeClient};
 use crate::store::StoreHandle;
 
+pub mod demo;
+pub mod lifecycle;
+
 /// A live call as the UI lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ActiveCall {
@@ -85,6 +88,8 @@ pub struct Services {
     pub store: StoreHandle,
     pub bridge: Arc<BridgeDeps>,
     local_addr: SocketAddr,
+    /// At most one simulated call at a time ([`demo`]).
+    demo: demo::DemoGate,
 }
 
 impl Services {
@@ -284,6 +289,7 @@ pub async fn start_with_connector(
         store,
         bridge,
         local_addr,
+        demo: demo::DemoGate::default(),
     });
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let app = crate::server::router(services.clone());

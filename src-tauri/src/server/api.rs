@@ -32,6 +32,7 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/settings/session"),
     ("PUT", "/api/settings/session"),
     ("GET", "/api/events"),
+    ("POST", "/api/demo/call"),
 ];
 
 /// Largest request body `/api` accepts.
@@ -52,6 +53,7 @@ pub fn routes() -> Router<Arc<Services>> {
         .route("/tools", get(tools))
         .route("/settings/session", get(get_session).put(put_session))
         .route("/events", get(events))
+        .route("/demo/call", post(demo_call))
         .fallback(not_found)
 }
 
@@ -139,6 +141,12 @@ async fn models(State(s): State<Arc<Services>>) -> ApiResult<Vec<&'static str>> 
 
 async fn tools(State(s): State<Arc<Services>>) -> ApiResult<Vec<crate::services::ToolInfo>> {
     Ok(Json(s.tools()))
+}
+
+/// "Try a simulated call": the built-in simulators place one call through this core (202).
+async fn demo_call(State(s): State<Arc<Services>>) -> Result<Response, ApiError> {
+    let call = s.start_demo_call().await?;
+    Ok((StatusCode::ACCEPTED, Json(call)).into_response())
 }
 
 async fn get_session(State(s): State<Arc<Services>>) -> ApiResult<SessionConfig> {
