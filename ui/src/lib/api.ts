@@ -10,6 +10,7 @@ import type {
   AppStatus,
   BasicSettings,
   CallEvent,
+  CallLevels,
   CallStatusEvent,
   DemoCall,
   DesktopAlert,
@@ -43,6 +44,8 @@ export const DESKTOP_ALERT = 'desktop-alert';
 export const CONFIRM_QUIT = 'confirm-quit';
 /** Planned (issue 4): call status changes. */
 export const CALL_STATUS = 'call-status';
+/** Planned (issue 5): audio levels of live calls, a few times a second. */
+export const CALL_LEVELS = 'call-levels';
 /** Planned (issue 5): playback position. */
 export const PLAYBACK_POSITION = 'playback-position';
 
@@ -225,6 +228,10 @@ export function onCallStatus(handler: (event: CallStatusEvent) => void): Promise
 
 export function onPlaybackPosition(handler: (event: PlaybackPosition) => void): Promise<UnlistenFn> {
   return listen<PlaybackPosition>(PLAYBACK_POSITION, (e) => handler(e.payload));
+}
+
+export function onCallLevels(handler: (levels: CallLevels) => void): Promise<UnlistenFn> {
+  return listen<CallLevels>(CALL_LEVELS, (e) => handler(e.payload));
 }
 
 /** Where Twilio's voice webhook must point, below the public URL (`verbio::server`'s TwiML route). */

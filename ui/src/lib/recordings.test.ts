@@ -11,8 +11,9 @@ describe('recordings helpers', () => {
   it('draws one bar per peak inside the box, clamping bad values', () => {
     const path = waveformPath([0, 0.5, 1, 7, Number.NaN], 100, 40);
     expect(path.match(/M/g)).toHaveLength(5);
-    const ys = [...path.matchAll(/M[\d.]+ ([\d.-]+)h[\d.]+v([\d.]+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
-    for (const [y, h] of ys) {
+    const ys = [...path.matchAll(/M[\d.]+ ([\d.-]+)h[\d.]+v([\d.]+)/g)].map((m) => ({ y: Number(m[1]), h: Number(m[2]) }));
+    expect(ys).toHaveLength(5);
+    for (const { y, h } of ys) {
       expect(y).toBeGreaterThanOrEqual(0);
       expect(y + h).toBeLessThanOrEqual(40.001);
     }

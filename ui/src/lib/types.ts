@@ -259,3 +259,10 @@ export interface PlaybackPosition {
   position_ms: number;
   playing: boolean;
 }
+
+/** Audio levels of a live call (planned with listen-in, issue 5): dBFS per side. */
+export interface CallLevels {
+  call_sid: string;
+  caller_db: number;
+  agent_db: number;
+}
