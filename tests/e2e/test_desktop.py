@@ -147,7 +147,16 @@ def main() -> int:
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", save)
         save.click()
         step(text_in("session-result", "Saved"))
-        driver.execute_script("document.querySelector('.panel').scrollTop = 0")
+        # Read back from the core (the panel reloads when shown again).
+        tab("outbound")
+        tab("session")
+        WebDriverWait(driver, 10).until(
+            lambda d: Select(d.find_element(By.ID, "s-voice")).first_selected_option.get_attribute("value") == "cedar")
+        eagerness = Select(by_id("s-eagerness")).first_selected_option.get_attribute("value")
+        assert eagerness == "low", f"the saved session keeps semantic VAD eagerness low, got {eagerness!r}"
+        assert "end-to-end test agent" in by_id("s-instructions").get_attribute("value")
+        step("the core has the new session (voice cedar, semantic VAD low)")
+        driver.execute_script("document.getElementById('session-title').scrollIntoView()")
         shot("session")
 
         # 7. The simulated call: live, transcript appears, then it ends.
