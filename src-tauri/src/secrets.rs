@@ -203,11 +203,14 @@ pub fn mask(secret: &Secret) -> String {
     }
 }
 
+/// Reads an environment variable (injectable for tests).
+pub type EnvReader = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// Environment over keychain, for every secret.
 #[derive(Clone)]
 pub struct Secrets {
     store: Arc<dyn SecretStore>,
-    env: Arc<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    env: EnvReader,
 }
 
 impl Secrets {
@@ -228,7 +231,7 @@ impl Secrets {
         })
     }
 
-    fn from_env(&self, kind: SecretKind) -> Option<Secret> {
+    fn env_value(&self, kind: SecretKind) -> Option<Secret> {
         (self.env)(kind.env_var())
             .filter(|v| !v.is_empty())
             .map(Secret::new)
@@ -236,7 +239,7 @@ impl Secrets {
 
     /// The secret's value and where it came from.
     pub fn get(&self, kind: SecretKind) -> Result<(Option<Secret>, SecretSource), SecretsError> {
-        if let Some(v) = self.from_env(kind) {
+        if let Some(v) = self.env_value(kind) {
             return Ok((Some(v), SecretSource::Env));
         }
         match self.store.get(kind)? {
@@ -289,7 +292,7 @@ impl Secrets {
             (SecretKind::LocalApiKey, &mut config.api_key),
         ];
         for (kind, slot) in slots {
-            if self.from_env(kind).is_some() || !slot.is_empty() {
+            if self.env_value(kind).is_some() || !slot.is_empty() {
                 continue;
             }
             if let Some(v) = self.store.get(kind)? {
