@@ -33,6 +33,7 @@ APT_PACKAGES=(
 )
 # The desktop end-to-end test's WebDriver client and Tauri's WebDriver bridge.
 SELENIUM_PY_VERSION="4.51.0"
+XLIB_PY_VERSION="0.33"
 TAURI_DRIVER_VERSION="2.1.0"
 # The `openai` package whose Realtime event types an integration test validates the bridge's events against.
 OPENAI_PY_VERSION="3.57.0"
@@ -93,11 +94,11 @@ install_user() {
     fi
   fi
 
-  if python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('selenium') != '$SELENIUM_PY_VERSION')" 2>/dev/null; then
-    log "pip: selenium==$SELENIUM_PY_VERSION already installed"
+  if python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('selenium') != '$SELENIUM_PY_VERSION' or m.version('python-xlib') != '$XLIB_PY_VERSION')" 2>/dev/null; then
+    log "pip: selenium==$SELENIUM_PY_VERSION and python-xlib==$XLIB_PY_VERSION already installed"
   else
     log "pip: installing selenium==$SELENIUM_PY_VERSION"
-    local sel_args=(install --quiet --disable-pip-version-check --no-input "selenium==$SELENIUM_PY_VERSION")
+    local sel_args=(install --quiet --disable-pip-version-check --no-input "selenium==$SELENIUM_PY_VERSION" "python-xlib==$XLIB_PY_VERSION")
     python3 -m pip "${sel_args[@]}" 2>/dev/null || {
       [ "$(id -u)" -eq 0 ] || sel_args+=(--user)
       python3 -m pip "${sel_args[@]}" --break-system-packages

@@ -21,7 +21,7 @@ fail() {
 for tool in Xvfb xwininfo tauri-driver WebKitWebDriver dbus-run-session gnome-keyring-daemon secret-tool python3; do
   command -v "$tool" >/dev/null 2>&1 || fail "'$tool' is missing; run scripts/install-deps.sh"
 done
-python3 -c 'import selenium' 2>/dev/null || fail "Python selenium is missing; run scripts/install-deps.sh"
+python3 -c 'import selenium, Xlib' 2>/dev/null || fail "Python selenium or python-xlib is missing; run scripts/install-deps.sh"
 [ -f ui/dist/index.html ] || fail "ui/dist is missing; run 'npm run build --prefix ui' first"
 
 log "building the debug app"
@@ -82,6 +82,34 @@ dbus-run-session -- bash -c '
     timeout 240 python3 tests/e2e/test_desktop.py || status=$?
   kill "$DRIVER" "$PROVIDERS" 2>/dev/null || true
   wait "$DRIVER" 2>/dev/null || true
+
+  # The shell: closing the window hides it (the app, its core and its calls keep running in the tray),
+  # and a second launch only brings the running window back (single instance).
+  shell_fail() { echo "test-e2e: shell: $*" >&2; status=1; }
+  window_state() { python3 tests/e2e/window_tool.py state Verbio; }
+  wait_state() {
+    for _ in $(seq 1 100); do [ "$(window_state)" = "$1" ] && return 0; sleep 0.2; done
+    return 1
+  }
+  "$E2E_APP" >"$E2E_WORK/shell.log" 2>&1 &
+  APP=$!
+  if ! wait_state shown; then
+    shell_fail "the window did not appear"
+  else
+    python3 tests/e2e/window_tool.py close Verbio
+    wait_state hidden || shell_fail "closing the window did not hide it"
+    kill -0 "$APP" 2>/dev/null || shell_fail "closing the window ended the app"
+    (exec 3<>"/dev/tcp/127.0.0.1/$VERBIO_PORT") 2>/dev/null || shell_fail "the core stopped when the window closed"
+    grep -q "keeps running in the tray" "$E2E_WORK/shell.log" || shell_fail "no log line for the hidden window"
+    second=0
+    timeout 20 "$E2E_APP" >"$E2E_WORK/second.log" 2>&1 || second=$?
+    [ "$second" -eq 0 ] || shell_fail "a second launch did not hand over and exit (status $second)"
+    wait_state shown || shell_fail "a second launch did not show the running window"
+    kill -0 "$APP" 2>/dev/null || shell_fail "the first instance is gone"
+    [ "$status" -eq 0 ] && echo "[e2e] shell: close hides to the tray, the core keeps serving, a second launch shows the window"
+  fi
+  kill "$APP" 2>/dev/null || true
+  wait "$APP" 2>/dev/null || true
 
   # Headless session without a notification daemon: the app must have said so, and kept going.
   if ! grep -q "no notification server: desktop notifications are off" "$E2E_WORK/app.log"; then

@@ -61,10 +61,20 @@ pub struct Desktop {
     notifier: alerts::Notifier,
     tray: AtomicBool,
     alerts: Mutex<alerts::AlertTracker>,
+    /// When `run` began, for the start-up time.
+    started: std::time::Instant,
+    interactive: AtomicBool,
 }
 
 impl Desktop {
+    /// The window asks once it has rendered and the core answered: that moment is logged as the start-up time.
     pub fn info(&self) -> DesktopInfo {
+        if !self.interactive.swap(true, Ordering::Relaxed) {
+            info!(
+                startup_ms = self.started.elapsed().as_millis() as u64,
+                "window interactive"
+            );
+        }
         DesktopInfo {
             notifications: self.notifier.native(),
             tray: self.tray.load(Ordering::Relaxed),
@@ -90,6 +100,7 @@ fn load_config(secrets: &Secrets) -> Result<Config, ConfigError> {
 
 /// Runs the desktop app until the user quits.
 pub fn run() -> Result<(), DesktopError> {
+    let started = std::time::Instant::now();
     let secrets = Secrets::system();
     let config = load_config(&secrets);
     let app = tauri::Builder::default()
@@ -106,6 +117,8 @@ pub fn run() -> Result<(), DesktopError> {
             notifier: alerts::Notifier::probe(),
             tray: AtomicBool::new(false),
             alerts: Mutex::new(alerts::AlertTracker::default()),
+            started,
+            interactive: AtomicBool::new(false),
         })
         .invoke_handler(tauri::generate_handler![
             commands::app_status,
