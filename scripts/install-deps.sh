@@ -28,7 +28,16 @@ APT_PACKAGES=(
   imagemagick                  # `import` for screenshots
   curl
   ca-certificates
+  gnome-keyring                # a real Secret Service for the keychain tests
+  dbus
+  dbus-x11                     # dbus-run-session for the keychain and end-to-end tests
+  libsecret-tools              # secret-tool: the e2e test checks keys really are in the keychain
+  webkit2gtk-driver            # WebKitWebDriver, driven by tauri-driver in the e2e test
 )
+# The desktop end-to-end test's WebDriver client and Tauri's WebDriver bridge.
+SELENIUM_PY_VERSION="4.51.0"
+XLIB_PY_VERSION="0.33"
+TAURI_DRIVER_VERSION="2.1.0"
 # The `openai` package whose Realtime event types an integration test validates the bridge's events against.
 OPENAI_PY_VERSION="3.57.0"
 NODE_MIN="20.19"
@@ -86,6 +95,24 @@ install_user() {
       [ "$(id -u)" -eq 0 ] || pip_args+=(--user)
       python3 -m pip "${pip_args[@]}" --break-system-packages
     fi
+  fi
+
+  if python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('selenium') != '$SELENIUM_PY_VERSION' or m.version('python-xlib') != '$XLIB_PY_VERSION')" 2>/dev/null; then
+    log "pip: selenium==$SELENIUM_PY_VERSION and python-xlib==$XLIB_PY_VERSION already installed"
+  else
+    log "pip: installing selenium==$SELENIUM_PY_VERSION"
+    local sel_args=(install --quiet --disable-pip-version-check --no-input "selenium==$SELENIUM_PY_VERSION" "python-xlib==$XLIB_PY_VERSION")
+    python3 -m pip "${sel_args[@]}" 2>/dev/null || {
+      [ "$(id -u)" -eq 0 ] || sel_args+=(--user)
+      python3 -m pip "${sel_args[@]}" --break-system-packages
+    }
+  fi
+
+  if command -v tauri-driver >/dev/null 2>&1; then
+    log "cargo: tauri-driver already installed"
+  else
+    log "cargo: installing tauri-driver $TAURI_DRIVER_VERSION"
+    cargo install --quiet --locked tauri-driver --version "$TAURI_DRIVER_VERSION"
   fi
 
   if ! node -e "const [a, b] = process.versions.node.split('.').map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)"; then

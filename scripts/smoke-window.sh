@@ -98,6 +98,10 @@ done
 [ "$window" = yes ] || fail "no window named \"Verbio\" on $DISPLAY_NUM after ${TIMEOUT_SECS}s"
 [ "$port" = yes ] || fail "nothing accepts connections on 127.0.0.1:$PORT after ${TIMEOUT_SECS}s"
 
+# No session bus and no notification server here: the shell must have degraded with a warning, not crashed.
+grep -q "desktop notifications are off" "$APP_LOG" || fail "no warning about the missing notification server"
+log "notifications degraded with a logged warning (no session bus)"
+
 # /healthz is the core's; report it, but only the open port is required.
 if command -v curl >/dev/null 2>&1; then
   code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$PORT/healthz" || true)"

@@ -69,6 +69,12 @@ cargo clippy --all-targets -- -D warnings
 section "Desktop smoke test (window under Xvfb)"
 bash scripts/smoke-window.sh
 
+section "Desktop end-to-end test (WebDriver in the real window, keychain, simulated call)"
+bash scripts/test-e2e.sh
+
+section "Secrets against a real Secret Service (gnome-keyring)"
+bash scripts/test-keychain.sh
+
 section "Rust tests: desktop, ngrok tunnel and TLS set-up (default features)"
 cargo test --lib -- desktop tunnel tls 2>&1
 

@@ -19,10 +19,13 @@ pub mod config;
 #[cfg(feature = "desktop")]
 pub mod desktop;
 pub mod logging;
+pub mod onboarding;
 pub mod realtime;
 pub mod recording;
+pub mod secrets;
 pub mod server;
 pub mod services;
+pub mod settings_file;
 pub mod sim;
 pub mod store;
 pub mod telephony;

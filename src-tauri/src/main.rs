@@ -75,6 +75,19 @@ fn desktop() -> Result<(), String> {
 
 fn serve(args: ServeArgs) -> Result<(), String> {
     let mut config = verbio::config::Config::load().map_err(|e| e.to_string())?;
+    // Secrets the environment did not set come from the OS keychain (as in the desktop app), if any.
+    if std::env::var("VERBIO_KEYCHAIN").as_deref() != Ok("off") {
+        match verbio::secrets::Secrets::system().fill_config(&mut config) {
+            Ok(filled) if !filled.is_empty() => {
+                let names: Vec<&str> = filled.iter().map(|k| k.id()).collect();
+                tracing::info!(secrets = ?names, "secrets read from the OS keychain");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::info!(reason = %e, "no OS keychain; secrets come from the environment only")
+            }
+        }
+    }
     if let Some(port) = args.port {
         config.port = port;
     }

@@ -22,6 +22,9 @@ use crate::config::Config;
 use crate::realtime::client::{ModelConnector, RealtimeClient};
 use crate::store::StoreHandle;
 
+pub mod demo;
+pub mod lifecycle;
+
 /// A live call as the UI lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ActiveCall {
@@ -113,6 +116,8 @@ pub struct Services {
     public_url: std::sync::RwLock<Option<String>>,
     /// The open tunnel, kept so it stays open.
     tunnel: std::sync::Mutex<Option<Box<dyn crate::tunnel::Tunnel>>>,
+    /// At most one simulated call at a time ([`demo`]).
+    demo: demo::DemoGate,
 }
 
 impl Services {
@@ -385,6 +390,7 @@ pub async fn start_with_connector(
         outbound: std::sync::Mutex::default(),
         public_url: std::sync::RwLock::new(public_url),
         tunnel: std::sync::Mutex::new(tunnel),
+        demo: demo::DemoGate::default(),
     });
     services.point_number_on_start().await;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

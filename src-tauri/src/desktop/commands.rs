@@ -1,13 +1,26 @@
-//! Tauri commands: one line each into [`Services`](crate::services::Services). No logic lives here.
+//! Tauri commands: one line each into the core ([`Services`](crate::services::Services),
+//! [`secrets`](crate::secrets), [`onboarding`](crate::onboarding), [`settings_file`](crate::settings_file)).
+//! No logic lives here.
 //!
-//! Every command waits until the core has started (start-up takes milliseconds), so the UI never
-//! sees a "starting" error; if the core could not start, each command fails with the reason.
+//! Every command that needs the core waits until it has started (start-up takes milliseconds), so the UI
+//! never sees a "starting" error; if the core could not start, each such command fails with the reason.
+
+use std::time::Duration;
 
 use serde::{Serialize, Serializer};
-use tauri::State;
+use tauri::{AppHandle, State};
 
-use super::Core;
-use crate::services::{ActiveCall, AppStatus, ServiceError};
+use super::{Core, Desktop};
+use crate::onboarding::{KeyCheckError, ModelChoices, OpenAiCheck, TwilioCheck};
+use crate::realtime::session::SessionConfig;
+use crate::secrets::{SecretKind, SecretStatus, SecretsError};
+use crate::services::demo::DemoCall;
+use crate::services::{ActiveCall, AppStatus, ServiceError, ToolInfo};
+use crate::settings_file::{BasicSettings, SettingsFileError};
+use crate::store::TranscriptRecord;
+
+/// How long quitting waits for live calls to end after hanging them up.
+const QUIT_GRACE: Duration = Duration::from_secs(5);
 
 /// What a command returns to the webview on failure: serialized as a plain message string.
 #[derive(Debug, thiserror::Error)]
@@ -17,8 +30,16 @@ pub enum CommandError {
     NotRunning(String),
     #[error("Verbio is shutting down")]
     ShuttingDown,
+    #[error("{0}")]
+    Busy(String),
     #[error(transparent)]
     Service(#[from] ServiceError),
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    #[error(transparent)]
+    KeyCheck(#[from] KeyCheckError),
+    #[error(transparent)]
+    Settings(#[from] SettingsFileError),
 }
 
 impl Serialize for CommandError {
@@ -27,20 +48,137 @@ impl Serialize for CommandError {
     }
 }
 
+type Res<T> = Result<T, CommandError>;
+
 /// Where the app listens and what Twilio must be given, or why the core is not running.
 #[tauri::command]
-pub async fn app_status(core: State<'_, Core>) -> Result<AppStatus, CommandError> {
+pub async fn app_status(core: State<'_, Core>) -> Res<AppStatus> {
     Ok(core.services().await?.status())
 }
 
 /// The calls in progress, oldest first as the core lists them.
 #[tauri::command]
-pub async fn active_calls(core: State<'_, Core>) -> Result<Vec<ActiveCall>, CommandError> {
+pub async fn active_calls(core: State<'_, Core>) -> Res<Vec<ActiveCall>> {
     Ok(core.services().await?.active_calls())
 }
 
 /// Ends a live call. The UI sees the end as a `call_ended` event.
 #[tauri::command]
-pub async fn hang_up(core: State<'_, Core>, call_sid: String) -> Result<(), CommandError> {
+pub async fn hang_up(core: State<'_, Core>, call_sid: String) -> Res<()> {
     Ok(core.services().await?.hang_up(&call_sid)?)
+}
+
+#[tauri::command]
+pub async fn transcriptions(core: State<'_, Core>, call_sid: String) -> Res<Vec<TranscriptRecord>> {
+    Ok(core.services().await?.transcriptions(&call_sid).await?)
+}
+
+#[tauri::command]
+pub async fn session_config(core: State<'_, Core>) -> Res<SessionConfig> {
+    Ok(core.services().await?.session_config())
+}
+
+#[tauri::command]
+pub async fn update_session_config(
+    core: State<'_, Core>,
+    session: SessionConfig,
+) -> Res<SessionConfig> {
+    Ok(core.services().await?.update_session_config(session)?)
+}
+
+#[tauri::command]
+pub async fn voices(core: State<'_, Core>) -> Res<Vec<&'static str>> {
+    Ok(core.services().await?.voices())
+}
+
+#[tauri::command]
+pub async fn tools(core: State<'_, Core>) -> Res<Vec<ToolInfo>> {
+    Ok(core.services().await?.tools())
+}
+
+/// The realtime models the stored OpenAI key can use, or the built-in list.
+#[tauri::command]
+pub async fn model_choices(desktop: State<'_, Desktop>) -> Res<ModelChoices> {
+    Ok(crate::onboarding::model_choices(&desktop.secrets, &desktop.bases).await)
+}
+
+/// "Try a simulated call".
+#[tauri::command]
+pub async fn start_demo_call(core: State<'_, Core>) -> Res<DemoCall> {
+    Ok(core.services().await?.start_demo_call().await?)
+}
+
+/// Every secret's status, masked.
+#[tauri::command(async)]
+pub fn secrets_status(desktop: State<'_, Desktop>) -> Res<Vec<SecretStatus>> {
+    Ok(desktop.secrets.statuses()?)
+}
+
+/// Stores a secret in the OS keychain; only its masked status comes back.
+#[tauri::command(async)]
+pub fn set_secret(
+    desktop: State<'_, Desktop>,
+    kind: SecretKind,
+    value: String,
+) -> Res<SecretStatus> {
+    Ok(desktop.secrets.set(kind, &value)?)
+}
+
+#[tauri::command(async)]
+pub fn delete_secret(desktop: State<'_, Desktop>, kind: SecretKind) -> Res<SecretStatus> {
+    Ok(desktop.secrets.delete(kind)?)
+}
+
+/// Tests the stored OpenAI key (`GET /v1/models`).
+#[tauri::command]
+pub async fn check_openai(desktop: State<'_, Desktop>) -> Res<OpenAiCheck> {
+    Ok(crate::onboarding::check_stored_openai(&desktop.secrets, &desktop.bases).await?)
+}
+
+/// Tests the stored Twilio auth token with `account_sid` (account fetch).
+#[tauri::command]
+pub async fn check_twilio(desktop: State<'_, Desktop>, account_sid: String) -> Res<TwilioCheck> {
+    Ok(
+        crate::onboarding::check_stored_twilio(&desktop.secrets, &desktop.bases, &account_sid)
+            .await?,
+    )
+}
+
+/// Public URL and Account SID as saved in the config file.
+#[tauri::command(async)]
+pub fn basic_settings() -> Res<BasicSettings> {
+    Ok(crate::settings_file::read_basic(
+        &crate::settings_file::config_path()?,
+    )?)
+}
+
+#[tauri::command(async)]
+pub fn save_basic_settings(settings: BasicSettings) -> Res<()> {
+    Ok(crate::settings_file::save_basic(
+        &crate::settings_file::config_path()?,
+        &settings,
+    )?)
+}
+
+/// Restarts the core so saved keys and settings take effect (refused while calls are live).
+#[tauri::command]
+pub async fn apply_settings(app: AppHandle) -> Res<()> {
+    super::restart_core(app).await
+}
+
+/// Whether notifications and the tray work here.
+#[tauri::command]
+pub fn desktop_info(desktop: State<'_, Desktop>) -> super::DesktopInfo {
+    desktop.info()
+}
+
+/// Quit after the user confirmed: hang up every call, wait briefly for them to end, exit.
+#[tauri::command]
+pub async fn quit_app(app: AppHandle, core: State<'_, Core>) -> Res<()> {
+    if let Ok(services) = core.services().await {
+        services.hang_up_all();
+        services.wait_for_no_calls(QUIT_GRACE).await;
+    }
+    app.exit(0);
+    Ok(())
 }

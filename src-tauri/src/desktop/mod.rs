@@ -1,21 +1,32 @@
-//! The desktop door: a Tauri window over the core.
+//! The desktop door: a Tauri window and tray icon over the core.
 //!
-//! [`run`] builds the app, starts the core ([`crate::services::start`]) on Tauri's async runtime,
-//! forwards every [`CallEvent`](crate::calls::events::CallEvent) to the webview as a `call-event`
-//! and exposes the thin commands in [`commands`]. A core that fails to start (port in use, bad
-//! settings) does not stop the window: the UI shows why, through `app_status`.
+//! [`run`] builds the app (single instance, notifications, tray), starts the core
+//! ([`crate::services::start`]) on Tauri's async runtime with secrets from the OS keychain, forwards every
+//! [`CallEvent`](crate::calls::events::CallEvent) to the webview as a `call-event` (and to the tray and
+//! notifications) and exposes the thin commands in [`commands`]. A core that fails to start (port in use,
+//! bad settings) does not stop the window: the UI shows why, through `app_status`.
+//!
+//! Closing the window hides it: calls keep running and the tray icon stays. "Quit" (tray or window)
+//! asks for confirmation when calls are live, then ends them cleanly.
 
+pub mod alerts;
 mod commands;
 mod state;
+mod tray;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use tauri::{AppHandle, Emitter, Manager, RunEvent};
+use serde::Serialize;
+use tauri::{AppHandle, Emitter, Manager, RunEvent, WindowEvent};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tracing::{error, info, warn};
 
 use crate::calls::events::CallEvent;
 use crate::config::{Config, ConfigError};
+use crate::onboarding::ApiBases;
+use crate::secrets::Secrets;
 
 pub use self::commands::CommandError;
 pub use self::state::Core;
@@ -24,8 +35,10 @@ pub use self::state::Core;
 pub const CALL_EVENT: &str = "call-event";
 /// Tauri event sent when the forwarder fell behind the bus; the payload is how many events were lost.
 pub const CALL_EVENTS_SKIPPED: &str = "call-events-skipped";
+/// Tauri event sent after the core (re)started, so the window re-reads its status.
+pub const CORE_RESTARTED: &str = "core-restarted";
 
-/// How long closing the window waits for the core's server to stop.
+/// How long exiting waits for the core's server to stop.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
@@ -34,17 +47,116 @@ pub enum DesktopError {
     Tauri(#[from] tauri::Error),
 }
 
-/// Runs the desktop app until its window is closed.
+/// What the window may know about the shell.
+#[derive(Debug, Clone, Serialize)]
+pub struct DesktopInfo {
+    pub notifications: bool,
+    pub tray: bool,
+}
+
+/// Desktop-only state shared by the commands.
+pub struct Desktop {
+    pub secrets: Secrets,
+    pub bases: ApiBases,
+    notifier: alerts::Notifier,
+    tray: AtomicBool,
+    alerts: Mutex<alerts::AlertTracker>,
+    /// When `run` began, for the start-up time.
+    started: std::time::Instant,
+    interactive: AtomicBool,
+}
+
+impl Desktop {
+    /// The window asks once it has rendered and the core answered: that moment is logged as the start-up time.
+    pub fn info(&self) -> DesktopInfo {
+        if !self.interactive.swap(true, Ordering::Relaxed) {
+            info!(
+                startup_ms = self.started.elapsed().as_millis() as u64,
+                "window interactive"
+            );
+        }
+        DesktopInfo {
+            notifications: self.notifier.native(),
+            tray: self.tray.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Settings file and env, then secrets the environment did not set from the OS keychain.
+fn load_config(secrets: &Secrets) -> Result<Config, ConfigError> {
+    let mut config = Config::load()?;
+    match secrets.fill_config(&mut config) {
+        Ok(filled) if !filled.is_empty() => {
+            let names: Vec<&str> = filled.iter().map(|k| k.id()).collect();
+            info!(secrets = ?names, "secrets read from the OS keychain");
+        }
+        Ok(_) => {}
+        Err(e) => {
+            warn!(error = %e, "cannot read secrets from the OS keychain; using the environment only")
+        }
+    }
+    Ok(config)
+}
+
+/// Runs the desktop app until the user quits.
 pub fn run() -> Result<(), DesktopError> {
-    let config = Config::load();
+    let started = std::time::Instant::now();
+    let secrets = Secrets::system();
+    let config = load_config(&secrets);
     let app = tauri::Builder::default()
+        // First, so a second launch only brings the running window forward.
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+            info!("Verbio was started again; showing the running window");
+            tray::show_window(app);
+        }))
+        .plugin(tauri_plugin_notification::init())
         .manage(Core::new())
+        .manage(Desktop {
+            secrets,
+            bases: ApiBases::from_env(),
+            notifier: alerts::Notifier::probe(),
+            tray: AtomicBool::new(false),
+            alerts: Mutex::new(alerts::AlertTracker::default()),
+            started,
+            interactive: AtomicBool::new(false),
+        })
         .invoke_handler(tauri::generate_handler![
             commands::app_status,
             commands::active_calls,
             commands::hang_up,
+            commands::transcriptions,
+            commands::session_config,
+            commands::update_session_config,
+            commands::voices,
+            commands::tools,
+            commands::model_choices,
+            commands::start_demo_call,
+            commands::secrets_status,
+            commands::set_secret,
+            commands::delete_secret,
+            commands::check_openai,
+            commands::check_twilio,
+            commands::basic_settings,
+            commands::save_basic_settings,
+            commands::apply_settings,
+            commands::desktop_info,
+            commands::quit_app,
         ])
+        .on_window_event(|window, event| {
+            // Closing the window keeps the app (and its calls) running in the tray.
+            if let WindowEvent::CloseRequested { api, .. } = event {
+                if window.label() == "main" {
+                    api.prevent_close();
+                    let _ = window.hide();
+                    info!("window hidden; Verbio keeps running in the tray");
+                }
+            }
+        })
         .setup(move |app| {
+            match tray::build(app.handle()) {
+                Ok(_) => app.state::<Desktop>().tray.store(true, Ordering::Relaxed),
+                Err(e) => warn!(error = %e, "no tray icon on this desktop; closing the window will not hide Verbio from view"),
+            }
             tauri::async_runtime::spawn(start_core(app.handle().clone(), config));
             Ok(())
         })
@@ -66,7 +178,7 @@ pub fn run() -> Result<(), DesktopError> {
     Ok(())
 }
 
-/// Starts the core, records the outcome in [`Core`] and then forwards its events for the app's lifetime.
+/// Starts the core, records the outcome in [`Core`] and then forwards its events until it stops.
 async fn start_core(app: AppHandle, config: Result<Config, ConfigError>) {
     let config = match config {
         Ok(config) => config,
@@ -81,6 +193,7 @@ async fn start_core(app: AppHandle, config: Result<Config, ConfigError>) {
             info!(local_addr = %running.local_addr, "call bridge started");
             let events = running.services.subscribe();
             app.state::<Core>().started(running);
+            let _ = app.emit(CORE_RESTARTED, ());
             forward_events(&app, events).await;
         }
         Err(e) => {
@@ -90,14 +203,48 @@ async fn start_core(app: AppHandle, config: Result<Config, ConfigError>) {
     }
 }
 
-/// Forwards bus events to the webview until the bus closes. A slow webview loses events (the bus never
-/// waits for it); it is told how many, so it can re-sync with `active_calls`.
+/// Stops the core and starts it again with freshly loaded settings and secrets.
+async fn restart_core(app: AppHandle) -> Result<(), CommandError> {
+    let core = app.state::<Core>();
+    if let Some(services) = core.current() {
+        let live = services.active_calls().len();
+        if live > 0 {
+            return Err(CommandError::Busy(format!(
+                "saved; the new settings apply when the {live} live call(s) have ended and you apply again"
+            )));
+        }
+    }
+    core.stop_for_restart().await;
+    let config = load_config(&app.state::<Desktop>().secrets);
+    tauri::async_runtime::spawn(start_core(app.clone(), config));
+    core.services().await.map(|_| ())
+}
+
+/// Forwards bus events to the webview, the tray and notifications until the bus closes. A slow webview
+/// loses events (the bus never waits for it); it is told how many, so it can re-sync with `active_calls`.
 async fn forward_events(app: &AppHandle, mut events: broadcast::Receiver<CallEvent>) {
     loop {
         match events.recv().await {
             Ok(event) => {
                 if let Err(e) = app.emit(CALL_EVENT, &event) {
                     warn!(error = %e, "cannot forward a call event to the window");
+                }
+                let desktop = app.state::<Desktop>();
+                let (alert, live) = {
+                    let mut tracker = desktop
+                        .alerts
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    (tracker.on_event(&event), tracker.live())
+                };
+                if matches!(
+                    event,
+                    CallEvent::CallStarted { .. } | CallEvent::CallEnded { .. }
+                ) {
+                    tray::refresh(app, &live);
+                }
+                if let Some(alert) = alert {
+                    desktop.notifier.deliver(app, alert);
                 }
             }
             Err(RecvError::Lagged(skipped)) => {

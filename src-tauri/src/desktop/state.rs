@@ -62,6 +62,27 @@ impl Core {
         }
     }
 
+    /// The running core's services right now, without waiting.
+    pub fn current(&self) -> Option<Arc<Services>> {
+        match &*self.phase.borrow() {
+            Phase::Ready(services) => Some(services.clone()),
+            _ => None,
+        }
+    }
+
+    /// Stops the core's server for a restart: commands wait (as at start-up) instead of failing.
+    pub async fn stop_for_restart(&self) {
+        self.phase.send_replace(Phase::Starting);
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(running) = running {
+            running.shutdown().await;
+        }
+    }
+
     /// Stops the core's server, if it runs. Later commands fail with [`CommandError::ShuttingDown`].
     pub async fn shutdown(&self) {
         self.phase.send_replace(Phase::Stopped);

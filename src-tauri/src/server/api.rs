@@ -56,6 +56,7 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/listen/mute"),
     ("POST", "/api/listen/stop"),
     ("GET", "/api/audio/devices"),
+    ("POST", "/api/demo/call"),
 ];
 
 /// Largest request body `/api` accepts.
@@ -82,6 +83,7 @@ pub fn routes() -> Router<Arc<Services>> {
         .route("/webhooks", get(webhooks).put(choose_webhooks))
         .route("/settings/public-url", axum::routing::put(set_public_url))
         .merge(crate::server::recordings_api::routes())
+        .route("/demo/call", post(demo_call))
         .fallback(not_found)
 }
 
@@ -169,6 +171,12 @@ async fn models(State(s): State<Arc<Services>>) -> ApiResult<Vec<&'static str>> 
 
 async fn tools(State(s): State<Arc<Services>>) -> ApiResult<Vec<crate::services::ToolInfo>> {
     Ok(Json(s.tools()))
+}
+
+/// "Try a simulated call": the built-in simulators place one call through this core (202).
+async fn demo_call(State(s): State<Arc<Services>>) -> Result<Response, ApiError> {
+    let call = s.start_demo_call().await?;
+    Ok((StatusCode::ACCEPTED, Json(call)).into_response())
 }
 
 async fn get_session(State(s): State<Arc<Services>>) -> ApiResult<SessionConfig> {

@@ -1,0 +1,310 @@
+//! What deserves a desktop notification, and delivering it.
+//!
+//! [`AlertTracker`] turns bus events into alerts (pure, unit-tested): an incoming call, a call ended
+//! (with its duration), a failed call, and model problems the user must fix (a bad key, no quota).
+//! A call answered by a machine comes from outbound call status (issue 4) through [`machine_answered`].
+//!
+//! [`Notifier`] shows them with `tauri-plugin-notification`. Where no notification server runs (a headless
+//! session, a minimal window manager) it logs one warning and keeps going: every alert also reaches the
+//! window as a `desktop-alert` event, which the UI shows as a toast.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::Serialize;
+use tauri::{AppHandle, Emitter};
+use tracing::{info, warn};
+
+use crate::calls::events::CallEvent;
+
+/// Tauri event carrying each [`Alert`] to the window.
+pub const DESKTOP_ALERT: &str = "desktop-alert";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    IncomingCall,
+    MachineAnswered,
+    CallEnded,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Alert {
+    pub kind: AlertKind,
+    pub title: String,
+    pub body: String,
+    pub call_sid: Option<String>,
+    /// Whether it was also shown as a system notification.
+    pub native: bool,
+}
+
+impl Alert {
+    fn new(kind: AlertKind, title: impl Into<String>, body: impl Into<String>, sid: &str) -> Self {
+        Alert {
+            kind,
+            title: title.into(),
+            body: body.into(),
+            call_sid: Some(sid.to_string()),
+            native: false,
+        }
+    }
+}
+
+/// `65_000` → `1:05`; `3_723_000` → `1:02:03`.
+pub fn format_duration(ms: i64) -> String {
+    let secs = ms.max(0) / 1000;
+    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m}:{s:02}")
+    }
+}
+
+/// Model issue codes that need the user (keys, billing), not just a retry.
+fn needs_user(code: &str) -> bool {
+    let code = code.to_ascii_lowercase();
+    [
+        "auth",
+        "api_key",
+        "quota",
+        "billing",
+        "permission",
+        "unreachable",
+    ]
+    .iter()
+    .any(|k| code.contains(k))
+}
+
+/// Remembers each live call's caller and start, to word the alerts.
+#[derive(Debug, Default)]
+pub struct AlertTracker {
+    calls: HashMap<String, (Option<String>, i64)>,
+}
+
+impl AlertTracker {
+    pub fn on_event(&mut self, event: &CallEvent) -> Option<Alert> {
+        match event {
+            CallEvent::CallStarted {
+                call_sid,
+                from,
+                at_ms,
+                ..
+            } => {
+                self.calls.insert(call_sid.clone(), (from.clone(), *at_ms));
+                let who = from.as_deref().unwrap_or("an unknown number");
+                Some(Alert::new(
+                    AlertKind::IncomingCall,
+                    "Call connected",
+                    format!("The agent is talking with {who}."),
+                    call_sid,
+                ))
+            }
+            CallEvent::CallEnded {
+                call_sid,
+                reason,
+                failed,
+                at_ms,
+            } => {
+                let (from, started) = self.calls.remove(call_sid)?;
+                let who = from.as_deref().unwrap_or("an unknown number");
+                let took = format_duration(at_ms - started);
+                Some(if *failed {
+                    Alert::new(
+                        AlertKind::Error,
+                        "Call failed",
+                        format!("The call with {who} failed after {took}: {reason}"),
+                        call_sid,
+                    )
+                } else {
+                    Alert::new(
+                        AlertKind::CallEnded,
+                        "Call ended",
+                        format!("The call with {who} ended after {took}."),
+                        call_sid,
+                    )
+                })
+            }
+            CallEvent::ModelIssue {
+                call_sid,
+                code,
+                message,
+                ..
+            } if needs_user(code) => Some(Alert::new(
+                AlertKind::Error,
+                "The agent needs your attention",
+                format!("{message} ({code})"),
+                call_sid,
+            )),
+            _ => None,
+        }
+    }
+
+    /// Live calls the tracker knows, with their caller: what the tray lists.
+    pub fn live(&self) -> Vec<(String, Option<String>)> {
+        let mut calls: Vec<_> = self
+            .calls
+            .iter()
+            .map(|(sid, (from, at))| (sid.clone(), from.clone(), *at))
+            .collect();
+        calls.sort_by(|a, b| a.2.cmp(&b.2).then(a.0.cmp(&b.0)));
+        calls
+            .into_iter()
+            .map(|(sid, from, _)| (sid, from))
+            .collect()
+    }
+}
+
+/// An outbound call reached voicemail or an answering machine (from Twilio's `AnsweredBy`).
+pub fn machine_answered(call_sid: &str, to: &str, answered_by: &str) -> Alert {
+    Alert::new(
+        AlertKind::MachineAnswered,
+        "Answered by a machine",
+        format!("{to} was answered by a machine ({answered_by})."),
+        call_sid,
+    )
+}
+
+/// Shows alerts as system notifications while a notification server answers.
+pub struct Notifier {
+    native: AtomicBool,
+}
+
+impl Notifier {
+    /// Probes for a notification server once; without one, warns and uses in-window alerts only.
+    pub fn probe() -> Self {
+        let native = match notification_server() {
+            Ok(name) => {
+                info!(server = %name, "desktop notifications on");
+                true
+            }
+            Err(reason) => {
+                warn!(%reason, "no notification server: desktop notifications are off; alerts show in the window only");
+                false
+            }
+        };
+        Notifier {
+            native: AtomicBool::new(native),
+        }
+    }
+
+    pub fn native(&self) -> bool {
+        self.native.load(Ordering::Relaxed)
+    }
+
+    /// Shows `alert` (natively if possible) and always forwards it to the window.
+    pub fn deliver(&self, app: &AppHandle, mut alert: Alert) {
+        if self.native() {
+            use tauri_plugin_notification::NotificationExt;
+            match app
+                .notification()
+                .builder()
+                .title(&alert.title)
+                .body(&alert.body)
+                .show()
+            {
+                Ok(()) => alert.native = true,
+                Err(e) => {
+                    warn!(error = %e, "cannot show a desktop notification; notifications are off from now on");
+                    self.native.store(false, Ordering::Relaxed);
+                }
+            }
+        }
+        if let Err(e) = app.emit(DESKTOP_ALERT, &alert) {
+            warn!(error = %e, "cannot forward an alert to the window");
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn notification_server() -> Result<String, String> {
+    notify_rust::get_server_information()
+        .map(|info| format!("{} {}", info.name, info.version))
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn notification_server() -> Result<String, String> {
+    Ok("system".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started(sid: &str, from: Option<&str>, at_ms: i64) -> CallEvent {
+        CallEvent::CallStarted {
+            call_sid: sid.into(),
+            stream_sid: "MZ1".into(),
+            from: from.map(String::from),
+            to: None,
+            at_ms,
+        }
+    }
+
+    #[test]
+    fn calls_raise_incoming_and_ended_alerts_with_duration() {
+        let mut t = AlertTracker::default();
+        let a = t
+            .on_event(&started("CA1", Some("+15551234567"), 1_000))
+            .unwrap();
+        assert_eq!(a.kind, AlertKind::IncomingCall);
+        assert!(a.body.contains("+15551234567"));
+        assert_eq!(
+            t.live(),
+            vec![("CA1".to_string(), Some("+15551234567".to_string()))]
+        );
+        let ended = t
+            .on_event(&CallEvent::CallEnded {
+                call_sid: "CA1".into(),
+                reason: "caller hung up".into(),
+                failed: false,
+                at_ms: 1_000 + 125_400,
+            })
+            .unwrap();
+        assert_eq!(ended.kind, AlertKind::CallEnded);
+        assert!(ended.body.ends_with("after 2:05."), "{}", ended.body);
+        assert!(t.live().is_empty());
+    }
+
+    #[test]
+    fn failures_and_key_problems_are_errors_other_issues_are_quiet() {
+        let mut t = AlertTracker::default();
+        t.on_event(&started("CA2", None, 0));
+        let issue = |code: &str| CallEvent::ModelIssue {
+            call_sid: "CA2".into(),
+            code: code.into(),
+            message: "m".into(),
+            at_ms: 1,
+        };
+        assert!(t.on_event(&issue("reconnecting")).is_none());
+        assert_eq!(
+            t.on_event(&issue("invalid_api_key")).unwrap().kind,
+            AlertKind::Error
+        );
+        let failed = t
+            .on_event(&CallEvent::CallEnded {
+                call_sid: "CA2".into(),
+                reason: "model unreachable".into(),
+                failed: true,
+                at_ms: 3_725_000,
+            })
+            .unwrap();
+        assert_eq!(failed.kind, AlertKind::Error);
+        assert!(failed.body.contains("1:02:05") && failed.body.contains("an unknown number"));
+        // An end without a start (e.g. before the app started) raises nothing.
+        assert!(t
+            .on_event(&CallEvent::CallEnded {
+                call_sid: "CA9".into(),
+                reason: "x".into(),
+                failed: false,
+                at_ms: 0,
+            })
+            .is_none());
+        assert_eq!(
+            machine_answered("CA3", "+15550001111", "machine_end_beep").kind,
+            AlertKind::MachineAnswered
+        );
+    }
+}

@@ -1,0 +1,382 @@
+//! Secrets in the OS keychain (Secret Service on Linux, Keychain on macOS, Credential Manager on
+//! Windows) through the `keyring` crate. Used by the desktop app and by `verbio serve`.
+//!
+//! Precedence: an environment variable (`OPENAI_API_KEY`, `TWILIO_AUTH_TOKEN`, `NGROK_AUTHTOKEN`,
+//! `VERBIO_API_KEY`) overrides the keychain. Secrets are never written to files, never logged (they travel
+//! as [`Secret`], whose `Debug` prints `***`), and the UI only ever gets them back [`mask`]ed.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::Serialize;
+
+use crate::config::{Config, Secret};
+
+/// Keychain "service" every Verbio secret is stored under (the app's identifier).
+pub const KEYCHAIN_SERVICE: &str = "app.verbio.desktop";
+/// Overrides [`KEYCHAIN_SERVICE`] (tests use their own, so they never touch a user's keys).
+pub const KEYCHAIN_SERVICE_ENV: &str = "VERBIO_KEYCHAIN_SERVICE";
+
+/// The secrets Verbio keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretKind {
+    OpenaiApiKey,
+    TwilioAuthToken,
+    NgrokAuthtoken,
+    LocalApiKey,
+}
+
+impl SecretKind {
+    pub const ALL: [SecretKind; 4] = [
+        SecretKind::OpenaiApiKey,
+        SecretKind::TwilioAuthToken,
+        SecretKind::NgrokAuthtoken,
+        SecretKind::LocalApiKey,
+    ];
+
+    /// The keychain account name.
+    pub fn id(self) -> &'static str {
+        match self {
+            SecretKind::OpenaiApiKey => "openai_api_key",
+            SecretKind::TwilioAuthToken => "twilio_auth_token",
+            SecretKind::NgrokAuthtoken => "ngrok_authtoken",
+            SecretKind::LocalApiKey => "local_api_key",
+        }
+    }
+
+    /// The environment variable that overrides the keychain.
+    pub fn env_var(self) -> &'static str {
+        match self {
+            SecretKind::OpenaiApiKey => "OPENAI_API_KEY",
+            SecretKind::TwilioAuthToken => "TWILIO_AUTH_TOKEN",
+            SecretKind::NgrokAuthtoken => "NGROK_AUTHTOKEN",
+            SecretKind::LocalApiKey => "VERBIO_API_KEY",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            SecretKind::OpenaiApiKey => "OpenAI API key",
+            SecretKind::TwilioAuthToken => "Twilio auth token",
+            SecretKind::NgrokAuthtoken => "ngrok authtoken",
+            SecretKind::LocalApiKey => "local API key",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretsError {
+    /// No keychain service answers (no Secret Service on the session bus, locked collection, …).
+    #[error("the OS keychain is not available: {0}")]
+    Unavailable(String),
+    /// The keychain answered with an error.
+    #[error("the OS keychain refused: {0}")]
+    Keychain(String),
+    #[error("{0} must not be empty")]
+    Empty(&'static str),
+    #[error("{0} is too long (at most 4096 characters)")]
+    TooLong(&'static str),
+}
+
+/// Where secrets are kept. The keychain in production; memory in unit tests of callers.
+pub trait SecretStore: Send + Sync {
+    fn get(&self, kind: SecretKind) -> Result<Option<Secret>, SecretsError>;
+    fn set(&self, kind: SecretKind, value: &Secret) -> Result<(), SecretsError>;
+    /// Deleting a secret that is not there is not an error.
+    fn delete(&self, kind: SecretKind) -> Result<(), SecretsError>;
+}
+
+/// The OS keychain, one entry per [`SecretKind`] under `service`.
+#[derive(Debug, Clone)]
+pub struct KeychainStore {
+    service: String,
+}
+
+impl KeychainStore {
+    pub fn new(service: impl Into<String>) -> Self {
+        KeychainStore {
+            service: service.into(),
+        }
+    }
+
+    /// The app's keychain service, or the one named by `VERBIO_KEYCHAIN_SERVICE`.
+    pub fn from_env() -> Self {
+        KeychainStore::new(
+            std::env::var(KEYCHAIN_SERVICE_ENV)
+                .ok()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| KEYCHAIN_SERVICE.to_string()),
+        )
+    }
+
+    fn entry(&self, kind: SecretKind) -> Result<keyring::Entry, SecretsError> {
+        keyring::Entry::new(&self.service, kind.id()).map_err(map_keyring_error)
+    }
+}
+
+/// Keyring errors never carry the secret itself, but they can carry platform detail; keep it short.
+fn map_keyring_error(e: keyring::Error) -> SecretsError {
+    match e {
+        keyring::Error::NoStorageAccess(inner) | keyring::Error::PlatformFailure(inner) => {
+            SecretsError::Unavailable(inner.to_string())
+        }
+        other => SecretsError::Keychain(other.to_string()),
+    }
+}
+
+impl SecretStore for KeychainStore {
+    fn get(&self, kind: SecretKind) -> Result<Option<Secret>, SecretsError> {
+        match self.entry(kind)?.get_password() {
+            Ok(value) if value.is_empty() => Ok(None),
+            Ok(value) => Ok(Some(Secret::new(value))),
+            Err(keyring::Error::NoEntry) => Ok(None),
+            Err(e) => Err(map_keyring_error(e)),
+        }
+    }
+
+    fn set(&self, kind: SecretKind, value: &Secret) -> Result<(), SecretsError> {
+        self.entry(kind)?
+            .set_password(value.expose())
+            .map_err(map_keyring_error)
+    }
+
+    fn delete(&self, kind: SecretKind) -> Result<(), SecretsError> {
+        match self.entry(kind)?.delete_credential() {
+            Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
+            Err(e) => Err(map_keyring_error(e)),
+        }
+    }
+}
+
+/// Secrets kept in memory only (tests, or a machine without a keychain for the session).
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    values: Mutex<std::collections::HashMap<SecretKind, Secret>>,
+}
+
+impl SecretStore for MemoryStore {
+    fn get(&self, kind: SecretKind) -> Result<Option<Secret>, SecretsError> {
+        let values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(values.get(&kind).cloned())
+    }
+    fn set(&self, kind: SecretKind, value: &Secret) -> Result<(), SecretsError> {
+        let mut values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
+        values.insert(kind, value.clone());
+        Ok(())
+    }
+    fn delete(&self, kind: SecretKind) -> Result<(), SecretsError> {
+        let mut values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
+        values.remove(&kind);
+        Ok(())
+    }
+}
+
+/// Where a secret's current value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretSource {
+    Env,
+    Keychain,
+    Missing,
+}
+
+/// What the UI may know about a secret: whether it is set, where from, and a masked hint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretStatus {
+    pub kind: SecretKind,
+    pub label: &'static str,
+    pub env_var: &'static str,
+    pub source: SecretSource,
+    /// e.g. `sk-…a1b2`; `None` when missing.
+    pub masked: Option<String>,
+}
+
+/// A masked hint of a secret: its first 3 and last 4 characters for long ones, bullets otherwise.
+pub fn mask(secret: &Secret) -> String {
+    let chars: Vec<char> = secret.expose().chars().collect();
+    if chars.len() >= 16 {
+        let head: String = chars[..3].iter().collect();
+        let tail: String = chars[chars.len() - 4..].iter().collect();
+        format!("{head}…{tail}")
+    } else {
+        "••••••••".to_string()
+    }
+}
+
+/// Reads an environment variable (injectable for tests).
+pub type EnvReader = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Environment over keychain, for every secret.
+#[derive(Clone)]
+pub struct Secrets {
+    store: Arc<dyn SecretStore>,
+    env: EnvReader,
+}
+
+impl Secrets {
+    pub fn new(
+        store: Arc<dyn SecretStore>,
+        env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        Secrets {
+            store,
+            env: Arc::new(env),
+        }
+    }
+
+    /// The OS keychain and the process environment.
+    pub fn system() -> Self {
+        Secrets::new(Arc::new(KeychainStore::from_env()), |name| {
+            std::env::var(name).ok()
+        })
+    }
+
+    fn env_value(&self, kind: SecretKind) -> Option<Secret> {
+        (self.env)(kind.env_var())
+            .filter(|v| !v.is_empty())
+            .map(Secret::new)
+    }
+
+    /// The secret's value and where it came from.
+    pub fn get(&self, kind: SecretKind) -> Result<(Option<Secret>, SecretSource), SecretsError> {
+        if let Some(v) = self.env_value(kind) {
+            return Ok((Some(v), SecretSource::Env));
+        }
+        match self.store.get(kind)? {
+            Some(v) => Ok((Some(v), SecretSource::Keychain)),
+            None => Ok((None, SecretSource::Missing)),
+        }
+    }
+
+    /// Stores a secret in the keychain (trimmed). An env override keeps winning until it is unset.
+    pub fn set(&self, kind: SecretKind, value: &str) -> Result<SecretStatus, SecretsError> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(SecretsError::Empty(kind.label()));
+        }
+        if value.chars().count() > 4096 {
+            return Err(SecretsError::TooLong(kind.label()));
+        }
+        self.store.set(kind, &Secret::new(value))?;
+        self.status(kind)
+    }
+
+    pub fn delete(&self, kind: SecretKind) -> Result<SecretStatus, SecretsError> {
+        self.store.delete(kind)?;
+        self.status(kind)
+    }
+
+    pub fn status(&self, kind: SecretKind) -> Result<SecretStatus, SecretsError> {
+        let (value, source) = self.get(kind)?;
+        Ok(SecretStatus {
+            kind,
+            label: kind.label(),
+            env_var: kind.env_var(),
+            source,
+            masked: value.as_ref().map(mask),
+        })
+    }
+
+    /// Every secret's status. A keychain that cannot be reached still reports the env overrides.
+    pub fn statuses(&self) -> Result<Vec<SecretStatus>, SecretsError> {
+        SecretKind::ALL.iter().map(|k| self.status(*k)).collect()
+    }
+
+    /// Fills the config's secrets that the environment did not set from the keychain. Env values
+    /// (already applied by [`Config::load`]) are left alone. Returns which secrets came from the keychain.
+    pub fn fill_config(&self, config: &mut Config) -> Result<Vec<SecretKind>, SecretsError> {
+        let mut filled = Vec::new();
+        let slots: [(SecretKind, &mut Secret); 3] = [
+            (SecretKind::OpenaiApiKey, &mut config.openai_api_key),
+            (SecretKind::TwilioAuthToken, &mut config.twilio_auth_token),
+            (SecretKind::LocalApiKey, &mut config.api_key),
+        ];
+        for (kind, slot) in slots {
+            if self.env_value(kind).is_some() || !slot.is_empty() {
+                continue;
+            }
+            if let Some(v) = self.store.get(kind)? {
+                *slot = v;
+                filled.push(kind);
+            }
+        }
+        Ok(filled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn secrets_with(env: &[(&str, &str)]) -> (Secrets, Arc<MemoryStore>) {
+        let store = Arc::new(MemoryStore::default());
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        (
+            Secrets::new(store.clone(), move |k| env.get(k).cloned()),
+            store,
+        )
+    }
+
+    #[test]
+    fn env_overrides_keychain_and_values_are_masked() {
+        let (secrets, _) = secrets_with(&[("OPENAI_API_KEY", "sk-from-env-0123456789")]);
+        secrets
+            .set(SecretKind::OpenaiApiKey, "sk-from-keychain-abcdef")
+            .unwrap();
+        let status = secrets.status(SecretKind::OpenaiApiKey).unwrap();
+        assert_eq!(status.source, SecretSource::Env);
+        assert_eq!(status.masked.as_deref(), Some("sk-…6789"));
+        let status = secrets
+            .set(SecretKind::TwilioAuthToken, "  0123456789abcdef0123  ")
+            .unwrap();
+        assert_eq!(status.source, SecretSource::Keychain);
+        assert_eq!(status.masked.as_deref(), Some("012…0123"));
+        let json = serde_json::to_string(&secrets.statuses().unwrap()).unwrap();
+        assert!(!json.contains("keychain-abcdef") && !json.contains("from-env-0123"));
+        assert_eq!(mask(&Secret::new("short")), "••••••••");
+    }
+
+    #[test]
+    fn fill_config_takes_keychain_only_where_env_is_silent() {
+        let (secrets, _) = secrets_with(&[("TWILIO_AUTH_TOKEN", "env-token")]);
+        secrets
+            .set(SecretKind::OpenaiApiKey, "sk-keychain-key")
+            .unwrap();
+        secrets
+            .set(SecretKind::TwilioAuthToken, "keychain-token")
+            .unwrap();
+        let mut config = Config {
+            twilio_auth_token: Secret::new("env-token"),
+            ..Config::default()
+        };
+        let filled = secrets.fill_config(&mut config).unwrap();
+        assert_eq!(filled, vec![SecretKind::OpenaiApiKey]);
+        assert_eq!(config.openai_api_key.expose(), "sk-keychain-key");
+        assert_eq!(config.twilio_auth_token.expose(), "env-token");
+        assert!(config.api_key.is_empty());
+    }
+
+    #[test]
+    fn empty_and_oversized_values_are_refused() {
+        let (secrets, store) = secrets_with(&[]);
+        assert_eq!(
+            secrets.set(SecretKind::NgrokAuthtoken, "   ").unwrap_err(),
+            SecretsError::Empty("ngrok authtoken")
+        );
+        assert!(secrets
+            .set(SecretKind::NgrokAuthtoken, &"x".repeat(5000))
+            .is_err());
+        assert_eq!(store.get(SecretKind::NgrokAuthtoken).unwrap(), None);
+        secrets.set(SecretKind::NgrokAuthtoken, "2abc").unwrap();
+        let status = secrets.delete(SecretKind::NgrokAuthtoken).unwrap();
+        assert_eq!(status.source, SecretSource::Missing);
+        assert_eq!(status.masked, None);
+        secrets
+            .delete(SecretKind::NgrokAuthtoken)
+            .expect("deleting twice is fine");
+    }
+}

@@ -1,0 +1,60 @@
+"""Stand-ins for OpenAI (GET /v1/models) and Twilio (account fetch) for the desktop end-to-end test.
+
+Accepts exactly one OpenAI key and one Twilio SID/token pair and answers everything else the way the
+real services do (401 with their error shapes). Prints the port on stdout, then serves until killed.
+
+    python3 fake_providers.py --openai-key sk-… --account-sid AC… --auth-token …
+"""
+
+import argparse
+import base64
+import json
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--openai-key", required=True)
+    parser.add_argument("--account-sid", required=True)
+    parser.add_argument("--auth-token", required=True)
+    args = parser.parse_args()
+    basic = "Basic " + base64.b64encode(f"{args.account_sid}:{args.auth_token}".encode()).decode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, fmt, *a):  # keep the test output clean (and keys out of it)
+            pass
+
+        def reply(self, status, body):
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            auth = self.headers.get("Authorization", "")
+            if self.path == "/v1/models":
+                if auth == f"Bearer {args.openai_key}":
+                    models = ["gpt-4o", "gpt-realtime-2.1", "gpt-realtime-mini", "gpt-realtime-2099-01-01"]
+                    return self.reply(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in models]})
+                return self.reply(401, {"error": {"message": "Incorrect API key provided.", "code": "invalid_api_key"}})
+            if self.path == f"/2010-04-01/Accounts/{args.account_sid}.json":
+                if auth == basic:
+                    return self.reply(200, {"sid": args.account_sid, "friendly_name": "E2E test account",
+                                            "status": "active", "type": "Full"})
+                return self.reply(401, {"code": 20003, "message": "Authenticate", "status": 401})
+            return self.reply(404, {"code": 20404, "message": "The requested resource was not found", "status": 404})
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    print(server.server_address[1], flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""End to end in the real Verbio window (WebKitGTK under Xvfb), driven through tauri-driver's WebDriver.
+
+Run by scripts/test-e2e.sh, which provides: a display, a D-Bus session with an unlocked gnome-keyring,
+the fake providers (fake_providers.py), tauri-driver on VERBIO_E2E_DRIVER_URL, and the environment the app
+inherits (its own keychain service, data dir, config file and provider base URLs).
+
+Steps: first run lands on Setup → a wrong OpenAI key gives a clear error → the right keys are stored in the
+OS keychain (checked with secret-tool) and only shown masked → both keys test green → public URL saved and
+applied (the core restarts with it) → a session is configured and saved → "Try a simulated call" shows a
+live call whose transcript appears and which then ends → the outbound number field formats as you type →
+the recordings panel. Screenshots of each panel go to VERBIO_E2E_SHOTS.
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.common.options import ArgOptions
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+APP = os.environ["VERBIO_E2E_APP"]
+DRIVER_URL = os.environ.get("VERBIO_E2E_DRIVER_URL", "http://127.0.0.1:4444")
+SHOTS = os.environ["VERBIO_E2E_SHOTS"]
+SERVICE = os.environ["VERBIO_KEYCHAIN_SERVICE"]
+OPENAI_KEY = os.environ["E2E_OPENAI_KEY"]
+ACCOUNT_SID = os.environ["E2E_ACCOUNT_SID"]
+AUTH_TOKEN = os.environ["E2E_AUTH_TOKEN"]
+PUBLIC_URL = "https://e2e.example.test"
+
+started = time.monotonic()
+
+
+def step(text: str) -> None:
+    print(f"[e2e +{time.monotonic() - started:5.1f}s] {text}", flush=True)
+
+
+def keychain_value(account: str) -> str:
+    out = subprocess.run(
+        ["secret-tool", "lookup", "service", SERVICE, "username", account],
+        capture_output=True, text=True, timeout=10,
+    )
+    return out.stdout.strip()
+
+
+def main() -> int:
+    options = ArgOptions()
+    options.set_capability("browserName", "wry")
+    options.set_capability("tauri:options", {"application": APP})
+    t0 = time.monotonic()
+    driver = webdriver.Remote(command_executor=DRIVER_URL, options=options)
+    wait = WebDriverWait(driver, 20)
+    try:
+        try:
+            driver.set_window_rect(width=1024, height=768)
+        except Exception as e:  # noqa: BLE001 - the size is a nicety for the screenshots
+            step(f"could not resize the window ({e}); screenshots use the default size")
+
+        def shot(name: str) -> None:
+            path = os.path.join(SHOTS, f"{name}.png")
+            driver.save_screenshot(path)
+            step(f"screenshot {path}")
+
+        def by_id(element_id: str):
+            return wait.until(EC.presence_of_element_located((By.ID, element_id)))
+
+        def click(element_id: str) -> None:
+            wait.until(EC.element_to_be_clickable((By.ID, element_id))).click()
+
+        def text_in(element_id: str, text: str, timeout: float = 20) -> str:
+            WebDriverWait(driver, timeout).until(EC.text_to_be_present_in_element((By.ID, element_id), text))
+            return driver.find_element(By.ID, element_id).text
+
+        def choose(element_id: str, value: str) -> None:
+            element = by_id(element_id)
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+            Select(element).select_by_value(value)
+
+        def tab(name: str) -> None:
+            click(f"tab-{name}")
+            WebDriverWait(driver, 10).until(
+                lambda d: d.find_element(By.ID, f"tab-{name}").get_attribute("aria-selected") == "true")
+
+        # 1. First run (no OpenAI key anywhere): the window opens on Setup.
+        WebDriverWait(driver, 30).until(
+            lambda d: d.find_element(By.ID, "tab-setup").get_attribute("aria-selected") == "true")
+        step(f"window interactive, on Setup ({time.monotonic() - t0:.2f}s after the session request)")
+        shot("setup")
+
+        # 2. A wrong key is stored, and its test fails with a clear message.
+        key_input = by_id("key-openai_api_key")
+        key_input.send_keys("sk-wrong-key-000000000000", Keys.ENTER)
+        text_in("key-openai_api_key-state", "In the keychain")
+        click("test-openai")
+        message = text_in("openai-result", "HTTP 401")
+        assert "rejected the key" in message, message
+        step(f"wrong key rejected: {message!r}")
+
+        # 3. The right keys: stored in the OS keychain, shown only masked.
+        key_input.send_keys(OPENAI_KEY)
+        key_input.send_keys(Keys.ENTER)
+        masked = f"{OPENAI_KEY[:3]}…{OPENAI_KEY[-4:]}"
+        text_in("key-openai_api_key-state", masked)
+        token_input = by_id("key-twilio_auth_token")
+        token_input.send_keys(AUTH_TOKEN, Keys.ENTER)
+        text_in("key-twilio_auth_token-state", f"{AUTH_TOKEN[:3]}…{AUTH_TOKEN[-4:]}")
+        assert key_input.get_attribute("value") == "", "the field is cleared once the key is stored"
+        source = driver.page_source
+        assert OPENAI_KEY not in source and AUTH_TOKEN not in source, "a stored secret is visible in the page"
+        assert keychain_value("openai_api_key") == OPENAI_KEY, "the OpenAI key is not in the OS keychain"
+        assert keychain_value("twilio_auth_token") == AUTH_TOKEN, "the Twilio token is not in the OS keychain"
+        step("keys stored in the keychain (secret-tool agrees) and shown masked")
+
+        # 4. Both keys test green against the (fake) providers.
+        click("test-openai")
+        step(text_in("openai-result", "Key works"))
+        by_id("account-sid").send_keys(ACCOUNT_SID)
+        click("test-twilio")
+        step(text_in("twilio-result", "E2E test account"))
+
+        # 5. Public URL saved and applied: the core restarts and the header shows it.
+        by_id("public-url").send_keys(PUBLIC_URL)
+        click("save-settings")
+        click("apply-settings")
+        WebDriverWait(driver, 20).until(lambda d: PUBLIC_URL in d.page_source and "restarted" in d.page_source)
+        step("settings applied; the core restarted with the public URL")
+        shot("setup-done")
+
+        # 6. Session configuration.
+        tab("session")
+        choose("s-voice", "cedar")
+        models = [o.get_attribute("value") for o in Select(by_id("s-model")).options]
+        assert "gpt-realtime-2099-01-01" in models, f"the live model list is used: {models}"
+        instructions = by_id("s-instructions")
+        instructions.clear()
+        instructions.send_keys("You are Verbio's end-to-end test agent. Be brief.")
+        text_in("s-instr-count", "49 / 16,000")
+        assert "no temperature" in by_id("no-temperature").text
+        choose("s-vad", "semantic_vad")
+        choose("s-eagerness", "low")
+        save = by_id("save-session")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", save)
+        save.click()
+        step(text_in("session-result", "Saved"))
+        # Read back from the core (the panel reloads when shown again).
+        tab("outbound")
+        tab("session")
+        WebDriverWait(driver, 10).until(
+            lambda d: Select(d.find_element(By.ID, "s-voice")).first_selected_option.get_attribute("value") == "cedar")
+        eagerness = Select(by_id("s-eagerness")).first_selected_option.get_attribute("value")
+        assert eagerness == "low", f"the saved session keeps semantic VAD eagerness low, got {eagerness!r}"
+        assert "end-to-end test agent" in by_id("s-instructions").get_attribute("value")
+        step("the core has the new session (voice cedar, semantic VAD low)")
+        driver.execute_script("document.getElementById('session-title').scrollIntoView()")
+        shot("session")
+
+        # 7. The simulated call: live, transcript appears, then it ends.
+        tab("setup")
+        click("try-demo")
+        WebDriverWait(driver, 10).until(
+            lambda d: d.find_element(By.ID, "tab-calls").get_attribute("aria-selected") == "true")
+        try:
+            WebDriverWait(driver, 30).until(
+                lambda d: "This is a simulated call" in d.find_element(By.CSS_SELECTOR, "ol.log").text)
+        except TimeoutException:
+            raise AssertionError("no agent line appeared in the live transcript")
+        chip = driver.find_element(By.CSS_SELECTOR, ".chip").text
+        assert chip.startswith("Live"), f"the call shows as live: {chip!r}"
+        WebDriverWait(driver, 30).until(
+            lambda d: "check on my order" in d.find_element(By.CSS_SELECTOR, "ol.log").text)
+        step("live transcript shows the caller and the agent")
+        shot("calls")
+        WebDriverWait(driver, 60).until(
+            lambda d: d.find_element(By.CSS_SELECTOR, ".chip").text.startswith("Ended"))
+        lines = driver.find_elements(By.CSS_SELECTOR, "ol.log li.line")
+        assert len(lines) >= 5, f"the whole conversation is shown ({len(lines)} lines)"
+        step(f"the simulated call ended with {len(lines)} transcript lines")
+        shot("calls-ended")
+
+        # 8. Outbound: formatted and validated as you type.
+        tab("outbound")
+        to = by_id("o-to")
+        to.send_keys("1415555")
+        assert to.get_attribute("value") == "+1 (415) 555", to.get_attribute("value")
+        to.send_keys("0100")
+        assert to.get_attribute("value") == "+1 (415) 555-0100", to.get_attribute("value")
+        text_in("o-to-hint", "Will dial +14155550100")
+        shot("outbound")
+
+        # 9. Recordings.
+        tab("recordings")
+        WebDriverWait(driver, 10).until(
+            lambda d: "recording" in d.find_element(By.ID, "panel-recordings").text.lower())
+        if driver.find_elements(By.CSS_SELECTOR, "ul.list"):
+            WebDriverWait(driver, 20).until(
+                lambda d: d.find_elements(By.CSS_SELECTOR, "ul.list .pick"))
+            driver.find_element(By.CSS_SELECTOR, "ul.list .pick").click()
+            click_text = lambda t: driver.find_element(  # noqa: E731
+                By.XPATH, f"//section[@id='panel-recordings' or ancestor::*[@id='panel-recordings']]//button[normalize-space()='{t}']").click()
+            click_text("Play")
+            WebDriverWait(driver, 10).until(lambda d: "Pause" in d.find_element(By.CSS_SELECTOR, ".player").text)
+            shot("recordings")
+            click_text("Pause")
+            click_text("Delete…")
+            driver.find_element(By.CSS_SELECTOR, "[role=alertdialog] .btn-danger").click()
+            WebDriverWait(driver, 10).until(lambda d: "Recording deleted" in d.page_source)
+            step("a recording was played and deleted")
+        else:
+            step("this build has no recording service; the panel says so")
+            shot("recordings")
+        return 0
+    finally:
+        driver.quit()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest';
+import { activeTurn, formatBytes, keySeek, seekPosition, waveformPath } from './recordings';
+
+describe('recordings helpers', () => {
+  it('formats sizes', () => {
+    expect(formatBytes(512)).toBe('512 B');
+    expect(formatBytes(2048)).toBe('2.0 KB');
+    expect(formatBytes(5 * 1024 * 1024)).toBe('5.0 MB');
+  });
+
+  it('draws one bar per peak inside the box, clamping bad values', () => {
+    const path = waveformPath([0, 0.5, 1, 7, Number.NaN], 100, 40);
+    expect(path.match(/M/g)).toHaveLength(5);
+    const ys = [...path.matchAll(/M[\d.]+ ([\d.-]+)h[\d.]+v([\d.]+)/g)].map((m) => ({ y: Number(m[1]), h: Number(m[2]) }));
+    expect(ys).toHaveLength(5);
+    for (const { y, h } of ys) {
+      expect(y).toBeGreaterThanOrEqual(0);
+      expect(y + h).toBeLessThanOrEqual(40.001);
+    }
+    expect(waveformPath([], 100, 40)).toBe('');
+  });
+
+  it('finds the line being heard', () => {
+    const turns = [
+      { speaker: 'agent' as const, text: 'a', offset_ms: 0 },
+      { speaker: 'caller' as const, text: 'b', offset_ms: 2000 },
+      { speaker: 'agent' as const, text: 'c', offset_ms: 5000 },
+    ];
+    expect(activeTurn(turns, 1999)).toBe(0);
+    expect(activeTurn(turns, 2000)).toBe(1);
+    expect(activeTurn(turns, 60000)).toBe(2);
+    expect(activeTurn([{ speaker: 'agent', text: 'x', offset_ms: 100 }], 50)).toBe(-1);
+  });
+
+  it('seeks by click and keyboard', () => {
+    expect(seekPosition(50, 200, 10000)).toBe(2500);
+    expect(seekPosition(-5, 200, 10000)).toBe(0);
+    expect(keySeek('ArrowRight', 8000, 10000)).toBe(10000);
+    expect(keySeek('ArrowLeft', 3000, 10000)).toBe(0);
+    expect(keySeek('End', 0, 10000)).toBe(10000);
+    expect(keySeek('a', 0, 10000)).toBeNull();
+  });
+});

@@ -1,0 +1,70 @@
+// Pure helpers of the recordings library: sizes, the waveform's shape, and which transcript line is
+// playing.
+
+import type { RecordingTurn } from './types';
+
+export function formatBytes(n: number): string {
+  if (!Number.isFinite(n) || n < 0) return '0 B';
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
+  return `${(n / (1024 * 1024)).toFixed(1)} MB`;
+}
+
+/**
+ * An SVG path for `peaks` (0–1 each) as mirrored bars in a `width`×`height` box. Values outside 0–1
+ * (or NaN) are clamped, so a bad bucket cannot draw outside the box.
+ */
+export function waveformPath(peaks: readonly number[], width: number, height: number): string {
+  if (peaks.length === 0 || width <= 0 || height <= 0) return '';
+  const mid = height / 2;
+  const step = width / peaks.length;
+  const bar = Math.max(step * 0.7, 0.5);
+  return peaks
+    .map((p, i) => {
+      const v = Number.isFinite(p) ? Math.min(Math.max(Math.abs(p), 0), 1) : 0;
+      const h = Math.max(v * mid, 0.5);
+      const x = (i * step).toFixed(2);
+      return `M${x} ${(mid - h).toFixed(2)}h${bar.toFixed(2)}v${(2 * h).toFixed(2)}h${(-bar).toFixed(2)}Z`;
+    })
+    .join('');
+}
+
+/** The index of the transcript turn being heard at `positionMs` (the last one that began), or -1. */
+export function activeTurn(turns: readonly RecordingTurn[], positionMs: number): number {
+  let found = -1;
+  for (let i = 0; i < turns.length; i++) {
+    const turn = turns[i];
+    if (turn && turn.offset_ms <= positionMs) found = i;
+    else break;
+  }
+  return found;
+}
+
+/** The position for a click at `x` on a waveform `width` wide, for a recording `durationMs` long. */
+export function seekPosition(x: number, width: number, durationMs: number): number {
+  if (width <= 0 || durationMs <= 0) return 0;
+  return Math.round(Math.min(Math.max(x / width, 0), 1) * durationMs);
+}
+
+/** Keyboard seeking on the waveform slider: arrows ±5 s, PageUp/Down ±30 s, Home/End. */
+export function keySeek(key: string, positionMs: number, durationMs: number): number | null {
+  const clamp = (v: number) => Math.min(Math.max(v, 0), durationMs);
+  switch (key) {
+    case 'ArrowLeft':
+    case 'ArrowDown':
+      return clamp(positionMs - 5000);
+    case 'ArrowRight':
+    case 'ArrowUp':
+      return clamp(positionMs + 5000);
+    case 'PageDown':
+      return clamp(positionMs - 30000);
+    case 'PageUp':
+      return clamp(positionMs + 30000);
+    case 'Home':
+      return 0;
+    case 'End':
+      return durationMs;
+    default:
+      return null;
+  }
+}
