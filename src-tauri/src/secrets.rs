@@ -286,9 +286,10 @@ impl Secrets {
     /// (already applied by [`Config::load`]) are left alone. Returns which secrets came from the keychain.
     pub fn fill_config(&self, config: &mut Config) -> Result<Vec<SecretKind>, SecretsError> {
         let mut filled = Vec::new();
-        let slots: [(SecretKind, &mut Secret); 3] = [
+        let slots: [(SecretKind, &mut Secret); 4] = [
             (SecretKind::OpenaiApiKey, &mut config.openai_api_key),
             (SecretKind::TwilioAuthToken, &mut config.twilio_auth_token),
+            (SecretKind::NgrokAuthtoken, &mut config.tunnel.ngrok_authtoken),
             (SecretKind::LocalApiKey, &mut config.api_key),
         ];
         for (kind, slot) in slots {
