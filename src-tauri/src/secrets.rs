@@ -289,7 +289,10 @@ impl Secrets {
         let slots: [(SecretKind, &mut Secret); 4] = [
             (SecretKind::OpenaiApiKey, &mut config.openai_api_key),
             (SecretKind::TwilioAuthToken, &mut config.twilio_auth_token),
-            (SecretKind::NgrokAuthtoken, &mut config.tunnel.ngrok_authtoken),
+            (
+                SecretKind::NgrokAuthtoken,
+                &mut config.tunnel.ngrok_authtoken,
+            ),
             (SecretKind::LocalApiKey, &mut config.api_key),
         ];
         for (kind, slot) in slots {
