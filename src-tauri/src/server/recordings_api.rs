@@ -168,7 +168,7 @@ async fn audio(
         RangeRequest::Part(r) => (
             StatusCode::PARTIAL_CONTENT,
             r.start,
-            r.len(),
+            r.byte_count(),
             Some(format!("bytes {}-{}/{size}", r.start, r.end)),
         ),
         RangeRequest::Unsatisfiable => {
