@@ -132,7 +132,9 @@ async fn serve_runs_the_bridge_headless() {
         }
     }
     assert!(
-        files.iter().any(|f| f.path().extension().is_some_and(|e| e == "wav")),
+        files
+            .iter()
+            .any(|f| f.path().extension().is_some_and(|e| e == "wav")),
         "the call was recorded"
     );
     for entry in files {
