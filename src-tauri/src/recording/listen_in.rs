@@ -136,11 +136,19 @@ impl LiveMixer {
     }
 
     fn place(&mut self, side: Side, start: u64, audio: &[u8]) {
-        let head = *self
-            .head
-            .get_or_insert(start.saturating_sub(PREBUFFER_MS * FRAMES_PER_MS));
         let end = start + audio.len() as u64;
-        self.newest = self.newest.max(end);
+        // Caller frames arrive in real time and set the clock; agent audio is queued ahead (the model
+        // streams faster than playback) and waits in the buffer until its time comes.
+        let head = match (self.head, side) {
+            (Some(head), _) => head,
+            (None, Side::Caller) => *self
+                .head
+                .get_or_insert(start.saturating_sub(PREBUFFER_MS * FRAMES_PER_MS)),
+            (None, Side::Agent) => return,
+        };
+        if side == Side::Caller {
+            self.newest = self.newest.max(end);
+        }
         if end <= head {
             return; // already played
         }
@@ -300,9 +308,14 @@ mod tests {
         mixer.fill(&mut out);
         assert!(out.iter().all(|s| *s == 0.0), "caller muted");
 
-        // A burst far ahead of the playhead (the monitor stalled) is caught up, not queued.
+        // Agent audio queued seconds ahead (streamed faster than real time) waits for its turn.
+        tx.send(audio(Side::Agent, 1100, 2000, 0x80)).unwrap();
+        mixer.fill(&mut [0f32; 8]);
+        assert!(mixer.delay_ms() <= MAX_DELAY_MS);
+        assert!(mixer.buf.len() >= 8 * 2000, "queued agent audio kept");
+        // A burst of caller frames far ahead of the playhead (the monitor stalled) is caught up.
         for i in 0..40 {
-            tx.send(audio(Side::Agent, 1100 + i * 20, 20, 0x80))
+            tx.send(audio(Side::Caller, 1100 + i * 20, 20, 0x80))
                 .unwrap();
         }
         mixer.fill(&mut [0f32; 8]);

@@ -105,6 +105,7 @@ impl Recorder {
             clock: StreamClock::new(origin),
             agent: AgentTrack::new(),
             live: self.live.open(call_sid),
+            live_agent_end_us: 0,
         }
     }
 
@@ -162,6 +163,9 @@ pub struct CallRecording {
     clock: StreamClock,
     agent: AgentTrack,
     live: tokio::sync::broadcast::Sender<LiveAudio>,
+    /// Where the agent audio queued at Twilio ends, for listen-in: chunks arrive faster than real
+    /// time and play back to back, so each is placed after the previous one.
+    live_agent_end_us: StreamUs,
 }
 
 fn decode_b64(payload: &str) -> Option<Vec<u8>> {
@@ -225,10 +229,12 @@ impl CallRecording {
             return;
         };
         let now_us = self.clock.now_us(Instant::now());
+        let live_start = now_us.max(self.live_agent_end_us);
+        self.live_agent_end_us = live_start + bytes.len() as u64 * 125;
         if self.live.receiver_count() > 0 {
             self.publish(LiveAudio::Audio {
                 side: Side::Agent,
-                start_us: now_us,
+                start_us: live_start,
                 mulaw: bytes.clone().into(),
             });
         }
@@ -248,6 +254,7 @@ impl CallRecording {
     /// The bridge sent `clear`: queued agent audio was never heard.
     pub fn clear(&mut self) {
         let now_us = self.clock.now_us(Instant::now());
+        self.live_agent_end_us = now_us;
         self.publish(LiveAudio::Clear { at_us: now_us });
         if let Some(placed) = self.agent.on_clear(now_us) {
             self.place(placed);
