@@ -24,7 +24,8 @@ use crate::store::StoreHandle;
 /// Knobs; tests shrink the queue to provoke overflow.
 #[derive(Debug, Clone)]
 pub struct RecorderSettings {
-    /// Audio pieces queued per call before new ones are dropped (≈ 10 s of audio).
+    /// Audio pieces queued per call before new ones are dropped (≈ 3 s of audio; the writer drains
+    /// every 100 ms). `sync_channel` allocates all slots up front, so this is per-call memory.
     pub queue_len: usize,
     /// Frames this far behind the newest audio go to disk (late agent audio lands in memory).
     pub commit_lag: Duration,
@@ -35,7 +36,7 @@ pub struct RecorderSettings {
 impl Default for RecorderSettings {
     fn default() -> Self {
         RecorderSettings {
-            queue_len: 1000,
+            queue_len: 256,
             commit_lag: Duration::from_millis(300),
             header_every: Duration::from_millis(500),
         }
