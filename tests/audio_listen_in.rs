@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use audio::{device_expected, power, rms, Capture};
+use audio::{device_expected, loudest, power, rms, Capture};
 use common::{call_sid, start};
 use verbio::sim::realtime_server::SimRealtimeConfig;
 use verbio::sim::twilio_caller::{CallerStep, SimCall};
@@ -44,8 +44,8 @@ async fn listen_in_plays_a_live_call_on_the_device() {
     // Agent muted: only the caller's tone can reach the speakers.
     lib.listen_mute(verbio::recording::wav_writer::Side::Agent, true)
         .expect("mute");
-    tokio::time::sleep(Duration::from_millis(1600)).await;
-    let heard = capture.stop();
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let heard = loudest(&capture.stop(), 500);
     let p440 = power(&heard, 440.0);
     eprintln!("listen-in: rms {:.0}, 440 Hz {p440:.1}", rms(&heard));
     assert!(rms(&heard) > 1000.0, "live audio reached the sink");

@@ -125,3 +125,23 @@ pub fn power((samples, rate): &(Vec<i16>, u32), freq: f64) -> f64 {
 pub fn rms((samples, _): &(Vec<i16>, u32)) -> f64 {
     (samples.iter().map(|s| (*s as f64).powi(2)).sum::<f64>() / samples.len().max(1) as f64).sqrt()
 }
+
+/// The loudest `ms`-long stretch of a capture (captures start and end with silence of varying length).
+pub fn loudest((samples, rate): &(Vec<i16>, u32), ms: u32) -> (Vec<i16>, u32) {
+    let len = (*rate as usize * ms as usize / 1000).max(1);
+    if samples.len() <= len {
+        return (samples.clone(), *rate);
+    }
+    let step = len / 4;
+    let energy = |from: usize| -> f64 {
+        samples[from..from + len]
+            .iter()
+            .map(|s| (*s as f64).powi(2))
+            .sum()
+    };
+    let best = (0..=samples.len() - len)
+        .step_by(step.max(1))
+        .max_by(|a, b| energy(*a).total_cmp(&energy(*b)))
+        .unwrap_or(0);
+    (samples[best..best + len].to_vec(), *rate)
+}
