@@ -506,7 +506,15 @@ async fn damaged_or_missing_files_are_clear_errors_and_recording_can_be_off() {
         .expect("delete without file");
 
     // Turned off globally: calls go on, nothing is written.
-    h.running.services.recordings.recorder().set_enabled(false);
+    let off = reqwest::Client::new()
+        .put(format!("{}/api/settings/recording", h.base))
+        .header("X-API-Key", API_KEY)
+        .json(&serde_json::json!({"enabled": false}))
+        .send()
+        .await
+        .expect("settings");
+    assert_eq!(off.status(), StatusCode::OK);
+    assert!(!h.running.services.recordings.settings().enabled);
     let sid = call_sid();
     let steps = vec![
         CallerStep::Speak {

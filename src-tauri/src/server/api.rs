@@ -50,6 +50,8 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/listen/mute"),
     ("POST", "/api/listen/stop"),
     ("GET", "/api/audio/devices"),
+    ("GET", "/api/settings/recording"),
+    ("PUT", "/api/settings/recording"),
 ];
 
 /// Largest request body `/api` accepts.
