@@ -738,4 +738,18 @@ async fn twilio_recording_callback_downloads_the_dual_channel_copy() {
         .await
         .expect("peaks");
     assert_eq!(peaks.duration_ms, 1000);
+    // Deleting it from the library can delete Twilio's copy too (by its SID, under the API base).
+    let del = client
+        .delete(format!("{}/api/recording/{}?twilio=true", h.base, rec.id))
+        .header("X-API-Key", API_KEY)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(del.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        seen.lock().expect("lock").len(),
+        3,
+        "a second DELETE reached Twilio"
+    );
+    assert!(!wav_path(&h, &rec).exists());
 }
