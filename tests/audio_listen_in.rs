@@ -44,8 +44,15 @@ async fn listen_in_plays_a_live_call_on_the_device() {
     // Agent muted: only the caller's tone can reach the speakers.
     lib.listen_mute(verbio::recording::wav_writer::Side::Agent, true)
         .expect("mute");
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    // Sample how far the speakers run behind the call while it talks.
+    let mut worst = 0;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        worst = worst.max(lib.listening().expect("listening").delay_ms);
+    }
     let heard = loudest(&capture.stop(), 500);
+    eprintln!("listen-in delay (monitor buffer + device): up to {worst} ms");
+    assert!(worst <= 150, "listen-in ran {worst} ms behind the call");
     let p440 = power(&heard, 440.0);
     eprintln!("listen-in: rms {:.0}, 440 Hz {p440:.1}", rms(&heard));
     assert!(rms(&heard) > 1000.0, "live audio reached the sink");
