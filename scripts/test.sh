@@ -25,7 +25,9 @@ start_test_audio() {
     PULSE_STARTED=1
     for _ in $(seq 1 50); do pactl info >/dev/null 2>&1 && break; sleep 0.1; done
   fi
-  pactl list short sinks | grep -q '^[0-9]*\s*test_null\s' ||
+  local sinks
+  sinks="$(pactl list short sinks)"
+  grep -q '^[0-9]*\s*test_null\s' <<<"$sinks" ||
     pactl load-module module-null-sink sink_name=test_null >/dev/null
   pactl set-default-sink test_null
   export VERBIO_AUDIO_DEVICE_TESTS=1 VERBIO_TEST_SINK=test_null

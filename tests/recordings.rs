@@ -506,7 +506,15 @@ async fn damaged_or_missing_files_are_clear_errors_and_recording_can_be_off() {
         .expect("delete without file");
 
     // Turned off globally: calls go on, nothing is written.
-    h.running.services.recordings.recorder().set_enabled(false);
+    let off = reqwest::Client::new()
+        .put(format!("{}/api/settings/recording", h.base))
+        .header("X-API-Key", API_KEY)
+        .json(&serde_json::json!({"enabled": false}))
+        .send()
+        .await
+        .expect("settings");
+    assert_eq!(off.status(), StatusCode::OK);
+    assert!(!h.running.services.recordings.settings().enabled);
     let sid = call_sid();
     let steps = vec![
         CallerStep::Speak {
@@ -730,4 +738,18 @@ async fn twilio_recording_callback_downloads_the_dual_channel_copy() {
         .await
         .expect("peaks");
     assert_eq!(peaks.duration_ms, 1000);
+    // Deleting it from the library can delete Twilio's copy too (by its SID, under the API base).
+    let del = client
+        .delete(format!("{}/api/recording/{}?twilio=true", h.base, rec.id))
+        .header("X-API-Key", API_KEY)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(del.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        seen.lock().expect("lock").len(),
+        3,
+        "a second DELETE reached Twilio"
+    );
+    assert!(!wav_path(&h, &rec).exists());
 }

@@ -120,8 +120,25 @@ async fn serve_runs_the_bridge_headless() {
     for secret in [OPENAI_KEY, AUTH_TOKEN, API_KEY, QUERY_SECRET] {
         assert!(!logs.contains(secret), "a secret leaked into the logs");
     }
-    // Every file the app wrote (the SQLite file and its WAL) is free of secrets.
-    for entry in std::fs::read_dir(data.path()).expect("data dir").flatten() {
+    // Every file the app wrote (the SQLite file and its WAL, the recordings) is free of secrets.
+    let mut files = Vec::new();
+    let mut dirs = vec![data.path().to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("data dir").flatten() {
+            if entry.path().is_dir() {
+                dirs.push(entry.path());
+            } else {
+                files.push(entry);
+            }
+        }
+    }
+    assert!(
+        files
+            .iter()
+            .any(|f| f.path().extension().is_some_and(|e| e == "wav")),
+        "the call was recorded"
+    );
+    for entry in files {
         let bytes = std::fs::read(entry.path()).expect("read data file");
         for secret in [OPENAI_KEY, AUTH_TOKEN, API_KEY, QUERY_SECRET] {
             assert!(

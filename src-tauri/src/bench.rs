@@ -34,6 +34,9 @@ pub struct BenchArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Run the bridge with call recording turned off (for comparing its cost).
+    #[arg(long)]
+    pub no_record: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +92,12 @@ pub struct BenchReport {
     pub cpu_seconds_per_call_minute: f64,
     pub bridge_cpu_seconds_per_call_minute: f64,
     pub rss_kib_per_call: f64,
+    /// Every call was recorded to a WAV.
+    pub recorded: bool,
+    /// Recording data written during the window, all calls together.
+    pub recording_kib_per_second: f64,
+    /// Recordings whose header matched the file length once their calls ended.
+    pub recordings_finalized: usize,
     pub holds_targets: bool,
 }
 
@@ -104,7 +113,8 @@ impl BenchReport {
             && self.inbound_bytes_lost == 0
             && self.outbound_bytes_lost == 0
             && self.cpu_seconds_per_call_minute <= 0.03
-            && self.rss_kib_per_call <= 64.0;
+            && self.rss_kib_per_call <= 64.0
+            && (!self.recorded || self.recordings_finalized == self.calls);
     }
 
     fn print(&self) {
@@ -143,6 +153,14 @@ impl BenchReport {
             self.cpu_seconds_per_call_minute, self.bridge_cpu_seconds_per_call_minute
         );
         println!("  bridge RSS per call: {:.1} KiB", self.rss_kib_per_call);
+        if self.recorded {
+            println!(
+                "  recording: {:.0} KiB/s to disk, {} of {} WAVs finalized",
+                self.recording_kib_per_second, self.recordings_finalized, self.calls
+            );
+        } else {
+            println!("  recording: off");
+        }
         println!(
             "  targets hold: {}",
             if self.holds_targets { "yes" } else { "NO" }
@@ -162,7 +180,7 @@ pub fn run(args: BenchArgs) -> Result<(), BenchError> {
     };
     let mut reports = Vec::new();
     for calls in levels {
-        let report = runtime.block_on(run_level(calls, args.seconds))?;
+        let report = runtime.block_on(run_level(calls, args.seconds, !args.no_record))?;
         if !args.json {
             report.print();
         }
@@ -188,7 +206,7 @@ pub fn run(args: BenchArgs) -> Result<(), BenchError> {
 struct Bridge {
     child: Child,
     base: String,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
 }
 
 impl Drop for Bridge {
@@ -198,7 +216,7 @@ impl Drop for Bridge {
     }
 }
 
-fn start_bridge(realtime_url: &str) -> Result<Bridge, BenchError> {
+fn start_bridge(realtime_url: &str, record: bool) -> Result<Bridge, BenchError> {
     let data = tempfile::tempdir().map_err(fail)?;
     let exe = std::env::current_exe().map_err(fail)?;
     let mut child = Command::new(exe)
@@ -209,6 +227,7 @@ fn start_bridge(realtime_url: &str) -> Result<Bridge, BenchError> {
         .env("VERBIO_DATA_DIR", data.path())
         .env("VERBIO_CONFIG", data.path().join("none.toml"))
         .env("VERBIO_LOG", "warn")
+        .env("VERBIO_RECORD", if record { "true" } else { "false" })
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -224,11 +243,36 @@ fn start_bridge(realtime_url: &str) -> Result<Bridge, BenchError> {
         .strip_prefix("verbio serving on ")
         .ok_or_else(|| fail(format!("unexpected bridge output {line:?}")))?
         .to_string();
-    Ok(Bridge {
-        child,
-        base,
-        _data: data,
-    })
+    Ok(Bridge { child, base, data })
+}
+
+/// Bytes in the recordings folder.
+fn recording_bytes(data: &std::path::Path) -> u64 {
+    std::fs::read_dir(data.join("recordings"))
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// WAVs whose header's data size matches the file (written to the end and closed).
+fn finalized_recordings(data: &std::path::Path) -> usize {
+    let Ok(dir) = std::fs::read_dir(data.join("recordings")) else {
+        return 0;
+    };
+    dir.flatten()
+        .filter(|e| {
+            let Ok(bytes) = std::fs::read(e.path()) else {
+                return false;
+            };
+            bytes.len() >= 44
+                && u32::from_le_bytes([bytes[40], bytes[41], bytes[42], bytes[43]]) as usize
+                    == bytes.len() - 44
+        })
+        .count()
 }
 
 /// utime + stime of a process, in seconds.
@@ -384,7 +428,7 @@ impl Tally {
     }
 }
 
-async fn run_level(calls: usize, seconds: u64) -> Result<BenchReport, BenchError> {
+async fn run_level(calls: usize, seconds: u64, record: bool) -> Result<BenchReport, BenchError> {
     let (rt_tx, mut rt_rx) = mpsc::unbounded_channel();
     let (caller_tx, mut caller_rx) = mpsc::unbounded_channel();
     let model = SimRealtimeServer::start(SimRealtimeConfig {
@@ -397,7 +441,7 @@ async fn run_level(calls: usize, seconds: u64) -> Result<BenchReport, BenchError
     })
     .await
     .map_err(fail)?;
-    let bridge = start_bridge(&model.url())?;
+    let bridge = start_bridge(&model.url(), record)?;
     let bridge_pid = bridge.child.id();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_before = rss_kib(bridge_pid);
@@ -451,6 +495,7 @@ async fn run_level(calls: usize, seconds: u64) -> Result<BenchReport, BenchError
     let window_start = Instant::now();
     let cpu0 = cpu_seconds(std::process::id()) + cpu_seconds(bridge_pid);
     let bridge_cpu0 = cpu_seconds(bridge_pid);
+    let disk0 = recording_bytes(bridge.data.path());
     let window = Duration::from_secs(seconds.saturating_sub(4).max(2));
     tokio::time::sleep(window / 2).await;
     let rss_during = rss_kib(bridge_pid);
@@ -458,6 +503,8 @@ async fn run_level(calls: usize, seconds: u64) -> Result<BenchReport, BenchError
     let elapsed_min = window_start.elapsed().as_secs_f64() / 60.0;
     let cpu = cpu_seconds(std::process::id()) + cpu_seconds(bridge_pid) - cpu0;
     let bridge_cpu = cpu_seconds(bridge_pid) - bridge_cpu0;
+    let disk = recording_bytes(bridge.data.path()).saturating_sub(disk0);
+    let window_secs = window_start.elapsed().as_secs_f64();
 
     let mut reports: Vec<CallerReport> = Vec::new();
     for task in tasks {
@@ -465,7 +512,9 @@ async fn run_level(calls: usize, seconds: u64) -> Result<BenchReport, BenchError
             reports.push(report);
         }
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Writers finish their files once their calls end.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let recordings_finalized = finalized_recordings(bridge.data.path());
     let sessions = model.sessions();
     drop(model);
     let _ = aggregator.await;
@@ -526,6 +575,9 @@ async fn run_level(calls: usize, seconds: u64) -> Result<BenchReport, BenchError
         cpu_seconds_per_call_minute: cpu / call_minutes.max(f64::MIN_POSITIVE),
         bridge_cpu_seconds_per_call_minute: bridge_cpu / call_minutes.max(f64::MIN_POSITIVE),
         rss_kib_per_call: (rss_during - rss_before).max(0.0) / calls.max(1) as f64,
+        recorded: record,
+        recording_kib_per_second: disk as f64 / 1024.0 / window_secs.max(f64::MIN_POSITIVE),
+        recordings_finalized,
         holds_targets: false,
     };
     report.check();

@@ -49,6 +49,13 @@ pub struct RecordingDetail {
     pub transcript: Vec<TranscriptRecord>,
 }
 
+/// The recording switch the UI and the API change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingSettings {
+    pub enabled: bool,
+}
+
 /// Twilio's recording-status callback, as far as the library needs it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -93,6 +100,19 @@ impl Library {
 
     pub fn recorder(&self) -> &Arc<Recorder> {
         &self.recorder
+    }
+
+    /// Whether calls that start from now on are recorded.
+    pub fn settings(&self) -> RecordingSettings {
+        RecordingSettings {
+            enabled: self.recorder.enabled(),
+        }
+    }
+
+    /// Turns recording on or off for calls that start from now on (calls in progress keep theirs).
+    pub fn set_settings(&self, settings: RecordingSettings) -> RecordingSettings {
+        self.recorder.set_enabled(settings.enabled);
+        self.settings()
     }
 
     fn path_of(&self, r: &RecordingRecord) -> PathBuf {

@@ -3,7 +3,7 @@
 //!
 //! - [`timeline`]: where each piece of audio belongs (Twilio timestamps, mark echoes, clears). Pure.
 //! - [`wav_writer`]: the stereo 8 kHz WAV written by position, header kept current.
-//! - [`recorder`]: the bridge's per-call tap, a bounded queue and a writer thread per call.
+//! - [`recorder`]: the bridge's per-call tap and its bounded queue; `writer`: one thread writing every file.
 //! - [`repair`]: fixing recordings a crash left unfinished.
 //! - [`wav_reader`], [`peaks`]: reading recordings back; the waveform.
 //! - [`speaker`], [`playback`], [`listen_in`]: `cpal` output with `rubato` resampling.
@@ -21,6 +21,7 @@ pub mod timeline;
 pub mod twilio_cloud;
 pub mod wav_reader;
 pub mod wav_writer;
+mod writer;
 
 pub use library::{Library, LibraryError};
 pub use recorder::{CallRecording, Recorder, RecorderSettings};

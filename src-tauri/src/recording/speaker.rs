@@ -5,7 +5,8 @@
 //! stop. Opening fails with a clear [`SpeakerError`] when there is no usable device (no sound server,
 //! unplugged card), never with a panic.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -51,6 +52,14 @@ pub struct Speaker {
     thread: Option<JoinHandle<()>>,
     pub device: String,
     pub rate: u32,
+    latency_us: Arc<AtomicU64>,
+}
+
+impl Speaker {
+    /// The device's own delay (callback → sound), as its driver last reported it.
+    pub fn latency(&self) -> Duration {
+        Duration::from_micros(self.latency_us.load(Ordering::Relaxed))
+    }
 }
 
 impl Drop for Speaker {
@@ -67,10 +76,12 @@ pub fn open(device: Option<&str>, source: Box<dyn Source>) -> Result<Speaker, Sp
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(String, u32), SpeakerError>>();
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let wanted = device.map(str::to_string);
+    let latency_us = Arc::new(AtomicU64::new(0));
+    let latency = latency_us.clone();
     let thread = std::thread::Builder::new()
         .name("verbio-speaker".into())
         .spawn(move || {
-            let stream = match build(wanted.as_deref(), source) {
+            let stream = match build(wanted.as_deref(), source, latency) {
                 Ok((stream, name, rate)) => {
                     let _ = ready_tx.send(Ok((name, rate)));
                     stream
@@ -91,6 +102,7 @@ pub fn open(device: Option<&str>, source: Box<dyn Source>) -> Result<Speaker, Sp
             thread: Some(thread),
             device,
             rate,
+            latency_us,
         }),
         Ok(Err(e)) => {
             let _ = thread.join();
@@ -105,6 +117,7 @@ pub fn open(device: Option<&str>, source: Box<dyn Source>) -> Result<Speaker, Sp
 fn build(
     wanted: Option<&str>,
     source: Box<dyn Source>,
+    latency: Arc<AtomicU64>,
 ) -> Result<(cpal::Stream, String, u32), SpeakerError> {
     let host = cpal::default_host();
     let device = match wanted {
@@ -129,13 +142,19 @@ fn build(
     let stream = match supported.sample_format() {
         cpal::SampleFormat::F32 => device.build_output_stream(
             &config,
-            move |out: &mut [f32], _| feed.write(out, channels, |s| s),
+            move |out: &mut [f32], info: &cpal::OutputCallbackInfo| {
+                note_latency(&latency, info);
+                feed.write(out, channels, |s| s)
+            },
             on_error,
             None,
         ),
         cpal::SampleFormat::I16 => device.build_output_stream(
             &config,
-            move |out: &mut [i16], _| feed.write(out, channels, |s| (s * i16::MAX as f32) as i16),
+            move |out: &mut [i16], info: &cpal::OutputCallbackInfo| {
+                note_latency(&latency, info);
+                feed.write(out, channels, |s| (s * i16::MAX as f32) as i16)
+            },
             on_error,
             None,
         ),
@@ -150,6 +169,13 @@ fn build(
         .play()
         .map_err(|e| SpeakerError::Unusable(e.to_string()))?;
     Ok((stream, name, rate))
+}
+
+fn note_latency(latency: &AtomicU64, info: &cpal::OutputCallbackInfo) {
+    let ts = info.timestamp();
+    if let Some(d) = ts.playback.duration_since(&ts.callback) {
+        latency.store(d.as_micros() as u64, Ordering::Relaxed);
+    }
 }
 
 /// Pulls 8 kHz chunks from the source and resamples them to the device rate.

@@ -57,6 +57,8 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/listen/stop"),
     ("GET", "/api/audio/devices"),
     ("POST", "/api/demo/call"),
+    ("GET", "/api/settings/recording"),
+    ("PUT", "/api/settings/recording"),
 ];
 
 /// Largest request body `/api` accepts.

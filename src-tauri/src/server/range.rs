@@ -9,12 +9,9 @@ pub struct ByteRange {
 }
 
 impl ByteRange {
-    pub fn len(&self) -> u64 {
+    /// Bytes in the range (at least one: `start <= end` by construction).
+    pub fn byte_count(&self) -> u64 {
         self.end - self.start + 1
-    }
-
-    pub fn is_empty(&self) -> bool {
-        false
     }
 }
 

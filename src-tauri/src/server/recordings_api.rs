@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use crate::recording::library::RecordingDetail;
+use crate::recording::library::{RecordingDetail, RecordingSettings};
 use crate::recording::listen_in::ListenState;
 use crate::recording::peaks::Peaks;
 use crate::recording::playback::{ChannelChoice, PlaybackState};
@@ -44,6 +44,19 @@ pub fn routes() -> Router<Arc<Services>> {
         .route("/listen/mute", post(mute))
         .route("/listen/stop", post(listen_stop))
         .route("/audio/devices", get(devices))
+        .route("/settings/recording", get(get_settings).put(put_settings))
+}
+
+async fn get_settings(State(s): State<Arc<Services>>) -> ApiResult<RecordingSettings> {
+    Ok(Json(s.recordings.settings()))
+}
+
+async fn put_settings(
+    State(s): State<Arc<Services>>,
+    body: Result<Json<RecordingSettings>, JsonRejection>,
+) -> ApiResult<RecordingSettings> {
+    let Json(body) = body?;
+    Ok(Json(s.recordings.set_settings(body)))
 }
 
 impl From<LibraryError> for ApiError {
@@ -168,7 +181,7 @@ async fn audio(
         RangeRequest::Part(r) => (
             StatusCode::PARTIAL_CONTENT,
             r.start,
-            r.len(),
+            r.byte_count(),
             Some(format!("bytes {}-{}/{size}", r.start, r.end)),
         ),
         RangeRequest::Unsatisfiable => {
