@@ -141,6 +141,7 @@ async fn outbound_call_with_a_person_moves_through_its_states() {
             "speed": 1.1,
             "max_output_tokens": 400,
             "machine_policy": "voicemail",
+            "twilio_recording": true,
         }))
         .await;
     assert_eq!(resp.status(), 201);
@@ -157,6 +158,15 @@ async fn outbound_call_with_a_person_moves_through_its_states() {
     assert_eq!(create.field("To"), Some(CALLEE));
     assert_eq!(create.field("MachineDetection"), Some("DetectMessageEnd"));
     assert_eq!(create.field("AsyncAmd"), Some("true"));
+    assert_eq!(create.field("Record"), Some("true"));
+    assert_eq!(create.field("RecordingChannels"), Some("dual"));
+    assert_eq!(
+        create
+            .field("RecordingStatusCallback")
+            .map(common::path_of)
+            .as_deref(),
+        Some(verbio::server::twilio_recordings::PATH)
+    );
     assert_eq!(
         create.fields("StatusCallbackEvent"),
         ["initiated", "ringing", "answered", "completed"]
