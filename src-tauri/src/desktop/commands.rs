@@ -40,6 +40,8 @@ pub enum CommandError {
     KeyCheck(#[from] KeyCheckError),
     #[error(transparent)]
     Settings(#[from] SettingsFileError),
+    #[error(transparent)]
+    Library(#[from] crate::recording::library::LibraryError),
 }
 
 impl Serialize for CommandError {
@@ -48,7 +50,7 @@ impl Serialize for CommandError {
     }
 }
 
-type Res<T> = Result<T, CommandError>;
+pub(super) type Res<T> = Result<T, CommandError>;
 
 /// Where the app listens and what Twilio must be given, or why the core is not running.
 #[tauri::command]

@@ -10,6 +10,7 @@
 //! asks for confirmation when calls are live, then ends them cleanly.
 
 pub mod alerts;
+mod call_commands;
 mod commands;
 mod state;
 mod tray;
@@ -141,6 +142,26 @@ pub fn run() -> Result<(), DesktopError> {
             commands::apply_settings,
             commands::desktop_info,
             commands::quit_app,
+            call_commands::place_call,
+            call_commands::phone_numbers,
+            call_commands::transfer_call,
+            call_commands::webhook_setup,
+            call_commands::choose_webhook_mode,
+            call_commands::recordings,
+            call_commands::recording,
+            call_commands::call_recordings,
+            call_commands::recording_peaks,
+            call_commands::delete_recording,
+            call_commands::export_recording,
+            call_commands::playback_play,
+            call_commands::playback_pause,
+            call_commands::playback_seek,
+            call_commands::playback_stop,
+            call_commands::playback_state,
+            call_commands::audio_devices,
+            call_commands::listen_in,
+            call_commands::listen_mute,
+            call_commands::listen_stop,
         ])
         .on_window_event(|window, event| {
             // Closing the window keeps the app (and its calls) running in the tray.

@@ -26,7 +26,8 @@ pub const MAX_JUMP_FRAMES: u64 = 10 * 60 * SAMPLE_RATE as u64;
 const MAX_DATA_BYTES: u64 = u32::MAX as u64 - HEADER_LEN;
 
 /// Which side of the call a sample belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Side {
     Caller = 0,
     Agent = 1,
