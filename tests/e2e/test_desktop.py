@@ -182,6 +182,15 @@ def main() -> int:
         step(f"the simulated call ended with {len(lines)} transcript lines")
         shot("calls-ended")
 
+        # 7b. Applying settings again restarts the core; the session edited in the window survives it.
+        tab("setup")
+        click("apply-settings")
+        WebDriverWait(driver, 20).until(lambda d: "restarted" in d.find_element(By.ID, "panel-setup").text)
+        tab("session")
+        WebDriverWait(driver, 10).until(
+            lambda d: Select(d.find_element(By.ID, "s-voice")).first_selected_option.get_attribute("value") == "cedar")
+        step("the session survives a core restart")
+
         # 8. Outbound: formatted and validated as you type.
         tab("outbound")
         to = by_id("o-to")
