@@ -134,8 +134,13 @@ def main() -> int:
         # 6. Session configuration.
         tab("session")
         choose("s-voice", "cedar")
-        models = [o.get_attribute("value") for o in Select(by_id("s-model")).options]
-        assert "gpt-realtime-2099-01-01" in models, f"the live model list is used: {models}"
+        # The live list (from the stand-in OpenAI) replaces the built-in one once it has loaded.
+        try:
+            WebDriverWait(driver, 15).until(lambda d: "gpt-realtime-2099-01-01" in [
+                o.get_attribute("value") for o in Select(d.find_element(By.ID, "s-model")).options])
+        except TimeoutException:
+            models = [o.get_attribute("value") for o in Select(by_id("s-model")).options]
+            raise AssertionError(f"the live model list is not used: {models}")
         instructions = by_id("s-instructions")
         instructions.clear()
         instructions.send_keys("You are Verbio's end-to-end test agent. Be brief.")

@@ -58,7 +58,7 @@ pub struct DesktopInfo {
 pub struct Desktop {
     pub secrets: Secrets,
     pub bases: ApiBases,
-    notifier: alerts::Notifier,
+    notifier: std::sync::Arc<alerts::Notifier>,
     tray: AtomicBool,
     alerts: Mutex<alerts::AlertTracker>,
     /// When `run` began, for the start-up time.
