@@ -134,8 +134,13 @@ def main() -> int:
         # 6. Session configuration.
         tab("session")
         choose("s-voice", "cedar")
-        models = [o.get_attribute("value") for o in Select(by_id("s-model")).options]
-        assert "gpt-realtime-2099-01-01" in models, f"the live model list is used: {models}"
+        # The live list (from the stand-in OpenAI) replaces the built-in one once it has loaded.
+        try:
+            WebDriverWait(driver, 15).until(lambda d: "gpt-realtime-2099-01-01" in [
+                o.get_attribute("value") for o in Select(d.find_element(By.ID, "s-model")).options])
+        except TimeoutException:
+            models = [o.get_attribute("value") for o in Select(by_id("s-model")).options]
+            raise AssertionError(f"the live model list is not used: {models}")
         instructions = by_id("s-instructions")
         instructions.clear()
         instructions.send_keys("You are Verbio's end-to-end test agent. Be brief.")
@@ -181,6 +186,15 @@ def main() -> int:
         assert len(lines) >= 5, f"the whole conversation is shown ({len(lines)} lines)"
         step(f"the simulated call ended with {len(lines)} transcript lines")
         shot("calls-ended")
+
+        # 7b. Applying settings again restarts the core; the session edited in the window survives it.
+        tab("setup")
+        click("apply-settings")
+        WebDriverWait(driver, 20).until(lambda d: "restarted" in d.find_element(By.ID, "panel-setup").text)
+        tab("session")
+        WebDriverWait(driver, 10).until(
+            lambda d: Select(d.find_element(By.ID, "s-voice")).first_selected_option.get_attribute("value") == "cedar")
+        step("the session survives a core restart")
 
         # 8. Outbound: formatted and validated as you type.
         tab("outbound")

@@ -172,21 +172,28 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// Probes for a notification server once; without one, warns and uses in-window alerts only.
-    pub fn probe() -> Self {
-        let native = match notification_server() {
-            Ok(name) => {
-                info!(server = %name, "desktop notifications on");
-                true
-            }
-            Err(reason) => {
-                warn!(%reason, "no notification server: desktop notifications are off; alerts show in the window only");
-                false
-            }
-        };
-        Notifier {
-            native: AtomicBool::new(native),
+    /// Probes for a notification server on a background thread (a D-Bus activation can be slow, and start-up
+    /// must not wait for it); until it answers, alerts show in the window only. Without a server it warns once.
+    pub fn probe() -> std::sync::Arc<Self> {
+        let notifier = std::sync::Arc::new(Notifier {
+            native: AtomicBool::new(false),
+        });
+        let probing = notifier.clone();
+        let spawned = std::thread::Builder::new()
+            .name("notify-probe".into())
+            .spawn(move || match notification_server() {
+                Ok(name) => {
+                    info!(server = %name, "desktop notifications on");
+                    probing.native.store(true, Ordering::Relaxed);
+                }
+                Err(reason) => {
+                    warn!(%reason, "no notification server: desktop notifications are off; alerts show in the window only");
+                }
+            });
+        if let Err(e) = spawned {
+            warn!(error = %e, "cannot probe for a notification server: desktop notifications are off; alerts show in the window only");
         }
+        notifier
     }
 
     pub fn native(&self) -> bool {

@@ -59,7 +59,7 @@ pub struct DesktopInfo {
 pub struct Desktop {
     pub secrets: Secrets,
     pub bases: ApiBases,
-    notifier: alerts::Notifier,
+    notifier: std::sync::Arc<alerts::Notifier>,
     tray: AtomicBool,
     alerts: Mutex<alerts::AlertTracker>,
     /// When `run` began, for the start-up time.
@@ -227,6 +227,8 @@ async fn start_core(app: AppHandle, config: Result<Config, ConfigError>) {
 /// Stops the core and starts it again with freshly loaded settings and secrets.
 async fn restart_core(app: AppHandle) -> Result<(), CommandError> {
     let core = app.state::<Core>();
+    // The session edited in the window (in memory, like `PUT /api/settings/session`) survives the restart.
+    let mut session = None;
     if let Some(services) = core.current() {
         let live = services.active_calls().len();
         if live > 0 {
@@ -234,9 +236,15 @@ async fn restart_core(app: AppHandle) -> Result<(), CommandError> {
                 "saved; the new settings apply when the {live} live call(s) have ended and you apply again"
             )));
         }
+        session = Some(services.session_config());
     }
     core.stop_for_restart().await;
-    let config = load_config(&app.state::<Desktop>().secrets);
+    let config = load_config(&app.state::<Desktop>().secrets).map(|mut config| {
+        if let Some(session) = session {
+            config.session = session;
+        }
+        config
+    });
     tauri::async_runtime::spawn(start_core(app.clone(), config));
     core.services().await.map(|_| ())
 }

@@ -148,4 +148,29 @@ mod tests {
             Err(CommandError::ShuttingDown)
         ));
     }
+
+    #[tokio::test]
+    async fn a_restart_makes_commands_wait_for_the_new_core() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            port: 0,
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let core = Arc::new(Core::new());
+        assert!(core.current().is_none(), "nothing runs before the start");
+        core.started(crate::services::start(config.clone()).await.unwrap());
+        assert!(core.current().is_some());
+        core.stop_for_restart().await;
+        assert!(core.current().is_none());
+        let waiting = tokio::spawn({
+            let core = core.clone();
+            async move { core.services().await.is_ok() }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "commands wait during a restart");
+        core.started(crate::services::start(config).await.unwrap());
+        assert!(waiting.await.unwrap(), "and go on with the new core");
+        core.shutdown().await;
+    }
 }
