@@ -242,6 +242,16 @@ async fn outbound_call_with_a_person_moves_through_its_states() {
     assert_eq!(record.status, "completed");
     assert_eq!(record.answered_by.as_deref(), Some("human"));
     assert_eq!(record.duration_secs, Some(7));
+    // Recorded locally by default, as the request asked.
+    let recordings =
+        o.h.running
+            .services
+            .recordings
+            .for_call(&sid)
+            .await
+            .expect("call recordings");
+    assert_eq!(recordings.len(), 1, "one local recording");
+    assert_eq!(recordings[0].source, "local");
     assert_eq!(record.to_number.as_deref(), Some(CALLEE));
     let history: Vec<String> =
         o.h.running
@@ -295,6 +305,7 @@ async fn machine_end_beep_leaves_the_voicemail_then_hangs_up() {
             "from": FROM_NUMBER,
             "machine_policy": "voicemail",
             "voicemail_message": "Please call Verbio back about your order.",
+            "record": false,
         }))
         .await;
     assert_eq!(resp.status(), 201);
@@ -355,6 +366,16 @@ async fn machine_end_beep_leaves_the_voicemail_then_hangs_up() {
         .expect("hang-up sent");
     assert_eq!(hang_up.field("Status"), Some("completed"));
     assert!(hang_up.status < 300, "Prism accepted the hang-up");
+    // `"record": false` in the request: this call left no recording.
+    o.h.running.services.store.flush().await.expect("flush");
+    let recordings =
+        o.h.running
+            .services
+            .recordings
+            .for_call(&sid)
+            .await
+            .expect("call recordings");
+    assert!(recordings.is_empty(), "{recordings:?}");
     o.h.validate_client_events("outbound_voicemail");
 }
 

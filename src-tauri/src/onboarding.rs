@@ -1,6 +1,6 @@
 //! First-run checks of the user's keys: OpenAI (`GET /v1/models`) and Twilio (account fetch
 //! `GET /2010-04-01/Accounts/{sid}.json`), with errors a person can act on. Base URLs are configurable
-//! (`VERBIO_OPENAI_API_BASE`, `VERBIO_TWILIO_API_BASE`) so tests and proxies can stand in for the services.
+//! (`VERBIO_OPENAI_API_BASE`, `TWILIO_API_BASE`, the same base the REST client uses) so tests and proxies can stand in for the services.
 //!
 //! Keys are sent only to their owner, never logged, never part of an error message.
 
@@ -14,7 +14,7 @@ use crate::realtime::session::KNOWN_MODELS;
 pub const DEFAULT_OPENAI_API_BASE: &str = "https://api.openai.com";
 pub const DEFAULT_TWILIO_API_BASE: &str = "https://api.twilio.com";
 pub const OPENAI_API_BASE_ENV: &str = "VERBIO_OPENAI_API_BASE";
-pub const TWILIO_API_BASE_ENV: &str = "VERBIO_TWILIO_API_BASE";
+pub const TWILIO_API_BASE_ENV: &str = "TWILIO_API_BASE";
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -35,7 +35,7 @@ impl Default for ApiBases {
 }
 
 impl ApiBases {
-    /// Defaults, overridden by `VERBIO_OPENAI_API_BASE` / `VERBIO_TWILIO_API_BASE`.
+    /// Defaults, overridden by `VERBIO_OPENAI_API_BASE` / `TWILIO_API_BASE`.
     pub fn from_env() -> Self {
         let get = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let defaults = ApiBases::default();
@@ -221,26 +221,17 @@ pub fn realtime_models(ids: impl IntoIterator<Item = String>) -> Vec<String> {
 
 /// `AC` followed by 32 hex digits.
 pub fn valid_account_sid(sid: &str) -> bool {
-    sid.len() == 34 && sid.starts_with("AC") && sid[2..].chars().all(|c| c.is_ascii_hexdigit())
+    crate::telephony::twilio::rest::is_account_sid(sid)
 }
 
-#[derive(Deserialize)]
-struct AccountBody {
-    sid: String,
-    #[serde(default)]
-    friendly_name: String,
-    #[serde(default)]
-    status: String,
-    #[serde(default, rename = "type")]
-    account_type: String,
-}
-
-/// Checks a Twilio account SID and auth token with `GET {base}/2010-04-01/Accounts/{sid}.json`.
+/// Checks a Twilio account SID and auth token by fetching the account
+/// (`GET {base}/2010-04-01/Accounts/{sid}.json`) with the same REST client that places calls.
 pub async fn check_twilio(
     base: &str,
     account_sid: &str,
     auth_token: &Secret,
 ) -> Result<TwilioCheck, KeyCheckError> {
+    use crate::telephony::twilio::rest::{RestError, RetryPolicy, TwilioRest};
     let sid = account_sid.trim();
     if sid.is_empty() {
         return Err(KeyCheckError::Missing(
@@ -258,52 +249,54 @@ pub async fn check_twilio(
             "Enter your Twilio auth token (Console → Account info).".into(),
         ));
     }
-    let url = join(base, &format!("/2010-04-01/Accounts/{sid}.json"))?;
-    let response = client()?
-        .get(url.clone())
-        .basic_auth(sid, Some(token))
-        .send()
-        .await
-        .map_err(|e| unreachable("Twilio", &url, &e))?;
-    let status = response.status().as_u16();
-    let body = response
-        .text()
-        .await
-        .map_err(|e| unreachable("Twilio", &url, &e))?;
-    match status {
-        200 => {
-            let account: AccountBody = serde_json::from_str(&body).map_err(|_| {
-                KeyCheckError::Unexpected(
-                    "Twilio answered, but not with an account; is the API address right?".into(),
-                )
-            })?;
-            if account.status != "active" && !account.status.is_empty() {
-                return Err(KeyCheckError::Forbidden(format!(
-                    "The Twilio account {} is {}; calls need an active account.",
-                    account.sid, account.status
-                )));
-            }
-            Ok(TwilioCheck {
-                account_sid: account.sid,
-                friendly_name: account.friendly_name,
-                status: account.status,
-                account_type: account.account_type,
-            })
-        }
-        401 => Err(KeyCheckError::Rejected(
-            "Twilio rejected the Account SID and auth token (HTTP 401). Use the auth token of this account (not an API key secret).".into(),
+    let host = reqwest::Url::parse(base)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| "?".into());
+    let twilio = TwilioRest::new(base, sid, Secret::new(token))
+        .map_err(|e| KeyCheckError::Malformed(e.to_string()))?
+        // A key check answers now or says why; it does not wait through retries.
+        .with_retry(RetryPolicy {
+            attempts: 1,
+            ..RetryPolicy::default()
+        });
+    let account = twilio.fetch_account().await.map_err(|e| match e {
+        RestError::Api(api) => match api.status {
+            401 => KeyCheckError::Rejected(
+                "Twilio rejected the Account SID and auth token (HTTP 401). Use the auth token of this account (not an API key secret).".into(),
+            ),
+            403 => KeyCheckError::Forbidden(
+                "Twilio refused access to this account (HTTP 403): the token may belong to another account or a subaccount.".into(),
+            ),
+            404 => KeyCheckError::NotFound(format!(
+                "Twilio has no account {sid} (HTTP 404): check the Account SID."
+            )),
+            code => KeyCheckError::Unexpected(format!(
+                "Twilio answered HTTP {code}. It said: {}",
+                api.message.chars().take(300).collect::<String>()
+            )),
+        },
+        RestError::Transport(why) => KeyCheckError::Unreachable(format!(
+            "Could not reach Twilio at {host}: {why}."
         )),
-        403 => Err(KeyCheckError::Forbidden(
-            "Twilio refused access to this account (HTTP 403): the token may belong to another account or a subaccount.".into(),
-        )),
-        404 => Err(KeyCheckError::NotFound(format!(
-            "Twilio has no account {sid} (HTTP 404): check the Account SID."
-        ))),
-        code => Err(KeyCheckError::Unexpected(format!(
-            "Twilio answered HTTP {code}.{}",
-            provider_message(&body).map(|m| format!(" It said: {m}")).unwrap_or_default()
-        ))),
+        RestError::Decode { .. } => KeyCheckError::Unexpected(
+            "Twilio answered, but not with an account; is the API address right?".into(),
+        ),
+        other => KeyCheckError::Malformed(other.to_string()),
+    })?;
+    let status = account.status.unwrap_or_default();
+    if status != "active" && !status.is_empty() {
+        return Err(KeyCheckError::Forbidden(format!(
+            "The Twilio account {} is {status}; calls need an active account.",
+            account.sid
+        )));
     }
+    Ok(TwilioCheck {
+        account_sid: account.sid,
+        friendly_name: account.friendly_name.unwrap_or_default(),
+        status,
+        account_type: account.account_type.unwrap_or_default(),
+    })
 }
 
 /// The model picker's list: live from OpenAI when a key works, else the built-in list with the reason.

@@ -171,6 +171,9 @@ pub struct AccountResource {
     pub friendly_name: Option<String>,
     #[serde(default)]
     pub status: Option<String>,
+    /// `Full` or `Trial`.
+    #[serde(default, rename = "type")]
+    pub account_type: Option<String>,
 }
 
 /// A nullable string field read as `""` when null (the spec marks nearly every field nullable).
