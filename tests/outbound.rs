@@ -51,6 +51,23 @@ impl Outbound {
             .expect("outbound request")
     }
 
+    /// A `/api` request with the key; the JSON answer.
+    async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.h.base))
+            .header("X-API-Key", API_KEY);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("API request");
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        response.json().await.expect("JSON answer")
+    }
+
     /// The `POST Calls.json` the app sent.
     async fn create_request(&self) -> TappedRequest {
         self.tap
@@ -598,38 +615,15 @@ async fn unsigned_or_forged_callbacks_are_refused() {
 #[tokio::test]
 async fn numbers_and_webhook_setup_through_the_api() {
     let o = outbound(SimRealtimeConfig::default()).await;
-    let client = reqwest::Client::new();
-    let numbers: Value = client
-        .get(format!("{}/api/numbers", o.h.base))
-        .header("X-API-Key", API_KEY)
-        .send()
-        .await
-        .expect("numbers")
-        .json()
-        .await
-        .expect("JSON");
+    let numbers = o.api(reqwest::Method::GET, "/api/numbers", None).await;
     assert_eq!(numbers[0]["phone_number"], FROM_NUMBER);
-    let setup: Value = client
-        .get(format!("{}/api/webhooks", o.h.base))
-        .header("X-API-Key", API_KEY)
-        .send()
-        .await
-        .expect("setup")
-        .json()
-        .await
-        .expect("JSON");
+    let setup = o.api(reqwest::Method::GET, "/api/webhooks", None).await;
     assert_eq!(setup["voice_url"], format!("{}/twiml", o.h.base));
     assert!(setup["mode"].is_null(), "not asked yet");
-    let chosen: Value = client
-        .put(format!("{}/api/webhooks", o.h.base))
-        .header("X-API-Key", API_KEY)
-        .json(&json!({"mode": "auto", "number_sid": common::FROM_NUMBER_SID}))
-        .send()
-        .await
-        .expect("choose")
-        .json()
-        .await
-        .expect("JSON");
+    let choice = json!({"mode": "auto", "number_sid": common::FROM_NUMBER_SID});
+    let chosen = o
+        .api(reqwest::Method::PUT, "/api/webhooks", Some(choice))
+        .await;
     assert_eq!(chosen["mode"], "auto");
     let update = o
         .tap
@@ -647,14 +641,6 @@ async fn numbers_and_webhook_setup_through_the_api() {
     );
     assert_eq!(update.status, 200, "Prism accepted the update");
     // Asked once, remembered.
-    let again: Value = client
-        .get(format!("{}/api/webhooks", o.h.base))
-        .header("X-API-Key", API_KEY)
-        .send()
-        .await
-        .expect("setup")
-        .json()
-        .await
-        .expect("JSON");
+    let again = o.api(reqwest::Method::GET, "/api/webhooks", None).await;
     assert_eq!(again["number_sid"], common::FROM_NUMBER_SID);
 }
