@@ -644,3 +644,38 @@ async fn numbers_and_webhook_setup_through_the_api() {
     let again = o.api(reqwest::Method::GET, "/api/webhooks", None).await;
     assert_eq!(again["number_sid"], common::FROM_NUMBER_SID);
 }
+
+#[tokio::test]
+async fn the_auto_webhook_choice_is_repeated_on_the_next_start() {
+    let first = outbound(SimRealtimeConfig::default()).await;
+    let choice = json!({"mode": "auto", "number_sid": common::FROM_NUMBER_SID});
+    first
+        .api(reqwest::Method::PUT, "/api/webhooks", Some(choice))
+        .await;
+    let data_dir = first.h.data.path().to_path_buf();
+    first.h.running.services.store.flush().await.expect("flush");
+    // The next run reaches Twilio through another URL (a new tunnel): the number must follow it.
+    let tap = common::prism_tap().await;
+    let api_base = tap.url();
+    let second = common::start(SimRealtimeConfig::default(), |c| {
+        c.data_dir = data_dir.clone();
+        c.telephony.api_base = api_base;
+        c.public_url = Some("https://calls.example.test".into());
+    })
+    .await;
+    let update = tap
+        .wait_for("number update on start", Duration::from_secs(5), |r| {
+            r.path.contains("/IncomingPhoneNumbers/PN")
+        })
+        .await
+        .expect("the remembered number was pointed at the new URL");
+    assert_eq!(
+        update.field("VoiceUrl"),
+        Some("https://calls.example.test/twiml")
+    );
+    assert_eq!(
+        update.field("StatusCallback"),
+        Some("https://calls.example.test/twilio/status")
+    );
+    drop(second);
+}
