@@ -673,7 +673,7 @@ async fn twilio_recording_callback_downloads_the_dual_channel_copy() {
     let (api_base, seen) = fake_twilio_media(wav.clone()).await;
     let h = start(SimRealtimeConfig::default(), |c| {
         c.api_key = Secret::new(API_KEY);
-        c.recording.twilio_api_base = api_base.clone();
+        c.telephony.api_base = api_base.clone();
         c.recording.delete_twilio_copy = true;
     })
     .await;

@@ -376,6 +376,7 @@ pub async fn start_with_connector(
         crate::recording::twilio_cloud::TwilioAuth {
             account_sid: config.twilio_account_sid.clone(),
             auth_token: config.twilio_auth_token.clone(),
+            api_base: config.telephony.api_base.trim_end_matches('/').to_string(),
         },
     ));
     let services = Arc::new(Services {

@@ -207,12 +207,9 @@ impl Library {
         }
         if at_twilio {
             if let Some(sid) = r.twilio_sid.as_deref() {
-                let url = twilio_cloud::recording_url(
-                    &self.config.twilio_api_base,
-                    &self.auth.account_sid,
-                    sid,
-                );
-                twilio_cloud::delete(&url, &self.config.twilio_api_base, &self.auth).await?;
+                let url =
+                    twilio_cloud::recording_url(&self.auth.api_base, &self.auth.account_sid, sid);
+                twilio_cloud::delete(&url, &self.auth.api_base, &self.auth).await?;
             }
         }
         match tokio::fs::remove_file(self.path_of(&r)).await {
@@ -332,7 +329,7 @@ impl Library {
             .map_err(LibraryError::Export)?;
         let size = twilio_cloud::download(
             &status.recording_url,
-            &self.config.twilio_api_base,
+            &self.auth.api_base,
             &self.auth,
             &dest,
         )
@@ -379,12 +376,7 @@ impl Library {
             .await?;
         info!(call_sid = %status.call_sid, recording_id = id, "Twilio recording saved in the library");
         if self.config.delete_twilio_copy && frames.is_ok() {
-            twilio_cloud::delete(
-                &status.recording_url,
-                &self.config.twilio_api_base,
-                &self.auth,
-            )
-            .await?;
+            twilio_cloud::delete(&status.recording_url, &self.auth.api_base, &self.auth).await?;
         }
         Ok(Some(id))
     }

@@ -33,8 +33,6 @@ pub struct RecordingConfig {
     pub enabled: bool,
     /// Delete Twilio's copy once it is in the library (`VERBIO_TWILIO_RECORDING_DELETE=true`).
     pub delete_twilio_copy: bool,
-    /// Twilio's REST base (`TWILIO_API_BASE`): recordings are only downloaded from there.
-    pub twilio_api_base: String,
     pub recorder: RecorderSettings,
 }
 
@@ -43,7 +41,6 @@ impl Default for RecordingConfig {
         RecordingConfig {
             enabled: true,
             delete_twilio_copy: false,
-            twilio_api_base: "https://api.twilio.com".into(),
             recorder: RecorderSettings::default(),
         }
     }
@@ -70,9 +67,6 @@ impl RecordingConfig {
         }
         if let Some(v) = get("VERBIO_TWILIO_RECORDING_DELETE") {
             self.delete_twilio_copy = flag("VERBIO_TWILIO_RECORDING_DELETE", &v)?;
-        }
-        if let Some(v) = get("TWILIO_API_BASE").filter(|v| !v.is_empty()) {
-            self.twilio_api_base = v.trim_end_matches('/').to_string();
         }
         Ok(())
     }

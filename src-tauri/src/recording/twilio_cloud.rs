@@ -31,11 +31,13 @@ pub enum CloudError {
     Io(#[from] std::io::Error),
 }
 
-/// Basic-auth credentials for Twilio's REST API.
+/// Basic-auth credentials for Twilio's REST API, and its base (`TWILIO_API_BASE`, the same one the
+/// REST client uses): recordings are only downloaded from there.
 #[derive(Clone)]
 pub struct TwilioAuth {
     pub account_sid: String,
     pub auth_token: crate::config::Secret,
+    pub api_base: String,
 }
 
 impl std::fmt::Debug for TwilioAuth {
