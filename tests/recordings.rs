@@ -753,3 +753,79 @@ async fn twilio_recording_callback_downloads_the_dual_channel_copy() {
     );
     assert!(!wav_path(&h, &rec).exists());
 }
+
+/// The same cloud-recording flow with Prism as Twilio's REST API: the `.wav` is served by the test
+/// (Twilio's media host, which the API description does not cover); the DELETE of Twilio's copy goes to
+/// Prism, which checks it against Twilio's published description of `Recordings/{Sid}.json`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twilio_recording_download_and_delete_against_prism() {
+    const RECORDING_SID: &str = "RE0123456789abcdef0123456789abcdef";
+    let wav = small_wav();
+    let tap = common::prism_tap().await;
+    tap.serve_media(
+        &format!("/Recordings/{RECORDING_SID}.wav"),
+        "audio/x-wav",
+        wav.clone(),
+    );
+    let api_base = tap.url();
+    let h = start(SimRealtimeConfig::default(), |c| {
+        c.telephony.api_base = api_base.clone();
+        c.recording.delete_twilio_copy = true;
+    })
+    .await;
+    let sid = call_sid();
+    let path = "/twilio/recording-status";
+    let recording_url =
+        format!("{api_base}/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{RECORDING_SID}");
+    let resp = common::post_signed_form(
+        &h.base,
+        path,
+        &[
+            ("AccountSid", ACCOUNT_SID),
+            ("CallSid", sid.as_str()),
+            ("RecordingSid", RECORDING_SID),
+            ("RecordingUrl", recording_url.as_str()),
+            ("RecordingStatus", "completed"),
+            ("RecordingChannels", "2"),
+            ("RecordingDuration", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let deleted = tap
+        .wait_for("delete at Twilio", 10 * SECOND, |r| r.method == "DELETE")
+        .await
+        .expect("Twilio's copy deleted after the download");
+    assert_eq!(
+        deleted.path,
+        format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{RECORDING_SID}.json")
+    );
+    assert!(deleted.had_basic_auth);
+    assert!(
+        deleted.status < 300,
+        "Prism accepted the DELETE: {}",
+        deleted.status
+    );
+    let download = tap
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "GET")
+        .expect("download");
+    assert!(
+        download.path.ends_with(".wav?RequestedChannels=2"),
+        "{}",
+        download.path
+    );
+    let recs = h
+        .running
+        .services
+        .recordings
+        .for_call(&sid)
+        .await
+        .expect("recordings");
+    let rec = recs
+        .iter()
+        .find(|r| r.source == "twilio")
+        .expect("Twilio copy in the library");
+    assert_eq!(std::fs::read(wav_path(&h, rec)).expect("saved"), wav);
+}

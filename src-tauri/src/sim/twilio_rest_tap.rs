@@ -75,6 +75,9 @@ struct Shared {
     injected: Vec<Injected>,
     /// (path fragment, body) answered after Prism has validated the request.
     canned: Vec<(String, Value)>,
+    /// (path fragment, content type, bytes) answered by the tap itself: media Twilio serves that the
+    /// API description does not cover (a recording's `.wav`).
+    media: Vec<(String, &'static str, Bytes)>,
 }
 
 struct TapState {
@@ -169,6 +172,14 @@ impl RestTap {
     /// whose content a test must know, such as the account's numbers.
     pub fn serve_json(&self, path_contains: &str, body: Value) {
         self.lock().canned.push((path_contains.to_string(), body));
+    }
+
+    /// Serves `bytes` for GETs whose path contains `path_contains`, as Twilio's media host does for a
+    /// recording's `.wav` (the API description has no such path, so Prism cannot).
+    pub fn serve_media(&self, path_contains: &str, content_type: &'static str, bytes: Vec<u8>) {
+        self.lock()
+            .media
+            .push((path_contains.to_string(), content_type, Bytes::from(bytes)));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
@@ -283,6 +294,14 @@ async fn forward(
             .is_some_and(|v| v.starts_with("Basic ")),
         status: 0,
     };
+    let media = {
+        let shared = state.shared.lock().unwrap_or_else(|p| p.into_inner());
+        shared
+            .media
+            .iter()
+            .find(|(fragment, _, _)| method == Method::GET && path.contains(fragment))
+            .map(|(_, ct, bytes)| (*ct, bytes.clone()))
+    };
     let (injected, canned) = {
         let mut shared = state.shared.lock().unwrap_or_else(|p| p.into_inner());
         let position = shared
@@ -296,75 +315,89 @@ async fn forward(
             .map(|(_, body)| body.clone());
         (position.map(|i| shared.injected.remove(i)), canned)
     };
-    let response = match injected {
-        Some(failure) => {
-            record.status = failure.status;
-            let status = StatusCode::from_u16(failure.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let response = match (injected, media) {
+        (None, Some((content_type, bytes))) => {
+            record.status = 200;
             (
-                status,
-                [(axum::http::header::CONTENT_TYPE, "application/json")],
-                failure.body.to_string(),
+                StatusCode::OK,
+                [(axum::http::header::CONTENT_TYPE, content_type)],
+                bytes,
             )
                 .into_response()
         }
-        None => {
-            let send = |dynamic: bool| {
-                let mut request = state
-                    .http
-                    .request(method.clone(), format!("{}{}", state.upstream, path))
-                    .body(upstream_body.clone());
-                if let Some(ct) = headers.get(axum::http::header::CONTENT_TYPE) {
-                    request = request.header(axum::http::header::CONTENT_TYPE, ct.clone());
-                }
-                if let Some(auth) = &authorization {
-                    request = request.header(axum::http::header::AUTHORIZATION, auth.clone());
-                }
-                if dynamic {
-                    request = request.header("Prefer", "dynamic=true");
-                }
-                async move {
-                    let response = request.send().await?;
-                    let status = response.status().as_u16();
-                    let bytes = response.bytes().await?;
-                    Ok::<_, reqwest::Error>((status, bytes))
-                }
-            };
-            let mut answer = send(false).await;
-            let example_only_failed =
-                matches!(&answer, Ok((500, bytes)) if only_response_violations(bytes));
-            match (&canned, example_only_failed) {
-                (Some(body), true) => answer = Ok((200, Bytes::from(body.to_string()))),
-                (Some(body), false) if matches!(&answer, Ok((s, _)) if (200..300).contains(s)) => {
-                    answer = Ok((200, Bytes::from(body.to_string())));
-                }
-                (None, true) => {
-                    answer = send(true)
-                        .await
-                        .map(|(status, bytes)| (status, without_paging(bytes)));
-                }
-                _ => {}
+        (injected, _) => match injected {
+            Some(failure) => {
+                record.status = failure.status;
+                let status =
+                    StatusCode::from_u16(failure.status).unwrap_or(StatusCode::BAD_REQUEST);
+                (
+                    status,
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    failure.body.to_string(),
+                )
+                    .into_response()
             }
-            match answer {
-                Ok((status, bytes)) => {
-                    record.status = status;
-                    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-                    (
-                        status,
-                        [(axum::http::header::CONTENT_TYPE, "application/json")],
-                        bytes,
-                    )
-                        .into_response()
+            None => {
+                let send = |dynamic: bool| {
+                    let mut request = state
+                        .http
+                        .request(method.clone(), format!("{}{}", state.upstream, path))
+                        .body(upstream_body.clone());
+                    if let Some(ct) = headers.get(axum::http::header::CONTENT_TYPE) {
+                        request = request.header(axum::http::header::CONTENT_TYPE, ct.clone());
+                    }
+                    if let Some(auth) = &authorization {
+                        request = request.header(axum::http::header::AUTHORIZATION, auth.clone());
+                    }
+                    if dynamic {
+                        request = request.header("Prefer", "dynamic=true");
+                    }
+                    async move {
+                        let response = request.send().await?;
+                        let status = response.status().as_u16();
+                        let bytes = response.bytes().await?;
+                        Ok::<_, reqwest::Error>((status, bytes))
+                    }
+                };
+                let mut answer = send(false).await;
+                let example_only_failed =
+                    matches!(&answer, Ok((500, bytes)) if only_response_violations(bytes));
+                match (&canned, example_only_failed) {
+                    (Some(body), true) => answer = Ok((200, Bytes::from(body.to_string()))),
+                    (Some(body), false) if matches!(&answer, Ok((s, _)) if (200..300).contains(s)) =>
+                    {
+                        answer = Ok((200, Bytes::from(body.to_string())));
+                    }
+                    (None, true) => {
+                        answer = send(true)
+                            .await
+                            .map(|(status, bytes)| (status, without_paging(bytes)));
+                    }
+                    _ => {}
                 }
-                Err(e) => {
-                    record.status = 502;
-                    (
-                        StatusCode::BAD_GATEWAY,
-                        format!("tap: upstream failed: {e}"),
-                    )
-                        .into_response()
+                match answer {
+                    Ok((status, bytes)) => {
+                        record.status = status;
+                        let status =
+                            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+                        (
+                            status,
+                            [(axum::http::header::CONTENT_TYPE, "application/json")],
+                            bytes,
+                        )
+                            .into_response()
+                    }
+                    Err(e) => {
+                        record.status = 502;
+                        (
+                            StatusCode::BAD_GATEWAY,
+                            format!("tap: upstream failed: {e}"),
+                        )
+                            .into_response()
+                    }
                 }
             }
-        }
+        },
     };
     state
         .shared
