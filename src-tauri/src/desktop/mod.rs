@@ -3,7 +3,8 @@
 //! [`run`] builds the app (single instance, notifications, tray), starts the core
 //! ([`crate::services::start`]) on Tauri's async runtime with secrets from the OS keychain, forwards every
 //! [`CallEvent`](crate::calls::events::CallEvent) to the webview as a `call-event` (and to the tray and
-//! notifications), forwards recording playback positions as `playback-position`, and exposes the thin
+//! notifications), forwards recording playback positions as `playback-position` and live calls' levels as
+//! `call-levels` ([`levels`], while the window is visible), and exposes the thin
 //! commands in [`commands`] and `call_commands`. A core that fails to start (port in use,
 //! bad settings) does not stop the window: the UI shows why, through `app_status`.
 //!
@@ -13,6 +14,7 @@
 pub mod alerts;
 mod call_commands;
 mod commands;
+mod levels;
 mod state;
 mod tray;
 
@@ -280,6 +282,15 @@ async fn forward_events(app: &AppHandle, mut events: broadcast::Receiver<CallEve
                 }
                 if let Some(alert) = alert {
                     desktop.notifier.deliver(app, alert);
+                }
+                if let CallEvent::CallStarted { call_sid, .. } = &event {
+                    if let Some(services) = app.state::<Core>().current() {
+                        tauri::async_runtime::spawn(levels::meter_call(
+                            app.clone(),
+                            services,
+                            call_sid.clone(),
+                        ));
+                    }
                 }
             }
             Err(RecvError::Lagged(skipped)) => {
