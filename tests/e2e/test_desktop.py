@@ -203,7 +203,7 @@ def main() -> int:
         tab("setup")
         hooks = by_id("webhooks")
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", hooks)
-        WebDriverWait(driver, 10).until(lambda d: "A call comes in" in d.find_element(By.ID, "webhooks").text)
+        WebDriverWait(driver, 10).until(lambda d: "a call comes in" in d.find_element(By.ID, "webhooks").text.lower())
         values = [e.get_attribute("value") for e in hooks.find_elements(By.CSS_SELECTOR, "input")]
         assert f"{PUBLIC_URL}/twiml" in values and f"{PUBLIC_URL}/twilio/status" in values, values
         WebDriverWait(driver, 10).until(lambda d: "+15005550006" in d.find_element(By.ID, "hook-number").text)
@@ -252,8 +252,13 @@ def main() -> int:
         WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "ol.turns li"))
 
         def panel_button(text: str):
-            return driver.find_element(
+            button = driver.find_element(
                 By.XPATH, f"//*[@id='panel-recordings']//button[normalize-space()='{text}']")
+            # The call's "ended" toast may sit over the lower part of the panel.
+            for close in driver.find_elements(By.CSS_SELECTOR, ".toast .close"):
+                close.click()
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
+            return button
 
         panel_button("Play").click()
         slider = driver.find_element(By.CSS_SELECTOR, "[role=slider]")
@@ -268,7 +273,9 @@ def main() -> int:
         panel_button("Pause").click()
         WebDriverWait(driver, 10).until(lambda d: panel_button("Play"))
         panel_button("Delete…").click()
-        driver.find_element(By.CSS_SELECTOR, "[role=alertdialog] .btn-danger").click()
+        confirm = driver.find_element(By.CSS_SELECTOR, "[role=alertdialog] .btn-danger")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", confirm)
+        confirm.click()
         WebDriverWait(driver, 10).until(lambda d: "Recording deleted" in d.find_element(By.ID, "panel-recordings").text)
         WebDriverWait(driver, 10).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "ul.list .pick"))
         step("the recording was played, then deleted after confirmation, and is gone from the list")
