@@ -67,6 +67,11 @@ def main() -> None:
                     return self.reply(401, {"code": 20003, "message": "Authenticate", "status": 401})
                 return self.reply(201, {"sid": "CA" + uuid.uuid4().hex, "status": "queued", "direction": "outbound-api",
                                         "from": form.get("From"), "to": form.get("To")})
+            if self.path.startswith(f"{account}/Calls/CA") and self.path.endswith(".json"):
+                if auth != basic:
+                    return self.reply(401, {"code": 20003, "message": "Authenticate", "status": 401})
+                sid = self.path.rsplit("/", 1)[1][: -len(".json")]
+                return self.reply(200, {"sid": sid, "status": form.get("Status", "in-progress")})
             return self.reply(404, {"code": 20404, "message": "The requested resource was not found", "status": 404})
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

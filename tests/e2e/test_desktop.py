@@ -14,8 +14,13 @@ plays it (into the null sink test-e2e.sh starts; the position advances and the l
 highlighted) and deletes it after confirmation. Screenshots of each panel go to VERBIO_E2E_SHOTS.
 """
 
+import base64
+import hashlib
+import hmac
 import os
 import subprocess
+import urllib.parse
+import urllib.request
 import sys
 import time
 
@@ -35,6 +40,7 @@ OPENAI_KEY = os.environ["E2E_OPENAI_KEY"]
 ACCOUNT_SID = os.environ["E2E_ACCOUNT_SID"]
 AUTH_TOKEN = os.environ["E2E_AUTH_TOKEN"]
 PUBLIC_URL = "https://e2e.example.test"
+APP_PORT = os.environ["VERBIO_PORT"]
 
 started = time.monotonic()
 
@@ -49,6 +55,18 @@ def keychain_value(account: str) -> str:
         capture_output=True, text=True, timeout=10,
     )
     return out.stdout.strip()
+
+
+def twilio_callback(path: str, params: dict) -> int:
+    """Posts a callback the way Twilio does: a form signed (X-Twilio-Signature) for the public URL."""
+    url = f"{PUBLIC_URL}{path}"
+    signed = url + "".join(k + params[k] for k in sorted(params))
+    signature = base64.b64encode(hmac.new(AUTH_TOKEN.encode(), signed.encode(), hashlib.sha1).digest()).decode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{APP_PORT}{path}", data=urllib.parse.urlencode(params).encode(),
+        headers={"X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status
 
 
 def main() -> int:
@@ -237,7 +255,31 @@ def main() -> int:
         status = driver.find_element(By.CSS_SELECTOR, "[data-testid=placed-status]").text
         assert status == "queued", status
         step(f"outbound call placed through the (stand-in) Twilio API: {status}")
+        call_sid = placed.find_element(By.CSS_SELECTOR, ".mono").text.strip()
+        assert call_sid.startswith("CA"), call_sid
+        base = {"CallSid": call_sid, "From": "+15005550006", "To": "+14155550100", "Direction": "outbound-api"}
+
+        def status_is(expected: str) -> None:
+            WebDriverWait(driver, 10).until(
+                lambda d: d.find_element(By.CSS_SELECTOR, "[data-testid=placed-status]").text == expected)
+
+        # Twilio's status and answering-machine callbacks reach the panel through the bus.
+        twilio_callback("/twilio/status", {**base, "CallStatus": "ringing"})
+        status_is("ringing")
+        twilio_callback("/twilio/status", {**base, "CallStatus": "in-progress"})
+        status_is("in-progress")
+        twilio_callback("/twilio/amd", {**base, "AnsweredBy": "machine_end_beep"})
+        verdict = WebDriverWait(driver, 10).until(
+            EC.presence_of_element_located((By.CSS_SELECTOR, "[data-testid=machine-verdict]"))).text
+        assert "Answering machine" in verdict and "hung up" in verdict, verdict
+        # No notification server here: the machine alert shows in the window.
+        WebDriverWait(driver, 10).until(
+            lambda d: "+14155550100 was answered by a machine" in d.find_element(By.CSS_SELECTOR, ".toast").text)
+        step(f"live status followed Twilio's callbacks; verdict {verdict!r} and the machine alert shown")
         shot("outbound")
+        twilio_callback("/twilio/status", {**base, "CallStatus": "completed", "CallDuration": "12"})
+        status_is("completed")
+        assert "12 s" in placed.text, placed.text
 
         # 9. Recordings: the simulated call's recording is listed, plays, and is deleted after confirmation.
         tab("recordings")

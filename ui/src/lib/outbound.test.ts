@@ -56,5 +56,6 @@ describe('call progress', () => {
       'Answering machine answered (machine_end_beep): leaving the voicemail',
     );
     expect(describeDetection({ answered_by: 'human', action: 'continue' })).toContain('A person');
+    expect(describeDetection({ answered_by: 'machine_start', action: 'wait' })).toContain('waiting for the beep');
   });
 });

@@ -46,7 +46,9 @@ export function describeDetection(d: { answered_by: string; action: string }): s
         ? 'leaving the voicemail'
         : d.action === 'continue'
           ? 'the agent carries on'
-          : d.action;
+          : d.action === 'wait'
+            ? 'waiting for the beep'
+            : d.action;
   return `${who} answered (${d.answered_by}): ${what}`;
 }
 
