@@ -47,7 +47,7 @@ export const CORE_RESTARTED = 'core-restarted';
 export const DESKTOP_ALERT = 'desktop-alert';
 /** Quit was asked for while calls are live; the payload is how many. */
 export const CONFIRM_QUIT = 'confirm-quit';
-/** Audio levels of live calls, a few times a second (not sent by this build yet). */
+/** Audio levels of live calls (dBFS per side), five times a second while the window is visible. */
 export const CALL_LEVELS = 'call-levels';
 /** The recording playing through the speakers: position, finished, stopped. */
 export const PLAYBACK_POSITION = 'playback-position';
