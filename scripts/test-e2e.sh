@@ -33,7 +33,10 @@ if [ "${CI:-}" = "true" ]; then SHOTS="$WORK/screenshots"; else SHOTS="$ROOT/doc
 mkdir -p "$SHOTS" "$WORK/data" "$WORK/share" "$WORK/run"
 chmod 700 "$WORK/run"
 XVFB_PID=""
+# shellcheck source=scripts/test-audio.sh
+source scripts/test-audio.sh
 cleanup() {
+  stop_test_audio
   [ -n "$XVFB_PID" ] && kill "$XVFB_PID" 2>/dev/null || true
   rm -rf "$WORK/data" "$WORK/share" "$WORK/run"
 }
@@ -46,6 +49,14 @@ if ! xwininfo -display "$DISPLAY_NUM" -root >/dev/null 2>&1; then
   for _ in $(seq 1 50); do xwininfo -display "$DISPLAY_NUM" -root >/dev/null 2>&1 && break; sleep 0.1; done
   xwininfo -display "$DISPLAY_NUM" -root >/dev/null 2>&1 || fail "Xvfb did not come up"
 fi
+
+# The recordings step plays a recording: a null audio sink to play it into. The app runs in a D-Bus
+# session with its own XDG_RUNTIME_DIR, so it is told where the sound server is.
+log "starting the test audio device"
+start_test_audio
+PULSE_SERVER="$(pactl info | sed -n 's/^Server String: //p')"
+case "$PULSE_SERVER" in /*) PULSE_SERVER="unix:$PULSE_SERVER" ;; esac
+export PULSE_SERVER
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
 
@@ -70,6 +81,7 @@ dbus-run-session -- bash -c '
   export DISPLAY="$E2E_DISPLAY_NUM" NO_AT_BRIDGE=1 VERBIO_LOG=info
   export VERBIO_PORT="$E2E_APP_PORT" VERBIO_DATA_DIR="$E2E_WORK/data" VERBIO_CONFIG="$E2E_WORK/config.toml"
   export VERBIO_KEYCHAIN_SERVICE="app.verbio.e2e.$$"
+  # One Twilio base for the onboarding check and the services (numbers, placing calls).
   export VERBIO_OPENAI_API_BASE="$PROVIDERS_URL" TWILIO_API_BASE="$PROVIDERS_URL"
   unset OPENAI_API_KEY TWILIO_AUTH_TOKEN VERBIO_API_KEY NGROK_AUTHTOKEN TWILIO_ACCOUNT_SID VERBIO_PUBLIC_URL
 

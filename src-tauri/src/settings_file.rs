@@ -1,4 +1,4 @@
-//! Writes the non-secret settings the onboarding asks for (public URL, Twilio Account SID) into the
+//! Writes the non-secret settings the onboarding asks for (public URL, Twilio Account SID, tunnel) into the
 //! config file (`VERBIO_CONFIG` or the platform default), keeping every other key as it was.
 //! Secrets never go here: they live in the keychain ([`crate::secrets`]).
 
@@ -26,6 +26,10 @@ pub enum SettingsFileError {
 pub struct BasicSettings {
     pub public_url: Option<String>,
     pub twilio_account_sid: Option<String>,
+    /// How Twilio reaches the app: `ngrok` (a tunnel at start) or `none` (`public_url`, or nothing).
+    pub tunnel: Option<String>,
+    /// A reserved ngrok domain (`example.ngrok.app`), so the number's webhook survives restarts.
+    pub ngrok_domain: Option<String>,
 }
 
 /// The config file to write: `VERBIO_CONFIG` if set, else the platform default.
@@ -43,6 +47,8 @@ pub fn read_basic(path: &Path) -> Result<BasicSettings, SettingsFileError> {
     Ok(BasicSettings {
         public_url: get("public_url"),
         twilio_account_sid: get("twilio_account_sid"),
+        tunnel: get("tunnel"),
+        ngrok_domain: get("ngrok_domain"),
     })
 }
 
@@ -81,10 +87,28 @@ pub fn save_basic(path: &Path, settings: &BasicSettings) -> Result<(), SettingsF
             ));
         }
     }
+    if let Some(tunnel) = settings.tunnel.as_deref().filter(|t| !t.is_empty()) {
+        probe
+            .apply_env(|name| (name == "VERBIO_TUNNEL").then(|| tunnel.to_string()))
+            .map_err(|e| SettingsFileError::Invalid(e.to_string()))?;
+    }
+    if let Some(domain) = settings.ngrok_domain.as_deref().map(str::trim) {
+        if domain.contains("://")
+            || domain.contains('/')
+            || domain.chars().any(char::is_whitespace)
+            || (!domain.is_empty() && !domain.contains('.'))
+        {
+            return Err(SettingsFileError::Invalid(
+                "an ngrok domain is a bare host name such as example.ngrok.app".into(),
+            ));
+        }
+    }
     let mut table = read_table(path)?;
     for (key, value) in [
         ("public_url", &settings.public_url),
         ("twilio_account_sid", &settings.twilio_account_sid),
+        ("tunnel", &settings.tunnel),
+        ("ngrok_domain", &settings.ngrok_domain),
     ] {
         match value.as_deref().map(str::trim) {
             None => {}
@@ -122,6 +146,8 @@ mod tests {
         let settings = BasicSettings {
             public_url: Some("https://abc.ngrok.app".into()),
             twilio_account_sid: Some("AC0123456789abcdef0123456789abcdef".into()),
+            tunnel: Some("ngrok".into()),
+            ngrok_domain: Some("abc.ngrok.app".into()),
         };
         save_basic(&path, &settings).unwrap();
         assert_eq!(read_basic(&path).unwrap(), settings);
@@ -134,6 +160,23 @@ mod tests {
         let mut config = Config::default();
         config.apply_file(&path).unwrap();
         assert_eq!(config.public_url.as_deref(), Some("https://abc.ngrok.app"));
+        assert!(config.tunnel.ngrok);
+        assert_eq!(config.tunnel.ngrok_domain.as_deref(), Some("abc.ngrok.app"));
+        for bad in [
+            BasicSettings {
+                tunnel: Some("cloudflared".into()),
+                ..BasicSettings::default()
+            },
+            BasicSettings {
+                ngrok_domain: Some("https://abc.ngrok.app".into()),
+                ..BasicSettings::default()
+            },
+        ] {
+            assert!(
+                matches!(save_basic(&path, &bad), Err(SettingsFileError::Invalid(_))),
+                "{bad:?}"
+            );
+        }
 
         let bad_url = BasicSettings {
             public_url: Some("ftp://nope".into()),
@@ -153,7 +196,7 @@ mod tests {
             &path,
             &BasicSettings {
                 public_url: Some(String::new()),
-                twilio_account_sid: None,
+                ..BasicSettings::default()
             },
         )
         .unwrap();

@@ -1,4 +1,5 @@
-"""Stand-ins for OpenAI (GET /v1/models) and Twilio (account fetch) for the desktop end-to-end test.
+"""Stand-ins for OpenAI (GET /v1/models) and Twilio (account fetch, the account's numbers, placing a call)
+for the desktop end-to-end test.
 
 Accepts exactly one OpenAI key and one Twilio SID/token pair and answers everything else the way the
 real services do (401 with their error shapes). Prints the port on stdout, then serves until killed.
@@ -10,6 +11,8 @@ import argparse
 import base64
 import json
 import sys
+import uuid
+from urllib.parse import parse_qsl
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -20,6 +23,10 @@ def main() -> None:
     parser.add_argument("--auth-token", required=True)
     args = parser.parse_args()
     basic = "Basic " + base64.b64encode(f"{args.account_sid}:{args.auth_token}".encode()).decode()
+
+    account = f"/2010-04-01/Accounts/{args.account_sid}"
+    number = {"sid": "PN" + "0" * 32, "phone_number": "+15005550006", "friendly_name": "E2E line",
+              "voice_url": None}
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, fmt, *a):  # keep the test output clean (and keys out of it)
@@ -45,6 +52,26 @@ def main() -> None:
                     return self.reply(200, {"sid": args.account_sid, "friendly_name": "E2E test account",
                                             "status": "active", "type": "Full"})
                 return self.reply(401, {"code": 20003, "message": "Authenticate", "status": 401})
+            if self.path.startswith(f"{account}/IncomingPhoneNumbers.json"):
+                if auth == basic:
+                    return self.reply(200, {"incoming_phone_numbers": [number], "next_page_uri": None})
+                return self.reply(401, {"code": 20003, "message": "Authenticate", "status": 401})
+            return self.reply(404, {"code": 20404, "message": "The requested resource was not found", "status": 404})
+
+        def do_POST(self):
+            auth = self.headers.get("Authorization", "")
+            length = int(self.headers.get("Content-Length", "0"))
+            form = dict(parse_qsl(self.rfile.read(length).decode()))
+            if self.path == f"{account}/Calls.json":
+                if auth != basic:
+                    return self.reply(401, {"code": 20003, "message": "Authenticate", "status": 401})
+                return self.reply(201, {"sid": "CA" + uuid.uuid4().hex, "status": "queued", "direction": "outbound-api",
+                                        "from": form.get("From"), "to": form.get("To")})
+            if self.path.startswith(f"{account}/Calls/CA") and self.path.endswith(".json"):
+                if auth != basic:
+                    return self.reply(401, {"code": 20003, "message": "Authenticate", "status": 401})
+                sid = self.path.rsplit("/", 1)[1][: -len(".json")]
+                return self.reply(200, {"sid": sid, "status": form.get("Status", "in-progress")})
             return self.reply(404, {"code": 20404, "message": "The requested resource was not found", "status": 404})
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

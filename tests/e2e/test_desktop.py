@@ -7,12 +7,20 @@ inherits (its own keychain service, data dir, config file and provider base URLs
 Steps: first run lands on Setup → a wrong OpenAI key gives a clear error → the right keys are stored in the
 OS keychain (checked with secret-tool) and only shown masked → both keys test green → public URL saved and
 applied (the core restarts with it) → a session is configured and saved → "Try a simulated call" shows a
-live call whose transcript appears and which then ends → the outbound number field formats as you type →
-the recordings panel. Screenshots of each panel go to VERBIO_E2E_SHOTS.
+live call whose transcript appears and which then ends → Setup shows the webhook addresses and takes the
+"I'll do it myself" choice → the outbound panel formats and validates the number, lists the account's
+numbers and places a call (stand-in Twilio) → the recordings panel lists the simulated call's recording,
+plays it (into the null sink test-e2e.sh starts; the position advances and the line being heard is
+highlighted) and deletes it after confirmation. Screenshots of each panel go to VERBIO_E2E_SHOTS.
 """
 
+import base64
+import hashlib
+import hmac
 import os
 import subprocess
+import urllib.parse
+import urllib.request
 import sys
 import time
 
@@ -32,6 +40,7 @@ OPENAI_KEY = os.environ["E2E_OPENAI_KEY"]
 ACCOUNT_SID = os.environ["E2E_ACCOUNT_SID"]
 AUTH_TOKEN = os.environ["E2E_AUTH_TOKEN"]
 PUBLIC_URL = "https://e2e.example.test"
+APP_PORT = os.environ["VERBIO_PORT"]
 
 started = time.monotonic()
 
@@ -46,6 +55,18 @@ def keychain_value(account: str) -> str:
         capture_output=True, text=True, timeout=10,
     )
     return out.stdout.strip()
+
+
+def twilio_callback(path: str, params: dict) -> int:
+    """Posts a callback the way Twilio does: a form signed (X-Twilio-Signature) for the public URL."""
+    url = f"{PUBLIC_URL}{path}"
+    signed = url + "".join(k + params[k] for k in sorted(params))
+    signature = base64.b64encode(hmac.new(AUTH_TOKEN.encode(), signed.encode(), hashlib.sha1).digest()).decode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{APP_PORT}{path}", data=urllib.parse.urlencode(params).encode(),
+        headers={"X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status
 
 
 def main() -> int:
@@ -196,37 +217,110 @@ def main() -> int:
             lambda d: Select(d.find_element(By.ID, "s-voice")).first_selected_option.get_attribute("value") == "cedar")
         step("the session survives a core restart")
 
-        # 8. Outbound: formatted and validated as you type.
+        # 7c. The Twilio number: the addresses to paste, and the one-time choice.
+        tab("setup")
+        hooks = by_id("webhooks")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", hooks)
+        WebDriverWait(driver, 10).until(lambda d: "a call comes in" in d.find_element(By.ID, "webhooks").text.lower())
+        values = [e.get_attribute("value") for e in hooks.find_elements(By.CSS_SELECTOR, "input")]
+        assert f"{PUBLIC_URL}/twiml" in values and f"{PUBLIC_URL}/twilio/status" in values, values
+        WebDriverWait(driver, 10).until(lambda d: "+15005550006" in d.find_element(By.ID, "hook-number").text)
+        click("hook-manual")
+        WebDriverWait(driver, 10).until(
+            lambda d: d.find_element(By.CSS_SELECTOR, "[data-testid=hook-mode]").text.startswith("Manual"))
+        step("Setup shows the webhook addresses; the manual choice is remembered")
+        shot("setup-webhooks")
+
+        # 8. Outbound: formatted and validated as you type, then placed from the account's number.
         tab("outbound")
         to = by_id("o-to")
+        to.send_keys("0415")
+        driver.execute_script("arguments[0].blur()", to)
+        message = text_in("o-to-hint", "never starts with 0")
+        assert not by_id("o-call").is_enabled(), "Call is enabled for a bad number"
+        step(f"a bad number is refused before dialling: {message!r}")
+        to.send_keys(Keys.CONTROL, "a")
+        to.send_keys(Keys.BACKSPACE)
         to.send_keys("1415555")
         assert to.get_attribute("value") == "+1 (415) 555", to.get_attribute("value")
         to.send_keys("0100")
         assert to.get_attribute("value") == "+1 (415) 555-0100", to.get_attribute("value")
         text_in("o-to-hint", "Will dial +14155550100")
-        shot("outbound")
-
-        # 9. Recordings.
-        tab("recordings")
         WebDriverWait(driver, 10).until(
-            lambda d: "recording" in d.find_element(By.ID, "panel-recordings").text.lower())
-        if driver.find_elements(By.CSS_SELECTOR, "ul.list"):
-            WebDriverWait(driver, 20).until(
-                lambda d: d.find_elements(By.CSS_SELECTOR, "ul.list .pick"))
-            driver.find_element(By.CSS_SELECTOR, "ul.list .pick").click()
-            click_text = lambda t: driver.find_element(  # noqa: E731
-                By.XPATH, f"//section[@id='panel-recordings' or ancestor::*[@id='panel-recordings']]//button[normalize-space()='{t}']").click()
-            click_text("Play")
-            WebDriverWait(driver, 10).until(lambda d: "Pause" in d.find_element(By.CSS_SELECTOR, ".player").text)
-            shot("recordings")
-            click_text("Pause")
-            click_text("Delete…")
-            driver.find_element(By.CSS_SELECTOR, "[role=alertdialog] .btn-danger").click()
-            WebDriverWait(driver, 10).until(lambda d: "Recording deleted" in d.page_source)
-            step("a recording was played and deleted")
-        else:
-            step("this build has no recording service; the panel says so")
-            shot("recordings")
+            lambda d: Select(d.find_element(By.ID, "o-from")).first_selected_option.get_attribute("value") == "+15005550006")
+        click("o-call")
+        placed = WebDriverWait(driver, 15).until(
+            EC.presence_of_element_located((By.CSS_SELECTOR, "[data-testid=placed-call]")))
+        assert "+14155550100" in placed.text and "+15005550006" in placed.text, placed.text
+        status = driver.find_element(By.CSS_SELECTOR, "[data-testid=placed-status]").text
+        assert status == "queued", status
+        step(f"outbound call placed through the (stand-in) Twilio API: {status}")
+        call_sid = placed.find_element(By.CSS_SELECTOR, ".mono").text.strip()
+        assert call_sid.startswith("CA"), call_sid
+        base = {"CallSid": call_sid, "From": "+15005550006", "To": "+14155550100", "Direction": "outbound-api"}
+
+        def status_is(expected: str) -> None:
+            WebDriverWait(driver, 10).until(
+                lambda d: d.find_element(By.CSS_SELECTOR, "[data-testid=placed-status]").text == expected)
+
+        # Twilio's status and answering-machine callbacks reach the panel through the bus.
+        twilio_callback("/twilio/status", {**base, "CallStatus": "ringing"})
+        status_is("ringing")
+        twilio_callback("/twilio/status", {**base, "CallStatus": "in-progress"})
+        status_is("in-progress")
+        twilio_callback("/twilio/amd", {**base, "AnsweredBy": "machine_end_beep"})
+        verdict = WebDriverWait(driver, 10).until(
+            EC.presence_of_element_located((By.CSS_SELECTOR, "[data-testid=machine-verdict]"))).text
+        assert "Answering machine" in verdict and "hung up" in verdict, verdict
+        # No notification server here: the machine alert shows in the window.
+        WebDriverWait(driver, 10).until(
+            lambda d: "+14155550100 was answered by a machine" in d.find_element(By.CSS_SELECTOR, ".toast").text)
+        step(f"live status followed Twilio's callbacks; verdict {verdict!r} and the machine alert shown")
+        shot("outbound")
+        twilio_callback("/twilio/status", {**base, "CallStatus": "completed", "CallDuration": "12"})
+        status_is("completed")
+        assert "12 s" in placed.text, placed.text
+
+        # 9. Recordings: the simulated call's recording is listed, plays, and is deleted after confirmation.
+        tab("recordings")
+        try:
+            WebDriverWait(driver, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "ul.list .pick"))
+        except TimeoutException:
+            raise AssertionError("the simulated call's recording is not listed: "
+                                 + driver.find_element(By.ID, "panel-recordings").text)
+        items = driver.find_elements(By.CSS_SELECTOR, "ul.list .pick")
+        assert len(items) == 1, f"one recording: {[i.text for i in items]}"
+        items[0].click()
+        WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "ol.turns li"))
+
+        def panel_button(text: str):
+            button = driver.find_element(
+                By.XPATH, f"//*[@id='panel-recordings']//button[normalize-space()='{text}']")
+            # The call's "ended" toast may sit over the lower part of the panel.
+            for close in driver.find_elements(By.CSS_SELECTOR, ".toast .close"):
+                close.click()
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
+            return button
+
+        panel_button("Play").click()
+        slider = driver.find_element(By.CSS_SELECTOR, "[role=slider]")
+        try:
+            WebDriverWait(driver, 15).until(lambda d: int(slider.get_attribute("aria-valuenow") or 0) >= 1500)
+        except TimeoutException:
+            raise AssertionError("playback did not advance: " + driver.find_element(By.CSS_SELECTOR, ".player").text)
+        WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "ol.turns li.current"))
+        current = driver.find_element(By.CSS_SELECTOR, "ol.turns li.current").text
+        step(f"playing: at {slider.get_attribute('aria-valuenow')} ms, hearing {current!r}")
+        shot("recordings")
+        panel_button("Pause").click()
+        WebDriverWait(driver, 10).until(lambda d: panel_button("Play"))
+        panel_button("Delete…").click()
+        confirm = driver.find_element(By.CSS_SELECTOR, "[role=alertdialog] .btn-danger")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", confirm)
+        confirm.click()
+        WebDriverWait(driver, 10).until(lambda d: "Recording deleted" in d.find_element(By.ID, "panel-recordings").text)
+        WebDriverWait(driver, 10).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "ul.list .pick"))
+        step("the recording was played, then deleted after confirmation, and is gone from the list")
         return 0
     finally:
         driver.quit()

@@ -2,7 +2,8 @@
 //!
 //! [`AlertTracker`] turns bus events into alerts (pure, unit-tested): an incoming call, a call ended
 //! (with its duration), a failed call, and model problems the user must fix (a bad key, no quota).
-//! A call answered by a machine comes from outbound call status (issue 4) through [`machine_answered`].
+//! A call answered by a machine or fax (a `machine_detection` event) names the number dialled, remembered from
+//! `call_status` and `call_started` events, through [`machine_answered`].
 //!
 //! [`Notifier`] shows them with `tauri-plugin-notification`. Where no notification server runs (a headless
 //! session, a minimal window manager) it logs one warning and keeps going: every alert also reaches the
@@ -77,10 +78,25 @@ fn needs_user(code: &str) -> bool {
     .any(|k| code.contains(k))
 }
 
-/// Remembers each live call's caller and start, to word the alerts.
+/// Whether Twilio's `AnsweredBy` means nobody picked up (`machine_start`, `machine_end_beep`, `fax`, ...).
+fn is_machine(answered_by: &str) -> bool {
+    answered_by.starts_with("machine") || answered_by == "fax"
+}
+
+/// Call statuses after which no more detection result comes.
+fn is_final_status(status: &str) -> bool {
+    matches!(
+        status,
+        "completed" | "busy" | "failed" | "no-answer" | "canceled"
+    )
+}
+
+/// Remembers each live call's caller and start, and each dialled call's number, to word the alerts.
 #[derive(Debug, Default)]
 pub struct AlertTracker {
     calls: HashMap<String, (Option<String>, i64)>,
+    /// Number dialled per call, from call status and call start events.
+    dialled: HashMap<String, String>,
 }
 
 impl AlertTracker {
@@ -89,10 +105,16 @@ impl AlertTracker {
             CallEvent::CallStarted {
                 call_sid,
                 from,
+                to,
                 at_ms,
                 ..
             } => {
                 self.calls.insert(call_sid.clone(), (from.clone(), *at_ms));
+                if let Some(to) = to {
+                    self.dialled
+                        .entry(call_sid.clone())
+                        .or_insert_with(|| to.clone());
+                }
                 let who = from.as_deref().unwrap_or("an unknown number");
                 Some(Alert::new(
                     AlertKind::IncomingCall,
@@ -107,6 +129,7 @@ impl AlertTracker {
                 failed,
                 at_ms,
             } => {
+                self.dialled.remove(call_sid);
                 let (from, started) = self.calls.remove(call_sid)?;
                 let who = from.as_deref().unwrap_or("an unknown number");
                 let took = format_duration(at_ms - started);
@@ -137,6 +160,31 @@ impl AlertTracker {
                 format!("{message} ({code})"),
                 call_sid,
             )),
+            CallEvent::CallStatus {
+                call_sid,
+                status,
+                to,
+                ..
+            } => {
+                if is_final_status(status) {
+                    self.dialled.remove(call_sid);
+                } else if let Some(to) = to {
+                    self.dialled.insert(call_sid.clone(), to.clone());
+                }
+                None
+            }
+            CallEvent::MachineDetection {
+                call_sid,
+                answered_by,
+                ..
+            } if is_machine(answered_by) => {
+                let to = self
+                    .dialled
+                    .get(call_sid)
+                    .map(String::as_str)
+                    .unwrap_or("The number");
+                Some(machine_answered(call_sid, to, answered_by))
+            }
             _ => None,
         }
     }
@@ -313,5 +361,52 @@ mod tests {
             machine_answered("CA3", "+15550001111", "machine_end_beep").kind,
             AlertKind::MachineAnswered
         );
+    }
+
+    fn status(sid: &str, status: &str, to: Option<&str>) -> CallEvent {
+        CallEvent::CallStatus {
+            call_sid: sid.into(),
+            status: status.into(),
+            direction: Some("outbound-api".into()),
+            from: Some("+15550000000".into()),
+            to: to.map(String::from),
+            answered_by: None,
+            duration_secs: None,
+            at_ms: 1,
+        }
+    }
+
+    fn detection(sid: &str, answered_by: &str) -> CallEvent {
+        CallEvent::MachineDetection {
+            call_sid: sid.into(),
+            answered_by: answered_by.into(),
+            action: "hang_up".into(),
+            at_ms: 2,
+        }
+    }
+
+    #[test]
+    fn machines_and_faxes_raise_an_alert_naming_the_dialled_number() {
+        let mut t = AlertTracker::default();
+        assert!(t
+            .on_event(&status("CA4", "ringing", Some("+15557654321")))
+            .is_none());
+        let a = t.on_event(&detection("CA4", "machine_end_beep")).unwrap();
+        assert_eq!(a.kind, AlertKind::MachineAnswered);
+        assert!(a.body.starts_with("+15557654321 "), "{}", a.body);
+        assert_eq!(a.call_sid.as_deref(), Some("CA4"));
+        assert_eq!(
+            t.on_event(&detection("CA4", "fax")).unwrap().kind,
+            AlertKind::MachineAnswered
+        );
+        // A person, or an undecided detection, is no alert.
+        assert!(t.on_event(&detection("CA4", "human")).is_none());
+        assert!(t.on_event(&detection("CA4", "unknown")).is_none());
+        // Status events do not make a call live (the tray lists bridged calls only).
+        assert!(t.live().is_empty());
+        // Once the call is over its number is forgotten.
+        t.on_event(&status("CA4", "completed", Some("+15557654321")));
+        let late = t.on_event(&detection("CA4", "machine_start")).unwrap();
+        assert!(late.body.starts_with("The number "), "{}", late.body);
     }
 }

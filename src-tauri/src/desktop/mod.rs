@@ -3,7 +3,9 @@
 //! [`run`] builds the app (single instance, notifications, tray), starts the core
 //! ([`crate::services::start`]) on Tauri's async runtime with secrets from the OS keychain, forwards every
 //! [`CallEvent`](crate::calls::events::CallEvent) to the webview as a `call-event` (and to the tray and
-//! notifications) and exposes the thin commands in [`commands`]. A core that fails to start (port in use,
+//! notifications), forwards recording playback positions as `playback-position` and live calls' levels as
+//! `call-levels` ([`levels`], while the window is visible), and exposes the thin
+//! commands in [`commands`] and `call_commands`. A core that fails to start (port in use,
 //! bad settings) does not stop the window: the UI shows why, through `app_status`.
 //!
 //! Closing the window hides it: calls keep running and the tray icon stays. "Quit" (tray or window)
@@ -12,6 +14,7 @@
 pub mod alerts;
 mod call_commands;
 mod commands;
+mod levels;
 mod state;
 mod tray;
 
@@ -38,6 +41,9 @@ pub const CALL_EVENT: &str = "call-event";
 pub const CALL_EVENTS_SKIPPED: &str = "call-events-skipped";
 /// Tauri event sent after the core (re)started, so the window re-reads its status.
 pub const CORE_RESTARTED: &str = "core-restarted";
+/// Tauri event carrying one serialized [`PlaybackEvent`](crate::recording::playback::PlaybackEvent):
+/// the position of the recording playing through the speakers, and when it finished or stopped.
+pub const PLAYBACK_POSITION: &str = "playback-position";
 
 /// How long exiting waits for the core's server to stop.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -213,6 +219,8 @@ async fn start_core(app: AppHandle, config: Result<Config, ConfigError>) {
         Ok(running) => {
             info!(local_addr = %running.local_addr, "call bridge started");
             let events = running.services.subscribe();
+            let playback = running.services.recordings.playback_events();
+            tauri::async_runtime::spawn(forward_playback(app.clone(), playback));
             app.state::<Core>().started(running);
             let _ = app.emit(CORE_RESTARTED, ());
             forward_events(&app, events).await;
@@ -275,12 +283,40 @@ async fn forward_events(app: &AppHandle, mut events: broadcast::Receiver<CallEve
                 if let Some(alert) = alert {
                     desktop.notifier.deliver(app, alert);
                 }
+                if let CallEvent::CallStarted { call_sid, .. } = &event {
+                    if let Some(services) = app.state::<Core>().current() {
+                        tauri::async_runtime::spawn(levels::meter_call(
+                            app.clone(),
+                            services,
+                            call_sid.clone(),
+                        ));
+                    }
+                }
             }
             Err(RecvError::Lagged(skipped)) => {
                 warn!(skipped, "the window fell behind the call events");
                 let _ = app.emit(CALL_EVENTS_SKIPPED, skipped);
                 continue;
             }
+            Err(RecvError::Closed) => break,
+        }
+    }
+}
+
+/// Forwards playback positions to the window until the player goes away. Positions are frequent and each
+/// supersedes the last, so a lagging receiver just carries on with the newest.
+async fn forward_playback(
+    app: AppHandle,
+    mut events: broadcast::Receiver<crate::recording::playback::PlaybackEvent>,
+) {
+    loop {
+        match events.recv().await {
+            Ok(event) => {
+                if let Err(e) = app.emit(PLAYBACK_POSITION, &event) {
+                    warn!(error = %e, "cannot forward a playback event to the window");
+                }
+            }
+            Err(RecvError::Lagged(_)) => continue,
             Err(RecvError::Closed) => break,
         }
     }

@@ -1,7 +1,7 @@
-// The only module that talks to the Rust side. Commands are `verbio::desktop::commands::*`; each rejects
-// with a plain error string. Outbound calls (issue 4) and recordings (issue 5) are typed against their
-// planned service shapes; until their commands are registered they reject with Tauri's "not found" error,
-// which `isMissingCommand` recognises so the panels can say so.
+// The only module that talks to the Rust side. Commands are `verbio::desktop::commands::*` and
+// `verbio::desktop::call_commands::*` (outbound calls, webhooks, recordings, playback, listen-in); each
+// rejects with a plain error string. Tauri maps the Rust arguments' snake_case names to the camelCase keys
+// used here. `isMissingCommand` recognises a build without a command, so the panels can say so.
 
 import { invoke, isTauri } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
@@ -11,7 +11,7 @@ import type {
   BasicSettings,
   CallEvent,
   CallLevels,
-  CallStatusEvent,
+  ChannelChoice,
   DemoCall,
   DesktopAlert,
   DesktopInfo,
@@ -20,17 +20,22 @@ import type {
   PhoneNumber,
   PlaceCallRequest,
   PlacedCall,
-  PlaybackChannels,
-  PlaybackPosition,
+  ListenState,
+  Peaks,
+  PlaybackEvent,
+  PlaybackState,
   RecordingDetail,
-  RecordingPage,
+  RecordingItem,
   SecretKind,
   SecretStatus,
   SessionConfig,
+  Speaker,
   ToolInfo,
   TranscriptRecord,
   TwilioCheck,
+  WebhookSetup,
 } from './types';
+
 
 /** Every `CallEvent` of the core, forwarded as it happens. */
 export const CALL_EVENT = 'call-event';
@@ -42,11 +47,9 @@ export const CORE_RESTARTED = 'core-restarted';
 export const DESKTOP_ALERT = 'desktop-alert';
 /** Quit was asked for while calls are live; the payload is how many. */
 export const CONFIRM_QUIT = 'confirm-quit';
-/** Planned (issue 4): call status changes. */
-export const CALL_STATUS = 'call-status';
-/** Planned (issue 5): audio levels of live calls, a few times a second. */
+/** Audio levels of live calls (dBFS per side), five times a second while the window is visible. */
 export const CALL_LEVELS = 'call-levels';
-/** Planned (issue 5): playback position. */
+/** The recording playing through the speakers: position, finished, stopped. */
 export const PLAYBACK_POSITION = 'playback-position';
 
 export { isTauri };
@@ -144,7 +147,7 @@ export async function quitApp(): Promise<void> {
   await invoke('quit_app');
 }
 
-// ---- Outbound calls (issue 4) ----
+// ---- Outbound calls and the Twilio number's webhooks ----
 
 export function placeCall(request: PlaceCallRequest): Promise<PlacedCall> {
   return invoke<PlacedCall>('place_call', { request });
@@ -154,50 +157,83 @@ export function phoneNumbers(): Promise<PhoneNumber[]> {
   return invoke<PhoneNumber[]>('phone_numbers');
 }
 
-export async function transferCall(callSid: string, to?: string): Promise<void> {
-  await invoke('transfer_call', { callSid, to: to ?? null });
+/** Hands a live call to a person (`to`, or the session's transfer number); resolves to the number dialled. */
+export function transferCall(callSid: string, to?: string): Promise<string> {
+  return invoke<string>('transfer_call', { callSid, to: to ?? null });
 }
 
-// ---- Recordings and listening (issue 5) ----
-
-export function recordings(q: string | null, limit: number, offset: number): Promise<RecordingPage> {
-  return invoke<RecordingPage>('recordings', { q, limit, offset });
+export function webhookSetup(): Promise<WebhookSetup> {
+  return invoke<WebhookSetup>('webhook_setup');
 }
 
-export function recording(id: string): Promise<RecordingDetail> {
+/** The one-time choice: point `numberSid` at the app now and on every start (`auto`), or do it by hand. */
+export function chooseWebhookMode(auto: boolean, numberSid: string | null): Promise<WebhookSetup> {
+  return invoke<WebhookSetup>('choose_webhook_mode', { auto, numberSid });
+}
+
+// ---- Recordings, playback and listen-in ----
+
+/** One page of recordings, newest first; `q` searches the transcripts. */
+export function recordings(q: string | null, limit: number, offset: number): Promise<RecordingItem[]> {
+  return invoke<RecordingItem[]>('recordings', { q, limit, offset });
+}
+
+export function recording(id: number): Promise<RecordingDetail> {
   return invoke<RecordingDetail>('recording', { id });
 }
 
-export function recordingPeaks(id: string, buckets: number): Promise<number[]> {
-  return invoke<number[]>('recording_peaks', { id, buckets });
+export function callRecordings(callSid: string): Promise<RecordingItem[]> {
+  return invoke<RecordingItem[]>('call_recordings', { callSid });
 }
 
-export async function deleteRecording(id: string, deleteTwilio: boolean): Promise<void> {
+export function recordingPeaks(id: number, buckets: number): Promise<Peaks> {
+  return invoke<Peaks>('recording_peaks', { id, buckets });
+}
+
+export async function deleteRecording(id: number, deleteTwilio: boolean): Promise<void> {
   await invoke('delete_recording', { id, deleteTwilio });
 }
 
-export async function exportRecording(id: string, path: string): Promise<void> {
-  await invoke('export_recording', { id, path });
+/** Copies the recording to `path` (absolute, `.wav`); resolves to the bytes written. */
+export function exportRecording(id: number, path: string): Promise<number> {
+  return invoke<number>('export_recording', { id, path });
 }
 
-export async function playbackPlay(id: string, channels: PlaybackChannels, device?: string): Promise<void> {
-  await invoke('playback_play', { id, channels, device: device ?? null });
+export function playbackPlay(id: number, channel: ChannelChoice, device?: string | null): Promise<PlaybackState> {
+  return invoke<PlaybackState>('playback_play', { id, channel, device: device ?? null });
 }
 
-export async function playbackPause(): Promise<void> {
-  await invoke('playback_pause');
+export function playbackPause(paused: boolean): Promise<PlaybackState> {
+  return invoke<PlaybackState>('playback_pause', { paused });
 }
 
-export async function playbackSeek(ms: number): Promise<void> {
-  await invoke('playback_seek', { ms });
+export function playbackSeek(positionMs: number): Promise<PlaybackState> {
+  return invoke<PlaybackState>('playback_seek', { positionMs: Math.max(0, Math.round(positionMs)) });
 }
 
 export async function playbackStop(): Promise<void> {
   await invoke('playback_stop');
 }
 
-export async function listenIn(callSid: string, on: boolean, muteCaller: boolean, muteAgent: boolean): Promise<void> {
-  await invoke('listen_in', { callSid, on, muteCaller, muteAgent });
+export function playbackState(): Promise<PlaybackState | null> {
+  return invoke<PlaybackState | null>('playback_state');
+}
+
+export function audioDevices(): Promise<string[]> {
+  return invoke<string[]>('audio_devices');
+}
+
+/** Starts hearing a live call on `device` (the default output when absent). */
+export function listenIn(callSid: string, device?: string | null): Promise<ListenState> {
+  return invoke<ListenState>('listen_in', { callSid, device: device ?? null });
+}
+
+export function listenMute(side: Speaker, muted: boolean): Promise<ListenState> {
+  return invoke<ListenState>('listen_mute', { side, muted });
+}
+
+export async function listenStop(): Promise<void> {
+  await invoke('listen_stop');
 }
 
 // ---- Events ----
@@ -222,12 +258,8 @@ export function onConfirmQuit(handler: (liveCalls: number) => void): Promise<Unl
   return listen<number>(CONFIRM_QUIT, (e) => handler(e.payload));
 }
 
-export function onCallStatus(handler: (event: CallStatusEvent) => void): Promise<UnlistenFn> {
-  return listen<CallStatusEvent>(CALL_STATUS, (e) => handler(e.payload));
-}
-
-export function onPlaybackPosition(handler: (event: PlaybackPosition) => void): Promise<UnlistenFn> {
-  return listen<PlaybackPosition>(PLAYBACK_POSITION, (e) => handler(e.payload));
+export function onPlaybackEvent(handler: (event: PlaybackEvent) => void): Promise<UnlistenFn> {
+  return listen<PlaybackEvent>(PLAYBACK_POSITION, (e) => handler(e.payload));
 }
 
 export function onCallLevels(handler: (levels: CallLevels) => void): Promise<UnlistenFn> {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { activeTurn, formatBytes, keySeek, seekPosition, waveformPath } from './recordings';
+import { activeTurn, formatBytes, hasMore, keySeek, mergePeaks, otherParty, seekPosition, waveformPath } from './recordings';
 
 describe('recordings helpers', () => {
   it('formats sizes', () => {
@@ -29,7 +29,7 @@ describe('recordings helpers', () => {
     expect(activeTurn(turns, 1999)).toBe(0);
     expect(activeTurn(turns, 2000)).toBe(1);
     expect(activeTurn(turns, 60000)).toBe(2);
-    expect(activeTurn([{ speaker: 'agent', text: 'x', offset_ms: 100 }], 50)).toBe(-1);
+    expect(activeTurn([{ offset_ms: 100 }], 50)).toBe(-1);
   });
 
   it('seeks by click and keyboard', () => {
@@ -39,5 +39,18 @@ describe('recordings helpers', () => {
     expect(keySeek('ArrowLeft', 3000, 10000)).toBe(0);
     expect(keySeek('End', 0, 10000)).toBe(10000);
     expect(keySeek('a', 0, 10000)).toBeNull();
+  });
+
+  it('draws the louder side of each bucket', () => {
+    expect(mergePeaks([[0.1, 0.4], [0.9, 0.2], [Number.NaN, 0.3]])).toEqual([0.4, 0.9, 0.3]);
+    expect(mergePeaks([])).toEqual([]);
+  });
+
+  it('names the other party and pages', () => {
+    expect(otherParty({ direction: 'outbound-api', from_number: '+1', to_number: '+2' })).toBe('+2');
+    expect(otherParty({ direction: 'inbound', from_number: '+1', to_number: '+2' })).toBe('+1');
+    expect(otherParty({ direction: null, from_number: null, to_number: '+2' })).toBeNull();
+    expect(hasMore(50, 50)).toBe(true);
+    expect(hasMore(12, 50)).toBe(false);
   });
 });

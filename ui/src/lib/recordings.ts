@@ -1,7 +1,7 @@
 // Pure helpers of the recordings library: sizes, the waveform's shape, and which transcript line is
 // playing.
 
-import type { RecordingTurn } from './types';
+import type { RecordingItem } from './types';
 
 export function formatBytes(n: number): string {
   if (!Number.isFinite(n) || n < 0) return '0 B';
@@ -30,7 +30,7 @@ export function waveformPath(peaks: readonly number[], width: number, height: nu
 }
 
 /** The index of the transcript turn being heard at `positionMs` (the last one that began), or -1. */
-export function activeTurn(turns: readonly RecordingTurn[], positionMs: number): number {
+export function activeTurn(turns: readonly { offset_ms: number }[], positionMs: number): number {
   let found = -1;
   for (let i = 0; i < turns.length; i++) {
     const turn = turns[i];
@@ -67,4 +67,19 @@ export function keySeek(key: string, positionMs: number, durationMs: number): nu
     default:
       return null;
   }
+}
+
+/** One height per bucket from `Peaks.buckets` (`[caller, agent]`, 0–1 each): the louder side. */
+export function mergePeaks(buckets: readonly (readonly [number, number])[]): number[] {
+  return buckets.map(([caller, agent]) => Math.max(Number.isFinite(caller) ? caller : 0, Number.isFinite(agent) ? agent : 0));
+}
+
+/** The other party of a recorded call: who was called on an outbound call, else the caller. */
+export function otherParty(item: Pick<RecordingItem, 'direction' | 'from_number' | 'to_number'>): string | null {
+  return item.direction?.startsWith('outbound') ? item.to_number : item.from_number;
+}
+
+/** The list grows a page at a time: whether another page may exist after `got` items of a `limit` page. */
+export function hasMore(got: number, limit: number): boolean {
+  return got >= limit;
 }

@@ -64,8 +64,38 @@ export interface CallEnded {
   at_ms: number;
 }
 
+/** A Twilio call status callback (`initiated`, `ringing`, `in-progress`, `completed`, `busy`, ...). */
+export interface CallStatusEvent {
+  type: 'call_status';
+  call_sid: string;
+  status: string;
+  /** `inbound`, `outbound-api`, ... */
+  direction: string | null;
+  from: string | null;
+  to: string | null;
+  answered_by: string | null;
+  duration_secs: number | null;
+  at_ms: number;
+}
+
+/** Answering-machine detection decided who answered, and what the app did (`hang_up`, `voicemail`, `continue`). */
+export interface MachineDetectionEvent {
+  type: 'machine_detection';
+  call_sid: string;
+  answered_by: string;
+  action: string;
+  at_ms: number;
+}
+
 /** `verbio::calls::events::CallEvent`, tagged by `type`. */
-export type CallEvent = CallStarted | Transcript | BargeIn | ModelIssue | CallEnded;
+export type CallEvent =
+  | CallStarted
+  | Transcript
+  | BargeIn
+  | ModelIssue
+  | CallEnded
+  | CallStatusEvent
+  | MachineDetectionEvent;
 
 // ---- Session configuration: `verbio::realtime::session::SessionConfig` (serde shapes). ----
 
@@ -148,9 +178,14 @@ export interface TwilioCheck {
   account_type: string;
 }
 
+export type TunnelChoice = 'ngrok' | 'none';
+
+/** `verbio::settings_file::BasicSettings`: `null` leaves a key alone, `''` removes it. */
 export interface BasicSettings {
   public_url: string | null;
   twilio_account_sid: string | null;
+  tunnel?: TunnelChoice | '' | null;
+  ngrok_domain?: string | null;
 }
 
 export interface DemoCall {
@@ -181,11 +216,12 @@ export interface TranscriptRecord {
   interrupted?: boolean;
 }
 
-// ---- Outbound calls (issue 4's planned services; wired by the lead at merge). ----
+// ---- Outbound calls: `verbio::services::outbound`, `verbio::services::webhooks`. ----
 
 export type MachinePolicy = 'hang_up' | 'voicemail' | 'continue';
 export type GreetingPolicy = 'wait_for_caller' | 'speak_first';
 
+/** `OutboundRequest` (unknown keys are refused). */
 export interface PlaceCallRequest {
   to: string;
   from: string;
@@ -196,71 +232,101 @@ export interface PlaceCallRequest {
   speed?: number;
   max_output_tokens?: number | 'inf';
   greeting?: GreetingPolicy;
-  record: boolean;
-  machine_policy: MachinePolicy;
+  opening_line?: string;
+  record?: boolean;
+  twilio_recording?: boolean;
+  detect_machines?: boolean;
+  machine_policy?: MachinePolicy;
   voicemail_message?: string;
 }
 
+/** `PlacedCall`. */
 export interface PlacedCall {
   call_sid: string;
   status: string;
+  to: string;
+  from: string;
 }
 
+/** `PhoneNumber`: one of the account's numbers. */
 export interface PhoneNumber {
   sid: string;
   phone_number: string;
-  friendly_name: string;
+  friendly_name: string | null;
+  voice_url: string | null;
 }
 
-/** A call status event on the bus (issue 4). */
-export interface CallStatusEvent {
-  call_sid: string;
-  status: string;
-  answered_by?: string | null;
-  duration_secs?: number | null;
+/** `WebhookSetup`: what to paste into Twilio's console, and the remembered choice. */
+export interface WebhookSetup {
+  public_url: string | null;
+  voice_url: string | null;
+  status_callback_url: string | null;
+  mode: 'auto' | 'manual' | null;
+  number_sid: string | null;
+  tunnel: 'ngrok' | 'public_url' | null;
 }
 
-// ---- Recordings (issue 5's planned services; wired by the lead at merge). ----
+// ---- Recordings: `verbio::store::recordings`, `verbio::recording::{library, peaks, playback, listen_in}`. ----
 
+/** `RecordingRecord`. */
 export interface RecordingItem {
-  id: string;
+  id: number;
   call_sid: string;
-  direction: 'inbound' | 'outbound' | string;
-  from: string | null;
-  to: string | null;
+  /** `local` (the app's WAV) or `twilio` (Twilio's copy). */
+  source: string;
+  file_name: string;
+  /** `recording`, `complete`, `incomplete`, ... */
+  status: string;
+  note: string | null;
   started_at_ms: number;
   duration_ms: number;
   channels: number;
+  sample_rate: number;
   size_bytes: number;
-  source: 'local' | 'twilio';
-  incomplete_reason?: string | null;
+  twilio_sid: string | null;
+  direction: string | null;
+  from_number: string | null;
+  to_number: string | null;
 }
 
-export interface RecordingPage {
-  items: RecordingItem[];
-  total: number;
-}
-
-export interface RecordingTurn {
-  speaker: Speaker;
-  text: string;
-  offset_ms: number;
-}
-
+/** `RecordingDetail`: the record, flattened, plus its transcript. */
 export interface RecordingDetail extends RecordingItem {
-  transcript: RecordingTurn[];
+  transcript: TranscriptRecord[];
 }
 
-export type PlaybackChannels = 'both' | 'caller' | 'agent';
+/** `Peaks`: per bucket, the caller's and the agent's peak (0–1). */
+export interface Peaks {
+  duration_ms: number;
+  buckets: [number, number][];
+}
 
-/** Playback position events (issue 5). */
-export interface PlaybackPosition {
-  id: string;
+export type ChannelChoice = 'both' | 'caller' | 'agent';
+
+/** `PlaybackState`. */
+export interface PlaybackState {
+  recording_id: number;
   position_ms: number;
-  playing: boolean;
+  duration_ms: number;
+  paused: boolean;
+  channel: ChannelChoice;
 }
 
-/** Audio levels of a live call (planned with listen-in, issue 5): dBFS per side. */
+/** `PlaybackEvent`, sent as `playback-position`. */
+export type PlaybackEvent =
+  | { type: 'position'; recording_id: number; position_ms: number; duration_ms: number; paused: boolean }
+  | { type: 'finished'; recording_id: number }
+  | { type: 'stopped'; recording_id: number };
+
+/** `ListenState`. */
+export interface ListenState {
+  call_sid: string;
+  device: string;
+  caller_muted: boolean;
+  agent_muted: boolean;
+  delay_ms: number;
+}
+
+/** Audio levels of a live call: dBFS per side. */
 export interface CallLevels {
   call_sid: string;
   caller_db: number;

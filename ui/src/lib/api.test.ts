@@ -1,0 +1,47 @@
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+
+const invoke = vi.fn();
+vi.mock('@tauri-apps/api/core', () => ({ invoke: (...args: unknown[]) => invoke(...args), isTauri: () => true }));
+vi.mock('@tauri-apps/api/event', () => ({ listen: vi.fn() }));
+
+const api = await import('./api');
+
+// The argument keys must be the camelCase forms of `call_commands.rs`'s Rust parameter names.
+describe('command arguments', () => {
+  beforeEach(() => {
+    invoke.mockReset();
+    invoke.mockResolvedValue(null);
+  });
+
+  it('matches the outbound and webhook commands', async () => {
+    await api.placeCall({ to: '+15551112222', from: '+15550000000' });
+    expect(invoke).toHaveBeenLastCalledWith('place_call', { request: { to: '+15551112222', from: '+15550000000' } });
+    invoke.mockResolvedValueOnce('+15553334444');
+    await expect(api.transferCall('CA1')).resolves.toBe('+15553334444');
+    expect(invoke).toHaveBeenLastCalledWith('transfer_call', { callSid: 'CA1', to: null });
+    await api.chooseWebhookMode(true, 'PN1');
+    expect(invoke).toHaveBeenLastCalledWith('choose_webhook_mode', { auto: true, numberSid: 'PN1' });
+  });
+
+  it('matches the recordings, playback and listen-in commands', async () => {
+    invoke.mockResolvedValueOnce([]);
+    await expect(api.recordings(null, 50, 100)).resolves.toEqual([]);
+    expect(invoke).toHaveBeenLastCalledWith('recordings', { q: null, limit: 50, offset: 100 });
+    await api.recordingPeaks(7, 240);
+    expect(invoke).toHaveBeenLastCalledWith('recording_peaks', { id: 7, buckets: 240 });
+    await api.deleteRecording(7, false);
+    expect(invoke).toHaveBeenLastCalledWith('delete_recording', { id: 7, deleteTwilio: false });
+    await api.playbackPlay(7, 'caller');
+    expect(invoke).toHaveBeenLastCalledWith('playback_play', { id: 7, channel: 'caller', device: null });
+    await api.playbackPause(true);
+    expect(invoke).toHaveBeenLastCalledWith('playback_pause', { paused: true });
+    await api.playbackSeek(1234.6);
+    expect(invoke).toHaveBeenLastCalledWith('playback_seek', { positionMs: 1235 });
+    await api.listenIn('CA1');
+    expect(invoke).toHaveBeenLastCalledWith('listen_in', { callSid: 'CA1', device: null });
+    await api.listenMute('agent', true);
+    expect(invoke).toHaveBeenLastCalledWith('listen_mute', { side: 'agent', muted: true });
+    await api.listenStop();
+    expect(invoke).toHaveBeenLastCalledWith('listen_stop');
+  });
+});
