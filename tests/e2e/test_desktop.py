@@ -200,6 +200,15 @@ def main() -> int:
         WebDriverWait(driver, 30).until(
             lambda d: "check on my order" in d.find_element(By.CSS_SELECTOR, "ol.log").text)
         step("live transcript shows the caller and the agent")
+        # The level meters move with the call's audio (`call-levels`, while the window is visible).
+        def loudest(d) -> float:
+            return max([float(m.get_attribute("aria-valuenow") or -60)
+                        for m in d.find_elements(By.CSS_SELECTOR, "[role=meter]")] or [-60.0])
+        try:
+            WebDriverWait(driver, 10, poll_frequency=0.1).until(lambda d: loudest(d) > -50)
+        except TimeoutException:
+            raise AssertionError(f"the level meters did not move (loudest {loudest(driver)} dBFS)")
+        step(f"level meters move ({loudest(driver):.1f} dBFS)")
         shot("calls")
         WebDriverWait(driver, 60).until(
             lambda d: d.find_element(By.CSS_SELECTOR, ".chip").text.startswith("Ended"))
