@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use tokio::sync::mpsc::error::TrySendError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,7 @@ use crate::store::StoreHandle;
 #[derive(Debug, Clone)]
 pub struct RecorderSettings {
     /// Audio pieces queued per call before new ones are dropped (≈ 3 s of audio; the writer drains
-    /// every 100 ms). `sync_channel` allocates all slots up front, so this is per-call memory.
+    /// every 100 ms). Slots are allocated as the queue fills, so an idle queue stays small.
     pub queue_len: usize,
     /// Frames this far behind the newest audio go to disk (late agent audio lands in memory).
     pub commit_lag: Duration,
@@ -108,7 +108,9 @@ impl Recorder {
     }
 
     fn spawn_writer(&self, call_sid: &str, started_at_ms: i64) -> Option<WriterLink> {
-        let (tx, rx) = mpsc::sync_channel(self.settings.queue_len);
+        // tokio's bounded channel allocates its slots in blocks of 32 as they fill, so an idle queue
+        // costs one block instead of `queue_len` slots per call.
+        let (tx, rx) = tokio::sync::mpsc::channel(self.settings.queue_len);
         let dropped = Arc::new(AtomicU64::new(0));
         let job = WriterJob {
             path: self.dir.join(file_name(call_sid, started_at_ms)),
@@ -147,7 +149,7 @@ pub(super) enum Op {
 }
 
 struct WriterLink {
-    tx: SyncSender<Op>,
+    tx: tokio::sync::mpsc::Sender<Op>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -182,7 +184,7 @@ impl CallRecording {
         let Some(w) = &self.writer else { return };
         match w.tx.try_send(Op::Audio { side, start, mulaw }) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+            Err(TrySendError::Full(_)) | Err(TrySendError::Closed(_)) => {
                 w.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }

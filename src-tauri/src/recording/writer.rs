@@ -34,7 +34,7 @@ pub(super) struct WriterJob {
     pub started_at_ms: i64,
     /// Audio the tap had to drop (queue full).
     pub dropped: Arc<AtomicU64>,
-    pub rx: Receiver<Op>,
+    pub rx: tokio::sync::mpsc::Receiver<Op>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -194,8 +194,8 @@ fn step(slot: &mut Slot, lag: u64, settings: &RecorderSettings) -> bool {
     loop {
         match slot.job.rx.try_recv() {
             Ok(op) => ops.push(op),
-            Err(TryRecvError::Empty) => break,
-            Err(TryRecvError::Disconnected) => {
+            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
+            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
                 ended = true;
                 break;
             }
