@@ -393,7 +393,9 @@ pub async fn start_with_connector(
         tunnel: std::sync::Mutex::new(tunnel),
         demo: demo::DemoGate::default(),
     });
-    services.point_number_on_start().await;
+    // In the background: a slow or unreachable Twilio must not hold up the app's start.
+    let pointing = services.clone();
+    tokio::spawn(async move { pointing.point_number_on_start().await });
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let app = crate::server::router(services.clone());
     let task = tokio::spawn(async move {
