@@ -84,6 +84,8 @@ def main() -> int:
 
         def shot(name: str) -> None:
             path = os.path.join(SHOTS, f"{name}.png")
+            # WebKit paints a frame or two after the DOM changes the test waited for.
+            time.sleep(0.3)
             driver.save_screenshot(path)
             step(f"screenshot {path}")
 
