@@ -25,12 +25,15 @@ import sys
 import time
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.common.options import ArgOptions
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
+
+# The UI re-renders lists while a wait reads them: an element found a moment ago may be gone, so retry.
+RETRY_ON = (StaleElementReferenceException,)
 
 APP = os.environ["VERBIO_E2E_APP"]
 DRIVER_URL = os.environ.get("VERBIO_E2E_DRIVER_URL", "http://127.0.0.1:4444")
@@ -75,7 +78,7 @@ def main() -> int:
     options.set_capability("tauri:options", {"application": APP})
     t0 = time.monotonic()
     driver = webdriver.Remote(command_executor=DRIVER_URL, options=options)
-    wait = WebDriverWait(driver, 20)
+    wait = WebDriverWait(driver, 20, ignored_exceptions=RETRY_ON)
     try:
         try:
             driver.set_window_rect(width=1024, height=768)
@@ -106,11 +109,11 @@ def main() -> int:
 
         def tab(name: str) -> None:
             click(f"tab-{name}")
-            WebDriverWait(driver, 10).until(
+            WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(
                 lambda d: d.find_element(By.ID, f"tab-{name}").get_attribute("aria-selected") == "true")
 
         # 1. First run (no OpenAI key anywhere): the window opens on Setup.
-        WebDriverWait(driver, 30).until(
+        WebDriverWait(driver, 30, ignored_exceptions=RETRY_ON).until(
             lambda d: d.find_element(By.ID, "tab-setup").get_attribute("aria-selected") == "true")
         step(f"window interactive, on Setup ({time.monotonic() - t0:.2f}s after the session request)")
         shot("setup")
@@ -150,7 +153,7 @@ def main() -> int:
         by_id("public-url").send_keys(PUBLIC_URL)
         click("save-settings")
         click("apply-settings")
-        WebDriverWait(driver, 20).until(lambda d: PUBLIC_URL in d.page_source and "restarted" in d.page_source)
+        WebDriverWait(driver, 20, ignored_exceptions=RETRY_ON).until(lambda d: PUBLIC_URL in d.page_source and "restarted" in d.page_source)
         step("settings applied; the core restarted with the public URL")
         shot("setup-done")
 
@@ -159,7 +162,7 @@ def main() -> int:
         choose("s-voice", "cedar")
         # The live list (from the stand-in OpenAI) replaces the built-in one once it has loaded.
         try:
-            WebDriverWait(driver, 15).until(lambda d: "gpt-realtime-2099-01-01" in [
+            WebDriverWait(driver, 15, ignored_exceptions=RETRY_ON).until(lambda d: "gpt-realtime-2099-01-01" in [
                 o.get_attribute("value") for o in Select(d.find_element(By.ID, "s-model")).options])
         except TimeoutException:
             models = [o.get_attribute("value") for o in Select(by_id("s-model")).options]
@@ -178,7 +181,7 @@ def main() -> int:
         # Read back from the core (the panel reloads when shown again).
         tab("outbound")
         tab("session")
-        WebDriverWait(driver, 10).until(
+        WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(
             lambda d: Select(d.find_element(By.ID, "s-voice")).first_selected_option.get_attribute("value") == "cedar")
         eagerness = Select(by_id("s-eagerness")).first_selected_option.get_attribute("value")
         assert eagerness == "low", f"the saved session keeps semantic VAD eagerness low, got {eagerness!r}"
@@ -190,16 +193,16 @@ def main() -> int:
         # 7. The simulated call: live, transcript appears, then it ends.
         tab("setup")
         click("try-demo")
-        WebDriverWait(driver, 10).until(
+        WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(
             lambda d: d.find_element(By.ID, "tab-calls").get_attribute("aria-selected") == "true")
         try:
-            WebDriverWait(driver, 30).until(
+            WebDriverWait(driver, 30, ignored_exceptions=RETRY_ON).until(
                 lambda d: "This is a simulated call" in d.find_element(By.CSS_SELECTOR, "ol.log").text)
         except TimeoutException:
             raise AssertionError("no agent line appeared in the live transcript")
         chip = driver.find_element(By.CSS_SELECTOR, ".chip").text
         assert chip.startswith("Live"), f"the call shows as live: {chip!r}"
-        WebDriverWait(driver, 30).until(
+        WebDriverWait(driver, 30, ignored_exceptions=RETRY_ON).until(
             lambda d: "check on my order" in d.find_element(By.CSS_SELECTOR, "ol.log").text)
         step("live transcript shows the caller and the agent")
         # The level meters move with the call's audio (`call-levels`, while the window is visible).
@@ -212,7 +215,7 @@ def main() -> int:
             raise AssertionError(f"the level meters did not move (loudest {loudest(driver)} dBFS)")
         step(f"level meters move ({loudest(driver):.1f} dBFS)")
         shot("calls")
-        WebDriverWait(driver, 60).until(
+        WebDriverWait(driver, 60, ignored_exceptions=RETRY_ON).until(
             lambda d: d.find_element(By.CSS_SELECTOR, ".chip").text.startswith("Ended"))
         lines = driver.find_elements(By.CSS_SELECTOR, "ol.log li.line")
         assert len(lines) >= 5, f"the whole conversation is shown ({len(lines)} lines)"
@@ -222,9 +225,9 @@ def main() -> int:
         # 7b. Applying settings again restarts the core; the session edited in the window survives it.
         tab("setup")
         click("apply-settings")
-        WebDriverWait(driver, 20).until(lambda d: "restarted" in d.find_element(By.ID, "panel-setup").text)
+        WebDriverWait(driver, 20, ignored_exceptions=RETRY_ON).until(lambda d: "restarted" in d.find_element(By.ID, "panel-setup").text)
         tab("session")
-        WebDriverWait(driver, 10).until(
+        WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(
             lambda d: Select(d.find_element(By.ID, "s-voice")).first_selected_option.get_attribute("value") == "cedar")
         step("the session survives a core restart")
 
@@ -232,12 +235,12 @@ def main() -> int:
         tab("setup")
         hooks = by_id("webhooks")
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", hooks)
-        WebDriverWait(driver, 10).until(lambda d: "a call comes in" in d.find_element(By.ID, "webhooks").text.lower())
+        WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(lambda d: "a call comes in" in d.find_element(By.ID, "webhooks").text.lower())
         values = [e.get_attribute("value") for e in hooks.find_elements(By.CSS_SELECTOR, "input")]
         assert f"{PUBLIC_URL}/twiml" in values and f"{PUBLIC_URL}/twilio/status" in values, values
-        WebDriverWait(driver, 10).until(lambda d: "+15005550006" in d.find_element(By.ID, "hook-number").text)
+        WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(lambda d: "+15005550006" in d.find_element(By.ID, "hook-number").text)
         click("hook-manual")
-        WebDriverWait(driver, 10).until(
+        WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(
             lambda d: d.find_element(By.CSS_SELECTOR, "[data-testid=hook-mode]").text.startswith("Manual"))
         step("Setup shows the webhook addresses; the manual choice is remembered")
         shot("setup-webhooks")
@@ -257,10 +260,10 @@ def main() -> int:
         to.send_keys("0100")
         assert to.get_attribute("value") == "+1 (415) 555-0100", to.get_attribute("value")
         text_in("o-to-hint", "Will dial +14155550100")
-        WebDriverWait(driver, 10).until(
+        WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(
             lambda d: Select(d.find_element(By.ID, "o-from")).first_selected_option.get_attribute("value") == "+15005550006")
         click("o-call")
-        placed = WebDriverWait(driver, 15).until(
+        placed = WebDriverWait(driver, 15, ignored_exceptions=RETRY_ON).until(
             EC.presence_of_element_located((By.CSS_SELECTOR, "[data-testid=placed-call]")))
         assert "+14155550100" in placed.text and "+15005550006" in placed.text, placed.text
         status = driver.find_element(By.CSS_SELECTOR, "[data-testid=placed-status]").text
@@ -271,7 +274,7 @@ def main() -> int:
         base = {"CallSid": call_sid, "From": "+15005550006", "To": "+14155550100", "Direction": "outbound-api"}
 
         def status_is(expected: str) -> None:
-            WebDriverWait(driver, 10).until(
+            WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(
                 lambda d: d.find_element(By.CSS_SELECTOR, "[data-testid=placed-status]").text == expected)
 
         # Twilio's status and answering-machine callbacks reach the panel through the bus.
@@ -280,11 +283,11 @@ def main() -> int:
         twilio_callback("/twilio/status", {**base, "CallStatus": "in-progress"})
         status_is("in-progress")
         twilio_callback("/twilio/amd", {**base, "AnsweredBy": "machine_end_beep"})
-        verdict = WebDriverWait(driver, 10).until(
+        verdict = WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(
             EC.presence_of_element_located((By.CSS_SELECTOR, "[data-testid=machine-verdict]"))).text
         assert "Answering machine" in verdict and "hung up" in verdict, verdict
         # No notification server here: the machine alert shows in the window.
-        WebDriverWait(driver, 10).until(
+        WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(
             lambda d: "+14155550100 was answered by a machine" in d.find_element(By.CSS_SELECTOR, ".toast").text)
         step(f"live status followed Twilio's callbacks; verdict {verdict!r} and the machine alert shown")
         shot("outbound")
@@ -295,14 +298,14 @@ def main() -> int:
         # 9. Recordings: the simulated call's recording is listed, plays, and is deleted after confirmation.
         tab("recordings")
         try:
-            WebDriverWait(driver, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "ul.list .pick"))
+            WebDriverWait(driver, 20, ignored_exceptions=RETRY_ON).until(lambda d: d.find_elements(By.CSS_SELECTOR, "ul.list .pick"))
         except TimeoutException:
             raise AssertionError("the simulated call's recording is not listed: "
                                  + driver.find_element(By.ID, "panel-recordings").text)
         items = driver.find_elements(By.CSS_SELECTOR, "ul.list .pick")
         assert len(items) == 1, f"one recording: {[i.text for i in items]}"
         items[0].click()
-        WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "ol.turns li"))
+        WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(lambda d: d.find_elements(By.CSS_SELECTOR, "ol.turns li"))
 
         def panel_button(text: str):
             button = driver.find_element(
@@ -316,21 +319,21 @@ def main() -> int:
         panel_button("Play").click()
         slider = driver.find_element(By.CSS_SELECTOR, "[role=slider]")
         try:
-            WebDriverWait(driver, 15).until(lambda d: int(slider.get_attribute("aria-valuenow") or 0) >= 1500)
+            WebDriverWait(driver, 15, ignored_exceptions=RETRY_ON).until(lambda d: int(slider.get_attribute("aria-valuenow") or 0) >= 1500)
         except TimeoutException:
             raise AssertionError("playback did not advance: " + driver.find_element(By.CSS_SELECTOR, ".player").text)
-        WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "ol.turns li.current"))
+        WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(lambda d: d.find_elements(By.CSS_SELECTOR, "ol.turns li.current"))
         current = driver.find_element(By.CSS_SELECTOR, "ol.turns li.current").text
         step(f"playing: at {slider.get_attribute('aria-valuenow')} ms, hearing {current!r}")
         shot("recordings")
         panel_button("Pause").click()
-        WebDriverWait(driver, 10).until(lambda d: panel_button("Play"))
+        WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(lambda d: panel_button("Play"))
         panel_button("Delete…").click()
         confirm = driver.find_element(By.CSS_SELECTOR, "[role=alertdialog] .btn-danger")
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", confirm)
         confirm.click()
-        WebDriverWait(driver, 10).until(lambda d: "Recording deleted" in d.find_element(By.ID, "panel-recordings").text)
-        WebDriverWait(driver, 10).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "ul.list .pick"))
+        WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(lambda d: "Recording deleted" in d.find_element(By.ID, "panel-recordings").text)
+        WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "ul.list .pick"))
         step("the recording was played, then deleted after confirmation, and is gone from the list")
         return 0
     finally:
