@@ -316,6 +316,14 @@ def main() -> int:
             driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
             return button
 
+        # Speakers: the system's output devices by name; pick the default one by its name, so the core
+        # opens a device the window named (playback below only advances if that device really opened).
+        WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(
+            lambda d: len(Select(d.find_element(By.ID, "rec-speaker")).options) >= 2)
+        speakers = Select(by_id("rec-speaker"))
+        device = speakers.options[1].get_attribute("value")
+        speakers.select_by_value(device)
+        step(f"speakers: {len(speakers.options) - 1} output devices listed, playing on {device!r}")
         panel_button("Play").click()
         slider = driver.find_element(By.CSS_SELECTOR, "[role=slider]")
         try:
