@@ -78,6 +78,30 @@ impl Outbound {
             .expect("the app created the call")
     }
 
+    /// Places a call to [`CALLEE`] with `extra` fields; its SID and the `POST Calls.json` sent.
+    async fn placed(&self, extra: Value) -> (String, TappedRequest) {
+        let mut body = json!({"to": CALLEE, "from": FROM_NUMBER});
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        let resp = self.place(body).await;
+        assert_eq!(resp.status(), 201);
+        let sid = resp.json::<Value>().await.expect("body")["call_sid"]
+            .as_str()
+            .expect("sid")
+            .to_string();
+        (sid, self.create_request().await)
+    }
+
+    /// Every `POST Calls/{sid}.json` (updates and hang-ups) so far, oldest first.
+    fn updates(&self, sid: &str) -> Vec<TappedRequest> {
+        self.tap
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with(&format!("/Calls/{sid}.json")))
+            .collect()
+    }
+
     /// Twilio's callback for `call_sid` with `status`.
     async fn status(
         &self,
@@ -414,8 +438,9 @@ async fn machine_with_hang_up_policy_ends_the_call() {
         !o.h.running.services.active_calls().is_empty()
     })
     .await;
+    // With `DetectMessageEnd` Twilio's one verdict for a machine comes at the end of its greeting.
     assert_eq!(
-        o.amd(&create, &sid, "machine_start").await["action"],
+        o.amd(&create, &sid, "machine_end_beep").await["action"],
         "hang_up"
     );
     o.h.ended(&sid).await;
@@ -678,4 +703,294 @@ async fn the_auto_webhook_choice_is_repeated_on_the_next_start() {
         Some("https://calls.example.test/twilio/status")
     );
     drop(second);
+}
+
+#[tokio::test]
+async fn a_fax_is_hung_up_on_even_when_machines_get_the_agent() {
+    let mut o = outbound(SimRealtimeConfig::default()).await;
+    let (sid, create) = o.placed(json!({"machine_policy": "continue"})).await;
+    let call = o
+        .answer(&create, &sid, vec![CallerStep::Silence(15_000)])
+        .await;
+    common::eventually(Duration::from_secs(5), "stream is live", || {
+        !o.h.running.services.active_calls().is_empty()
+    })
+    .await;
+    assert_eq!(o.amd(&create, &sid, "fax").await["action"], "hang_up");
+    o.h.ended(&sid).await;
+    call.finish().await;
+    o.tap
+        .wait_for("hang-up", Duration::from_secs(5), |r| {
+            r.path.ends_with(&format!("/Calls/{sid}.json"))
+                && r.field("Status") == Some("completed")
+        })
+        .await
+        .expect("hang-up sent to Twilio");
+}
+
+#[tokio::test]
+async fn ending_a_ringing_outbound_call_cancels_it() {
+    let o = outbound(SimRealtimeConfig::default()).await;
+    let (sid, create) = o.placed(json!({})).await;
+    for status in ["initiated", "ringing"] {
+        o.status(&create, &sid, status, &[]).await;
+    }
+    let ended = o
+        .api(reqwest::Method::POST, &format!("/api/call/{sid}/end"), None)
+        .await;
+    assert_eq!(ended["status"], "ending");
+    // The cancel is sent before the API answers; Prism answers it with a final status.
+    let updates = o.updates(&sid);
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!(updates[0].field("Status"), Some("canceled"));
+    assert!(updates[0].status < 300, "Prism accepted the cancel");
+}
+
+#[tokio::test]
+async fn ending_an_answered_call_before_its_stream_starts_completes_it() {
+    let o = outbound(SimRealtimeConfig::default()).await;
+    let (sid, create) = o.placed(json!({})).await;
+    // Answered, and a late `ringing` that must not take the call back to cancellable.
+    for status in ["initiated", "ringing", "in-progress", "ringing"] {
+        o.status(&create, &sid, status, &[]).await;
+    }
+    assert!(
+        o.h.running.services.active_calls().is_empty(),
+        "no stream yet"
+    );
+    o.api(reqwest::Method::POST, &format!("/api/call/{sid}/end"), None)
+        .await;
+    let updates = o.updates(&sid);
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!(
+        updates[0].field("Status"),
+        Some("completed"),
+        "Twilio ignores `canceled` on an answered call"
+    );
+    assert!(updates[0].status < 300, "Prism accepted the hang-up");
+}
+
+#[tokio::test]
+async fn a_cancel_that_twilio_answers_as_in_progress_is_followed_by_completed() {
+    let o = outbound(SimRealtimeConfig::default()).await;
+    let (sid, create) = o.placed(json!({})).await;
+    o.status(&create, &sid, "ringing", &[]).await;
+    // The callee picked up just as the cancel went out: Twilio keeps the call and says so.
+    o.tap.serve_json(
+        &format!("/Calls/{sid}.json"),
+        json!({"sid": sid, "status": "in-progress", "direction": "outbound-api"}),
+    );
+    o.api(reqwest::Method::POST, &format!("/api/call/{sid}/end"), None)
+        .await;
+    let statuses: Vec<String> = o
+        .updates(&sid)
+        .iter()
+        .map(|r| r.field("Status").unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(statuses, ["canceled", "completed"]);
+}
+
+#[tokio::test]
+async fn transfer_by_hand_redirects_and_ends_the_call_as_transferred() {
+    let mut o = outbound(SimRealtimeConfig::default()).await;
+    let mut session = o.h.running.services.session_config();
+    session.transfer_number = Some("+14155550199".into());
+    o.h.running
+        .services
+        .update_session_config(session)
+        .expect("session with a transfer number");
+    let sid = common::call_sid();
+    let call = SimCall::place(o.h.caller(&sid), vec![CallerStep::Silence(20_000)])
+        .await
+        .expect("call connects");
+    common::eventually(Duration::from_secs(5), "stream is live", || {
+        !o.h.running.services.active_calls().is_empty()
+    })
+    .await;
+    let url = format!("{}/api/call/{sid}/transfer", o.h.base);
+    let client = reqwest::Client::new();
+    // A body that is there but unusable is refused, never replaced by the session's number.
+    for (content_type, body, status, code) in [
+        (
+            "text/plain",
+            r#"{"to":"+14155550177"}"#,
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            "to=%2B14155550177",
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "application/json",
+            r#"{"to": "+14155550177""#,
+            400,
+            "malformed_json",
+        ),
+        (
+            "application/json",
+            r#"{"to": 14155550177}"#,
+            422,
+            "invalid_value",
+        ),
+        (
+            "application/json",
+            r#"{"number": "+14155550177"}"#,
+            422,
+            "invalid_value",
+        ),
+    ] {
+        let resp = client
+            .post(&url)
+            .header("X-API-Key", API_KEY)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("transfer request");
+        assert_eq!(resp.status(), status, "{content_type} {body}");
+        let error: Value = resp.json().await.expect("error body");
+        assert_eq!(error["error"]["code"], code, "{content_type} {body}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{error}"
+        );
+    }
+    assert!(o.updates(&sid).is_empty(), "no transfer was attempted");
+    assert_eq!(o.h.running.services.active_calls().len(), 1);
+
+    let resp = client
+        .post(&url)
+        .header("X-API-Key", API_KEY)
+        .json(&json!({"to": "+1 (415) 555-0177"}))
+        .send()
+        .await
+        .expect("transfer request");
+    assert_eq!(resp.status(), 202);
+    let answer: Value = resp.json().await.expect("transfer answer");
+    assert_eq!(answer["to"], "+14155550177");
+    let updates = o.updates(&sid);
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    let twiml = updates[0].field("Twiml").expect("TwiML");
+    assert!(
+        twiml.contains("<Dial timeout=\"30\"><Number>+14155550177</Number></Dial>"),
+        "{twiml}"
+    );
+    assert!(updates[0].status < 300, "Prism accepted the redirect");
+    // Twilio leaves <Connect> for <Dial>: the stream stops.
+    call.hang_up_now();
+    let CallEvent::CallEnded { reason, failed, .. } = o.h.ended(&sid).await else {
+        unreachable!()
+    };
+    assert_eq!(reason, "transferred to +14155550177");
+    assert!(!failed);
+    call.finish().await;
+    o.h.running.services.store.flush().await.expect("flush");
+    let record =
+        o.h.running
+            .services
+            .store
+            .call(&sid)
+            .await
+            .expect("library")
+            .expect("call row");
+    assert_eq!(
+        record.end_reason.as_deref(),
+        Some("transferred to +14155550177")
+    );
+    assert!(!record.failed);
+}
+
+#[tokio::test]
+async fn twilio_reaches_the_app_through_its_public_url() {
+    const PUBLIC: &str = "https://calls.example.test";
+    let mut o = outbound(SimRealtimeConfig::default()).await;
+    o.h.running
+        .services
+        .set_public_url(Some(PUBLIC))
+        .expect("public URL");
+    let (sid, create) = o.placed(json!({})).await;
+    let twiml = create.field("Twiml").expect("inline TwiML").to_string();
+    assert!(
+        twiml.contains("<Stream url=\"wss://calls.example.test/media-stream\""),
+        "{twiml}"
+    );
+    assert_eq!(
+        create.field("StatusCallback"),
+        Some("https://calls.example.test/twilio/status")
+    );
+    assert_eq!(
+        create.field("AsyncAmdStatusCallback"),
+        Some("https://calls.example.test/twilio/amd")
+    );
+
+    // Callbacks reach the local server through the tunnel, signed for the public URL.
+    let status = [
+        ("CallSid", sid.as_str()),
+        ("AccountSid", common::ACCOUNT_SID),
+        ("CallStatus", "ringing"),
+        ("Direction", "outbound-api"),
+    ];
+    let local = post_signed_form(&o.h.base, "/twilio/status", &status).await;
+    assert_eq!(local.status(), 403, "signed for the local URL");
+    let public = common::post_form_signed_for(&o.h.base, PUBLIC, "/twilio/status", &status).await;
+    assert_eq!(public.status(), 204, "signed for the public URL");
+    let amd = [
+        ("CallSid", sid.as_str()),
+        ("AccountSid", common::ACCOUNT_SID),
+        ("AnsweredBy", "human"),
+    ];
+    let local = post_signed_form(&o.h.base, "/twilio/amd", &amd).await;
+    assert_eq!(local.status(), 403, "AMD signed for the local URL");
+
+    // A media stream signed over the local address is refused before the upgrade.
+    {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let local_ws = format!("{}/media-stream", o.h.base.replacen("http://", "ws://", 1));
+        let mut request = local_ws.as_str().into_client_request().expect("request");
+        let signature =
+            verbio::telephony::twilio::signature::compute::<&str, &str>(AUTH_TOKEN, &local_ws, &[]);
+        request.headers_mut().insert(
+            "X-Twilio-Signature",
+            signature.parse().expect("header value"),
+        );
+        match tokio_tungstenite::connect_async(request).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 403)
+            }
+            other => panic!(
+                "a stream signed for the local URL was not refused: {:?}",
+                other.map(|_| ())
+            ),
+        }
+    }
+
+    // The callee's stream, signed over wss://calls.example.test/media-stream, is accepted.
+    let mut caller = o.h.caller(&sid);
+    caller.public_url = PUBLIC.into();
+    caller.from = FROM_NUMBER.into();
+    caller.to = CALLEE.into();
+    let call = SimCall::answer(caller, twiml, vec![CallerStep::Silence(15_000)])
+        .await
+        .expect("the callee's stream connects");
+    common::eventually(Duration::from_secs(5), "stream is live", || {
+        o.h.running
+            .services
+            .active_calls()
+            .iter()
+            .any(|c| c.call_sid == sid)
+    })
+    .await;
+    let amd = common::post_form_signed_for(&o.h.base, PUBLIC, "/twilio/amd", &amd).await;
+    assert_eq!(amd.status(), 200, "AMD signed for the public URL");
+    call.hang_up_now();
+    let CallEvent::CallEnded { failed, .. } = o.h.ended(&sid).await else {
+        unreachable!()
+    };
+    assert!(!failed);
+    call.finish().await;
 }

@@ -150,8 +150,9 @@ impl Services {
     }
 
     /// Ends a call: its stream, and at Twilio when the REST API is set up (a call the app placed
-    /// that is still ringing is cancelled). A call the library knows but that is no longer live is a
-    /// conflict, not a 404.
+    /// that Twilio last reported as queued or ringing is cancelled, one answered before its stream
+    /// started is completed). A call the library knows but that is no longer live is a conflict,
+    /// not a 404.
     pub async fn end_call(&self, call_sid: &str) -> Result<(), ServiceError> {
         if self.registry.control(call_sid, CallControl::HangUp) {
             if let Some(twilio) = self.twilio.clone() {
@@ -167,7 +168,7 @@ impl Services {
             return Ok(());
         }
         if self.is_pending_outbound(call_sid) {
-            self.hang_up_at_twilio(call_sid, false).await?;
+            self.hang_up_at_twilio(call_sid).await?;
             return Ok(());
         }
         match self.store.call(call_sid).await? {

@@ -210,3 +210,22 @@ pub fn path_of(url: &str) -> String {
     let parsed = url::Url::parse(url).expect("callback URL");
     parsed.path().to_string()
 }
+
+/// Posts a form to `local_base + path`, signed as Twilio signs it: over `signed_base + path` (the
+/// public URL Twilio was given, which a tunnel forwards to the local server).
+pub async fn post_form_signed_for(
+    local_base: &str,
+    signed_base: &str,
+    path: &str,
+    params: &[(&str, &str)],
+) -> reqwest::Response {
+    let signed = format!("{signed_base}{path}");
+    let signature = verbio::telephony::twilio::signature::compute(AUTH_TOKEN, &signed, params);
+    reqwest::Client::new()
+        .post(format!("{local_base}{path}"))
+        .header("X-Twilio-Signature", signature)
+        .form(params)
+        .send()
+        .await
+        .expect("callback request")
+}

@@ -456,6 +456,10 @@ impl Call {
                 command = control.recv() => match command {
                     Some(CallControl::HangUp) | None => Err(EndReason::EndedByApp),
                     Some(CallControl::LeaveVoicemail(message)) => self.leave_voicemail(&message).await,
+                    Some(other) => {
+                        self.on_transfer_control(other);
+                        Ok(())
+                    }
                 },
                 _ = sleep_until_opt(self.rollover_at) => {
                     self.rollover_at = None;
@@ -471,6 +475,10 @@ impl Call {
                 break reason;
             }
         };
+        // A transfer by hand announced just before Twilio stopped the stream may still be queued.
+        while let Ok(command) = control.try_recv() {
+            self.on_transfer_control(command);
+        }
         let reason = match (reason, self.transferring.take()) {
             (EndReason::CallerHungUp, Some(number)) => EndReason::Transferred(number),
             (reason, _) => reason,
@@ -490,6 +498,20 @@ impl Call {
             tokio::spawn(actions.hang_up(&self.call_sid));
         }
         reason
+    }
+
+    /// The app's transfer by hand: the REST redirect is the app's; the call only has to know why its
+    /// stream is about to stop.
+    fn on_transfer_control(&mut self, command: CallControl) {
+        match command {
+            CallControl::Transferred(number) => {
+                info!(call_sid = %self.call_sid, "the app is transferring the call");
+                self.transfer_to = None;
+                self.transferring = Some(number);
+            }
+            CallControl::TransferFailed => self.transferring = None,
+            CallControl::HangUp | CallControl::LeaveVoicemail(_) => {}
+        }
     }
 
     fn ending_reason(&self) -> EndReason {

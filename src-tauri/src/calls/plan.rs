@@ -95,8 +95,10 @@ impl MachineAction {
 pub fn decide(policy: MachinePolicy, answered_by: AnsweredBy) -> MachineAction {
     match (answered_by, policy) {
         (AnsweredBy::Human | AnsweredBy::Unknown, _) => MachineAction::Continue,
+        // Before the policy: there is no one to talk to, whatever the policy says.
+        (AnsweredBy::Fax, _) => MachineAction::HangUp,
         (_, MachinePolicy::Continue) => MachineAction::Continue,
-        (AnsweredBy::Fax, _) | (_, MachinePolicy::HangUp) => MachineAction::HangUp,
+        (_, MachinePolicy::HangUp) => MachineAction::HangUp,
         (AnsweredBy::MachineGreeting, MachinePolicy::Voicemail) => MachineAction::Wait,
         (AnsweredBy::MachineReady, MachinePolicy::Voicemail) => MachineAction::Voicemail,
     }
@@ -120,7 +122,8 @@ mod tests {
             (P::Voicemail, "machine_end_beep", M::Voicemail),
             (P::Voicemail, "machine_end_silence", M::Voicemail),
             (P::Voicemail, "fax", M::HangUp),
-            (P::Continue, "fax", M::Continue),
+            (P::Continue, "fax", M::HangUp),
+            (P::HangUp, "fax", M::HangUp),
             (P::Continue, "machine_end_other", M::Continue),
             (P::Voicemail, "something_new", M::Continue),
         ];

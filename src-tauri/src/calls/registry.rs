@@ -22,6 +22,11 @@ pub enum CallControl {
     /// A machine answered and its greeting is over: stop whatever the agent was saying, say
     /// `message`, then end the call.
     LeaveVoicemail(String),
+    /// The app is redirecting the call to this number (a transfer by hand): once the stream stops,
+    /// the call ended as transferred, not hung up.
+    Transferred(String),
+    /// The redirect of a [`CallControl::Transferred`] failed: the call carries on.
+    TransferFailed,
 }
 
 /// What `/twiml` (or the app, for a call it placed) knew about the call, handed to the media socket

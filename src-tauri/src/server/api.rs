@@ -209,19 +209,61 @@ struct TransferBody {
     to: Option<String>,
 }
 
+/// The body is optional (no body: the session's transfer number); a body that is there must be JSON
+/// of the right shape, or the request fails instead of transferring to the wrong number.
 async fn transfer_call(
     State(s): State<Arc<Services>>,
     sid: Result<Path<String>, PathRejection>,
-    body: Option<Json<TransferBody>>,
+    headers: HeaderMap,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     let sid = path(sid)?;
-    let to = body.and_then(|Json(b)| b.to);
+    let body = body.map_err(|r| {
+        let status = r.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "body_too_large"
+        } else {
+            "bad_request"
+        };
+        ApiError::new(status, code, r.body_text())
+    })?;
+    let to = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        if !is_json(&headers) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Expected request with `Content-Type: application/json`",
+            ));
+        }
+        let Json(body) = Json::<TransferBody>::from_bytes(&body)?;
+        body.to
+    };
     let number = s.transfer_call(&sid, to.as_deref()).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({"status": "transferring", "to": number})),
     )
         .into_response())
+}
+
+/// `Content-Type: application/json` (parameters allowed) or a `+json` type, as axum's `Json` checks.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 async fn numbers(

@@ -19,6 +19,7 @@ use crate::realtime::session::{Greeting, MaxOutputTokens, ReasoningEffort, Sessi
 use crate::telephony::phone::E164;
 use crate::telephony::twilio::rest::{
     CreateCall, HangUpOutcome, IncomingNumber, MachineDetection, RestError, TwilioRest,
+    ERROR_CALL_NOT_IN_PROGRESS, ERROR_NOT_FOUND,
 };
 use crate::telephony::twilio::twiml;
 
@@ -29,9 +30,36 @@ const VOICEMAIL_DELIVERY_WINDOW: Duration = Duration::from_secs(10);
 /// Twilio's final call statuses.
 const FINAL_STATUSES: [&str; 5] = ["completed", "busy", "no-answer", "failed", "canceled"];
 
-/// Plans of calls the app placed, by CallSid, until Twilio reports a final status. Entries whose final
+/// Calls the app placed, by CallSid, until Twilio reports a final status. Entries whose final
 /// callback never came (Twilio could not reach the app) are dropped after [`PLAN_TTL`].
-pub type OutboundPlans = std::collections::HashMap<String, (tokio::time::Instant, Arc<CallPlan>)>;
+pub type OutboundPlans = std::collections::HashMap<String, PendingOutbound>;
+
+/// A call the app placed that has not finished.
+#[derive(Debug, Clone)]
+pub struct PendingOutbound {
+    placed: tokio::time::Instant,
+    plan: Arc<CallPlan>,
+    /// The furthest status Twilio has reported (callbacks can arrive out of order).
+    status: String,
+}
+
+/// Where `status` sits in a call's life; `None` for a status Verbio does not know.
+fn progress(status: &str) -> Option<u8> {
+    match status {
+        "queued" => Some(0),
+        "initiated" => Some(1),
+        "ringing" => Some(2),
+        "in-progress" => Some(3),
+        s if FINAL_STATUSES.contains(&s) => Some(4),
+        _ => None,
+    }
+}
+
+/// Whether a call in `status` can still be cancelled (`Status=canceled`); after that only
+/// `Status=completed` ends it (Twilio ignores `canceled` on an answered call).
+fn cancellable(status: &str) -> bool {
+    matches!(status, "queued" | "initiated" | "ringing")
+}
 /// Longer than any call Verbio would keep open.
 const PLAN_TTL: Duration = Duration::from_secs(12 * 60 * 60);
 
@@ -326,17 +354,24 @@ impl Services {
             }
         };
         self.registry.bind_token(&token, &call.sid);
-        {
-            let mut plans = self.outbound_plans();
-            plans.retain(|_, (placed, _)| placed.elapsed() < PLAN_TTL);
-            plans.insert(call.sid.clone(), (tokio::time::Instant::now(), plan));
-        }
         // A call Twilio has just accepted has not been answered yet; anything else in the create
         // response (a stand-in's canned example) must not end the call's record before it began.
         let status = match call.status.as_str() {
             "queued" | "initiated" | "ringing" => call.status.clone(),
             _ => "queued".to_string(),
         };
+        {
+            let mut plans = self.outbound_plans();
+            plans.retain(|_, pending| pending.placed.elapsed() < PLAN_TTL);
+            plans.insert(
+                call.sid.clone(),
+                PendingOutbound {
+                    placed: tokio::time::Instant::now(),
+                    plan,
+                    status: status.clone(),
+                },
+            );
+        }
         info!(call_sid = %call.sid, %status, "outbound call placed");
         self.bridge.emit(CallEvent::CallStatus {
             call_sid: call.sid.clone(),
@@ -361,6 +396,8 @@ impl Services {
         info!(call_sid = %report.call_sid, status = %report.call_status, "call status");
         if FINAL_STATUSES.contains(&report.call_status.as_str()) {
             self.outbound_plans().remove(&report.call_sid);
+        } else {
+            self.note_outbound_status(&report.call_sid, &report.call_status);
         }
         self.bridge.emit(CallEvent::CallStatus {
             call_sid: report.call_sid,
@@ -379,7 +416,11 @@ impl Services {
         let plan = self
             .outbound_plans()
             .get(call_sid)
-            .map(|(_, plan)| plan.clone());
+            .map(|pending| pending.plan.clone());
+        if plan.is_some() {
+            // Only an answered call has anything to detect.
+            self.note_outbound_status(call_sid, "in-progress");
+        }
         let policy = plan
             .as_ref()
             .map(|p| p.machine_policy)
@@ -455,20 +496,63 @@ impl Services {
             });
         }
         let twilio = self.twilio()?;
-        twilio
+        // Told before the redirect: Twilio stops the stream as soon as it takes the new TwiML, and
+        // the call must end as transferred, not as hung up.
+        self.registry
+            .control(call_sid, CallControl::Transferred(number.to_string()));
+        if let Err(e) = twilio
             .redirect_call(call_sid, &transfer_twiml(number.as_str()))
-            .await?;
+            .await
+        {
+            self.registry.control(call_sid, CallControl::TransferFailed);
+            return Err(e.into());
+        }
         info!(%call_sid, "call transferred");
         Ok(number.to_string())
     }
 
-    /// Ends a call at Twilio: `completed` when answered, `canceled` while it still rings.
+    /// Ends a call the app placed whose stream is not live, at Twilio: `canceled` while Twilio last
+    /// reported it queued, initiated or ringing, `completed` once answered. Twilio ignores `canceled`
+    /// on a call that was answered meanwhile (and answers with its live status): then `completed`.
     pub(super) async fn hang_up_at_twilio(
         &self,
         call_sid: &str,
-        answered: bool,
     ) -> Result<HangUpOutcome, ServiceError> {
-        Ok(self.twilio()?.hang_up(call_sid, answered).await?)
+        let twilio = self.twilio()?;
+        let last = self
+            .outbound_plans()
+            .get(call_sid)
+            .map(|pending| pending.status.clone());
+        if !last.as_deref().is_some_and(cancellable) {
+            return Ok(twilio.hang_up(call_sid, true).await?);
+        }
+        let update = twilio
+            .update_call(call_sid, &[("Status", "canceled".to_string())])
+            .await;
+        match update {
+            Ok(call) if call.status == "in-progress" => {
+                info!(%call_sid, "the call was answered before it could be cancelled: hanging up");
+                self.note_outbound_status(call_sid, "in-progress");
+                Ok(twilio.hang_up(call_sid, true).await?)
+            }
+            Ok(_) => Ok(HangUpOutcome::Canceled),
+            Err(e) if matches!(e.code(), Some(ERROR_NOT_FOUND | ERROR_CALL_NOT_IN_PROGRESS)) => {
+                Ok(HangUpOutcome::AlreadyEnded)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Remembers `status` for a call the app placed, if it moves the call forward.
+    fn note_outbound_status(&self, call_sid: &str, status: &str) {
+        let Some(next) = progress(status) else {
+            return;
+        };
+        if let Some(pending) = self.outbound_plans().get_mut(call_sid) {
+            if progress(&pending.status).is_none_or(|now| next > now) {
+                pending.status = status.to_string();
+            }
+        }
     }
 
     /// Whether the app placed `call_sid` and it has not finished.

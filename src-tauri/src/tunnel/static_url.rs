@@ -12,7 +12,7 @@ impl StaticUrl {
     /// so a stray path would break every signature check).
     pub fn new(url: &str) -> Result<StaticUrl, TunnelError> {
         let bad = |reason: &str| TunnelError::BadUrl {
-            url: url.to_string(),
+            url: without_userinfo(url),
             reason: reason.to_string(),
         };
         let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
@@ -33,6 +33,19 @@ impl StaticUrl {
         Ok(StaticUrl {
             url: url.trim_end_matches('/').to_string(),
         })
+    }
+}
+
+/// `url` with any `user:password@` replaced by `***@`, so a rejected URL can be quoted in errors and
+/// logs. Works on the raw text: a URL that does not parse may still carry credentials.
+fn without_userinfo(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]),
+        None => url.to_string(),
     }
 }
 
@@ -67,5 +80,34 @@ mod tests {
         ] {
             assert!(StaticUrl::new(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_rejected_url_is_quoted_without_its_credentials() {
+        for (bad, quoted) in [
+            (
+                "https://user:s3cret-pass@a.example",
+                "https://***@a.example",
+            ),
+            (
+                "https://user:s3cret-pass@a.example/x?y",
+                "https://***@a.example/x?y",
+            ),
+            (
+                "https://user:s3cret-pass@a.example:99999",
+                "https://***@a.example:99999",
+            ),
+            ("user:s3cret-pass@a.example", "***@a.example"),
+        ] {
+            let message = StaticUrl::new(bad).unwrap_err().to_string();
+            assert!(!message.contains("s3cret-pass"), "{message}");
+            assert!(!message.contains("user:"), "{message}");
+            assert!(message.contains(quoted), "{message}");
+        }
+        // Nothing to hide: quoted as given.
+        let message = StaticUrl::new("https://a.example/twiml")
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("https://a.example/twiml"), "{message}");
     }
 }
