@@ -26,7 +26,9 @@ async fn listen_in_plays_a_live_call_on_the_device() {
             tone_hz: 440.0,
             ms: 4000,
         },
-        CallerStep::Silence(200),
+        // Room for the agent's answer (880 Hz, 1.2 s), which starts once the sim's VAD hears 400 ms of
+        // silence.
+        CallerStep::Silence(3000),
         CallerStep::HangUp,
     ];
     let call = SimCall::place(h.caller(&sid), steps).await.expect("call");
@@ -39,9 +41,11 @@ async fn listen_in_plays_a_live_call_on_the_device() {
     let capture = Capture::start().await;
     let state = lib
         .listen_in(&sid, None)
+        .await
         .expect("listen on the test device");
     assert_eq!(state.call_sid, sid);
-    // Agent muted: only the caller's tone can reach the speakers.
+    // Agent muted: only the caller's tone can reach the speakers (the agent is silent until the caller
+    // stops anyway; the second half checks the agent's side).
     lib.listen_mute(verbio::recording::wav_writer::Side::Agent, true)
         .expect("mute");
     // Sample how far the speakers run behind the call while it talks.
@@ -57,11 +61,34 @@ async fn listen_in_plays_a_live_call_on_the_device() {
     eprintln!("listen-in: rms {:.0}, 440 Hz {p440:.1}", rms(&heard));
     assert!(rms(&heard) > 1000.0, "live audio reached the sink");
     assert!(p440 > 20.0 * power(&heard, 1000.0), "the caller's tone");
-    lib.listen_stop().expect("stop");
+    assert!(
+        p440 > 20.0 * power(&heard, 880.0),
+        "the agent was muted while the caller spoke"
+    );
+
+    // The other way round: caller muted, agent on. The agent's answer is heard, the caller is not.
+    lib.listen_mute(verbio::recording::wav_writer::Side::Agent, false)
+        .expect("unmute the agent");
+    lib.listen_mute(verbio::recording::wav_writer::Side::Caller, true)
+        .expect("mute the caller");
+    let capture = Capture::start().await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let heard = loudest(&capture.stop(), 500);
+    let p880 = power(&heard, 880.0);
+    eprintln!(
+        "listen-in, agent side: rms {:.0}, 880 Hz {p880:.1}",
+        rms(&heard)
+    );
+    assert!(rms(&heard) > 1000.0, "the agent's answer reached the sink");
+    assert!(
+        p880 > 20.0 * power(&heard, 440.0),
+        "the agent's tone, not the muted caller's"
+    );
+    lib.listen_stop().await.expect("stop");
     call.finish().await;
     h.ended(&sid).await;
     assert!(
-        lib.listen_in(&sid, None).is_err(),
+        lib.listen_in(&sid, None).await.is_err(),
         "an ended call cannot be listened to"
     );
 }

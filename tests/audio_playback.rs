@@ -139,7 +139,7 @@ async fn playback_of_a_recording_is_heard_on_the_device_with_the_chosen_channel(
     assert!(stopped, "a Stopped event for the UI");
     // Last: enumerating ALSA devices probes capture too, which disturbed later captures here.
     assert!(
-        !lib.output_devices().is_empty(),
+        !lib.output_devices().await.expect("devices").is_empty(),
         "the test device is listed"
     );
 }

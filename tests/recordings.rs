@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::{call_sid, start, ACCOUNT_SID, AUTH_TOKEN};
 use reqwest::StatusCode;
 use serde_json::Value;
+use verbio::calls::events::CallEvent;
 use verbio::config::Secret;
 use verbio::sim::realtime_server::{AgentTurn, SimRealtimeConfig};
 use verbio::sim::twilio_caller::{CallerReport, CallerStep, SimCall};
@@ -412,14 +413,34 @@ async fn the_api_streams_ranges_draws_peaks_searches_exports_and_deletes() {
         export(&dest).send().await.expect("export").status(),
         StatusCode::CONFLICT
     );
-    assert_eq!(
-        export(Path::new("relative.wav"))
-            .send()
-            .await
-            .expect("export")
-            .status(),
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
+    // Refused before anything is written: relative, `..`, not .wav, no such directory, a file as
+    // the directory.
+    let not_a_dir = out.path().join("plain-file");
+    std::fs::write(&not_a_dir, b"x").expect("file");
+    for (bad, why) in [
+        (PathBuf::from("relative.wav"), "must be absolute"),
+        (out.path().join("sub/../up.wav"), "must not contain `..`"),
+        (out.path().join("copy.mp3"), "must end in .wav"),
+        (out.path().join("copy"), "must end in .wav"),
+        (out.path().join("missing/copy.wav"), "existing directory"),
+        (not_a_dir.join("copy.wav"), "directory"),
+    ] {
+        std::fs::create_dir_all(out.path().join("sub")).expect("sub");
+        let resp = export(&bad).send().await.expect("export");
+        assert_eq!(
+            resp.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            bad.display()
+        );
+        let body: Value = resp.json().await.expect("json error");
+        assert_eq!(body["error"]["code"], "invalid_value");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(why), "{}: {message}", bad.display());
+    }
+    assert!(!out.path().join("up.wav").exists());
+    assert!(!out.path().join("copy.mp3").exists());
+    assert!(!out.path().join("missing").exists());
 
     // Delete: file and row gone.
     let del = client
@@ -540,9 +561,26 @@ async fn damaged_or_missing_files_are_clear_errors_and_recording_can_be_off() {
         .is_empty());
 }
 
+/// The call ended the ordinary way: the caller hung up, nothing failed, the caller's script ran.
+fn assert_call_completed_normally(ended: &CallEvent, report: &CallerReport, min_heard_ms: u64) {
+    assert!(
+        matches!(ended, CallEvent::CallEnded { failed: false, reason, .. } if reason == "caller hung up"),
+        "{ended:?}"
+    );
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(!report.server_closed, "the bridge did not cut the call");
+    assert!(
+        report.heard_ms >= min_heard_ms,
+        "the agent's answer was heard: {} ms",
+        report.heard_ms
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_disk_marks_the_recording_incomplete_and_the_call_goes_on() {
-    // A one-slot queue cannot keep up with 50 frames a second plus agent audio.
+    // A one-slot queue, drained once per writer tick (100 ms): at most 10 pieces of audio a second
+    // get through while the caller alone sends 50 frames a second, so most of them must be dropped on
+    // any machine, however fast its disk.
     let mut h = start(
         SimRealtimeConfig {
             script: vec![turn("Hello.", 880.0, 600)],
@@ -555,7 +593,7 @@ async fn a_slow_disk_marks_the_recording_incomplete_and_the_call_goes_on() {
     let steps = vec![
         CallerStep::Speak {
             tone_hz: 440.0,
-            ms: 500,
+            ms: 1000,
         },
         CallerStep::WaitForAgentAudio {
             min_ms: 600,
@@ -568,18 +606,323 @@ async fn a_slow_disk_marks_the_recording_incomplete_and_the_call_goes_on() {
         .expect("call placed")
         .finish()
         .await;
-    assert!(report.heard_ms >= 600, "the call went on");
-    h.ended(&sid).await;
+    let ended = h.ended(&sid).await;
+    assert_call_completed_normally(&ended, &report, 600);
+    assert!(
+        report.media_frames_sent >= 50,
+        "{}",
+        report.media_frames_sent
+    );
     let rec = finished_recording(&h, &sid).await;
-    // Whether anything was dropped depends on the machine; if it was, the library says so.
-    if rec.status == "incomplete" {
-        assert!(
-            rec.note.as_deref().unwrap_or_default().contains("dropped"),
-            "{rec:?}"
-        );
-    } else {
-        assert_eq!(rec.status, "complete");
+    assert_eq!(rec.status, "incomplete", "{rec:?}");
+    let note = rec.note.as_deref().unwrap_or_default();
+    assert!(
+        note.contains("audio were dropped because the disk could not keep up"),
+        "{rec:?}"
+    );
+    let dropped: u64 = note
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("the note counts what was dropped");
+    assert!(
+        dropped * 2 >= report.media_frames_sent,
+        "{dropped} of {} caller frames dropped",
+        report.media_frames_sent
+    );
+    // What did get through is still a playable file.
+    let (caller, _) = channels(&wav_path(&h, &rec));
+    assert_eq!(rec.duration_ms, ms(caller.len()));
+}
+
+/// Set in the child process [`a_write_error_mid_call_marks_the_recording_incomplete_and_the_call_goes_on`]
+/// starts under a file size limit.
+const WRITE_ERROR_CHILD: &str = "VERBIO_TEST_WRITE_ERROR_CHILD";
+/// The child's file size limit: far above the database and the first seconds of WAV, far below the
+/// five minutes of silence one jumped timestamp makes the writer put on disk (≈ 9.6 MB).
+const WRITE_ERROR_FSIZE: u64 = 2 * 1024 * 1024;
+
+/// A disk that fails mid-call. Tests run as root (permission bits stop nothing) and the WAV is
+/// opened when the call starts, so the failure comes from a file size limit (`RLIMIT_FSIZE`, set
+/// with `prlimit`, `SIGXFSZ` ignored so the write returns `EFBIG`). The limit applies to the whole
+/// process, so the scenario runs in a child process: this test binary again, with only this test.
+#[test]
+fn a_write_error_mid_call_marks_the_recording_incomplete_and_the_call_goes_on() {
+    const NAME: &str = "a_write_error_mid_call_marks_the_recording_incomplete_and_the_call_goes_on";
+    if std::env::var_os(WRITE_ERROR_CHILD).is_some() {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(write_error_scenario());
+        return;
     }
+    let exe = std::env::current_exe().expect("test binary");
+    let out = std::process::Command::new("sh")
+        .args(["-c", "trap '' XFSZ; exec \"$@\"", "sh", "prlimit"])
+        .arg(format!("--fsize={WRITE_ERROR_FSIZE}"))
+        .arg("--")
+        .arg(exe)
+        .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
+        .env(WRITE_ERROR_CHILD, "1")
+        .output()
+        .expect("sh and prlimit (util-linux) run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child under a {WRITE_ERROR_FSIZE}-byte file size limit: {}\n{stdout}\n{stderr}",
+        out.status
+    );
+}
+
+async fn write_error_scenario() {
+    let mut h = start(
+        SimRealtimeConfig {
+            script: vec![turn("Hello.", 880.0, 600)],
+            ..SimRealtimeConfig::default()
+        },
+        |_| {},
+    )
+    .await;
+    let sid = call_sid();
+    // A caller frame stamped five minutes ahead (within what the writer accepts): the writer fills the
+    // gap with silence and its next write runs into the size limit while the call goes on.
+    let jump = serde_json::json!({
+        "event": "media",
+        "sequenceNumber": "100000",
+        "streamSid": "MZ00000000000000000000000000000001",
+        "media": {
+            "track": "inbound",
+            "chunk": "100000",
+            "timestamp": "300000",
+            "payload": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [0xFFu8; 160]),
+        }
+    });
+    let steps = vec![
+        CallerStep::Speak {
+            tone_hz: 440.0,
+            ms: 500,
+        },
+        CallerStep::WaitForAgentAudio {
+            min_ms: 600,
+            timeout: 10 * SECOND,
+        },
+        CallerStep::Raw(jump.to_string()),
+        CallerStep::Silence(800),
+        CallerStep::HangUp,
+    ];
+    let report = SimCall::place(h.caller(&sid), steps)
+        .await
+        .expect("call placed")
+        .finish()
+        .await;
+    let ended = h.ended(&sid).await;
+    assert_call_completed_normally(&ended, &report, 600);
+    let rec = finished_recording(&h, &sid).await;
+    eprintln!("after a write error: {rec:?}");
+    assert_eq!(rec.status, "incomplete", "{rec:?}");
+    let note = rec.note.as_deref().unwrap_or_default();
+    assert!(
+        note.starts_with("write to ") && note.contains("failed") && note.contains(&rec.file_name),
+        "the reason names the failed write: {note}"
+    );
+    // Writing stopped at the error, with the header current: the file plays up to there.
+    let path = wav_path(&h, &rec);
+    assert!(std::fs::metadata(&path).expect("file").len() <= WRITE_ERROR_FSIZE);
+    let (caller, _) = channels(&path);
+    assert_eq!(rec.duration_ms, ms(caller.len()));
+    assert!(
+        rec.duration_ms >= 400 && rec.duration_ms < 300_000,
+        "{rec:?}"
+    );
+    assert!(
+        onset(&caller, 0).is_some(),
+        "the caller's tone before the error is kept"
+    );
+    assert!(h.running.services.recordings.get(rec.id).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_still_being_written_cannot_be_exported() {
+    let h = harness(SimRealtimeConfig::default()).await;
+    let sid = call_sid();
+    let steps = vec![
+        CallerStep::Speak {
+            tone_hz: 440.0,
+            ms: 300,
+        },
+        CallerStep::Silence(20_000),
+        CallerStep::HangUp,
+    ];
+    let call = SimCall::place(h.caller(&sid), steps)
+        .await
+        .expect("call placed");
+    let deadline = tokio::time::Instant::now() + 10 * SECOND;
+    let live = loop {
+        let recs = h.running.services.recordings.for_call(&sid).await;
+        if let Some(r) = recs
+            .ok()
+            .and_then(|r| r.into_iter().find(|r| r.source == "local"))
+        {
+            break r;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no recording started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(live.status, "recording");
+    let out = tempfile::tempdir().expect("dir");
+    let dest = out.path().join("live.wav");
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/recording/{}/export", h.base, live.id))
+        .header("X-API-Key", API_KEY)
+        .json(&serde_json::json!({"path": dest}))
+        .send()
+        .await
+        .expect("export");
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    let body: Value = resp.json().await.expect("json error");
+    assert_eq!(body["error"]["code"], "still_recording");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("still being recorded"), "{message}");
+    assert!(!dest.exists(), "nothing written");
+    // The same refusal for the desktop's door.
+    let err = h
+        .running
+        .services
+        .recordings
+        .export(live.id, &dest)
+        .await
+        .expect_err("live");
+    assert!(err.to_string().contains("still being recorded"), "{err}");
+    call.hang_up_now();
+    call.finish().await;
+    // Once the call has ended, the same export works.
+    let done = finished_recording(&h, &sid).await;
+    assert_eq!(done.id, live.id);
+    let bytes = h
+        .running
+        .services
+        .recordings
+        .export(done.id, &dest)
+        .await
+        .expect("export after the call");
+    assert_eq!(bytes, std::fs::metadata(&dest).expect("exported").len());
+}
+
+/// Starts a core on an existing data directory, as the app does at its next start.
+async fn start_on(
+    data: &Path,
+    model: &verbio::sim::realtime_server::SimRealtimeServer,
+) -> verbio::services::Running {
+    let mut config = verbio::config::Config {
+        port: 0,
+        data_dir: data.to_path_buf(),
+        openai_api_key: Secret::new(common::OPENAI_KEY),
+        realtime_url: model.url(),
+        twilio_account_sid: ACCOUNT_SID.into(),
+        twilio_auth_token: Secret::new(AUTH_TOKEN),
+        api_key: Secret::new(API_KEY),
+        ..verbio::config::Config::default()
+    };
+    config.telephony.api_base = "http://127.0.0.1:9".into();
+    verbio::services::start(config).await.expect("core starts")
+}
+
+async fn put_recording_switch(base: &str, enabled: bool) -> Value {
+    let resp = reqwest::Client::new()
+        .put(format!("{base}/api/settings/recording"))
+        .header("X-API-Key", API_KEY)
+        .json(&serde_json::json!({ "enabled": enabled }))
+        .send()
+        .await
+        .expect("settings");
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.json().await.expect("json")
+}
+
+async fn get_recording_switch(base: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("{base}/api/settings/recording"))
+        .header("X-API-Key", API_KEY)
+        .send()
+        .await
+        .expect("settings")
+        .json()
+        .await
+        .expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recording_switch_survives_a_restart() {
+    let h = harness(SimRealtimeConfig::default()).await;
+    let common::Harness {
+        model,
+        running,
+        data,
+        ..
+    } = h;
+    assert!(
+        running.services.recordings.settings().enabled,
+        "on by default"
+    );
+    let base = format!("http://{}", running.local_addr);
+    assert_eq!(
+        put_recording_switch(&base, false).await,
+        serde_json::json!({"enabled": false})
+    );
+    running.shutdown().await;
+
+    // Next start: still off, and a call is not recorded.
+    let running = start_on(data.path(), &model).await;
+    let base = format!("http://{}", running.local_addr);
+    assert!(
+        !running.services.recordings.settings().enabled,
+        "remembered off"
+    );
+    assert_eq!(
+        get_recording_switch(&base).await,
+        serde_json::json!({"enabled": false})
+    );
+    let sid = call_sid();
+    let mut caller = verbio::sim::twilio_caller::CallerConfig::new(base.clone(), AUTH_TOKEN);
+    caller.account_sid = ACCOUNT_SID.into();
+    caller.call_sid = sid.clone();
+    let steps = vec![
+        CallerStep::Speak {
+            tone_hz: 440.0,
+            ms: 300,
+        },
+        CallerStep::HangUp,
+    ];
+    SimCall::place(caller, steps)
+        .await
+        .expect("call placed")
+        .finish()
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    running.services.store.flush().await.expect("flush");
+    let recs = running
+        .services
+        .recordings
+        .for_call(&sid)
+        .await
+        .expect("the call is in the library");
+    assert!(recs.is_empty(), "{recs:?}");
+
+    // Turned back on: remembered on at the start after.
+    put_recording_switch(&base, true).await;
+    running.shutdown().await;
+    let running = start_on(data.path(), &model).await;
+    assert!(
+        running.services.recordings.settings().enabled,
+        "remembered on"
+    );
+    running.shutdown().await;
 }
 
 /// A stand-in for Twilio's media host: serves one WAV behind basic auth, records DELETEs.

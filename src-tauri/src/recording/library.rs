@@ -1,6 +1,6 @@
 //! The recordings service: what the HTTP API and the desktop commands call for recordings.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -35,6 +35,8 @@ pub enum LibraryError {
     Listen(#[from] ListenError),
     #[error(transparent)]
     Cloud(#[from] CloudError),
+    #[error("recording {0} is still being recorded (its call is live); export it once the call has ended")]
+    StillRecording(i64),
     #[error("export failed: {0}")]
     Export(std::io::Error),
     #[error(transparent)]
@@ -73,8 +75,23 @@ pub struct Library {
     recorder: Arc<Recorder>,
     config: RecordingConfig,
     auth: TwilioAuth,
-    player: Player,
-    monitor: Monitor,
+    /// Shared with the blocking threads that open and close the speakers.
+    player: Arc<Player>,
+    monitor: Arc<Monitor>,
+    /// Orders concurrent changes of the switch, so the remembered choice is the one in effect.
+    settings_lock: tokio::sync::Mutex<()>,
+}
+
+/// The `app_settings` key remembering the recording switch (`"true"` / `"false"`).
+pub const RECORDING_ENABLED_KEY: &str = "recording.enabled";
+
+/// Runs blocking speaker work (reading a file, opening or closing a device) off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, LibraryError> + Send + 'static,
+) -> Result<T, LibraryError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| LibraryError::Invalid(format!("audio task failed: {e}")))?
 }
 
 fn valid_sid(sid: &str) -> bool {
@@ -82,19 +99,43 @@ fn valid_sid(sid: &str) -> bool {
 }
 
 impl Library {
+    /// Applies the recording switch remembered from the last run (see [`Library::set_settings`]):
+    /// `VERBIO_RECORD=false` keeps recording off whatever was remembered; otherwise the remembered
+    /// choice wins over the default. Call at start-up, before calls can start: it waits for one
+    /// small read from the store (like [`StoreHandle::open`], it blocks briefly).
     pub fn new(
         store: StoreHandle,
         recorder: Arc<Recorder>,
         config: RecordingConfig,
         auth: TwilioAuth,
     ) -> Self {
+        if config.enabled {
+            // The store thread answers through a oneshot; `unconstrained` keeps tokio's task budget
+            // from refusing the poll when this runs inside a task.
+            let remembered = super::writer::block_on(tokio::task::unconstrained(
+                store.setting(RECORDING_ENABLED_KEY),
+            ));
+            match remembered {
+                Ok(Some(v)) => match v.as_str() {
+                    "true" => recorder.set_enabled(true),
+                    "false" => {
+                        info!("recording is off (turned off in the app)");
+                        recorder.set_enabled(false)
+                    }
+                    other => warn!("ignoring a remembered recording switch {other:?}"),
+                },
+                Ok(None) => {}
+                Err(e) => warn!("could not read the remembered recording switch: {e}"),
+            }
+        }
         Library {
             store,
             recorder,
             config,
             auth,
-            player: Player::default(),
-            monitor: Monitor::default(),
+            player: Arc::default(),
+            monitor: Arc::default(),
+            settings_lock: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -109,10 +150,20 @@ impl Library {
         }
     }
 
-    /// Turns recording on or off for calls that start from now on (calls in progress keep theirs).
-    pub fn set_settings(&self, settings: RecordingSettings) -> RecordingSettings {
+    /// Turns recording on or off for calls that start from now on (calls in progress keep theirs)
+    /// and remembers the choice for the next start. The switch takes effect at once; if it cannot
+    /// be saved, the error says so (it then lasts until the app stops).
+    pub async fn set_settings(
+        &self,
+        settings: RecordingSettings,
+    ) -> Result<RecordingSettings, LibraryError> {
+        let _order = self.settings_lock.lock().await;
         self.recorder.set_enabled(settings.enabled);
-        self.settings()
+        self.store
+            .set_setting(RECORDING_ENABLED_KEY, settings.enabled.to_string())
+            .await?;
+        info!(enabled = settings.enabled, "recording switch changed");
+        Ok(self.settings())
     }
 
     fn path_of(&self, r: &RecordingRecord) -> PathBuf {
@@ -203,7 +254,9 @@ impl Library {
             ));
         }
         if self.player.playing() == Some(id) {
-            let _ = self.player.stop();
+            let player = self.player.clone();
+            // Stopping joins the audio thread: not on this one.
+            let _ = blocking(move || Ok(player.stop_if_playing(id))).await;
         }
         if at_twilio {
             if let Some(sid) = r.twilio_sid.as_deref() {
@@ -222,12 +275,14 @@ impl Library {
         Ok(())
     }
 
-    /// Copies the recording to `dest`: an absolute `.wav` path that does not exist yet.
+    /// Copies a finished recording to `dest`: an absolute `.wav` path without `..`, in an existing
+    /// directory, that does not exist yet (never overwritten). A recording still being written (its
+    /// call is live) is refused.
     pub async fn export(&self, id: i64, dest: &Path) -> Result<u64, LibraryError> {
-        if !dest.is_absolute() || dest.extension().is_none_or(|e| e != "wav") {
-            return Err(LibraryError::Invalid(
-                "export needs an absolute path ending in .wav".into(),
-            ));
+        check_export_path(dest).await?;
+        let r = self.record(id).await?;
+        if r.status == STATUS_RECORDING {
+            return Err(LibraryError::StillRecording(id));
         }
         let (path, _) = self.audio_file(id).await?;
         let dest = dest.to_path_buf();
@@ -248,6 +303,8 @@ impl Library {
 
     // ---- speakers -------------------------------------------------------------------------------
 
+    /// Plays a recording through the speakers. Reading the file and opening the device (which can
+    /// take up to 10 s) run on a blocking thread.
     pub async fn play(
         &self,
         id: i64,
@@ -255,7 +312,9 @@ impl Library {
         channel: ChannelChoice,
     ) -> Result<PlaybackState, LibraryError> {
         let path = self.path_of(&self.record(id).await?);
-        Ok(self.player.play(id, &path, device, channel)?)
+        let player = self.player.clone();
+        let device = device.map(str::to_string);
+        blocking(move || Ok(player.play(id, &path, device.as_deref(), channel)?)).await
     }
 
     pub fn pause(&self, paused: bool) -> Result<PlaybackState, LibraryError> {
@@ -270,8 +329,10 @@ impl Library {
         Ok(self.player.set_channel(channel)?)
     }
 
-    pub fn stop(&self) -> Result<(), LibraryError> {
-        Ok(self.player.stop()?)
+    /// Stops playback (closing the device joins its thread, so that runs on a blocking thread).
+    pub async fn stop(&self) -> Result<(), LibraryError> {
+        let player = self.player.clone();
+        blocking(move || Ok(player.stop()?)).await
     }
 
     pub fn playback(&self) -> Option<PlaybackState> {
@@ -282,24 +343,31 @@ impl Library {
         self.player.subscribe()
     }
 
-    pub fn output_devices(&self) -> Vec<String> {
-        super::speaker::output_devices()
+    /// The output devices, default first (the audio host may block while it looks: a blocking thread).
+    pub async fn output_devices(&self) -> Result<Vec<String>, LibraryError> {
+        blocking(|| Ok(super::speaker::output_devices())).await
     }
 
-    pub fn listen_in(
+    /// Listens in on a live call. Opening the device (up to 10 s) and joining a previous monitor's
+    /// audio thread run on a blocking thread.
+    pub async fn listen_in(
         &self,
         call_sid: &str,
         device: Option<&str>,
     ) -> Result<ListenState, LibraryError> {
-        Ok(self.monitor.start(self.recorder.live(), call_sid, device)?)
+        let (monitor, recorder) = (self.monitor.clone(), self.recorder.clone());
+        let (call_sid, device) = (call_sid.to_string(), device.map(str::to_string));
+        blocking(move || Ok(monitor.start(recorder.live(), &call_sid, device.as_deref())?)).await
     }
 
     pub fn listen_mute(&self, side: Side, muted: bool) -> Result<ListenState, LibraryError> {
         Ok(self.monitor.mute(side, muted)?)
     }
 
-    pub fn listen_stop(&self) -> Result<(), LibraryError> {
-        Ok(self.monitor.stop()?)
+    /// Stops listening in; closing the device (joining its audio thread) runs on a blocking thread.
+    pub async fn listen_stop(&self) -> Result<(), LibraryError> {
+        let monitor = self.monitor.clone();
+        blocking(move || Ok(monitor.stop()?)).await
     }
 
     pub fn listening(&self) -> Option<ListenState> {
@@ -379,6 +447,33 @@ impl Library {
             twilio_cloud::delete(&status.recording_url, &self.auth.api_base, &self.auth).await?;
         }
         Ok(Some(id))
+    }
+}
+
+/// Where an export may go: an absolute `.wav` path with no `..`, whose directory exists. (That
+/// the file itself does not exist yet is enforced when it is created, with `create_new`.)
+async fn check_export_path(dest: &Path) -> Result<(), LibraryError> {
+    let invalid = |why: &str| Err(LibraryError::Invalid(format!("export path {why}")));
+    if !dest.is_absolute() {
+        return invalid("must be absolute");
+    }
+    if dest.components().any(|c| c == Component::ParentDir) {
+        return invalid("must not contain `..`");
+    }
+    if !dest
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("wav"))
+        || dest.file_stem().is_none()
+    {
+        return invalid("must end in .wav");
+    }
+    let Some(parent) = dest.parent() else {
+        return invalid("needs a directory");
+    };
+    match tokio::fs::metadata(parent).await {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => invalid("must be in a directory (its parent is not one)"),
+        Err(_) => invalid("must be in an existing directory"),
     }
 }
 

@@ -90,7 +90,7 @@ struct Slot {
 
 /// Waits for a store answer on this (non-async) thread. The store's futures are plain oneshot
 /// receivers, so parking the thread until woken is all they need (no runtime, which may be gone).
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
+pub(super) fn block_on<F: std::future::Future>(future: F) -> F::Output {
     struct Unpark(std::thread::Thread);
     impl std::task::Wake for Unpark {
         fn wake(self: Arc<Self>) {

@@ -40,7 +40,9 @@ pub fn parse(header: Option<&str>, size: u64) -> RangeRequest {
     let range = match (a.parse::<u64>().ok(), b.parse::<u64>().ok()) {
         (Some(start), Some(end)) if start <= end => Some((start, end.min(size.saturating_sub(1)))),
         (Some(start), None) if b.is_empty() => Some((start, size.saturating_sub(1))),
-        (None, Some(suffix)) if a.is_empty() && suffix > 0 => {
+        // `bytes=-0` asks for the last zero bytes: nothing can satisfy it (RFC 9110 §14.1.3).
+        (None, Some(0)) if a.is_empty() => return RangeRequest::Unsatisfiable,
+        (None, Some(suffix)) if a.is_empty() => {
             Some((size.saturating_sub(suffix), size.saturating_sub(1)))
         }
         _ => return RangeRequest::Full,
@@ -74,5 +76,15 @@ mod tests {
         assert_eq!(parse(Some("items=0-1"), 100), RangeRequest::Full);
         assert_eq!(parse(Some("bytes=9-3"), 100), RangeRequest::Full);
         assert_eq!(parse(Some("bytes=0-"), 0), RangeRequest::Unsatisfiable);
+    }
+
+    #[test]
+    fn an_empty_suffix_is_unsatisfiable() {
+        assert_eq!(parse(Some("bytes=-0"), 100), RangeRequest::Unsatisfiable);
+        assert_eq!(parse(Some("bytes= -0 "), 100), RangeRequest::Unsatisfiable);
+        assert_eq!(parse(Some("bytes=-0"), 0), RangeRequest::Unsatisfiable);
+        // A non-empty suffix of an empty file is unsatisfiable too; of a real one, it is a part.
+        assert_eq!(parse(Some("bytes=-1"), 0), RangeRequest::Unsatisfiable);
+        assert_eq!(parse(Some("bytes=-1"), 100), part(99, 99));
     }
 }

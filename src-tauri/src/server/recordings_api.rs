@@ -56,7 +56,7 @@ async fn put_settings(
     body: Result<Json<RecordingSettings>, JsonRejection>,
 ) -> ApiResult<RecordingSettings> {
     let Json(body) = body?;
-    Ok(Json(s.recordings.set_settings(body)))
+    Ok(Json(s.recordings.set_settings(body).await?))
 }
 
 impl From<LibraryError> for ApiError {
@@ -79,6 +79,7 @@ impl From<LibraryError> for ApiError {
             | LibraryError::Listen(ListenError::NotListening) => (StatusCode::CONFLICT, "idle"),
             LibraryError::Listen(ListenError::NotLive(_)) => (StatusCode::CONFLICT, "not_live"),
             LibraryError::Cloud(_) => (StatusCode::BAD_GATEWAY, "twilio"),
+            LibraryError::StillRecording(_) => (StatusCode::CONFLICT, "still_recording"),
             LibraryError::Export(_) => (StatusCode::CONFLICT, "file_error"),
             LibraryError::Store(_) => {
                 tracing::error!("library error: {e}");
@@ -300,7 +301,9 @@ async fn listen(
 ) -> ApiResult<ListenState> {
     let Json(body) = body?;
     Ok(Json(
-        s.recordings.listen_in(&sid(p)?, body.device.as_deref())?,
+        s.recordings
+            .listen_in(&sid(p)?, body.device.as_deref())
+            .await?,
     ))
 }
 
@@ -351,7 +354,7 @@ async fn channel(
 }
 
 async fn stop(State(s): State<Arc<Services>>) -> Result<StatusCode, ApiError> {
-    s.recordings.stop()?;
+    s.recordings.stop().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -382,14 +385,10 @@ async fn mute(
 }
 
 async fn listen_stop(State(s): State<Arc<Services>>) -> Result<StatusCode, ApiError> {
-    s.recordings.listen_stop()?;
+    s.recordings.listen_stop().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn devices(State(s): State<Arc<Services>>) -> Result<Json<Vec<String>>, ApiError> {
-    let s = s.clone();
-    let names = tokio::task::spawn_blocking(move || s.recordings.output_devices())
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    Ok(Json(names))
+async fn devices(State(s): State<Arc<Services>>) -> ApiResult<Vec<String>> {
+    Ok(Json(s.recordings.output_devices().await?))
 }
