@@ -1,6 +1,7 @@
 // The session form: defaults, validation and the parts of the UI that explain the GA API.
 
-import type { SessionConfig, TurnDetection, Voice } from './types';
+import { e164Problem } from './phone';
+import type { FunctionTool, SessionConfig, ToolInfo, TurnDetection, Voice } from './types';
 
 /** The ten GA voices (`verbio::realtime::session::Voice::ALL`), used when the core cannot be asked. */
 export const VOICES: readonly Voice[] = [
@@ -57,27 +58,193 @@ export function defaultVad(type: TurnDetection['type']): TurnDetection {
     : { type: 'semantic_vad', eagerness: 'auto' };
 }
 
+/** `SessionConfig::validate`'s speed range. */
+export const MIN_SPEED = 0.25;
+export const MAX_SPEED = 1.5;
+/** `SessionConfig::validate`'s `max_output_tokens` range (or `"inf"`). */
+export const MAX_TOKENS = 4096;
+/** Longest prefix padding and silence accepted here (the core takes any u32; these keep turns sane). */
+export const MAX_PREFIX_PADDING_MS = 5000;
+export const MAX_SILENCE_MS = 10_000;
+
+function isNumber(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v);
+}
+
+/** Why `speed` is refused, or `null`. */
+export function speedProblem(speed: unknown): string | null {
+  return isNumber(speed) && speed >= MIN_SPEED && speed <= MAX_SPEED ? null : `Speed is ${MIN_SPEED}–${MAX_SPEED}.`;
+}
+
+/** Why `max_output_tokens` is refused, or `null`. */
+export function maxTokensProblem(value: unknown): string | null {
+  return value === 'inf' || (isNumber(value) && Number.isInteger(value) && value >= 1 && value <= MAX_TOKENS)
+    ? null
+    : `A whole number from 1 to ${MAX_TOKENS}, or unlimited.`;
+}
+
+/** Why instructions are refused, or `null`. */
+export function instructionsProblem(text: string): string | null {
+  return charCount(text) > MAX_INSTRUCTIONS ? `At most ${MAX_INSTRUCTIONS.toLocaleString('en-US')} characters.` : null;
+}
+
+function wholeMs(v: unknown, max: number): string | null {
+  return isNumber(v) && Number.isInteger(v) && v >= 0 && v <= max
+    ? null
+    : `A whole number of milliseconds, 0–${max.toLocaleString('en-US')}.`;
+}
+
 /** Field → problem, mirroring `SessionConfig::validate` so the user sees errors before saving. */
 export function validateSession(s: SessionConfig): Record<string, string> {
   const errors: Record<string, string> = {};
+  const put = (field: string, problem: string | null): void => {
+    if (problem) errors[field] = problem;
+  };
   if (s.model.trim() === '') errors.model = 'Choose a model.';
-  if (!(s.speed >= 0.25 && s.speed <= 1.5)) errors.speed = 'Speed is 0.25–1.5.';
-  if (s.max_output_tokens !== 'inf' && !(Number.isInteger(s.max_output_tokens) && s.max_output_tokens >= 1 && s.max_output_tokens <= 4096)) {
-    errors.max_output_tokens = 'A whole number from 1 to 4096, or unlimited.';
-  }
-  if (charCount(s.instructions) > MAX_INSTRUCTIONS) {
-    errors.instructions = `At most ${MAX_INSTRUCTIONS.toLocaleString('en-US')} characters.`;
-  }
+  put('speed', speedProblem(s.speed));
+  put('max_output_tokens', maxTokensProblem(s.max_output_tokens));
+  put('instructions', instructionsProblem(s.instructions));
   if (s.turn_detection.type === 'server_vad') {
     const t = s.turn_detection;
-    if (!(t.threshold >= 0 && t.threshold <= 1)) errors.threshold = 'Threshold is 0–1.';
-    if (!(t.prefix_padding_ms >= 0 && t.prefix_padding_ms <= 5000)) errors.prefix_padding_ms = '0–5000 ms.';
-    if (!(t.silence_duration_ms >= 0 && t.silence_duration_ms <= 10000)) errors.silence_duration_ms = '0–10000 ms.';
+    if (!(isNumber(t.threshold) && t.threshold >= 0 && t.threshold <= 1)) errors.threshold = 'Threshold is 0–1.';
+    put('prefix_padding_ms', wholeMs(t.prefix_padding_ms, MAX_PREFIX_PADDING_MS));
+    put('silence_duration_ms', wholeMs(t.silence_duration_ms, MAX_SILENCE_MS));
   }
   if (s.greeting.mode === 'speak_first' && s.greeting.opening_line.trim() === '') {
     errors.opening_line = 'Speak-first needs an opening line.';
   }
+  if (s.transfer_number) put('transfer_number', e164Problem(s.transfer_number));
   return errors;
+}
+
+/** How each validated field is named next to the Save button. */
+export const FIELD_LABELS: Readonly<Record<string, string>> = {
+  model: 'Model',
+  opening_line: 'Opening line',
+  instructions: 'Instructions',
+  speed: 'Speed',
+  max_output_tokens: 'Max output tokens',
+  threshold: 'Threshold',
+  prefix_padding_ms: 'Prefix padding',
+  silence_duration_ms: 'Silence duration',
+  transfer_number: 'Transfer number',
+};
+
+/** Why Save is disabled, in words ("Fix Speed and Prefix padding to save."), or `null` when it is not. */
+export function saveBlocker(errors: Readonly<Record<string, string>>): string | null {
+  const names = Object.keys(errors).map((f) => FIELD_LABELS[f] ?? f);
+  if (names.length === 0) return null;
+  const list = names.length === 1 ? names[0] : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
+  return `Fix ${list} to save.`;
+}
+
+/** The session as sent to the core: an unset transfer number is left out (the core then offers no transfer tool). */
+export function sessionForSave(s: SessionConfig): SessionConfig {
+  const { transfer_number, ...rest } = s;
+  const number = transfer_number?.trim();
+  return number ? { ...rest, transfer_number: number } : rest;
+}
+
+// ---- Tools: the built-in ones (always on) and the session's function tools (on or off). ----
+
+/** One line of the Tools card. `def` is the definition to put back in `session.tools` when re-enabled. */
+export interface ToolRow {
+  name: string;
+  description: string;
+  built_in: boolean;
+  enabled: boolean;
+  def: FunctionTool | null;
+}
+
+/**
+ * Every tool to offer: the core's list (`tools` command: built-ins and the session's tools), each of the
+ * session's tools (enabled), and tools switched off earlier that are remembered (disabled). Built-ins first.
+ */
+export function toolRows(
+  listed: readonly ToolInfo[],
+  sessionTools: readonly FunctionTool[],
+  remembered: readonly FunctionTool[] = [],
+): ToolRow[] {
+  const rows: ToolRow[] = [];
+  const seen = new Set<string>();
+  for (const t of listed.filter((t) => t.built_in)) {
+    if (seen.has(t.name)) continue;
+    seen.add(t.name);
+    rows.push({ name: t.name, description: t.description, built_in: true, enabled: true, def: null });
+  }
+  for (const def of sessionTools) {
+    if (seen.has(def.name)) continue;
+    seen.add(def.name);
+    rows.push({ name: def.name, description: def.description, built_in: false, enabled: true, def });
+  }
+  for (const def of remembered) {
+    if (seen.has(def.name)) continue;
+    seen.add(def.name);
+    rows.push({ name: def.name, description: def.description, built_in: false, enabled: false, def });
+  }
+  return rows;
+}
+
+/** What the Tools card shows when the core cannot list its tools: the one built-in that is always there. */
+export const BUILT_IN_TOOLS: readonly ToolInfo[] = [{ name: 'end_call', description: 'Hang up after saying goodbye', built_in: true }];
+
+/** Switches one tool on or off; built-ins (and tools without a definition) cannot be switched. */
+export function toggleTool(list: readonly ToolRow[], name: string, on: boolean): ToolRow[] {
+  return list.map((row) => (row.name === name && !row.built_in && row.def ? { ...row, enabled: on } : row));
+}
+
+/** `session.tools` for these rows: the enabled function tools, in order. */
+export function enabledTools(list: readonly ToolRow[]): FunctionTool[] {
+  return list.flatMap((row) => (row.enabled && !row.built_in && row.def ? [row.def] : []));
+}
+
+/** Name of the built-in tool the agent uses to hand the caller to a person (`TRANSFER_CALL_TOOL`). */
+export const TRANSFER_CALL_TOOL = 'transfer_call';
+
+/** The rows to show: `transfer_call` is on (built in) exactly when a valid transfer number is set. */
+export function withTransferTool(list: readonly ToolRow[], transferNumber: string | null | undefined): ToolRow[] {
+  const rest = list.filter((row) => !(row.built_in && row.name === TRANSFER_CALL_TOOL));
+  if (!transferNumber || e164Problem(transferNumber)) return rest;
+  const row: ToolRow = {
+    name: TRANSFER_CALL_TOOL,
+    description: `Transfer the caller to ${transferNumber}`,
+    built_in: true,
+    enabled: true,
+    def: null,
+  };
+  const at = rest.filter((r) => r.built_in).length;
+  return [...rest.slice(0, at), row, ...rest.slice(at)];
+}
+
+/** localStorage key of the tools switched off (their definitions, so they can be switched on again later). */
+export const DISABLED_TOOLS_KEY = 'verbio.disabledTools';
+
+/** The subset of `Storage` used here. */
+export type ToolStore = Pick<Storage, 'getItem' | 'setItem' | 'removeItem'>;
+
+function isFunctionTool(v: unknown): v is FunctionTool {
+  if (typeof v !== 'object' || v === null) return false;
+  const t = v as Record<string, unknown>;
+  return typeof t.name === 'string' && t.name !== '' && typeof t.description === 'string' && 'parameters' in t;
+}
+
+export function loadDisabledTools(store: ToolStore | null): FunctionTool[] {
+  try {
+    const parsed: unknown = JSON.parse(store?.getItem(DISABLED_TOOLS_KEY) ?? '[]');
+    return Array.isArray(parsed) ? parsed.filter(isFunctionTool) : [];
+  } catch {
+    return [];
+  }
+}
+
+export function saveDisabledTools(store: ToolStore | null, list: readonly ToolRow[]): void {
+  const off = list.flatMap((row) => (!row.enabled && !row.built_in && row.def ? [row.def] : []));
+  try {
+    if (off.length > 0) store?.setItem(DISABLED_TOOLS_KEY, JSON.stringify(off));
+    else store?.removeItem(DISABLED_TOOLS_KEY);
+  } catch {
+    // Not remembered: the tool can still be switched on again until the panel is closed.
+  }
 }
 
 /** The list to offer: the live one if any, the fallback otherwise, always including the current model. */

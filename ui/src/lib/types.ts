@@ -138,6 +138,8 @@ export interface SessionConfig {
   speed: number;
   tools: FunctionTool[];
   greeting: Greeting;
+  /** Where the built-in `transfer_call` tool and the Transfer button send the caller (E.164); absent: no transfer tool. */
+  transfer_number?: string | null;
 }
 
 /** `verbio::services::ToolInfo`. */
