@@ -252,7 +252,7 @@ impl CallRecording {
         let now_us = self.clock.now_us(Instant::now());
         self.live_agent_end_us = now_us;
         self.publish(LiveAudio::Clear { at_us: now_us });
-        if let Some(placed) = self.agent.on_clear(now_us) {
+        for placed in self.agent.on_clear(now_us) {
             self.place(placed);
         }
     }

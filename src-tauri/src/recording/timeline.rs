@@ -119,22 +119,31 @@ impl AgentTrack {
         placed
     }
 
-    /// Twilio was told to `clear` at `now_us`: the playing chunk was heard up to now, the rest never.
-    pub fn on_clear(&mut self, now_us: StreamUs) -> Option<Placed> {
-        let first = self.pending.pop_front();
-        self.pending.clear();
-        let mut first = first?;
-        let start = first.sent_us.max(self.last_end_us);
-        let heard_bytes = (now_us.saturating_sub(start) / 125) as usize;
-        first.audio.truncate(heard_bytes.min(first.audio.len()));
-        if first.audio.is_empty() {
-            return None;
+    /// Twilio was told to `clear` at `now_us`: what played until now was heard, the rest never.
+    ///
+    /// Chunks play back to back from the later of their send time and the end of the previous agent
+    /// audio, so the heard part can reach past the first chunk whose echo was still on its way.
+    pub fn on_clear(&mut self, now_us: StreamUs) -> Vec<Placed> {
+        let mut at = self.last_end_us;
+        let mut placed = Vec::new();
+        for mut s in std::mem::take(&mut self.pending) {
+            at = at.max(s.sent_us);
+            let heard_bytes = (now_us.saturating_sub(at) / 125) as usize;
+            s.audio.truncate(heard_bytes.min(s.audio.len()));
+            if s.audio.is_empty() {
+                break;
+            }
+            let start_us = at;
+            at += bytes_us(s.audio.len());
+            placed.push(Placed {
+                start_us,
+                audio: s.audio,
+            });
         }
-        self.last_end_us = start + bytes_us(first.audio.len());
-        Some(Placed {
-            start_us: start,
-            audio: first.audio,
-        })
+        if let Some(last) = placed.last() {
+            self.last_end_us = last.start_us + bytes_us(last.audio.len());
+        }
+        placed
     }
 }
 
@@ -196,11 +205,28 @@ mod tests {
         a.on_sent("v2", vec![2; 800], 20_000);
         a.on_sent("v3", vec![3; 800], 20_000);
         // Clear 40 ms into v2 (which started when v1 ended).
-        let p = a.on_clear(140_000).unwrap();
-        assert_eq!((p.start_us, p.audio.len()), (100_000, 320));
+        let p = a.on_clear(140_000);
+        assert_eq!(p.len(), 1);
+        assert_eq!((p[0].start_us, p[0].audio.len()), (100_000, 320));
         assert_eq!(a.pending(), 0);
         // The cleared marks echo afterwards and add nothing.
         assert!(a.on_mark("v2", 150_000).is_empty());
-        assert!(a.on_clear(200_000).is_none());
+        assert!(a.on_clear(200_000).is_empty());
+    }
+
+    #[test]
+    fn clear_keeps_what_was_heard_past_a_chunk_whose_echo_is_late() {
+        let mut a = AgentTrack::new();
+        a.on_sent("v1", vec![1; 800], 0); // 100 ms
+        a.on_sent("v2", vec![2; 800], 0);
+        a.on_sent("v3", vec![3; 800], 0);
+        // Cleared 150 ms in, before v1's echo arrived: all of v1 and half of v2 were heard.
+        let p = a.on_clear(150_000);
+        let got: Vec<_> = p.iter().map(|p| (p.start_us, p.audio.len())).collect();
+        assert_eq!(got, [(0, 800), (100_000, 400)]);
+        assert_eq!(a.pending(), 0);
+        // Later agent audio follows what was kept.
+        a.on_sent("v4", vec![4; 80], 140_000);
+        assert_eq!(a.on_mark("v4", 160_000)[0].start_us, 150_000);
     }
 }
