@@ -22,6 +22,7 @@ def main() -> None:
     parser.add_argument("--account-sid", required=True)
     parser.add_argument("--auth-token", required=True)
     args = parser.parse_args()
+    last_call: dict = {}
     basic = "Basic " + base64.b64encode(f"{args.account_sid}:{args.auth_token}".encode()).decode()
 
     account = f"/2010-04-01/Accounts/{args.account_sid}"
@@ -42,6 +43,8 @@ def main() -> None:
 
         def do_GET(self):
             auth = self.headers.get("Authorization", "")
+            if self.path == "/_test/last-call":  # for the test: the form of the last call created
+                return self.reply(200, last_call)
             if self.path == "/v1/models":
                 if auth == f"Bearer {args.openai_key}":
                     models = ["gpt-4o", "gpt-realtime-2.1", "gpt-realtime-mini", "gpt-realtime-2099-01-01"]
@@ -65,6 +68,8 @@ def main() -> None:
             if self.path == f"{account}/Calls.json":
                 if auth != basic:
                     return self.reply(401, {"code": 20003, "message": "Authenticate", "status": 401})
+                last_call.clear()
+                last_call.update(form)
                 return self.reply(201, {"sid": "CA" + uuid.uuid4().hex, "status": "queued", "direction": "outbound-api",
                                         "from": form.get("From"), "to": form.get("To")})
             if self.path.startswith(f"{account}/Calls/CA") and self.path.endswith(".json"):

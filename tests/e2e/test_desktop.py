@@ -4,20 +4,25 @@ Run by scripts/test-e2e.sh, which provides: a display, a D-Bus session with an u
 the fake providers (fake_providers.py), tauri-driver on VERBIO_E2E_DRIVER_URL, and the environment the app
 inherits (its own keychain service, data dir, config file and provider base URLs).
 
-Steps: first run lands on Setup → a wrong OpenAI key gives a clear error → the right keys are stored in the
-OS keychain (checked with secret-tool) and only shown masked → both keys test green → public URL saved and
-applied (the core restarts with it) → a session is configured and saved → "Try a simulated call" shows a
-live call whose transcript appears and which then ends → Setup shows the webhook addresses and takes the
-"I'll do it myself" choice → the outbound panel formats and validates the number, lists the account's
-numbers and places a call (stand-in Twilio) → the recordings panel lists the simulated call's recording,
-plays it (into the null sink test-e2e.sh starts; the position advances and the line being heard is
-highlighted) and deletes it after confirmation. Screenshots of each panel go to VERBIO_E2E_SHOTS.
+Steps: first run lands on Setup → with no keys at all, "Try a simulated call" shows a live call whose
+transcript appears, is listened in to (≤ 150 ms behind) with moving level meters, and then ends → a wrong
+OpenAI key gives a clear error → the right keys are stored in the OS keychain (checked with secret-tool)
+and only shown masked → both keys test green → public URL saved and applied (the core restarts with it) →
+a session is configured and saved, and survives another restart → a second simulated call is hung up from
+the window → Setup shows the webhook addresses and takes the "I'll do it myself" choice → the outbound
+panel formats and validates the number, lists the account's numbers and places a call (stand-in Twilio)
+whose signed callbacks drive its live status → the recordings panel lists both recordings, transcript
+search finds the complete one, which plays on a chosen output device (the null sink test-e2e.sh starts;
+the position advances and the line being heard is highlighted) and is deleted after confirmation.
+Screenshots of each panel go to VERBIO_E2E_SHOTS.
 """
 
 import base64
 import hashlib
 import hmac
+import json
 import os
+import socket
 import subprocess
 import urllib.parse
 import urllib.request
@@ -72,12 +77,22 @@ def twilio_callback(path: str, params: dict) -> int:
         return response.status
 
 
+def core_listening() -> bool:
+    """Whether the app's core still accepts connections on its port."""
+    try:
+        with socket.create_connection(("127.0.0.1", int(APP_PORT)), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def main() -> int:
     options = ArgOptions()
     options.set_capability("browserName", "wry")
     options.set_capability("tauri:options", {"application": APP})
     t0 = time.monotonic()
     driver = webdriver.Remote(command_executor=DRIVER_URL, options=options)
+    quit_done = False
     wait = WebDriverWait(driver, 20, ignored_exceptions=RETRY_ON)
     try:
         try:
@@ -117,6 +132,60 @@ def main() -> int:
             lambda d: d.find_element(By.ID, "tab-setup").get_attribute("aria-selected") == "true")
         step(f"window interactive, on Setup ({time.monotonic() - t0:.2f}s after the session request)")
         shot("setup")
+
+        # 1b. Without any keys, "Try a simulated call" runs the built-in simulators through the real core:
+        #     live, transcript appears, listen-in plays it, the level meters move, then it ends.
+        tab("setup")
+        click("try-demo")
+        WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(
+            lambda d: d.find_element(By.ID, "tab-calls").get_attribute("aria-selected") == "true")
+        try:
+            WebDriverWait(driver, 30, ignored_exceptions=RETRY_ON).until(
+                lambda d: "This is a simulated call" in d.find_element(By.CSS_SELECTOR, "ol.log").text)
+        except TimeoutException:
+            raise AssertionError("no agent line appeared in the live transcript")
+        chip = driver.find_element(By.CSS_SELECTOR, ".chip").text
+        assert chip.startswith("Live"), f"the call shows as live: {chip!r}"
+        WebDriverWait(driver, 30, ignored_exceptions=RETRY_ON).until(
+            lambda d: "check on my order" in d.find_element(By.CSS_SELECTOR, "ol.log").text)
+        step("live transcript shows the caller and the agent")
+        # Listen-in: the call is heard on the speakers (the null sink), and the delay is shown.
+        listen = driver.find_element(By.CSS_SELECTOR, "[data-testid=listen-in]")
+        listen.click()
+        text_in("listen-delay", "ms behind")
+
+        def listen_delay(d) -> int:
+            return int(d.find_element(By.ID, "listen-delay").text.split()[0])
+        # The core measures the delay (monitor buffer + the device's own latency) once audio flows.
+        try:
+            WebDriverWait(driver, 10, poll_frequency=0.2, ignored_exceptions=RETRY_ON).until(lambda d: listen_delay(d) > 0)
+        except TimeoutException:
+            raise AssertionError(f"listen-in never measured a delay: {listen_delay(driver)} ms")
+        delay_ms = listen_delay(driver)
+        assert delay_ms <= 150, f"listen-in is within 150 ms of the call: {delay_ms} ms"
+        step(f"listening in, {delay_ms} ms behind")
+        # The level meters move with the call's audio (`call-levels`, while the window is visible).
+        def loudest(d) -> float:
+            return max([float(m.get_attribute("aria-valuenow") or -60)
+                        for m in d.find_elements(By.CSS_SELECTOR, "[role=meter]")] or [-60.0])
+        try:
+            WebDriverWait(driver, 10, poll_frequency=0.1).until(lambda d: loudest(d) > -50)
+        except TimeoutException:
+            raise AssertionError(f"the level meters did not move (loudest {loudest(driver)} dBFS)")
+        step(f"level meters move ({loudest(driver):.1f} dBFS)")
+        shot("calls")
+        listen.click()
+        WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(lambda d: not d.find_elements(By.ID, "listen-delay"))
+        step("listen-in stopped")
+        WebDriverWait(driver, 60, ignored_exceptions=RETRY_ON).until(
+            lambda d: d.find_element(By.CSS_SELECTOR, ".chip").text.startswith("Ended"))
+        lines = driver.find_elements(By.CSS_SELECTOR, "ol.log li.line")
+        assert len(lines) >= 5, f"the whole conversation is shown ({len(lines)} lines)"
+        step(f"the simulated call ended with {len(lines)} transcript lines")
+        shot("calls-ended")
+
+        tab("setup")
+
 
         # 2. A wrong key is stored, and its test fails with a clear message.
         key_input = by_id("key-openai_api_key")
@@ -190,38 +259,6 @@ def main() -> int:
         driver.execute_script("document.getElementById('session-title').scrollIntoView()")
         shot("session")
 
-        # 7. The simulated call: live, transcript appears, then it ends.
-        tab("setup")
-        click("try-demo")
-        WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(
-            lambda d: d.find_element(By.ID, "tab-calls").get_attribute("aria-selected") == "true")
-        try:
-            WebDriverWait(driver, 30, ignored_exceptions=RETRY_ON).until(
-                lambda d: "This is a simulated call" in d.find_element(By.CSS_SELECTOR, "ol.log").text)
-        except TimeoutException:
-            raise AssertionError("no agent line appeared in the live transcript")
-        chip = driver.find_element(By.CSS_SELECTOR, ".chip").text
-        assert chip.startswith("Live"), f"the call shows as live: {chip!r}"
-        WebDriverWait(driver, 30, ignored_exceptions=RETRY_ON).until(
-            lambda d: "check on my order" in d.find_element(By.CSS_SELECTOR, "ol.log").text)
-        step("live transcript shows the caller and the agent")
-        # The level meters move with the call's audio (`call-levels`, while the window is visible).
-        def loudest(d) -> float:
-            return max([float(m.get_attribute("aria-valuenow") or -60)
-                        for m in d.find_elements(By.CSS_SELECTOR, "[role=meter]")] or [-60.0])
-        try:
-            WebDriverWait(driver, 10, poll_frequency=0.1).until(lambda d: loudest(d) > -50)
-        except TimeoutException:
-            raise AssertionError(f"the level meters did not move (loudest {loudest(driver)} dBFS)")
-        step(f"level meters move ({loudest(driver):.1f} dBFS)")
-        shot("calls")
-        WebDriverWait(driver, 60, ignored_exceptions=RETRY_ON).until(
-            lambda d: d.find_element(By.CSS_SELECTOR, ".chip").text.startswith("Ended"))
-        lines = driver.find_elements(By.CSS_SELECTOR, "ol.log li.line")
-        assert len(lines) >= 5, f"the whole conversation is shown ({len(lines)} lines)"
-        step(f"the simulated call ended with {len(lines)} transcript lines")
-        shot("calls-ended")
-
         # 7b. Applying settings again restarts the core; the session edited in the window survives it.
         tab("setup")
         click("apply-settings")
@@ -230,6 +267,22 @@ def main() -> int:
         WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(
             lambda d: Select(d.find_element(By.ID, "s-voice")).first_selected_option.get_attribute("value") == "cedar")
         step("the session survives a core restart")
+
+        # 7c. Hang up from the window: a second simulated call, ended by the agent's click.
+        tab("setup")
+        click("try-demo")
+        WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(
+            lambda d: d.find_element(By.ID, "tab-calls").get_attribute("aria-selected") == "true")
+        WebDriverWait(driver, 30, ignored_exceptions=RETRY_ON).until(
+            lambda d: d.find_element(By.CSS_SELECTOR, ".chip").text.startswith("Live")
+            and "check on my order" in d.find_element(By.CSS_SELECTOR, "ol.log").text)
+        hang_up = driver.find_element(By.XPATH, "//button[normalize-space()='Hang up']")
+        hang_up.click()
+        WebDriverWait(driver, 15, ignored_exceptions=RETRY_ON).until(
+            lambda d: d.find_element(By.CSS_SELECTOR, ".chip").text.startswith("Ended"))
+        cut = len(driver.find_elements(By.CSS_SELECTOR, "ol.log li.line"))
+        assert cut < 5, f"hanging up cut the conversation short ({cut} lines)"
+        step(f"hung up from the window after {cut} transcript lines")
 
         # 7c. The Twilio number: the addresses to paste, and the one-time choice.
         tab("setup")
@@ -262,10 +315,29 @@ def main() -> int:
         text_in("o-to-hint", "Will dial +14155550100")
         WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(
             lambda d: Select(d.find_element(By.ID, "o-from")).first_selected_option.get_attribute("value") == "+15005550006")
+        # Per-call overrides: this call gets its own voice and speed and a Twilio recording.
+        overrides = driver.find_element(By.CSS_SELECTOR, "details.overrides summary")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", overrides)
+        overrides.click()
+        choose("o-voice", "marin")
+        by_id("o-speed").send_keys("1.2")
+        twilio_rec = by_id("o-twilio-rec")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", twilio_rec)
+        twilio_rec.click()
+        summary = by_id("o-overrides-summary").text
+        assert "marin" in summary.lower() and "1.2" in summary, f"the overrides are summed up: {summary!r}"
+        shot("outbound-overrides")
         click("o-call")
         placed = WebDriverWait(driver, 15, ignored_exceptions=RETRY_ON).until(
             EC.presence_of_element_located((By.CSS_SELECTOR, "[data-testid=placed-call]")))
         assert "+14155550100" in placed.text and "+15005550006" in placed.text, placed.text
+        with urllib.request.urlopen(os.environ["TWILIO_API_BASE"] + "/_test/last-call", timeout=5) as r:
+            created = json.load(r)
+        assert created.get("Record") == "true" and created.get("RecordingChannels") == "dual", created
+        assert created.get("MachineDetection") == "DetectMessageEnd" and created.get("AsyncAmd") == "true", created
+        assert "marin" not in created.get("Twiml", "") and "1.2" not in created.get("Twiml", ""), \
+            "per-call settings travel by reference, never in TwiML"
+        step(f"placed with its overrides (summary {summary!r}); Twilio got Record=true, dual channels, async AMD")
         status = driver.find_element(By.CSS_SELECTOR, "[data-testid=placed-status]").text
         assert status == "queued", status
         step(f"outbound call placed through the (stand-in) Twilio API: {status}")
@@ -302,8 +374,15 @@ def main() -> int:
         except TimeoutException:
             raise AssertionError("the simulated call's recording is not listed: "
                                  + driver.find_element(By.ID, "panel-recordings").text)
+        WebDriverWait(driver, 20, ignored_exceptions=RETRY_ON).until(
+            lambda d: len(d.find_elements(By.CSS_SELECTOR, "ul.list .pick")) == 2)
+        # Transcript search (FTS5 in the core) finds the complete call: only it got as far as "Thursday".
+        search = driver.find_element(By.CSS_SELECTOR, "#panel-recordings input[type=search]")
+        search.send_keys("thursday", Keys.ENTER)
+        WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(
+            lambda d: len(d.find_elements(By.CSS_SELECTOR, "ul.list .pick")) == 1)
         items = driver.find_elements(By.CSS_SELECTOR, "ul.list .pick")
-        assert len(items) == 1, f"one recording: {[i.text for i in items]}"
+        step("transcript search narrows two recordings to the one that says 'Thursday'")
         items[0].click()
         WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(lambda d: d.find_elements(By.CSS_SELECTOR, "ol.turns li"))
 
@@ -343,9 +422,37 @@ def main() -> int:
         WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(lambda d: "Recording deleted" in d.find_element(By.ID, "panel-recordings").text)
         WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "ul.list .pick"))
         step("the recording was played, then deleted after confirmation, and is gone from the list")
+
+        # 11. Quitting from the window while a call is live asks first; "Keep running" keeps it, "End calls
+        #     and quit" hangs the call up and the app exits (its core stops listening).
+        tab("setup")
+        click("try-demo")
+        WebDriverWait(driver, 30, ignored_exceptions=RETRY_ON).until(
+            lambda d: d.find_element(By.CSS_SELECTOR, ".chip").text.startswith("Live"))
+        click("quit-app")
+        keep = WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(
+            EC.element_to_be_clickable((By.XPATH, "//button[normalize-space()='Keep running']")))
+        keep.click()
+        WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(
+            EC.invisibility_of_element_located((By.ID, "quit-confirm")))
+        assert driver.find_element(By.CSS_SELECTOR, ".chip").text.startswith("Live"), "the call kept going"
+        by_id("tab-calls").send_keys(Keys.CONTROL, "q")  # the keyboard way
+        WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(EC.element_to_be_clickable((By.ID, "quit-confirm")))
+        step("quit asks first while a call is live (button and Ctrl+Q); 'Keep running' keeps the call")
+        click("quit-confirm")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and core_listening():
+            time.sleep(0.2)
+        assert not core_listening(), "the app did not exit after 'End calls and quit'"
+        step("'End calls and quit' ended the call and the app exited")
+        quit_done = True
         return 0
     finally:
-        driver.quit()
+        try:
+            driver.quit()
+        except Exception:  # the app has already exited at the end of the test
+            if not quit_done:
+                raise
 
 
 if __name__ == "__main__":

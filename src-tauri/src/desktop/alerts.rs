@@ -1,6 +1,7 @@
 //! What deserves a desktop notification, and delivering it.
 //!
-//! [`AlertTracker`] turns bus events into alerts (pure, unit-tested): an incoming call, a call ended
+//! [`AlertTracker`] turns bus events into alerts (pure, unit-tested): an incoming call, an outbound call
+//! answered (a call the app placed: `call_status` said `outbound…` before its `call_started`), a call ended
 //! (with its duration), a failed call, and model problems the user must fix (a bad key, no quota).
 //! A call answered by a machine or fax (a `machine_detection` event) names the number dialled, remembered from
 //! `call_status` and `call_started` events, through [`machine_answered`].
@@ -9,7 +10,7 @@
 //! session, a minimal window manager) it logs one warning and keeps going: every alert also reaches the
 //! window as a `desktop-alert` event, which the UI shows as a toast.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
@@ -25,6 +26,8 @@ pub const DESKTOP_ALERT: &str = "desktop-alert";
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
     IncomingCall,
+    /// A call the app placed was answered and the agent is on it.
+    CallAnswered,
     MachineAnswered,
     CallEnded,
     Error,
@@ -91,12 +94,67 @@ fn is_final_status(status: &str) -> bool {
     )
 }
 
-/// Remembers each live call's caller and start, and each dialled call's number, to word the alerts.
+/// Whether a `call_status` direction (`outbound`, `outbound-api`, `outbound-dial`, `inbound`) is a call the
+/// app placed.
+fn is_outbound(direction: &str) -> bool {
+    direction.starts_with("outbound")
+}
+
+/// The other party of a call: the caller of an inbound call, the number dialled of an outbound one.
+fn other_party(outbound: bool, from: Option<&str>, to: Option<&str>) -> Option<String> {
+    let party = if outbound { to } else { from };
+    party.filter(|p| !p.is_empty()).map(String::from)
+}
+
+/// The alert for a bridged call's start: who called in, or who answered the app's call.
+pub fn call_started(call_sid: &str, outbound: bool, party: Option<&str>) -> Alert {
+    let who = party.unwrap_or("an unknown number");
+    if outbound {
+        Alert::new(
+            AlertKind::CallAnswered,
+            "Call answered",
+            format!("The agent is talking with {who}."),
+            call_sid,
+        )
+    } else {
+        Alert::new(
+            AlertKind::IncomingCall,
+            format!("Incoming call from {who}"),
+            "The agent answered.",
+            call_sid,
+        )
+    }
+}
+
+/// A live call as the core lists it, for [`AlertTracker::sync_active`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveCall {
+    pub call_sid: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub started_at_ms: i64,
+}
+
+impl From<&crate::services::ActiveCall> for LiveCall {
+    fn from(call: &crate::services::ActiveCall) -> Self {
+        LiveCall {
+            call_sid: call.call_sid.clone(),
+            from: call.from.clone(),
+            to: call.to.clone(),
+            started_at_ms: call.started_at_ms,
+        }
+    }
+}
+
+/// Remembers each live call's other party and start, each dialled call's number and which calls the app
+/// placed, to word the alerts.
 #[derive(Debug, Default)]
 pub struct AlertTracker {
     calls: HashMap<String, (Option<String>, i64)>,
     /// Number dialled per call, from call status and call start events.
     dialled: HashMap<String, String>,
+    /// Calls whose `call_status` said they are outbound (placed by the app), until they end.
+    outbound: HashSet<String>,
 }
 
 impl AlertTracker {
@@ -109,19 +167,19 @@ impl AlertTracker {
                 at_ms,
                 ..
             } => {
-                self.calls.insert(call_sid.clone(), (from.clone(), *at_ms));
+                let outbound = self.outbound.contains(call_sid);
+                let party = other_party(outbound, from.as_deref(), to.as_deref()).or_else(|| {
+                    outbound
+                        .then(|| self.dialled.get(call_sid).cloned())
+                        .flatten()
+                });
+                self.calls.insert(call_sid.clone(), (party.clone(), *at_ms));
                 if let Some(to) = to {
                     self.dialled
                         .entry(call_sid.clone())
                         .or_insert_with(|| to.clone());
                 }
-                let who = from.as_deref().unwrap_or("an unknown number");
-                Some(Alert::new(
-                    AlertKind::IncomingCall,
-                    "Call connected",
-                    format!("The agent is talking with {who}."),
-                    call_sid,
-                ))
+                Some(call_started(call_sid, outbound, party.as_deref()))
             }
             CallEvent::CallEnded {
                 call_sid,
@@ -130,6 +188,7 @@ impl AlertTracker {
                 at_ms,
             } => {
                 self.dialled.remove(call_sid);
+                self.outbound.remove(call_sid);
                 let (from, started) = self.calls.remove(call_sid)?;
                 let who = from.as_deref().unwrap_or("an unknown number");
                 let took = format_duration(at_ms - started);
@@ -163,13 +222,20 @@ impl AlertTracker {
             CallEvent::CallStatus {
                 call_sid,
                 status,
+                direction,
                 to,
                 ..
             } => {
                 if is_final_status(status) {
                     self.dialled.remove(call_sid);
-                } else if let Some(to) = to {
-                    self.dialled.insert(call_sid.clone(), to.clone());
+                    self.outbound.remove(call_sid);
+                } else {
+                    if let Some(to) = to {
+                        self.dialled.insert(call_sid.clone(), to.clone());
+                    }
+                    if direction.as_deref().is_some_and(is_outbound) {
+                        self.outbound.insert(call_sid.clone());
+                    }
                 }
                 None
             }
@@ -189,7 +255,32 @@ impl AlertTracker {
         }
     }
 
-    /// Live calls the tracker knows, with their caller: what the tray lists.
+    /// Whether the tracker lists `call_sid` as live.
+    pub fn is_live(&self, call_sid: &str) -> bool {
+        self.calls.contains_key(call_sid)
+    }
+
+    /// Re-syncs the live calls with the core's list after the event stream lagged (a `call_started` or
+    /// `call_ended` may have been lost): listed calls the tracker lacks are added (no alert), calls it has
+    /// that the list lacks are dropped. Returns the calls added.
+    pub fn sync_active(&mut self, active: &[LiveCall]) -> Vec<String> {
+        let listed: HashSet<&str> = active.iter().map(|c| c.call_sid.as_str()).collect();
+        self.calls.retain(|sid, _| listed.contains(sid.as_str()));
+        let mut added = Vec::new();
+        for call in active {
+            if self.calls.contains_key(&call.call_sid) {
+                continue;
+            }
+            let outbound = self.outbound.contains(&call.call_sid);
+            let party = other_party(outbound, call.from.as_deref(), call.to.as_deref());
+            self.calls
+                .insert(call.call_sid.clone(), (party, call.started_at_ms));
+            added.push(call.call_sid.clone());
+        }
+        added
+    }
+
+    /// Live calls the tracker knows, with their other party: what the tray lists.
     pub fn live(&self) -> Vec<(String, Option<String>)> {
         let mut calls: Vec<_> = self
             .calls
@@ -305,7 +396,7 @@ mod tests {
             .on_event(&started("CA1", Some("+15551234567"), 1_000))
             .unwrap();
         assert_eq!(a.kind, AlertKind::IncomingCall);
-        assert!(a.body.contains("+15551234567"));
+        assert_eq!(a.title, "Incoming call from +15551234567");
         assert_eq!(
             t.live(),
             vec![("CA1".to_string(), Some("+15551234567".to_string()))]
@@ -408,5 +499,84 @@ mod tests {
         t.on_event(&status("CA4", "completed", Some("+15557654321")));
         let late = t.on_event(&detection("CA4", "machine_start")).unwrap();
         assert!(late.body.starts_with("The number "), "{}", late.body);
+    }
+
+    #[test]
+    fn an_outbound_call_says_answered_and_names_the_number_dialled() {
+        let mut t = AlertTracker::default();
+        t.on_event(&status("CA5", "queued", Some("+15557654321")));
+        t.on_event(&status("CA5", "in-progress", Some("+15557654321")));
+        let a = t
+            .on_event(&CallEvent::CallStarted {
+                call_sid: "CA5".into(),
+                stream_sid: "MZ5".into(),
+                from: Some("+15550000000".into()),
+                to: Some("+15557654321".into()),
+                at_ms: 1_000,
+            })
+            .unwrap();
+        assert_eq!(a.kind, AlertKind::CallAnswered);
+        assert_eq!(a.title, "Call answered");
+        assert_eq!(a.body, "The agent is talking with +15557654321.");
+        // The tray and the end alert name the person called, not the app's own number.
+        assert_eq!(
+            t.live(),
+            vec![("CA5".to_string(), Some("+15557654321".to_string()))]
+        );
+        let ended = t
+            .on_event(&CallEvent::CallEnded {
+                call_sid: "CA5".into(),
+                reason: "hung up".into(),
+                failed: false,
+                at_ms: 61_000,
+            })
+            .unwrap();
+        assert!(ended.body.contains("+15557654321"), "{}", ended.body);
+
+        // An inbound call, even with a status callback, is incoming.
+        let mut inbound = status("CA6", "ringing", Some("+15550000000"));
+        if let CallEvent::CallStatus { direction, .. } = &mut inbound {
+            *direction = Some("inbound".into());
+        }
+        t.on_event(&inbound);
+        let a = t
+            .on_event(&started("CA6", Some("+15551112222"), 2_000))
+            .unwrap();
+        assert_eq!(a.kind, AlertKind::IncomingCall);
+        assert_eq!(a.title, "Incoming call from +15551112222");
+        let a = t.on_event(&started("CA7", None, 3_000)).unwrap();
+        assert_eq!(a.title, "Incoming call from an unknown number");
+        assert_eq!(
+            call_started("CA8", true, None).body,
+            "The agent is talking with an unknown number."
+        );
+    }
+
+    #[test]
+    fn sync_active_adds_missed_calls_and_drops_ended_ones() {
+        let mut t = AlertTracker::default();
+        t.on_event(&started("CA1", Some("+15551234567"), 1_000));
+        t.on_event(&started("CA2", Some("+15559876543"), 2_000));
+        t.on_event(&status("CA3", "in-progress", Some("+15557654321")));
+        let live = |sid: &str, at: i64| LiveCall {
+            call_sid: sid.into(),
+            from: Some("+15550000000".into()),
+            to: Some("+15557654321".into()),
+            started_at_ms: at,
+        };
+        // CA1's end and CA3's start were lost; CA2 is still live.
+        let added = t.sync_active(&[live("CA2", 2_000), live("CA3", 3_000)]);
+        assert_eq!(added, vec!["CA3".to_string()]);
+        assert_eq!(
+            t.live(),
+            vec![
+                ("CA2".to_string(), Some("+15559876543".to_string())),
+                // CA3 is outbound: the tray names the number dialled.
+                ("CA3".to_string(), Some("+15557654321".to_string())),
+            ]
+        );
+        assert!(t.is_live("CA3") && !t.is_live("CA1"));
+        assert!(t.sync_active(&[]).is_empty());
+        assert!(t.live().is_empty());
     }
 }

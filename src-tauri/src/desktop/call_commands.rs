@@ -144,7 +144,7 @@ pub async fn playback_seek(core: State<'_, Core>, position_ms: u64) -> Res<Playb
 
 #[tauri::command]
 pub async fn playback_stop(core: State<'_, Core>) -> Res<()> {
-    Ok(core.services().await?.recordings.stop()?)
+    Ok(core.services().await?.recordings.stop().await?)
 }
 
 #[tauri::command]
@@ -154,7 +154,7 @@ pub async fn playback_state(core: State<'_, Core>) -> Res<Option<PlaybackState>>
 
 #[tauri::command]
 pub async fn audio_devices(core: State<'_, Core>) -> Res<Vec<String>> {
-    Ok(core.services().await?.recordings.output_devices())
+    Ok(core.services().await?.recordings.output_devices().await?)
 }
 
 /// Starts listening to a live call on `device` (default output when `None`).
@@ -168,7 +168,8 @@ pub async fn listen_in(
         .services()
         .await?
         .recordings
-        .listen_in(&call_sid, device.as_deref())?)
+        .listen_in(&call_sid, device.as_deref())
+        .await?)
 }
 
 #[tauri::command]
@@ -176,7 +177,13 @@ pub async fn listen_mute(core: State<'_, Core>, side: Side, muted: bool) -> Res<
     Ok(core.services().await?.recordings.listen_mute(side, muted)?)
 }
 
+/// What listening in is doing now (its delay moves as audio flows), or `None` when it is off.
+#[tauri::command]
+pub async fn listen_state(core: State<'_, Core>) -> Res<Option<ListenState>> {
+    Ok(core.services().await?.recordings.listening())
+}
+
 #[tauri::command]
 pub async fn listen_stop(core: State<'_, Core>) -> Res<()> {
-    Ok(core.services().await?.recordings.listen_stop()?)
+    Ok(core.services().await?.recordings.listen_stop().await?)
 }

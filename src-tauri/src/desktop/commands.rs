@@ -174,6 +174,13 @@ pub fn desktop_info(desktop: State<'_, Desktop>) -> super::DesktopInfo {
     desktop.info()
 }
 
+/// Quit from the window (its Quit control, Ctrl+Q), the same path as the tray's Quit: exits at once when
+/// no call is live, otherwise emits `confirm-quit` so the window asks first (then calls `quit_app`).
+#[tauri::command]
+pub fn request_quit(app: AppHandle) {
+    super::tray::request_quit(&app);
+}
+
 /// Quit after the user confirmed: hang up every call, wait briefly for them to end, exit.
 #[tauri::command]
 pub async fn quit_app(app: AppHandle, core: State<'_, Core>) -> Res<()> {

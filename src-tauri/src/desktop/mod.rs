@@ -8,8 +8,10 @@
 //! commands in [`commands`] and `call_commands`. A core that fails to start (port in use,
 //! bad settings) does not stop the window: the UI shows why, through `app_status`.
 //!
-//! Closing the window hides it: calls keep running and the tray icon stays. "Quit" (tray or window)
-//! asks for confirmation when calls are live, then ends them cleanly.
+//! Closing the window hides it when the tray icon was built: calls keep running and the tray icon stays.
+//! Without a tray icon (nothing could bring the window back) closing it quits instead ([`close_action`]).
+//! "Quit" (tray, window or a close without tray) asks for confirmation when calls are live, then ends them
+//! cleanly.
 
 pub mod alerts;
 mod call_commands;
@@ -89,6 +91,24 @@ impl Desktop {
     }
 }
 
+/// What closing the main window does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CloseAction {
+    /// Hide it: the app and its calls keep running, the tray icon brings it back.
+    HideToTray,
+    /// Quit through [`tray::request_quit`] (which confirms first while calls are live).
+    Quit,
+}
+
+/// Hiding is only safe when there is a tray icon to show the window again and to quit from.
+fn close_action(tray_built: bool) -> CloseAction {
+    if tray_built {
+        CloseAction::HideToTray
+    } else {
+        CloseAction::Quit
+    }
+}
+
 /// Settings file and env, then secrets the environment did not set from the OS keychain.
 fn load_config(secrets: &Secrets) -> Result<Config, ConfigError> {
     let mut config = Config::load()?;
@@ -148,6 +168,7 @@ pub fn run() -> Result<(), DesktopError> {
             commands::apply_settings,
             commands::desktop_info,
             commands::quit_app,
+            commands::request_quit,
             call_commands::place_call,
             call_commands::phone_numbers,
             call_commands::transfer_call,
@@ -167,22 +188,32 @@ pub fn run() -> Result<(), DesktopError> {
             call_commands::audio_devices,
             call_commands::listen_in,
             call_commands::listen_mute,
+            call_commands::listen_state,
             call_commands::listen_stop,
         ])
         .on_window_event(|window, event| {
-            // Closing the window keeps the app (and its calls) running in the tray.
+            // Closing the window keeps the app (and its calls) running in the tray, if there is one.
             if let WindowEvent::CloseRequested { api, .. } = event {
                 if window.label() == "main" {
                     api.prevent_close();
-                    let _ = window.hide();
-                    info!("window hidden; Verbio keeps running in the tray");
+                    let tray_built = window.state::<Desktop>().tray.load(Ordering::Relaxed);
+                    match close_action(tray_built) {
+                        CloseAction::HideToTray => {
+                            let _ = window.hide();
+                            info!("window hidden; Verbio keeps running in the tray");
+                        }
+                        CloseAction::Quit => {
+                            info!("window closed and there is no tray icon; quitting");
+                            tray::request_quit(window.app_handle());
+                        }
+                    }
                 }
             }
         })
         .setup(move |app| {
             match tray::build(app.handle()) {
                 Ok(_) => app.state::<Desktop>().tray.store(true, Ordering::Relaxed),
-                Err(e) => warn!(error = %e, "no tray icon on this desktop; closing the window will not hide Verbio from view"),
+                Err(e) => warn!(error = %e, "no tray icon on this desktop; closing the window quits Verbio (confirming first while calls are live)"),
             }
             tauri::async_runtime::spawn(start_core(app.handle().clone(), config));
             Ok(())
@@ -258,7 +289,8 @@ async fn restart_core(app: AppHandle) -> Result<(), CommandError> {
 }
 
 /// Forwards bus events to the webview, the tray and notifications until the bus closes. A slow webview
-/// loses events (the bus never waits for it); it is told how many, so it can re-sync with `active_calls`.
+/// loses events (the bus never waits for it); it is told how many, so it can re-sync with `active_calls`, and
+/// the tray's call list is re-synced the same way ([`resync_tray`]).
 async fn forward_events(app: &AppHandle, mut events: broadcast::Receiver<CallEvent>) {
     loop {
         match events.recv().await {
@@ -267,12 +299,17 @@ async fn forward_events(app: &AppHandle, mut events: broadcast::Receiver<CallEve
                     warn!(error = %e, "cannot forward a call event to the window");
                 }
                 let desktop = app.state::<Desktop>();
-                let (alert, live) = {
+                let (alert, live, new_call) = {
                     let mut tracker = desktop
                         .alerts
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    (tracker.on_event(&event), tracker.live())
+                    // A call a re-sync already added has its level meter running.
+                    let new_call = match &event {
+                        CallEvent::CallStarted { call_sid, .. } => !tracker.is_live(call_sid),
+                        _ => false,
+                    };
+                    (tracker.on_event(&event), tracker.live(), new_call)
                 };
                 if matches!(
                     event,
@@ -284,22 +321,49 @@ async fn forward_events(app: &AppHandle, mut events: broadcast::Receiver<CallEve
                     desktop.notifier.deliver(app, alert);
                 }
                 if let CallEvent::CallStarted { call_sid, .. } = &event {
-                    if let Some(services) = app.state::<Core>().current() {
-                        tauri::async_runtime::spawn(levels::meter_call(
-                            app.clone(),
-                            services,
-                            call_sid.clone(),
-                        ));
+                    if new_call {
+                        if let Some(services) = app.state::<Core>().current() {
+                            tauri::async_runtime::spawn(levels::meter_call(
+                                app.clone(),
+                                services,
+                                call_sid.clone(),
+                            ));
+                        }
                     }
                 }
             }
             Err(RecvError::Lagged(skipped)) => {
                 warn!(skipped, "the window fell behind the call events");
                 let _ = app.emit(CALL_EVENTS_SKIPPED, skipped);
+                resync_tray(app);
                 continue;
             }
             Err(RecvError::Closed) => break,
         }
+    }
+}
+
+/// After lost events, re-reads the live calls from the core ([`Services::active_calls`]) for the tray's call
+/// list (built from `call_started`/`call_ended`, one of which may have been lost), and starts the level
+/// meters of calls whose `call_started` was lost.
+///
+/// [`Services::active_calls`]: crate::services::Services::active_calls
+fn resync_tray(app: &AppHandle) {
+    let Some(services) = app.state::<Core>().current() else {
+        return;
+    };
+    let active: Vec<alerts::LiveCall> = services.active_calls().iter().map(Into::into).collect();
+    let desktop = app.state::<Desktop>();
+    let (added, live) = {
+        let mut tracker = desktop
+            .alerts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (tracker.sync_active(&active), tracker.live())
+    };
+    tray::refresh(app, &live);
+    for call_sid in added {
+        tauri::async_runtime::spawn(levels::meter_call(app.clone(), services.clone(), call_sid));
     }
 }
 
@@ -319,5 +383,16 @@ async fn forward_playback(
             Err(RecvError::Lagged(_)) => continue,
             Err(RecvError::Closed) => break,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closing_the_window_hides_it_only_when_the_tray_can_bring_it_back() {
+        assert_eq!(close_action(true), CloseAction::HideToTray);
+        assert_eq!(close_action(false), CloseAction::Quit);
     }
 }

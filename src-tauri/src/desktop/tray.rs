@@ -170,8 +170,25 @@ fn toggle_window(app: &AppHandle) {
     }
 }
 
-/// Quits at once when no call is live; otherwise shows the window and asks it to confirm
-/// (the window then calls the `quit_app` command, which ends the calls cleanly).
+/// What Quit does, given how many calls are live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuitAction {
+    /// Nothing to lose: exit now.
+    Exit,
+    /// Show the window and ask it to confirm (`confirm-quit` with the live call count).
+    Confirm(usize),
+}
+
+pub fn quit_action(live: usize) -> QuitAction {
+    match live {
+        0 => QuitAction::Exit,
+        n => QuitAction::Confirm(n),
+    }
+}
+
+/// Quit, from the tray's menu, the window's Quit control (`request_quit` command) or closing the window
+/// when there is no tray icon: quits at once when no call is live; otherwise shows the window and asks it
+/// to confirm (the window then calls the `quit_app` command, which ends the calls cleanly).
 pub fn request_quit(app: &AppHandle) {
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
@@ -179,10 +196,14 @@ pub fn request_quit(app: &AppHandle) {
             Ok(services) => services.active_calls().len(),
             Err(_) => 0,
         };
-        if live == 0 {
-            app.exit(0);
-            return;
-        }
+        let live = match quit_action(live) {
+            QuitAction::Exit => {
+                info!("quitting: no live calls");
+                app.exit(0);
+                return;
+            }
+            QuitAction::Confirm(live) => live,
+        };
         show_window(&app);
         if let Err(e) = app.emit(CONFIRM_QUIT, live) {
             warn!(error = %e, "cannot ask the window to confirm quitting; quitting anyway");
@@ -194,6 +215,13 @@ pub fn request_quit(app: &AppHandle) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quit_confirms_only_with_live_calls() {
+        assert_eq!(quit_action(0), QuitAction::Exit);
+        assert_eq!(quit_action(1), QuitAction::Confirm(1));
+        assert_eq!(quit_action(3), QuitAction::Confirm(3));
+    }
 
     #[test]
     fn tooltip_and_labels() {

@@ -142,6 +142,14 @@ export function desktopInfo(): Promise<DesktopInfo> {
   return invoke<DesktopInfo>('desktop_info');
 }
 
+/**
+ * Quit, as the tray's Quit does: exits at once without live calls, otherwise the core emits `confirm-quit`
+ * (see `onConfirmQuit`) and the window asks before calling `quitApp()`.
+ */
+export async function requestQuit(): Promise<void> {
+  await invoke('request_quit');
+}
+
 /** Hangs up every live call and quits. */
 export async function quitApp(): Promise<void> {
   await invoke('quit_app');
@@ -230,6 +238,11 @@ export function listenIn(callSid: string, device?: string | null): Promise<Liste
 
 export function listenMute(side: Speaker, muted: boolean): Promise<ListenState> {
   return invoke<ListenState>('listen_mute', { side, muted });
+}
+
+/** The listen-in now (its delay follows the audio), or null when nobody listens. */
+export function listenState(): Promise<ListenState | null> {
+  return invoke<ListenState | null>('listen_state');
 }
 
 export async function listenStop(): Promise<void> {

@@ -3,13 +3,16 @@ import {
   MAX_ENDED_CALLS,
   MAX_ENTRIES_PER_CALL,
   applyEvent,
+  callsToBackfill,
   emptyCalls,
   endedCalls,
   lastLine,
   liveCalls,
+  mergeTranscripts,
   pickSelection,
   syncActive,
   type CallsState,
+  type StoredLine,
 } from './calls';
 import type { CallEvent } from './types';
 
@@ -166,6 +169,85 @@ describe('syncActive', () => {
     const s = fold([started('CA1', 1000), said('CA1', 'agent', 'Hi', 1200)]);
     const t = syncActive(s, [{ call_sid: 'CA1', stream_sid: 'x', from: null, to: null, started_at_ms: 1 }], 2000);
     expect(t.calls['CA1']).toBe(s.calls['CA1']);
+  });
+});
+
+const stored = (speaker: 'caller' | 'agent', text: string, at: number, interrupted = false): StoredLine => ({
+  speaker,
+  text,
+  offset_ms: at - 1000,
+  interrupted,
+  at_ms: at,
+});
+
+const texts = (s: CallsState, sid: string): string[] =>
+  must(s.calls[sid]).entries.map((e) => (e.kind === 'line' ? e.text : `note: ${e.text}`));
+
+describe('mergeTranscripts', () => {
+  it('fills in the lines missed during a gap, in time order, without duplicating the others', () => {
+    const s = fold([
+      started('CA1', 1000),
+      said('CA1', 'agent', 'Hello, how can I help?', 2000),
+      { type: 'barge_in', call_sid: 'CA1', item_id: 'i', heard_ms: 500, at_ms: 2500 },
+      // Lines at 3000 and 4000 were skipped.
+      said('CA1', 'agent', 'Anything else?', 5000),
+    ]);
+    const t = mergeTranscripts(s, 'CA1', [
+      stored('agent', 'Hello, how can I help?', 2000),
+      stored('caller', ' I need a refund. ', 3000),
+      stored('agent', 'Sure, one moment.', 4000, true),
+      stored('agent', 'Anything else?', 5000),
+    ]);
+    expect(texts(t, 'CA1')).toEqual([
+      'Hello, how can I help?',
+      'note: Caller interrupted the agent (0.5 s heard)',
+      'I need a refund.',
+      'Sure, one moment.',
+      'Anything else?',
+    ]);
+    const entries = must(t.calls['CA1']).entries;
+    expect(entries[3]).toMatchObject({ kind: 'line', speaker: 'agent', interrupted: true, offsetMs: 3000, atMs: 4000 });
+    expect(new Set(entries.map((e) => e.id)).size).toBe(entries.length);
+    expect(t.nextId).toBe(s.nextId + 2);
+    // The state it was given is untouched, and merging again changes nothing.
+    expect(texts(s, 'CA1')).toHaveLength(3);
+    expect(mergeTranscripts(t, 'CA1', [stored('caller', 'I need a refund.', 3000)])).toBe(t);
+  });
+
+  it('returns the state itself for an unknown call, nothing new or blank lines', () => {
+    const s = fold([started('CA1', 1000), said('CA1', 'caller', 'Hi', 1500)]);
+    expect(mergeTranscripts(s, 'GONE', [stored('caller', 'x', 2000)])).toBe(s);
+    expect(mergeTranscripts(s, 'CA1', [])).toBe(s);
+    expect(mergeTranscripts(s, 'CA1', [stored('caller', 'Hi', 1500), stored('agent', '  ', 1600)])).toBe(s);
+  });
+
+  it('places lines without a time by their offset from the start and keeps the transcript bounded', () => {
+    const s = fold([started('CA1', 1000), said('CA1', 'caller', 'last', 9000)]);
+    const t = mergeTranscripts(s, 'CA1', [{ speaker: 'agent', text: 'first', offset_ms: 500 }]);
+    expect(texts(t, 'CA1')).toEqual(['first', 'last']);
+    expect(t.calls['CA1']?.entries[0]).toMatchObject({ atMs: 1500, interrupted: false });
+
+    const many = Array.from({ length: MAX_ENTRIES_PER_CALL + 5 }, (_, i) => stored('caller', `line ${i}`, 2000 + i));
+    const u = mergeTranscripts(s, 'CA1', many);
+    const entries = must(u.calls['CA1']).entries;
+    expect(entries).toHaveLength(MAX_ENTRIES_PER_CALL);
+    expect(entries.at(-1)).toMatchObject({ text: 'last' });
+    expect(entries[0]).toMatchObject({ text: 'line 6' });
+  });
+});
+
+describe('callsToBackfill', () => {
+  it('takes the calls live before or after the re-sync, newest first', () => {
+    const before = fold([started('ENDED', 500), ended('ENDED', 600), started('OLD', 1000), started('KEPT', 2000)]);
+    const after = syncActive(
+      before,
+      [
+        { call_sid: 'KEPT', stream_sid: 'MZ', from: null, to: null, started_at_ms: 2000 },
+        { call_sid: 'MISSED', stream_sid: 'MZ', from: null, to: null, started_at_ms: 3000 },
+      ],
+      4000,
+    );
+    expect(callsToBackfill(before, after)).toEqual(['MISSED', 'KEPT', 'OLD']);
   });
 });
 

@@ -1,7 +1,7 @@
 // Folds the core's `call-event` stream into per-call view state. Pure and immutable: every change
 // returns a new state object, so the UI can hold it in `$state.raw` and tests can compare values.
 
-import type { ActiveCall, CallEvent, Speaker } from './types';
+import type { ActiveCall, CallEvent, Speaker, TranscriptRecord } from './types';
 
 /** Transcript lines kept per call; older lines are dropped first. */
 export const MAX_ENTRIES_PER_CALL = 2000;
@@ -226,6 +226,69 @@ export function syncActive(
     (a, b) => (next.calls[b]?.startedAtMs ?? 0) - (next.calls[a]?.startedAtMs ?? 0),
   );
   return { ...next, order };
+}
+
+/**
+ * The calls whose transcripts a re-sync backfills: those live before it (their lines may have been skipped,
+ * even if their end was too) and those live after it (including calls it just added), newest first.
+ */
+export function callsToBackfill(before: CallsState, after: CallsState): string[] {
+  const sids = new Set([...liveCalls(before), ...liveCalls(after)].map((c) => c.callSid));
+  return after.order.filter((sid) => sids.has(sid));
+}
+
+/** A stored transcript line as the `transcriptions` command returns it (the core also sends `at_ms`). */
+export type StoredLine = TranscriptRecord & { at_ms?: number };
+
+const lineKey = (speaker: Speaker, offsetMs: number, text: string): string => `${speaker}|${offsetMs}|${text}`;
+
+/**
+ * Backfills a call's transcript with the stored lines (fetched after events were skipped, or when the window
+ * opened mid-call). Lines the call already shows (same speaker, offset and text) are kept as they are; the
+ * others are inserted where their time puts them, before the first entry that came later, so the order of
+ * what is shown never changes. A call the state does not have, or nothing new, returns `state` itself.
+ */
+export function mergeTranscripts(
+  state: CallsState,
+  callSid: string,
+  stored: readonly StoredLine[],
+): CallsState {
+  const call = state.calls[callSid];
+  if (!call) {
+    return state;
+  }
+  const seen = new Set(
+    call.entries.filter((e): e is TranscriptLine => e.kind === 'line').map((e) => lineKey(e.speaker, e.offsetMs, e.text)),
+  );
+  const entries = [...call.entries];
+  let nextId = state.nextId;
+  const missing = stored
+    .map((r) => ({ r, text: r.text.trim(), atMs: r.at_ms ?? call.startedAtMs + r.offset_ms }))
+    .filter(({ r, text }) => text !== '' && !seen.has(lineKey(r.speaker, r.offset_ms, text)))
+    .sort((a, b) => a.atMs - b.atMs || a.r.offset_ms - b.r.offset_ms);
+  for (const { r, text, atMs } of missing) {
+    const key = lineKey(r.speaker, r.offset_ms, text);
+    if (seen.has(key)) {
+      continue;
+    }
+    seen.add(key);
+    const line: TranscriptLine = {
+      kind: 'line',
+      id: nextId++,
+      speaker: r.speaker,
+      text,
+      offsetMs: r.offset_ms,
+      interrupted: r.interrupted ?? false,
+      atMs,
+    };
+    const at = entries.findIndex((e) => e.atMs > atMs);
+    entries.splice(at === -1 ? entries.length : at, 0, line);
+  }
+  if (nextId === state.nextId) {
+    return state;
+  }
+  const kept = entries.length > MAX_ENTRIES_PER_CALL ? entries.slice(entries.length - MAX_ENTRIES_PER_CALL) : entries;
+  return put(state, { ...call, entries: kept }, nextId);
 }
 
 /** Keeps the user's selection while its call exists; otherwise picks the newest live call, if any. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { activeTurn, formatBytes, hasMore, keySeek, mergePeaks, otherParty, seekPosition, waveformPath } from './recordings';
+import { activeTurn, formatBytes, hasMore, keySeek, mergePeaks, otherParty, scrollDelta, seekPosition, waveformPath } from './recordings';
 
 describe('recordings helpers', () => {
   it('formats sizes', () => {
@@ -52,5 +52,13 @@ describe('recordings helpers', () => {
     expect(otherParty({ direction: null, from_number: null, to_number: '+2' })).toBeNull();
     expect(hasMore(50, 50)).toBe(true);
     expect(hasMore(12, 50)).toBe(false);
+  });
+
+  it('scrolls a box just enough to show the line being heard', () => {
+    // Box from 100 to 360.
+    expect(scrollDelta(100, 360, 150, 190)).toBe(0); // visible
+    expect(scrollDelta(100, 360, 340, 380)).toBe(20); // below: scroll down by the overflow
+    expect(scrollDelta(100, 360, 60, 100)).toBe(-40); // above: scroll up to its top
+    expect(scrollDelta(100, 360, 300, 700)).toBe(200); // taller than the box: show its top
   });
 });

@@ -83,3 +83,13 @@ export function otherParty(item: Pick<RecordingItem, 'direction' | 'from_number'
 export function hasMore(got: number, limit: number): boolean {
   return got >= limit;
 }
+
+/**
+ * How far a scrolling box must scroll (positive: down) so that a line inside it is fully visible,
+ * moving as little as possible; 0 when it already is. A line taller than the box shows its top.
+ */
+export function scrollDelta(boxTop: number, boxBottom: number, lineTop: number, lineBottom: number): number {
+  if (lineTop < boxTop) return lineTop - boxTop;
+  if (lineBottom > boxBottom) return Math.min(lineBottom - boxBottom, lineTop - boxTop);
+  return 0;
+}

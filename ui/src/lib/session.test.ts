@@ -17,6 +17,7 @@ import {
   toolRows,
   validateSession,
   VOICES,
+  voiceLabel,
   withTransferTool,
   type ToolStore,
 } from './session';
@@ -40,6 +41,8 @@ describe('session form', () => {
   it('offers the ten GA voices', () => {
     expect(VOICES).toHaveLength(10);
     expect(new Set(VOICES).size).toBe(10);
+    expect(voiceLabel('cedar')).toBe('Cedar');
+    expect(voiceLabel('')).toBe('');
   });
 
   it('counts characters the way the core does', () => {

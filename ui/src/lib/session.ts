@@ -17,6 +17,11 @@ export const VOICES: readonly Voice[] = [
   'cedar',
 ];
 
+/** A voice as people read it: "cedar" → "Cedar". */
+export function voiceLabel(voice: string): string {
+  return voice.charAt(0).toUpperCase() + voice.slice(1);
+}
+
 /** Built-in model list (`KNOWN_MODELS`), the fallback when the live list cannot be read. */
 export const FALLBACK_MODELS: readonly string[] = [
   'gpt-realtime-2.1',

@@ -203,7 +203,7 @@ export interface DesktopInfo {
 
 /** `verbio::desktop::alerts::Alert`. */
 export interface DesktopAlert {
-  kind: 'incoming_call' | 'machine_answered' | 'call_ended' | 'error';
+  kind: 'incoming_call' | 'call_answered' | 'machine_answered' | 'call_ended' | 'error';
   title: string;
   body: string;
   call_sid: string | null;
