@@ -118,4 +118,42 @@ else
 fi
 import -display "$DISPLAY_NUM" -window root "$SHOT" || fail "screenshot failed"
 log "screenshot: $SHOT"
+
+# The window follows the OS theme: the same first page under GTK's dark theme must come out dark, and the
+# light one light (mean brightness of the window alone, 0 = black, 1 = white).
+window_brightness() {
+  local id shot="$1"
+  id="$(xwininfo -display "$DISPLAY_NUM" -name Verbio 2>/dev/null | sed -n 's/^xwininfo: Window id: \(0x[0-9a-f]*\).*/\1/p')"
+  [ -n "$id" ] || fail "cannot find the Verbio window for a screenshot"
+  import -display "$DISPLAY_NUM" -window "$id" "$shot" || fail "window screenshot failed"
+  convert "$shot" -colorspace Gray -format '%[fx:mean]' info:
+}
+light="$(window_brightness "$WORK/light.png")"
+stop_app() {
+  kill "$APP_PID" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$APP_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$APP_PID" 2>/dev/null || true
+  wait "$APP_PID" 2>/dev/null || true
+  APP_PID=""
+}
+stop_app
+rm -rf "$WORK/data" && mkdir -p "$WORK/data"
+log "starting the app again under GTK_THEME=Adwaita:dark"
+DISPLAY="$DISPLAY_NUM" GTK_THEME=Adwaita:dark VERBIO_PORT="$PORT" VERBIO_DATA_DIR="$WORK/data" \
+  VERBIO_CONFIG="$WORK/no-config.toml" VERBIO_LOG="${VERBIO_LOG:-info}" NO_AT_BRIDGE=1 \
+  "$APP" >"$WORK/app-dark.log" 2>&1 &
+APP_PID=$!
+deadline=$((SECONDS + TIMEOUT_SECS))
+until window_up && port_open; do
+  [ "$SECONDS" -lt "$deadline" ] || fail "the dark-theme window did not come up"
+  kill -0 "$APP_PID" 2>/dev/null || fail "the app exited early under the dark theme"
+  sleep 0.25
+done
+sleep "${SMOKE_SETTLE_SECS:-3}"
+if [ "${CI:-}" = "true" ]; then DARK_SHOT="$WORK/setup-dark.png"; else DARK_SHOT="docs/screenshots/setup-dark.png"; fi
+dark="$(window_brightness "$DARK_SHOT")"
+log "window brightness: light theme $light, dark theme $dark (screenshot: $DARK_SHOT)"
+python3 -c "import sys; l, d = float(sys.argv[1]), float(sys.argv[2]); sys.exit(0 if l > 0.6 and d < 0.35 else 1)" "$light" "$dark" ||
+  fail "the window does not follow the OS theme (brightness light $light, dark $dark)"
+log "the window follows the OS light/dark theme"
 log "OK"

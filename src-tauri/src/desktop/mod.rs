@@ -267,16 +267,11 @@ async fn start_core(app: AppHandle, config: Result<Config, ConfigError>) {
 async fn restart_core(app: AppHandle) -> Result<(), CommandError> {
     let core = app.state::<Core>();
     // The session edited in the window (in memory, like `PUT /api/settings/session`) survives the restart.
-    let mut session = None;
-    if let Some(services) = core.current() {
-        let live = services.active_calls().len();
-        if live > 0 {
-            return Err(CommandError::Busy(format!(
-                "saved; the new settings apply when the {live} live call(s) have ended and you apply again"
-            )));
-        }
-        session = Some(services.session_config());
-    }
+    let session = core
+        .current()
+        .map(|services| services.prepare_restart())
+        .transpose()
+        .map_err(|refused| CommandError::Busy(refused.to_string()))?;
     core.stop_for_restart().await;
     let config = load_config(&app.state::<Desktop>().secrets).map(|mut config| {
         if let Some(session) = session {
