@@ -15,11 +15,15 @@ use verbio::sim::twilio_caller::{CallerStep, SimCall};
 
 const SECOND: Duration = Duration::from_secs(1);
 
+/// One test at a time on the device (each captures everything the sink plays).
+static DEVICE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn playback_of_a_recording_is_heard_on_the_device_with_the_chosen_channel() {
     if !device_expected() {
         return;
     }
+    let _device = DEVICE.lock().await;
     let mut h = start(
         SimRealtimeConfig {
             script: vec![AgentTurn {
@@ -142,4 +146,88 @@ async fn playback_of_a_recording_is_heard_on_the_device_with_the_chosen_channel(
         !lib.output_devices().await.expect("devices").is_empty(),
         "the test device is listed"
     );
+}
+
+/// A long recording streams: seeking far into it (outside what is read ahead) plays the audio there,
+/// and seeking back plays the start again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_recording_streams_and_seeks_far_into_it() {
+    if !device_expected() {
+        return;
+    }
+    let _device = DEVICE.lock().await;
+    let h = start(SimRealtimeConfig::default(), |_| {}).await;
+    // 10 minutes: silence, a 440 Hz caller tone for the first 2 s, an 880 Hz agent tone at 9:00.
+    let dir = h.data.path().join("recordings");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let sid = call_sid();
+    let file_name = format!("{sid}-long.wav");
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(dir.join(&file_name), spec).expect("wav");
+    let tone =
+        |hz: f64, i: u32| ((i as f64 * hz * std::f64::consts::TAU / 8000.0).sin() * 16000.0) as i16;
+    for i in 0..8000 * 600u32 {
+        let caller = if i < 16_000 { tone(440.0, i) } else { 0 };
+        let agent = if (8000 * 540..8000 * 545).contains(&i) {
+            tone(880.0, i)
+        } else {
+            0
+        };
+        w.write_sample(caller).expect("caller");
+        w.write_sample(agent).expect("agent");
+    }
+    w.finalize().expect("finalize");
+    let store = &h.running.services.store;
+    let id = store
+        .add_recording(verbio::store::recordings::NewRecording {
+            call_sid: sid.clone(),
+            source: "local".into(),
+            file_name,
+            status: "complete".into(),
+            started_at_ms: 0,
+            twilio_sid: None,
+        })
+        .await
+        .expect("row");
+    let lib = h.running.services.recordings.clone();
+
+    let state = lib.play(id, None, ChannelChoice::Both).await.expect("play");
+    assert_eq!(state.duration_ms, 600_000);
+    lib.pause(true).expect("pause");
+    lib.seek(540_200).expect("seek");
+    let capture = Capture::start().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    lib.pause(false).expect("resume");
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let heard = capture.stop();
+    let (p440, p880) = (power(&heard, 440.0), power(&heard, 880.0));
+    eprintln!(
+        "at 9:00: rms {:.0}, 440 Hz {p440:.1}, 880 Hz {p880:.1}",
+        rms(&heard)
+    );
+    assert!(rms(&heard) > 1000.0, "sound after the far seek");
+    assert!(p880 > 20.0 * p440, "the agent's tone at 9:00");
+    let at = lib.playback().expect("state").position_ms;
+    assert!((540_500..542_000).contains(&at), "playhead at {at} ms");
+
+    // Back to the start: the caller's tone.
+    lib.pause(true).expect("pause");
+    lib.seek(100).expect("seek back");
+    let capture = Capture::start().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    lib.pause(false).expect("resume");
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let heard = capture.stop();
+    let (p440, p880) = (power(&heard, 440.0), power(&heard, 880.0));
+    eprintln!(
+        "at 0:00: rms {:.0}, 440 Hz {p440:.1}, 880 Hz {p880:.1}",
+        rms(&heard)
+    );
+    assert!(p440 > 20.0 * p880, "the caller's tone after seeking back");
+    lib.stop().await.expect("stop");
 }

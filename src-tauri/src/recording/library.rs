@@ -68,6 +68,9 @@ pub struct RecordingStatus {
     pub recording_status: String,
     #[serde(default)]
     pub recording_channels: Option<String>,
+    /// When the recording started, RFC 2822 (`Tue, 10 Jun 2025 18:05:12 +0000`).
+    #[serde(default)]
+    pub recording_start_time: Option<String>,
 }
 
 pub struct Library {
@@ -78,6 +81,8 @@ pub struct Library {
     /// Shared with the blocking threads that open and close the speakers.
     player: Arc<Player>,
     monitor: Arc<Monitor>,
+    /// Recent waveforms (a repeated request is answered without reading the file).
+    peaks_cache: Arc<peaks::PeaksCache>,
     /// Orders concurrent changes of the switch, so the remembered choice is the one in effect.
     settings_lock: tokio::sync::Mutex<()>,
 }
@@ -135,6 +140,7 @@ impl Library {
             auth,
             player: Arc::default(),
             monitor: Arc::default(),
+            peaks_cache: Arc::default(),
             settings_lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -239,10 +245,12 @@ impl Library {
             )));
         }
         let path = self.path_of(&self.record(id).await?);
-        let frames = tokio::task::spawn_blocking(move || wav_reader::read_stereo(&path))
+        // One streaming pass over the file on a blocking thread, or the cached answer.
+        let cache = self.peaks_cache.clone();
+        let peaks = tokio::task::spawn_blocking(move || cache.get_or_compute(id, &path, buckets))
             .await
             .map_err(|e| LibraryError::Invalid(format!("read failed: {e}")))??;
-        Ok(peaks::compute(&frames, buckets))
+        Ok(Peaks::clone(&peaks))
     }
 
     /// Deletes the file and the row (stopping its playback first) and, if asked, Twilio's copy.
@@ -271,6 +279,7 @@ impl Library {
             Err(e) => return Err(LibraryError::Export(e)),
         }
         self.store.delete_recording(id).await?;
+        self.peaks_cache.forget(id);
         info!(recording_id = id, "recording deleted");
         Ok(())
     }
@@ -389,7 +398,11 @@ impl Library {
         if !valid_sid(&status.call_sid) || !valid_sid(&status.recording_sid) {
             return Err(LibraryError::Invalid("bad CallSid or RecordingSid".into()));
         }
-        let started_at_ms = crate::calls::events::now_ms();
+        let started_at_ms = status
+            .recording_start_time
+            .as_deref()
+            .and_then(twilio_cloud::parse_start_time_ms)
+            .unwrap_or_else(crate::calls::events::now_ms);
         let file_name = format!("{}-twilio-{}.wav", status.call_sid, status.recording_sid);
         let dest = self.recorder.dir().join(&file_name);
         tokio::fs::create_dir_all(self.recorder.dir())
@@ -402,45 +415,49 @@ impl Library {
             &dest,
         )
         .await?;
+        // Checks the header and that every sample is there, without reading the samples.
         let check = dest.clone();
-        let frames = tokio::task::spawn_blocking(move || wav_reader::read_stereo(&check))
+        let frames = tokio::task::spawn_blocking(move || wav_reader::check(&check))
             .await
             .map_err(|e| LibraryError::Invalid(format!("check failed: {e}")))?;
         let (status_text, note, duration_ms) = match &frames {
-            Ok(f) => (STATUS_COMPLETE, None, f.len() as i64 / 8),
+            Ok(f) => (STATUS_COMPLETE, None, *f as i64 / 8),
             Err(e) => {
                 warn!(call_sid = %status.call_sid, "Twilio recording is not readable: {e}");
                 ("incomplete", Some(e.to_string()), 0)
             }
         };
-        let id = self
-            .store
-            .add_recording(NewRecording {
-                call_sid: status.call_sid.clone(),
-                source: "twilio".into(),
-                file_name,
-                status: STATUS_RECORDING.into(),
-                started_at_ms,
-                twilio_sid: Some(status.recording_sid.clone()),
-            })
-            .await?;
         let channels = status
             .recording_channels
             .as_deref()
             .and_then(|c| c.parse().ok())
             .unwrap_or(2);
-        self.store
-            .set_recording_outcome(
-                id,
-                RecordingOutcome {
-                    status: status_text.into(),
-                    note,
-                    duration_ms,
-                    size_bytes: size as i64,
-                    channels,
-                    sample_rate: 8000,
-                },
-            )
+        // The download is complete: the row starts with its final status (never `recording`, which
+        // start-up repair would take for a local recording cut off by a crash), and its sizes
+        // follow in the same store job.
+        let new = NewRecording {
+            call_sid: status.call_sid.clone(),
+            source: "twilio".into(),
+            file_name,
+            status: status_text.into(),
+            started_at_ms,
+            twilio_sid: Some(status.recording_sid.clone()),
+        };
+        let outcome = RecordingOutcome {
+            status: status_text.into(),
+            note,
+            duration_ms,
+            size_bytes: size as i64,
+            channels,
+            sample_rate: 8000,
+        };
+        let id = self
+            .store
+            .request(move |conn| {
+                let id = crate::store::recordings::insert(conn, &new)?;
+                crate::store::recordings::set_outcome(conn, id, &outcome)?;
+                Ok(id)
+            })
             .await?;
         info!(call_sid = %status.call_sid, recording_id = id, "Twilio recording saved in the library");
         if self.config.delete_twilio_copy && frames.is_ok() {

@@ -147,6 +147,80 @@ pub fn recording_url(api_base: &str, account_sid: &str, recording_sid: &str) -> 
     )
 }
 
+/// Twilio's `RecordingStartTime` (RFC 2822, e.g. `Tue, 10 Jun 2025 18:05:12 +0000`) in Unix ms;
+/// `None` if it does not parse (the caller then uses the time the callback came).
+pub fn parse_start_time_ms(text: &str) -> Option<i64> {
+    let text = text.trim();
+    // The day of the week is optional and says nothing the date does not.
+    let text = match text.split_once(',') {
+        Some((_, rest)) => rest,
+        None => text,
+    };
+    let mut parts = text.split_whitespace();
+    let day: i64 = parts.next()?.parse().ok()?;
+    let month = parts.next()?.to_ascii_lowercase();
+    let month = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ]
+    .iter()
+    .position(|m| *m == month)? as i64
+        + 1;
+    let year: i64 = match parts.next()?.parse().ok()? {
+        // RFC 2822's obsolete two-digit years.
+        y @ 0..=49 => y + 2000,
+        y @ 50..=999 => y + 1900,
+        y => y,
+    };
+    let mut hms = parts.next()?.split(':');
+    let hour: i64 = hms.next()?.parse().ok()?;
+    let minute: i64 = hms.next()?.parse().ok()?;
+    let second: i64 = match hms.next() {
+        Some(s) => s.parse().ok()?,
+        None => 0,
+    };
+    if hms.next().is_some() {
+        return None;
+    }
+    let offset_minutes = match parts.next().unwrap_or("+0000") {
+        "GMT" | "UT" | "UTC" | "Z" => 0,
+        zone => {
+            let (sign, digits) = match zone.as_bytes().first()? {
+                b'+' => (1, &zone[1..]),
+                b'-' => (-1, &zone[1..]),
+                _ => return None,
+            };
+            if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let hh: i64 = digits[..2].parse().ok()?;
+            let mm: i64 = digits[2..].parse().ok()?;
+            sign * (hh * 60 + mm)
+        }
+    };
+    if parts.next().is_some()
+        || !(1..=31).contains(&day)
+        || !(0..=23).contains(&hour)
+        || !(0..=59).contains(&minute)
+        || !(0..=60).contains(&second)
+    {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
+    Some(seconds * 1000)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +242,44 @@ mod tests {
                 matches!(checked(bad, base), Err(CloudError::ForeignUrl(..))),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn recording_start_times_parse_as_twilio_sends_them() {
+        // 2025-06-10T18:05:12Z
+        let at = 1_749_578_712_000;
+        assert_eq!(
+            parse_start_time_ms("Tue, 10 Jun 2025 18:05:12 +0000"),
+            Some(at)
+        );
+        assert_eq!(parse_start_time_ms("10 Jun 2025 18:05:12 GMT"), Some(at));
+        assert_eq!(
+            parse_start_time_ms("Tue, 10 Jun 2025 20:05:12 +0200"),
+            Some(at)
+        );
+        assert_eq!(
+            parse_start_time_ms("Tue, 10 Jun 2025 13:05:12 -0500"),
+            Some(at)
+        );
+        assert_eq!(
+            parse_start_time_ms("Thu, 01 Jan 1970 00:00:00 +0000"),
+            Some(0)
+        );
+        assert_eq!(
+            parse_start_time_ms("Thu, 29 Feb 2024 23:59:59 +0000"),
+            Some(1_709_251_199_000)
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2025-06-10T18:05:12Z",
+            "Tue, 10 Foo 2025 18:05:12 +0000",
+            "Tue, 10 Jun 2025 25:05:12 +0000",
+            "Tue, 10 Jun 2025 18:05:12 +00",
+            "Tue, 10 Jun 2025 18:05:12 +0000 extra",
+        ] {
+            assert_eq!(parse_start_time_ms(bad), None, "{bad:?}");
         }
     }
 }
