@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{call_sid, start, ACCOUNT_SID, AUTH_TOKEN};
 use reqwest::StatusCode;
 use serde_json::Value;
-use verbio::calls::events::CallEvent;
+use verbio::calls::events::{CallEvent, Speaker};
 use verbio::config::Secret;
 use verbio::sim::realtime_server::{AgentTurn, SimRealtimeConfig};
 use verbio::sim::twilio_caller::{CallerReport, CallerStep, SimCall};
@@ -1097,6 +1097,110 @@ async fn twilio_recording_callback_downloads_the_dual_channel_copy() {
     assert!(!wav_path(&h, &rec).exists());
 }
 
+/// Twilio's copy is saved with its final status in one go (never `recording`, which start-up repair
+/// would take for a local recording cut off by a crash), dated by the callback's
+/// `RecordingStartTime` (RFC 2822) or, without a usable one, by when it arrived; a restart leaves it
+/// alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twilio_copy_is_saved_final_dated_by_its_start_time_and_left_alone_by_repair() {
+    let (api_base, _seen) = fake_twilio_media(small_wav()).await;
+    let h = start(SimRealtimeConfig::default(), |c| {
+        c.api_key = Secret::new(API_KEY);
+        c.telephony.api_base = api_base.clone();
+    })
+    .await;
+    let lib = h.running.services.recordings.clone();
+    let recording_url = format!("{api_base}/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/RE0001");
+    let cases = [
+        (call_sid(), Some("Tue, 10 Jun 2025 18:05:12 +0000")),
+        (call_sid(), Some("Tue, 10 Jun 2025 20:05:12 +0200")),
+        (call_sid(), Some("not a date")),
+        (call_sid(), None),
+    ];
+    let mut saved = Vec::new();
+    for (sid, start_time) in &cases {
+        // Everything the library shows for this call while the copy is saved.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watcher = {
+            let (lib, sid, stop) = (lib.clone(), sid.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Ok(recs) = lib.for_call(&sid).await {
+                        seen.extend(recs.into_iter().map(|r| r.status));
+                    }
+                    tokio::task::yield_now().await;
+                }
+                seen
+            })
+        };
+        let mut fields = serde_json::json!({
+            "AccountSid": ACCOUNT_SID,
+            "CallSid": sid,
+            "RecordingSid": "RE0001",
+            "RecordingUrl": recording_url,
+            "RecordingStatus": "completed",
+            "RecordingChannels": "2",
+        });
+        if let Some(t) = start_time {
+            fields["RecordingStartTime"] = Value::String(t.to_string());
+        }
+        let status: verbio::recording::library::RecordingStatus =
+            serde_json::from_value(fields).expect("callback fields");
+        let before = verbio::calls::events::now_ms();
+        let id = lib
+            .twilio_recording_ready(status)
+            .await
+            .expect("saved")
+            .expect("an id");
+        let after = verbio::calls::events::now_ms();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let seen = watcher.await.expect("watcher");
+        assert!(
+            seen.iter().all(|s| s == "complete"),
+            "{sid}: the library showed {seen:?}"
+        );
+        let rec = lib.get(id).await.expect("row").recording;
+        assert_eq!(
+            (rec.status.as_str(), rec.source.as_str(), rec.duration_ms),
+            ("complete", "twilio", 1000)
+        );
+        match start_time {
+            Some(t) if t.contains("Jun 2025") => {
+                assert_eq!(rec.started_at_ms, 1_749_578_712_000, "{t}")
+            }
+            _ => assert!(
+                (before..=after).contains(&rec.started_at_ms),
+                "no usable start time: dated when it came ({before}..{after}, got {})",
+                rec.started_at_ms
+            ),
+        }
+        saved.push(rec);
+    }
+    // The next start's repair only touches rows still `recording`: these stay as they are.
+    let common::Harness {
+        model,
+        running,
+        data,
+        ..
+    } = h;
+    drop(lib);
+    running.services.store.flush().await.expect("flush");
+    running.shutdown().await;
+    let running = start_on(data.path(), &model).await;
+    for rec in &saved {
+        let again = running
+            .services
+            .recordings
+            .get(rec.id)
+            .await
+            .expect("still there")
+            .recording;
+        assert_eq!(&again, rec);
+    }
+    running.shutdown().await;
+}
+
 /// The same cloud-recording flow with Prism as Twilio's REST API: the `.wav` is served by the test
 /// (Twilio's media host, which the API description does not cover); the DELETE of Twilio's copy goes to
 /// Prism, which checks it against Twilio's published description of `Recordings/{Sid}.json`.
@@ -1171,4 +1275,275 @@ async fn twilio_recording_download_and_delete_against_prism() {
         .find(|r| r.source == "twilio")
         .expect("Twilio copy in the library");
     assert_eq!(std::fs::read(wav_path(&h, rec)).expect("saved"), wav);
+}
+
+/// Where (ms) a tone of about `hz` first fills a 20 ms window at or after `from_ms`, found by counting
+/// zero crossings (two per cycle), so a tone that follows another without a gap is found too.
+fn tone_onset(ch: &[i16], hz: f64, from_ms: u64) -> Option<i64> {
+    const WINDOW: usize = 160;
+    let expected = 2.0 * hz * WINDOW as f64 / 8000.0;
+    let mut at = (from_ms * 8) as usize;
+    while at + WINDOW <= ch.len() {
+        let window = &ch[at..at + WINDOW];
+        let loud = window.iter().filter(|s| (**s as i32).abs() > LOUD).count();
+        let crossings = window
+            .windows(2)
+            .filter(|p| (p[0] >= 0) != (p[1] >= 0))
+            .count() as f64;
+        if loud >= WINDOW / 4 && (crossings - expected).abs() <= 3.0 {
+            return Some(ms(at));
+        }
+        at += 8;
+    }
+    None
+}
+
+/// The UI highlights the line being heard by `offset_ms`: each turn's offset must be where its audio
+/// starts in the file, on the stream's clock — a caller turn where the caller started speaking (not
+/// when the model's VAD said so, and not shifted by a reconnect that restarts the model's audio
+/// counter), an agent turn where its audio started playing (not when it was sent, queued behind the
+/// previous answer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transcript_offsets_are_where_each_turn_starts_in_the_recording() {
+    const TOLERANCE_MS: i64 = 60;
+    let mut h = start(
+        SimRealtimeConfig {
+            script: vec![
+                turn("First answer.", 880.0, 1500),
+                turn("Second answer.", 660.0, 600),
+            ],
+            // Each answer's audio arrives at once: the second is sent while the first still plays.
+            speed_factor: f64::INFINITY,
+            ..SimRealtimeConfig::default()
+        },
+        |c| {
+            c.api_key = Secret::new(API_KEY);
+            c.bridge.reconnect_attempts = 10;
+        },
+    )
+    .await;
+    let sid = call_sid();
+    let call = SimCall::place(
+        h.caller(&sid),
+        vec![
+            CallerStep::Silence(400),
+            CallerStep::Speak {
+                tone_hz: 440.0,
+                ms: 500,
+            },
+            CallerStep::WaitForAgentAudio {
+                min_ms: 300,
+                timeout: 10 * SECOND,
+            },
+            // A key press asks for the second answer while the first is still playing.
+            CallerStep::Dtmf('1'),
+            CallerStep::WaitForAgentAudio {
+                min_ms: 1700,
+                timeout: 10 * SECOND,
+            },
+            CallerStep::Silence(1000),
+            // Spoken while the model is unreachable: held, and sent to a new session later.
+            CallerStep::Speak {
+                tone_hz: 440.0,
+                ms: 400,
+            },
+            CallerStep::WaitForAgentAudio {
+                min_ms: 1400,
+                timeout: 15 * SECOND,
+            },
+            CallerStep::Silence(300),
+            CallerStep::HangUp,
+        ],
+    )
+    .await
+    .expect("call placed");
+    // After the second answer (stream time ≈ 3.8 s, by the caller audio the model got), before the
+    // caller speaks again: the model goes away for a while.
+    common::eventually(15 * SECOND, "3.8 s of caller audio at the model", || {
+        h.model
+            .accepted_sessions()
+            .first()
+            .is_some_and(|s| s.appended_audio_bytes >= 3800 * 8)
+    })
+    .await;
+    h.model.set_reject_connections(true);
+    h.model.drop_all();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    h.model.set_reject_connections(false);
+    let report = call.finish().await;
+    h.ended(&sid).await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.clears.len(), 0, "no barge-in: {:?}", report.clears);
+    assert_eq!(h.model.accepted_sessions().len(), 2, "one reconnect");
+    let rec = finished_recording(&h, &sid).await;
+    assert_eq!(rec.status, "complete", "{rec:?}");
+    let (caller, agent) = channels(&wav_path(&h, &rec));
+
+    // Onsets in the file: the caller's two tones; the agent's three answers (the second follows the
+    // first without a gap, so it is found by its pitch).
+    let caller1 = onset(&caller, 0).expect("caller's first tone");
+    let caller2 = onset(&caller, caller1 as u64 + 1000).expect("caller's second tone");
+    let agent1 = onset(&agent, 0).expect("first answer");
+    let agent2 = tone_onset(&agent, 660.0, agent1 as u64).expect("second answer");
+    let agent3 = onset(&agent, caller2 as u64).expect("answer after the reconnect");
+    assert!(
+        (caller1 - 400).abs() <= 20,
+        "caller's tone at {caller1} ms, sent at 400 ms"
+    );
+    assert!(
+        agent2 - agent1 >= 1400,
+        "the second answer played after the first ({agent1} ms, {agent2} ms)"
+    );
+
+    let detail = h
+        .running
+        .services
+        .recordings
+        .get(rec.id)
+        .await
+        .expect("detail");
+    let mut turns = detail.transcript.clone();
+    turns.sort_by_key(|t| t.id);
+    let spoken: Vec<_> = turns
+        .iter()
+        .filter(|t| !t.text.starts_with("[caller pressed"))
+        .collect();
+    let got: Vec<_> = spoken
+        .iter()
+        .map(|t| (t.speaker, t.text.as_str(), t.offset_ms))
+        .collect();
+    assert_eq!(spoken.len(), 5, "{got:?}");
+    let expected = [
+        (Speaker::Caller, caller1),
+        (Speaker::Agent, agent1),
+        (Speaker::Agent, agent2),
+        (Speaker::Caller, caller2),
+        (Speaker::Agent, agent3),
+    ];
+    let mut worst = 0;
+    for (t, (speaker, at)) in spoken.iter().zip(expected) {
+        let error = t.offset_ms as i64 - at;
+        eprintln!(
+            "{:?} {:?}: offset {} ms, onset in the file {at} ms, error {error} ms",
+            t.speaker, t.text, t.offset_ms
+        );
+        assert_eq!(t.speaker, speaker, "{got:?}");
+        worst = worst.max(error.abs());
+    }
+    assert!(
+        worst <= TOLERANCE_MS,
+        "a turn's offset is {worst} ms from where it starts in the recording: {got:?}"
+    );
+}
+
+/// Places one inbound simulated call (speak, hang up) and returns how it ended.
+async fn short_inbound_call(h: &mut common::Harness, sid: &str) -> CallEvent {
+    let steps = vec![
+        CallerStep::Speak {
+            tone_hz: 440.0,
+            ms: 300,
+        },
+        CallerStep::HangUp,
+    ];
+    SimCall::place(h.caller(sid), steps)
+        .await
+        .expect("call placed")
+        .finish()
+        .await;
+    h.ended(sid).await
+}
+
+/// `[recording] twilio_inbound`: an inbound call's stream start asks Twilio (Prism, through the tap)
+/// for exactly one dual-channel recording whose status comes back to the recording callback; a refused
+/// start leaves the call alone; with the option off nothing is asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_calls_start_a_twilio_recording_when_asked_to() {
+    let tap = common::prism_tap().await;
+    let api_base = tap.url();
+    let recording_starts = |sid: &str| {
+        let path = format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{sid}/Recordings.json");
+        tap.requests()
+            .into_iter()
+            .filter(|r| r.path.ends_with("/Recordings.json"))
+            .inspect(|r| assert_eq!(r.path, path, "a recording of another call"))
+            .collect::<Vec<_>>()
+    };
+
+    let mut h = start(SimRealtimeConfig::default(), |c| {
+        c.telephony.api_base = api_base.clone();
+        c.recording.twilio_inbound = true;
+    })
+    .await;
+    let sid = call_sid();
+    let ended = short_inbound_call(&mut h, &sid).await;
+    assert!(
+        matches!(ended, CallEvent::CallEnded { failed: false, .. }),
+        "{ended:?}"
+    );
+    tap.wait_for("the recording start", 10 * SECOND, |r| {
+        r.path.ends_with("/Recordings.json")
+    })
+    .await
+    .expect("the inbound call asked Twilio to record it");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let starts = recording_starts(&sid);
+    assert_eq!(starts.len(), 1, "exactly one recording: {starts:#?}");
+    let request = &starts[0];
+    assert_eq!(request.method, "POST");
+    assert!(request.had_basic_auth);
+    assert!(
+        (200..300).contains(&request.status),
+        "Prism accepted the request as Twilio's API describes it: {request:?}"
+    );
+    assert_eq!(request.field("RecordingChannels"), Some("dual"));
+    assert_eq!(
+        request.field("RecordingStatusCallback"),
+        Some(format!("{}/twilio/recording-status", h.base).as_str())
+    );
+    assert_eq!(request.field("RecordingStatusCallbackMethod"), Some("POST"));
+    assert_eq!(
+        request.fields("RecordingStatusCallbackEvent"),
+        ["completed"]
+    );
+
+    // Twilio refuses the recording: the call goes on and ends as usual, and the start is not repeated.
+    tap.fail_next("/Recordings.json", 500, 20500, "Internal error");
+    let refused = call_sid();
+    let ended = short_inbound_call(&mut h, &refused).await;
+    assert!(
+        matches!(&ended, CallEvent::CallEnded { failed: false, reason, .. } if reason == "caller hung up"),
+        "{ended:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let tries: Vec<u16> = tap
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.path
+                .contains(&format!("/Calls/{refused}/Recordings.json"))
+        })
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(tries, [500]);
+    drop(h);
+
+    // Off (the default): no recording is asked for.
+    let mut h = start(SimRealtimeConfig::default(), |c| {
+        c.telephony.api_base = api_base.clone();
+    })
+    .await;
+    assert!(!h.running.services.config.recording.twilio_inbound);
+    let off = call_sid();
+    let ended = short_inbound_call(&mut h, &off).await;
+    assert!(
+        matches!(ended, CallEvent::CallEnded { failed: false, .. }),
+        "{ended:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        tap.requests()
+            .iter()
+            .all(|r| !r.path.contains(&format!("/Calls/{off}/"))),
+        "no request about the call reached Twilio"
+    );
 }

@@ -202,3 +202,66 @@ async fn unreachable_twilio_is_a_clear_transport_error() {
     assert!(matches!(err, RestError::Transport(_)), "{err}");
     assert!(!err.to_string().contains(common::ACCOUNT_SID), "{err}");
 }
+
+#[tokio::test]
+async fn starts_a_dual_channel_recording_of_a_live_call() {
+    let tap = common::prism_tap().await;
+    let twilio = client(&tap.url());
+    let sid = "CA0123456789abcdef0123456789abcdef";
+    let path = format!(
+        "/2010-04-01/Accounts/{}/Calls/{sid}/Recordings.json",
+        common::ACCOUNT_SID
+    );
+    let recording = twilio
+        .start_call_recording(sid, Some("https://x.example/twilio/recording-status"))
+        .await
+        .expect("Prism accepts the recording");
+    assert!(recording.sid.starts_with("RE"), "{recording:?}");
+    let sent = tap.requests();
+    assert_eq!(sent.len(), 1, "no retry on success");
+    let request = &sent[0];
+    assert_eq!(
+        (request.method.as_str(), request.path.as_str()),
+        ("POST", path.as_str())
+    );
+    assert!(request.had_basic_auth);
+    assert!((200..300).contains(&request.status), "{request:?}");
+    assert_eq!(request.field("RecordingChannels"), Some("dual"));
+    assert_eq!(
+        request.field("RecordingStatusCallback"),
+        Some("https://x.example/twilio/recording-status")
+    );
+    assert_eq!(request.field("RecordingStatusCallbackMethod"), Some("POST"));
+    assert_eq!(
+        request.fields("RecordingStatusCallbackEvent"),
+        ["completed"]
+    );
+
+    // Refused with 429: no recording was started, so it is repeated.
+    tap.fail_next("/Recordings.json", 429, 20429, "Too many requests");
+    twilio
+        .start_call_recording(sid, None)
+        .await
+        .expect("retried start succeeds");
+    // A 500 may have started one: not repeated (a second recording would be billed twice).
+    tap.fail_next("/Recordings.json", 500, 20500, "Internal error");
+    let err = twilio
+        .start_call_recording(sid, None)
+        .await
+        .expect_err("500 on a recording start surfaces");
+    assert!(
+        matches!(err, RestError::Api(ref e) if e.status == 500),
+        "{err}"
+    );
+    assert!(!err.to_string().contains(common::AUTH_TOKEN));
+    let statuses: Vec<u16> = tap
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == path)
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses.len(), 4, "{statuses:?}");
+    assert_eq!(statuses[1], 429);
+    assert!((200..300).contains(&statuses[2]), "{statuses:?}");
+    assert_eq!(statuses[3], 500);
+}

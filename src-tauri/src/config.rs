@@ -200,6 +200,15 @@ struct FileConfig {
     ring_timeout_secs: Option<u32>,
     tunnel: Option<String>,
     ngrok_domain: Option<String>,
+    recording: Option<FileRecording>,
+}
+
+/// The file's `[recording]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRecording {
+    /// Twilio's own recording of inbound calls (`VERBIO_TWILIO_RECORDING_INBOUND`).
+    twilio_inbound: Option<bool>,
 }
 
 /// `ngrok` → true; `none` or empty → false.
@@ -303,6 +312,9 @@ impl Config {
         }
         if let Some(v) = file.ngrok_domain {
             self.tunnel.ngrok_domain = Some(v);
+        }
+        if let Some(v) = file.recording.and_then(|r| r.twilio_inbound) {
+            self.recording.twilio_inbound = v;
         }
         Ok(())
     }
@@ -505,6 +517,16 @@ mod tests {
         c.apply_file(&path).unwrap();
         assert_eq!(c.port, 9100);
         assert_eq!(c.session.voice.as_str(), "cedar");
+        assert!(!c.recording.twilio_inbound, "off by default");
+        std::fs::write(&path, "[recording]\ntwilio_inbound = true\n").unwrap();
+        c.apply_file(&path).unwrap();
+        assert!(c.recording.twilio_inbound);
+        c.apply_env(|k| (k == "VERBIO_TWILIO_RECORDING_INBOUND").then(|| "false".to_string()))
+            .unwrap();
+        assert!(
+            !c.recording.twilio_inbound,
+            "the environment wins over the file"
+        );
         std::fs::write(&path, "openai_api_key = \"sk\"\n").unwrap();
         assert!(
             c.apply_file(&path).is_err(),

@@ -348,6 +348,7 @@ pub async fn start_with_connector(
         Arc::new(outbound::TwilioCallActions {
             twilio,
             apology_message: config.telephony.apology_message.clone(),
+            record_inbound: config.recording.twilio_inbound,
         }) as Arc<dyn crate::calls::bridge::CallActions>
     });
     let tunnel =

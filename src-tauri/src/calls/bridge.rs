@@ -28,6 +28,7 @@ use crate::config::BridgeSettings;
 use crate::realtime::client::{ConnectFuture, ModelConnector, ModelSocket, RealtimeError};
 use crate::realtime::events::{self as rt, ServerEvent};
 use crate::realtime::session::{Greeting, SessionConfig, END_CALL_TOOL, TRANSFER_CALL_TOOL};
+use crate::recording::timeline::{SessionAudio, StreamClock, StreamUs};
 use crate::services::ActiveCall;
 use crate::telephony::twilio::media::{self, Inbound, MediaError, StartMeta};
 
@@ -47,6 +48,13 @@ pub trait CallActions: Send + Sync {
     ) -> futures_util::future::BoxFuture<'static, Result<(), String>>;
     /// Ends the call at Twilio (after a voicemail, so the line does not stay open).
     fn hang_up(&self, call_sid: &str) -> futures_util::future::BoxFuture<'static, ()>;
+    /// An inbound call's media stream has started (Twilio reached the app at `public_base`): start
+    /// what Twilio should do for it, such as its own recording. Failures are logged, never the call's.
+    fn inbound_stream_started(
+        &self,
+        call_sid: &str,
+        public_base: &str,
+    ) -> futures_util::future::BoxFuture<'static, ()>;
 }
 
 /// What a call's task needs from the rest of the app.
@@ -136,8 +144,8 @@ impl EndReason {
     }
 }
 
-/// Serves one Twilio media socket from upgrade to close.
-pub async fn handle_media_socket(deps: Arc<BridgeDeps>, socket: WebSocket) {
+/// Serves one Twilio media socket from upgrade to close; Twilio reached it at `public_base`.
+pub async fn handle_media_socket(deps: Arc<BridgeDeps>, socket: WebSocket, public_base: String) {
     let (mut twilio_tx, mut twilio_rx) = socket.split();
     let (stream_sid, start) = match await_start(&mut twilio_rx, deps.settings.start_timeout).await {
         Ok(started) => started,
@@ -178,6 +186,13 @@ pub async fn handle_media_socket(deps: Arc<BridgeDeps>, socket: WebSocket) {
             return;
         }
     };
+    let inbound = pending
+        .plan
+        .as_ref()
+        .is_none_or(|p| p.direction == crate::calls::plan::Direction::Inbound);
+    if let (true, Some(actions)) = (inbound, &deps.actions) {
+        tokio::spawn(actions.inbound_stream_started(&call_sid, &public_base));
+    }
     deps.emit(CallEvent::CallStarted {
         call_sid: call_sid.clone(),
         stream_sid: stream_sid.clone(),
@@ -328,6 +343,10 @@ struct Call {
     rollover_at: Option<Instant>,
     playout: Playout,
     started: Instant,
+    /// Stream time (from Twilio's media timestamps, as the recording uses): transcript offsets.
+    clock: StreamClock,
+    /// Caller audio sent to the current model session, to place its `speech_started` on the stream.
+    session_audio: SessionAudio,
     turns: Vec<Turn>,
     response_active: bool,
     current_response: Option<String>,
@@ -337,8 +356,8 @@ struct Call {
     caller_speaking: bool,
     greeted: bool,
     end_deadline: Option<Instant>,
-    /// Caller audio held while the model socket is being re-opened.
-    held_audio: VecDeque<String>,
+    /// Caller audio held while the model socket is being re-opened: (stream time, bytes, append).
+    held_audio: VecDeque<(StreamUs, usize, String)>,
     function_names: HashMap<String, String>,
     caller_offsets: HashMap<String, u64>,
     agent_offsets: HashMap<String, u64>,
@@ -416,6 +435,8 @@ impl Call {
             rollover_at,
             playout: Playout::new(),
             started: now,
+            clock: StreamClock::new(now.into_std()),
+            session_audio: SessionAudio::new(),
             turns: Vec::new(),
             response_active: false,
             current_response: None,
@@ -571,7 +592,7 @@ impl Call {
                     turns = self.turns.len(),
                     "switching to the fresh model session"
                 );
-                let old = self.model.replace(fresh);
+                let old = self.new_model_session(fresh);
                 if let Some(old) = old {
                     tokio::spawn(old.close());
                 }
@@ -596,8 +617,23 @@ impl Call {
         }
     }
 
+    /// Transcript offset of "now": stream time, the recording's timeline.
     fn offset_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
+        self.clock.now_us(std::time::Instant::now()) / 1000
+    }
+
+    /// Where the caller started speaking, on the stream: `audio_start_ms` is a position in the audio the
+    /// current session has received (the VAD reports it after some delay); now if the model gave none.
+    fn speech_offset_ms(&self, audio_start_ms: Option<u64>) -> u64 {
+        audio_start_ms
+            .and_then(|ms| self.session_audio.stream_us(ms))
+            .map_or_else(|| self.offset_ms(), |us| us / 1000)
+    }
+
+    /// A fresh model session became the current one: its audio positions count from zero.
+    fn new_model_session(&mut self, link: ModelLink) -> Option<ModelLink> {
+        self.session_audio = SessionAudio::new();
+        self.model.replace(link)
     }
 
     fn note_bad_frame(&mut self, what: &str, error: &dyn std::fmt::Display) {
@@ -643,10 +679,13 @@ impl Call {
                     // The machine is recording; nothing it hears should make the agent stop.
                     return Ok(());
                 }
-                if let Err(e) = media::base64_decoded_len(&media.payload) {
-                    self.note_bad_frame("media frame", &e);
-                    return Ok(());
-                }
+                let bytes = match media::base64_decoded_len(&media.payload) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        self.note_bad_frame("media frame", &e);
+                        return Ok(());
+                    }
+                };
                 let timestamp = media.timestamp_ms().unwrap_or_else(|e| {
                     self.note_bad_frame("media timestamp", &e);
                     None
@@ -654,7 +693,15 @@ impl Call {
                 if let Some(rec) = &mut self.recording {
                     rec.caller_audio(timestamp, &media.payload);
                 }
-                self.send_model_audio(rt::input_audio_append(&media.payload))
+                let now = std::time::Instant::now();
+                let start_us = match timestamp {
+                    Some(ts) => {
+                        self.clock.on_media(ts, now);
+                        ts * 1000
+                    }
+                    None => self.clock.now_us(now),
+                };
+                self.send_model_audio(start_us, bytes, rt::input_audio_append(&media.payload))
                     .await;
                 Ok(())
             }
@@ -708,15 +755,17 @@ impl Call {
 
     // ---- Model side --------------------------------------------------------------------------
 
-    /// Sends caller audio, or holds it (bounded) while the model socket is being re-opened.
-    async fn send_model_audio(&mut self, append: String) {
+    /// Sends caller audio (`bytes` μ-law bytes from stream time `start_us`), or holds it (bounded)
+    /// while the model socket is being re-opened.
+    async fn send_model_audio(&mut self, start_us: StreamUs, bytes: usize, append: String) {
         if self.model.is_some() {
+            self.session_audio.on_sent(start_us, bytes);
             self.send_model(append).await;
         } else {
             if self.held_audio.len() >= self.deps.settings.reconnect_buffer_frames {
                 self.held_audio.pop_front();
             }
-            self.held_audio.push_back(append);
+            self.held_audio.push_back((start_us, bytes, append));
         }
     }
 
@@ -775,7 +824,7 @@ impl Call {
                     );
                 }
                 self.failed_attempts = 0;
-                self.model = Some(link);
+                self.new_model_session(link);
                 self.seed_and_flush().await;
                 if !self.greeted {
                     self.greeted = true;
@@ -819,7 +868,7 @@ impl Call {
         self.current_response = None;
         self.caller_speaking = false;
         if let Some(fresh) = self.standby.take() {
-            self.model = Some(fresh);
+            self.new_model_session(fresh);
             self.needs_seed = true;
             return;
         }
@@ -840,11 +889,12 @@ impl Call {
         for seed in seeds {
             self.send_model(seed).await;
         }
-        while let Some(append) = self.held_audio.pop_front() {
+        while let Some((start_us, bytes, append)) = self.held_audio.pop_front() {
             if self.model.is_none() {
-                self.held_audio.push_front(append);
+                self.held_audio.push_front((start_us, bytes, append));
                 break;
             }
+            self.session_audio.on_sent(start_us, bytes);
             self.send_model(append).await;
         }
     }
@@ -908,12 +958,16 @@ impl Call {
                         return Ok(());
                     }
                 };
+                let now = Instant::now();
                 // Only the item's first delta allocates: this runs for every chunk of agent audio.
                 if !self.agent_offsets.contains_key(&item_id) {
-                    let offset = self.offset_ms();
-                    self.agent_offsets.insert(item_id.clone(), offset);
+                    // The turn starts where its audio starts playing: after the agent audio queued
+                    // before it, which may be seconds after this delta is sent.
+                    let wait = self.playout.play_start(now).saturating_duration_since(now);
+                    let offset_us = self.clock.now_us(now.into_std()) + wait.as_micros() as u64;
+                    self.agent_offsets.insert(item_id.clone(), offset_us / 1000);
                 }
-                let mark = self.playout.on_sent(&item_id, bytes, Instant::now());
+                let mark = self.playout.on_sent(&item_id, bytes, now);
                 if let Some(rec) = &mut self.recording {
                     rec.agent_sent(&mark, &delta);
                 }
@@ -928,10 +982,13 @@ impl Call {
                 .await;
                 sent.map_err(|e| EndReason::TwilioSocket(e.to_string()))
             }
-            ServerEvent::SpeechStarted { item_id } => {
+            ServerEvent::SpeechStarted {
+                item_id,
+                audio_start_ms,
+            } => {
                 self.caller_speaking = true;
                 if let Some(id) = item_id {
-                    let offset = self.offset_ms();
+                    let offset = self.speech_offset_ms(audio_start_ms);
                     self.caller_offsets.insert(id, offset);
                 }
                 self.barge_in().await

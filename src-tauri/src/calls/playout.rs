@@ -157,6 +157,24 @@ impl Playout {
         Duration::from_millis(queued.saturating_sub(in_progress) / BYTES_PER_MS)
     }
 
+    /// When audio sent at `now` starts to play: once the audio queued before it has played. Each queued
+    /// chunk plays from the later of its send time and the end of the one before it (the first one: the
+    /// later of its send time and the last echo), so this is the later of `now` and the queue's end.
+    pub fn play_start(&self, now: Instant) -> Instant {
+        let mut end = self.last_echo_at;
+        for chunk in &self.pending {
+            let start = match end {
+                Some(end) if end > chunk.sent_at => end,
+                _ => chunk.sent_at,
+            };
+            end = Some(start + Duration::from_micros(chunk.bytes * 1000 / BYTES_PER_MS));
+        }
+        match end {
+            Some(end) if end > now => end,
+            _ => now,
+        }
+    }
+
     /// True when every chunk sent has been confirmed played.
     pub fn is_drained(&self) -> bool {
         self.pending.is_empty()
@@ -240,6 +258,26 @@ mod tests {
         p.on_mark(&m, t0 + ms(60));
         let cut = p.interrupt(t0 + ms(70), true).unwrap();
         assert_eq!((cut.audio_end_ms, cut.sent_ms), (20, 20));
+    }
+
+    #[test]
+    fn audio_sent_now_plays_after_the_audio_queued_before_it() {
+        let t0 = Instant::now();
+        let mut p = Playout::new();
+        assert_eq!(p.play_start(t0), t0);
+        // Two 100 ms chunks at t0, one more 250 ms later (after the first two have played).
+        let m1 = p.on_sent("a", 800, t0);
+        p.on_sent("a", 800, t0);
+        assert_eq!(p.play_start(t0 + ms(50)), t0 + ms(200));
+        // The first echo came late: the second chunk plays from it.
+        p.on_mark(&m1, t0 + ms(130));
+        assert_eq!(p.play_start(t0 + ms(150)), t0 + ms(230));
+        p.on_sent("a", 800, t0 + ms(250));
+        assert_eq!(p.play_start(t0 + ms(260)), t0 + ms(350));
+        // Nothing queued any more (its echo is overdue): audio sent now plays now.
+        assert_eq!(p.play_start(t0 + ms(400)), t0 + ms(400));
+        p.interrupt(t0 + ms(300), false);
+        assert_eq!(p.play_start(t0 + ms(300)), t0 + ms(300));
     }
 
     #[test]

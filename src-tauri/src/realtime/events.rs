@@ -103,6 +103,8 @@ pub enum ServerEvent<'a> {
     /// The caller started talking (server VAD): time to barge in.
     SpeechStarted {
         item_id: Option<String>,
+        /// Where speech starts in the audio this session has received (ms since the session began).
+        audio_start_ms: Option<u64>,
     },
     SpeechStopped,
     ResponseCreated {
@@ -180,6 +182,8 @@ struct RawEvent<'a> {
     #[serde(default)]
     arguments: Option<String>,
     #[serde(default)]
+    audio_start_ms: Option<u64>,
+    #[serde(default)]
     audio_end_ms: Option<u64>,
     #[serde(default)]
     error: Option<ApiError>,
@@ -240,6 +244,7 @@ pub fn parse_server_event(text: &str) -> Result<ServerEvent<'_>, EventParseError
         "session.updated" => ServerEvent::SessionUpdated,
         "input_audio_buffer.speech_started" => ServerEvent::SpeechStarted {
             item_id: raw.item_id,
+            audio_start_ms: raw.audio_start_ms,
         },
         "input_audio_buffer.speech_stopped" => ServerEvent::SpeechStopped,
         "response.created" => ServerEvent::ResponseCreated {
@@ -294,6 +299,21 @@ pub fn parse_server_event(text: &str) -> Result<ServerEvent<'_>, EventParseError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn speech_started_says_where_speech_starts_in_the_input_audio() {
+        let e = parse_server_event(
+            r#"{"type":"input_audio_buffer.speech_started","event_id":"e","audio_start_ms":1280,"item_id":"i1"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            e,
+            ServerEvent::SpeechStarted {
+                item_id: Some("i1".into()),
+                audio_start_ms: Some(1280)
+            }
+        );
+    }
 
     #[test]
     fn client_events_have_ga_shapes() {

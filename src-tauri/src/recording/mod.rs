@@ -33,6 +33,9 @@ pub struct RecordingConfig {
     pub enabled: bool,
     /// Delete Twilio's copy once it is in the library (`VERBIO_TWILIO_RECORDING_DELETE=true`).
     pub delete_twilio_copy: bool,
+    /// Have Twilio record inbound calls too (two channels, started through the REST API once the
+    /// media stream is up): `[recording] twilio_inbound = true`, `VERBIO_TWILIO_RECORDING_INBOUND=true`.
+    pub twilio_inbound: bool,
     pub recorder: RecorderSettings,
 }
 
@@ -41,6 +44,7 @@ impl Default for RecordingConfig {
         RecordingConfig {
             enabled: true,
             delete_twilio_copy: false,
+            twilio_inbound: false,
             recorder: RecorderSettings::default(),
         }
     }
@@ -67,6 +71,9 @@ impl RecordingConfig {
         }
         if let Some(v) = get("VERBIO_TWILIO_RECORDING_DELETE") {
             self.delete_twilio_copy = flag("VERBIO_TWILIO_RECORDING_DELETE", &v)?;
+        }
+        if let Some(v) = get("VERBIO_TWILIO_RECORDING_INBOUND") {
+            self.twilio_inbound = flag("VERBIO_TWILIO_RECORDING_INBOUND", &v)?;
         }
         Ok(())
     }

@@ -46,6 +46,59 @@ impl StreamClock {
     }
 }
 
+/// Caller audio sent to one model session, on the stream's timeline.
+///
+/// The model counts the audio it has received since its session began (`speech_started.audio_start_ms`);
+/// this maps that count back to stream time. A fresh session (reconnect, rollover) counts from zero again,
+/// so each session gets its own. Audio is contiguous except where the stream jumped (a gap in Twilio's
+/// timestamps) or audio was dropped: each such place starts a new anchor.
+#[derive(Debug, Clone, Default)]
+pub struct SessionAudio {
+    /// μ-law bytes sent so far.
+    bytes: u64,
+    /// `(bytes sent before it, stream time)` of each contiguous run, oldest first.
+    anchors: VecDeque<(u64, StreamUs)>,
+}
+
+/// Runs remembered per session; speech positions the model reports are recent.
+const MAX_ANCHORS: usize = 64;
+/// A frame further than this from where its run says it belongs starts a new run.
+const JUMP_US: u64 = 10_000;
+
+impl SessionAudio {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `len` μ-law bytes starting at stream time `start_us` were sent to the session.
+    pub fn on_sent(&mut self, start_us: StreamUs, len: usize) {
+        let expected = self
+            .anchors
+            .back()
+            .map(|&(bytes, us)| us + bytes_us((self.bytes - bytes) as usize));
+        if expected.is_none_or(|e| e.abs_diff(start_us) > JUMP_US) {
+            if self.anchors.len() == MAX_ANCHORS {
+                self.anchors.pop_front();
+            }
+            self.anchors.push_back((self.bytes, start_us));
+        }
+        self.bytes += len as u64;
+    }
+
+    /// Stream time of `audio_ms` into the audio the session received; `None` before any was sent.
+    pub fn stream_us(&self, audio_ms: u64) -> Option<StreamUs> {
+        let pos = audio_ms.saturating_mul(8);
+        let &(bytes, us) = self
+            .anchors
+            .iter()
+            .rev()
+            .find(|(bytes, _)| *bytes <= pos)
+            .or(self.anchors.front())?;
+        let delta = (pos as i64 - bytes as i64).saturating_mul(125);
+        Some((us as i64).saturating_add(delta).max(0) as u64)
+    }
+}
+
 /// Agent audio that played, at its place on the timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placed {
@@ -166,6 +219,28 @@ mod tests {
         // A timestamp jump (lost packets) moves it forward.
         c.on_media(500, t0 + Duration::from_millis(110));
         assert_eq!(c.now_us(t0 + Duration::from_millis(110)), 500_000);
+    }
+
+    #[test]
+    fn session_audio_maps_the_model_position_to_stream_time_across_gaps() {
+        let mut a = SessionAudio::new();
+        assert_eq!(a.stream_us(0), None);
+        // The session opened 2 s into the stream (a reconnect): its position 0 is stream time 2 s.
+        for i in 0..10 {
+            a.on_sent(2_000_000 + i * 20_000, 160);
+        }
+        assert_eq!(a.stream_us(0), Some(2_000_000));
+        assert_eq!(a.stream_us(150), Some(2_150_000));
+        // 100 ms of stream with no audio (timestamps jumped), then audio again.
+        for i in 0..5 {
+            a.on_sent(2_300_000 + i * 20_000, 160);
+        }
+        assert_eq!(a.stream_us(190), Some(2_190_000));
+        assert_eq!(a.stream_us(200), Some(2_300_000));
+        assert_eq!(a.stream_us(250), Some(2_350_000));
+        // Frames a little off their slot (no timestamp, clock jitter) stay on the run.
+        a.on_sent(2_405_000, 160);
+        assert_eq!(a.stream_us(300), Some(2_400_000));
     }
 
     #[test]

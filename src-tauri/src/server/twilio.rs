@@ -233,10 +233,11 @@ async fn media_stream(
         return forbidden(reason);
     }
     let deps = services.bridge.clone();
+    let public_base = public_url::base_url(services.public_url().as_deref(), &headers);
     upgrade
         .read_buffer_size(8 * 1024)
         .write_buffer_size(16 * 1024)
         .max_message_size(1024 * 1024)
         .max_frame_size(1024 * 1024)
-        .on_upgrade(move |socket| bridge::handle_media_socket(deps, socket))
+        .on_upgrade(move |socket| bridge::handle_media_socket(deps, socket, public_base))
 }

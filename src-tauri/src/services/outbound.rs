@@ -580,6 +580,8 @@ fn transfer_twiml(number: &str) -> String {
 pub struct TwilioCallActions {
     pub twilio: TwilioRest,
     pub apology_message: String,
+    /// Start Twilio's own two-channel recording of inbound calls (`[recording] twilio_inbound`).
+    pub record_inbound: bool,
 }
 
 impl CallActions for TwilioCallActions {
@@ -617,6 +619,28 @@ impl CallActions for TwilioCallActions {
         Box::pin(async move {
             if let Err(e) = twilio.hang_up(&sid, true).await {
                 warn!(call_sid = %sid, "hang-up at Twilio failed: {e}");
+            }
+        })
+    }
+
+    fn inbound_stream_started(&self, call_sid: &str, public_base: &str) -> BoxFuture<'static, ()> {
+        if !self.record_inbound {
+            return Box::pin(async {});
+        }
+        let twilio = self.twilio.clone();
+        let sid = call_sid.to_string();
+        let callback = format!(
+            "{}{}",
+            public_base.trim_end_matches('/'),
+            crate::server::twilio_recordings::PATH
+        );
+        Box::pin(async move {
+            // A RestError never carries the auth token (see `rest`), so it can be logged as is.
+            match twilio.start_call_recording(&sid, Some(&callback)).await {
+                Ok(rec) => {
+                    info!(call_sid = %sid, recording_sid = %rec.sid, "Twilio recording started")
+                }
+                Err(e) => warn!(call_sid = %sid, "Twilio recording not started: {e}"),
             }
         })
     }

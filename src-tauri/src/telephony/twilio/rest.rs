@@ -3,8 +3,8 @@
 //! Basic auth with the account SID and auth token, form bodies, JSON answers. Twilio's error bodies
 //! (`code`, `message`, `more_info`) become [`RestError::Api`]. Retries with backoff happen only where a
 //! repeat cannot do anything twice: GETs, and a call creation that Twilio refused with 429 or 5xx or that
-//! never reached Twilio (no call exists yet). Updates are retried only on 429 or when no connection
-//! was made.
+//! never reached Twilio (no call exists yet). Updates, and starting a live call's recording, are
+//! retried only on 429 or when no connection was made.
 //!
 //! The base URL is configurable (`TWILIO_API_BASE`), so tests run this very client against Stoplight
 //! Prism serving Twilio's own OpenAPI description.
@@ -146,6 +146,28 @@ pub struct CallResource {
     pub start_time: Option<String>,
     #[serde(default)]
     pub end_time: Option<String>,
+}
+
+/// A recording of a call (`Calls/{CallSid}/Recordings`), as Twilio describes it (the fields Verbio uses).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallRecordingResource {
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub sid: String,
+    #[serde(default)]
+    pub call_sid: Option<String>,
+    /// `in-progress`, `paused`, `stopped`, `processing`, `completed` or `absent`.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub status: String,
+    /// 1 or 2.
+    #[serde(default)]
+    pub channels: Option<u32>,
+    /// `StartCallRecordingAPI` for a recording started through the REST API.
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub track: Option<String>,
+    #[serde(default)]
+    pub start_time: Option<String>,
 }
 
 /// One of the account's phone numbers: the "from" choices for outbound calls.
@@ -322,7 +344,7 @@ enum Idempotence {
     Safe,
     /// Creating a call: 429 and 5xx (no call was made) and failures to connect.
     BeforeCallExists,
-    /// Updates: only when Twilio certainly did not act (429, no connection).
+    /// Updates and recording starts: only when Twilio certainly did not act (429, no connection).
     NotProcessed,
 }
 
@@ -462,6 +484,28 @@ impl TwilioRest {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Starts Twilio's own two-channel recording of a live call (`POST Calls/{Sid}/Recordings.json`),
+    /// with `completed` reported to `status_callback` (POST). Repeated only when Twilio surely did not
+    /// act (429, no connection): a repeat after a 5xx could start a second recording.
+    pub async fn start_call_recording(
+        &self,
+        call_sid: &str,
+        status_callback: Option<&str>,
+    ) -> Result<CallRecordingResource, RestError> {
+        let url = self.account_url(&format!(
+            "/Calls/{}/Recordings.json",
+            path_segment(call_sid)
+        ));
+        let mut form = vec![("RecordingChannels", "dual".to_string())];
+        if let Some(cb) = status_callback {
+            form.push(("RecordingStatusCallback", cb.to_string()));
+            form.push(("RecordingStatusCallbackMethod", "POST".to_string()));
+            form.push(("RecordingStatusCallbackEvent", "completed".to_string()));
+        }
+        self.request(Method::POST, url, Some(&form), Idempotence::NotProcessed)
+            .await
     }
 
     /// Calls that are connected now (`Status=in-progress`), every page.
