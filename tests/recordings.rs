@@ -395,6 +395,31 @@ async fn the_api_streams_ranges_draws_peaks_searches_exports_and_deletes() {
         .as_array()
         .is_some_and(|t| !t.is_empty()));
 
+    // Where an export goes by default: a free `verbio-….wav` path in Downloads (else home).
+    let suggested: Value = client
+        .get(format!("{}/api/recording/{}/export", h.base, rec.id))
+        .header("X-API-Key", API_KEY)
+        .send()
+        .await
+        .expect("suggested path")
+        .json()
+        .await
+        .expect("json");
+    if let Some(path) = suggested["path"].as_str() {
+        let path = Path::new(path);
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        assert!(path.is_absolute() && !path.exists(), "{}", path.display());
+        assert!(
+            name.starts_with("verbio-") && name.ends_with(&format!("-{}.wav", rec.id)),
+            "{name}"
+        );
+    } else {
+        assert!(suggested["path"].is_null(), "{suggested}");
+    }
+
     // Export to a chosen path; never over an existing file.
     let out = tempfile::tempdir().expect("dir");
     let dest = out.path().join("copy.wav");

@@ -415,6 +415,23 @@ def main() -> int:
         shot("recordings")
         panel_button("Pause").click()
         WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(lambda d: panel_button("Play"))
+        # Export: the field comes filled with a free, descriptive path (Downloads, else home); the copy is a
+        # playable WAV there.
+        export_path = by_id("rec-export").get_attribute("value")
+        assert os.path.isabs(export_path) and os.path.basename(export_path).startswith("verbio-") \
+            and export_path.endswith(".wav") and not os.path.exists(export_path), export_path
+        panel_button("Export WAV").click()
+        try:
+            WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(
+                lambda d: "Exported" in d.find_element(By.ID, "panel-recordings").text)
+            with open(export_path, "rb") as f:
+                header = f.read(12)
+            assert header[:4] == b"RIFF" and header[8:12] == b"WAVE", header
+            size = os.path.getsize(export_path)
+        finally:
+            if os.path.exists(export_path):
+                os.remove(export_path)
+        step(f"exported to the suggested {export_path} ({size} bytes)")
         panel_button("Delete…").click()
         confirm = driver.find_element(By.CSS_SELECTOR, "[role=alertdialog] .btn-danger")
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", confirm)

@@ -115,6 +115,17 @@ pub async fn export_recording(core: State<'_, Core>, id: i64, path: PathBuf) -> 
     Ok(core.services().await?.recordings.export(id, &path).await?)
 }
 
+/// Where an export goes unless the user picks another place (`None` without a home folder).
+#[tauri::command]
+pub async fn suggested_export_path(core: State<'_, Core>, id: i64) -> Res<Option<PathBuf>> {
+    Ok(core
+        .services()
+        .await?
+        .recordings
+        .suggested_export_path(id)
+        .await?)
+}
+
 // ---- Through the speakers ------------------------------------------------------------------
 
 #[tauri::command]

@@ -180,6 +180,7 @@ pub fn run() -> Result<(), DesktopError> {
             call_commands::recording_peaks,
             call_commands::delete_recording,
             call_commands::export_recording,
+            call_commands::suggested_export_path,
             call_commands::playback_play,
             call_commands::playback_pause,
             call_commands::playback_seek,

@@ -1,11 +1,12 @@
 //! The recordings service: what the HTTP API and the desktop commands call for recordings.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
+use super::export;
 use super::listen_in::{ListenError, ListenState, Monitor};
 use super::peaks::{self, Peaks};
 use super::playback::{ChannelChoice, PlaybackError, PlaybackEvent, PlaybackState, Player};
@@ -310,6 +311,14 @@ impl Library {
         .map_err(LibraryError::Export)
     }
 
+    /// Where the window suggests exporting a recording: a free, descriptive file name in the user's
+    /// Downloads folder (else home). `None` when this system has no home folder.
+    pub async fn suggested_export_path(&self, id: i64) -> Result<Option<PathBuf>, LibraryError> {
+        let name = export::file_name(&self.record(id).await?);
+        blocking(move || Ok(export::default_folder().map(|dir| export::free_path(&dir, &name))))
+            .await
+    }
+
     // ---- speakers -------------------------------------------------------------------------------
 
     /// Plays a recording through the speakers. Reading the file and opening the device (which can
@@ -471,18 +480,8 @@ impl Library {
 /// the file itself does not exist yet is enforced when it is created, with `create_new`.)
 async fn check_export_path(dest: &Path) -> Result<(), LibraryError> {
     let invalid = |why: &str| Err(LibraryError::Invalid(format!("export path {why}")));
-    if !dest.is_absolute() {
-        return invalid("must be absolute");
-    }
-    if dest.components().any(|c| c == Component::ParentDir) {
-        return invalid("must not contain `..`");
-    }
-    if !dest
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("wav"))
-        || dest.file_stem().is_none()
-    {
-        return invalid("must end in .wav");
+    if let Some(why) = export::destination_problem(dest) {
+        return invalid(why);
     }
     let Some(parent) = dest.parent() else {
         return invalid("needs a directory");

@@ -8,8 +8,10 @@
 //! - [`wav_reader`], [`peaks`]: reading recordings back; the waveform.
 //! - [`speaker`], [`playback`], [`listen_in`]: `cpal` output with `rubato` resampling.
 //! - [`twilio_cloud`]: downloading (and deleting) Twilio's dual-channel recordings.
+//! - [`export`]: export destinations: checks, suggested name and folder.
 //! - [`library`]: the operations both doors call.
 
+pub mod export;
 pub mod library;
 pub mod listen_in;
 pub mod peaks;

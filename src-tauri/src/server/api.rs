@@ -45,6 +45,7 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/recording/{id}/audio"),
     ("GET", "/api/recording/{id}/peaks"),
     ("POST", "/api/recording/{id}/export"),
+    ("GET", "/api/recording/{id}/export"),
     ("POST", "/api/recording/{id}/play"),
     ("GET", "/api/call/{sid}/recordings"),
     ("POST", "/api/call/{sid}/listen"),

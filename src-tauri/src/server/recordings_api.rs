@@ -32,7 +32,10 @@ pub fn routes() -> Router<Arc<Services>> {
         .route("/recording/{id}", get(detail).delete(delete))
         .route("/recording/{id}/audio", get(audio))
         .route("/recording/{id}/peaks", get(peaks))
-        .route("/recording/{id}/export", post(export))
+        .route(
+            "/recording/{id}/export",
+            post(export).get(suggested_export_path),
+        )
         .route("/recording/{id}/play", post(play))
         .route("/call/{sid}/recordings", get(for_call))
         .route("/call/{sid}/listen", post(listen))
@@ -256,6 +259,15 @@ async fn export(
     let Json(body) = body?;
     let bytes = s.recordings.export(id(p)?, &body.path).await?;
     Ok(Json(serde_json::json!({"bytes": bytes})))
+}
+
+/// Where an export goes unless the user picks another place (`{"path": null}` without a home folder).
+async fn suggested_export_path(
+    State(s): State<Arc<Services>>,
+    p: Result<Path<String>, PathRejection>,
+) -> ApiResult<serde_json::Value> {
+    let path = s.recordings.suggested_export_path(id(p)?).await?;
+    Ok(Json(serde_json::json!({ "path": path })))
 }
 
 #[derive(Deserialize, Default)]

@@ -203,6 +203,11 @@ export async function deleteRecording(id: number, deleteTwilio: boolean): Promis
 }
 
 /** Copies the recording to `path` (absolute, `.wav`); resolves to the bytes written. */
+/** Where an export goes unless the user picks another place (Downloads, a name saying which call). */
+export function suggestedExportPath(id: number): Promise<string | null> {
+  return invoke<string | null>('suggested_export_path', { id });
+}
+
 export function exportRecording(id: number, path: string): Promise<number> {
   return invoke<number>('export_recording', { id, path });
 }

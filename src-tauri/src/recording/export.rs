@@ -1,0 +1,175 @@
+//! Where an exported recording goes: the checks a destination must pass, and the file name and folder
+//! the window suggests (the user's Downloads folder, else home, with a name that says which call it was).
+
+use std::path::{Component, Path, PathBuf};
+
+use crate::store::recordings::RecordingRecord;
+
+/// Why a destination cannot be used.
+pub fn destination_problem(dest: &Path) -> Option<&'static str> {
+    if !dest.is_absolute() {
+        return Some("must be absolute");
+    }
+    if dest.components().any(|c| c == Component::ParentDir) {
+        return Some("must not contain `..`");
+    }
+    if !dest
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("wav"))
+        || dest.file_stem().is_none()
+    {
+        return Some("must end in .wav");
+    }
+    if dest.parent().is_none() {
+        return Some("needs a directory");
+    }
+    None
+}
+
+/// `verbio-<other party>-<UTC start, YYYY-MM-DD_HHMMSS>-<id>.wav`, e.g.
+/// `verbio-14155550100-2026-12-01_193002-7.wav`: sortable, and only characters every file system takes.
+pub fn file_name(r: &RecordingRecord) -> String {
+    let outbound = r
+        .direction
+        .as_deref()
+        .is_some_and(|d| d.starts_with("outbound"));
+    let other = if outbound {
+        r.to_number.as_deref()
+    } else {
+        r.from_number.as_deref()
+    };
+    let party: String = other
+        .unwrap_or("call")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(32)
+        .collect();
+    let party = if party.is_empty() {
+        "call".into()
+    } else {
+        party
+    };
+    format!("verbio-{party}-{}-{}.wav", utc_stamp(r.started_at_ms), r.id)
+}
+
+/// A path in `dir` for `name` that does not exist yet (`name`, then `name-2`, `name-3`, …).
+pub fn free_path(dir: &Path, name: &str) -> PathBuf {
+    let first = dir.join(name);
+    if !first.exists() {
+        return first;
+    }
+    let stem = name.strip_suffix(".wav").unwrap_or(name);
+    (2..1000)
+        .map(|n| dir.join(format!("{stem}-{n}.wav")))
+        .find(|p| !p.exists())
+        .unwrap_or(first)
+}
+
+/// The folder exports go to by default: Downloads, else the home folder.
+pub fn default_folder() -> Option<PathBuf> {
+    let dirs = directories::UserDirs::new()?;
+    Some(
+        dirs.download_dir()
+            .filter(|d| d.is_dir())
+            .unwrap_or_else(|| dirs.home_dir())
+            .to_path_buf(),
+    )
+}
+
+/// Milliseconds since the Unix epoch as `YYYY-MM-DD_HHMMSS` (UTC; before 1970 reads as 1970).
+fn utc_stamp(ms: i64) -> String {
+    let secs = ms.max(0) / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}_{:02}{:02}{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar (H. Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(direction: &str, from: &str, to: &str, started_at_ms: i64) -> RecordingRecord {
+        RecordingRecord {
+            id: 7,
+            call_sid: "CA1".into(),
+            source: "local".into(),
+            file_name: "CA1-1.wav".into(),
+            status: "complete".into(),
+            note: None,
+            started_at_ms,
+            duration_ms: 1000,
+            channels: 2,
+            sample_rate: 8000,
+            size_bytes: 44,
+            twilio_sid: None,
+            direction: Some(direction.into()),
+            from_number: Some(from.into()),
+            to_number: Some(to.into()),
+        }
+    }
+
+    #[test]
+    fn names_say_who_and_when() {
+        // 2026-12-01T19:30:02.500Z
+        let at = 1_796_153_402_500;
+        assert_eq!(
+            file_name(&record("inbound", "+1 415 555 0100", "+15005550006", at)),
+            "verbio-14155550100-2026-12-01_193002-7.wav"
+        );
+        assert_eq!(
+            file_name(&record("outbound-api", "+15005550006", "+442071838750", 0)),
+            "verbio-442071838750-1970-01-01_000000-7.wav"
+        );
+        assert_eq!(
+            file_name(&record("inbound", "../../etc", "", 951_782_400_000)),
+            "verbio-etc-2000-02-29_000000-7.wav",
+            "a leap day; nothing but letters and digits from the number"
+        );
+    }
+
+    #[test]
+    fn free_path_never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = free_path(dir.path(), "a.wav");
+        assert_eq!(first, dir.path().join("a.wav"));
+        std::fs::write(&first, b"x").unwrap();
+        assert_eq!(free_path(dir.path(), "a.wav"), dir.path().join("a-2.wav"));
+    }
+
+    #[test]
+    fn destinations_are_checked() {
+        assert_eq!(
+            destination_problem(Path::new("a.wav")),
+            Some("must be absolute")
+        );
+        assert_eq!(
+            destination_problem(Path::new("/tmp/../etc/a.wav")),
+            Some("must not contain `..`")
+        );
+        assert_eq!(
+            destination_problem(Path::new("/tmp/a.mp3")),
+            Some("must end in .wav")
+        );
+        assert_eq!(destination_problem(Path::new("/tmp/a.WAV")), None);
+    }
+}
