@@ -19,8 +19,8 @@ import {
   VOICES,
   voiceLabel,
   withTransferTool,
-  type ToolStore,
 } from './session';
+import { memoryStore } from './storage';
 import type { FunctionTool, SessionConfig, ToolInfo } from './types';
 
 const base: SessionConfig = {
@@ -130,16 +130,6 @@ const listed: ToolInfo[] = [
   { name: 'end_call', description: 'Hang up after saying goodbye', built_in: true },
   { name: 'lookup_order', description: 'Find an order', built_in: false },
 ];
-
-function memoryStore(): ToolStore & { data: Map<string, string> } {
-  const data = new Map<string, string>();
-  return {
-    data,
-    getItem: (k) => data.get(k) ?? null,
-    setItem: (k, v) => void data.set(k, v),
-    removeItem: (k) => void data.delete(k),
-  };
-}
 
 describe('tools', () => {
   it('lists built-ins, the session tools (on) and remembered ones (off)', () => {

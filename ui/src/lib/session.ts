@@ -1,6 +1,7 @@
 // The session form: defaults, validation and the parts of the UI that explain the GA API.
 
 import { e164Problem } from './phone';
+import type { KeyValueStore } from './storage';
 import type { FunctionTool, SessionConfig, ToolInfo, TurnDetection, Voice } from './types';
 
 /** The ten GA voices (`verbio::realtime::session::Voice::ALL`), used when the core cannot be asked. */
@@ -224,16 +225,13 @@ export function withTransferTool(list: readonly ToolRow[], transferNumber: strin
 /** localStorage key of the tools switched off (their definitions, so they can be switched on again later). */
 export const DISABLED_TOOLS_KEY = 'verbio.disabledTools';
 
-/** The subset of `Storage` used here. */
-export type ToolStore = Pick<Storage, 'getItem' | 'setItem' | 'removeItem'>;
-
 function isFunctionTool(v: unknown): v is FunctionTool {
   if (typeof v !== 'object' || v === null) return false;
   const t = v as Record<string, unknown>;
   return typeof t.name === 'string' && t.name !== '' && typeof t.description === 'string' && 'parameters' in t;
 }
 
-export function loadDisabledTools(store: ToolStore | null): FunctionTool[] {
+export function loadDisabledTools(store: KeyValueStore | null): FunctionTool[] {
   try {
     const parsed: unknown = JSON.parse(store?.getItem(DISABLED_TOOLS_KEY) ?? '[]');
     return Array.isArray(parsed) ? parsed.filter(isFunctionTool) : [];
@@ -242,7 +240,7 @@ export function loadDisabledTools(store: ToolStore | null): FunctionTool[] {
   }
 }
 
-export function saveDisabledTools(store: ToolStore | null, list: readonly ToolRow[]): void {
+export function saveDisabledTools(store: KeyValueStore | null, list: readonly ToolRow[]): void {
   const off = list.flatMap((row) => (!row.enabled && !row.built_in && row.def ? [row.def] : []));
   try {
     if (off.length > 0) store?.setItem(DISABLED_TOOLS_KEY, JSON.stringify(off));

@@ -1,15 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { chosenDevice, deviceOptions, loadSpeaker, saveSpeaker, SPEAKER_KEY, type KeyValueStore } from './speakers';
-
-function memory(): KeyValueStore & { data: Map<string, string> } {
-  const data = new Map<string, string>();
-  return {
-    data,
-    getItem: (k) => data.get(k) ?? null,
-    setItem: (k, v) => void data.set(k, v),
-    removeItem: (k) => void data.delete(k),
-  };
-}
+import { chosenDevice, deviceOptions, loadSpeaker, saveSpeaker, SPEAKER_KEY } from './speakers';
+import { memoryStore as memory, type KeyValueStore } from './storage';
 
 describe('speakers', () => {
   it('uses the saved device only while it is still there', () => {

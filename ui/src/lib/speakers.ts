@@ -1,11 +1,10 @@
 // Which output device ("speakers") playback and listen-in use. The choice is a display preference, not a
 // secret, so it lives in the webview's localStorage; the core only ever gets a device name or null.
 
+import type { KeyValueStore } from './storage';
+
 /** localStorage key of the chosen output device's name (absent: the system default). */
 export const SPEAKER_KEY = 'verbio.speaker';
-
-/** The subset of `Storage` used here, so tests can pass a plain object. */
-export type KeyValueStore = Pick<Storage, 'getItem' | 'setItem' | 'removeItem'>;
 
 /**
  * The device to ask the core for: the saved one while the system still has it, else `null` (the
@@ -34,14 +33,5 @@ export function saveSpeaker(store: KeyValueStore | null, device: string | null):
     else store?.removeItem(SPEAKER_KEY);
   } catch {
     // A preference that cannot be kept only costs the user a click next time.
-  }
-}
-
-/** The browser's localStorage, or null where there is none (tests, locked-down webviews). */
-export function browserStore(): KeyValueStore | null {
-  try {
-    return typeof localStorage === 'undefined' ? null : localStorage;
-  } catch {
-    return null;
   }
 }
