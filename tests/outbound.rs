@@ -124,6 +124,20 @@ impl Outbound {
         assert_eq!(resp.status(), 204, "status callback accepted");
     }
 
+    /// Waits for the app to end `call_sid` at Twilio and returns that update (Prism's answer included).
+    async fn hang_up_sent(&self, call_sid: &str) -> TappedRequest {
+        let hang_up = self
+            .tap
+            .wait_for("hang-up", Duration::from_secs(5), |r| {
+                r.method == "POST" && r.path.ends_with(&format!("/Calls/{call_sid}.json"))
+            })
+            .await
+            .expect("hang-up sent to Twilio");
+        assert_eq!(hang_up.field("Status"), Some("completed"));
+        assert!(hang_up.status < 300, "Prism accepted the hang-up");
+        hang_up
+    }
+
     async fn amd(&self, create: &TappedRequest, call_sid: &str, answered_by: &str) -> Value {
         let url = create
             .field("AsyncAmdStatusCallback")
@@ -398,15 +412,7 @@ async fn machine_end_beep_leaves_the_voicemail_then_hangs_up() {
         .expect("the agent was asked to say the voicemail message");
     assert_eq!(voicemail["tool_choice"], "none");
     // Then the app hung up at Twilio.
-    let hang_up = o
-        .tap
-        .wait_for("hang-up", Duration::from_secs(5), |r| {
-            r.method == "POST" && r.path.ends_with(&format!("/Calls/{sid}.json"))
-        })
-        .await
-        .expect("hang-up sent");
-    assert_eq!(hang_up.field("Status"), Some("completed"));
-    assert!(hang_up.status < 300, "Prism accepted the hang-up");
+    o.hang_up_sent(&sid).await;
     // `"record": false` in the request: this call left no recording.
     o.h.running.services.store.flush().await.expect("flush");
     let recordings =
@@ -445,13 +451,7 @@ async fn machine_with_hang_up_policy_ends_the_call() {
     );
     o.h.ended(&sid).await;
     call.finish().await;
-    o.tap
-        .wait_for("hang-up", Duration::from_secs(5), |r| {
-            r.path.ends_with(&format!("/Calls/{sid}.json"))
-                && r.field("Status") == Some("completed")
-        })
-        .await
-        .expect("hang-up sent to Twilio");
+    o.hang_up_sent(&sid).await;
 }
 
 #[tokio::test]
@@ -719,13 +719,7 @@ async fn a_fax_is_hung_up_on_even_when_machines_get_the_agent() {
     assert_eq!(o.amd(&create, &sid, "fax").await["action"], "hang_up");
     o.h.ended(&sid).await;
     call.finish().await;
-    o.tap
-        .wait_for("hang-up", Duration::from_secs(5), |r| {
-            r.path.ends_with(&format!("/Calls/{sid}.json"))
-                && r.field("Status") == Some("completed")
-        })
-        .await
-        .expect("hang-up sent to Twilio");
+    o.hang_up_sent(&sid).await;
 }
 
 #[tokio::test]
