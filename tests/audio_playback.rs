@@ -198,36 +198,29 @@ async fn a_long_recording_streams_and_seeks_far_into_it() {
 
     let state = lib.play(id, None, ChannelChoice::Both).await.expect("play");
     assert_eq!(state.duration_ms, 600_000);
-    lib.pause(true).expect("pause");
-    lib.seek(540_200).expect("seek");
-    let capture = Capture::start().await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    lib.pause(false).expect("resume");
-    tokio::time::sleep(Duration::from_millis(900)).await;
-    let heard = capture.stop();
-    let (p440, p880) = (power(&heard, 440.0), power(&heard, 880.0));
-    eprintln!(
-        "at 9:00: rms {:.0}, 440 Hz {p440:.1}, 880 Hz {p880:.1}",
-        rms(&heard)
-    );
-    assert!(rms(&heard) > 1000.0, "sound after the far seek");
+    let (level, p440, p880) = hear_after_seek(&lib, 540_200, "9:00").await;
+    assert!(level > 1000.0, "sound after the far seek");
     assert!(p880 > 20.0 * p440, "the agent's tone at 9:00");
     let at = lib.playback().expect("state").position_ms;
     assert!((540_500..542_000).contains(&at), "playhead at {at} ms");
 
     // Back to the start: the caller's tone.
+    let (_, p440, p880) = hear_after_seek(&lib, 100, "0:00").await;
+    assert!(p440 > 20.0 * p880, "the caller's tone after seeking back");
+    lib.stop().await.expect("stop");
+}
+
+/// Pauses, seeks to `ms`, captures the sink while about 0.9 s plays, and returns its (rms, 440 Hz,
+/// 880 Hz) power.
+async fn hear_after_seek(lib: &verbio::recording::Library, ms: u64, at: &str) -> (f64, f64, f64) {
     lib.pause(true).expect("pause");
-    lib.seek(100).expect("seek back");
+    lib.seek(ms).expect("seek");
     let capture = Capture::start().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     lib.pause(false).expect("resume");
     tokio::time::sleep(Duration::from_millis(900)).await;
     let heard = capture.stop();
-    let (p440, p880) = (power(&heard, 440.0), power(&heard, 880.0));
-    eprintln!(
-        "at 0:00: rms {:.0}, 440 Hz {p440:.1}, 880 Hz {p880:.1}",
-        rms(&heard)
-    );
-    assert!(p440 > 20.0 * p880, "the caller's tone after seeking back");
-    lib.stop().await.expect("stop");
+    let (level, p440, p880) = (rms(&heard), power(&heard, 440.0), power(&heard, 880.0));
+    eprintln!("at {at}: rms {level:.0}, 440 Hz {p440:.1}, 880 Hz {p880:.1}");
+    (level, p440, p880)
 }
