@@ -158,6 +158,14 @@ impl Outbound {
     }
 
     /// The callee picks up: the simulator runs the call's inline TwiML.
+    /// Waits until the app has a live call (the callee's stream has started).
+    async fn stream_live(&self) {
+        common::eventually(Duration::from_secs(5), "stream is live", || {
+            !self.h.running.services.active_calls().is_empty()
+        })
+        .await;
+    }
+
     async fn answer(
         &self,
         create: &TappedRequest,
@@ -383,10 +391,7 @@ async fn machine_end_beep_leaves_the_voicemail_then_hangs_up() {
             ],
         )
         .await;
-    common::eventually(Duration::from_secs(5), "stream is live", || {
-        !o.h.running.services.active_calls().is_empty()
-    })
-    .await;
+    o.stream_live().await;
     let action = o.amd(&create, &sid, "machine_end_beep").await;
     assert_eq!(action["action"], "voicemail");
     let ended = o.h.ended(&sid).await;
@@ -428,27 +433,19 @@ async fn machine_end_beep_leaves_the_voicemail_then_hangs_up() {
 
 #[tokio::test]
 async fn machine_with_hang_up_policy_ends_the_call() {
+    // With `DetectMessageEnd` Twilio's one verdict for a machine comes at the end of its greeting.
+    machine_verdict_hangs_up("hang_up", "machine_end_beep").await;
+}
+
+/// A verdict that `policy` answers by hanging up: the call ends and the app hangs up at Twilio.
+async fn machine_verdict_hangs_up(policy: &str, answered_by: &str) {
     let mut o = outbound(SimRealtimeConfig::default()).await;
-    let resp = o
-        .place(json!({"to": CALLEE, "from": FROM_NUMBER, "machine_policy": "hang_up"}))
-        .await;
-    let sid = resp.json::<Value>().await.expect("body")["call_sid"]
-        .as_str()
-        .expect("sid")
-        .to_string();
-    let create = o.create_request().await;
+    let (sid, create) = o.placed(json!({"machine_policy": policy})).await;
     let call = o
         .answer(&create, &sid, vec![CallerStep::Silence(15_000)])
         .await;
-    common::eventually(Duration::from_secs(5), "stream is live", || {
-        !o.h.running.services.active_calls().is_empty()
-    })
-    .await;
-    // With `DetectMessageEnd` Twilio's one verdict for a machine comes at the end of its greeting.
-    assert_eq!(
-        o.amd(&create, &sid, "machine_end_beep").await["action"],
-        "hang_up"
-    );
+    o.stream_live().await;
+    assert_eq!(o.amd(&create, &sid, answered_by).await["action"], "hang_up");
     o.h.ended(&sid).await;
     call.finish().await;
     o.hang_up_sent(&sid).await;
@@ -707,19 +704,7 @@ async fn the_auto_webhook_choice_is_repeated_on_the_next_start() {
 
 #[tokio::test]
 async fn a_fax_is_hung_up_on_even_when_machines_get_the_agent() {
-    let mut o = outbound(SimRealtimeConfig::default()).await;
-    let (sid, create) = o.placed(json!({"machine_policy": "continue"})).await;
-    let call = o
-        .answer(&create, &sid, vec![CallerStep::Silence(15_000)])
-        .await;
-    common::eventually(Duration::from_secs(5), "stream is live", || {
-        !o.h.running.services.active_calls().is_empty()
-    })
-    .await;
-    assert_eq!(o.amd(&create, &sid, "fax").await["action"], "hang_up");
-    o.h.ended(&sid).await;
-    call.finish().await;
-    o.hang_up_sent(&sid).await;
+    machine_verdict_hangs_up("continue", "fax").await;
 }
 
 #[tokio::test]
@@ -797,10 +782,7 @@ async fn transfer_by_hand_redirects_and_ends_the_call_as_transferred() {
     let call = SimCall::place(o.h.caller(&sid), vec![CallerStep::Silence(20_000)])
         .await
         .expect("call connects");
-    common::eventually(Duration::from_secs(5), "stream is live", || {
-        !o.h.running.services.active_calls().is_empty()
-    })
-    .await;
+    o.stream_live().await;
     let url = format!("{}/api/call/{sid}/transfer", o.h.base);
     let client = reqwest::Client::new();
     // A body that is there but unusable is refused, never replaced by the session's number.
