@@ -587,6 +587,25 @@ async fn damaged_or_missing_files_are_clear_errors_and_recording_can_be_off() {
 }
 
 /// The call ended the ordinary way: the caller hung up, nothing failed, the caller's script ran.
+/// Runs the call to its end, which must be normal (the agent heard for 600 ms or more) whatever happened
+/// to its recording; returns the caller's report and the recording, which must be `incomplete`.
+async fn a_normal_call_with_an_incomplete_recording(
+    h: &mut common::Harness,
+    sid: &str,
+    steps: Vec<CallerStep>,
+) -> (CallerReport, RecordingRecord) {
+    let report = SimCall::place(h.caller(sid), steps)
+        .await
+        .expect("call placed")
+        .finish()
+        .await;
+    let ended = h.ended(sid).await;
+    assert_call_completed_normally(&ended, &report, 600);
+    let rec = finished_recording(h, sid).await;
+    assert_eq!(rec.status, "incomplete", "{rec:?}");
+    (report, rec)
+}
+
 fn assert_call_completed_normally(ended: &CallEvent, report: &CallerReport, min_heard_ms: u64) {
     assert!(
         matches!(ended, CallEvent::CallEnded { failed: false, reason, .. } if reason == "caller hung up"),
@@ -626,20 +645,12 @@ async fn a_slow_disk_marks_the_recording_incomplete_and_the_call_goes_on() {
         },
         CallerStep::HangUp,
     ];
-    let report = SimCall::place(h.caller(&sid), steps)
-        .await
-        .expect("call placed")
-        .finish()
-        .await;
-    let ended = h.ended(&sid).await;
-    assert_call_completed_normally(&ended, &report, 600);
+    let (report, rec) = a_normal_call_with_an_incomplete_recording(&mut h, &sid, steps).await;
     assert!(
         report.media_frames_sent >= 50,
         "{}",
         report.media_frames_sent
     );
-    let rec = finished_recording(&h, &sid).await;
-    assert_eq!(rec.status, "incomplete", "{rec:?}");
     let note = rec.note.as_deref().unwrap_or_default();
     assert!(
         note.contains("audio were dropped because the disk could not keep up"),
@@ -738,16 +749,8 @@ async fn write_error_scenario() {
         CallerStep::Silence(800),
         CallerStep::HangUp,
     ];
-    let report = SimCall::place(h.caller(&sid), steps)
-        .await
-        .expect("call placed")
-        .finish()
-        .await;
-    let ended = h.ended(&sid).await;
-    assert_call_completed_normally(&ended, &report, 600);
-    let rec = finished_recording(&h, &sid).await;
+    let (_, rec) = a_normal_call_with_an_incomplete_recording(&mut h, &sid, steps).await;
     eprintln!("after a write error: {rec:?}");
-    assert_eq!(rec.status, "incomplete", "{rec:?}");
     let note = rec.note.as_deref().unwrap_or_default();
     assert!(
         note.starts_with("write to ") && note.contains("failed") && note.contains(&rec.file_name),
