@@ -19,7 +19,6 @@ use crate::realtime::session::{Greeting, MaxOutputTokens, ReasoningEffort, Sessi
 use crate::telephony::phone::E164;
 use crate::telephony::twilio::rest::{
     CreateCall, HangUpOutcome, IncomingNumber, MachineDetection, RestError, TwilioRest,
-    ERROR_CALL_NOT_IN_PROGRESS, ERROR_NOT_FOUND,
 };
 use crate::telephony::twilio::twiml;
 
@@ -519,28 +518,16 @@ impl Services {
         call_sid: &str,
     ) -> Result<HangUpOutcome, ServiceError> {
         let twilio = self.twilio()?;
-        let last = self
+        let cancellable = self
             .outbound_plans()
             .get(call_sid)
-            .map(|pending| pending.status.clone());
-        if !last.as_deref().is_some_and(cancellable) {
-            return Ok(twilio.hang_up(call_sid, true).await?);
+            .is_some_and(|pending| cancellable(&pending.status));
+        let outcome = twilio.hang_up(call_sid, !cancellable).await?;
+        if cancellable && outcome == HangUpOutcome::Completed {
+            info!(%call_sid, "the call was answered before it could be cancelled: hung up");
+            self.note_outbound_status(call_sid, "in-progress");
         }
-        let update = twilio
-            .update_call(call_sid, &[("Status", "canceled".to_string())])
-            .await;
-        match update {
-            Ok(call) if call.status == "in-progress" => {
-                info!(%call_sid, "the call was answered before it could be cancelled: hanging up");
-                self.note_outbound_status(call_sid, "in-progress");
-                Ok(twilio.hang_up(call_sid, true).await?)
-            }
-            Ok(_) => Ok(HangUpOutcome::Canceled),
-            Err(e) if matches!(e.code(), Some(ERROR_NOT_FOUND | ERROR_CALL_NOT_IN_PROGRESS)) => {
-                Ok(HangUpOutcome::AlreadyEnded)
-            }
-            Err(e) => Err(e.into()),
-        }
+        Ok(outcome)
     }
 
     /// Remembers `status` for a call the app placed, if it moves the call forward.

@@ -462,25 +462,43 @@ impl TwilioRest {
             .await
     }
 
-    /// Ends a call: `completed` once answered, `canceled` while it is still queued or ringing.
-    /// A call Twilio no longer has live is [`HangUpOutcome::AlreadyEnded`], not an error.
+    /// Ends a call: `completed` once answered, `canceled` while it is still queued or ringing. Twilio
+    /// ignores `canceled` on a call answered meanwhile (it answers with the live status): then
+    /// `completed` follows. A call Twilio no longer has live is [`HangUpOutcome::AlreadyEnded`], not
+    /// an error.
     pub async fn hang_up(
         &self,
         call_sid: &str,
         answered: bool,
     ) -> Result<HangUpOutcome, RestError> {
-        let (status, outcome) = if answered {
-            ("completed", HangUpOutcome::Completed)
-        } else {
-            ("canceled", HangUpOutcome::Canceled)
-        };
+        if !answered {
+            match self.set_status(call_sid, "canceled").await? {
+                None => return Ok(HangUpOutcome::AlreadyEnded),
+                Some(call) if call.status == "in-progress" => {
+                    debug!(%call_sid, "answered before it could be cancelled: completing it");
+                }
+                Some(_) => return Ok(HangUpOutcome::Canceled),
+            }
+        }
+        Ok(match self.set_status(call_sid, "completed").await? {
+            None => HangUpOutcome::AlreadyEnded,
+            Some(_) => HangUpOutcome::Completed,
+        })
+    }
+
+    /// `Status=…` on a call; `None` when Twilio no longer has it live (20404, 21220).
+    async fn set_status(
+        &self,
+        call_sid: &str,
+        status: &str,
+    ) -> Result<Option<CallResource>, RestError> {
         match self
             .update_call(call_sid, &[("Status", status.to_string())])
             .await
         {
-            Ok(_) => Ok(outcome),
+            Ok(call) => Ok(Some(call)),
             Err(e) if matches!(e.code(), Some(ERROR_NOT_FOUND | ERROR_CALL_NOT_IN_PROGRESS)) => {
-                Ok(HangUpOutcome::AlreadyEnded)
+                Ok(None)
             }
             Err(e) => Err(e),
         }
