@@ -18,6 +18,11 @@ use crate::services::Services;
 /// Give this (under the public URL) as `RecordingStatusCallback` when creating a call.
 pub const PATH: &str = "/twilio/recording-status";
 
+/// The `RecordingStatusCallback` for a public base URL (`https://public.host`, no trailing slash).
+pub fn callback_url(public_base: &str) -> String {
+    format!("{}{PATH}", public_base.trim_end_matches('/'))
+}
+
 pub async fn recording_status(
     State(services): State<Arc<Services>>,
     headers: HeaderMap,

@@ -338,10 +338,8 @@ impl Services {
         }
         if request.twilio_recording {
             create.record = true;
-            create.recording_status_callback = Some(format!(
-                "{public}{}",
-                crate::server::twilio_recordings::PATH
-            ));
+            create.recording_status_callback =
+                Some(crate::server::twilio_recordings::callback_url(&public));
         }
         create.timeout_secs = Some(telephony.ring_timeout.as_secs().clamp(5, 600) as u32);
         let call = match twilio.create_call(&create).await {
@@ -616,11 +614,7 @@ impl CallActions for TwilioCallActions {
         }
         let twilio = self.twilio.clone();
         let sid = call_sid.to_string();
-        let callback = format!(
-            "{}{}",
-            public_base.trim_end_matches('/'),
-            crate::server::twilio_recordings::PATH
-        );
+        let callback = crate::server::twilio_recordings::callback_url(public_base);
         Box::pin(async move {
             // A RestError never carries the auth token (see `rest`), so it can be logged as is.
             match twilio.start_call_recording(&sid, Some(&callback)).await {
