@@ -693,14 +693,7 @@ impl Call {
                 if let Some(rec) = &mut self.recording {
                     rec.caller_audio(timestamp, &media.payload);
                 }
-                let now = std::time::Instant::now();
-                let start_us = match timestamp {
-                    Some(ts) => {
-                        self.clock.on_media(ts, now);
-                        ts * 1000
-                    }
-                    None => self.clock.now_us(now),
-                };
+                let start_us = self.clock.on_frame(timestamp, std::time::Instant::now());
                 self.send_model_audio(start_us, bytes, rt::input_audio_append(&media.payload))
                     .await;
                 Ok(())

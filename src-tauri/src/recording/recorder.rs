@@ -198,14 +198,7 @@ impl CallRecording {
 
     /// A caller frame; `timestamp_ms` is Twilio's media timestamp (None if it sent none).
     pub fn caller_audio(&mut self, timestamp_ms: Option<u64>, payload_b64: &str) {
-        let now = Instant::now();
-        let start_us = match timestamp_ms {
-            Some(ts) => {
-                self.clock.on_media(ts, now);
-                ts * 1000
-            }
-            None => self.clock.now_us(now),
-        };
+        let start_us = self.clock.on_frame(timestamp_ms, Instant::now());
         let Some(bytes) = decode_b64(payload_b64) else {
             return;
         };

@@ -40,6 +40,18 @@ impl StreamClock {
         }
     }
 
+    /// A caller frame arrived at `now`: moves the clock with its timestamp (if Twilio sent one) and
+    /// returns where the frame starts on the stream.
+    pub fn on_frame(&mut self, timestamp_ms: Option<u64>, now: Instant) -> StreamUs {
+        match timestamp_ms {
+            Some(ts) => {
+                self.on_media(ts, now);
+                ts * 1000
+            }
+            None => self.now_us(now),
+        }
+    }
+
     pub fn now_us(&self, now: Instant) -> StreamUs {
         let elapsed = now.saturating_duration_since(self.origin).as_micros() as i64;
         (elapsed + self.offset_us).max(0) as u64
