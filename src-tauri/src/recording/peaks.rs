@@ -21,7 +21,9 @@ pub struct Peaks {
     pub buckets: Vec<[f32; 2]>,
 }
 
-/// Splits `frames` into `buckets` equal stretches (fewer if the recording is shorter).
+/// Splits `frames` into `buckets` equal stretches (fewer if the recording is shorter). The in-memory
+/// reference [`from_file`] is tested against.
+#[cfg(test)]
 pub fn compute(frames: &[[i16; 2]], buckets: u32) -> Peaks {
     let n = (buckets.clamp(1, MAX_BUCKETS) as usize).min(frames.len().max(1));
     let mut out = vec![[0f32; 2]; if frames.is_empty() { 0 } else { n }];
