@@ -252,14 +252,16 @@ impl Services {
     }
 
     pub fn tools(&self) -> Vec<ToolInfo> {
-        let mut tools = vec![ToolInfo {
-            name: crate::realtime::session::END_CALL_TOOL.into(),
-            description: "Hang up after saying goodbye".into(),
-            built_in: true,
-        }];
+        let session = self.bridge.current_session();
+        let mut tools: Vec<ToolInfo> = crate::realtime::tools::offered(&session)
+            .map(|t| ToolInfo {
+                name: t.name.into(),
+                description: t.label.into(),
+                built_in: true,
+            })
+            .collect();
         tools.extend(
-            self.bridge
-                .current_session()
+            session
                 .tools
                 .iter()
                 .map(|t| ToolInfo {

@@ -23,6 +23,29 @@ impl Speaker {
     }
 }
 
+/// Tokens one response used (from `response.done`'s `usage`), for cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct TokenUsage {
+    pub input_text: u64,
+    pub input_audio: u64,
+    /// Input tokens served from the cache (part of the two above).
+    pub input_cached: u64,
+    pub output_text: u64,
+    pub output_audio: u64,
+}
+
+impl From<crate::realtime::events::Usage> for TokenUsage {
+    fn from(u: crate::realtime::events::Usage) -> Self {
+        TokenUsage {
+            input_text: u.input_token_details.text_tokens,
+            input_audio: u.input_token_details.audio_tokens,
+            input_cached: u.input_token_details.cached_tokens,
+            output_text: u.output_token_details.text_tokens,
+            output_audio: u.output_token_details.audio_tokens,
+        }
+    }
+}
+
 /// Something that happened on a call.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -79,6 +102,18 @@ pub enum CallEvent {
         duration_secs: Option<u32>,
         at_ms: i64,
     },
+    /// A model response ended: its status, why it did not complete, and the tokens it used.
+    ResponseDone {
+        call_sid: String,
+        response_id: Option<String>,
+        /// `completed`, `cancelled`, `incomplete` or `failed`.
+        status: String,
+        /// Why it was cancelled, cut short or failed (`turn_detected`, `max_output_tokens`,
+        /// `insufficient_quota`, …).
+        reason: Option<String>,
+        usage: Option<TokenUsage>,
+        at_ms: i64,
+    },
     /// Answering-machine detection decided who answered, and what the app did about it
     /// (`hang_up`, `voicemail`, `continue`).
     MachineDetection {
@@ -98,7 +133,8 @@ impl CallEvent {
             | CallEvent::ModelIssue { call_sid, .. }
             | CallEvent::CallEnded { call_sid, .. }
             | CallEvent::CallStatus { call_sid, .. }
-            | CallEvent::MachineDetection { call_sid, .. } => call_sid,
+            | CallEvent::MachineDetection { call_sid, .. }
+            | CallEvent::ResponseDone { call_sid, .. } => call_sid,
         }
     }
 }

@@ -26,6 +26,8 @@ struct Chunk {
 struct ItemAudio {
     seq: u64,
     item_id: String,
+    /// The model session the item belongs to: an item of an earlier session cannot be truncated.
+    session: u64,
     sent_bytes: u64,
     played_bytes: u64,
 }
@@ -51,6 +53,9 @@ pub enum MarkOutcome {
 }
 
 /// Per-call playout tracker. Pure bookkeeping: the caller passes the clock in.
+///
+/// Several items can be queued at Twilio at once (a short answer, then the next response's first
+/// chunks), so a barge-in cuts every one of them at what was heard of it, not only the newest.
 #[derive(Debug, Default)]
 pub struct Playout {
     next_mark: u64,
@@ -58,8 +63,11 @@ pub struct Playout {
     cleared_through: Option<u64>,
     pending: VecDeque<Chunk>,
     last_echo_at: Option<Instant>,
-    current: Option<ItemAudio>,
+    /// Items with audio not yet confirmed played, oldest first; the last one is the newest item
+    /// (kept while the model may still be adding to it).
+    items: VecDeque<ItemAudio>,
     next_item_seq: u64,
+    session: u64,
 }
 
 const MARK_PREFIX: &str = "v";
@@ -69,18 +77,25 @@ impl Playout {
         Self::default()
     }
 
+    /// A new model session took over: items sent so far belong to the old one and are never
+    /// truncated in the new one (it does not know them).
+    pub fn new_session(&mut self) {
+        self.session += 1;
+    }
+
     /// Records `bytes` of `item_id` audio sent to Twilio at `now`; returns the mark name to send after it.
     pub fn on_sent(&mut self, item_id: &str, bytes: usize, now: Instant) -> String {
-        let item_seq = match &mut self.current {
-            Some(item) if item.item_id == item_id => {
+        let item_seq = match self.items.back_mut() {
+            Some(item) if item.item_id == item_id && item.session == self.session => {
                 item.sent_bytes += bytes as u64;
                 item.seq
             }
             _ => {
                 self.next_item_seq += 1;
-                self.current = Some(ItemAudio {
+                self.items.push_back(ItemAudio {
                     seq: self.next_item_seq,
                     item_id: item_id.to_string(),
+                    session: self.session,
                     sent_bytes: bytes as u64,
                     played_bytes: 0,
                 });
@@ -117,20 +132,28 @@ impl Playout {
         }
         // Marks echo in order, so everything up to this one has played.
         while let Some(chunk) = self.pending.pop_front() {
-            if let Some(item) = self.current.as_mut().filter(|i| i.seq == chunk.item_seq) {
+            if let Some(item) = self.items.iter_mut().find(|i| i.seq == chunk.item_seq) {
                 item.played_bytes = (item.played_bytes + chunk.bytes).min(item.sent_bytes);
             }
             if chunk.mark == mark {
                 break;
             }
         }
+        // Fully played items are done, except the newest (the model may still add to it).
+        while self.items.len() > 1
+            && self
+                .items
+                .front()
+                .is_some_and(|i| i.played_bytes >= i.sent_bytes)
+        {
+            self.items.pop_front();
+        }
         self.last_echo_at = Some(now);
         MarkOutcome::Played
     }
 
-    /// How much of the current item the caller has heard at `now`: `(item_id, bytes heard, bytes sent)`.
-    pub fn heard(&self, now: Instant) -> Option<(&str, u64, u64)> {
-        let item = self.current.as_ref()?;
+    /// Bytes of `item` heard at `now`: confirmed by echoes, plus the part of the chunk playing now.
+    fn heard_bytes(&self, item: &ItemAudio, now: Instant) -> u64 {
         let mut heard = item.played_bytes;
         if let Some(chunk) = self.pending.front().filter(|c| c.item_seq == item.seq) {
             let started = match self.last_echo_at {
@@ -140,9 +163,15 @@ impl Playout {
             let elapsed_ms = now.saturating_duration_since(started).as_millis() as u64;
             heard += (elapsed_ms * BYTES_PER_MS).min(chunk.bytes);
         }
+        heard.min(item.sent_bytes)
+    }
+
+    /// How much of the newest item the caller has heard at `now`: `(item_id, bytes heard, bytes sent)`.
+    pub fn heard(&self, now: Instant) -> Option<(&str, u64, u64)> {
+        let item = self.items.back()?;
         Some((
             item.item_id.as_str(),
-            heard.min(item.sent_bytes),
+            self.heard_bytes(item, now),
             item.sent_bytes,
         ))
     }
@@ -150,10 +179,14 @@ impl Playout {
     /// Audio still queued at Twilio (sent but not confirmed played), estimated at `now`.
     pub fn unplayed(&self, now: Instant) -> Duration {
         let queued: u64 = self.pending.iter().map(|c| c.bytes).sum();
-        let in_progress = match (self.heard(now), self.current.as_ref()) {
-            (Some((_, heard, _)), Some(item)) => heard.saturating_sub(item.played_bytes),
-            _ => 0,
-        };
+        let in_progress = self
+            .pending
+            .front()
+            .and_then(|c| self.items.iter().find(|i| i.seq == c.item_seq))
+            .map_or(0, |item| {
+                self.heard_bytes(item, now)
+                    .saturating_sub(item.played_bytes)
+            });
         Duration::from_millis(queued.saturating_sub(in_progress) / BYTES_PER_MS)
     }
 
@@ -181,22 +214,31 @@ impl Playout {
     }
 
     /// The caller barged in at `now`: forget queued audio (the bridge sends `clear`) and say where to cut
-    /// the current item. `response_active` means the model may still be producing this item, so it is cut
-    /// even if everything sent so far has played.
-    pub fn interrupt(&mut self, now: Instant, response_active: bool) -> Option<Truncation> {
-        let cut = self.heard(now).and_then(|(item_id, heard, sent)| {
-            (heard < sent || response_active).then(|| Truncation {
-                item_id: item_id.to_string(),
-                audio_end_ms: heard / BYTES_PER_MS,
-                sent_ms: sent / BYTES_PER_MS,
+    /// each item of the current session that was not heard in full, oldest first. `response_active`
+    /// means the model may still be producing the newest item, so it is cut even if everything sent so
+    /// far has played.
+    pub fn interrupt(&mut self, now: Instant, response_active: bool) -> Vec<Truncation> {
+        let newest = self.items.back().map(|i| i.seq);
+        let cuts = self
+            .items
+            .iter()
+            .filter(|item| item.session == self.session)
+            .filter_map(|item| {
+                let heard = self.heard_bytes(item, now);
+                let still_streaming = response_active && Some(item.seq) == newest;
+                (heard < item.sent_bytes || still_streaming).then(|| Truncation {
+                    item_id: item.item_id.clone(),
+                    audio_end_ms: heard / BYTES_PER_MS,
+                    sent_ms: item.sent_bytes / BYTES_PER_MS,
+                })
             })
-        });
+            .collect();
         if !self.pending.is_empty() {
             self.cleared_through = Some(self.next_mark);
         }
         self.pending.clear();
-        self.current = None;
-        cut
+        self.items.clear();
+        cuts
     }
 }
 
@@ -224,14 +266,14 @@ mod tests {
         assert_eq!(p.heard(t0 + ms(180)).unwrap().1, 1200);
         // Never more than sent.
         assert_eq!(p.heard(t0 + ms(5000)).unwrap().1, 1600);
-        let cut = p.interrupt(t0 + ms(180), false).unwrap();
+        let cut = p.interrupt(t0 + ms(180), false);
         assert_eq!(
             cut,
-            Truncation {
+            vec![Truncation {
                 item_id: "item_a".into(),
                 audio_end_ms: 150,
                 sent_ms: 300
-            }
+            }]
         );
         assert!(p.is_drained());
     }
@@ -253,11 +295,12 @@ mod tests {
         let mut p = Playout::new();
         let m = p.on_sent("a", 160, t0);
         p.on_mark(&m, t0 + ms(20));
-        assert_eq!(p.interrupt(t0 + ms(30), false), None);
+        assert_eq!(p.interrupt(t0 + ms(30), false), vec![]);
         let m = p.on_sent("b", 160, t0 + ms(40));
         p.on_mark(&m, t0 + ms(60));
-        let cut = p.interrupt(t0 + ms(70), true).unwrap();
-        assert_eq!((cut.audio_end_ms, cut.sent_ms), (20, 20));
+        let cut = p.interrupt(t0 + ms(70), true);
+        assert_eq!(cut.len(), 1);
+        assert_eq!((cut[0].audio_end_ms, cut[0].sent_ms), (20, 20));
     }
 
     #[test]
@@ -289,6 +332,51 @@ mod tests {
         // Item b's chunk waits behind a's unplayed chunk: nothing of b heard yet.
         let (id, heard, sent) = p.heard(t0 + ms(50)).unwrap();
         assert_eq!((id, heard, sent), ("b", 0, 800));
-        assert_eq!(p.unplayed(t0 + ms(50)), ms(200));
+        // 50 ms of a have played: 150 ms of the 200 queued are left.
+        assert_eq!(p.unplayed(t0 + ms(50)), ms(150));
+    }
+
+    #[test]
+    fn a_barge_in_cuts_every_item_still_queued() {
+        let t0 = Instant::now();
+        let mut p = Playout::new();
+        // A short answer (a), then the next response's first chunk (b) queued behind it.
+        let m1 = p.on_sent("a", 800, t0);
+        p.on_sent("a", 800, t0);
+        p.on_sent("b", 800, t0 + ms(10));
+        p.on_mark(&m1, t0 + ms(100));
+        let cuts = p.interrupt(t0 + ms(150), true);
+        assert_eq!(
+            cuts,
+            vec![
+                Truncation {
+                    item_id: "a".into(),
+                    audio_end_ms: 150,
+                    sent_ms: 200
+                },
+                Truncation {
+                    item_id: "b".into(),
+                    audio_end_ms: 0,
+                    sent_ms: 100
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn items_of_an_earlier_session_are_not_truncated() {
+        let t0 = Instant::now();
+        let mut p = Playout::new();
+        p.on_sent("old", 800, t0);
+        p.new_session();
+        p.on_sent("new", 800, t0 + ms(5));
+        let cuts = p.interrupt(t0 + ms(50), true);
+        assert_eq!(cuts.len(), 1);
+        assert_eq!(cuts[0].item_id, "new");
+        assert_eq!(cuts[0].audio_end_ms, 0);
+        // A session change with nothing of the new one sent: nothing to cut, but Twilio still clears.
+        p.on_sent("old2", 800, t0 + ms(60));
+        p.new_session();
+        assert!(p.interrupt(t0 + ms(70), false).is_empty());
     }
 }

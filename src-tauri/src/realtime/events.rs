@@ -10,68 +10,79 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::calls::events::Speaker;
+/// Who a conversation message is from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The caller (`input_text`).
+    User,
+    /// The agent (`output_text`: the API cannot create assistant audio, so history is text).
+    Assistant,
+    /// A note for the model that is not part of what anyone said (`input_text`).
+    System,
+}
+
+// Every client event carries an `event_id`, so the service's `error.event_id` ties an error back to
+// the event that caused it.
 
 /// `session.update` with a full GA session object (see [`crate::realtime::session`]).
-pub fn session_update(session: Value) -> String {
-    json!({"type": "session.update", "session": session}).to_string()
+pub fn session_update(event_id: &str, session: Value) -> String {
+    json!({"type": "session.update", "event_id": event_id, "session": session}).to_string()
 }
 
 /// `input_audio_buffer.append`; `audio_b64` is base64 μ-law, passed through as it is.
-pub fn input_audio_append(audio_b64: &str) -> String {
-    let mut s = String::with_capacity(audio_b64.len() + 48);
-    s.push_str(r#"{"type":"input_audio_buffer.append","audio":""#);
+pub fn input_audio_append(event_id: &str, audio_b64: &str) -> String {
+    let mut s = String::with_capacity(audio_b64.len() + event_id.len() + 64);
+    s.push_str(r#"{"type":"input_audio_buffer.append","event_id":""#);
+    s.push_str(event_id);
+    s.push_str(r#"","audio":""#);
     s.push_str(audio_b64);
     s.push_str(r#""}"#);
     s
 }
 
 /// `conversation.item.truncate`: cut the agent's item to what the caller actually heard.
-pub fn item_truncate(item_id: &str, audio_end_ms: u64) -> String {
-    json!({"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0, "audio_end_ms": audio_end_ms})
+pub fn item_truncate(event_id: &str, item_id: &str, audio_end_ms: u64) -> String {
+    json!({"type": "conversation.item.truncate", "event_id": event_id, "item_id": item_id, "content_index": 0, "audio_end_ms": audio_end_ms})
         .to_string()
 }
 
-/// `response.create`, optionally with per-response instructions (used for the speak-first greeting).
-pub fn response_create(instructions: Option<&str>) -> String {
-    match instructions {
-        Some(text) => {
-            json!({"type": "response.create", "response": {"instructions": text}}).to_string()
+/// `response.create`, with optional response parameters (`instructions`, `tool_choice`, …).
+pub fn response_create(event_id: &str, response: Option<&Value>) -> String {
+    match response {
+        Some(params) => {
+            json!({"type": "response.create", "event_id": event_id, "response": params}).to_string()
         }
-        None => json!({"type": "response.create"}).to_string(),
+        None => json!({"type": "response.create", "event_id": event_id}).to_string(),
     }
 }
 
-/// `response.cancel`: stop the response in progress (a voicemail replaces whatever the agent was
-/// saying to the machine's greeting).
-pub fn response_cancel() -> String {
-    json!({"type": "response.cancel"}).to_string()
+/// `response.cancel`: stop the response in progress. Asynchronous: the response ends with its own
+/// `response.done` (status `cancelled`).
+pub fn response_cancel(event_id: &str) -> String {
+    json!({"type": "response.cancel", "event_id": event_id}).to_string()
 }
 
-/// `response.create` for words the app dictates (a voicemail): no tools, so the agent cannot wander off.
-pub fn response_create_scripted(instructions: &str) -> String {
-    json!({"type": "response.create", "response": {"instructions": instructions, "tool_choice": "none"}})
-        .to_string()
-}
-
-/// `conversation.item.create` with a text message (DTMF notes, or seeding a fresh session with the
-/// conversation so far). Agent turns are `output_text` items, caller turns `input_text`.
-pub fn message_item_create(speaker: Speaker, text: &str) -> String {
-    let (role, kind) = match speaker {
-        Speaker::Caller => ("user", "input_text"),
-        Speaker::Agent => ("assistant", "output_text"),
+/// `conversation.item.create` with a text message (DTMF notes, system notes, or seeding a fresh
+/// session with the conversation so far).
+pub fn message_item_create(event_id: &str, role: Role, text: &str) -> String {
+    let (role, kind) = match role {
+        Role::User => ("user", "input_text"),
+        Role::Assistant => ("assistant", "output_text"),
+        Role::System => ("system", "input_text"),
     };
     json!({
         "type": "conversation.item.create",
+        "event_id": event_id,
         "item": {"type": "message", "role": role, "content": [{"type": kind, "text": text}]},
     })
     .to_string()
 }
 
 /// `conversation.item.create` with a function call's result.
-pub fn function_output_create(call_id: &str, output: &str) -> String {
+pub fn function_output_create(event_id: &str, call_id: &str, output: &str) -> String {
     json!({
         "type": "conversation.item.create",
+        "event_id": event_id,
         "item": {"type": "function_call_output", "call_id": call_id, "output": output},
     })
     .to_string()
@@ -91,22 +102,103 @@ pub struct ApiError {
     pub code: Option<String>,
     #[serde(default)]
     pub message: Option<String>,
+    /// The field of the client event that was refused (`session.audio.output.speed`).
+    #[serde(default)]
+    pub param: Option<String>,
+    /// The `event_id` of the client event that caused the error.
     #[serde(default)]
     pub event_id: Option<String>,
+}
+
+/// Why a response did not complete (`response.status_details`).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct StatusDetails {
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// `turn_detected`, `client_cancelled`, `max_output_tokens`, `content_filter`.
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub error: Option<StatusError>,
+}
+
+/// The error of a failed response (`insufficient_quota`, `rate_limit_exceeded`, …).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct StatusError {
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
+impl StatusDetails {
+    /// One line for people: the reason, or the error's code or type.
+    pub fn describe(&self) -> String {
+        let error = self
+            .error
+            .as_ref()
+            .and_then(|e| e.code.clone().or_else(|| e.kind.clone()));
+        match (&self.reason, error) {
+            (Some(reason), Some(error)) => format!("{reason} ({error})"),
+            (Some(reason), None) => reason.clone(),
+            (None, Some(error)) => error,
+            (None, None) => self.kind.clone().unwrap_or_else(|| "no reason given".into()),
+        }
+    }
+}
+
+/// Token counts of one response (`response.usage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub struct Usage {
+    #[serde(default)]
+    pub total_tokens: u64,
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
+    #[serde(default)]
+    pub input_token_details: InputTokenDetails,
+    #[serde(default)]
+    pub output_token_details: OutputTokenDetails,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub struct InputTokenDetails {
+    #[serde(default)]
+    pub text_tokens: u64,
+    #[serde(default)]
+    pub audio_tokens: u64,
+    #[serde(default)]
+    pub cached_tokens: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub struct OutputTokenDetails {
+    #[serde(default)]
+    pub text_tokens: u64,
+    #[serde(default)]
+    pub audio_tokens: u64,
 }
 
 /// The server events the bridge acts on.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerEvent<'a> {
     SessionCreated,
-    SessionUpdated,
+    /// The session as the service now has it: the audio formats say whether μ-law took.
+    SessionUpdated {
+        input_format: Option<String>,
+        output_format: Option<String>,
+    },
     /// The caller started talking (server VAD): time to barge in.
     SpeechStarted {
         item_id: Option<String>,
         /// Where speech starts in the audio this session has received (ms since the session began).
         audio_start_ms: Option<u64>,
     },
-    SpeechStopped,
+    SpeechStopped {
+        item_id: Option<String>,
+        audio_end_ms: Option<u64>,
+    },
     ResponseCreated {
         response_id: Option<String>,
     },
@@ -135,7 +227,8 @@ pub enum ServerEvent<'a> {
         item_id: String,
         message: String,
     },
-    /// A function tool call is complete.
+    /// A function call's arguments are complete. Also sent for calls in responses that were cut or
+    /// cancelled: only [`ServerEvent::OutputItemDone`] with status `completed` makes it a real call.
     FunctionCallDone {
         call_id: String,
         name: Option<String>,
@@ -148,13 +241,25 @@ pub enum ServerEvent<'a> {
         kind: Option<String>,
         name: Option<String>,
     },
+    /// An output item is finished, with its final status (`completed`, `incomplete`).
+    OutputItemDone {
+        item_id: Option<String>,
+        kind: Option<String>,
+        status: Option<String>,
+        call_id: Option<String>,
+        name: Option<String>,
+        arguments: Option<String>,
+    },
     ItemTruncated {
         item_id: String,
         audio_end_ms: u64,
     },
     ResponseDone {
         response_id: Option<String>,
+        /// `completed`, `cancelled`, `incomplete` or `failed`.
         status: Option<String>,
+        details: Option<StatusDetails>,
+        usage: Option<Usage>,
     },
     Error(ApiError),
     /// Any other event (kept so new API events never break a call).
@@ -191,6 +296,8 @@ struct RawEvent<'a> {
     response: Option<RawResponse>,
     #[serde(default)]
     item: Option<RawItem>,
+    #[serde(default)]
+    session: Option<RawSession>,
 }
 
 #[derive(Deserialize)]
@@ -199,6 +306,10 @@ struct RawResponse {
     id: Option<String>,
     #[serde(default)]
     status: Option<String>,
+    #[serde(default)]
+    status_details: Option<StatusDetails>,
+    #[serde(default)]
+    usage: Option<Usage>,
 }
 
 #[derive(Deserialize)]
@@ -209,6 +320,38 @@ struct RawItem {
     kind: Option<String>,
     #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    call_id: Option<String>,
+    #[serde(default)]
+    arguments: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawSession {
+    #[serde(default)]
+    audio: RawAudio,
+}
+
+#[derive(Deserialize, Default)]
+struct RawAudio {
+    #[serde(default)]
+    input: RawAudioSide,
+    #[serde(default)]
+    output: RawAudioSide,
+}
+
+#[derive(Deserialize, Default)]
+struct RawAudioSide {
+    #[serde(default)]
+    format: Option<RawFormat>,
+}
+
+#[derive(Deserialize)]
+struct RawFormat {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
 }
 
 fn need(field: Option<String>, what: &str, kind: &str) -> Result<String, EventParseError> {
@@ -241,12 +384,21 @@ pub fn parse_server_event(text: &str) -> Result<ServerEvent<'_>, EventParseError
             delta: raw.delta.into_owned(),
         },
         "session.created" => ServerEvent::SessionCreated,
-        "session.updated" => ServerEvent::SessionUpdated,
+        "session.updated" => {
+            let audio = raw.session.unwrap_or_default().audio;
+            ServerEvent::SessionUpdated {
+                input_format: audio.input.format.and_then(|f| f.kind),
+                output_format: audio.output.format.and_then(|f| f.kind),
+            }
+        }
         "input_audio_buffer.speech_started" => ServerEvent::SpeechStarted {
             item_id: raw.item_id,
             audio_start_ms: raw.audio_start_ms,
         },
-        "input_audio_buffer.speech_stopped" => ServerEvent::SpeechStopped,
+        "input_audio_buffer.speech_stopped" => ServerEvent::SpeechStopped {
+            item_id: raw.item_id,
+            audio_end_ms: raw.audio_end_ms,
+        },
         "response.created" => ServerEvent::ResponseCreated {
             response_id: raw.response.and_then(|r| r.id),
         },
@@ -280,17 +432,35 @@ pub fn parse_server_event(text: &str) -> Result<ServerEvent<'_>, EventParseError
                 name: item.and_then(|i| i.name),
             }
         }
+        "response.output_item.done" => match raw.item {
+            Some(item) => ServerEvent::OutputItemDone {
+                item_id: item.id,
+                kind: item.kind,
+                status: item.status,
+                call_id: item.call_id,
+                name: item.name,
+                arguments: item.arguments,
+            },
+            None => return Err(EventParseError(format!("{kind} without item"))),
+        },
         "conversation.item.truncated" => ServerEvent::ItemTruncated {
             item_id: need(raw.item_id, "item_id", kind)?,
             audio_end_ms: raw.audio_end_ms.unwrap_or(0),
         },
-        "response.done" => {
-            let response = raw.response;
-            ServerEvent::ResponseDone {
-                response_id: response.as_ref().and_then(|r| r.id.clone()),
-                status: response.and_then(|r| r.status),
-            }
-        }
+        "response.done" => match raw.response {
+            Some(r) => ServerEvent::ResponseDone {
+                response_id: r.id,
+                status: r.status,
+                details: r.status_details,
+                usage: r.usage,
+            },
+            None => ServerEvent::ResponseDone {
+                response_id: None,
+                status: None,
+                details: None,
+                usage: None,
+            },
+        },
         "error" => ServerEvent::Error(raw.error.unwrap_or_default()),
         other => ServerEvent::Other(other.to_string()),
     })
@@ -317,19 +487,30 @@ mod tests {
 
     #[test]
     fn client_events_have_ga_shapes() {
-        let v: Value = serde_json::from_str(&input_audio_append("//8=")).unwrap();
+        let v: Value = serde_json::from_str(&input_audio_append("e1", "//8=")).unwrap();
         assert_eq!(
             v,
-            json!({"type":"input_audio_buffer.append","audio":"//8="})
+            json!({"type":"input_audio_buffer.append","event_id":"e1","audio":"//8="})
         );
-        let v: Value = serde_json::from_str(&item_truncate("item_1", 740)).unwrap();
+        let v: Value = serde_json::from_str(&item_truncate("e2", "item_1", 740)).unwrap();
         assert_eq!(v["audio_end_ms"], 740);
         assert_eq!(v["content_index"], 0);
-        let v: Value = serde_json::from_str(&message_item_create(Speaker::Agent, "hi")).unwrap();
+        assert_eq!(v["event_id"], "e2");
+        let v: Value =
+            serde_json::from_str(&message_item_create("e3", Role::Assistant, "hi")).unwrap();
         assert_eq!(v["item"]["role"], "assistant");
         assert_eq!(v["item"]["content"][0]["type"], "output_text");
-        let v: Value = serde_json::from_str(&response_create(Some("Say hello"))).unwrap();
+        let v: Value =
+            serde_json::from_str(&message_item_create("e4", Role::System, "note")).unwrap();
+        assert_eq!(v["item"]["role"], "system");
+        assert_eq!(v["item"]["content"][0]["type"], "input_text");
+        let v: Value = serde_json::from_str(&response_create(
+            "e5",
+            Some(&json!({"instructions": "Say hello"})),
+        ))
+        .unwrap();
         assert_eq!(v["response"]["instructions"], "Say hello");
+        assert_eq!(v["event_id"], "e5");
     }
 
     #[test]
@@ -355,15 +536,48 @@ mod tests {
             matches!(e, ServerEvent::Error(ApiError { code: Some(ref c), .. }) if c == "session_expired")
         );
         let e = parse_server_event(
-            r#"{"type":"response.done","response":{"id":"r1","status":"cancelled"}}"#,
+            r#"{"type":"response.done","response":{"id":"r1","status":"failed","status_details":{"type":"failed","error":{"type":"insufficient_quota","code":"insufficient_quota"}},"usage":{"total_tokens":30,"input_tokens":20,"output_tokens":10,"input_token_details":{"text_tokens":5,"audio_tokens":15,"cached_tokens":4},"output_token_details":{"text_tokens":2,"audio_tokens":8}}}}"#,
+        )
+        .unwrap();
+        match e {
+            ServerEvent::ResponseDone {
+                response_id,
+                status,
+                details: Some(details),
+                usage: Some(usage),
+            } => {
+                assert_eq!(response_id.as_deref(), Some("r1"));
+                assert_eq!(status.as_deref(), Some("failed"));
+                assert_eq!(details.describe(), "insufficient_quota");
+                assert_eq!(usage.input_token_details.cached_tokens, 4);
+                assert_eq!(usage.output_token_details.audio_tokens, 8);
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = parse_server_event(
+            r#"{"type":"error","error":{"type":"invalid_request_error","code":"invalid_value","message":"no","param":"session.reasoning","event_id":"vb_3"}}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(e, ServerEvent::Error(ApiError { param: Some(ref p), event_id: Some(ref id), .. }) if p == "session.reasoning" && id == "vb_3")
+        );
+        let e = parse_server_event(
+            r#"{"type":"session.updated","session":{"audio":{"input":{"format":{"type":"audio/pcm","rate":24000}},"output":{"format":{"type":"audio/pcmu"}}}}}"#,
         )
         .unwrap();
         assert_eq!(
             e,
-            ServerEvent::ResponseDone {
-                response_id: Some("r1".into()),
-                status: Some("cancelled".into())
+            ServerEvent::SessionUpdated {
+                input_format: Some("audio/pcm".into()),
+                output_format: Some("audio/pcmu".into())
             }
+        );
+        let e = parse_server_event(
+            r#"{"type":"response.output_item.done","response_id":"r","output_index":0,"item":{"id":"fc1","type":"function_call","status":"incomplete","call_id":"c1","name":"end_call","arguments":"{}"}}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(e, ServerEvent::OutputItemDone { status: Some(ref s), call_id: Some(ref c), .. } if s == "incomplete" && c == "c1")
         );
         assert_eq!(
             parse_server_event(r#"{"type":"rate_limits.updated","rate_limits":[]}"#).unwrap(),

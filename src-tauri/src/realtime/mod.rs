@@ -2,4 +2,6 @@
 //! Nothing here knows about Twilio.
 pub mod client;
 pub mod events;
+pub mod models;
 pub mod session;
+pub mod tools;

@@ -249,9 +249,9 @@ fn invalid(field: &'static str, message: impl Into<String>) -> SessionConfigErro
     }
 }
 
-/// True for models that accept `reasoning.effort` (the 2.x family).
+/// True for models known to accept `reasoning.effort` (see [`crate::realtime::models`]).
 pub fn model_takes_reasoning(model: &str) -> bool {
-    model.starts_with("gpt-realtime-2")
+    crate::realtime::models::takes_reasoning(model)
 }
 
 impl SessionConfig {
@@ -294,7 +294,7 @@ impl SessionConfig {
                 .map_err(|e| invalid("transfer_number", e.to_string()))?;
         }
         for tool in &self.tools {
-            if tool.name == END_CALL_TOOL || tool.name == TRANSFER_CALL_TOOL {
+            if crate::realtime::tools::built_in(&tool.name).is_some() {
                 return Err(invalid("tools", format!("{} is built in", tool.name)));
             }
             if tool.name.is_empty()
@@ -322,6 +322,13 @@ impl SessionConfig {
 
     /// The GA `session` object for `session.update`.
     pub fn session_object(&self) -> Value {
+        self.session_object_without(&[])
+    }
+
+    /// The session object without the optional fields named (dotted `session.` params as the
+    /// service's `error.param` names them). A session whose update was refused for an optional field
+    /// is retried without it; required fields (audio formats, model, instructions) are never dropped.
+    pub fn session_object_without(&self, dropped: &[OptionalField]) -> Value {
         let mut input = json!({
             "format": {"type": "audio/pcmu"},
             "noise_reduction": self.noise_reduction.map(|n| json!({"type": n})),
@@ -353,28 +360,9 @@ impl SessionConfig {
                 "interrupt_response": true,
             }),
         };
-        let mut tools = vec![json!({
-            "type": "function",
-            "name": END_CALL_TOOL,
-            "description": "Hang up the call. Use only after saying goodbye, when the caller is done.",
-            "parameters": {
-                "type": "object",
-                "properties": {"reason": {"type": "string", "description": "Why the call ends"}},
-                "required": [],
-            },
-        })];
-        if self.transfer_number.is_some() {
-            tools.push(json!({
-                "type": "function",
-                "name": TRANSFER_CALL_TOOL,
-                "description": "Transfer the caller to a human colleague. Tell the caller first that you are transferring them.",
-                "parameters": {
-                    "type": "object",
-                    "properties": {"reason": {"type": "string", "description": "Why the caller needs a person"}},
-                    "required": [],
-                },
-            }));
-        }
+        let mut tools: Vec<Value> = crate::realtime::tools::offered(self)
+            .map(|t| t.definition())
+            .collect();
         tools.extend(self.tools.iter().map(|t| {
             json!({"type": "function", "name": t.name, "description": t.description, "parameters": t.parameters})
         }));
@@ -394,7 +382,66 @@ impl SessionConfig {
         if let (Some(effort), true) = (self.reasoning_effort, model_takes_reasoning(&self.model)) {
             session["reasoning"] = json!({"effort": effort});
         }
+        for field in dropped {
+            match field {
+                OptionalField::Reasoning => {
+                    if let Some(obj) = session.as_object_mut() {
+                        obj.remove("reasoning");
+                    }
+                }
+                OptionalField::NoiseReduction => {
+                    session["audio"]["input"]["noise_reduction"] = Value::Null
+                }
+                OptionalField::Transcription => {
+                    session["audio"]["input"]["transcription"] = Value::Null
+                }
+                OptionalField::Speed => {
+                    if let Some(out) = session["audio"]["output"].as_object_mut() {
+                        out.remove("speed");
+                    }
+                }
+                OptionalField::MaxOutputTokens => session["max_output_tokens"] = json!("inf"),
+            }
+        }
         session
+    }
+}
+
+/// Session fields a call can do without: a `session.update` refused because of one of them is
+/// retried once without it (the call keeps working with the service's default for that field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptionalField {
+    Reasoning,
+    NoiseReduction,
+    Transcription,
+    Speed,
+    MaxOutputTokens,
+}
+
+impl OptionalField {
+    /// The optional field an error's `param` names (`session.reasoning.effort` → reasoning), if any.
+    ///
+    /// ```
+    /// use verbio::realtime::session::OptionalField;
+    /// assert_eq!(OptionalField::from_param("session.reasoning.effort"), Some(OptionalField::Reasoning));
+    /// assert_eq!(OptionalField::from_param("session.audio.input.format"), None);
+    /// ```
+    pub fn from_param(param: &str) -> Option<OptionalField> {
+        let p = param.strip_prefix("session.").unwrap_or(param);
+        let is = |prefix: &str| p == prefix || p.starts_with(&format!("{prefix}."));
+        if is("reasoning") {
+            Some(OptionalField::Reasoning)
+        } else if is("audio.input.noise_reduction") {
+            Some(OptionalField::NoiseReduction)
+        } else if is("audio.input.transcription") {
+            Some(OptionalField::Transcription)
+        } else if is("audio.output.speed") {
+            Some(OptionalField::Speed)
+        } else if is("max_output_tokens") {
+            Some(OptionalField::MaxOutputTokens)
+        } else {
+            None
+        }
     }
 }
 

@@ -295,6 +295,76 @@ pub fn delete(conn: &Connection, call_sid: &str) -> Result<bool, StoreError> {
     Ok(conn.execute("DELETE FROM calls WHERE call_sid = ?1", [call_sid])? > 0)
 }
 
+/// One model response of a call, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ResponseRecord {
+    pub response_id: Option<String>,
+    pub status: String,
+    pub reason: Option<String>,
+    /// `None` when the service reported no usage.
+    pub usage: Option<crate::calls::events::TokenUsage>,
+    pub at_ms: i64,
+}
+
+/// Stores one finished model response.
+pub fn insert_response(
+    conn: &mut Connection,
+    call_sid: &str,
+    response: &ResponseRecord,
+) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    ensure_exists(&tx, call_sid, response.at_ms)?;
+    let u = response.usage.unwrap_or_default();
+    tx.execute(
+        "INSERT INTO call_responses (call_sid, response_id, status, reason, input_text, input_audio,
+             input_cached, output_text, output_audio, has_usage, at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            call_sid,
+            response.response_id,
+            response.status,
+            response.reason,
+            u.input_text as i64,
+            u.input_audio as i64,
+            u.input_cached as i64,
+            u.output_text as i64,
+            u.output_audio as i64,
+            response.usage.is_some(),
+            response.at_ms
+        ],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// A call's model responses, oldest first.
+pub fn responses(conn: &Connection, call_sid: &str) -> Result<Vec<ResponseRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT response_id, status, reason, input_text, input_audio, input_cached, output_text,
+                output_audio, has_usage, at_ms
+         FROM call_responses WHERE call_sid = ?1 ORDER BY at_ms, id",
+    )?;
+    let rows = stmt.query_map([call_sid], |row| {
+        let has_usage: bool = row.get(8)?;
+        let n = |i: usize| row.get::<_, i64>(i).map(|v| v.max(0) as u64);
+        let usage = crate::calls::events::TokenUsage {
+            input_text: n(3)?,
+            input_audio: n(4)?,
+            input_cached: n(5)?,
+            output_text: n(6)?,
+            output_audio: n(7)?,
+        };
+        Ok(ResponseRecord {
+            response_id: row.get(0)?,
+            status: row.get(1)?,
+            reason: row.get(2)?,
+            usage: has_usage.then_some(usage),
+            at_ms: row.get(9)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// A call's issues, oldest first.
 pub fn issues(conn: &Connection, call_sid: &str) -> Result<Vec<IssueRecord>, StoreError> {
     let mut stmt = conn.prepare_cached(

@@ -106,6 +106,15 @@ impl StoreHandle {
         self.request(move |conn| calls::issues(conn, &call_sid))
     }
 
+    /// A call's model responses (status, reason, tokens), oldest first.
+    pub fn responses(
+        &self,
+        call_sid: &str,
+    ) -> impl Future<Output = Result<Vec<calls::ResponseRecord>, StoreError>> + Send + 'static {
+        let call_sid = call_sid.to_string();
+        self.request(move |conn| calls::responses(conn, &call_sid))
+    }
+
     /// Deletes a call with its transcript and issues; false when there was no such call.
     pub fn delete_call(
         &self,
@@ -292,6 +301,24 @@ fn apply_event(conn: &mut Connection, event: &CallEvent) -> Result<(), StoreErro
             action,
             at_ms,
         } => calls::apply_machine_detection(conn, call_sid, answered_by, action, *at_ms),
+        CallEvent::ResponseDone {
+            call_sid,
+            response_id,
+            status,
+            reason,
+            usage,
+            at_ms,
+        } => calls::insert_response(
+            conn,
+            call_sid,
+            &calls::ResponseRecord {
+                response_id: response_id.clone(),
+                status: status.clone(),
+                reason: reason.clone(),
+                usage: *usage,
+                at_ms: *at_ms,
+            },
+        ),
     }
 }
 
@@ -304,6 +331,7 @@ fn event_kind(event: &CallEvent) -> &'static str {
         CallEvent::CallEnded { .. } => "call_ended",
         CallEvent::CallStatus { .. } => "call_status",
         CallEvent::MachineDetection { .. } => "machine_detection",
+        CallEvent::ResponseDone { .. } => "response_done",
     }
 }
 

@@ -86,6 +86,22 @@ pub const MIGRATIONS: &[&str] = &[
         INSERT INTO transcripts_fts(rowid, text) VALUES (new.id, new.text);
     END;
     INSERT INTO transcripts_fts(transcripts_fts) VALUES ('rebuild');",
+    // 4: every model response of a call: how it ended and the tokens it used (cost builds on it).
+    "CREATE TABLE call_responses (
+        id           INTEGER PRIMARY KEY,
+        call_sid     TEXT NOT NULL REFERENCES calls(call_sid) ON DELETE CASCADE,
+        response_id  TEXT,
+        status       TEXT NOT NULL,
+        reason       TEXT,
+        input_text   INTEGER NOT NULL DEFAULT 0,
+        input_audio  INTEGER NOT NULL DEFAULT 0,
+        input_cached INTEGER NOT NULL DEFAULT 0,
+        output_text  INTEGER NOT NULL DEFAULT 0,
+        output_audio INTEGER NOT NULL DEFAULT 0,
+        has_usage    INTEGER NOT NULL DEFAULT 0,
+        at_ms        INTEGER NOT NULL
+    );
+    CREATE INDEX call_responses_call_sid ON call_responses(call_sid);",
 ];
 
 /// The schema version this build writes.

@@ -1,0 +1,1321 @@
+//! The call's task: reads both sockets and the app's commands, hands each event to the pure parts and
+//! sends what they return. Nothing here decides protocol questions on its own.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
+use tokio_tungstenite::tungstenite::Message as ModelMessage;
+use tracing::{debug, info, warn};
+
+use super::ending::{Due, EndKind, Ending};
+use super::gaps::GapFiller;
+use super::model_setup::{is_permanent, Setup, SetupStep};
+use super::sequencer::{Outgoing, Purpose, Request, Sequencer};
+use super::tool_calls::{FunctionCall, ToolCalls};
+use super::transcript::{Transcript, Turn};
+use super::{close_twilio, BridgeDeps, EndReason};
+use crate::calls::events::{now_ms, CallEvent, Speaker, TokenUsage};
+use crate::calls::playout::{MarkOutcome, Playout};
+use crate::calls::registry::CallControl;
+use crate::realtime::client::{ConnectFuture, ModelSocket, RealtimeError};
+use crate::realtime::events::{self as rt, ApiError, Role, ServerEvent};
+use crate::realtime::session::{Greeting, OptionalField, SessionConfig};
+use crate::realtime::tools::{built_in, BuiltIn};
+use crate::recording::timeline::{SessionAudio, StreamClock, StreamUs};
+use crate::telephony::twilio::media::{self, Inbound, MediaError, BYTES_PER_MS};
+
+/// Turns kept for seeding a fresh session (the newest ones).
+const MAX_SEED_TURNS: usize = 200;
+/// How long the agent's goodbye may keep playing after it called `end_call`.
+const END_CALL_GRACE: Duration = Duration::from_secs(15);
+/// How long a voicemail may take to say.
+const VOICEMAIL_GRACE: Duration = Duration::from_secs(60);
+/// How long the apology update may take before the stream is closed anyway.
+const APOLOGY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bad frames logged individually per call before logging only every 1000th (a flood must not flood logs).
+const BAD_FRAME_LOG_LIMIT: u64 = 20;
+/// Client events remembered to tie an `error` back to what caused it.
+const SENT_EVENTS_KEPT: usize = 64;
+/// A rollover or standby that failed is tried again after this long (the current session has time left).
+const ROLLOVER_RETRY: Duration = Duration::from_secs(5);
+
+/// What a client event was, for errors that name its `event_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    SessionUpdate,
+    ResponseCreate,
+    ResponseCancel,
+    Truncate,
+    ItemCreate,
+}
+
+/// One model session socket, split, with where its configuration stands.
+struct ModelLink {
+    tx: SplitSink<ModelSocket, ModelMessage>,
+    rx: SplitStream<ModelSocket>,
+    setup: Setup,
+}
+
+impl ModelLink {
+    async fn send(&mut self, text: String) -> Result<(), String> {
+        self.tx
+            .send(ModelMessage::Text(text.into()))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Closes the session so it stops costing money; does not wait for the server.
+    async fn close(mut self) {
+        let _ = tokio::time::timeout(Duration::from_millis(500), self.tx.close()).await;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opening {
+    /// The call's first session.
+    Initial,
+    /// Replacing a session that dropped.
+    Reconnect,
+    /// A fresh session for the rollover before the session cap.
+    Rollover,
+}
+
+struct Connecting {
+    purpose: Opening,
+    future: ConnectFuture,
+}
+
+/// A call's state. Lives only inside its task.
+pub(super) struct Call {
+    deps: Arc<BridgeDeps>,
+    session: Arc<SessionConfig>,
+    call_sid: String,
+    stream_sid: String,
+    twilio: SplitSink<WebSocket, Message>,
+    model: Option<ModelLink>,
+    /// A fresh session waiting for a quiet moment to take over (rollover); read all the while.
+    standby: Option<ModelLink>,
+    connecting: Option<Connecting>,
+    failed_attempts: u32,
+    rollover_at: Option<Instant>,
+    /// The current session came from a reconnect or a mid-turn swap and needs the conversation so far.
+    needs_seed: bool,
+    /// The current session was opened to replace a dropped one (an issue is reported once it is ready).
+    reconnecting: bool,
+    playout: Playout,
+    pub(super) started: Instant,
+    /// Stream time (from Twilio's media timestamps, as the recording uses): transcript offsets.
+    clock: StreamClock,
+    /// Caller audio sent to the current model session, to place its `speech_started` on the stream.
+    session_audio: SessionAudio,
+    gaps: GapFiller,
+    transcript: Transcript,
+    sequencer: Sequencer,
+    tools: ToolCalls,
+    ending: Ending,
+    /// Items and responses cut by barge-in: their late deltas are dropped.
+    dropped_items: VecDeque<String>,
+    dropped_responses: VecDeque<String>,
+    caller_speaking: bool,
+    greeted: bool,
+    /// Caller audio held while no configured session takes it: (stream time, bytes, base64 payload).
+    held_audio: VecDeque<(StreamUs, usize, String)>,
+    next_event: u64,
+    sent: VecDeque<(String, Sent)>,
+    bad_frames: u64,
+    /// The call's recording and listen-in tap (never blocks; see `recording::recorder`).
+    pub(super) recording: Option<crate::recording::CallRecording>,
+}
+
+/// A frame from a model socket, or its end.
+type ModelFrame = Option<Result<ModelMessage, tokio_tungstenite::tungstenite::Error>>;
+
+async fn next_model_frame(link: &mut Option<ModelLink>) -> ModelFrame {
+    match link {
+        Some(link) => link.rx.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn finish_connecting(
+    slot: &mut Option<Connecting>,
+) -> (Opening, Result<ModelSocket, RealtimeError>) {
+    match slot {
+        Some(connecting) => {
+            let result = (&mut connecting.future).await;
+            let purpose = connecting.purpose;
+            *slot = None;
+            (purpose, result)
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+type Flow = Result<(), EndReason>;
+
+/// Base64 of `bytes` bytes of μ-law silence (0xFF): "////" encodes three.
+fn silence_b64(bytes: usize) -> String {
+    let mut s = "////".repeat(bytes / 3);
+    match bytes % 3 {
+        1 => s.push_str("/w=="),
+        2 => s.push_str("//8="),
+        _ => {}
+    }
+    s
+}
+
+impl Call {
+    pub(super) fn new(
+        deps: Arc<BridgeDeps>,
+        session: Arc<SessionConfig>,
+        call_sid: String,
+        stream_sid: String,
+        twilio: SplitSink<WebSocket, Message>,
+    ) -> Self {
+        let now = Instant::now();
+        let rollover_at = Some(now + deps.settings.session_rollover_after);
+        let transcription = session.transcription.is_some();
+        Call {
+            session,
+            deps,
+            call_sid,
+            stream_sid,
+            twilio,
+            model: None,
+            standby: None,
+            connecting: None,
+            failed_attempts: 0,
+            rollover_at,
+            needs_seed: false,
+            reconnecting: false,
+            playout: Playout::new(),
+            started: now,
+            clock: StreamClock::new(now.into_std()),
+            session_audio: SessionAudio::new(),
+            gaps: GapFiller::new(),
+            transcript: Transcript::new(transcription),
+            sequencer: Sequencer::new(),
+            tools: ToolCalls::new(),
+            ending: Ending::Open,
+            dropped_items: VecDeque::new(),
+            dropped_responses: VecDeque::new(),
+            caller_speaking: false,
+            greeted: false,
+            held_audio: VecDeque::new(),
+            next_event: 0,
+            sent: VecDeque::new(),
+            bad_frames: 0,
+            recording: None,
+        }
+    }
+
+    pub(super) async fn run(
+        mut self,
+        mut twilio_rx: SplitStream<WebSocket>,
+        mut control: mpsc::Receiver<CallControl>,
+    ) -> EndReason {
+        self.start_connecting(Opening::Initial, Duration::ZERO);
+        let reason = loop {
+            if let Err(reason) = self.between_events().await {
+                break reason;
+            }
+            let setup_deadline = self
+                .model
+                .as_ref()
+                .and_then(|m| m.setup.deadline())
+                .into_iter()
+                .chain(self.standby.as_ref().and_then(|m| m.setup.deadline()))
+                .min();
+            let step = tokio::select! {
+                frame = twilio_rx.next() => self.on_twilio_frame(frame).await,
+                frame = next_model_frame(&mut self.model) => self.on_model_frame(frame).await,
+                frame = next_model_frame(&mut self.standby) => self.on_standby_frame(frame).await,
+                (purpose, result) = finish_connecting(&mut self.connecting) => self.on_connected(purpose, result).await,
+                command = control.recv() => match command {
+                    Some(CallControl::HangUp) | None => Err(EndReason::EndedByApp),
+                    Some(CallControl::LeaveVoicemail(message)) => self.leave_voicemail(&message).await,
+                    Some(other) => {
+                        self.on_transfer_control(other);
+                        Ok(())
+                    }
+                },
+                _ = sleep_until_opt(self.rollover_at) => {
+                    self.rollover_at = None;
+                    if self.connecting.is_none() && self.standby.is_none() {
+                        info!("opening a fresh model session before the session cap");
+                        self.start_connecting(Opening::Rollover, Duration::ZERO);
+                    }
+                    Ok(())
+                }
+                _ = sleep_until_opt(setup_deadline) => self.on_setup_timeout().await,
+                _ = sleep_until_opt(self.ending.deadline()) => Err(self.ending.deadline_reason()),
+            };
+            if let Err(reason) = step {
+                break reason;
+            }
+        };
+        // A transfer by hand announced just before Twilio stopped the stream may still be queued.
+        while let Ok(command) = control.try_recv() {
+            self.on_transfer_control(command);
+        }
+        let reason = match (reason, self.ending.transferring()) {
+            (EndReason::CallerHungUp, Some(number)) => EndReason::Transferred(number.to_string()),
+            (reason, _) => reason,
+        };
+        if let (EndReason::ModelUnavailable(_), Some(actions)) = (&reason, &self.deps.actions) {
+            // Before the stream closes: with the stream gone and no new TwiML, Twilio would hang up
+            // in silence.
+            if tokio::time::timeout(APOLOGY_TIMEOUT, actions.apologize(&self.call_sid))
+                .await
+                .is_err()
+            {
+                warn!(call_sid = %self.call_sid, "apology to the caller timed out");
+            }
+        }
+        self.shut_down(&reason).await;
+        if let (EndReason::VoicemailLeft, Some(actions)) = (&reason, &self.deps.actions) {
+            tokio::spawn(actions.hang_up(&self.call_sid));
+        }
+        reason
+    }
+
+    /// The app's transfer by hand: the REST redirect is the app's; the call only has to know why its
+    /// stream is about to stop.
+    fn on_transfer_control(&mut self, command: CallControl) {
+        match command {
+            CallControl::Transferred(number) => {
+                info!(call_sid = %self.call_sid, "the app is transferring the call");
+                self.ending = Ending::Transferring { number };
+            }
+            CallControl::TransferFailed => {
+                if self.ending.transferring().is_some() {
+                    self.ending = Ending::Open;
+                }
+            }
+            CallControl::HangUp | CallControl::LeaveVoicemail(_) => {}
+        }
+    }
+
+    /// A machine took the call and its greeting is over: cut whatever the agent was saying, stop
+    /// listening to the machine, say the message, and end once it has played.
+    async fn leave_voicemail(&mut self, message: &str) -> Flow {
+        info!(call_sid = %self.call_sid, "leaving a voicemail");
+        self.ending = Ending::AfterPlayout {
+            kind: EndKind::VoicemailLeft,
+            deadline: Instant::now() + VOICEMAIL_GRACE,
+        };
+        self.held_audio.clear();
+        if let Some(Outgoing::Cancel) = self.sequencer.cancel() {
+            let id = self.event_id(Sent::ResponseCancel);
+            self.send_model(rt::response_cancel(&id)).await;
+        }
+        self.cut_playback().await?;
+        let instructions = format!(
+            "A voicemail system is recording now. Say exactly this message, then stop: {message}"
+        );
+        self.request_response(Request {
+            purpose: Purpose::Voicemail,
+            params: Some(json!({"instructions": instructions, "tool_choice": "none"})),
+        })
+        .await;
+        Ok(())
+    }
+
+    /// Work that waits for a quiet moment: seeding, swapping in a rolled-over session, ending.
+    async fn between_events(&mut self) -> Flow {
+        let ready = self.model.as_ref().is_some_and(|m| m.setup.confirmed());
+        if self.needs_seed && ready {
+            self.needs_seed = false;
+            self.seed_and_flush().await;
+        }
+        let idle = self.sequencer.idle() && self.playout.is_drained();
+        match self.ending.due(idle) {
+            Some(Due::End(reason)) => return Err(reason),
+            Some(Due::Transfer(number)) => {
+                if let Some(actions) = self.deps.actions.clone() {
+                    info!(call_sid = %self.call_sid, "transferring the call");
+                    match actions.transfer(&self.call_sid, &number).await {
+                        Ok(()) => self.ending = Ending::Transferring { number },
+                        Err(e) => {
+                            warn!(call_sid = %self.call_sid, "transfer failed: {e}");
+                            self.issue("transfer_failed", &e);
+                        }
+                    }
+                }
+            }
+            None => {}
+        }
+        let quiet = idle && !self.caller_speaking;
+        let standby_ready = self.standby.as_ref().is_some_and(|s| s.setup.confirmed());
+        if quiet && standby_ready {
+            if let Some(fresh) = self.standby.take() {
+                info!(
+                    turns = self.transcript.turns().len(),
+                    "switching to the fresh model session"
+                );
+                if let Some(old) = self.install_session(fresh) {
+                    tokio::spawn(old.close());
+                }
+                self.rollover_at = Some(Instant::now() + self.deps.settings.session_rollover_after);
+                self.seed_and_flush().await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn shut_down(&mut self, reason: &EndReason) {
+        for link in [self.model.take(), self.standby.take()]
+            .into_iter()
+            .flatten()
+        {
+            link.close().await;
+        }
+        self.connecting = None;
+        if *reason != EndReason::CallerHungUp {
+            let code = if reason.failed() { 1011 } else { 1000 };
+            close_twilio(&mut self.twilio, code, &reason.describe()).await;
+        }
+    }
+
+    /// Transcript offset of "now": stream time, the recording's timeline.
+    fn offset_ms(&self) -> u64 {
+        self.clock.now_us(std::time::Instant::now()) / 1000
+    }
+
+    /// Where the caller started speaking, on the stream: `audio_start_ms` is a position in the audio the
+    /// current session has received (the VAD reports it after some delay); now if the model gave none.
+    fn speech_offset_ms(&self, audio_start_ms: Option<u64>) -> u64 {
+        audio_start_ms
+            .and_then(|ms| self.session_audio.stream_us(ms))
+            .map_or_else(|| self.offset_ms(), |us| us / 1000)
+    }
+
+    /// A session becomes the current one: its audio positions and items count from zero, nothing
+    /// runs on it yet.
+    fn install_session(&mut self, link: ModelLink) -> Option<ModelLink> {
+        self.session_audio = SessionAudio::new();
+        self.playout.new_session();
+        self.sequencer.reset();
+        self.tools.on_response_done();
+        self.model.replace(link)
+    }
+
+    fn note_bad_frame(&mut self, what: &str, error: &dyn std::fmt::Display) {
+        self.bad_frames += 1;
+        if self.bad_frames <= BAD_FRAME_LOG_LIMIT || self.bad_frames.is_multiple_of(1000) {
+            warn!(call_sid = %self.call_sid, count = self.bad_frames, "{what} ignored: {error}");
+        }
+    }
+
+    fn issue(&self, code: &str, message: &str) {
+        self.deps.emit(CallEvent::ModelIssue {
+            call_sid: self.call_sid.clone(),
+            code: code.into(),
+            message: message.into(),
+            at_ms: now_ms(),
+        });
+    }
+
+    fn publish_turn(&self, turn: Turn) {
+        if turn.placeholder {
+            return;
+        }
+        self.deps.emit(CallEvent::Transcript {
+            call_sid: self.call_sid.clone(),
+            speaker: turn.speaker,
+            text: turn.text,
+            offset_ms: turn.offset_ms,
+            interrupted: turn.interrupted,
+            at_ms: now_ms(),
+        });
+    }
+
+    /// A fresh client `event_id`, remembered (with what it was) when `kind` is given.
+    fn event_id(&mut self, kind: Sent) -> String {
+        self.next_event += 1;
+        let id = format!("vb_{}", self.next_event);
+        if self.sent.len() == SENT_EVENTS_KEPT {
+            self.sent.pop_front();
+        }
+        self.sent.push_back((id.clone(), kind));
+        id
+    }
+
+    /// An id for an audio append: not remembered (there are fifty a second).
+    fn append_id(&mut self) -> String {
+        self.next_event += 1;
+        format!("vb_{}", self.next_event)
+    }
+
+    fn sent_kind(&self, event_id: Option<&str>) -> Option<Sent> {
+        let id = event_id?;
+        self.sent.iter().find(|(e, _)| e == id).map(|(_, k)| *k)
+    }
+
+    // ---- Twilio side -------------------------------------------------------------------------
+
+    async fn send_twilio(&mut self, text: String) -> Flow {
+        self.twilio
+            .send(Message::Text(text.into()))
+            .await
+            .map_err(|e| EndReason::TwilioSocket(e.to_string()))
+    }
+
+    async fn on_twilio_frame(&mut self, frame: Option<Result<Message, axum::Error>>) -> Flow {
+        match frame {
+            Some(Ok(Message::Text(text))) => self.on_twilio_text(text.as_str()).await,
+            Some(Ok(Message::Binary(_))) => {
+                self.note_bad_frame("binary frame", &"Twilio sends text frames only");
+                Ok(())
+            }
+            Some(Ok(Message::Close(_))) | None => Err(EndReason::CallerHungUp),
+            Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => Err(EndReason::TwilioSocket(e.to_string())),
+        }
+    }
+
+    async fn on_twilio_text(&mut self, text: &str) -> Flow {
+        let event = match media::parse(text) {
+            Ok(event) => event,
+            Err(e) => {
+                self.note_bad_frame("Twilio frame", &e);
+                return Ok(());
+            }
+        };
+        match event {
+            Inbound::Media { media } => {
+                if self.ending.is_voicemail() {
+                    // The machine is recording; nothing it hears should make the agent stop.
+                    return Ok(());
+                }
+                let bytes = match media::base64_decoded_len(&media.payload) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        self.note_bad_frame("media frame", &e);
+                        return Ok(());
+                    }
+                };
+                let timestamp = media.timestamp_ms().unwrap_or_else(|e| {
+                    self.note_bad_frame("media timestamp", &e);
+                    None
+                });
+                if let Some(rec) = &mut self.recording {
+                    rec.caller_audio(timestamp, &media.payload);
+                }
+                let start_us = self.clock.on_frame(timestamp, std::time::Instant::now());
+                let pad_ms = self
+                    .gaps
+                    .on_frame(timestamp, bytes as u64 / BYTES_PER_MS);
+                if pad_ms > 0 {
+                    // Twilio sent nothing for a while: the model must hear that silence, or its VAD
+                    // and its audio positions drift from the stream.
+                    let pad_bytes = (pad_ms * BYTES_PER_MS) as usize;
+                    let pad_start = start_us.saturating_sub(pad_ms * 1000);
+                    self.send_model_audio(pad_start, pad_bytes, &silence_b64(pad_bytes))
+                        .await;
+                }
+                self.send_model_audio(start_us, bytes, &media.payload).await;
+                Ok(())
+            }
+            Inbound::Mark { mark } => {
+                if let Some(rec) = &mut self.recording {
+                    rec.mark(&mark.name);
+                }
+                if self.playout.on_mark(&mark.name, Instant::now()) == MarkOutcome::Unknown {
+                    self.note_bad_frame(
+                        "mark",
+                        &format_args!("unknown mark name {:?}", short(&mark.name)),
+                    );
+                }
+                Ok(())
+            }
+            Inbound::Dtmf { dtmf } => {
+                self.on_dtmf(&dtmf.digit).await;
+                Ok(())
+            }
+            Inbound::Stop { .. } => Err(EndReason::CallerHungUp),
+            Inbound::Start { .. } => {
+                self.note_bad_frame("second start", &"a stream starts once");
+                Ok(())
+            }
+            Inbound::Connected { .. } => Ok(()),
+        }
+    }
+
+    async fn on_dtmf(&mut self, digit: &str) {
+        let valid = digit.len() == 1
+            && digit
+                .chars()
+                .all(|c| c.is_ascii_digit() || "*#ABCD".contains(c));
+        if !valid {
+            self.note_bad_frame(
+                "dtmf",
+                &MediaError::Malformed(format!("digit {:?}", short(digit))),
+            );
+            return;
+        }
+        let note = format!("[caller pressed {digit}]");
+        info!(call_sid = %self.call_sid, digit, "DTMF");
+        let offset = self.offset_ms();
+        if let Some(turn) = self.transcript.note(Speaker::Caller, note.clone(), offset) {
+            self.publish_turn(turn);
+        }
+        let id = self.event_id(Sent::ItemCreate);
+        self.send_model(rt::message_item_create(&id, Role::User, &note))
+            .await;
+        self.request_response(Request {
+            purpose: Purpose::FollowUp,
+            params: None,
+        })
+        .await;
+    }
+
+    // ---- Model side --------------------------------------------------------------------------
+
+    /// Sends caller audio (`bytes` μ-law bytes from stream time `start_us`), or holds it (bounded)
+    /// while no configured session can take it (connecting, reconnecting, confirming).
+    async fn send_model_audio(&mut self, start_us: StreamUs, bytes: usize, payload: &str) {
+        let ready = self.model.as_ref().is_some_and(|m| m.setup.confirmed());
+        if ready && !self.needs_seed {
+            self.session_audio.on_sent(start_us, bytes);
+            let id = self.append_id();
+            self.send_model(rt::input_audio_append(&id, payload)).await;
+        } else {
+            if self.held_audio.len() >= self.deps.settings.reconnect_buffer_frames {
+                self.held_audio.pop_front();
+            }
+            self.held_audio.push_back((start_us, bytes, payload.to_string()));
+        }
+    }
+
+    /// Sends a client event to the current session; a failed send is handled as a dropped socket.
+    async fn send_model(&mut self, text: String) {
+        let Some(link) = self.model.as_mut() else {
+            debug!("model not connected; event dropped");
+            return;
+        };
+        if let Err(e) = link.send(text).await {
+            self.on_model_lost(format!("send failed: {e}"));
+        }
+    }
+
+    /// Asks for a response through the sequencer: sent now if nothing runs, else when it ends.
+    async fn request_response(&mut self, request: Request) {
+        let ready = self.model.as_ref().is_some_and(|m| m.setup.confirmed());
+        if !ready {
+            // Kept until the session is ready (see `on_session_ready`).
+            self.sequencer.defer(request);
+            return;
+        }
+        if let Some(request) = self.sequencer.request(request) {
+            self.send_response_create(request).await;
+        }
+    }
+
+    async fn send_response_create(&mut self, request: Request) {
+        let id = self.event_id(Sent::ResponseCreate);
+        let text = rt::response_create(&id, request.params.as_ref());
+        self.sequencer.sent(id, request);
+        self.send_model(text).await;
+    }
+
+    fn start_connecting(&mut self, purpose: Opening, delay: Duration) {
+        let connect = self.deps.connector.connect(&self.session.model);
+        let future: ConnectFuture = if delay.is_zero() {
+            connect
+        } else {
+            Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                connect.await
+            })
+        };
+        self.connecting = Some(Connecting { purpose, future });
+    }
+
+    /// The `session.update` for this call, without the optional fields a refusal named.
+    fn session_update(&mut self, dropped: &[OptionalField]) -> (String, String) {
+        let id = self.event_id(Sent::SessionUpdate);
+        let text = rt::session_update(&id, self.session.session_object_without(dropped));
+        (id, text)
+    }
+
+    async fn on_connected(
+        &mut self,
+        purpose: Opening,
+        result: Result<ModelSocket, RealtimeError>,
+    ) -> Flow {
+        let socket = match result {
+            Ok(socket) => socket,
+            Err(e) => return self.on_connect_failed(purpose, e),
+        };
+        let (tx, rx) = socket.split();
+        let (event_id, update) = self.session_update(&[]);
+        let mut link = ModelLink {
+            tx,
+            rx,
+            setup: Setup::new(event_id, Vec::new(), Instant::now()),
+        };
+        if let Err(e) = link.send(update).await {
+            return self.on_connect_failed(purpose, RealtimeError::Connect(e));
+        }
+        if purpose == Opening::Rollover && self.model.is_some() {
+            // Configured now, seeded at the switch so it gets every turn up to that moment.
+            self.standby = Some(link);
+            return Ok(());
+        }
+        self.reconnecting = purpose != Opening::Initial;
+        self.needs_seed = purpose != Opening::Initial;
+        if let Some(old) = self.install_session(link) {
+            tokio::spawn(old.close());
+        }
+        Ok(())
+    }
+
+    fn on_connect_failed(&mut self, purpose: Opening, error: RealtimeError) -> Flow {
+        warn!(call_sid = %self.call_sid, ?purpose, "model connection failed: {error}");
+        self.issue("model_connect_failed", &error.to_string());
+        if purpose == Opening::Rollover && self.model.is_some() {
+            // The current session still has time left; try again shortly.
+            self.rollover_at = Some(Instant::now() + ROLLOVER_RETRY);
+            return Ok(());
+        }
+        if is_permanent(&error) {
+            // A bad key or an unknown model stays bad: no point making the caller wait for retries.
+            return Err(EndReason::ModelUnavailable(error.to_string()));
+        }
+        self.failed_attempts += 1;
+        if self.failed_attempts > self.deps.settings.reconnect_attempts {
+            return Err(EndReason::ModelUnavailable(error.to_string()));
+        }
+        let backoff =
+            self.deps.settings.reconnect_backoff * 2u32.saturating_pow(self.failed_attempts - 1);
+        self.start_connecting(Opening::Reconnect, backoff);
+        Ok(())
+    }
+
+    /// A session's configuration took too long to confirm.
+    async fn on_setup_timeout(&mut self) -> Flow {
+        let now = Instant::now();
+        let expired = |link: &Option<ModelLink>| {
+            link.as_ref()
+                .and_then(|l| l.setup.deadline())
+                .is_some_and(|d| d <= now)
+        };
+        if expired(&self.standby) {
+            if let Some(link) = self.standby.take() {
+                tokio::spawn(link.close());
+            }
+            self.issue("model_setup_timeout", "the fresh session never confirmed its setup");
+            self.rollover_at = Some(now + ROLLOVER_RETRY);
+        }
+        if expired(&self.model) {
+            if let Some(link) = self.model.take() {
+                tokio::spawn(link.close());
+            }
+            let purpose = if self.reconnecting || self.needs_seed {
+                Opening::Reconnect
+            } else {
+                Opening::Initial
+            };
+            return self.on_connect_failed(
+                purpose,
+                RealtimeError::Connect("the session never confirmed its configuration".into()),
+            );
+        }
+        Ok(())
+    }
+
+    /// The current session confirmed μ-law both ways: the conversation so far, held audio, the
+    /// greeting and any waiting response can go.
+    async fn on_session_ready(&mut self) {
+        if self.reconnecting {
+            self.reconnecting = false;
+            info!(call_sid = %self.call_sid, "model session re-opened");
+            self.issue(
+                "model_reconnected",
+                "model session re-opened with the conversation so far",
+            );
+        }
+        self.failed_attempts = 0;
+        self.needs_seed = false;
+        self.seed_and_flush().await;
+        if !self.greeted {
+            self.greeted = true;
+            if let Greeting::SpeakFirst { opening_line } = &self.session.greeting {
+                // `response.instructions` replaces the session's for this response: repeat the
+                // persona so the greeting is said in character.
+                let instructions = format!(
+                    "{}\n\nThe call has just been answered. Greet the caller now by saying: {opening_line}",
+                    self.session.instructions
+                );
+                self.request_response(Request {
+                    purpose: Purpose::Greeting,
+                    params: Some(json!({"instructions": instructions})),
+                })
+                .await;
+            }
+        }
+        if let Some(request) = self.sequencer.resume() {
+            self.send_response_create(request).await;
+        }
+    }
+
+    /// The model socket closed or failed: keep the caller, re-open the session with the same context.
+    fn on_model_lost(&mut self, reason: String) {
+        let Some(old) = self.model.take() else { return };
+        drop(old);
+        warn!(call_sid = %self.call_sid, %reason, "model socket lost");
+        self.issue("model_disconnected", &reason);
+        for turn in self.transcript.response_done() {
+            self.publish_turn(turn);
+        }
+        self.sequencer.reset();
+        self.tools.on_response_done();
+        self.caller_speaking = false;
+        if let Some(fresh) = self.standby.take() {
+            // The rollover's session is open already: it takes over (seeded once it is confirmed).
+            self.needs_seed = true;
+            self.reconnecting = true;
+            self.install_session(fresh);
+            return;
+        }
+        match &mut self.connecting {
+            // A rollover connection already on its way becomes the replacement.
+            Some(connecting) => connecting.purpose = Opening::Reconnect,
+            None => self.start_connecting(Opening::Reconnect, Duration::ZERO),
+        }
+    }
+
+    /// Seeds the (new) session with the conversation so far, in heard order, then forwards held
+    /// caller audio.
+    async fn seed_and_flush(&mut self) {
+        let seeds: Vec<(Role, String)> = self
+            .transcript
+            .seeds(MAX_SEED_TURNS)
+            .into_iter()
+            .map(|(role, text)| (role, text.to_string()))
+            .collect();
+        for (role, text) in seeds {
+            let id = self.event_id(Sent::ItemCreate);
+            self.send_model(rt::message_item_create(&id, role, &text))
+                .await;
+        }
+        while let Some((start_us, bytes, payload)) = self.held_audio.pop_front() {
+            if self.model.is_none() {
+                self.held_audio.push_front((start_us, bytes, payload));
+                break;
+            }
+            self.session_audio.on_sent(start_us, bytes);
+            let id = self.append_id();
+            self.send_model(rt::input_audio_append(&id, &payload)).await;
+        }
+    }
+
+    async fn on_model_frame(&mut self, frame: ModelFrame) -> Flow {
+        match frame {
+            Some(Ok(ModelMessage::Text(text))) => self.on_model_event(text.as_str()).await,
+            Some(Ok(ModelMessage::Close(close))) => {
+                let why = close
+                    .map(|c| format!("closed by the model ({}: {})", u16::from(c.code), c.reason))
+                    .unwrap_or_else(|| "closed by the model".into());
+                self.on_model_lost(why);
+                Ok(())
+            }
+            Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => {
+                self.on_model_lost(e.to_string());
+                Ok(())
+            }
+            None => {
+                self.on_model_lost("socket ended".into());
+                Ok(())
+            }
+        }
+    }
+
+    /// The standby session is read while it waits (pings are answered, a close is noticed); only its
+    /// setup matters before it takes over.
+    async fn on_standby_frame(&mut self, frame: ModelFrame) -> Flow {
+        let lost = match frame {
+            Some(Ok(ModelMessage::Text(text))) => {
+                let step = match rt::parse_server_event(text.as_str()) {
+                    Ok(ServerEvent::SessionUpdated {
+                        input_format,
+                        output_format,
+                    }) => self.standby.as_mut().map(|s| {
+                        s.setup
+                            .on_updated(input_format.as_deref(), output_format.as_deref())
+                    }),
+                    Ok(ServerEvent::Error(error)) => {
+                        self.standby.as_mut().map(|s| s.setup.on_error(&error))
+                    }
+                    _ => None,
+                };
+                match step {
+                    Some(SetupStep::Retry(fields)) => {
+                        let (event_id, update) = self.session_update(&fields);
+                        match self.standby.as_mut() {
+                            Some(link) => {
+                                link.setup = Setup::new(event_id, fields, Instant::now());
+                                link.send(update).await.err()
+                            }
+                            None => None,
+                        }
+                    }
+                    Some(SetupStep::Failed(why)) => Some(why),
+                    _ => None,
+                }
+            }
+            Some(Ok(ModelMessage::Close(close))) => Some(
+                close
+                    .map(|c| format!("closed by the model ({}: {})", u16::from(c.code), c.reason))
+                    .unwrap_or_else(|| "closed by the model".into()),
+            ),
+            Some(Ok(_)) => None,
+            Some(Err(e)) => Some(e.to_string()),
+            None => Some("socket ended".into()),
+        };
+        if let Some(why) = lost {
+            warn!(call_sid = %self.call_sid, %why, "standby model session lost");
+            self.issue("standby_lost", &why);
+            if let Some(link) = self.standby.take() {
+                tokio::spawn(link.close());
+            }
+            self.rollover_at = Some(Instant::now() + ROLLOVER_RETRY);
+        }
+        Ok(())
+    }
+
+    async fn on_model_event(&mut self, text: &str) -> Flow {
+        let event = match rt::parse_server_event(text) {
+            Ok(event) => event,
+            Err(e) => {
+                self.note_bad_frame("model event", &e);
+                return Ok(());
+            }
+        };
+        let confirmed = self.model.as_ref().is_some_and(|m| m.setup.confirmed());
+        match event {
+            ServerEvent::AudioDelta {
+                response_id,
+                item_id,
+                delta,
+            } => {
+                let bytes = match media::base64_decoded_len(&delta) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        self.note_bad_frame("audio delta", &e);
+                        return Ok(());
+                    }
+                };
+                if !confirmed {
+                    // Not μ-law yet: playing it would be noise.
+                    self.note_bad_frame("audio before the session was confirmed", &item_id);
+                    return Ok(());
+                }
+                if self.dropped_items.contains(&item_id)
+                    || response_id
+                        .as_ref()
+                        .is_some_and(|r| self.dropped_responses.contains(r))
+                {
+                    // Counted (the words heard are estimated from it), never played.
+                    self.transcript.agent_audio(&item_id, bytes, || 0);
+                    return Ok(());
+                }
+                let now = Instant::now();
+                let (playout, clock) = (&self.playout, &self.clock);
+                self.transcript.agent_audio(&item_id, bytes, || {
+                    // The turn starts where its audio starts playing: after the agent audio queued
+                    // before it, which may be seconds after this delta is sent.
+                    let wait = playout.play_start(now).saturating_duration_since(now);
+                    (clock.now_us(now.into_std()) + wait.as_micros() as u64) / 1000
+                });
+                let mark = self.playout.on_sent(&item_id, bytes, now);
+                if let Some(rec) = &mut self.recording {
+                    rec.agent_sent(&mark, &delta);
+                }
+                let media_msg = media::media_message(&self.stream_sid, &delta);
+                let mark_msg = media::mark_message(&self.stream_sid, &mark);
+                // Both frames in one write.
+                let sent = async {
+                    self.twilio.feed(Message::Text(media_msg.into())).await?;
+                    self.twilio.feed(Message::Text(mark_msg.into())).await?;
+                    self.twilio.flush().await
+                }
+                .await;
+                sent.map_err(|e| EndReason::TwilioSocket(e.to_string()))
+            }
+            ServerEvent::SessionUpdated {
+                input_format,
+                output_format,
+            } => {
+                let step = match self.model.as_mut() {
+                    Some(link) => link
+                        .setup
+                        .on_updated(input_format.as_deref(), output_format.as_deref()),
+                    None => SetupStep::NotOurs,
+                };
+                self.on_setup_step(step).await
+            }
+            ServerEvent::SpeechStarted {
+                item_id,
+                audio_start_ms,
+            } => {
+                self.caller_speaking = true;
+                if let Some(id) = item_id {
+                    let offset = self.speech_offset_ms(audio_start_ms);
+                    self.transcript.caller_started(id, offset);
+                }
+                if self.ending.on_barge_in() {
+                    info!(call_sid = %self.call_sid, "the caller spoke over the goodbye: the call goes on");
+                }
+                self.sequencer.on_barge_in();
+                self.cut_playback().await
+            }
+            ServerEvent::SpeechStopped { item_id, .. } => {
+                self.caller_speaking = false;
+                let now = self.offset_ms();
+                self.transcript.caller_stopped(item_id.as_deref(), now);
+                Ok(())
+            }
+            ServerEvent::ResponseCreated { response_id } => {
+                if let Some(Outgoing::Cancel) = self.sequencer.on_created(response_id) {
+                    let id = self.event_id(Sent::ResponseCancel);
+                    self.send_model(rt::response_cancel(&id)).await;
+                }
+                Ok(())
+            }
+            ServerEvent::ResponseDone {
+                response_id,
+                status,
+                details,
+                usage,
+            } => {
+                self.on_response_done(response_id, status, details, usage)
+                    .await;
+                Ok(())
+            }
+            ServerEvent::AudioTranscriptDelta { item_id, delta } => {
+                let now = self.offset_ms();
+                self.transcript.agent_text_delta(&item_id, &delta, now);
+                Ok(())
+            }
+            ServerEvent::AudioTranscriptDone {
+                item_id,
+                transcript,
+            } => {
+                let now = self.offset_ms();
+                if let Some(turn) = self.transcript.agent_done(&item_id, transcript, now) {
+                    self.publish_turn(turn);
+                }
+                Ok(())
+            }
+            ServerEvent::InputTranscriptionCompleted {
+                item_id,
+                transcript,
+            } => {
+                let now = self.offset_ms();
+                if let Some(turn) = self.transcript.caller_text(&item_id, transcript, now) {
+                    self.publish_turn(turn);
+                }
+                Ok(())
+            }
+            ServerEvent::InputTranscriptionFailed { item_id, message } => {
+                let now = self.offset_ms();
+                self.transcript.caller_failed(&item_id, now);
+                self.issue("transcription_failed", &message);
+                Ok(())
+            }
+            ServerEvent::OutputItemAdded {
+                item_id: Some(item_id),
+                kind: Some(kind),
+                name,
+            } if kind == "function_call" => {
+                self.tools.on_added(item_id, name);
+                Ok(())
+            }
+            ServerEvent::FunctionCallDone {
+                call_id,
+                name,
+                item_id,
+                arguments,
+            } => {
+                self.tools
+                    .on_arguments_done(item_id, call_id, name, arguments);
+                Ok(())
+            }
+            ServerEvent::OutputItemDone {
+                item_id,
+                kind,
+                status,
+                call_id,
+                name,
+                arguments,
+            } => {
+                if kind.as_deref() == Some("function_call") {
+                    let call = self.tools.on_item_done(
+                        item_id.as_deref(),
+                        status.as_deref(),
+                        call_id,
+                        name,
+                        arguments,
+                    );
+                    match call {
+                        Some(call) => self.on_function_call(call).await,
+                        None => {
+                            debug!(call_sid = %self.call_sid, ?status, "function call not completed; ignored")
+                        }
+                    }
+                }
+                Ok(())
+            }
+            ServerEvent::Error(error) => self.on_model_error(error).await,
+            ServerEvent::ItemTruncated {
+                item_id,
+                audio_end_ms,
+            } => {
+                debug!(%item_id, audio_end_ms, "model confirmed truncation");
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn on_setup_step(&mut self, step: SetupStep) -> Flow {
+        match step {
+            SetupStep::NotOurs => Ok(()),
+            SetupStep::Confirmed => {
+                self.on_session_ready().await;
+                Ok(())
+            }
+            SetupStep::Retry(fields) => {
+                warn!(call_sid = %self.call_sid, ?fields, "session update refused; retrying without the refused field");
+                self.issue(
+                    "session_update_retried",
+                    &format!("the model refused {fields:?}; the call goes on without it"),
+                );
+                let (event_id, update) = self.session_update(&fields);
+                if let Some(link) = self.model.as_mut() {
+                    link.setup = Setup::new(event_id, fields, Instant::now());
+                }
+                self.send_model(update).await;
+                Ok(())
+            }
+            SetupStep::Failed(why) => {
+                warn!(call_sid = %self.call_sid, %why, "model session cannot carry the call");
+                self.issue("session_update_refused", &why);
+                Err(EndReason::ModelUnavailable(why))
+            }
+        }
+    }
+
+    async fn on_model_error(&mut self, error: ApiError) -> Flow {
+        let code = error.code.clone().unwrap_or_else(|| "error".into());
+        let mut message = error.message.clone().unwrap_or_default();
+        if let Some(param) = &error.param {
+            message.push_str(&format!(" (param {param})"));
+        }
+        let kind = self.sent_kind(error.event_id.as_deref());
+        warn!(call_sid = %self.call_sid, %code, %message, ?kind, "model error event");
+        let setup_step = match self.model.as_mut() {
+            Some(link) => link.setup.on_error(&error),
+            None => SetupStep::NotOurs,
+        };
+        if setup_step != SetupStep::NotOurs {
+            return self.on_setup_step(setup_step).await;
+        }
+        if kind == Some(Sent::ResponseCreate) || kind.is_none() {
+            let next = self
+                .sequencer
+                .on_error(error.event_id.as_deref(), error.code.as_deref());
+            if let Some(request) = next {
+                self.send_response_create(request).await;
+            }
+        }
+        if code != "conversation_already_has_active_response" {
+            let what = match kind {
+                Some(Sent::Truncate) => "truncate refused: ",
+                Some(Sent::ItemCreate) => "conversation item refused: ",
+                Some(Sent::ResponseCreate) => "response refused: ",
+                Some(Sent::ResponseCancel) => "cancel refused: ",
+                Some(Sent::SessionUpdate) | None => "",
+            };
+            self.issue(&code, &format!("{what}{message}"));
+        }
+        Ok(())
+    }
+
+    async fn on_response_done(
+        &mut self,
+        response_id: Option<String>,
+        status: Option<String>,
+        details: Option<rt::StatusDetails>,
+        usage: Option<rt::Usage>,
+    ) {
+        for turn in self.transcript.response_done() {
+            self.publish_turn(turn);
+        }
+        self.tools.on_response_done();
+        let reason = details.as_ref().map(|d| d.describe());
+        match status.as_deref() {
+            Some("failed") => self.issue(
+                "response_failed",
+                &format!(
+                    "the model's response failed: {}",
+                    reason.as_deref().unwrap_or("no reason given")
+                ),
+            ),
+            Some("incomplete") => self.issue(
+                "response_incomplete",
+                &format!(
+                    "the model's response was cut short: {}",
+                    reason.as_deref().unwrap_or("no reason given")
+                ),
+            ),
+            _ => {}
+        }
+        self.deps.emit(CallEvent::ResponseDone {
+            call_sid: self.call_sid.clone(),
+            response_id: response_id.clone(),
+            status: status.unwrap_or_else(|| "unknown".into()),
+            reason,
+            usage: usage.map(TokenUsage::from),
+            at_ms: now_ms(),
+        });
+        if let Some(request) = self.sequencer.on_done(response_id.as_deref()) {
+            self.send_response_create(request).await;
+        }
+    }
+
+    /// Stops what Twilio is playing and cuts every unheard item (barge-in, voicemail): `clear` at
+    /// once, then `conversation.item.truncate` per item at what the caller heard of it, and late
+    /// deltas of the cut items and response are dropped.
+    async fn cut_playback(&mut self) -> Flow {
+        let now = Instant::now();
+        let had_queued = !self.playout.is_drained();
+        let running = self.sequencer.active_response().map(str::to_string);
+        let cuts = self.playout.interrupt(now, self.sequencer.busy());
+        if had_queued || !cuts.is_empty() {
+            self.send_twilio(media::clear_message(&self.stream_sid))
+                .await?;
+            if let Some(rec) = &mut self.recording {
+                rec.clear();
+            }
+        }
+        if let Some(response) = running {
+            push_bounded(&mut self.dropped_responses, response);
+        }
+        for cut in cuts {
+            debug!(item_id = %cut.item_id, heard_ms = cut.audio_end_ms, sent_ms = cut.sent_ms, "barge-in");
+            push_bounded(&mut self.dropped_items, cut.item_id.clone());
+            self.transcript.agent_truncated(&cut.item_id, cut.audio_end_ms);
+            let id = self.event_id(Sent::Truncate);
+            self.send_model(rt::item_truncate(&id, &cut.item_id, cut.audio_end_ms))
+                .await;
+            self.deps.emit(CallEvent::BargeIn {
+                call_sid: self.call_sid.clone(),
+                item_id: cut.item_id,
+                heard_ms: cut.audio_end_ms,
+                at_ms: now_ms(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A function call the model completed.
+    async fn on_function_call(&mut self, call: FunctionCall) {
+        let FunctionCall {
+            call_id,
+            name,
+            arguments,
+        } = call;
+        let output = match built_in(&name).map(|t| t.kind) {
+            Some(BuiltIn::EndCall) => {
+                info!(call_sid = %self.call_sid, arguments = %short(&arguments), "agent ended the call");
+                self.ending = Ending::AfterPlayout {
+                    kind: EndKind::AgentEnded,
+                    deadline: Instant::now() + END_CALL_GRACE,
+                };
+                // No follow-up: the goodbye was said. The output keeps the conversation whole if a
+                // barge-in undoes the end.
+                self.send_function_output(&call_id, &json!({"status": "ending the call"}))
+                    .await;
+                return;
+            }
+            Some(BuiltIn::TransferCall) => {
+                match (&self.session.transfer_number, &self.deps.actions) {
+                    (Some(number), Some(_)) => {
+                        info!(call_sid = %self.call_sid, arguments = %short(&arguments), "agent asked to transfer the call");
+                        self.ending = Ending::TransferAfterPlayout {
+                            number: number.clone(),
+                        };
+                        self.send_function_output(&call_id, &json!({"status": "transferring"}))
+                            .await;
+                        return;
+                    }
+                    _ => json!({"error": "transfer is not available on this call"}),
+                }
+            }
+            None => {
+                warn!(call_sid = %self.call_sid, tool = %short(&name), "model called a tool with no handler");
+                json!({"error": format!("tool {:?} is not available", short(&name))})
+            }
+        };
+        self.send_function_output(&call_id, &output).await;
+        // The model says nothing after a tool output until asked; the sequencer sends this once the
+        // response that made the call is done.
+        self.request_response(Request {
+            purpose: Purpose::FollowUp,
+            params: None,
+        })
+        .await;
+    }
+
+    async fn send_function_output(&mut self, call_id: &str, output: &serde_json::Value) {
+        let id = self.event_id(Sent::ItemCreate);
+        self.send_model(rt::function_output_create(&id, call_id, &output.to_string()))
+            .await;
+    }
+}
+
+fn push_bounded(list: &mut VecDeque<String>, value: String) {
+    if list.len() >= 16 {
+        list.pop_front();
+    }
+    list.push_back(value);
+}
+
+fn short(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    #[test]
+    fn silence_is_mulaw_ff_of_the_exact_length() {
+        for n in [0usize, 1, 2, 3, 160, 2401] {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(silence_b64(n))
+                .unwrap();
+            assert_eq!(decoded.len(), n);
+            assert!(decoded.iter().all(|&b| b == 0xFF));
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! One task per call: the Twilio media socket on one side, a Realtime GA session on the other.
+//!
+//! The socket loop (`call.rs`) only does I/O; each concern is a pure part that is told what happened
+//! and returns what to send: `model_setup` (a session counts only once `session.updated` confirms
+//! μ-law both ways), `sequencer` (one `response.create` in flight), `tool_calls` (act only on completed
+//! function calls), `transcript` (turns in heard order; seeds for replacement sessions), `ending`
+//! (open / ending after playout / transferring), `gaps` (silence for holes in Twilio's media), and
+//! `crate::calls::playout` (what the caller heard, for barge-in).
+//!
+//! The hot path (a Twilio frame in → `input_audio_buffer.append` out; an audio delta in → Twilio
+//! `media` and `mark` out) touches only this task's own state and its two sockets: no database, no file, no lock
+//! shared with other calls. Everything else (transcripts, errors, the end of the call) leaves through
+//! [`BridgeDeps::emit`], which never blocks.
+//!
+//! The model session is replaceable mid-call: a dropped socket is re-opened with the same config and
+//! seeded with the conversation so far, and before the 60-minute session cap a fresh session is opened in
+//! the background and swapped in between turns, so the caller never notices.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, info, warn, Instrument};
+
+use crate::calls::events::{now_ms, CallEvent, EventBus};
+use crate::calls::registry::CallRegistry;
+use crate::config::BridgeSettings;
+use crate::realtime::client::ModelConnector;
+use crate::realtime::session::SessionConfig;
+use crate::services::ActiveCall;
+use crate::telephony::twilio::media::{self, Inbound, StartMeta};
+
+mod call;
+pub mod ending;
+pub mod gaps;
+pub mod model_setup;
+pub mod sequencer;
+pub mod tool_calls;
+pub mod transcript;
+
+use call::Call;
+
+/// Persists call events (wired to the store by the services layer); must not block.
+pub type PersistFn = Arc<dyn Fn(&CallEvent) + Send + Sync>;
+
+/// What a call asks of the telephony side (the Twilio REST API, wired by the services layer).
+pub trait CallActions: Send + Sync {
+    /// The model cannot be reached: let the caller hear an apology and hang up, instead of silence.
+    /// Returns once Twilio has the new instructions (or refused them).
+    fn apologize(&self, call_sid: &str) -> futures_util::future::BoxFuture<'static, ()>;
+    /// Hands the caller to a person at `number` (`<Dial>`); Twilio then ends the media stream.
+    fn transfer(
+        &self,
+        call_sid: &str,
+        number: &str,
+    ) -> futures_util::future::BoxFuture<'static, Result<(), String>>;
+    /// Ends the call at Twilio (after a voicemail, so the line does not stay open).
+    fn hang_up(&self, call_sid: &str) -> futures_util::future::BoxFuture<'static, ()>;
+    /// An inbound call's media stream has started (Twilio reached the app at `public_base`): start
+    /// what Twilio should do for it, such as its own recording. Failures are logged, never the call's.
+    fn inbound_stream_started(
+        &self,
+        call_sid: &str,
+        public_base: &str,
+    ) -> futures_util::future::BoxFuture<'static, ()>;
+}
+
+/// What a call's task needs from the rest of the app.
+pub struct BridgeDeps {
+    pub registry: CallRegistry,
+    pub bus: EventBus,
+    pub persist: Option<PersistFn>,
+    pub connector: Arc<dyn ModelConnector>,
+    /// The session new calls get; a call keeps the config it started with.
+    pub session: std::sync::RwLock<Arc<SessionConfig>>,
+    pub settings: BridgeSettings,
+    /// Telephony actions; `None` when Twilio's REST API is not configured (the call still works, but
+    /// cannot apologise, transfer or hang up at Twilio).
+    pub actions: Option<Arc<dyn CallActions>>,
+    /// Records calls and feeds listen-in; `None` in setups without recordings.
+    pub recorder: Option<Arc<crate::recording::Recorder>>,
+}
+
+impl BridgeDeps {
+    /// The session config for a call starting now.
+    pub fn current_session(&self) -> Arc<SessionConfig> {
+        self.session
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the config for calls that start from now on.
+    pub fn set_session(&self, session: SessionConfig) {
+        *self.session.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(session);
+    }
+
+    /// Persists and publishes an event; never blocks the call.
+    pub fn emit(&self, event: CallEvent) {
+        if let Some(persist) = &self.persist {
+            persist(&event);
+        }
+        self.bus.publish(event);
+    }
+}
+
+/// WebSocket close code for policy violations (no or bad stream token).
+pub const CLOSE_POLICY: u16 = 1008;
+
+/// Why a call's bridge ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndReason {
+    CallerHungUp,
+    AgentEnded,
+    EndedByApp,
+    TwilioSocket(String),
+    ModelUnavailable(String),
+    /// The agent left a voicemail and hung up.
+    VoicemailLeft,
+    /// The call was handed to a person.
+    Transferred(String),
+}
+
+impl EndReason {
+    pub fn failed(&self) -> bool {
+        matches!(
+            self,
+            EndReason::TwilioSocket(_) | EndReason::ModelUnavailable(_)
+        )
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            EndReason::CallerHungUp => "caller hung up".into(),
+            EndReason::AgentEnded => "agent ended the call".into(),
+            EndReason::EndedByApp => "ended from the app".into(),
+            EndReason::TwilioSocket(e) => format!("Twilio stream error: {e}"),
+            EndReason::ModelUnavailable(e) => format!("model unavailable: {e}"),
+            EndReason::VoicemailLeft => "voicemail left".into(),
+            EndReason::Transferred(number) => format!("transferred to {number}"),
+        }
+    }
+}
+
+/// Serves one Twilio media socket from upgrade to close; Twilio reached it at `public_base`.
+pub async fn handle_media_socket(deps: Arc<BridgeDeps>, socket: WebSocket, public_base: String) {
+    let (mut twilio_tx, mut twilio_rx) = socket.split();
+    let (stream_sid, start) = match await_start(&mut twilio_rx, deps.settings.start_timeout).await {
+        Ok(started) => started,
+        Err(reason) => {
+            warn!(%reason, "media stream refused before start");
+            close_twilio(&mut twilio_tx, CLOSE_POLICY, &reason).await;
+            return;
+        }
+    };
+    let token = start.custom_parameters.get("token").map(String::as_str);
+    let call_sid = start.call_sid.clone();
+    let pending = match deps.registry.redeem(token, &call_sid) {
+        Ok(p) => p,
+        Err(e) => {
+            warn!(call_sid = %call_sid, reason = %e, "media stream refused: bad stream token");
+            close_twilio(&mut twilio_tx, CLOSE_POLICY, &e.to_string()).await;
+            return;
+        }
+    };
+    let session = pending
+        .plan
+        .as_ref()
+        .map(|plan| plan.session.clone())
+        .unwrap_or_else(|| deps.current_session());
+    let info = ActiveCall {
+        call_sid: call_sid.clone(),
+        stream_sid: stream_sid.clone(),
+        from: pending.from.clone(),
+        to: pending.to.clone(),
+        started_at_ms: now_ms(),
+    };
+    let (control_tx, control_rx) = mpsc::channel(8);
+    let guard = match deps.registry.register(info.clone(), control_tx) {
+        Ok(g) => g,
+        Err(e) => {
+            warn!(call_sid = %call_sid, "{e}");
+            close_twilio(&mut twilio_tx, CLOSE_POLICY, &e.to_string()).await;
+            return;
+        }
+    };
+    let inbound = pending
+        .plan
+        .as_ref()
+        .is_none_or(|p| p.direction == crate::calls::plan::Direction::Inbound);
+    if let (true, Some(actions)) = (inbound, &deps.actions) {
+        tokio::spawn(actions.inbound_stream_started(&call_sid, &public_base));
+    }
+    deps.emit(CallEvent::CallStarted {
+        call_sid: call_sid.clone(),
+        stream_sid: stream_sid.clone(),
+        from: info.from,
+        to: info.to,
+        at_ms: info.started_at_ms,
+    });
+    let span = tracing::info_span!("call", call_sid = %call_sid);
+    let mut call = Call::new(
+        deps.clone(),
+        session,
+        call_sid.clone(),
+        stream_sid,
+        twilio_tx,
+    );
+    // A call opts out of recording in its plan (calls the app places) or with
+    // `<Parameter name="record" value="false"/>`.
+    let record = pending.plan.as_ref().is_none_or(|p| p.record)
+        && start.custom_parameters.get("record").map(String::as_str) != Some("false");
+    call.recording = deps.recorder.as_ref().map(|r| {
+        r.start_call(
+            &call_sid,
+            info.started_at_ms,
+            record,
+            call.started.into_std(),
+        )
+    });
+    // Its own task, so a panic inside one call is contained and still reported as that call's end.
+    let task = tokio::spawn(call.run(twilio_rx, control_rx).instrument(span));
+    let reason = match task.await {
+        Ok(reason) => reason,
+        Err(e) => {
+            tracing::error!(call_sid = %call_sid, "call task failed: {e}");
+            EndReason::TwilioSocket("internal error".into())
+        }
+    };
+    drop(guard);
+    info!(call_sid = %call_sid, reason = %reason.describe(), "call ended");
+    deps.emit(CallEvent::CallEnded {
+        call_sid,
+        reason: reason.describe(),
+        failed: reason.failed(),
+        at_ms: now_ms(),
+    });
+}
+
+/// Reads until Twilio's `start`. Media before `start` is ignored; a silent or closed socket is refused.
+async fn await_start(
+    rx: &mut SplitStream<WebSocket>,
+    timeout: Duration,
+) -> Result<(String, StartMeta), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, rx.next())
+            .await
+            .map_err(|_| format!("no start event within {} ms", timeout.as_millis()))?;
+        match frame {
+            Some(Ok(Message::Text(text))) => match media::parse(text.as_str()) {
+                Ok(Inbound::Start { stream_sid, start }) => return Ok((stream_sid, start)),
+                Ok(Inbound::Connected { .. }) => {}
+                Ok(Inbound::Stop { .. }) => return Err("stream stopped before start".into()),
+                Ok(other) => debug!(event = ?event_name(&other), "event before start ignored"),
+                Err(e) => warn!("bad frame before start ignored: {e}"),
+            },
+            Some(Ok(Message::Close(_))) | None => return Err("socket closed before start".into()),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(format!("socket error before start: {e}")),
+        }
+    }
+}
+
+fn event_name(event: &Inbound<'_>) -> &'static str {
+    match event {
+        Inbound::Connected { .. } => "connected",
+        Inbound::Start { .. } => "start",
+        Inbound::Media { .. } => "media",
+        Inbound::Dtmf { .. } => "dtmf",
+        Inbound::Mark { .. } => "mark",
+        Inbound::Stop { .. } => "stop",
+    }
+}
+
+pub(super) async fn close_twilio(tx: &mut SplitSink<WebSocket, Message>, code: u16, reason: &str) {
+    let reason: String = reason.chars().take(120).collect();
+    let _ = tx
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
+    let _ = tx.close().await;
+}
+
