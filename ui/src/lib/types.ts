@@ -87,6 +87,26 @@ export interface MachineDetectionEvent {
   at_ms: number;
 }
 
+/** Tokens one model response used (`verbio::calls::events::TokenUsage`). */
+export interface TokenUsage {
+  input_text: number;
+  input_audio: number;
+  input_cached: number;
+  output_text: number;
+  output_audio: number;
+}
+
+/** A model response ended: `completed`, `cancelled`, `incomplete` or `failed`, with why and its tokens. */
+export interface ResponseDoneEvent {
+  type: 'response_done';
+  call_sid: string;
+  response_id: string | null;
+  status: string;
+  reason: string | null;
+  usage: TokenUsage | null;
+  at_ms: number;
+}
+
 /** `verbio::calls::events::CallEvent`, tagged by `type`. */
 export type CallEvent =
   | CallStarted
@@ -95,7 +115,8 @@ export type CallEvent =
   | ModelIssue
   | CallEnded
   | CallStatusEvent
-  | MachineDetectionEvent;
+  | MachineDetectionEvent
+  | ResponseDoneEvent;
 
 // ---- Session configuration: `verbio::realtime::session::SessionConfig` (serde shapes). ----
 

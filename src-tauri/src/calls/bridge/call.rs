@@ -339,8 +339,8 @@ impl Call {
     async fn between_events(&mut self) -> Flow {
         let ready = self.model.as_ref().is_some_and(|m| m.setup.confirmed());
         if self.needs_seed && ready {
-            self.needs_seed = false;
-            self.seed_and_flush().await;
+            // A session that was confirmed before it took over (the rollover's, after a drop).
+            self.on_session_ready().await;
         }
         let idle = self.sequencer.idle() && self.playout.is_drained();
         match self.ending.due(idle) {
@@ -751,8 +751,11 @@ impl Call {
             );
         }
         self.failed_attempts = 0;
-        self.needs_seed = false;
-        self.seed_and_flush().await;
+        if std::mem::take(&mut self.needs_seed) {
+            self.seed_and_flush().await;
+        } else {
+            self.flush_held_audio().await;
+        }
         if !self.greeted {
             self.greeted = true;
             if let Greeting::SpeakFirst { opening_line } = &self.session.greeting {
@@ -814,6 +817,11 @@ impl Call {
             self.send_model(rt::message_item_create(&id, role, &text))
                 .await;
         }
+        self.flush_held_audio().await;
+    }
+
+    /// Forwards caller audio held while no configured session could take it.
+    async fn flush_held_audio(&mut self) {
         while let Some((start_us, bytes, payload)) = self.held_audio.pop_front() {
             if self.model.is_none() {
                 self.held_audio.push_front((start_us, bytes, payload));
@@ -1208,7 +1216,7 @@ impl Call {
         let now = Instant::now();
         let had_queued = !self.playout.is_drained();
         let running = self.sequencer.active_response().map(str::to_string);
-        let cuts = self.playout.interrupt(now, self.sequencer.busy());
+        let cuts = self.playout.interrupt(now, running.is_some());
         if had_queued || !cuts.is_empty() {
             self.send_twilio(media::clear_message(&self.stream_sid))
                 .await?;
