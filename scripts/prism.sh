@@ -10,7 +10,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PORT="${PRISM_PORT:-4010}"
-SPEC="$ROOT/../shared/specs/twilio_api_v2010.json"
+SPEC="$ROOT/tests/fixtures/specs/twilio_api_v2010.json"
 STATE="${TMPDIR:-/tmp}/verbio-prism-$PORT"
 PRISM="$ROOT/tests/prism/node_modules/.bin/prism"
 

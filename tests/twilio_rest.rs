@@ -1,5 +1,5 @@
 //! The Twilio REST client against Stoplight Prism serving Twilio's own OpenAPI description
-//! (`../shared/specs/twilio_api_v2010.json`, started by the test command). Prism refuses a request with
+//! (`tests/fixtures/specs/twilio_api_v2010.json`, started by the test command). Prism refuses a request with
 //! a wrong path, missing auth or a missing required field, so every success here is also a check that
 //! the client speaks Twilio's API as published.
 
