@@ -4,8 +4,12 @@
 # installed, pip when the package is there, and npm when ui/node_modules matches the lock file.
 #
 #   install-deps.sh            system packages (apt; as root, or through sudo), then the Python and npm packages
+#                              (run through sudo by a user with cargo and npm: those as that user)
 #   install-deps.sh --system   only the system packages
 #   install-deps.sh --user     only the Python and npm packages, for the current user
+#
+# Works as root without sudo installed, through sudo, and as a user (sudo is asked for apt only when a
+# package is missing).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -48,15 +52,9 @@ die() {
   exit 1
 }
 
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then
-    "$@"
-  elif command -v sudo >/dev/null 2>&1; then
-    sudo "$@"
-  else
-    die "need root (or sudo) to run: $*"
-  fi
-}
+# as_root, continue_as_invoking_user
+# shellcheck source=scripts/privileges.sh
+source "$ROOT/scripts/privileges.sh"
 
 install_system() {
   if ! python3 -m pip --version >/dev/null 2>&1; then
@@ -140,6 +138,8 @@ case "$PHASE" in
   --user) install_user ;;
   all)
     install_system
+    # Through sudo, the user's own toolchains install the Python and npm packages (files they own).
+    continue_as_invoking_user scripts/install-deps.sh --user
     install_user
     ;;
   *) die "usage: $0 [--system | --user]" ;;

@@ -9,8 +9,13 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Through sudo: as the user who asked, when they have the toolchains (scripts/privileges.sh), so the
+# state below belongs to whoever stops it.
+# shellcheck source=scripts/privileges.sh
+source "$ROOT/scripts/privileges.sh"
+continue_as_invoking_user scripts/prism.sh "$@"
 PORT="${PRISM_PORT:-4010}"
-SPEC="$ROOT/../shared/specs/twilio_api_v2010.json"
+SPEC="$ROOT/tests/fixtures/specs/twilio_api_v2010.json"
 STATE="${TMPDIR:-/tmp}/verbio-prism-$PORT"
 PRISM="$ROOT/tests/prism/node_modules/.bin/prism"
 

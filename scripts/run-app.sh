@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # THE run command: installs what is missing, builds the UI and starts the Verbio desktop app (release build).
 #
-#   sudo bash scripts/run-app.sh [-- app arguments]
+#   bash scripts/run-app.sh [-- app arguments]        as root (sudo need not be installed)
+#   sudo bash scripts/run-app.sh [-- app arguments]   as a user with sudo
 #
 # Root is needed only for the system packages. When started through sudo by a desktop user who has the
 # Rust and Node toolchains, the build and the app run as that user (their files, their settings, their
-# display); otherwise everything runs as the current user.
+# display); otherwise everything runs as the current user (a user without sudo can run it once the
+# system packages are installed).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,19 +27,12 @@ MSG
   exit 1
 fi
 
-if [ "$(id -u)" -eq 0 ] && [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != "root" ] && command -v sudo >/dev/null 2>&1; then
+# shellcheck source=scripts/privileges.sh
+source scripts/privileges.sh
+if [ "$(id -u)" -eq 0 ] && [ -n "${SUDO_USER:-}" ]; then
+  # Through sudo: the system packages as root, then build and run as the desktop user when they can.
   bash scripts/install-deps.sh --system
-  # A login shell, so the user's ~/.profile puts rustup's cargo on PATH.
-  if sudo -u "$SUDO_USER" -H bash -lc 'command -v cargo && command -v npm' >/dev/null 2>&1; then
-    echo "==> continuing as $SUDO_USER"
-    session=()
-    for var in DISPLAY XAUTHORITY WAYLAND_DISPLAY XDG_RUNTIME_DIR DBUS_SESSION_BUS_ADDRESS CARGO_TARGET_DIR; do
-      [ -n "${!var:-}" ] && session+=("$var=${!var}")
-    done
-    exec sudo -u "$SUDO_USER" -H env "${session[@]}" \
-      bash -lc 'cd "$1" && shift && exec bash scripts/run-app.sh "$@"' run-app "$ROOT" "$@"
-  fi
-  echo "==> $SUDO_USER has no cargo and npm on PATH; building and running as root"
+  continue_as_invoking_user scripts/run-app.sh "$@"
 fi
 
 bash scripts/install-deps.sh

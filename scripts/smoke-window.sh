@@ -8,6 +8,10 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# Through sudo: as the user who asked, when they have the toolchains (scripts/privileges.sh).
+# shellcheck source=scripts/privileges.sh
+source scripts/privileges.sh
+continue_as_invoking_user scripts/smoke-window.sh "$@"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 DISPLAY_NUM="${SMOKE_DISPLAY:-:99}"
 TIMEOUT_SECS="${SMOKE_TIMEOUT_SECS:-60}"

@@ -9,6 +9,10 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# Through sudo: as the user who asked, when they have the toolchains (scripts/privileges.sh).
+# shellcheck source=scripts/privileges.sh
+source scripts/privileges.sh
+continue_as_invoking_user scripts/test-e2e.sh "$@"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 DISPLAY_NUM="${E2E_DISPLAY:-:98}"
 

@@ -5,6 +5,10 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# Through sudo: as the user who asked, when they have the toolchains (scripts/privileges.sh).
+# shellcheck source=scripts/privileges.sh
+source scripts/privileges.sh
+continue_as_invoking_user scripts/test-keychain.sh "$@"
 for tool in dbus-run-session gnome-keyring-daemon; do
   command -v "$tool" >/dev/null 2>&1 || { echo "test-keychain: '$tool' is missing; run scripts/install-deps.sh" >&2; exit 1; }
 done

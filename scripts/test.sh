@@ -2,11 +2,22 @@
 # THE test command (CI runs it through .ci/run on a fresh Debian 12 machine as root, CI=true).
 # Installs dependencies, then: format check, UI checks/lint/tests/build, clippy for the headless core
 # and the desktop build, the Rust tests, and the desktop window smoke test.
+#
+#   bash scripts/test.sh        as root (sudo need not be installed)
+#   sudo bash scripts/test.sh   as a user with sudo: the system packages as root, then everything else as
+#                               that user when their login shell has cargo and npm (else as root)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 START=$SECONDS
+
+# shellcheck source=scripts/privileges.sh
+source scripts/privileges.sh
+if [ "$(id -u)" -eq 0 ] && [ -n "${SUDO_USER:-}" ]; then
+  bash scripts/install-deps.sh --system
+  continue_as_invoking_user scripts/test.sh "$@"
+fi
 
 section() {
   printf '\n==================== %s  [+%ss] ====================\n' "$*" "$((SECONDS - START))"
@@ -20,8 +31,15 @@ trap 'stop_test_audio; bash scripts/prism.sh stop' EXIT
 section "Dependencies"
 bash scripts/install-deps.sh
 
-# Outside the clone, so CI runs reuse the (large) build cache.
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/verbio-target}"
+# Outside the clone, so CI runs reuse the (large) build cache; one's own if another user (root through
+# an earlier run, say) made the shared one.
+if [ -z "${CARGO_TARGET_DIR:-}" ]; then
+  CARGO_TARGET_DIR=/var/tmp/verbio-target
+  if [ -e "$CARGO_TARGET_DIR" ] && [ ! -w "$CARGO_TARGET_DIR" ]; then
+    CARGO_TARGET_DIR="/var/tmp/verbio-target-$(id -un)"
+  fi
+fi
+export CARGO_TARGET_DIR
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 echo "CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
 

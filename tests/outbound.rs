@@ -219,10 +219,13 @@ async fn outbound_call_with_a_person_moves_through_its_states() {
         "Prism accepted the request as Twilio's API describes it"
     );
     assert_eq!(create.field("To"), Some(CALLEE));
+    // A voicemail needs the end of a machine's greeting.
     assert_eq!(create.field("MachineDetection"), Some("DetectMessageEnd"));
     assert_eq!(create.field("AsyncAmd"), Some("true"));
     assert_eq!(create.field("Record"), Some("true"));
     assert_eq!(create.field("RecordingChannels"), Some("dual"));
+    // Twilio's default on a call, `trim-silence`, would shift its copy against the transcript.
+    assert_eq!(create.field("Trim"), Some("do-not-trim"));
     assert_eq!(
         create
             .field("RecordingStatusCallback")
@@ -377,6 +380,12 @@ async fn machine_end_beep_leaves_the_voicemail_then_hangs_up() {
         .expect("sid")
         .to_string();
     let create = o.create_request().await;
+    assert_eq!(create.field("MachineDetection"), Some("DetectMessageEnd"));
+    assert_eq!(
+        create.field("Trim"),
+        None,
+        "no cloud recording was asked for"
+    );
     // The machine's greeting plays, then silence while it records.
     let call = o
         .answer(
@@ -392,6 +401,15 @@ async fn machine_end_beep_leaves_the_voicemail_then_hangs_up() {
         )
         .await;
     o.stream_live().await;
+    // Should a `machine_start` come (Twilio does not send one with `DetectMessageEnd`), the voicemail
+    // still waits for the end of the greeting.
+    assert_eq!(
+        o.amd(&create, &sid, "machine_start").await["action"],
+        "wait"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!call.is_finished(), "the call goes on through the greeting");
+    assert!(o.updates(&sid).is_empty(), "nothing asked of Twilio yet");
     let action = o.amd(&create, &sid, "machine_end_beep").await;
     assert_eq!(action["action"], "voicemail");
     let ended = o.h.ended(&sid).await;
@@ -432,15 +450,25 @@ async fn machine_end_beep_leaves_the_voicemail_then_hangs_up() {
 }
 
 #[tokio::test]
-async fn machine_with_hang_up_policy_ends_the_call() {
-    // With `DetectMessageEnd` Twilio's one verdict for a machine comes at the end of its greeting.
-    machine_verdict_hangs_up("hang_up", "machine_end_beep").await;
+async fn machine_with_hang_up_policy_ends_the_call_at_machine_start() {
+    // With `MachineDetection=Enable` Twilio's verdict for a machine is `machine_start`, as soon as the
+    // greeting begins: the call ends then, not after the agent has talked to the whole greeting.
+    machine_verdict_hangs_up(json!({"machine_policy": "hang_up"}), "machine_start").await;
 }
 
-/// A verdict that `policy` answers by hanging up: the call ends and the app hangs up at Twilio.
-async fn machine_verdict_hangs_up(policy: &str, answered_by: &str) {
+#[tokio::test]
+async fn calls_hang_up_on_machines_by_default() {
+    machine_verdict_hangs_up(json!({}), "machine_start").await;
+}
+
+/// A verdict that the call's policy (from `request`) answers by hanging up: the call was created with
+/// `MachineDetection=Enable`, it ends and the app hangs up at Twilio.
+async fn machine_verdict_hangs_up(request: Value, answered_by: &str) {
     let mut o = outbound(SimRealtimeConfig::default()).await;
-    let (sid, create) = o.placed(json!({"machine_policy": policy})).await;
+    let (sid, create) = o.placed(request).await;
+    assert_eq!(create.field("MachineDetection"), Some("Enable"));
+    assert_eq!(create.field("AsyncAmd"), Some("true"));
+    assert!(create.status < 300, "Prism accepted `Enable`: {create:?}");
     let call = o
         .answer(&create, &sid, vec![CallerStep::Silence(15_000)])
         .await;
@@ -704,7 +732,52 @@ async fn the_auto_webhook_choice_is_repeated_on_the_next_start() {
 
 #[tokio::test]
 async fn a_fax_is_hung_up_on_even_when_machines_get_the_agent() {
-    machine_verdict_hangs_up("continue", "fax").await;
+    machine_verdict_hangs_up(json!({"machine_policy": "continue"}), "fax").await;
+}
+
+#[tokio::test]
+async fn machine_start_with_continue_policy_carries_on() {
+    let o = outbound(SimRealtimeConfig {
+        script: vec![AgentTurn::with_tone("Hello, this is Verbio.", 600.0, 800)],
+        ..SimRealtimeConfig::default()
+    })
+    .await;
+    let (sid, create) = o.placed(json!({"machine_policy": "continue"})).await;
+    assert_eq!(create.field("MachineDetection"), Some("Enable"));
+    let call = o
+        .answer(
+            &create,
+            &sid,
+            vec![
+                CallerStep::Speak {
+                    tone_hz: 400.0,
+                    ms: 600,
+                },
+                CallerStep::WaitForAgentAudio {
+                    min_ms: 700,
+                    timeout: Duration::from_secs(10),
+                },
+                CallerStep::Silence(300),
+                CallerStep::HangUp,
+            ],
+        )
+        .await;
+    o.stream_live().await;
+    assert_eq!(
+        o.amd(&create, &sid, "machine_start").await["action"],
+        "continue"
+    );
+    let report = call.finish().await;
+    assert!(
+        report.heard_ms >= 700,
+        "the agent talked to the machine: {} ms",
+        report.heard_ms
+    );
+    assert!(
+        o.updates(&sid).is_empty(),
+        "the app did not end the call at Twilio: {:?}",
+        o.updates(&sid)
+    );
 }
 
 #[tokio::test]

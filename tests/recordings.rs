@@ -1524,6 +1524,8 @@ async fn inbound_calls_start_a_twilio_recording_when_asked_to() {
         "Prism accepted the request as Twilio's API describes it: {request:?}"
     );
     assert_eq!(request.field("RecordingChannels"), Some("dual"));
+    // Untrimmed, so the cloud copy keeps the transcript's offsets.
+    assert_eq!(request.field("Trim"), Some("do-not-trim"));
     assert_eq!(
         request.field("RecordingStatusCallback"),
         Some(format!("{}/twilio/recording-status", h.base).as_str())

@@ -1,5 +1,5 @@
 //! The Twilio REST client against Stoplight Prism serving Twilio's own OpenAPI description
-//! (`../shared/specs/twilio_api_v2010.json`, started by the test command). Prism refuses a request with
+//! (`tests/fixtures/specs/twilio_api_v2010.json`, started by the test command). Prism refuses a request with
 //! a wrong path, missing auth or a missing required field, so every success here is also a check that
 //! the client speaks Twilio's API as published.
 
@@ -55,6 +55,10 @@ async fn creates_a_call_with_every_outbound_parameter() {
     assert_eq!(request.status, 201);
     assert_eq!(request.field("AsyncAmd"), Some("true"));
     assert_eq!(request.fields("StatusCallbackEvent").len(), 4);
+    // Twilio trims a call recording's silence unless told not to, which would shift it against the
+    // transcript's offsets.
+    assert_eq!(request.field("Record"), Some("true"));
+    assert_eq!(request.field("Trim"), Some("do-not-trim"));
 }
 
 #[tokio::test]
@@ -227,6 +231,7 @@ async fn starts_a_dual_channel_recording_of_a_live_call() {
     assert!(request.had_basic_auth);
     assert!((200..300).contains(&request.status), "{request:?}");
     assert_eq!(request.field("RecordingChannels"), Some("dual"));
+    assert_eq!(request.field("Trim"), Some("do-not-trim"));
     assert_eq!(
         request.field("RecordingStatusCallback"),
         Some("https://x.example/twilio/recording-status")

@@ -196,11 +196,22 @@ pub async fn check_openai(base: &str, key: &Secret) -> Result<OpenAiCheck, KeyCh
     }
 }
 
-/// The realtime models among `ids`, newest-looking first; the built-in list when there are none.
+/// Whether a model id from `GET /v1/models` is a GA Realtime speech-to-speech model a call can use:
+/// `gpt-realtime`, its versions (`gpt-realtime-2.1`), sizes (`-mini`) and dated snapshots
+/// (`gpt-realtime-2025-08-28`). Not the shut-down beta models (`gpt-4o-realtime-preview*`,
+/// `gpt-4o-mini-realtime-preview*`), nor anything preview, transcription-only or text-to-speech,
+/// which a live account lists too.
+pub fn is_realtime_speech_model(id: &str) -> bool {
+    const NOT_SPEECH: [&str; 4] = ["preview", "transcribe", "tts", "audio-preview"];
+    id.starts_with("gpt-realtime") && !NOT_SPEECH.iter().any(|word| id.contains(word))
+}
+
+/// The realtime models among `ids` ([`is_realtime_speech_model`]), newest-looking first; the built-in
+/// list when there are none.
 pub fn realtime_models(ids: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut models: Vec<String> = ids
         .into_iter()
-        .filter(|id| id.starts_with("gpt-realtime") || id.contains("-realtime"))
+        .filter(|id| is_realtime_speech_model(id))
         .collect();
     if models.is_empty() {
         return KNOWN_MODELS.iter().map(|m| m.to_string()).collect();
@@ -536,6 +547,77 @@ mod tests {
         secrets.set(SecretKind::TwilioAuthToken, "tw-good").unwrap();
         let account = check_stored_twilio(&secrets, &bases, SID).await.unwrap();
         assert_eq!(account.account_sid, SID);
+    }
+
+    #[test]
+    fn only_ga_realtime_speech_models_are_offered() {
+        let listed = [
+            "gpt-4o-realtime-preview",
+            "gpt-4o-realtime-preview-2024-12-17",
+            "gpt-4o-realtime-preview-2025-06-03",
+            "gpt-4o-mini-realtime-preview",
+            "gpt-4o-mini-realtime-preview-2024-12-17",
+            "gpt-4o-transcribe",
+            "gpt-4o-mini-transcribe",
+            "gpt-4o-mini-tts",
+            "gpt-4o-audio-preview",
+            "gpt-4o",
+            "whisper-1",
+            "gpt-realtime-transcribe",
+            "gpt-realtime-mini-tts",
+            "gpt-realtime-preview",
+            "gpt-realtime-audio-preview-2026-01-01",
+            "gpt-realtime",
+            "gpt-realtime-2025-08-28",
+            "gpt-realtime-mini",
+            "gpt-realtime-mini-2025-10-06",
+            "gpt-realtime-1.5",
+            "gpt-realtime-2",
+            "gpt-realtime-2.1",
+            "gpt-realtime-2.1-mini",
+        ];
+        let offered = realtime_models(listed.iter().map(|m| m.to_string()));
+        assert_eq!(
+            offered,
+            [
+                // The curated order first, then the rest newest-looking first.
+                "gpt-realtime-2.1",
+                "gpt-realtime-2.1-mini",
+                "gpt-realtime-2",
+                "gpt-realtime-1.5",
+                "gpt-realtime",
+                "gpt-realtime-mini",
+                "gpt-realtime-mini-2025-10-06",
+                "gpt-realtime-2025-08-28",
+            ]
+        );
+        for id in [
+            "gpt-realtime-2025-08-28",
+            "gpt-realtime-mini",
+            "gpt-realtime",
+        ] {
+            assert!(is_realtime_speech_model(id), "{id}");
+        }
+        for id in [
+            "gpt-4o-realtime-preview-2024-12-17",
+            "gpt-4o-mini-realtime-preview",
+            "gpt-4o-transcribe",
+            "gpt-realtime-transcribe",
+            "gpt-realtime-mini-tts",
+            "gpt-realtime-preview",
+            "omni-realtime",
+            "",
+        ] {
+            assert!(!is_realtime_speech_model(id), "{id}");
+        }
+        // An account that lists only the shut-down beta models gets the built-in list.
+        assert_eq!(
+            realtime_models(vec![
+                "gpt-4o-realtime-preview".to_string(),
+                "gpt-4o-mini-transcribe".to_string()
+            ]),
+            KNOWN_MODELS
+        );
     }
 
     #[test]

@@ -161,7 +161,7 @@ pub async fn prism_tap() -> verbio::sim::twilio_rest_tap::RestTap {
         "Prism is not answering at {url}; start it with `bash scripts/prism.sh start` (the test command does)"
     );
     let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/specs/twilio_api_v2010.json");
+        .join("tests/fixtures/specs/twilio_api_v2010.json");
     verbio::sim::twilio_rest_tap::RestTap::start(url, &spec)
         .await
         .expect("REST tap starts")

@@ -334,7 +334,9 @@ def main() -> int:
         with urllib.request.urlopen(os.environ["TWILIO_API_BASE"] + "/_test/last-call", timeout=5) as r:
             created = json.load(r)
         assert created.get("Record") == "true" and created.get("RecordingChannels") == "dual", created
-        assert created.get("MachineDetection") == "DetectMessageEnd" and created.get("AsyncAmd") == "true", created
+        # Hang up on machines (the default policy): Twilio reports `machine_start` without waiting for the beep.
+        assert created.get("MachineDetection") == "Enable" and created.get("AsyncAmd") == "true", created
+        assert created.get("Trim") == "do-not-trim", created
         assert "marin" not in created.get("Twiml", "") and "1.2" not in created.get("Twiml", ""), \
             "per-call settings travel by reference, never in TwiML"
         step(f"placed with its overrides (summary {summary!r}); Twilio got Record=true, dual channels, async AMD")
@@ -354,7 +356,7 @@ def main() -> int:
         status_is("ringing")
         twilio_callback("/twilio/status", {**base, "CallStatus": "in-progress"})
         status_is("in-progress")
-        twilio_callback("/twilio/amd", {**base, "AnsweredBy": "machine_end_beep"})
+        twilio_callback("/twilio/amd", {**base, "AnsweredBy": "machine_start"})
         verdict = WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(
             EC.presence_of_element_located((By.CSS_SELECTOR, "[data-testid=machine-verdict]"))).text
         assert "Answering machine" in verdict and "hung up" in verdict, verdict

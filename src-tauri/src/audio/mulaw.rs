@@ -1,7 +1,7 @@
 //! G.711 μ-law (as Twilio sends it: 8 kHz, one byte per sample).
 //!
 //! Follows the Sun/CCITT `g711.c` reference (bias 0x84, 14-bit clip 8159), so it agrees with
-//! CPython's `audioop` and sox (checked against `shared/specs/g711-ulaw-table.json`).
+//! CPython's `audioop` and sox (checked against `tests/fixtures/specs/g711-ulaw-table.json`).
 
 const BIAS: i32 = 0x84;
 
@@ -115,9 +115,10 @@ mod tests {
     fn reference() -> serde_json::Value {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/specs/g711-ulaw-table.json"
+            "/tests/fixtures/specs/g711-ulaw-table.json"
         );
-        let text = std::fs::read_to_string(path).expect("shared/specs beside the repository");
+        let text = std::fs::read_to_string(path)
+            .expect("tests/fixtures/specs/g711-ulaw-table.json in the repository");
         serde_json::from_str(&text).expect("valid reference JSON")
     }
 

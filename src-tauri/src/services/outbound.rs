@@ -59,6 +59,17 @@ fn progress(status: &str) -> Option<u8> {
 fn cancellable(status: &str) -> bool {
     matches!(status, "queued" | "initiated" | "ringing")
 }
+/// How Twilio is asked to detect machines for a call with `policy`. Only a voicemail needs the end of
+/// the machine's greeting (`DetectMessageEnd`); `Enable` reports `machine_start` as soon as a machine
+/// is recognised, so `hang_up` ends the call before the agent talks to the greeting, and `continue`
+/// knows at once that it carries on.
+fn machine_detection_for(policy: MachinePolicy) -> MachineDetection {
+    match policy {
+        MachinePolicy::Voicemail => MachineDetection::DetectMessageEnd,
+        MachinePolicy::HangUp | MachinePolicy::Continue => MachineDetection::Enable,
+    }
+}
+
 /// Longer than any call Verbio would keep open.
 const PLAN_TTL: Duration = Duration::from_secs(12 * 60 * 60);
 
@@ -333,7 +344,7 @@ impl Services {
         create.status_callback = Some(format!("{public}/twilio/status"));
         create.status_callback_events = STATUS_EVENTS.to_vec();
         if request.detect_machines {
-            create.machine_detection = Some(MachineDetection::DetectMessageEnd);
+            create.machine_detection = Some(machine_detection_for(request.machine_policy));
             create.async_amd_callback = Some(format!("{public}/twilio/amd"));
         }
         if request.twilio_recording {
@@ -677,6 +688,36 @@ mod tests {
             r#"{"to":"+1","from":"+1","temperature":0.7}"#
         )
         .is_err());
+    }
+
+    #[test]
+    fn only_a_voicemail_waits_for_the_end_of_the_greeting() {
+        assert_eq!(
+            machine_detection_for(MachinePolicy::Voicemail),
+            MachineDetection::DetectMessageEnd
+        );
+        assert_eq!(
+            machine_detection_for(MachinePolicy::HangUp),
+            MachineDetection::Enable
+        );
+        assert_eq!(
+            machine_detection_for(MachinePolicy::Continue),
+            MachineDetection::Enable
+        );
+        // What `Enable` reports for a machine is acted on by each policy that asks for it.
+        let machine_start = AnsweredBy::parse("machine_start");
+        assert_eq!(
+            plan::decide(MachinePolicy::HangUp, machine_start),
+            MachineAction::HangUp
+        );
+        assert_eq!(
+            plan::decide(MachinePolicy::Continue, machine_start),
+            MachineAction::Continue
+        );
+        assert_eq!(
+            plan::decide(MachinePolicy::Voicemail, machine_start),
+            MachineAction::Wait
+        );
     }
 
     #[test]

@@ -24,7 +24,9 @@ pub enum Inbound<'a> {
         protocol: Option<String>,
     },
     Start {
-        #[serde(rename = "streamSid")]
+        /// The top-level `streamSid`, else `start.streamSid` (Twilio sends both; [`parse`] refuses a
+        /// `start` with neither, so this is never empty).
+        #[serde(rename = "streamSid", default, deserialize_with = "null_as_empty")]
         stream_sid: String,
         start: StartMeta,
     },
@@ -49,6 +51,9 @@ pub enum Inbound<'a> {
 pub struct StartMeta {
     #[serde(default)]
     pub account_sid: String,
+    /// The stream's SID as repeated inside `start` (the fallback for a missing top-level one).
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub stream_sid: String,
     pub call_sid: String,
     #[serde(default)]
     pub tracks: Vec<String>,
@@ -106,6 +111,13 @@ pub enum MediaError {
     BadBase64,
     #[error("media timestamp {0:?} is not a number of milliseconds")]
     BadTimestamp(String),
+    #[error("start event without a stream SID (neither streamSid nor start.streamSid)")]
+    StartWithoutStreamSid,
+}
+
+/// A string field that may be absent or `null`: both read as empty.
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
 /// Parses one text frame from Twilio.
@@ -119,7 +131,17 @@ pub fn parse(text: &str) -> Result<Inbound<'_>, MediaError> {
     if text.len() > MAX_MESSAGE_BYTES {
         return Err(MediaError::TooLarge(text.len()));
     }
-    serde_json::from_str(text).map_err(|e| MediaError::Malformed(short(&e.to_string())))
+    let mut message: Inbound<'_> =
+        serde_json::from_str(text).map_err(|e| MediaError::Malformed(short(&e.to_string())))?;
+    if let Inbound::Start { stream_sid, start } = &mut message {
+        if stream_sid.is_empty() {
+            if start.stream_sid.is_empty() {
+                return Err(MediaError::StartWithoutStreamSid);
+            }
+            stream_sid.clone_from(&start.stream_sid);
+        }
+    }
+    Ok(message)
 }
 
 fn short(s: &str) -> String {
@@ -245,6 +267,45 @@ mod tests {
             parse(r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#).unwrap(),
             Inbound::Connected { .. }
         ));
+    }
+
+    #[test]
+    fn start_stream_sid_falls_back_to_the_one_inside_start() {
+        let stream_sid = |text: &str| match parse(text) {
+            Ok(Inbound::Start { stream_sid, .. }) => Ok(stream_sid),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        // Only inside `start` (top level absent, null or empty): that one is used.
+        for top in ["", r#""streamSid":null,"#, r#""streamSid":"","#] {
+            let text = format!(
+                r#"{{"event":"start","sequenceNumber":"1",{top}"start":{{"streamSid":"MZ77","callSid":"CA9"}}}}"#
+            );
+            assert_eq!(stream_sid(&text).as_deref(), Ok("MZ77"), "{text}");
+        }
+        // Only at the top level, as before.
+        assert_eq!(
+            stream_sid(r#"{"event":"start","streamSid":"MZ1","start":{"callSid":"CA9"}}"#)
+                .as_deref(),
+            Ok("MZ1")
+        );
+        // Both: the top-level one.
+        assert_eq!(
+            stream_sid(
+                r#"{"event":"start","streamSid":"MZ1","start":{"streamSid":"MZ2","callSid":"CA9"}}"#
+            )
+            .as_deref(),
+            Ok("MZ1")
+        );
+        // Neither: a clear error, not a stream with no SID to answer on.
+        for text in [
+            r#"{"event":"start","start":{"callSid":"CA9"}}"#,
+            r#"{"event":"start","streamSid":"","start":{"streamSid":null,"callSid":"CA9"}}"#,
+        ] {
+            let err = stream_sid(text).unwrap_err();
+            assert_eq!(err, MediaError::StartWithoutStreamSid, "{text}");
+            assert!(err.to_string().contains("start.streamSid"), "{err}");
+        }
     }
 
     #[test]

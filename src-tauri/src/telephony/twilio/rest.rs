@@ -222,11 +222,18 @@ struct NumberPage {
 /// `MachineDetection` for a new call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MachineDetection {
-    /// Answer as soon as a human or machine is detected.
+    /// A verdict as soon as the called party is identified: `human`, `machine_start`, `fax` or
+    /// `unknown`.
     Enable,
-    /// Wait for the end of a machine's greeting (the beep), for leaving a voicemail.
+    /// For a machine, wait for the end of its greeting (`machine_end_beep`, `_silence`, `_other`), for
+    /// leaving a voicemail; people and faxes are reported as with `Enable`.
     DetectMessageEnd,
 }
+
+/// `Trim` on every cloud recording Verbio asks for: Twilio's `trim-silence` (the default on call
+/// creation) would cut the silence before the first words, so the recording's offsets would no
+/// longer match the transcript's.
+pub const RECORDING_TRIM: &str = "do-not-trim";
 
 /// Parameters of `POST Calls.json`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -293,6 +300,7 @@ impl CreateCall {
         if self.record {
             form.push(("Record", "true".into()));
             form.push(("RecordingChannels", "dual".into()));
+            form.push(("Trim", RECORDING_TRIM.into()));
             if let Some(url) = &self.recording_status_callback {
                 form.push(("RecordingStatusCallback", url.clone()));
                 form.push(("RecordingStatusCallbackMethod", "POST".into()));
@@ -505,8 +513,9 @@ impl TwilioRest {
     }
 
     /// Starts Twilio's own two-channel recording of a live call (`POST Calls/{Sid}/Recordings.json`),
-    /// with `completed` reported to `status_callback` (POST). Repeated only when Twilio surely did not
-    /// act (429, no connection): a repeat after a 5xx could start a second recording.
+    /// untrimmed ([`RECORDING_TRIM`]), with `completed` reported to `status_callback` (POST). Repeated
+    /// only when Twilio surely did not act (429, no connection): a repeat after a 5xx could start a
+    /// second recording.
     pub async fn start_call_recording(
         &self,
         call_sid: &str,
@@ -516,7 +525,10 @@ impl TwilioRest {
             "/Calls/{}/Recordings.json",
             path_segment(call_sid)
         ));
-        let mut form = vec![("RecordingChannels", "dual".to_string())];
+        let mut form = vec![
+            ("RecordingChannels", "dual".to_string()),
+            ("Trim", RECORDING_TRIM.to_string()),
+        ];
         if let Some(cb) = status_callback {
             form.push(("RecordingStatusCallback", cb.to_string()));
             form.push(("RecordingStatusCallbackMethod", "POST".to_string()));
@@ -728,6 +740,13 @@ mod tests {
         assert_eq!(get("MachineDetection"), ["DetectMessageEnd"]);
         assert_eq!(get("AsyncAmd"), ["true"]);
         assert_eq!(get("RecordingChannels"), ["dual"]);
+        assert_eq!(get("Trim"), ["do-not-trim"]);
+        call.machine_detection = Some(MachineDetection::Enable);
+        call.record = false;
+        let form = call.form();
+        let names: Vec<&str> = form.iter().map(|(name, _)| *name).collect();
+        assert!(form.contains(&("MachineDetection", "Enable".into())));
+        assert!(!names.contains(&"Trim") && !names.contains(&"Record"));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! Twilio announces it in `X-Twilio-Webhooks-Signature-Settings`. JSON bodies are not signed
 //! directly: Twilio adds `bodySHA256=hex(sha256(body))` to the URL and signs the URL alone.
 //!
-//! Everything here is checked against `shared/specs/twilio-signature-vectors.json`, made by
+//! Everything here is checked against `tests/fixtures/specs/twilio-signature-vectors.json`, made by
 //! Twilio's own library. Errors never carry the key or the signature, so they are safe to log.
 
 use std::borrow::Cow;
@@ -361,7 +361,7 @@ mod tests {
 
     const VECTORS: &str = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/specs/twilio-signature-vectors.json"
+        "/tests/fixtures/specs/twilio-signature-vectors.json"
     ));
 
     struct Case {

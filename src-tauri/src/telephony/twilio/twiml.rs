@@ -1,7 +1,7 @@
 //! A small TwiML builder for the few verbs Verbio answers with.
 //!
 //! The output is byte-for-byte what Twilio's Python library writes (checked against
-//! `shared/specs/twiml-examples.json`): an XML declaration, no whitespace between elements,
+//! `tests/fixtures/specs/twiml-examples.json`): an XML declaration, no whitespace between elements,
 //! attributes sorted by name, empty elements as `<Tag />`, `& < >` escaped in text and
 //! `& < > "` (plus CR, LF, tab) in attributes. Matching it exactly keeps our TwiML comparable
 //! with Twilio's docs and lets tests pin it down.
@@ -215,7 +215,7 @@ mod tests {
 
     const EXAMPLES: &str = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/specs/twiml-examples.json"
+        "/tests/fixtures/specs/twiml-examples.json"
     ));
 
     /// Builds the document each reference example describes.
