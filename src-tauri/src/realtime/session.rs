@@ -382,25 +382,24 @@ impl SessionConfig {
         if let (Some(effort), true) = (self.reasoning_effort, model_takes_reasoning(&self.model)) {
             session["reasoning"] = json!({"effort": effort});
         }
+        // A dropped field is left out (the service keeps its default), not set to null: a refusal may be
+        // about the field being there at all.
+        let remove = |v: &mut Value, key: &str| {
+            if let Some(obj) = v.as_object_mut() {
+                obj.remove(key);
+            }
+        };
         for field in dropped {
             match field {
-                OptionalField::Reasoning => {
-                    if let Some(obj) = session.as_object_mut() {
-                        obj.remove("reasoning");
-                    }
-                }
+                OptionalField::Reasoning => remove(&mut session, "reasoning"),
                 OptionalField::NoiseReduction => {
-                    session["audio"]["input"]["noise_reduction"] = Value::Null
+                    remove(&mut session["audio"]["input"], "noise_reduction")
                 }
                 OptionalField::Transcription => {
-                    session["audio"]["input"]["transcription"] = Value::Null
+                    remove(&mut session["audio"]["input"], "transcription")
                 }
-                OptionalField::Speed => {
-                    if let Some(out) = session["audio"]["output"].as_object_mut() {
-                        out.remove("speed");
-                    }
-                }
-                OptionalField::MaxOutputTokens => session["max_output_tokens"] = json!("inf"),
+                OptionalField::Speed => remove(&mut session["audio"]["output"], "speed"),
+                OptionalField::MaxOutputTokens => remove(&mut session, "max_output_tokens"),
             }
         }
         session
@@ -419,6 +418,17 @@ pub enum OptionalField {
 }
 
 impl OptionalField {
+    /// The field's dotted path, as the service's `error.param` names it.
+    pub fn param(self) -> &'static str {
+        match self {
+            OptionalField::Reasoning => "session.reasoning",
+            OptionalField::NoiseReduction => "session.audio.input.noise_reduction",
+            OptionalField::Transcription => "session.audio.input.transcription",
+            OptionalField::Speed => "session.audio.output.speed",
+            OptionalField::MaxOutputTokens => "session.max_output_tokens",
+        }
+    }
+
     /// The optional field an error's `param` names (`session.reasoning.effort` → reasoning), if any.
     ///
     /// ```
@@ -533,6 +543,22 @@ mod tests {
             ..SessionConfig::default()
         };
         assert_eq!(names(&c), [END_CALL_TOOL, TRANSFER_CALL_TOOL]);
+    }
+
+    #[test]
+    fn refused_optional_fields_are_left_out() {
+        let c = SessionConfig::default();
+        let s = c.session_object_without(&[
+            OptionalField::Reasoning,
+            OptionalField::NoiseReduction,
+            OptionalField::Speed,
+        ]);
+        assert!(s.get("reasoning").is_none());
+        assert!(s["audio"]["input"].get("noise_reduction").is_none());
+        assert!(s["audio"]["output"].get("speed").is_none());
+        assert_eq!(s["audio"]["input"]["format"]["type"], "audio/pcmu");
+        assert_eq!(s["audio"]["output"]["voice"], "marin");
+        assert_eq!(c.session_object(), c.session_object_without(&[]));
     }
 
     #[test]

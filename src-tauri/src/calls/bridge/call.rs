@@ -1112,10 +1112,17 @@ impl Call {
             }
             SetupStep::Retry(fields) => {
                 warn!(call_sid = %self.call_sid, ?fields, "session update refused; retrying without the refused field");
+                let names: Vec<&str> = fields.iter().map(|f| f.param()).collect();
                 self.issue(
                     "session_update_retried",
-                    &format!("the model refused {fields:?}; the call goes on without it"),
+                    &format!(
+                        "the model refused {}; the call goes on without it",
+                        names.join(", ")
+                    ),
                 );
+                if fields.contains(&OptionalField::Transcription) {
+                    self.transcript.set_transcription(false);
+                }
                 let (event_id, update) = self.session_update(&fields);
                 if let Some(link) = self.model.as_mut() {
                     link.setup = Setup::new(event_id, fields, Instant::now());

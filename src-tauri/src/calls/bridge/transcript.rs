@@ -60,6 +60,11 @@ impl Transcript {
         }
     }
 
+    /// The session stopped transcribing the caller (its transcription was refused).
+    pub fn set_transcription(&mut self, on: bool) {
+        self.transcription = on;
+    }
+
     /// Turns so far, in stream order.
     pub fn turns(&self) -> &[Turn] {
         &self.turns
