@@ -6,8 +6,8 @@
 //! truncations against the audio it really sent, and can fail on command (outage, unreachable, session cap).
 //! Everything a test may want to assert is kept in a per-session [`SessionLog`].
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use super::realtime_session::Session;
+use super::realtime_session::{known_model, Session};
 use super::{new_id, SimError};
 
 /// One scripted answer of the simulated model.
@@ -69,6 +69,35 @@ impl Default for AgentTurn {
             call_tool: None,
         }
     }
+}
+
+/// How a response ends, forced per response with [`SimRealtimeConfig::response_outcomes`].
+///
+/// (A field of its own rather than one on [`AgentTurn`]: existing tests build `AgentTurn` literally.)
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum TurnOutcome {
+    /// Audio, transcript and any function call in full; `response.done` status `completed`.
+    #[default]
+    Completed,
+    /// No output at all: `response.created` then `response.done` status `failed` with
+    /// `status_details.error.code` = `code` (e.g. `insufficient_quota`, `rate_limit_exceeded`, `server_error`).
+    Failed { code: String },
+    /// The answer stops halfway (audio, transcript; no function call): items `incomplete`, `response.done`
+    /// status `incomplete` with `status_details.reason` = `reason` (`max_output_tokens` or `content_filter`).
+    Incomplete { reason: String },
+}
+
+/// When `conversation.item.input_audio_transcription.completed` arrives for a caller turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TranscriptTiming {
+    /// At the commit, before the response (the old, lenient behaviour).
+    AtCommit,
+    /// Right after the `response.done` of the response that answers the turn (the first response started
+    /// after the commit, whatever its status); a turn no response answers gets its transcript 1 s after the commit.
+    #[default]
+    AfterResponse,
+    /// This long after the commit, whatever the responses do.
+    After(Duration),
 }
 
 /// What the benchmark can observe, timestamped at the moment it happens in the server.
@@ -119,8 +148,37 @@ pub struct SimRealtimeConfig {
     /// Optional timing probe for the benchmark.
     pub probe: Option<mpsc::UnboundedSender<RealtimeProbe>>,
     /// Stamp each audio delta's first bytes with a unique tag (see [`super::frame_tag`]) so the benchmark
-    /// can match it on the caller's side.
+    /// can match it on the caller's side (μ-law output only).
     pub tag_deltas: bool,
+    /// Check every client event field by field and value by value against the GA schema (unknown fields,
+    /// wrong types, out-of-range values, items, `reasoning` on models that don't take it, …). `false` keeps
+    /// only the old checks (beta fields, `session.type`, truncation limits): for benchmarks, never for
+    /// correctness tests.
+    pub strict: bool,
+    /// How long a cancelled response (`response.cancel`, or a barge-in with `interrupt_response`) stays
+    /// active before its `response.done` (status `cancelled`). No audio is generated meanwhile, but a
+    /// `response.create` is refused with `conversation_already_has_active_response`. Zero: at once.
+    pub cancel_delay: Duration,
+    /// Audio per delta varies in this range (ms, inclusive), from a pseudo-random sequence seeded by the
+    /// session id, so runs repeat. `None`: every delta is `delta_ms` long.
+    pub delta_ms_range: Option<(u32, u32)>,
+    /// Gap between `response.function_call_arguments.delta` events, in ms of stream time (scaled by
+    /// `speed_factor` like the audio).
+    pub function_call_delta_ms: u32,
+    /// When the caller's input transcripts arrive.
+    pub transcript_timing: TranscriptTiming,
+    /// Outcome of the Nth response of each session (0-based, in the order they start); past the end
+    /// [`TurnOutcome::Completed`].
+    pub response_outcomes: Vec<TurnOutcome>,
+    /// Dotted params (e.g. `"session.audio.input.noise_reduction"`) that a `session.update` may not set: an
+    /// update that sets one (even to `null`) is refused with an error naming it, and changes nothing.
+    pub reject_session_params: Vec<String>,
+    /// A WebSocket Ping goes to the client this often ([`SessionLog::pings_sent`], and the Pongs that came
+    /// back in [`SessionLog::pongs_received`]). Zero: no pings.
+    pub ping_interval: Duration,
+    /// Refuse the handshake with HTTP 404 when `?model=` is missing or not a known GA Realtime model (a family
+    /// such as `gpt-realtime-2.1` or a dated snapshot `gpt-realtime-YYYY-MM-DD`), as the live service does.
+    pub refuse_unknown_models: bool,
 }
 
 impl Default for SimRealtimeConfig {
@@ -136,8 +194,73 @@ impl Default for SimRealtimeConfig {
             record_events: true,
             probe: None,
             tag_deltas: false,
+            strict: true,
+            cancel_delay: Duration::from_millis(40),
+            delta_ms_range: Some((40, 240)),
+            function_call_delta_ms: 20,
+            transcript_timing: TranscriptTiming::AfterResponse,
+            response_outcomes: Vec::new(),
+            reject_session_params: Vec::new(),
+            ping_interval: Duration::from_secs(5),
+            refuse_unknown_models: true,
         }
     }
+}
+
+impl SimRealtimeConfig {
+    /// The old forgiving server, for benchmarks only: no field checks, synchronous cancel, fixed-size deltas
+    /// (`delta_ms`), transcripts at the commit (unless transcription is set to `null`), any model name.
+    pub fn lenient() -> Self {
+        Self {
+            strict: false,
+            cancel_delay: Duration::ZERO,
+            delta_ms_range: None,
+            transcript_timing: TranscriptTiming::AtCommit,
+            refuse_unknown_models: false,
+            ..Self::default()
+        }
+    }
+}
+
+/// One `error` event the server sent.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SimErrorRecord {
+    pub code: String,
+    pub message: String,
+    /// The dotted path of the bad field (`session.audio.output.speed`), if the error names one.
+    pub param: Option<String>,
+    /// The `event_id` of the client event that caused it (`None` when that event had none, or for errors
+    /// no client event caused, such as `session_expired`).
+    pub event_id: Option<String>,
+}
+
+/// A function call as it ended inside a response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SimFunctionCallRecord {
+    pub item_id: String,
+    pub call_id: String,
+    pub name: String,
+    /// The arguments sent (partial when the call did not complete).
+    pub arguments: String,
+    /// The item's final status: `completed` or `incomplete`.
+    pub status: String,
+}
+
+/// One response, as its `response.done` reported it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SimResponseRecord {
+    pub id: String,
+    /// `completed`, `cancelled`, `incomplete` or `failed`.
+    pub status: String,
+    /// `status_details.reason` (`turn_detected`, `client_cancelled`, `max_output_tokens`, `content_filter`).
+    pub reason: Option<String>,
+    /// `status_details.error.code` of a failed response.
+    pub error_code: Option<String>,
+    /// Assistant audio sent in this response, in ms.
+    pub audio_ms: u64,
+    pub function_calls: Vec<SimFunctionCallRecord>,
+    /// The `usage` object as sent.
+    pub usage: Value,
 }
 
 /// Everything one session (one WebSocket, or one refused handshake) did, for assertions.
@@ -179,13 +302,39 @@ pub struct SessionLog {
     pub speech_started: usize,
     /// The socket is gone (closed by either side, dropped, expired, or never opened).
     pub closed: bool,
+    /// Every `error` event sent, with its param and the client event id it answers.
+    pub errors: Vec<SimErrorRecord>,
+    /// `response.create` events refused (a response was active, or the params were invalid).
+    pub response_creates_refused: usize,
+    /// Client `response.cancel` events received (valid or not).
+    pub cancels_received: usize,
+    /// Every response that ended, in order, with its final status.
+    pub responses: Vec<SimResponseRecord>,
+    /// `session.update` events refused (the session did not change).
+    pub session_updates_rejected: usize,
+    /// `(item_id, transcript)` of every input transcript sent, in order of sending.
+    pub transcripts_sent: Vec<(String, String)>,
+    /// WebSocket Pings sent, and Pongs received (the client answers only while it reads its socket).
+    pub pings_sent: u64,
+    pub pongs_received: u64,
+    /// The close frame the server sent (code, reason), if it closed the socket politely.
+    pub close_sent: Option<(u16, String)>,
+}
+
+/// A command from the test's handle to one session task.
+enum Control {
+    /// Close politely with this code and reason.
+    Close(u16, String),
 }
 
 /// State shared by the accept loop, the session tasks and the test's handle.
 struct Shared {
     config: Arc<SimRealtimeConfig>,
     sessions: Mutex<Vec<Arc<Mutex<SessionLog>>>>,
-    reject: AtomicBool,
+    /// While `Some`, new handshakes are refused with this HTTP status.
+    reject_status: Mutex<Option<u16>>,
+    /// Open sessions' command channels, by session id.
+    controls: Mutex<HashMap<u64, mpsc::UnboundedSender<Control>>>,
     /// Bumped by [`SimRealtimeServer::drop_all`]; every session task drops its socket when it changes.
     kill: watch::Sender<u64>,
 }
@@ -224,7 +373,8 @@ impl SimRealtimeServer {
         let shared = Arc::new(Shared {
             config: Arc::new(config),
             sessions: Mutex::new(Vec::new()),
-            reject: AtomicBool::new(false),
+            reject_status: Mutex::new(None),
+            controls: Mutex::new(HashMap::new()),
             kill,
         });
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
@@ -250,9 +400,25 @@ impl SimRealtimeServer {
         self.shared.kill.send_modify(|generation| *generation += 1);
     }
 
-    /// While `true`, new handshakes fail with HTTP 503 (the model stays unreachable).
+    /// While `true`, new handshakes fail with HTTP 503 (the model stays unreachable). Same as
+    /// `set_reject_status(Some(503))` / `set_reject_status(None)`.
     pub fn set_reject_connections(&self, reject: bool) {
-        self.shared.reject.store(reject, Ordering::SeqCst);
+        self.set_reject_status(reject.then_some(503));
+    }
+
+    /// While `Some(status)`, new handshakes are refused with that HTTP status and an OpenAI-style JSON error
+    /// body: 401 `invalid_api_key`, 403, 404 `model_not_found`, 429 `rate_limit_exceeded`, 5xx a server
+    /// error. `None` accepts again. Open sessions are not touched.
+    pub fn set_reject_status(&self, status: Option<u16>) {
+        *lock(&self.shared.reject_status) = status;
+    }
+
+    /// Closes the open session `id` (see [`SessionLog::id`]) with a close frame `code` / `reason`, as the
+    /// service closes an idle or expired session. Returns `false` if that session is not open.
+    pub fn close_session(&self, id: u64, code: u16, reason: &str) -> bool {
+        lock(&self.shared.controls)
+            .get(&id)
+            .is_some_and(|tx| tx.send(Control::Close(code, reason.to_string())).is_ok())
     }
 
     /// A snapshot of every session so far, including refused handshakes (see [`SessionLog::rejected`]).
@@ -331,15 +497,54 @@ struct Handshake {
 fn refuse(status: StatusCode, body: &str) -> ErrorResponse {
     let mut response = ErrorResponse::new(Some(body.to_string()));
     *response.status_mut() = status;
+    if let Ok(value) = "application/json".parse() {
+        response.headers_mut().insert("content-type", value);
+    }
     response
+}
+
+/// An OpenAI-style JSON error body for a refused handshake.
+fn refusal_body(status: u16, model: Option<&str>) -> String {
+    let (kind, code, message) = match status {
+        401 => (
+            "invalid_request_error",
+            Some("invalid_api_key"),
+            "Incorrect API key provided.".to_string(),
+        ),
+        403 => (
+            "invalid_request_error",
+            None,
+            "You are not allowed to use this model.".to_string(),
+        ),
+        404 => (
+            "invalid_request_error",
+            Some("model_not_found"),
+            format!(
+                "The model '{}' does not exist or you do not have access to it.",
+                model.unwrap_or("")
+            ),
+        ),
+        429 => (
+            "requests",
+            Some("rate_limit_exceeded"),
+            "Rate limit reached for requests.".to_string(),
+        ),
+        _ => (
+            "server_error",
+            None,
+            "The server is temporarily unavailable (simulated outage).".to_string(),
+        ),
+    };
+    json!({"error": {"message": message, "type": kind, "param": null, "code": code}}).to_string()
 }
 
 /// Notes what the handshake carried; `Err` is the HTTP status and body to refuse it with.
 fn inspect_request(
     request: &Request,
-    reject: bool,
+    reject: Option<u16>,
+    refuse_unknown_models: bool,
     hs: &mut Handshake,
-) -> Result<(), (StatusCode, &'static str)> {
+) -> Result<(), (StatusCode, String)> {
     hs.seen = true;
     hs.model = request.uri().query().and_then(|query| {
         url::form_urlencoded::parse(query.as_bytes())
@@ -353,15 +558,23 @@ fn inspect_request(
         .and_then(|v| v.strip_prefix("Bearer "))
         .is_some_and(|key| !key.trim().is_empty());
     hs.beta = request.headers().contains_key("openai-beta");
-    if reject {
-        hs.rejected = Some(503);
-        return Err((StatusCode::SERVICE_UNAVAILABLE, "simulated outage"));
+    let refusal = if let Some(status) = reject {
+        Some(status)
+    } else if !hs.authorization {
+        Some(401)
+    } else if refuse_unknown_models && !hs.model.as_deref().is_some_and(known_model) {
+        Some(404)
+    } else {
+        None
+    };
+    match refusal {
+        Some(status) => {
+            hs.rejected = Some(status);
+            let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            Err((code, refusal_body(status, hs.model.as_deref())))
+        }
+        None => Ok(()),
     }
-    if !hs.authorization {
-        hs.rejected = Some(401);
-        return Err((StatusCode::UNAUTHORIZED, "missing bearer token"));
-    }
-    Ok(())
 }
 
 type Ws = WebSocketStream<TcpStream>;
@@ -369,13 +582,14 @@ type Ws = WebSocketStream<TcpStream>;
 // The handshake callback's error type is tungstenite's `http::Response`; boxing is not an option there.
 #[allow(clippy::result_large_err)]
 async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
-    let reject = shared.reject.load(Ordering::SeqCst);
+    let reject = *lock(&shared.reject_status);
+    let refuse_unknown = shared.config.refuse_unknown_models;
     let mut hs = Handshake::default();
     let accepted =
         tokio_tungstenite::accept_hdr_async(stream, |request: &Request, response: Response| {
-            inspect_request(request, reject, &mut hs)
+            inspect_request(request, reject, refuse_unknown, &mut hs)
                 .map(|()| response)
-                .map_err(|(status, body)| refuse(status, body))
+                .map_err(|(status, body)| refuse(status, &body))
         })
         .await;
     if !hs.seen {
@@ -401,8 +615,18 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
         ..log
     });
     let kill = shared.kill.subscribe();
-    run_session(ws, id, hs, log.clone(), shared.config.clone(), kill).await;
+    let (control_tx, control) = mpsc::unbounded_channel();
+    lock(&shared.controls).insert(id, control_tx);
+    let channels = Channels { kill, control };
+    run_session(ws, id, hs, log.clone(), shared.config.clone(), channels).await;
+    lock(&shared.controls).remove(&id);
     lock(&log).closed = true;
+}
+
+/// What a session task listens to besides its socket.
+struct Channels {
+    kill: watch::Receiver<u64>,
+    control: mpsc::UnboundedReceiver<Control>,
 }
 
 /// Why a session loop ended.
@@ -421,8 +645,18 @@ async fn run_session(
     hs: Handshake,
     log: Arc<Mutex<SessionLog>>,
     config: Arc<SimRealtimeConfig>,
-    mut kill: watch::Receiver<u64>,
+    channels: Channels,
 ) {
+    let Channels {
+        mut kill,
+        mut control,
+    } = channels;
+    let mut ping = (!config.ping_interval.is_zero()).then(|| {
+        let mut ping =
+            tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ping
+    });
     let model = hs.model.unwrap_or_else(|| "gpt-realtime".to_string());
     let mut session = Session::new(id, model, config.clone(), log.clone());
     let mut out = Vec::new();
@@ -446,6 +680,13 @@ async fn run_session(
             tokio::select! {
                 biased;
                 _ = kill.changed() => break End::Dropped,
+                Some(Control::Close(code, reason)) = control.recv() => break End::Close(close_frame(code, &reason)),
+                _ = tick_opt(&mut ping) => {
+                    if ws.send(Message::Ping(Vec::new().into())).await.is_err() {
+                        break End::Gone;
+                    }
+                    lock(&log).pings_sent += 1;
+                }
                 _ = sleep_until_opt(cap_deadline) => {
                     session.error(&mut out, "session_expired", "Your session hit the maximum duration.", None, None);
                     break End::Close(close_frame(1000, "session_expired"));
@@ -456,7 +697,8 @@ async fn run_session(
                     Some(Ok(Message::Binary(_))) => session.error(
                         &mut out, "invalid_value", "Binary frames are not supported; send JSON text events.", None, None,
                     ),
-                    Some(Ok(_)) => {} // ping/pong handled by tungstenite; a close is answered on the next read.
+                    Some(Ok(Message::Pong(_))) => lock(&log).pongs_received += 1,
+                    Some(Ok(_)) => {} // pings are answered by tungstenite; a close is answered on the next read.
                     Some(Err(_)) | None => break End::Gone,
                 },
             }
@@ -466,6 +708,7 @@ async fn run_session(
         End::Gone | End::Dropped => drop(ws),
         End::Close(frame) => {
             let _ = send_all(&mut ws, &mut out, &log).await;
+            lock(&log).close_sent = Some((u16::from(frame.code), frame.reason.to_string()));
             close_gracefully(&mut ws, frame).await;
         }
     }
@@ -489,6 +732,15 @@ async fn close_gracefully(ws: &mut Ws, frame: CloseFrame) {
     .await;
 }
 
+async fn tick_opt(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -503,12 +755,21 @@ async fn send_all(ws: &mut Ws, out: &mut Vec<Value>, log: &Mutex<SessionLog>) ->
     }
     for mut event in out.drain(..) {
         if event.get("type").and_then(Value::as_str) == Some("error") {
-            let code = event
-                .pointer("/error/code")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            lock(log).errors_sent.push(code);
+            let text = |pointer: &str| {
+                event
+                    .pointer(pointer)
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            };
+            let record = SimErrorRecord {
+                code: text("/error/code").unwrap_or_default(),
+                message: text("/error/message").unwrap_or_default(),
+                param: text("/error/param"),
+                event_id: text("/error/event_id"),
+            };
+            let mut log = lock(log);
+            log.errors_sent.push(record.code.clone());
+            log.errors.push(record);
         }
         if let Some(map) = event.as_object_mut() {
             map.insert("event_id".into(), json!(new_id("event_")));
