@@ -1043,3 +1043,66 @@ async fn twilio_reaches_the_app_through_its_public_url() {
     assert!(!failed);
     call.finish().await;
 }
+
+#[tokio::test]
+async fn voicemail_during_a_running_answer_waits_for_the_cancel_to_finish() {
+    // The real service finishes `response.cancel` asynchronously and refuses a `response.create`
+    // until then: the voicemail must be asked for after the cancelled response's `response.done`.
+    let o = outbound(SimRealtimeConfig {
+        script: vec![
+            AgentTurn::with_tone("A long answer to the machine's greeting.", 600.0, 8000),
+            AgentTurn::with_tone("Please call Verbio back.", 700.0, 1000),
+        ],
+        ..SimRealtimeConfig::default()
+    })
+    .await;
+    let (sid, create) = o
+        .placed(json!({
+            "machine_policy": "voicemail",
+            "voicemail_message": "Please call Verbio back.",
+            "record": false,
+        }))
+        .await;
+    let call = o
+        .answer(
+            &create,
+            &sid,
+            vec![
+                CallerStep::Speak {
+                    tone_hz: 400.0,
+                    ms: 800,
+                },
+                CallerStep::Silence(15_000),
+            ],
+        )
+        .await;
+    o.stream_live().await;
+    // The agent is answering the greeting (8 s of audio, streamed over 4 s) when the beep comes.
+    call.wait_played(300, Duration::from_secs(10))
+        .await
+        .expect("the agent's answer is playing");
+    assert_eq!(
+        o.amd(&create, &sid, "machine_end_beep").await["action"],
+        "voicemail"
+    );
+    let mut h = o.h;
+    let CallEvent::CallEnded { reason, .. } = h.ended(&sid).await else {
+        unreachable!()
+    };
+    assert_eq!(reason, "voicemail left");
+    let report = call.finish().await;
+    let s = &h.model.accepted_sessions()[0];
+    assert_eq!(
+        s.response_creates_refused, 0,
+        "the voicemail was not sent while the cancelled answer was still active"
+    );
+    assert_eq!(s.responses[0].status, "cancelled");
+    let last = s.responses.last().expect("responses");
+    assert_eq!(last.status, "completed", "{:?}", s.responses);
+    assert!(
+        report.heard_ms >= 300 + 1000,
+        "the voicemail played after the cut: {} ms heard",
+        report.heard_ms
+    );
+    h.validate_client_events("outbound_voicemail_during_answer");
+}

@@ -437,7 +437,9 @@ async fn run_level(calls: usize, seconds: u64, record: bool) -> Result<BenchRepo
         tag_deltas: true,
         speed_factor: 2.0,
         script: vec![AgentTurn::with_tone("Here is my answer.", 880.0, 2000)],
-        ..SimRealtimeConfig::default()
+        // The harness shares the machine with the bridge: the strict server's per-event checks and
+        // varying deltas would cost harness CPU and blur the latency tags. Correctness tests use strict.
+        ..SimRealtimeConfig::lenient()
     })
     .await
     .map_err(fail)?;
