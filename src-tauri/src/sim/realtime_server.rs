@@ -43,7 +43,8 @@ pub struct AgentTurn {
     pub tone_hz: f64,
     /// Length of the answer's audio; the deltas add up to exactly `tone_ms * 8` bytes.
     pub tone_ms: u32,
-    /// `(name, arguments JSON)`: after its audio the response also carries this function call.
+    /// `(name, arguments JSON)`: after its audio the response also carries this function call (streamed as
+    /// `function_call_arguments.delta`s, then `.done`). With `tone_ms: 0` the response is the call alone.
     pub call_tool: Option<(String, String)>,
 }
 
