@@ -1833,3 +1833,43 @@ async fn text_only_responses_carry_text_and_no_audio() {
         json!({"type": "output_text", "text": "in writing"})
     );
 }
+
+#[tokio::test]
+async fn a_tool_only_turn_is_the_function_call_alone() {
+    let server = SimRealtimeServer::start(SimRealtimeConfig {
+        script: vec![AgentTurn {
+            call_tool: Some(("end_call".into(), "{}".into())),
+            ..AgentTurn::with_tone("", 500.0, 0)
+        }],
+        ..fast()
+    })
+    .await
+    .unwrap();
+    let mut client = connect_pcmu(&server).await;
+    client.send(json!({"type": "response.create"})).await;
+    let events = client.until("response.done").await;
+    let mut shape = kinds(&events);
+    shape.dedup();
+    assert_eq!(
+        shape,
+        vec![
+            "response.created",
+            "response.output_item.added",
+            "conversation.item.added",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.done",
+            "response.output_item.done",
+            "conversation.item.done",
+            "response.done"
+        ]
+    );
+    assert_eq!(events[1]["output_index"], 0);
+    assert_eq!(
+        find(&events, "response.function_call_arguments.done")["arguments"],
+        "{}"
+    );
+    assert_eq!(
+        events.last().unwrap()["response"]["output"][0]["type"],
+        "function_call"
+    );
+}
