@@ -1,6 +1,7 @@
 //! The simulator: both outside parties of a call, speaking the published protocols.
 //!
-//! - [`realtime_server`]: a fake OpenAI Realtime GA server (energy VAD, scripted answers, outage controls).
+//! - [`realtime_server`]: a fake OpenAI Realtime GA server, strict like the live one (schema checks, one
+//!   response at a time, asynchronous cancel, energy VAD, scripted answers, outage controls).
 //! - [`twilio_caller`]: a fake Twilio caller (signed webhook, Media Streams socket, playout clock).
 //!
 //! Both parse and build messages as `serde_json::Value` straight from `docs/protocols.md`, never with the

@@ -1,10 +1,17 @@
 //! A fake OpenAI Realtime GA server on 127.0.0.1, for tests, the benchmark and the demo call.
 //!
-//! One WebSocket = one session. It speaks the GA event names from `docs/protocols.md`, rejects the beta shape
-//! the way the live service does (error `beta_api_shape_disabled`, close 4000), runs an energy VAD on the
-//! μ-law it is fed, answers each caller turn with a scripted tone streamed faster than real time, validates
-//! truncations against the audio it really sent, and can fail on command (outage, unreachable, session cap).
-//! Everything a test may want to assert is kept in a per-session [`SessionLog`].
+//! One WebSocket = one session. It speaks the GA event names from `docs/protocols.md` and is at least as strict
+//! as the live service (see `docs/simulator.md`): every client event is checked field by field and value by
+//! value against the GA schema and refused with an `error` carrying the client's `event_id` and the bad field's
+//! `param`; a refused `session.update` changes nothing (the session stays on `audio/pcm` 24 kHz, and audio is
+//! read and written in the session's actual format); one response at a time, cancelled asynchronously;
+//! function calls in the live event order (partial ones on cancel); `response.done` with status, details and
+//! usage; answer deltas of varying size; input transcripts after the response. It rejects the beta shape the
+//! way the live service does (error `beta_api_shape_disabled`, close 4000), runs an energy VAD on the audio it
+//! is fed, answers each caller turn with a scripted tone streamed faster than real time, validates truncations
+//! against the audio it really sent, pings its clients, and can fail on command (outage, refused handshakes,
+//! unreachable, session cap, closing one session). [`SimRealtimeConfig::lenient`] keeps the old forgiving
+//! server for benchmarks. Everything a test may want to assert is kept in a per-session [`SessionLog`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -36,7 +43,8 @@ pub struct AgentTurn {
     pub tone_hz: f64,
     /// Length of the answer's audio; the deltas add up to exactly `tone_ms * 8` bytes.
     pub tone_ms: u32,
-    /// `(name, arguments JSON)`: after its audio the response also carries this function call.
+    /// `(name, arguments JSON)`: after its audio the response also carries this function call (streamed as
+    /// `function_call_arguments.delta`s, then `.done`). With `tone_ms: 0` the response is the call alone.
     pub call_tool: Option<(String, String)>,
 }
 
@@ -162,6 +170,10 @@ pub struct SimRealtimeConfig {
     /// Audio per delta varies in this range (ms, inclusive), from a pseudo-random sequence seeded by the
     /// session id, so runs repeat. `None`: every delta is `delta_ms` long.
     pub delta_ms_range: Option<(u32, u32)>,
+    /// With `delta_ms_range`, sizes are multiples of this many ms (1: any whole ms; 20: whole Twilio frames).
+    /// Odd sizes leave a partial 20 ms frame before each mark a bridge sends after a delta, which the
+    /// simulated caller plays as a whole tick.
+    pub delta_ms_step: u32,
     /// Gap between `response.function_call_arguments.delta` events, in ms of stream time (scaled by
     /// `speed_factor` like the audio).
     pub function_call_delta_ms: u32,
@@ -197,6 +209,7 @@ impl Default for SimRealtimeConfig {
             strict: true,
             cancel_delay: Duration::from_millis(40),
             delta_ms_range: Some((40, 240)),
+            delta_ms_step: 1,
             function_call_delta_ms: 20,
             transcript_timing: TranscriptTiming::AfterResponse,
             response_outcomes: Vec::new(),
@@ -284,7 +297,7 @@ pub struct SessionLog {
     pub response_creates: usize,
     /// The `response` object of each client `response.create` (`Value::Null` when absent).
     pub response_requests: Vec<Value>,
-    /// The `item` of each client `conversation.item.create`.
+    /// The `item` of each accepted client `conversation.item.create` (refused ones are in [`Self::errors`]).
     pub items_created: Vec<Value>,
     /// Decoded μ-law bytes received through `input_audio_buffer.append`.
     pub appended_audio_bytes: u64,

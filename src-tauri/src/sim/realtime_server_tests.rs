@@ -401,6 +401,20 @@ async fn deltas_vary_in_size_repeatably_and_add_up() {
     distinct.sort_unstable();
     distinct.dedup();
     assert!(distinct.len() > 3, "sizes vary: {first:?}");
+
+    // Whole Twilio frames on request.
+    let server = SimRealtimeServer::start(SimRealtimeConfig {
+        delta_ms_step: 20,
+        script: vec![AgentTurn::with_tone("long", 500.0, 3000)],
+        ..fast()
+    })
+    .await
+    .unwrap();
+    let mut client = connect_pcmu(&server).await;
+    client.send(json!({"type": "response.create"})).await;
+    let sizes = delta_sizes(&client.until("response.done").await);
+    assert_eq!(sizes.iter().sum::<usize>(), 3000 * 8);
+    assert!(sizes.iter().all(|bytes| bytes % 160 == 0), "{sizes:?}");
 }
 
 #[tokio::test]
@@ -1787,5 +1801,75 @@ async fn probe_sees_appends_speech_and_deltas() {
     assert!(
         server.sessions()[0].client_events.is_empty(),
         "record_events = false"
+    );
+}
+
+#[tokio::test]
+async fn text_only_responses_carry_text_and_no_audio() {
+    let server = SimRealtimeServer::start(SimRealtimeConfig {
+        script: vec![AgentTurn::with_tone("in writing", 500.0, 400)],
+        ..fast()
+    })
+    .await
+    .unwrap();
+    let mut client = connect_pcmu(&server).await;
+    client
+        .send(json!({"type": "response.create", "response": {"output_modalities": ["text"]}}))
+        .await;
+    let events = client.until("response.done").await;
+    assert_eq!(delta_bytes(&events), 0);
+    assert_eq!(
+        find(&events, "response.output_text.done")["text"],
+        "in writing"
+    );
+    assert_eq!(
+        find(&events, "response.content_part.added")["part"]["type"],
+        "text"
+    );
+    let response = &events.last().unwrap()["response"];
+    assert_eq!(response["output_modalities"], json!(["text"]));
+    assert_eq!(
+        response["output"][0]["content"][0],
+        json!({"type": "output_text", "text": "in writing"})
+    );
+}
+
+#[tokio::test]
+async fn a_tool_only_turn_is_the_function_call_alone() {
+    let server = SimRealtimeServer::start(SimRealtimeConfig {
+        script: vec![AgentTurn {
+            call_tool: Some(("end_call".into(), "{}".into())),
+            ..AgentTurn::with_tone("", 500.0, 0)
+        }],
+        ..fast()
+    })
+    .await
+    .unwrap();
+    let mut client = connect_pcmu(&server).await;
+    client.send(json!({"type": "response.create"})).await;
+    let events = client.until("response.done").await;
+    let mut shape = kinds(&events);
+    shape.dedup();
+    assert_eq!(
+        shape,
+        vec![
+            "response.created",
+            "response.output_item.added",
+            "conversation.item.added",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.done",
+            "response.output_item.done",
+            "conversation.item.done",
+            "response.done"
+        ]
+    );
+    assert_eq!(events[1]["output_index"], 0);
+    assert_eq!(
+        find(&events, "response.function_call_arguments.done")["arguments"],
+        "{}"
+    );
+    assert_eq!(
+        events.last().unwrap()["response"]["output"][0]["type"],
+        "function_call"
     );
 }

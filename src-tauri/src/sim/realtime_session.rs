@@ -957,7 +957,9 @@ impl Session {
                 let lo = lo.max(1);
                 let hi = hi.max(lo);
                 self.rng = splitmix(self.rng);
-                lo + (self.rng % u64::from(hi - lo + 1)) as u32
+                let step = self.config.delta_ms_step.max(1);
+                let ms = lo + (self.rng % u64::from(hi - lo + 1)) as u32;
+                (ms / step * step).max(step)
             }
             None => self.config.delta_ms.max(1),
         }

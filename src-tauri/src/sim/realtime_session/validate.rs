@@ -328,7 +328,7 @@ pub(crate) fn check_session(session: &Value, ctx: &Context) -> Checked {
         match key {
             "model" => {
                 let model = string(value, &path)?;
-                if models::lookup(model).is_none() {
+                if model != ctx.model && models::lookup(model).is_none() {
                     return Err(bad_value(&path, model, &[]));
                 }
                 if model != ctx.model {
