@@ -106,7 +106,12 @@ fn assert_clean(h: &Harness) {
                 "client event without event_id: {e}"
             );
         }
-        assert!(s.errors.is_empty(), "session {} errors: {:?}", s.id, s.errors);
+        assert!(
+            s.errors.is_empty(),
+            "session {} errors: {:?}",
+            s.id,
+            s.errors
+        );
     }
 }
 
@@ -117,7 +122,12 @@ async fn a_tool_call_is_followed_by_a_sequenced_response() {
     let mut h = start(
         SimRealtimeConfig {
             script: vec![
-                tool_turn("Let me look that up.", 500, "lookup_order", r#"{"order":"42"}"#),
+                tool_turn(
+                    "Let me look that up.",
+                    500,
+                    "lookup_order",
+                    r#"{"order":"42"}"#,
+                ),
                 turn("That order is not something I can check.", 800),
             ],
             ..SimRealtimeConfig::default()
@@ -195,12 +205,16 @@ async fn a_refused_optional_field_is_retried_without_it() {
         .get("noise_reduction")
         .is_none());
     // The refusal is tied to the update by its event id, and its param is kept with the call.
-    assert_eq!(s.errors[0].event_id.as_ref(), updates[0]["event_id"].as_str().map(str::to_string).as_ref());
+    assert_eq!(
+        s.errors[0].event_id.as_ref(),
+        updates[0]["event_id"].as_str().map(str::to_string).as_ref()
+    );
     let issues = issues(&h, &sid).await;
     assert!(
         issues
             .iter()
-            .any(|(code, m)| code == "session_update_retried" && m.contains("session.audio.input.noise_reduction")),
+            .any(|(code, m)| code == "session_update_retried"
+                && m.contains("session.audio.input.noise_reduction")),
         "{issues:?}"
     );
 }
@@ -228,11 +242,16 @@ async fn a_refused_audio_format_ends_the_call_instead_of_playing_noise() {
     assert!(reason.contains("model unavailable"), "{reason}");
     assert!(report.heard.is_empty(), "nothing was played to the caller");
     let s = &h.model.accepted_sessions()[0];
-    assert_eq!(s.appended_audio_bytes, 0, "no μ-law sent to a PCM16 session");
+    assert_eq!(
+        s.appended_audio_bytes, 0,
+        "no μ-law sent to a PCM16 session"
+    );
     let issues = issues(&h, &sid).await;
     assert!(
-        issues.iter().any(|(code, m)| code == "session_update_refused"
-            && m.contains("session.audio.output.format")),
+        issues
+            .iter()
+            .any(|(code, m)| code == "session_update_refused"
+                && m.contains("session.audio.output.format")),
         "{issues:?}"
     );
 }
@@ -249,7 +268,12 @@ async fn no_reasoning_for_a_dated_non_reasoning_snapshot() {
     )
     .await;
     let sid = call_sid();
-    let report = run_call(&h, &sid, vec![speak(600), wait_agent(500), CallerStep::HangUp]).await;
+    let report = run_call(
+        &h,
+        &sid,
+        vec![speak(600), wait_agent(500), CallerStep::HangUp],
+    )
+    .await;
     h.ended(&sid).await;
     assert!(report.heard_ms >= 500);
     let s = &h.model.accepted_sessions()[0];
@@ -335,11 +359,17 @@ async fn a_barge_in_during_the_goodbye_undoes_the_end() {
     )
     .await;
     let (reason, _) = ended_reason(&mut h, &sid).await;
-    assert_eq!(reason, "caller hung up", "the call went on after the barge-in");
+    assert_eq!(
+        reason, "caller hung up",
+        "the call went on after the barge-in"
+    );
     assert!(!report.clears.is_empty());
     let s = &h.model.accepted_sessions()[0];
     assert_eq!(s.responses[0].function_calls[0].status, "completed");
-    assert!(s.responses.len() >= 2, "the agent answered the caller's last words");
+    assert!(
+        s.responses.len() >= 2,
+        "the agent answered the caller's last words"
+    );
     assert_clean(&h);
 }
 
@@ -461,8 +491,10 @@ async fn a_reconnected_session_is_seeded_in_heard_order_with_heard_words() {
     h.model.drop_all();
     h.model
         .wait_for(
-            |s| s.iter().filter(|s| s.rejected.is_none()).count() >= 2
-                && s[1].items_created.len() >= 4,
+            |s| {
+                s.iter().filter(|s| s.rejected.is_none()).count() >= 2
+                    && s[1].items_created.len() >= 4
+            },
             10 * SECOND,
         )
         .await
@@ -471,7 +503,11 @@ async fn a_reconnected_session_is_seeded_in_heard_order_with_heard_words() {
     h.ended(&sid).await;
     let seeded = messages(&h.model.accepted_sessions()[1]);
     let roles: Vec<&str> = seeded.iter().map(|(r, _)| r.as_str()).collect();
-    assert_eq!(roles, ["user", "assistant", "user", "assistant"], "{seeded:?}");
+    assert_eq!(
+        roles,
+        ["user", "assistant", "user", "assistant"],
+        "{seeded:?}"
+    );
     assert_eq!(seeded[0].1, "First question.");
     let heard = &seeded[1].1;
     let all = "one two three four five six seven eight nine ten";
@@ -507,7 +543,9 @@ async fn without_transcription_caller_turns_are_seeded_as_placeholders() {
     )
     .await
     .expect("call placed");
-    call.wait_played(500, 10 * SECOND).await.expect("answer played");
+    call.wait_played(500, 10 * SECOND)
+        .await
+        .expect("answer played");
     tokio::time::sleep(Duration::from_millis(300)).await;
     h.model.drop_all();
     h.model
@@ -699,7 +737,10 @@ async fn items_of_an_earlier_session_are_not_truncated_after_a_reconnect() {
     h.model.drop_all();
     let report = call.finish().await;
     h.ended(&sid).await;
-    assert!(!report.clears.is_empty(), "Twilio's buffer was still cleared");
+    assert!(
+        !report.clears.is_empty(),
+        "Twilio's buffer was still cleared"
+    );
     let sessions = h.model.accepted_sessions();
     assert!(sessions.len() >= 2, "reconnected");
     assert!(

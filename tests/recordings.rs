@@ -1430,8 +1430,10 @@ async fn transcript_offsets_are_where_each_turn_starts_in_the_recording() {
         .get(rec.id)
         .await
         .expect("detail");
+    // In the order they were heard (input transcripts arrive after the answer; the library orders
+    // by position, as the window shows them).
     let mut turns = detail.transcript.clone();
-    turns.sort_by_key(|t| t.id);
+    turns.sort_by_key(|t| (t.offset_ms, t.id));
     let spoken: Vec<_> = turns
         .iter()
         .filter(|t| !t.text.starts_with("[caller pressed"))

@@ -260,16 +260,11 @@ impl Services {
                 built_in: true,
             })
             .collect();
-        tools.extend(
-            session
-                .tools
-                .iter()
-                .map(|t| ToolInfo {
-                    name: t.name.clone(),
-                    description: t.description.clone(),
-                    built_in: false,
-                }),
-        );
+        tools.extend(session.tools.iter().map(|t| ToolInfo {
+            name: t.name.clone(),
+            description: t.description.clone(),
+            built_in: false,
+        }));
         tools
     }
 }

@@ -142,7 +142,10 @@ impl StatusDetails {
             (Some(reason), Some(error)) => format!("{reason} ({error})"),
             (Some(reason), None) => reason.clone(),
             (None, Some(error)) => error,
-            (None, None) => self.kind.clone().unwrap_or_else(|| "no reason given".into()),
+            (None, None) => self
+                .kind
+                .clone()
+                .unwrap_or_else(|| "no reason given".into()),
         }
     }
 }
@@ -207,6 +210,10 @@ pub enum ServerEvent<'a> {
         response_id: Option<String>,
         item_id: String,
         delta: Cow<'a, str>,
+    },
+    /// The item's audio is complete.
+    AudioDone {
+        item_id: String,
     },
     /// Part of the agent's words for an item, as they are spoken.
     AudioTranscriptDelta {
@@ -401,6 +408,9 @@ pub fn parse_server_event(text: &str) -> Result<ServerEvent<'_>, EventParseError
         },
         "response.created" => ServerEvent::ResponseCreated {
             response_id: raw.response.and_then(|r| r.id),
+        },
+        "response.output_audio.done" => ServerEvent::AudioDone {
+            item_id: need(raw.item_id, "item_id", kind)?,
         },
         "response.output_audio_transcript.done" => ServerEvent::AudioTranscriptDone {
             item_id: need(raw.item_id, "item_id", kind)?,

@@ -6,7 +6,11 @@
 //! belongs to the family its name has before the date.
 
 /// Model families that accept `reasoning.effort` (and `parallel_tool_calls`).
-pub const REASONING_FAMILIES: &[&str] = &["gpt-realtime-2", "gpt-realtime-2.1", "gpt-realtime-2.1-mini"];
+pub const REASONING_FAMILIES: &[&str] = &[
+    "gpt-realtime-2",
+    "gpt-realtime-2.1",
+    "gpt-realtime-2.1-mini",
+];
 
 /// GA speech model families Verbio knows; anything else is passed through but gets no optional fields.
 pub const KNOWN_FAMILIES: &[&str] = &[
@@ -34,7 +38,9 @@ pub fn family(model: &str) -> &str {
         let dated = d[0] == b'-'
             && d[5] == b'-'
             && d[8] == b'-'
-            && [1, 2, 3, 4, 6, 7, 9, 10].iter().all(|&i| d[i].is_ascii_digit());
+            && [1, 2, 3, 4, 6, 7, 9, 10]
+                .iter()
+                .all(|&i| d[i].is_ascii_digit());
         if dated {
             return head;
         }

@@ -90,7 +90,10 @@ mod tests {
         assert_eq!(names(&s), ["end_call"]);
         s.transfer_number = Some("+14155550199".into());
         assert_eq!(names(&s), ["end_call", "transfer_call"]);
-        assert_eq!(built_in("transfer_call").map(|t| t.kind), Some(BuiltIn::TransferCall));
+        assert_eq!(
+            built_in("transfer_call").map(|t| t.kind),
+            Some(BuiltIn::TransferCall)
+        );
         assert!(built_in("lookup_order").is_none());
     }
 }

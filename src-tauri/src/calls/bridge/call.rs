@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::Message as ModelMessage;
 use tracing::{debug, info, warn};
 
 use super::ending::{Due, EndKind, Ending};
+use super::frames::{Chunk, FrameAligner};
 use super::gaps::GapFiller;
 use super::model_setup::{is_permanent, Setup, SetupStep};
 use super::sequencer::{Outgoing, Purpose, Request, Sequencer};
@@ -116,6 +117,7 @@ pub(super) struct Call {
     /// Caller audio sent to the current model session, to place its `speech_started` on the stream.
     session_audio: SessionAudio,
     gaps: GapFiller,
+    frames: FrameAligner,
     transcript: Transcript,
     sequencer: Sequencer,
     tools: ToolCalls,
@@ -207,6 +209,7 @@ impl Call {
             clock: StreamClock::new(now.into_std()),
             session_audio: SessionAudio::new(),
             gaps: GapFiller::new(),
+            frames: FrameAligner::new(),
             transcript: Transcript::new(transcription),
             sequencer: Sequencer::new(),
             tools: ToolCalls::new(),
@@ -262,6 +265,8 @@ impl Call {
                     Ok(())
                 }
                 _ = sleep_until_opt(setup_deadline) => self.on_setup_timeout().await,
+                // Wakes the loop so `between_events` stops waiting for a server answer that never came.
+                _ = sleep_until_opt(self.sequencer.deadline()) => Ok(()),
                 _ = sleep_until_opt(self.ending.deadline()) => Err(self.ending.deadline_reason()),
             };
             if let Err(reason) = step {
@@ -337,6 +342,9 @@ impl Call {
 
     /// Work that waits for a quiet moment: seeding, swapping in a rolled-over session, ending.
     async fn between_events(&mut self) -> Flow {
+        if let Some(request) = self.sequencer.tick(Instant::now()) {
+            self.send_response_create(request).await;
+        }
         let ready = self.model.as_ref().is_some_and(|m| m.setup.confirmed());
         if self.needs_seed && ready {
             // A session that was confirmed before it took over (the rollover's, after a drop).
@@ -378,6 +386,14 @@ impl Call {
     }
 
     async fn shut_down(&mut self, reason: &EndReason) {
+        // An answer the call ended in the middle of is kept as far as the caller heard it.
+        for cut in self.playout.interrupt(Instant::now(), true) {
+            self.transcript
+                .agent_truncated(&cut.item_id, cut.audio_end_ms);
+        }
+        for turn in self.transcript.response_done() {
+            self.publish_turn(turn);
+        }
         for link in [self.model.take(), self.standby.take()]
             .into_iter()
             .flatten()
@@ -408,6 +424,7 @@ impl Call {
     /// runs on it yet.
     fn install_session(&mut self, link: ModelLink) -> Option<ModelLink> {
         self.session_audio = SessionAudio::new();
+        self.frames.discard();
         self.playout.new_session();
         self.sequencer.reset();
         self.tools.on_response_done();
@@ -517,9 +534,7 @@ impl Call {
                     rec.caller_audio(timestamp, &media.payload);
                 }
                 let start_us = self.clock.on_frame(timestamp, std::time::Instant::now());
-                let pad_ms = self
-                    .gaps
-                    .on_frame(timestamp, bytes as u64 / BYTES_PER_MS);
+                let pad_ms = self.gaps.on_frame(timestamp, bytes as u64 / BYTES_PER_MS);
                 if pad_ms > 0 {
                     // Twilio sent nothing for a while: the model must hear that silence, or its VAD
                     // and its audio positions drift from the stream.
@@ -598,7 +613,8 @@ impl Call {
             if self.held_audio.len() >= self.deps.settings.reconnect_buffer_frames {
                 self.held_audio.pop_front();
             }
-            self.held_audio.push_back((start_us, bytes, payload.to_string()));
+            self.held_audio
+                .push_back((start_us, bytes, payload.to_string()));
         }
     }
 
@@ -719,7 +735,10 @@ impl Call {
             if let Some(link) = self.standby.take() {
                 tokio::spawn(link.close());
             }
-            self.issue("model_setup_timeout", "the fresh session never confirmed its setup");
+            self.issue(
+                "model_setup_timeout",
+                "the fresh session never confirmed its setup",
+            );
             self.rollover_at = Some(now + ROLLOVER_RETRY);
         }
         if expired(&self.model) {
@@ -952,20 +971,23 @@ impl Call {
                     let wait = playout.play_start(now).saturating_duration_since(now);
                     (clock.now_us(now.into_std()) + wait.as_micros() as u64) / 1000
                 });
-                let mark = self.playout.on_sent(&item_id, bytes, now);
-                if let Some(rec) = &mut self.recording {
-                    rec.agent_sent(&mark, &delta);
+                let (previous, ready) = match self.frames.push(&item_id, &delta, bytes) {
+                    Ok(chunks) => chunks,
+                    Err(e) => {
+                        self.note_bad_frame("audio delta", &e);
+                        return Ok(());
+                    }
+                };
+                for chunk in [previous, ready].into_iter().flatten() {
+                    self.send_agent_audio(chunk, now).await?;
                 }
-                let media_msg = media::media_message(&self.stream_sid, &delta);
-                let mark_msg = media::mark_message(&self.stream_sid, &mark);
-                // Both frames in one write.
-                let sent = async {
-                    self.twilio.feed(Message::Text(media_msg.into())).await?;
-                    self.twilio.feed(Message::Text(mark_msg.into())).await?;
-                    self.twilio.flush().await
+                Ok(())
+            }
+            ServerEvent::AudioDone { .. } => {
+                if let Some(last) = self.frames.flush() {
+                    self.send_agent_audio(last, Instant::now()).await?;
                 }
-                .await;
-                sent.map_err(|e| EndReason::TwilioSocket(e.to_string()))
+                Ok(())
             }
             ServerEvent::SessionUpdated {
                 input_format,
@@ -996,6 +1018,7 @@ impl Call {
             }
             ServerEvent::SpeechStopped { item_id, .. } => {
                 self.caller_speaking = false;
+                self.sequencer.on_turn_ended(Instant::now());
                 let now = self.offset_ms();
                 self.transcript.caller_stopped(item_id.as_deref(), now);
                 Ok(())
@@ -1181,6 +1204,10 @@ impl Call {
         details: Option<rt::StatusDetails>,
         usage: Option<rt::Usage>,
     ) {
+        if let Some(last) = self.frames.flush() {
+            // A failed send ends the call at the next Twilio read; nothing else to do here.
+            let _ = self.send_agent_audio(last, Instant::now()).await;
+        }
         for turn in self.transcript.response_done() {
             self.publish_turn(turn);
         }
@@ -1221,6 +1248,7 @@ impl Call {
     /// deltas of the cut items and response are dropped.
     async fn cut_playback(&mut self) -> Flow {
         let now = Instant::now();
+        self.frames.discard();
         let had_queued = !self.playout.is_drained();
         let running = self.sequencer.active_response().map(str::to_string);
         let cuts = self.playout.interrupt(now, running.is_some());
@@ -1237,7 +1265,8 @@ impl Call {
         for cut in cuts {
             debug!(item_id = %cut.item_id, heard_ms = cut.audio_end_ms, sent_ms = cut.sent_ms, "barge-in");
             push_bounded(&mut self.dropped_items, cut.item_id.clone());
-            self.transcript.agent_truncated(&cut.item_id, cut.audio_end_ms);
+            self.transcript
+                .agent_truncated(&cut.item_id, cut.audio_end_ms);
             let id = self.event_id(Sent::Truncate);
             self.send_model(rt::item_truncate(&id, &cut.item_id, cut.audio_end_ms))
                 .await;
@@ -1249,6 +1278,23 @@ impl Call {
             });
         }
         Ok(())
+    }
+
+    /// Agent audio to Twilio: `media` then its `mark`, in one socket write.
+    async fn send_agent_audio(&mut self, chunk: Chunk, now: Instant) -> Flow {
+        let mark = self.playout.on_sent(&chunk.item_id, chunk.bytes, now);
+        if let Some(rec) = &mut self.recording {
+            rec.agent_sent(&mark, &chunk.payload);
+        }
+        let media_msg = media::media_message(&self.stream_sid, &chunk.payload);
+        let mark_msg = media::mark_message(&self.stream_sid, &mark);
+        let sent = async {
+            self.twilio.feed(Message::Text(media_msg.into())).await?;
+            self.twilio.feed(Message::Text(mark_msg.into())).await?;
+            self.twilio.flush().await
+        }
+        .await;
+        sent.map_err(|e| EndReason::TwilioSocket(e.to_string()))
     }
 
     /// A function call the model completed.
@@ -1302,8 +1348,12 @@ impl Call {
 
     async fn send_function_output(&mut self, call_id: &str, output: &serde_json::Value) {
         let id = self.event_id(Sent::ItemCreate);
-        self.send_model(rt::function_output_create(&id, call_id, &output.to_string()))
-            .await;
+        self.send_model(rt::function_output_create(
+            &id,
+            call_id,
+            &output.to_string(),
+        ))
+        .await;
     }
 }
 

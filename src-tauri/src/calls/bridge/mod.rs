@@ -4,7 +4,8 @@
 //! and returns what to send: `model_setup` (a session counts only once `session.updated` confirms
 //! μ-law both ways), `sequencer` (one `response.create` in flight), `tool_calls` (act only on completed
 //! function calls), `transcript` (turns in heard order; seeds for replacement sessions), `ending`
-//! (open / ending after playout / transferring), `gaps` (silence for holes in Twilio's media), and
+//! (open / ending after playout / transferring), `gaps` (silence for holes in Twilio's media),
+//! `frames` (agent audio to Twilio in whole 20 ms frames), and
 //! `crate::calls::playout` (what the caller heard, for barge-in).
 //!
 //! The hot path (a Twilio frame in → `input_audio_buffer.append` out; an audio delta in → Twilio
@@ -36,6 +37,7 @@ use crate::telephony::twilio::media::{self, Inbound, StartMeta};
 
 mod call;
 pub mod ending;
+pub mod frames;
 pub mod gaps;
 pub mod model_setup;
 pub mod sequencer;
@@ -287,4 +289,3 @@ pub(super) async fn close_twilio(tx: &mut SplitSink<WebSocket, Message>, code: u
         .await;
     let _ = tx.close().await;
 }
-

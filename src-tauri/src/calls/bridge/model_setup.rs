@@ -119,7 +119,9 @@ impl Setup {
                 fields.push(field);
                 SetupStep::Retry(fields)
             }
-            _ => SetupStep::Failed(format!("the model refused the session configuration: {reason}")),
+            _ => SetupStep::Failed(format!(
+                "the model refused the session configuration: {reason}"
+            )),
         }
     }
 }
@@ -163,16 +165,15 @@ mod tests {
     #[test]
     fn a_refused_optional_field_is_retried_once_without_it() {
         let mut s = Setup::new("e1".into(), vec![], Instant::now());
-        assert_eq!(s.on_error(&err("e0", Some("session.reasoning"))), SetupStep::NotOurs);
+        assert_eq!(
+            s.on_error(&err("e0", Some("session.reasoning"))),
+            SetupStep::NotOurs
+        );
         assert_eq!(
             s.on_error(&err("e1", Some("session.reasoning.effort"))),
             SetupStep::Retry(vec![OptionalField::Reasoning])
         );
-        let mut s = Setup::new(
-            "e2".into(),
-            vec![OptionalField::Reasoning],
-            Instant::now(),
-        );
+        let mut s = Setup::new("e2".into(), vec![OptionalField::Reasoning], Instant::now());
         assert!(matches!(
             s.on_error(&err("e2", Some("session.reasoning"))),
             SetupStep::Failed(_)

@@ -7,7 +7,13 @@
 //! running response's `response.done`. Responses the server starts by itself (server VAD) count as
 //! running too. Pure state: the bridge sends what the methods return.
 
+use std::time::Duration;
+
 use serde_json::Value;
+use tokio::time::Instant;
+
+/// How long the server may take to start its own response after the caller's turn ends.
+pub const SERVER_RESPONSE_WAIT: Duration = Duration::from_secs(3);
 
 /// Why a response is wanted; decides what survives a barge-in and which request wins a tie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -37,6 +43,11 @@ pub enum Outgoing {
 #[derive(Debug, Clone, PartialEq)]
 enum State {
     Idle,
+    /// The caller's turn ended and the server (VAD with `create_response`) is about to answer it:
+    /// nothing may be swapped or created in between, or that answer is lost or refused.
+    Expected {
+        until: Instant,
+    },
     /// Our `response.create` is on its way; `response.created` has not come yet.
     Requested {
         event_id: String,
@@ -50,7 +61,9 @@ enum State {
         purpose: Option<Purpose>,
     },
     /// `response.cancel` was sent; waiting for that response's `response.done`.
-    Cancelling { response_id: Option<String> },
+    Cancelling {
+        response_id: Option<String>,
+    },
 }
 
 /// The response sequencer of one model session.
@@ -103,6 +116,34 @@ impl Sequencer {
         }
     }
 
+    /// The caller's turn ended; the server will start its answer itself (unless one already runs).
+    pub fn on_turn_ended(&mut self, now: Instant) {
+        if self.state == State::Idle {
+            self.state = State::Expected {
+                until: now + SERVER_RESPONSE_WAIT,
+            };
+        }
+    }
+
+    /// Gives up waiting for a server response that never came; returns a waiting request to send.
+    pub fn tick(&mut self, now: Instant) -> Option<Request> {
+        match self.state {
+            State::Expected { until } if until <= now => {
+                self.state = State::Idle;
+                self.queued.take()
+            }
+            _ => None,
+        }
+    }
+
+    /// When [`Sequencer::tick`] has something to do.
+    pub fn deadline(&self) -> Option<Instant> {
+        match self.state {
+            State::Expected { until } => Some(until),
+            _ => None,
+        }
+    }
+
     /// Asks for a response. Returns it to send now, or `None` when it must wait (it is kept; of two
     /// waiting requests the one with the stronger purpose stays).
     pub fn request(&mut self, request: Request) -> Option<Request> {
@@ -118,7 +159,11 @@ impl Sequencer {
 
     /// Keeps a request to send later (the session is not ready): see [`Sequencer::resume`].
     pub fn defer(&mut self, request: Request) {
-        if self.queued.as_ref().is_none_or(|q| q.purpose <= request.purpose) {
+        if self
+            .queued
+            .as_ref()
+            .is_none_or(|q| q.purpose <= request.purpose)
+        {
             self.queued = Some(request);
         }
     }
@@ -202,7 +247,11 @@ impl Sequencer {
                 response_id: None,
                 purpose: None,
             };
-            if self.queued.as_ref().is_none_or(|q| q.purpose <= request.purpose) {
+            if self
+                .queued
+                .as_ref()
+                .is_none_or(|q| q.purpose <= request.purpose)
+            {
                 self.queued = Some(request);
             }
             None
@@ -247,9 +296,12 @@ impl Sequencer {
     /// The model session was replaced: nothing runs on the new one. A waiting request is kept and
     /// returned by [`Sequencer::resume`] once the new session is ready.
     pub fn reset(&mut self) {
-        if let State::Requested { request, .. } = std::mem::replace(&mut self.state, State::Idle)
-        {
-            if self.queued.as_ref().is_none_or(|q| q.purpose <= request.purpose) {
+        if let State::Requested { request, .. } = std::mem::replace(&mut self.state, State::Idle) {
+            if self
+                .queued
+                .as_ref()
+                .is_none_or(|q| q.purpose <= request.purpose)
+            {
                 self.queued = Some(request);
             }
         }
@@ -351,6 +403,27 @@ mod tests {
         s.request(req(Purpose::FollowUp));
         s.on_barge_in();
         assert_eq!(s.on_done(Some("r2")), Some(req(Purpose::Voicemail)));
+    }
+
+    #[test]
+    fn the_server_answer_to_a_finished_turn_is_waited_for() {
+        let t0 = Instant::now();
+        let mut s = Sequencer::new();
+        s.on_turn_ended(t0);
+        // Between speech_stopped and response.created: busy, so no swap and no create.
+        assert!(s.busy());
+        assert_eq!(s.request(req(Purpose::FollowUp)), None);
+        assert_eq!(s.on_created(Some("r1".into())), None);
+        assert_eq!(s.on_done(Some("r1")), Some(req(Purpose::FollowUp)));
+        // A server answer that never comes stops blocking after the wait.
+        s.on_turn_ended(t0);
+        s.request(req(Purpose::Greeting));
+        assert_eq!(s.tick(t0 + Duration::from_millis(100)), None);
+        assert_eq!(
+            s.tick(t0 + SERVER_RESPONSE_WAIT),
+            Some(req(Purpose::Greeting))
+        );
+        assert!(!s.busy());
     }
 
     #[test]

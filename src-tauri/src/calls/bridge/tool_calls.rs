@@ -65,7 +65,9 @@ impl ToolCalls {
         name: Option<String>,
         arguments: Option<String>,
     ) -> Option<FunctionCall> {
-        let known = item_id.and_then(|id| self.items.remove(id)).unwrap_or_default();
+        let known = item_id
+            .and_then(|id| self.items.remove(id))
+            .unwrap_or_default();
         if status != Some("completed") {
             return None;
         }
@@ -98,7 +100,12 @@ mod tests {
             None
         );
         t.on_added("fc2".into(), Some("transfer_call".into()));
-        t.on_arguments_done(Some("fc2".into()), "c2".into(), None, r#"{"reason":"x"}"#.into());
+        t.on_arguments_done(
+            Some("fc2".into()),
+            "c2".into(),
+            None,
+            r#"{"reason":"x"}"#.into(),
+        );
         assert_eq!(
             t.on_item_done(Some("fc2"), Some("completed"), None, None, None),
             Some(FunctionCall {
@@ -112,7 +119,12 @@ mod tests {
     #[test]
     fn arguments_done_alone_is_never_a_call() {
         let mut t = ToolCalls::new();
-        t.on_arguments_done(Some("fc1".into()), "c1".into(), Some("end_call".into()), "{}".into());
+        t.on_arguments_done(
+            Some("fc1".into()),
+            "c1".into(),
+            Some("end_call".into()),
+            "{}".into(),
+        );
         t.on_response_done();
         assert_eq!(
             t.on_item_done(Some("fc1"), Some("completed"), None, None, None),

@@ -136,7 +136,10 @@ impl Transcript {
 
     fn finish_agent(&mut self, item: AgentItem, text: String) -> Option<Turn> {
         let (text, interrupted) = match item.heard_ms {
-            Some(heard) => (heard_words(&text, heard, item.audio_bytes / BYTES_PER_MS), true),
+            Some(heard) => (
+                heard_words(&text, heard, item.audio_bytes / BYTES_PER_MS),
+                true,
+            ),
             None => (text, false),
         };
         self.insert(Turn {
@@ -159,7 +162,9 @@ impl Transcript {
         if self.transcription {
             return;
         }
-        let offset = item_id.and_then(|id| self.caller.remove(id)).unwrap_or(now_ms);
+        let offset = item_id
+            .and_then(|id| self.caller.remove(id))
+            .unwrap_or(now_ms);
         self.insert_placeholder(offset);
     }
 
@@ -207,7 +212,9 @@ impl Transcript {
         if turn.text.trim().is_empty() {
             return None;
         }
-        let at = self.turns.partition_point(|t| t.offset_ms <= turn.offset_ms);
+        let at = self
+            .turns
+            .partition_point(|t| t.offset_ms <= turn.offset_ms);
         self.turns.insert(at, turn.clone());
         Some(turn)
     }
@@ -253,9 +260,13 @@ mod tests {
         t.caller_started("u1".into(), 1_000);
         t.agent_audio("a1", 8_000, || 2_500);
         t.agent_text_delta("a1", "Sure, ", 2_600);
-        assert!(t.agent_done("a1", "Sure, it is open.".into(), 3_000).is_some());
+        assert!(t
+            .agent_done("a1", "Sure, it is open.".into(), 3_000)
+            .is_some());
         // The caller's words arrive after the answer.
-        let turn = t.caller_text("u1", "Is the shop open?".into(), 3_500).unwrap();
+        let turn = t
+            .caller_text("u1", "Is the shop open?".into(), 3_500)
+            .unwrap();
         assert_eq!(turn.offset_ms, 1_000);
         assert_eq!(
             t.seeds(10),
@@ -271,7 +282,11 @@ mod tests {
         let mut t = Transcript::new(true);
         // 2 s of audio for ten words; the caller heard 1 s.
         t.agent_audio("a1", 16_000, || 500);
-        t.agent_text_delta("a1", "one two three four five six seven eight nine ten", 600);
+        t.agent_text_delta(
+            "a1",
+            "one two three four five six seven eight nine ten",
+            600,
+        );
         t.agent_truncated("a1", 1_000);
         let turns = t.response_done();
         assert_eq!(turns.len(), 1);
@@ -282,7 +297,10 @@ mod tests {
         t.agent_text_delta("a2", "never heard", 3_000);
         t.agent_truncated("a2", 0);
         assert!(t.response_done().is_empty());
-        assert_eq!(t.seeds(10), vec![(Role::Assistant, "one two three four five")]);
+        assert_eq!(
+            t.seeds(10),
+            vec![(Role::Assistant, "one two three four five")]
+        );
     }
 
     #[test]
@@ -293,7 +311,10 @@ mod tests {
         t.agent_audio("a1", 800, || 1_200);
         t.agent_done("a1", "Hello!".into(), 1_300);
         let seeds = t.seeds(10);
-        assert_eq!(seeds, vec![(Role::User, UNTRANSCRIBED), (Role::Assistant, "Hello!")]);
+        assert_eq!(
+            seeds,
+            vec![(Role::User, UNTRANSCRIBED), (Role::Assistant, "Hello!")]
+        );
         assert!(t.turns()[0].placeholder);
     }
 

@@ -1,0 +1,143 @@
+//! Agent audio to Twilio in whole 20 ms frames.
+//!
+//! The Realtime service sends audio deltas of any size (tens to hundreds of ms, rarely a multiple of
+//! 160 bytes). Twilio plays μ-law in 20 ms frames, and how it plays a partial frame before a mark is not
+//! documented (a Twilio-compatible provider documents gaps for payloads that are not multiples of 160
+//! bytes). So each item's audio goes out in multiples of 160 bytes: the remainder of a delta waits for
+//! the item's next delta, and goes out on its own only when the item ends. A delta that is already whole
+//! frames, with nothing waiting, is forwarded untouched (no decode). Bytes sent to Twilio never exceed
+//! bytes received from the model, so a truncation never points past what the model sent.
+
+use base64::Engine;
+
+use crate::telephony::twilio::media::FRAME_BYTES;
+
+/// Audio ready for Twilio: base64 μ-law and its length in bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    pub item_id: String,
+    pub payload: String,
+    pub bytes: usize,
+}
+
+/// Keeps the partial frame at the end of the current item.
+#[derive(Debug, Default)]
+pub struct FrameAligner {
+    item_id: Option<String>,
+    carry: Vec<u8>,
+}
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+impl FrameAligner {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A delta of `bytes` decoded bytes for `item_id`. Returns what to send now: first the previous
+    /// item's leftover (if the item changed), then this item's whole frames.
+    pub fn push(
+        &mut self,
+        item_id: &str,
+        delta_b64: &str,
+        bytes: usize,
+    ) -> Result<(Option<Chunk>, Option<Chunk>), base64::DecodeError> {
+        let previous = if self.item_id.as_deref() != Some(item_id) {
+            let left = self.flush();
+            self.item_id = Some(item_id.to_string());
+            left
+        } else {
+            None
+        };
+        if self.carry.is_empty() && bytes.is_multiple_of(FRAME_BYTES) {
+            let now = (bytes > 0).then(|| Chunk {
+                item_id: item_id.to_string(),
+                payload: delta_b64.to_string(),
+                bytes,
+            });
+            return Ok((previous, now));
+        }
+        let mut audio = std::mem::take(&mut self.carry);
+        b64().decode_vec(delta_b64, &mut audio)?;
+        let whole = audio.len() / FRAME_BYTES * FRAME_BYTES;
+        self.carry = audio.split_off(whole);
+        let now = (whole > 0).then(|| Chunk {
+            item_id: item_id.to_string(),
+            payload: b64().encode(&audio),
+            bytes: whole,
+        });
+        Ok((previous, now))
+    }
+
+    /// The item ended: its last partial frame, if any.
+    pub fn flush(&mut self) -> Option<Chunk> {
+        let item_id = self.item_id.take()?;
+        if self.carry.is_empty() {
+            return None;
+        }
+        let audio = std::mem::take(&mut self.carry);
+        Some(Chunk {
+            item_id,
+            payload: b64().encode(&audio),
+            bytes: audio.len(),
+        })
+    }
+
+    /// A barge-in: the leftover is never played.
+    pub fn discard(&mut self) {
+        self.item_id = None;
+        self.carry.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delta(bytes: &[u8]) -> (String, usize) {
+        (b64().encode(bytes), bytes.len())
+    }
+
+    fn decode(chunk: &Chunk) -> Vec<u8> {
+        b64().decode(&chunk.payload).unwrap()
+    }
+
+    #[test]
+    fn deltas_go_out_as_whole_frames_and_the_rest_at_the_end_of_the_item() {
+        let mut a = FrameAligner::new();
+        let audio: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+        let (d1, n1) = delta(&audio[..300]);
+        let (prev, now) = a.push("i1", &d1, n1).unwrap();
+        assert!(prev.is_none());
+        let now = now.unwrap();
+        assert_eq!(now.bytes, 160);
+        assert_eq!(decode(&now), audio[..160]);
+        let (d2, n2) = delta(&audio[300..1000]);
+        let (_, now) = a.push("i1", &d2, n2).unwrap();
+        let now = now.unwrap();
+        assert_eq!(now.bytes, 800);
+        assert_eq!(decode(&now), audio[160..960]);
+        // The next item starts: the old item's last 40 bytes go first.
+        let (d3, n3) = delta(&audio[..320]);
+        let (prev, now) = a.push("i2", &d3, n3).unwrap();
+        let prev = prev.unwrap();
+        assert_eq!((prev.item_id.as_str(), prev.bytes), ("i1", 40));
+        assert_eq!(decode(&prev), audio[960..1000]);
+        // Whole frames with nothing waiting pass through untouched.
+        let now = now.unwrap();
+        assert_eq!(now.payload, d3);
+        assert!(a.flush().is_none());
+    }
+
+    #[test]
+    fn a_delta_smaller_than_a_frame_waits_and_discard_drops_it() {
+        let mut a = FrameAligner::new();
+        let (d, n) = delta(&[1u8; 100]);
+        assert_eq!(a.push("i1", &d, n).unwrap(), (None, None));
+        a.discard();
+        assert!(a.flush().is_none());
+        assert!(a.push("i1", "%%%", 3).is_err());
+    }
+}
