@@ -165,12 +165,18 @@ impl AgentTrack {
         let done: Vec<Sent> = self.pending.drain(..=pos).collect();
         let total: u64 = done.iter().map(|s| bytes_us(s.audio.len())).sum();
         let first_sent = done.first().map_or(now_us, |s| s.sent_us);
-        // Played back-to-back and finished now; it cannot have started before it was sent or before
-        // the previous agent audio ended (echo jitter).
-        let mut at = now_us
-            .saturating_sub(total)
-            .max(self.last_end_us)
-            .max(first_sent);
+        // Audio already queued at Twilio when the previous agent audio ended plays right after it:
+        // Twilio plays its queue back to back, so only an echo's network jitter could suggest a gap
+        // (and a gap of a few ms is a click in the file). Audio sent after that (the queue ran dry)
+        // played back to back and finished now, but not before it was sent.
+        let mut at = if self.last_end_us > 0 && first_sent <= self.last_end_us {
+            self.last_end_us
+        } else {
+            now_us
+                .saturating_sub(total)
+                .max(self.last_end_us)
+                .max(first_sent)
+        };
         let mut placed = Vec::with_capacity(done.len());
         for s in done {
             let len = bytes_us(s.audio.len());
@@ -315,5 +321,21 @@ mod tests {
         // Later agent audio follows what was kept.
         a.on_sent("v4", vec![4; 80], 140_000);
         assert_eq!(a.on_mark("v4", 160_000)[0].start_us, 150_000);
+    }
+
+    #[test]
+    fn queued_chunks_are_placed_back_to_back_whatever_the_echo_jitter() {
+        let mut t = AgentTrack::new();
+        // Two 100 ms chunks sent together at 1 s; the second echo comes 7 ms late.
+        t.on_sent("a", vec![1; 800], 1_000_000);
+        t.on_sent("b", vec![2; 800], 1_000_000);
+        let first = t.on_mark("a", 1_100_000);
+        assert_eq!(first[0].start_us, 1_000_000);
+        let second = t.on_mark("b", 1_207_000);
+        assert_eq!(second[0].start_us, 1_100_000, "no gap, no click");
+        // After the queue ran dry, a chunk sent later starts no earlier than it was sent.
+        t.on_sent("c", vec![3; 800], 2_000_000);
+        let third = t.on_mark("c", 2_100_000);
+        assert_eq!(third[0].start_us, 2_000_000);
     }
 }

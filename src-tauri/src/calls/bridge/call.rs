@@ -17,7 +17,8 @@ use tracing::{debug, info, warn};
 use super::ending::{Due, EndKind, Ending};
 use super::frames::{Chunk, FrameAligner};
 use super::gaps::GapFiller;
-use super::model_setup::{is_permanent, Setup, SetupStep};
+use super::lifecycle::{Lifecycle, Lost, Next, Placement};
+use super::model_setup::{Setup, SetupStep};
 use super::sequencer::{Outgoing, Purpose, Request, Sequencer};
 use super::tool_calls::{FunctionCall, ToolCalls};
 use super::transcript::{Transcript, Turn};
@@ -44,8 +45,6 @@ const APOLOGY_TIMEOUT: Duration = Duration::from_secs(5);
 const BAD_FRAME_LOG_LIMIT: u64 = 20;
 /// Client events remembered to tie an `error` back to what caused it.
 const SENT_EVENTS_KEPT: usize = 64;
-/// A rollover or standby that failed is tried again after this long (the current session has time left).
-const ROLLOVER_RETRY: Duration = Duration::from_secs(5);
 
 /// What a client event was, for errors that name its `event_id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,21 +77,6 @@ impl ModelLink {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Opening {
-    /// The call's first session.
-    Initial,
-    /// Replacing a session that dropped.
-    Reconnect,
-    /// A fresh session for the rollover before the session cap.
-    Rollover,
-}
-
-struct Connecting {
-    purpose: Opening,
-    future: ConnectFuture,
-}
-
 /// A call's state. Lives only inside its task.
 pub(super) struct Call {
     deps: Arc<BridgeDeps>,
@@ -103,9 +87,9 @@ pub(super) struct Call {
     model: Option<ModelLink>,
     /// A fresh session waiting for a quiet moment to take over (rollover); read all the while.
     standby: Option<ModelLink>,
-    connecting: Option<Connecting>,
-    failed_attempts: u32,
-    rollover_at: Option<Instant>,
+    /// The connection on its way (why it was opened is the lifecycle's).
+    connecting: Option<ConnectFuture>,
+    lifecycle: Lifecycle,
     /// The current session came from a reconnect or a mid-turn swap and needs the conversation so far.
     needs_seed: bool,
     /// The current session was opened to replace a dropped one (an issue is reported once it is ready).
@@ -146,15 +130,12 @@ async fn next_model_frame(link: &mut Option<ModelLink>) -> ModelFrame {
     }
 }
 
-async fn finish_connecting(
-    slot: &mut Option<Connecting>,
-) -> (Opening, Result<ModelSocket, RealtimeError>) {
+async fn finish_connecting(slot: &mut Option<ConnectFuture>) -> Result<ModelSocket, RealtimeError> {
     match slot {
-        Some(connecting) => {
-            let result = (&mut connecting.future).await;
-            let purpose = connecting.purpose;
+        Some(future) => {
+            let result = future.await;
             *slot = None;
-            (purpose, result)
+            result
         }
         None => std::future::pending().await,
     }
@@ -189,7 +170,14 @@ impl Call {
         twilio: SplitSink<WebSocket, Message>,
     ) -> Self {
         let now = Instant::now();
-        let rollover_at = Some(now + deps.settings.session_rollover_after);
+        let settings = &deps.settings;
+        // The lifecycle starts with the first session on its way (`run` opens it).
+        let (lifecycle, _first) = Lifecycle::new(
+            settings.reconnect_attempts,
+            settings.reconnect_backoff,
+            settings.session_rollover_after,
+            now,
+        );
         let transcription = session.transcription.is_some();
         Call {
             session,
@@ -200,8 +188,7 @@ impl Call {
             model: None,
             standby: None,
             connecting: None,
-            failed_attempts: 0,
-            rollover_at,
+            lifecycle,
             needs_seed: false,
             reconnecting: false,
             playout: Playout::new(),
@@ -231,7 +218,7 @@ impl Call {
         mut twilio_rx: SplitStream<WebSocket>,
         mut control: mpsc::Receiver<CallControl>,
     ) -> EndReason {
-        self.start_connecting(Opening::Initial, Duration::ZERO);
+        self.start_connecting(Duration::ZERO);
         let reason = loop {
             if let Err(reason) = self.between_events().await {
                 break reason;
@@ -247,7 +234,7 @@ impl Call {
                 frame = twilio_rx.next() => self.on_twilio_frame(frame).await,
                 frame = next_model_frame(&mut self.model) => self.on_model_frame(frame).await,
                 frame = next_model_frame(&mut self.standby) => self.on_standby_frame(frame).await,
-                (purpose, result) = finish_connecting(&mut self.connecting) => self.on_connected(purpose, result).await,
+                result = finish_connecting(&mut self.connecting) => self.on_connected(result).await,
                 command = control.recv() => match command {
                     Some(CallControl::HangUp) | None => Err(EndReason::EndedByApp),
                     Some(CallControl::LeaveVoicemail(message)) => self.leave_voicemail(&message).await,
@@ -256,13 +243,12 @@ impl Call {
                         Ok(())
                     }
                 },
-                _ = sleep_until_opt(self.rollover_at) => {
-                    self.rollover_at = None;
-                    if self.connecting.is_none() && self.standby.is_none() {
+                _ = sleep_until_opt(self.lifecycle.rollover_at()) => {
+                    let next = self.lifecycle.on_rollover_due(self.standby.is_some());
+                    if next != Next::Wait {
                         info!("opening a fresh model session before the session cap");
-                        self.start_connecting(Opening::Rollover, Duration::ZERO);
                     }
-                    Ok(())
+                    self.follow(next)
                 }
                 _ = sleep_until_opt(setup_deadline) => self.on_setup_timeout().await,
                 // Wakes the loop so `between_events` stops waiting for a server answer that never came.
@@ -378,7 +364,7 @@ impl Call {
                 if let Some(old) = self.install_session(fresh) {
                     tokio::spawn(old.close());
                 }
-                self.rollover_at = Some(Instant::now() + self.deps.settings.session_rollover_after);
+                self.lifecycle.on_swapped(Instant::now());
                 self.seed_and_flush().await;
             }
         }
@@ -649,7 +635,8 @@ impl Call {
         self.send_model(text).await;
     }
 
-    fn start_connecting(&mut self, purpose: Opening, delay: Duration) {
+    /// Opens a model session after `delay` (the lifecycle already knows why).
+    fn start_connecting(&mut self, delay: Duration) {
         let connect = self.deps.connector.connect(&self.session.model);
         let future: ConnectFuture = if delay.is_zero() {
             connect
@@ -659,7 +646,19 @@ impl Call {
                 connect.await
             })
         };
-        self.connecting = Some(Connecting { purpose, future });
+        self.connecting = Some(future);
+    }
+
+    /// Does what the lifecycle decided.
+    fn follow(&mut self, next: Next) -> Flow {
+        match next {
+            Next::Connect { delay, .. } => {
+                self.start_connecting(delay);
+                Ok(())
+            }
+            Next::Wait => Ok(()),
+            Next::End(why) => Err(EndReason::ModelUnavailable(why)),
+        }
     }
 
     /// The `session.update` for this call, without the optional fields a refusal named.
@@ -669,14 +668,10 @@ impl Call {
         (id, text)
     }
 
-    async fn on_connected(
-        &mut self,
-        purpose: Opening,
-        result: Result<ModelSocket, RealtimeError>,
-    ) -> Flow {
+    async fn on_connected(&mut self, result: Result<ModelSocket, RealtimeError>) -> Flow {
         let socket = match result {
             Ok(socket) => socket,
-            Err(e) => return self.on_connect_failed(purpose, e),
+            Err(e) => return self.on_connect_failed(e),
         };
         let (tx, rx) = socket.split();
         let (event_id, update) = self.session_update(&[]);
@@ -685,42 +680,33 @@ impl Call {
             rx,
             setup: Setup::new(event_id, Vec::new(), Instant::now()),
         };
+        let opening = self.lifecycle.connecting();
         if let Err(e) = link.send(update).await {
-            return self.on_connect_failed(purpose, RealtimeError::Connect(e));
+            return self.on_connect_failed(RealtimeError::Connect(e));
         }
-        if purpose == Opening::Rollover && self.model.is_some() {
+        match self.lifecycle.on_connected(self.model.is_some()) {
             // Configured now, seeded at the switch so it gets every turn up to that moment.
-            self.standby = Some(link);
-            return Ok(());
+            Placement::Standby => self.standby = Some(link),
+            Placement::Current { replaces } => {
+                self.reconnecting = replaces;
+                self.needs_seed = replaces;
+                if let Some(old) = self.install_session(link) {
+                    tokio::spawn(old.close());
+                }
+            }
         }
-        self.reconnecting = purpose != Opening::Initial;
-        self.needs_seed = purpose != Opening::Initial;
-        if let Some(old) = self.install_session(link) {
-            tokio::spawn(old.close());
-        }
+        debug!(call_sid = %self.call_sid, ?opening, "model session connected");
         Ok(())
     }
 
-    fn on_connect_failed(&mut self, purpose: Opening, error: RealtimeError) -> Flow {
-        warn!(call_sid = %self.call_sid, ?purpose, "model connection failed: {error}");
+    fn on_connect_failed(&mut self, error: RealtimeError) -> Flow {
+        let opening = self.lifecycle.connecting();
+        warn!(call_sid = %self.call_sid, ?opening, "model connection failed: {error}");
         self.issue("model_connect_failed", &error.to_string());
-        if purpose == Opening::Rollover && self.model.is_some() {
-            // The current session still has time left; try again shortly.
-            self.rollover_at = Some(Instant::now() + ROLLOVER_RETRY);
-            return Ok(());
-        }
-        if is_permanent(&error) {
-            // A bad key or an unknown model stays bad: no point making the caller wait for retries.
-            return Err(EndReason::ModelUnavailable(error.to_string()));
-        }
-        self.failed_attempts += 1;
-        if self.failed_attempts > self.deps.settings.reconnect_attempts {
-            return Err(EndReason::ModelUnavailable(error.to_string()));
-        }
-        let backoff =
-            self.deps.settings.reconnect_backoff * 2u32.saturating_pow(self.failed_attempts - 1);
-        self.start_connecting(Opening::Reconnect, backoff);
-        Ok(())
+        let next = self
+            .lifecycle
+            .on_connect_failed(&error, self.model.is_some(), Instant::now());
+        self.follow(next)
     }
 
     /// A session's configuration took too long to confirm.
@@ -739,21 +725,15 @@ impl Call {
                 "model_setup_timeout",
                 "the fresh session never confirmed its setup",
             );
-            self.rollover_at = Some(now + ROLLOVER_RETRY);
+            self.lifecycle.on_standby_lost(now);
         }
         if expired(&self.model) {
             if let Some(link) = self.model.take() {
                 tokio::spawn(link.close());
             }
-            let purpose = if self.reconnecting || self.needs_seed {
-                Opening::Reconnect
-            } else {
-                Opening::Initial
-            };
-            return self.on_connect_failed(
-                purpose,
-                RealtimeError::Connect("the session never confirmed its configuration".into()),
-            );
+            return self.on_connect_failed(RealtimeError::Connect(
+                "the session never confirmed its configuration".into(),
+            ));
         }
         Ok(())
     }
@@ -769,7 +749,7 @@ impl Call {
                 "model session re-opened with the conversation so far",
             );
         }
-        self.failed_attempts = 0;
+        self.lifecycle.on_ready();
         if std::mem::take(&mut self.needs_seed) {
             self.seed_and_flush().await;
         } else {
@@ -808,17 +788,18 @@ impl Call {
         self.sequencer.reset();
         self.tools.on_response_done();
         self.caller_speaking = false;
-        if let Some(fresh) = self.standby.take() {
-            // The rollover's session is open already: it takes over (seeded once it is confirmed).
-            self.needs_seed = true;
-            self.reconnecting = true;
-            self.install_session(fresh);
-            return;
-        }
-        match &mut self.connecting {
-            // A rollover connection already on its way becomes the replacement.
-            Some(connecting) => connecting.purpose = Opening::Reconnect,
-            None => self.start_connecting(Opening::Reconnect, Duration::ZERO),
+        match self.lifecycle.on_current_lost(self.standby.is_some()) {
+            Lost::UseStandby => {
+                if let Some(fresh) = self.standby.take() {
+                    // The rollover's session is open already: it takes over (seeded at once if it
+                    // is confirmed, else once it is).
+                    self.needs_seed = true;
+                    self.reconnecting = true;
+                    self.install_session(fresh);
+                }
+            }
+            Lost::AwaitConnection => {}
+            Lost::Connect(_) => self.start_connecting(Duration::ZERO),
         }
     }
 
@@ -922,7 +903,7 @@ impl Call {
             if let Some(link) = self.standby.take() {
                 tokio::spawn(link.close());
             }
-            self.rollover_at = Some(Instant::now() + ROLLOVER_RETRY);
+            self.lifecycle.on_standby_lost(Instant::now());
         }
         Ok(())
     }

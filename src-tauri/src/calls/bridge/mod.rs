@@ -1,7 +1,8 @@
 //! One task per call: the Twilio media socket on one side, a Realtime GA session on the other.
 //!
 //! The socket loop (`call.rs`) only does I/O; each concern is a pure part that is told what happened
-//! and returns what to send: `model_setup` (a session counts only once `session.updated` confirms
+//! and returns what to send: `lifecycle` (which session to open when: first, reconnect, rollover,
+//! standby), `model_setup` (a session counts only once `session.updated` confirms
 //! μ-law both ways), `sequencer` (one `response.create` in flight), `tool_calls` (act only on completed
 //! function calls), `transcript` (turns in heard order; seeds for replacement sessions), `ending`
 //! (open / ending after playout / transferring), `gaps` (silence for holes in Twilio's media),
@@ -39,6 +40,7 @@ mod call;
 pub mod ending;
 pub mod frames;
 pub mod gaps;
+pub mod lifecycle;
 pub mod model_setup;
 pub mod sequencer;
 pub mod tool_calls;
