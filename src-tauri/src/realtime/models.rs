@@ -12,7 +12,8 @@ pub const REASONING_FAMILIES: &[&str] = &[
     "gpt-realtime-2.1-mini",
 ];
 
-/// GA speech model families Verbio knows; anything else is passed through but gets no optional fields.
+/// GA speech model families Verbio knows, newest first (offered when the live list cannot be read);
+/// anything else is passed through but gets no optional fields.
 pub const KNOWN_FAMILIES: &[&str] = &[
     "gpt-realtime-2.1",
     "gpt-realtime-2.1-mini",

@@ -12,14 +12,7 @@ use serde_json::{json, Value};
 pub const DEFAULT_MODEL: &str = "gpt-realtime-2.1";
 
 /// Models offered when the live list (`GET /v1/models`) cannot be read, newest first.
-pub const KNOWN_MODELS: &[&str] = &[
-    "gpt-realtime-2.1",
-    "gpt-realtime-2.1-mini",
-    "gpt-realtime-2",
-    "gpt-realtime-1.5",
-    "gpt-realtime",
-    "gpt-realtime-mini",
-];
+pub const KNOWN_MODELS: &[&str] = crate::realtime::models::KNOWN_FAMILIES;
 
 /// Name of the built-in tool that lets the agent hang up after saying goodbye.
 pub const END_CALL_TOOL: &str = "end_call";

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::realtime::session::SessionConfig;
+use crate::realtime::session::{SessionConfig, END_CALL_TOOL, TRANSFER_CALL_TOOL};
 
 /// Which built-in behaviour a tool call asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +53,7 @@ impl BuiltInTool {
 pub const BUILT_IN_TOOLS: &[BuiltInTool] = &[
     BuiltInTool {
         kind: BuiltIn::EndCall,
-        name: "end_call",
+        name: END_CALL_TOOL,
         description: "Hang up the call. Use only after saying goodbye, when the caller is done.",
         label: "Hang up after saying goodbye",
         reason: "Why the call ends",
@@ -61,7 +61,7 @@ pub const BUILT_IN_TOOLS: &[BuiltInTool] = &[
     },
     BuiltInTool {
         kind: BuiltIn::TransferCall,
-        name: "transfer_call",
+        name: TRANSFER_CALL_TOOL,
         description: "Transfer the caller to a human colleague. Tell the caller first that you are transferring them.",
         label: "Transfer the caller to the session's transfer number",
         reason: "Why the caller needs a person",
