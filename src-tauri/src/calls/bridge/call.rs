@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message as ModelMessage;
 use tracing::{debug, info, warn};
 
 use super::ending::{Due, EndKind, Ending};
-use super::frames::{Chunk, FrameAligner};
+use super::frames::{FrameAligner, Ready};
 use super::gaps::GapFiller;
 use super::lifecycle::{Lifecycle, Lost, Next, Placement};
 use super::model_setup::{Setup, SetupStep};
@@ -43,6 +43,8 @@ const VOICEMAIL_GRACE: Duration = Duration::from_secs(60);
 const APOLOGY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bad frames logged individually per call before logging only every 1000th (a flood must not flood logs).
 const BAD_FRAME_LOG_LIMIT: u64 = 20;
+/// Client event ids are `vb_<n>`, counted per call.
+const EVENT_ID_PREFIX: &str = "vb_";
 /// Client events remembered to tie an `error` back to what caused it.
 const SENT_EVENTS_KEPT: usize = 64;
 
@@ -450,7 +452,7 @@ impl Call {
     /// A fresh client `event_id`, remembered (with what it was) when `kind` is given.
     fn event_id(&mut self, kind: Sent) -> String {
         self.next_event += 1;
-        let id = format!("vb_{}", self.next_event);
+        let id = format!("{EVENT_ID_PREFIX}{}", self.next_event);
         if self.sent.len() == SENT_EVENTS_KEPT {
             self.sent.pop_front();
         }
@@ -458,10 +460,10 @@ impl Call {
         id
     }
 
-    /// An id for an audio append: not remembered (there are fifty a second).
-    fn append_id(&mut self) -> String {
+    /// The number of an audio append's id (`vb_<n>`): not remembered (there are fifty a second).
+    fn append_id(&mut self) -> u64 {
         self.next_event += 1;
-        format!("vb_{}", self.next_event)
+        self.next_event
     }
 
     fn sent_kind(&self, event_id: Option<&str>) -> Option<Sent> {
@@ -594,7 +596,8 @@ impl Call {
         if ready && !self.needs_seed {
             self.session_audio.on_sent(start_us, bytes);
             let id = self.append_id();
-            self.send_model(rt::input_audio_append(&id, payload)).await;
+            self.send_model(rt::input_audio_append(EVENT_ID_PREFIX, id, payload))
+                .await;
         } else {
             if self.held_audio.len() >= self.deps.settings.reconnect_buffer_frames {
                 self.held_audio.pop_front();
@@ -829,7 +832,8 @@ impl Call {
             }
             self.session_audio.on_sent(start_us, bytes);
             let id = self.append_id();
-            self.send_model(rt::input_audio_append(&id, &payload)).await;
+            self.send_model(rt::input_audio_append(EVENT_ID_PREFIX, id, &payload))
+                .await;
         }
     }
 
@@ -959,14 +963,23 @@ impl Call {
                         return Ok(());
                     }
                 };
-                for chunk in [previous, ready].into_iter().flatten() {
-                    self.send_agent_audio(chunk, now).await?;
+                if let Some(left) = previous {
+                    self.send_agent_audio(&left.item_id, &left.payload, left.bytes, now)
+                        .await?;
                 }
-                Ok(())
+                match ready {
+                    Ready::Nothing => Ok(()),
+                    Ready::AsIs => self.send_agent_audio(&item_id, &delta, bytes, now).await,
+                    Ready::Chunk(c) => {
+                        self.send_agent_audio(&c.item_id, &c.payload, c.bytes, now)
+                            .await
+                    }
+                }
             }
             ServerEvent::AudioDone { .. } => {
                 if let Some(last) = self.frames.flush() {
-                    self.send_agent_audio(last, Instant::now()).await?;
+                    self.send_agent_audio(&last.item_id, &last.payload, last.bytes, Instant::now())
+                        .await?;
                 }
                 Ok(())
             }
@@ -1187,7 +1200,9 @@ impl Call {
     ) {
         if let Some(last) = self.frames.flush() {
             // A failed send ends the call at the next Twilio read; nothing else to do here.
-            let _ = self.send_agent_audio(last, Instant::now()).await;
+            let _ = self
+                .send_agent_audio(&last.item_id, &last.payload, last.bytes, Instant::now())
+                .await;
         }
         for turn in self.transcript.response_done() {
             self.publish_turn(turn);
@@ -1262,12 +1277,18 @@ impl Call {
     }
 
     /// Agent audio to Twilio: `media` then its `mark`, in one socket write.
-    async fn send_agent_audio(&mut self, chunk: Chunk, now: Instant) -> Flow {
-        let mark = self.playout.on_sent(&chunk.item_id, chunk.bytes, now);
+    async fn send_agent_audio(
+        &mut self,
+        item_id: &str,
+        payload: &str,
+        bytes: usize,
+        now: Instant,
+    ) -> Flow {
+        let mark = self.playout.on_sent(item_id, bytes, now);
         if let Some(rec) = &mut self.recording {
-            rec.agent_sent(&mark, &chunk.payload);
+            rec.agent_sent(&mark, payload);
         }
-        let media_msg = media::media_message(&self.stream_sid, &chunk.payload);
+        let media_msg = media::media_message(&self.stream_sid, payload);
         let mark_msg = media::mark_message(&self.stream_sid, &mark);
         let sent = async {
             self.twilio.feed(Message::Text(media_msg.into())).await?;

@@ -20,6 +20,17 @@ pub struct Chunk {
     pub bytes: usize,
 }
 
+/// This delta's share of what to send now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ready {
+    /// Nothing (it all waits for the item's next delta).
+    Nothing,
+    /// The delta itself, untouched: whole frames and nothing waiting before it.
+    AsIs,
+    /// Re-cut audio.
+    Chunk(Chunk),
+}
+
 /// Keeps the partial frame at the end of the current item.
 #[derive(Debug, Default)]
 pub struct FrameAligner {
@@ -43,7 +54,7 @@ impl FrameAligner {
         item_id: &str,
         delta_b64: &str,
         bytes: usize,
-    ) -> Result<(Option<Chunk>, Option<Chunk>), base64::DecodeError> {
+    ) -> Result<(Option<Chunk>, Ready), base64::DecodeError> {
         let previous = if self.item_id.as_deref() != Some(item_id) {
             let left = self.flush();
             self.item_id = Some(item_id.to_string());
@@ -52,22 +63,26 @@ impl FrameAligner {
             None
         };
         if self.carry.is_empty() && bytes.is_multiple_of(FRAME_BYTES) {
-            let now = (bytes > 0).then(|| Chunk {
-                item_id: item_id.to_string(),
-                payload: delta_b64.to_string(),
-                bytes,
-            });
+            let now = if bytes > 0 {
+                Ready::AsIs
+            } else {
+                Ready::Nothing
+            };
             return Ok((previous, now));
         }
         let mut audio = std::mem::take(&mut self.carry);
         b64().decode_vec(delta_b64, &mut audio)?;
         let whole = audio.len() / FRAME_BYTES * FRAME_BYTES;
         self.carry = audio.split_off(whole);
-        let now = (whole > 0).then(|| Chunk {
-            item_id: item_id.to_string(),
-            payload: b64().encode(&audio),
-            bytes: whole,
-        });
+        let now = if whole > 0 {
+            Ready::Chunk(Chunk {
+                item_id: item_id.to_string(),
+                payload: b64().encode(&audio),
+                bytes: whole,
+            })
+        } else {
+            Ready::Nothing
+        };
         Ok((previous, now))
     }
 
@@ -111,12 +126,12 @@ mod tests {
         let (d1, n1) = delta(&audio[..300]);
         let (prev, now) = a.push("i1", &d1, n1).unwrap();
         assert!(prev.is_none());
-        let now = now.unwrap();
+        let Ready::Chunk(now) = now else { panic!() };
         assert_eq!(now.bytes, 160);
         assert_eq!(decode(&now), audio[..160]);
         let (d2, n2) = delta(&audio[300..1000]);
         let (_, now) = a.push("i1", &d2, n2).unwrap();
-        let now = now.unwrap();
+        let Ready::Chunk(now) = now else { panic!() };
         assert_eq!(now.bytes, 800);
         assert_eq!(decode(&now), audio[160..960]);
         // The next item starts: the old item's last 40 bytes go first.
@@ -126,8 +141,7 @@ mod tests {
         assert_eq!((prev.item_id.as_str(), prev.bytes), ("i1", 40));
         assert_eq!(decode(&prev), audio[960..1000]);
         // Whole frames with nothing waiting pass through untouched.
-        let now = now.unwrap();
-        assert_eq!(now.payload, d3);
+        assert_eq!(now, Ready::AsIs);
         assert!(a.flush().is_none());
     }
 
@@ -135,7 +149,7 @@ mod tests {
     fn a_delta_smaller_than_a_frame_waits_and_discard_drops_it() {
         let mut a = FrameAligner::new();
         let (d, n) = delta(&[1u8; 100]);
-        assert_eq!(a.push("i1", &d, n).unwrap(), (None, None));
+        assert_eq!(a.push("i1", &d, n).unwrap(), (None, Ready::Nothing));
         a.discard();
         assert!(a.flush().is_none());
         assert!(a.push("i1", "%%%", 3).is_err());
