@@ -10,7 +10,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::sync::mpsc;
-use tokio::time::{sleep_until, Instant};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as ModelMessage;
 use tracing::{debug, info, warn};
 
@@ -143,13 +143,6 @@ async fn finish_connecting(slot: &mut Option<ConnectFuture>) -> Result<ModelSock
     }
 }
 
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
 type Flow = Result<(), EndReason>;
 
 /// Base64 of `bytes` bytes of μ-law silence (0xFF): "////" encodes three.
@@ -221,17 +214,22 @@ impl Call {
         mut control: mpsc::Receiver<CallControl>,
     ) -> EndReason {
         self.start_connecting(Duration::ZERO);
+        let timer = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
         let reason = loop {
             if let Err(reason) = self.between_events().await {
                 break reason;
             }
-            let setup_deadline = self
-                .model
-                .as_ref()
-                .and_then(|m| m.setup.deadline())
-                .into_iter()
-                .chain(self.standby.as_ref().and_then(|m| m.setup.deadline()))
-                .min();
+            // One timer for every deadline (rollover, setup, the server's answer, the goodbye), re-armed
+            // only when the earliest one changes: no timer registration per audio frame.
+            let deadline = self.next_deadline();
+            if deadline != armed {
+                armed = deadline;
+                if let Some(at) = deadline {
+                    timer.as_mut().reset(at);
+                }
+            }
             let step = tokio::select! {
                 frame = twilio_rx.next() => self.on_twilio_frame(frame).await,
                 frame = next_model_frame(&mut self.model) => self.on_model_frame(frame).await,
@@ -245,17 +243,10 @@ impl Call {
                         Ok(())
                     }
                 },
-                _ = sleep_until_opt(self.lifecycle.rollover_at()) => {
-                    let next = self.lifecycle.on_rollover_due(self.standby.is_some());
-                    if next != Next::Wait {
-                        info!("opening a fresh model session before the session cap");
-                    }
-                    self.follow(next)
+                _ = &mut timer, if armed.is_some() => {
+                    armed = None;
+                    self.on_timer().await
                 }
-                _ = sleep_until_opt(setup_deadline) => self.on_setup_timeout().await,
-                // Wakes the loop so `between_events` stops waiting for a server answer that never came.
-                _ = sleep_until_opt(self.sequencer.deadline()) => Ok(()),
-                _ = sleep_until_opt(self.ending.deadline()) => Err(self.ending.deadline_reason()),
             };
             if let Err(reason) = step {
                 break reason;
@@ -284,6 +275,38 @@ impl Call {
             tokio::spawn(actions.hang_up(&self.call_sid));
         }
         reason
+    }
+
+    /// The earliest deadline the call waits for.
+    fn next_deadline(&self) -> Option<Instant> {
+        let setup = |link: &Option<ModelLink>| link.as_ref().and_then(|l| l.setup.deadline());
+        [
+            self.lifecycle.rollover_at(),
+            setup(&self.model),
+            setup(&self.standby),
+            self.sequencer.deadline(),
+            self.ending.deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Some deadline passed: the goodbye's grace, the rollover, a session's setup, or the wait for the
+    /// server's answer (that one is handled in `between_events`).
+    async fn on_timer(&mut self) -> Flow {
+        let now = Instant::now();
+        if self.ending.deadline().is_some_and(|d| d <= now) {
+            return Err(self.ending.deadline_reason());
+        }
+        if self.lifecycle.rollover_at().is_some_and(|d| d <= now) {
+            let next = self.lifecycle.on_rollover_due(self.standby.is_some());
+            if next != Next::Wait {
+                info!("opening a fresh model session before the session cap");
+            }
+            self.follow(next)?;
+        }
+        self.on_setup_timeout().await
     }
 
     /// The app's transfer by hand: the REST redirect is the app's; the call only has to know why its
@@ -330,8 +353,10 @@ impl Call {
 
     /// Work that waits for a quiet moment: seeding, swapping in a rolled-over session, ending.
     async fn between_events(&mut self) -> Flow {
-        if let Some(request) = self.sequencer.tick(Instant::now()) {
-            self.send_response_create(request).await;
+        if self.sequencer.deadline().is_some() {
+            if let Some(request) = self.sequencer.tick(Instant::now()) {
+                self.send_response_create(request).await;
+            }
         }
         let ready = self.model.as_ref().is_some_and(|m| m.setup.confirmed());
         if self.needs_seed && ready {
