@@ -1579,3 +1579,55 @@ async fn inbound_calls_start_a_twilio_recording_when_asked_to() {
         "no request about the call reached Twilio"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recording_callbacks_and_hsts_follow_the_live_public_url() {
+    // The public URL changes at run time (a tunnel's new address, or one the user sets): the recording
+    // callback is checked against it like every other Twilio route, and HSTS follows it.
+    let h = start(SimRealtimeConfig::default(), |c| {
+        c.api_key = Secret::new(API_KEY);
+    })
+    .await;
+    let health = reqwest::get(format!("{}/healthz", h.base))
+        .await
+        .expect("health");
+    assert!(
+        health.headers().get("strict-transport-security").is_none(),
+        "no HSTS without an https public URL"
+    );
+    const PUBLIC: &str = "https://verbio-live.example";
+    let set = reqwest::Client::new()
+        .put(format!("{}/api/settings/public-url", h.base))
+        .header("X-API-Key", API_KEY)
+        .json(&serde_json::json!({ "url": PUBLIC }))
+        .send()
+        .await
+        .expect("set public URL");
+    assert_eq!(set.status(), StatusCode::OK);
+    let health = reqwest::get(format!("{}/healthz", h.base))
+        .await
+        .expect("health");
+    assert!(
+        health.headers().get("strict-transport-security").is_some(),
+        "HSTS once the live public URL is https"
+    );
+    let sid = call_sid();
+    let params = [
+        ("AccountSid", ACCOUNT_SID),
+        ("CallSid", sid.as_str()),
+        ("RecordingSid", "RE0123456789abcdef0123456789abcdef"),
+        ("RecordingStatus", "failed"),
+    ];
+    let path = "/twilio/recording-status";
+    // Signed for the address Twilio was given: accepted.
+    let live = common::post_form_signed_for(&h.base, PUBLIC, path, &params).await;
+    // (It gets past the signature check; the callback itself lacks a RecordingUrl, which is a 400.)
+    assert_eq!(
+        live.status(),
+        StatusCode::BAD_REQUEST,
+        "signed for the live URL"
+    );
+    // Signed for the local address (what the start-up config implied): refused.
+    let local = common::post_form_signed_for(&h.base, &h.base, path, &params).await;
+    assert_eq!(local.status(), StatusCode::FORBIDDEN);
+}

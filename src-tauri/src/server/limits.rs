@@ -80,9 +80,16 @@ pub async fn rate_limit(
     }
 }
 
-/// Middleware: security headers on every response; HSTS only when the public URL is https.
-pub async fn security_headers(State(hsts): State<bool>, request: Request, next: Next) -> Response {
+/// Middleware: security headers on every response; HSTS only while the live public URL is https.
+pub async fn security_headers(
+    State(services): State<std::sync::Arc<crate::services::Services>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let mut response = next.run(request).await;
+    let hsts = services
+        .public_url()
+        .is_some_and(|u| u.starts_with("https://"));
     let h = response.headers_mut();
     h.insert(
         "x-content-type-options",

@@ -39,16 +39,12 @@ pub fn router(services: Arc<Services>) -> Router {
         limits::IpLimiter::per_minute(config.twilio_rate_per_minute),
         limits::rate_limit,
     ));
-    let hsts = config
-        .public_url
-        .as_deref()
-        .is_some_and(|u| u.starts_with("https://"));
     Router::new()
         .route("/healthz", get(health))
         .merge(twilio)
         .nest("/api", api)
-        .with_state(services)
-        .layer(from_fn_with_state(hsts, limits::security_headers))
+        .with_state(services.clone())
+        .layer(from_fn_with_state(services, limits::security_headers))
         .layer(limits::request_logging())
 }
 

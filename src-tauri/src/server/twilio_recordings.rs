@@ -29,7 +29,9 @@ pub async fn recording_status(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let url = public_url::webhook_url(services.config.public_url.as_deref(), &headers, &uri);
+    // The live public URL (a tunnel's, or one set at run time), as every other Twilio route uses.
+    let public = services.public_url();
+    let url = public_url::webhook_url(public.as_deref(), &headers, &uri);
     let params: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
     if let Err(reason) = check_signature(
         &services,
