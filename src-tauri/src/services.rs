@@ -140,16 +140,8 @@ impl Services {
         }
     }
 
-    /// Ends a live call's stream (the REST hang-up comes with outbound calls).
-    pub fn hang_up(&self, call_sid: &str) -> Result<(), ServiceError> {
-        if self.registry.control(call_sid, CallControl::HangUp) {
-            Ok(())
-        } else {
-            Err(ServiceError::UnknownCall(call_sid.to_string()))
-        }
-    }
-
-    /// Ends a call: its stream, and at Twilio when the REST API is set up (a call the app placed
+    /// Ends a call — the one hang-up both doors (`/api/call/{sid}/end`, the window and the tray) use: its
+    /// stream, and at Twilio when the REST API is set up (a call the app placed
     /// that Twilio last reported as queued or ringing is cancelled, one answered before its stream
     /// started is completed). A call the library knows but that is no longer live is a conflict,
     /// not a 404.

@@ -64,10 +64,11 @@ pub async fn active_calls(core: State<'_, Core>) -> Res<Vec<ActiveCall>> {
     Ok(core.services().await?.active_calls())
 }
 
-/// Ends a live call. The UI sees the end as a `call_ended` event.
+/// Ends a call, the same way `POST /api/call/{sid}/end` does: its stream, and at Twilio (a ringing call
+/// the app placed is cancelled). The UI sees the end as a `call_ended` event.
 #[tauri::command]
 pub async fn hang_up(core: State<'_, Core>, call_sid: String) -> Res<()> {
-    Ok(core.services().await?.hang_up(&call_sid)?)
+    Ok(core.services().await?.end_call(&call_sid).await?)
 }
 
 #[tauri::command]

@@ -140,7 +140,7 @@ mod tests {
         core.started(crate::services::start(config).await.unwrap());
         let services = core.services().await.unwrap();
         assert!(services.status().local_url.starts_with("http://127.0.0.1:"));
-        let err = services.hang_up("CA0").unwrap_err();
+        let err = services.end_call("CA0").await.unwrap_err();
         assert!(err.to_string().contains("CA0"));
         core.shutdown().await;
         assert!(matches!(

@@ -132,7 +132,7 @@ fn on_menu(app: &AppHandle, id: &str) {
                 tauri::async_runtime::spawn(async move {
                     match app.state::<Core>().services().await {
                         Ok(services) => {
-                            if let Err(e) = services.hang_up(&sid) {
+                            if let Err(e) = services.end_call(&sid).await {
                                 warn!(error = %e, "tray hang-up failed");
                             }
                         }
