@@ -246,6 +246,12 @@ async fn json_bodies_are_checked() {
         .await
         .expect("get");
     assert_eq!(now["voice"], "cedar");
+    // The status (the window's status bar) shows the session as it is now, not as the app started.
+    let ok = put(r#"{"model":"gpt-realtime-mini"}"#.into())
+        .await
+        .expect("send");
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(h.running.services.status().model, "gpt-realtime-mini");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -135,7 +135,8 @@ impl Services {
             local_url: format!("http://{}", self.local_addr),
             stream_url: public_url.as_deref().map(crate::config::stream_url_for),
             public_url,
-            model: self.config.session.model.clone(),
+            // The live session (edited at run time), not the one the app started with.
+            model: self.bridge.current_session().model.clone(),
             active_calls: self.registry.active_count(),
         }
     }
