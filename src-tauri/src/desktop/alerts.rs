@@ -88,10 +88,7 @@ fn is_machine(answered_by: &str) -> bool {
 
 /// Call statuses after which no more detection result comes.
 fn is_final_status(status: &str) -> bool {
-    matches!(
-        status,
-        "completed" | "busy" | "failed" | "no-answer" | "canceled"
-    )
+    crate::telephony::twilio::status::is_final(status)
 }
 
 /// Whether a `call_status` direction (`outbound`, `outbound-api`, `outbound-dial`, `inbound`) is a call the

@@ -3,6 +3,7 @@
 //!
 //! The desktop's commands and `/api` both call these methods; neither holds logic of its own.
 
+use crate::telephony::twilio::status::CallStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,8 +27,6 @@ use crate::telephony::twilio::twiml;
 const STATUS_EVENTS: [&str; 4] = ["initiated", "ringing", "answered", "completed"];
 /// How long a voicemail request keeps trying to reach a call whose stream has not started yet.
 const VOICEMAIL_DELIVERY_WINDOW: Duration = Duration::from_secs(10);
-/// Twilio's final call statuses.
-const FINAL_STATUSES: [&str; 5] = ["completed", "busy", "no-answer", "failed", "canceled"];
 
 /// Calls the app placed, by CallSid, until Twilio reports a final status. Entries whose final
 /// callback never came (Twilio could not reach the app) are dropped after [`PLAN_TTL`].
@@ -44,20 +43,13 @@ pub struct PendingOutbound {
 
 /// Where `status` sits in a call's life; `None` for a status Verbio does not know.
 fn progress(status: &str) -> Option<u8> {
-    match status {
-        "queued" => Some(0),
-        "initiated" => Some(1),
-        "ringing" => Some(2),
-        "in-progress" => Some(3),
-        s if FINAL_STATUSES.contains(&s) => Some(4),
-        _ => None,
-    }
+    CallStatus::parse(status).map(CallStatus::rank)
 }
 
 /// Whether a call in `status` can still be cancelled (`Status=canceled`); after that only
 /// `Status=completed` ends it (Twilio ignores `canceled` on an answered call).
 fn cancellable(status: &str) -> bool {
-    matches!(status, "queued" | "initiated" | "ringing")
+    CallStatus::parse(status).is_some_and(CallStatus::is_cancellable)
 }
 /// How Twilio is asked to detect machines for a call with `policy`. Only a voicemail needs the end of
 /// the machine's greeting (`DetectMessageEnd`); `Enable` reports `machine_start` as soon as a machine
@@ -402,7 +394,7 @@ impl Services {
     /// A status callback from Twilio: recorded, published, and the end of the call's plan.
     pub fn on_call_status(&self, report: StatusReport) {
         info!(call_sid = %report.call_sid, status = %report.call_status, "call status");
-        if FINAL_STATUSES.contains(&report.call_status.as_str()) {
+        if crate::telephony::twilio::status::is_final(&report.call_status) {
             self.outbound_plans().remove(&report.call_sid);
         } else {
             self.note_outbound_status(&report.call_sid, &report.call_status);

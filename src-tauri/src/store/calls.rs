@@ -152,14 +152,9 @@ pub struct StatusUpdate<'a> {
 
 /// Where a status sits in a call's life. Callbacks can arrive out of order, so a status only ever
 /// moves forward, and a final status stays (a bridge's `failed` is not undone by Twilio's `completed`).
-fn status_rank(status: &str) -> u8 {
-    match status {
-        "queued" => 0,
-        "initiated" => 1,
-        "ringing" => 2,
-        "in-progress" | "answered" => 3,
-        _ => 4,
-    }
+/// A status Verbio does not know ranks below every known one: it never ends a call or overrides one.
+fn status_rank(status: &str) -> Option<u8> {
+    crate::telephony::twilio::status::CallStatus::parse(status).map(|s| s.rank())
 }
 
 /// `inbound` or `outbound` from Twilio's `Direction` (`outbound-api`, `outbound-dial`).
@@ -192,18 +187,21 @@ pub fn apply_status(conn: &mut Connection, update: &StatusUpdate<'_>) -> Result<
         [update.call_sid],
         |row| row.get(0),
     )?;
-    let (old_rank, new_rank) = (status_rank(&current), status_rank(update.status));
-    let status = if new_rank > old_rank || (new_rank == old_rank && old_rank < 4) {
-        update.status
-    } else {
-        current.as_str()
+    let old_rank = status_rank(&current);
+    let new_rank = status_rank(update.status);
+    let status = match (old_rank, new_rank) {
+        // Unknown to Verbio: recorded in the history below, never the call's status.
+        (_, None) => current.as_str(),
+        (None, Some(_)) => update.status,
+        (Some(old), Some(new)) if new > old || (new == old && old < 4) => update.status,
+        _ => current.as_str(),
     };
     let status = if status == "answered" {
         STATUS_IN_PROGRESS
     } else {
         status
     };
-    let ends = new_rank == 4;
+    let ends = new_rank == Some(4);
     tx.execute(
         "UPDATE calls SET
              status = ?2,
@@ -473,6 +471,13 @@ mod tests {
         apply_status(&mut conn, &update("initiated", 3)).unwrap(); // late: ignored
         let call = get(&conn, "CA7").unwrap().unwrap();
         assert_eq!(call.status, "ringing");
+        // A status Verbio does not know neither ends the call nor replaces what it knows.
+        let mut other = db();
+        apply_status(&mut other, &update("ringing", 1)).unwrap();
+        apply_status(&mut other, &update("on-hold", 2)).unwrap();
+        let call = get(&other, "CA7").unwrap().unwrap();
+        assert_eq!(call.status, "ringing");
+        assert_eq!(call.ended_at_ms, None, "an unknown status is not final");
         assert_eq!(call.direction, "outbound");
         apply_status(&mut conn, &update("in-progress", 4)).unwrap();
         mark_ended(&conn, "CA7", "model unavailable", true, 5).unwrap();

@@ -2,4 +2,5 @@
 pub mod media;
 pub mod rest;
 pub mod signature;
+pub mod status;
 pub mod twiml;
