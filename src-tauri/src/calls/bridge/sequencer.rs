@@ -47,6 +47,8 @@ enum State {
     /// nothing may be swapped or created in between, or that answer is lost or refused.
     Expected {
         until: Instant,
+        /// Cancel that answer as soon as it exists (a voicemail or a take-over came first).
+        cancel_when_created: bool,
     },
     /// Our `response.create` is on its way; `response.created` has not come yet.
     Requested {
@@ -121,6 +123,7 @@ impl Sequencer {
         if self.state == State::Idle {
             self.state = State::Expected {
                 until: now + SERVER_RESPONSE_WAIT,
+                cancel_when_created: false,
             };
         }
     }
@@ -128,7 +131,7 @@ impl Sequencer {
     /// Gives up waiting for a server response that never came; returns a waiting request to send.
     pub fn tick(&mut self, now: Instant) -> Option<Request> {
         match self.state {
-            State::Expected { until } if until <= now => {
+            State::Expected { until, .. } if until <= now => {
                 self.state = State::Idle;
                 self.queued.take()
             }
@@ -139,7 +142,7 @@ impl Sequencer {
     /// When [`Sequencer::tick`] has something to do.
     pub fn deadline(&self) -> Option<Instant> {
         match self.state {
-            State::Expected { until } => Some(until),
+            State::Expected { until, .. } => Some(until),
             _ => None,
         }
     }
@@ -185,6 +188,10 @@ impl Sequencer {
                 cancel_when_created,
                 ..
             } => (Some(request.purpose), cancel_when_created),
+            State::Expected {
+                cancel_when_created,
+                ..
+            } => (None, cancel_when_created),
             _ => (None, false),
         };
         if cancel {
@@ -271,6 +278,10 @@ impl Sequencer {
                 Some(Outgoing::Cancel)
             }
             State::Requested {
+                cancel_when_created,
+                ..
+            }
+            | State::Expected {
                 cancel_when_created,
                 ..
             } => {
@@ -424,6 +435,19 @@ mod tests {
             Some(req(Purpose::Greeting))
         );
         assert!(!s.busy());
+    }
+
+    #[test]
+    fn a_voicemail_right_after_a_turn_cancels_the_answer_the_server_is_about_to_start() {
+        let t0 = Instant::now();
+        let mut s = Sequencer::new();
+        // The machine's greeting just ended: the server will answer it.
+        s.on_turn_ended(t0);
+        assert_eq!(s.cancel(), None, "nothing to cancel yet");
+        assert_eq!(s.request(req(Purpose::Voicemail)), None);
+        // Its answer starts: cancelled at once, and the voicemail follows its done.
+        assert_eq!(s.on_created(Some("r1".into())), Some(Outgoing::Cancel));
+        assert_eq!(s.on_done(Some("r1")), Some(req(Purpose::Voicemail)));
     }
 
     #[test]
