@@ -187,8 +187,10 @@ def main() -> int:
         tab("setup")
 
 
-        # 2. A wrong key is stored, and its test fails with a clear message.
-        key_input = by_id("key-openai_api_key")
+        # 2. A wrong key is stored, and its test fails with a clear message. The panel is re-rendered
+        #    when the keys' states arrive: type only once they have (else the typing can be lost).
+        text_in("key-openai_api_key-state", "Not set")
+        key_input = wait.until(EC.element_to_be_clickable((By.ID, "key-openai_api_key")))
         key_input.send_keys("sk-wrong-key-000000000000", Keys.ENTER)
         text_in("key-openai_api_key-state", "In the keychain")
         click("test-openai")
