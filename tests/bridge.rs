@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{call_sid, eventually, start};
+use common::{call_sid, eventually, speak, start, turn, wait_agent};
 use verbio::calls::events::{CallEvent, Speaker};
 use verbio::realtime::session::Greeting;
 use verbio::sim::realtime_server::{AgentTurn, SimRealtimeConfig};
@@ -13,26 +13,6 @@ use verbio::sim::twilio_caller::{CallerStep, SimCall};
 use verbio::sim::SimError;
 
 const SECOND: Duration = Duration::from_secs(1);
-
-fn speak(ms: u32) -> CallerStep {
-    CallerStep::Speak { tone_hz: 440.0, ms }
-}
-
-fn wait_agent(min_ms: u32) -> CallerStep {
-    CallerStep::WaitForAgentAudio {
-        min_ms,
-        timeout: 10 * SECOND,
-    }
-}
-
-fn turn(text: &str, tone_ms: u32) -> AgentTurn {
-    AgentTurn {
-        text: text.into(),
-        tone_hz: 880.0,
-        tone_ms,
-        call_tool: None,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inbound_call_end_to_end() {

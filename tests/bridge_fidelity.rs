@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{call_sid, eventually, start, Harness};
+use common::{call_sid, eventually, speak, start, turn, wait_agent, Harness};
 use serde_json::Value;
 use verbio::calls::events::CallEvent;
 use verbio::realtime::session::Greeting;
@@ -17,32 +17,12 @@ use verbio::sim::twilio_caller::{CallerReport, CallerStep, SimCall};
 
 const SECOND: Duration = Duration::from_secs(1);
 
-fn speak(ms: u32) -> CallerStep {
-    CallerStep::Speak { tone_hz: 440.0, ms }
-}
-
-fn wait_agent(min_ms: u32) -> CallerStep {
-    CallerStep::WaitForAgentAudio {
-        min_ms,
-        timeout: 10 * SECOND,
-    }
-}
-
 fn interrupt_after(after_ms: u32) -> CallerStep {
     CallerStep::SpeakWhenAgentHasPlayed {
         after_ms,
         tone_hz: 300.0,
         ms: 600,
         timeout: 10 * SECOND,
-    }
-}
-
-fn turn(text: &str, tone_ms: u32) -> AgentTurn {
-    AgentTurn {
-        text: text.into(),
-        tone_hz: 880.0,
-        tone_ms,
-        call_tool: None,
     }
 }
 

@@ -202,7 +202,8 @@ pub async fn check_openai(base: &str, key: &Secret) -> Result<OpenAiCheck, KeyCh
 /// `gpt-4o-mini-realtime-preview*`), nor anything preview, transcription-only or text-to-speech,
 /// which a live account lists too.
 pub fn is_realtime_speech_model(id: &str) -> bool {
-    const NOT_SPEECH: [&str; 4] = ["preview", "transcribe", "tts", "audio-preview"];
+    // `preview` also covers the audio previews.
+    const NOT_SPEECH: [&str; 3] = ["preview", "transcribe", "tts"];
     id.starts_with("gpt-realtime") && !NOT_SPEECH.iter().any(|word| id.contains(word))
 }
 

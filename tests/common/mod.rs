@@ -9,8 +9,8 @@ use std::time::Duration;
 use verbio::calls::events::CallEvent;
 use verbio::config::{Config, Secret};
 use verbio::services::{self, Running};
-use verbio::sim::realtime_server::{SimRealtimeConfig, SimRealtimeServer};
-use verbio::sim::twilio_caller::CallerConfig;
+use verbio::sim::realtime_server::{AgentTurn, SimRealtimeConfig, SimRealtimeServer};
+use verbio::sim::twilio_caller::{CallerConfig, CallerStep};
 
 pub const AUTH_TOKEN: &str = "tw-auth-token-for-tests-0001";
 pub const ACCOUNT_SID: &str = "AC00000000000000000000000000000001";
@@ -126,6 +126,29 @@ impl Harness {
             output.status.success(),
             "client events of {name} fail the openai types:\n{text}"
         );
+    }
+}
+
+/// The simulated caller speaks (a 440 Hz tone) for `ms`.
+pub fn speak(ms: u32) -> CallerStep {
+    CallerStep::Speak { tone_hz: 440.0, ms }
+}
+
+/// The simulated caller waits (sending silence) until `min_ms` of agent audio has played.
+pub fn wait_agent(min_ms: u32) -> CallerStep {
+    CallerStep::WaitForAgentAudio {
+        min_ms,
+        timeout: Duration::from_secs(10),
+    }
+}
+
+/// A scripted answer of the simulated model: an 880 Hz tone of `tone_ms`, no tool call.
+pub fn turn(text: &str, tone_ms: u32) -> AgentTurn {
+    AgentTurn {
+        text: text.into(),
+        tone_hz: 880.0,
+        tone_ms,
+        call_tool: None,
     }
 }
 

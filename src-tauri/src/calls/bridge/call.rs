@@ -143,6 +143,22 @@ async fn finish_connecting(slot: &mut Option<ConnectFuture>) -> Result<ModelSock
     }
 }
 
+/// A model socket frame as the bridge needs it: text to parse, nothing to do (pings, pongs, binary), or
+/// the socket is gone and why.
+fn read_frame(
+    frame: ModelFrame,
+) -> Result<Option<tokio_tungstenite::tungstenite::Utf8Bytes>, String> {
+    match frame {
+        Some(Ok(ModelMessage::Text(text))) => Ok(Some(text)),
+        Some(Ok(ModelMessage::Close(close))) => Err(close
+            .map(|c| format!("closed by the model ({}: {})", u16::from(c.code), c.reason))
+            .unwrap_or_else(|| "closed by the model".into())),
+        Some(Ok(_)) => Ok(None),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err("socket ended".into()),
+    }
+}
+
 type Flow = Result<(), EndReason>;
 
 /// Base64 of `bytes` bytes of μ-law silence (0xFF): "////" encodes three.
@@ -167,7 +183,7 @@ impl Call {
         let now = Instant::now();
         let settings = &deps.settings;
         // The lifecycle starts with the first session on its way (`run` opens it).
-        let (lifecycle, _first) = Lifecycle::new(
+        let lifecycle = Lifecycle::new(
             settings.reconnect_attempts,
             settings.reconnect_backoff,
             settings.session_rollover_after,
@@ -358,7 +374,7 @@ impl Call {
                 self.send_response_create(request).await;
             }
         }
-        let ready = self.model.as_ref().is_some_and(|m| m.setup.confirmed());
+        let ready = self.model_ready();
         if self.needs_seed && ready {
             // A session that was confirmed before it took over (the rollover's, after a drop).
             self.on_session_ready().await;
@@ -420,6 +436,11 @@ impl Call {
         }
     }
 
+    /// The current session is configured as the call needs it (μ-law both ways).
+    fn model_ready(&self) -> bool {
+        self.model.as_ref().is_some_and(|m| m.setup.confirmed())
+    }
+
     /// Transcript offset of "now": stream time, the recording's timeline.
     fn offset_ms(&self) -> u64 {
         self.clock.now_us(std::time::Instant::now()) / 1000
@@ -474,7 +495,7 @@ impl Call {
         });
     }
 
-    /// A fresh client `event_id`, remembered (with what it was) when `kind` is given.
+    /// A fresh client `event_id`, remembered with what it was (`kind`) for errors that name it.
     fn event_id(&mut self, kind: Sent) -> String {
         self.next_event += 1;
         let id = format!("{EVENT_ID_PREFIX}{}", self.next_event);
@@ -617,12 +638,9 @@ impl Call {
     /// Sends caller audio (`bytes` μ-law bytes from stream time `start_us`), or holds it (bounded)
     /// while no configured session can take it (connecting, reconnecting, confirming).
     async fn send_model_audio(&mut self, start_us: StreamUs, bytes: usize, payload: &str) {
-        let ready = self.model.as_ref().is_some_and(|m| m.setup.confirmed());
+        let ready = self.model_ready();
         if ready && !self.needs_seed {
-            self.session_audio.on_sent(start_us, bytes);
-            let id = self.append_id();
-            self.send_model(rt::input_audio_append(EVENT_ID_PREFIX, id, payload))
-                .await;
+            self.send_append(start_us, bytes, payload).await;
         } else {
             if self.held_audio.len() >= self.deps.settings.reconnect_buffer_frames {
                 self.held_audio.pop_front();
@@ -630,6 +648,15 @@ impl Call {
             self.held_audio
                 .push_back((start_us, bytes, payload.to_string()));
         }
+    }
+
+    /// `input_audio_buffer.append` of caller audio from stream time `start_us`, counted on the session's
+    /// timeline (where its `speech_started` positions point).
+    async fn send_append(&mut self, start_us: StreamUs, bytes: usize, payload: &str) {
+        self.session_audio.on_sent(start_us, bytes);
+        let id = self.append_id();
+        self.send_model(rt::input_audio_append(EVENT_ID_PREFIX, id, payload))
+            .await;
     }
 
     /// Sends a client event to the current session; a failed send is handled as a dropped socket.
@@ -645,7 +672,7 @@ impl Call {
 
     /// Asks for a response through the sequencer: sent now if nothing runs, else when it ends.
     async fn request_response(&mut self, request: Request) {
-        let ready = self.model.as_ref().is_some_and(|m| m.setup.confirmed());
+        let ready = self.model_ready();
         if !ready {
             // Kept until the session is ready (see `on_session_ready`).
             self.sequencer.defer(request);
@@ -689,11 +716,12 @@ impl Call {
         }
     }
 
-    /// The `session.update` for this call, without the optional fields a refusal named.
-    fn session_update(&mut self, dropped: &[OptionalField]) -> (String, String) {
+    /// The `session.update` for this call without the optional fields a refusal named, and the setup
+    /// state that waits for its answer.
+    fn session_update(&mut self, dropped: Vec<OptionalField>) -> (Setup, String) {
         let id = self.event_id(Sent::SessionUpdate);
-        let text = rt::session_update(&id, self.session.session_object_without(dropped));
-        (id, text)
+        let text = rt::session_update(&id, self.session.session_object_without(&dropped));
+        (Setup::new(id, dropped, Instant::now()), text)
     }
 
     async fn on_connected(&mut self, result: Result<ModelSocket, RealtimeError>) -> Flow {
@@ -702,12 +730,8 @@ impl Call {
             Err(e) => return self.on_connect_failed(e),
         };
         let (tx, rx) = socket.split();
-        let (event_id, update) = self.session_update(&[]);
-        let mut link = ModelLink {
-            tx,
-            rx,
-            setup: Setup::new(event_id, Vec::new(), Instant::now()),
-        };
+        let (setup, update) = self.session_update(Vec::new());
+        let mut link = ModelLink { tx, rx, setup };
         let opening = self.lifecycle.connecting();
         if let Err(e) = link.send(update).await {
             return self.on_connect_failed(RealtimeError::Connect(e));
@@ -855,30 +879,16 @@ impl Call {
                 self.held_audio.push_front((start_us, bytes, payload));
                 break;
             }
-            self.session_audio.on_sent(start_us, bytes);
-            let id = self.append_id();
-            self.send_model(rt::input_audio_append(EVENT_ID_PREFIX, id, &payload))
-                .await;
+            self.send_append(start_us, bytes, &payload).await;
         }
     }
 
     async fn on_model_frame(&mut self, frame: ModelFrame) -> Flow {
-        match frame {
-            Some(Ok(ModelMessage::Text(text))) => self.on_model_event(text.as_str()).await,
-            Some(Ok(ModelMessage::Close(close))) => {
-                let why = close
-                    .map(|c| format!("closed by the model ({}: {})", u16::from(c.code), c.reason))
-                    .unwrap_or_else(|| "closed by the model".into());
+        match read_frame(frame) {
+            Ok(Some(text)) => self.on_model_event(text.as_str()).await,
+            Ok(None) => Ok(()),
+            Err(why) => {
                 self.on_model_lost(why);
-                Ok(())
-            }
-            Some(Ok(_)) => Ok(()),
-            Some(Err(e)) => {
-                self.on_model_lost(e.to_string());
-                Ok(())
-            }
-            None => {
-                self.on_model_lost("socket ended".into());
                 Ok(())
             }
         }
@@ -887,8 +897,8 @@ impl Call {
     /// The standby session is read while it waits (pings are answered, a close is noticed); only its
     /// setup matters before it takes over.
     async fn on_standby_frame(&mut self, frame: ModelFrame) -> Flow {
-        let lost = match frame {
-            Some(Ok(ModelMessage::Text(text))) => {
+        let lost = match read_frame(frame) {
+            Ok(Some(text)) => {
                 let step = match rt::parse_server_event(text.as_str()) {
                     Ok(ServerEvent::SessionUpdated {
                         input_format,
@@ -904,10 +914,10 @@ impl Call {
                 };
                 match step {
                     Some(SetupStep::Retry(fields)) => {
-                        let (event_id, update) = self.session_update(&fields);
+                        let (setup, update) = self.session_update(fields);
                         match self.standby.as_mut() {
                             Some(link) => {
-                                link.setup = Setup::new(event_id, fields, Instant::now());
+                                link.setup = setup;
                                 link.send(update).await.err()
                             }
                             None => None,
@@ -917,14 +927,8 @@ impl Call {
                     _ => None,
                 }
             }
-            Some(Ok(ModelMessage::Close(close))) => Some(
-                close
-                    .map(|c| format!("closed by the model ({}: {})", u16::from(c.code), c.reason))
-                    .unwrap_or_else(|| "closed by the model".into()),
-            ),
-            Some(Ok(_)) => None,
-            Some(Err(e)) => Some(e.to_string()),
-            None => Some("socket ended".into()),
+            Ok(None) => None,
+            Err(why) => Some(why),
         };
         if let Some(why) = lost {
             warn!(call_sid = %self.call_sid, %why, "standby model session lost");
@@ -945,7 +949,7 @@ impl Call {
                 return Ok(());
             }
         };
-        let confirmed = self.model.as_ref().is_some_and(|m| m.setup.confirmed());
+        let confirmed = self.model_ready();
         match event {
             ServerEvent::AudioDelta {
                 response_id,
@@ -1165,9 +1169,9 @@ impl Call {
                 if fields.contains(&OptionalField::Transcription) {
                     self.transcript.set_transcription(false);
                 }
-                let (event_id, update) = self.session_update(&fields);
+                let (setup, update) = self.session_update(fields);
                 if let Some(link) = self.model.as_mut() {
-                    link.setup = Setup::new(event_id, fields, Instant::now());
+                    link.setup = setup;
                 }
                 self.send_model(update).await;
                 Ok(())

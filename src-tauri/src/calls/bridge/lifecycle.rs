@@ -69,28 +69,21 @@ pub struct Lifecycle {
 }
 
 impl Lifecycle {
-    /// A call starting at `now`: open the first session at once.
+    /// A call starting at `now`, its first session on its way (the socket loop opens it at once).
     pub fn new(
         max_attempts: u32,
         backoff: Duration,
         rollover_after: Duration,
         now: Instant,
-    ) -> (Self, Next) {
-        let life = Lifecycle {
+    ) -> Self {
+        Lifecycle {
             connecting: Some(Opening::Initial),
             failed_attempts: 0,
             max_attempts,
             backoff,
             rollover_after,
             rollover_at: Some(now + rollover_after),
-        };
-        (
-            life,
-            Next::Connect {
-                opening: Opening::Initial,
-                delay: Duration::ZERO,
-            },
-        )
+        }
     }
 
     /// Whether a connection is on its way, and why.
@@ -199,14 +192,8 @@ mod tests {
     const ROLL: Duration = Duration::from_secs(3300);
 
     fn life(now: Instant) -> Lifecycle {
-        let (mut l, next) = Lifecycle::new(3, BACKOFF, ROLL, now);
-        assert_eq!(
-            next,
-            Next::Connect {
-                opening: Opening::Initial,
-                delay: Duration::ZERO
-            }
-        );
+        let mut l = Lifecycle::new(3, BACKOFF, ROLL, now);
+        assert_eq!(l.connecting(), Some(Opening::Initial));
         assert_eq!(
             l.on_connected(false),
             Placement::Current { replaces: false }
@@ -240,7 +227,7 @@ mod tests {
     #[test]
     fn a_bad_key_is_not_retried() {
         let now = Instant::now();
-        let (mut l, _) = Lifecycle::new(3, BACKOFF, ROLL, now);
+        let mut l = Lifecycle::new(3, BACKOFF, ROLL, now);
         assert!(matches!(
             l.on_connect_failed(&RealtimeError::Rejected(401), false, now),
             Next::End(_)

@@ -68,28 +68,20 @@ impl Setup {
 
     /// `session.updated` arrived with these audio formats.
     pub fn on_updated(&mut self, input: Option<&str>, output: Option<&str>) -> SetupStep {
-        if self.confirmed() {
-            // A later update (none is sent today) or a duplicate: the formats must still hold.
-            return if input == Some(PCMU) && output == Some(PCMU) {
-                SetupStep::NotOurs
-            } else {
-                SetupStep::Failed(format!(
-                    "the session's audio changed to {} / {}",
-                    input.unwrap_or("?"),
-                    output.unwrap_or("?")
-                ))
-            };
-        }
-        if input == Some(PCMU) && output == Some(PCMU) {
-            *self = Setup::Confirmed;
-            SetupStep::Confirmed
-        } else {
-            SetupStep::Failed(format!(
+        if input != Some(PCMU) || output != Some(PCMU) {
+            // Also once confirmed: a later update (none is sent today) must not change the audio.
+            return SetupStep::Failed(format!(
                 "the session runs {} in / {} out, not {PCMU}",
                 input.unwrap_or("an unknown format"),
                 output.unwrap_or("an unknown format")
-            ))
+            ));
         }
+        if self.confirmed() {
+            // A duplicate.
+            return SetupStep::NotOurs;
+        }
+        *self = Setup::Confirmed;
+        SetupStep::Confirmed
     }
 
     /// An `error` arrived: if it refused this session's update, retry without the optional field it

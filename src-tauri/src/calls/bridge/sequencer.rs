@@ -153,14 +153,12 @@ impl Sequencer {
         if self.state == State::Idle && self.queued.is_none() {
             return Some(request);
         }
-        match &self.queued {
-            Some(q) if q.purpose > request.purpose => {}
-            _ => self.queued = Some(request),
-        }
+        self.defer(request);
         None
     }
 
-    /// Keeps a request to send later (the session is not ready): see [`Sequencer::resume`].
+    /// Keeps a request to send later (of two waiting requests the one with the stronger purpose stays;
+    /// a session that is not ready yet sends it from [`Sequencer::resume`]).
     pub fn defer(&mut self, request: Request) {
         if self
             .queued
@@ -254,13 +252,7 @@ impl Sequencer {
                 response_id: None,
                 purpose: None,
             };
-            if self
-                .queued
-                .as_ref()
-                .is_none_or(|q| q.purpose <= request.purpose)
-            {
-                self.queued = Some(request);
-            }
+            self.defer(request);
             None
         } else {
             self.state = State::Idle;
@@ -308,13 +300,7 @@ impl Sequencer {
     /// returned by [`Sequencer::resume`] once the new session is ready.
     pub fn reset(&mut self) {
         if let State::Requested { request, .. } = std::mem::replace(&mut self.state, State::Idle) {
-            if self
-                .queued
-                .as_ref()
-                .is_none_or(|q| q.purpose <= request.purpose)
-            {
-                self.queued = Some(request);
-            }
+            self.defer(request);
         }
     }
 

@@ -356,12 +356,7 @@ pub(crate) fn check_session(session: &Value, ctx: &Context) -> Checked {
                 }
             }
             "max_output_tokens" => check_max_tokens(value, &path)?,
-            "parallel_tool_calls" => {
-                boolean(value, &path)?;
-                if !ctx.reasoning() {
-                    return Err(unsupported(&path, ctx.model));
-                }
-            }
+            "parallel_tool_calls" => check_parallel_tool_calls(value, &path, ctx)?,
             "prompt" => check_prompt(value, &path)?,
             "reasoning" => check_reasoning(value, &path, ctx)?,
             "tool_choice" => check_tool_choice(value, &path)?,
@@ -423,6 +418,15 @@ fn check_max_tokens(value: &Value, path: &str) -> Checked {
         Value::String(s) => Err(bad_value(path, s, &["inf"])),
         _ => integer(value, path, 1, Some(4096)).map(drop),
     }
+}
+
+/// `parallel_tool_calls`, in a session or a response: a boolean, only for models that take reasoning.
+fn check_parallel_tool_calls(value: &Value, path: &str, ctx: &Context) -> Checked {
+    boolean(value, path)?;
+    if !ctx.reasoning() {
+        return Err(unsupported(path, ctx.model));
+    }
+    Ok(())
 }
 
 fn check_reasoning(value: &Value, path: &str, ctx: &Context) -> Checked {
@@ -881,12 +885,7 @@ pub(crate) fn check_response(
                 }
             }
             "output_modalities" => check_modalities(value, &path)?,
-            "parallel_tool_calls" => {
-                boolean(value, &path)?;
-                if !ctx.reasoning() {
-                    return Err(unsupported(&path, ctx.model));
-                }
-            }
+            "parallel_tool_calls" => check_parallel_tool_calls(value, &path, ctx)?,
             "prompt" => check_prompt(value, &path)?,
             "reasoning" => check_reasoning(value, &path, ctx)?,
             "tool_choice" => check_tool_choice(value, &path)?,
