@@ -192,7 +192,12 @@ def main() -> int:
         text_in("key-openai_api_key-state", "Not set")
         key_input = wait.until(EC.element_to_be_clickable((By.ID, "key-openai_api_key")))
         key_input.send_keys("sk-wrong-key-000000000000", Keys.ENTER)
-        text_in("key-openai_api_key-state", "In the keychain")
+        try:
+            text_in("key-openai_api_key-state", "In the keychain")
+        except TimeoutException:
+            state = driver.find_element(By.ID, "key-openai_api_key-state").text
+            errors = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".field.key .error")]
+            raise AssertionError(f"the wrong key was not stored: state {state!r}, errors {errors}")
         click("test-openai")
         message = text_in("openai-result", "HTTP 401")
         assert "rejected the key" in message, message
