@@ -7,10 +7,10 @@ use std::time::Duration;
 use common::{call_sid, start, AUTH_TOKEN};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use verbio::config::Secret;
 use verbio::server::api::API_ROUTES;
 use verbio::sim::realtime_server::SimRealtimeConfig;
 use verbio::sim::twilio_caller::{CallerStep, SimCall};
+use verbio::types::Secret;
 
 const API_KEY: &str = "local-api-key-for-tests-0001";
 

@@ -6,11 +6,12 @@ mod common;
 use std::time::Duration;
 
 use common::{call_sid, eventually, speak, start, turn, wait_agent};
-use verbio::calls::events::{CallEvent, Speaker};
+use verbio::calls::events::CallEvent;
 use verbio::realtime::session::Greeting;
 use verbio::sim::realtime_server::{AgentTurn, SimRealtimeConfig};
 use verbio::sim::twilio_caller::{CallerStep, SimCall};
 use verbio::sim::SimError;
+use verbio::types::Speaker;
 
 const SECOND: Duration = Duration::from_secs(1);
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 use common::start;
 use reqwest::StatusCode;
 use serde_json::Value;
-use verbio::config::Secret;
 use verbio::sim::realtime_server::SimRealtimeConfig;
+use verbio::types::Secret;
 
 const API_KEY: &str = "local-api-key-for-demo-tests-01";
 

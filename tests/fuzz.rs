@@ -76,7 +76,7 @@ fn api_bodies_never_panic_or_fail_the_server() {
         let h = common::start(
             verbio::sim::realtime_server::SimRealtimeConfig::default(),
             |c| {
-                c.api_key = verbio::config::Secret::new("fuzz-key");
+                c.api_key = verbio::types::Secret::new("fuzz-key");
                 c.api_rate_per_minute = 100_000;
             },
         )

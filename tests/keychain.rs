@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
-use verbio::config::{Config, Secret};
+use verbio::config::Config;
 use verbio::secrets::{KeychainStore, SecretKind, SecretSource, SecretStore, Secrets};
+use verbio::types::Secret;
 
 fn unique_service() -> String {
     format!("app.verbio.test.{}", std::process::id())

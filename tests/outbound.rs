@@ -10,10 +10,10 @@ use std::time::Duration;
 use common::{post_signed_form, AUTH_TOKEN, FROM_NUMBER};
 use serde_json::{json, Value};
 use verbio::calls::events::CallEvent;
-use verbio::config::Secret;
 use verbio::sim::realtime_server::{AgentTurn, SimRealtimeConfig};
 use verbio::sim::twilio_caller::{CallerStep, SimCall};
 use verbio::sim::twilio_rest_tap::{RestTap, TappedRequest};
+use verbio::types::Secret;
 
 const API_KEY: &str = "local-api-key-for-outbound-0001";
 const CALLEE: &str = "+14155550123";

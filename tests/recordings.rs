@@ -9,11 +9,12 @@ use std::time::Duration;
 use common::{call_sid, start, ACCOUNT_SID, AUTH_TOKEN};
 use reqwest::StatusCode;
 use serde_json::Value;
-use verbio::calls::events::{CallEvent, Speaker};
-use verbio::config::Secret;
+use verbio::calls::events::CallEvent;
 use verbio::sim::realtime_server::{AgentTurn, SimRealtimeConfig};
 use verbio::sim::twilio_caller::{CallerReport, CallerStep, SimCall};
 use verbio::store::recordings::RecordingRecord;
+use verbio::types::Secret;
+use verbio::types::Speaker;
 
 const SECOND: Duration = Duration::from_secs(1);
 const API_KEY: &str = "recordings-test-api-key-0001";
@@ -1175,13 +1176,13 @@ async fn twilio_copy_is_saved_final_dated_by_its_start_time_and_left_alone_by_re
         }
         let status: verbio::recording::library::RecordingStatus =
             serde_json::from_value(fields).expect("callback fields");
-        let before = verbio::calls::events::now_ms();
+        let before = verbio::types::now_ms();
         let id = lib
             .twilio_recording_ready(status)
             .await
             .expect("saved")
             .expect("an id");
-        let after = verbio::calls::events::now_ms();
+        let after = verbio::types::now_ms();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let seen = watcher.await.expect("watcher");
         assert!(

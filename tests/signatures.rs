@@ -4,9 +4,9 @@ mod common;
 
 use common::{call_sid, start, ACCOUNT_SID, AUTH_TOKEN};
 use sha2::{Digest, Sha256};
-use verbio::config::Secret;
 use verbio::sim::realtime_server::SimRealtimeConfig;
 use verbio::telephony::twilio::signature::{compute, compute_with, Algorithm};
+use verbio::types::Secret;
 
 const SIGNING_KEY: &str = "shared-webhook-signing-key-0001";
 

@@ -7,10 +7,10 @@ mod common;
 
 use std::time::Duration;
 
-use verbio::config::Secret;
 use verbio::telephony::twilio::rest::{
     CreateCall, HangUpOutcome, MachineDetection, RestError, RetryPolicy, TwilioRest,
 };
+use verbio::types::Secret;
 
 fn client(base: &str) -> TwilioRest {
     TwilioRest::new(base, common::ACCOUNT_SID, Secret::new(common::AUTH_TOKEN))

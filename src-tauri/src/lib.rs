@@ -31,3 +31,4 @@ pub mod store;
 pub mod telephony;
 pub mod tls;
 pub mod tunnel;
+pub mod types;

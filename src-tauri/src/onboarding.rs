@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Secret;
 use crate::realtime::session::KNOWN_MODELS;
+use crate::types::Secret;
 
 pub const DEFAULT_OPENAI_API_BASE: &str = "https://api.openai.com";
 pub const DEFAULT_TWILIO_API_BASE: &str = "https://api.twilio.com";

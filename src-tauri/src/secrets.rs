@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
 
-use crate::config::{Config, Secret};
+use crate::config::Config;
+use crate::types::Secret;
 
 /// Keychain "service" every Verbio secret is stored under (the app's identifier).
 pub const KEYCHAIN_SERVICE: &str = "app.verbio.desktop";

@@ -17,23 +17,13 @@ use tracing::{info, warn};
 
 use crate::calls::bridge::{BridgeDeps, PersistFn};
 use crate::calls::events::{CallEvent, EventBus};
-use crate::calls::registry::{CallControl, CallRegistry};
+use crate::calls::registry::{ActiveCall, CallControl, CallRegistry};
 use crate::config::Config;
 use crate::realtime::client::{ModelConnector, RealtimeClient};
 use crate::store::StoreHandle;
 
 pub mod demo;
 pub mod lifecycle;
-
-/// A live call as the UI lists it.
-#[derive(Debug, Clone, Serialize)]
-pub struct ActiveCall {
-    pub call_sid: String,
-    pub stream_sid: String,
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub started_at_ms: i64,
-}
 
 /// Where the app can be reached.
 #[derive(Debug, Clone, Serialize)]

@@ -7,10 +7,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use verbio::calls::events::CallEvent;
-use verbio::config::{Config, Secret};
+use verbio::config::Config;
 use verbio::services::{self, Running};
 use verbio::sim::realtime_server::{AgentTurn, SimRealtimeConfig, SimRealtimeServer};
 use verbio::sim::twilio_caller::{CallerConfig, CallerStep};
+use verbio::types::Secret;
 
 pub const AUTH_TOKEN: &str = "tw-auth-token-for-tests-0001";
 pub const ACCOUNT_SID: &str = "AC00000000000000000000000000000001";

@@ -6,45 +6,7 @@
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-/// Who spoke a transcript line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Speaker {
-    Caller,
-    Agent,
-}
-
-impl Speaker {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Speaker::Caller => "caller",
-            Speaker::Agent => "agent",
-        }
-    }
-}
-
-/// Tokens one response used (from `response.done`'s `usage`), for cost.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-pub struct TokenUsage {
-    pub input_text: u64,
-    pub input_audio: u64,
-    /// Input tokens served from the cache (part of the two above).
-    pub input_cached: u64,
-    pub output_text: u64,
-    pub output_audio: u64,
-}
-
-impl From<crate::realtime::events::Usage> for TokenUsage {
-    fn from(u: crate::realtime::events::Usage) -> Self {
-        TokenUsage {
-            input_text: u.input_token_details.text_tokens,
-            input_audio: u.input_token_details.audio_tokens,
-            input_cached: u.input_token_details.cached_tokens,
-            output_text: u.output_token_details.text_tokens,
-            output_audio: u.output_token_details.audio_tokens,
-        }
-    }
-}
+use crate::types::{Speaker, TokenUsage};
 
 /// Something that happened on a call.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -137,14 +99,6 @@ impl CallEvent {
             | CallEvent::ResponseDone { call_sid, .. } => call_sid,
         }
     }
-}
-
-/// Milliseconds since the Unix epoch, for event timestamps.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Cheap to clone; every clone publishes to the same listeners.

@@ -8,11 +8,21 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rand::RngCore;
+use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::calls::plan::CallPlan;
-use crate::services::ActiveCall;
+
+/// A live call as the UI lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActiveCall {
+    pub call_sid: String,
+    pub stream_sid: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub started_at_ms: i64,
+}
 
 /// Commands another part of the app can send to a live call's task.
 #[derive(Debug, Clone, PartialEq, Eq)]

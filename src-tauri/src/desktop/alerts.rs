@@ -132,8 +132,8 @@ pub struct LiveCall {
     pub started_at_ms: i64,
 }
 
-impl From<&crate::services::ActiveCall> for LiveCall {
-    fn from(call: &crate::services::ActiveCall) -> Self {
+impl From<&crate::calls::registry::ActiveCall> for LiveCall {
+    fn from(call: &crate::calls::registry::ActiveCall) -> Self {
         LiveCall {
             call_sid: call.call_sid.clone(),
             from: call.from.clone(),

@@ -11,11 +11,12 @@ use serde::{Serialize, Serializer};
 use tauri::{AppHandle, State};
 
 use super::{Core, Desktop};
+use crate::calls::registry::ActiveCall;
 use crate::onboarding::{KeyCheckError, ModelChoices, OpenAiCheck, TwilioCheck};
 use crate::realtime::session::SessionConfig;
 use crate::secrets::{SecretKind, SecretStatus, SecretsError};
 use crate::services::demo::DemoCall;
-use crate::services::{ActiveCall, AppStatus, ServiceError, ToolInfo};
+use crate::services::{AppStatus, ServiceError, ToolInfo};
 use crate::settings_file::{BasicSettings, SettingsFileError};
 use crate::store::TranscriptRecord;
 

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::config::Secret;
+use crate::types::Secret;
 
 /// An open model session socket.
 pub type ModelSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;

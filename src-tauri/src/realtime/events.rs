@@ -168,6 +168,18 @@ pub struct Usage {
     pub output_token_details: OutputTokenDetails,
 }
 
+impl From<Usage> for crate::types::TokenUsage {
+    fn from(u: Usage) -> Self {
+        crate::types::TokenUsage {
+            input_text: u.input_token_details.text_tokens,
+            input_audio: u.input_token_details.audio_tokens,
+            input_cached: u.input_token_details.cached_tokens,
+            output_text: u.output_token_details.text_tokens,
+            output_audio: u.output_token_details.audio_tokens,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 pub struct InputTokenDetails {
     #[serde(default)]

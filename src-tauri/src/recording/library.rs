@@ -411,7 +411,7 @@ impl Library {
             .recording_start_time
             .as_deref()
             .and_then(twilio_cloud::parse_start_time_ms)
-            .unwrap_or_else(crate::calls::events::now_ms);
+            .unwrap_or_else(crate::types::now_ms);
         let file_name = format!("{}-twilio-{}.wav", status.call_sid, status.recording_sid);
         let dest = self.recorder.dir().join(&file_name);
         tokio::fs::create_dir_all(self.recorder.dir())

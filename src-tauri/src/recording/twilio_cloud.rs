@@ -36,7 +36,7 @@ pub enum CloudError {
 #[derive(Clone)]
 pub struct TwilioAuth {
     pub account_sid: String,
-    pub auth_token: crate::config::Secret,
+    pub auth_token: crate::types::Secret,
     pub api_base: String,
 }
 

@@ -113,7 +113,7 @@ fn path(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
 
 async fn active_calls(
     State(s): State<Arc<Services>>,
-) -> ApiResult<Vec<crate::services::ActiveCall>> {
+) -> ApiResult<Vec<crate::calls::registry::ActiveCall>> {
     Ok(Json(s.active_calls()))
 }
 

@@ -17,10 +17,10 @@ use tracing::{info, warn};
 
 use super::{ServiceError, Services};
 use crate::calls::bridge::BridgeDeps;
-use crate::config::Secret;
 use crate::realtime::client::RealtimeClient;
 use crate::sim::realtime_server::{AgentTurn, SimRealtimeConfig, SimRealtimeServer};
 use crate::sim::twilio_caller::{CallerConfig, CallerStep, SimCall};
+use crate::types::Secret;
 
 /// The simulated caller's number (a Twilio magic test number) and the number it calls.
 pub const DEMO_FROM: &str = "+15005550006";
@@ -260,8 +260,8 @@ mod tests {
                         started = true;
                     }
                     CallEvent::Transcript { speaker, text, .. } => match speaker {
-                        crate::calls::events::Speaker::Agent => agent_lines.push(text),
-                        crate::calls::events::Speaker::Caller => caller_lines.push(text),
+                        crate::types::Speaker::Agent => agent_lines.push(text),
+                        crate::types::Speaker::Caller => caller_lines.push(text),
                     },
                     CallEvent::CallEnded { failed, .. } => break failed,
                     _ => {}

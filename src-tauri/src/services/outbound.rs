@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use super::{ServiceError, Services};
 use crate::calls::bridge::CallActions;
-use crate::calls::events::{now_ms, CallEvent};
+use crate::calls::events::CallEvent;
 use crate::calls::plan::{self, AnsweredBy, CallPlan, Direction, MachineAction, MachinePolicy};
 use crate::calls::registry::CallControl;
 use crate::realtime::session::{Greeting, MaxOutputTokens, ReasoningEffort, SessionConfig, Voice};
@@ -22,6 +22,7 @@ use crate::telephony::twilio::rest::{
     CreateCall, HangUpOutcome, IncomingNumber, MachineDetection, RestError, TwilioRest,
 };
 use crate::telephony::twilio::twiml;
+use crate::types::now_ms;
 
 /// Status callbacks Verbio asks Twilio for.
 const STATUS_EVENTS: [&str; 4] = ["initiated", "ringing", "answered", "completed"];

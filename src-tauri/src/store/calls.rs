@@ -300,7 +300,7 @@ pub struct ResponseRecord {
     pub status: String,
     pub reason: Option<String>,
     /// `None` when the service reported no usage.
-    pub usage: Option<crate::calls::events::TokenUsage>,
+    pub usage: Option<crate::types::TokenUsage>,
     pub at_ms: i64,
 }
 
@@ -345,7 +345,7 @@ pub fn responses(conn: &Connection, call_sid: &str) -> Result<Vec<ResponseRecord
     let rows = stmt.query_map([call_sid], |row| {
         let has_usage: bool = row.get(8)?;
         let n = |i: usize| row.get::<_, i64>(i).map(|v| v.max(0) as u64);
-        let usage = crate::calls::events::TokenUsage {
+        let usage = crate::types::TokenUsage {
             input_text: n(3)?,
             input_audio: n(4)?,
             input_cached: n(5)?,

@@ -338,7 +338,7 @@ fn event_kind(event: &CallEvent) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::calls::events::Speaker;
+    use crate::types::Speaker;
 
     fn assert_send_sync_clone<T: Send + Sync + Clone + 'static>() {}
 

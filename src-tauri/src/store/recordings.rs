@@ -241,9 +241,9 @@ impl super::StoreHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::calls::events::Speaker;
     use crate::store::migrations;
     use crate::store::transcripts::{self, NewTranscript};
+    use crate::types::Speaker;
 
     fn add(conn: &mut Connection, call_sid: &str, file: &str, at: i64) -> i64 {
         insert(

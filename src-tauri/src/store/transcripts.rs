@@ -5,7 +5,7 @@ use rusqlite::{params, Connection};
 use serde::Serialize;
 
 use super::{calls, StoreError};
-use crate::calls::events::Speaker;
+use crate::types::Speaker;
 
 /// One finished transcript turn.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

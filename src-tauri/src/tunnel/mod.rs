@@ -87,7 +87,7 @@ async fn open_ngrok(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use crate::types::Secret;
 
     fn local() -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], 8081))

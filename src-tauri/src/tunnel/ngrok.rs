@@ -11,7 +11,7 @@ use ngrok::prelude::*;
 use ngrok::tunnel::HttpTunnel;
 
 use super::{Tunnel, TunnelError};
-use crate::config::Secret;
+use crate::types::Secret;
 
 /// How long to wait for ngrok's service before giving up with a clear error.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);

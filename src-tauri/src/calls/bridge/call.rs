@@ -23,7 +23,7 @@ use super::sequencer::{Outgoing, Purpose, Request, Sequencer};
 use super::tool_calls::{FunctionCall, ToolCalls};
 use super::transcript::{Transcript, Turn};
 use super::{close_twilio, BridgeDeps, EndReason};
-use crate::calls::events::{now_ms, CallEvent, Speaker, TokenUsage};
+use crate::calls::events::CallEvent;
 use crate::calls::playout::{MarkOutcome, Playout};
 use crate::calls::registry::CallControl;
 use crate::realtime::client::{ConnectFuture, ModelSocket, RealtimeError};
@@ -32,6 +32,7 @@ use crate::realtime::session::{Greeting, OptionalField, SessionConfig};
 use crate::realtime::tools::{built_in, BuiltIn};
 use crate::recording::timeline::{SessionAudio, StreamClock, StreamUs};
 use crate::telephony::twilio::media::{self, Inbound, MediaError, BYTES_PER_MS};
+use crate::types::{now_ms, Speaker, TokenUsage};
 
 /// Turns kept for seeding a fresh session (the newest ones).
 const MAX_SEED_TURNS: usize = 200;

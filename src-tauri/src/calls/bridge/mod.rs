@@ -28,13 +28,14 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::calls::events::{now_ms, CallEvent, EventBus};
+use crate::calls::events::{CallEvent, EventBus};
+use crate::calls::registry::ActiveCall;
 use crate::calls::registry::CallRegistry;
 use crate::config::BridgeSettings;
 use crate::realtime::client::ModelConnector;
 use crate::realtime::session::SessionConfig;
-use crate::services::ActiveCall;
 use crate::telephony::twilio::media::{self, Inbound, StartMeta};
+use crate::types::now_ms;
 
 mod call;
 pub mod ending;

@@ -9,9 +9,9 @@
 
 use std::collections::HashMap;
 
-use crate::calls::events::Speaker;
 use crate::realtime::events::Role;
 use crate::telephony::twilio::media::BYTES_PER_MS;
+use crate::types::Speaker;
 
 /// Seed text for a caller turn whose words are unknown (transcription off or failed).
 pub const UNTRANSCRIBED: &str = "[the caller spoke here; their words were not transcribed]";

@@ -11,7 +11,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), verbio::telephony::twilio::rest::RestError> {
-//! use verbio::config::Secret;
+//! use verbio::types::Secret;
 //! use verbio::telephony::twilio::rest::{CreateCall, TwilioRest};
 //! let twilio = TwilioRest::new("https://api.twilio.com", "AC…", Secret::new("token"))?;
 //! let call = twilio
@@ -28,7 +28,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
-use crate::config::Secret;
+use crate::types::Secret;
 
 /// Twilio's production API.
 pub const DEFAULT_API_BASE: &str = "https://api.twilio.com";

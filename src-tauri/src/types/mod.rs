@@ -1,0 +1,11 @@
+//! Small value types every room shares: the leaf of the core's layering (it imports no other room).
+
+mod secret;
+mod speaker;
+mod time;
+mod usage;
+
+pub use secret::Secret;
+pub use speaker::Speaker;
+pub use time::now_ms;
+pub use usage::TokenUsage;
