@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{call_sid, eventually, speak, start, turn, wait_agent};
-use verbio::calls::events::CallEvent;
+use verbio::events::CallEvent;
 use verbio::realtime::session::Greeting;
 use verbio::sim::realtime_server::{AgentTurn, SimRealtimeConfig};
 use verbio::sim::twilio_caller::{CallerStep, SimCall};

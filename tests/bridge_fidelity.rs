@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{call_sid, eventually, speak, start, turn, wait_agent, Harness};
 use serde_json::Value;
-use verbio::calls::events::CallEvent;
+use verbio::events::CallEvent;
 use verbio::realtime::session::Greeting;
 use verbio::sim::realtime_server::{AgentTurn, SessionLog, SimRealtimeConfig, TurnOutcome};
 use verbio::sim::twilio_caller::{CallerReport, CallerStep, SimCall};

@@ -45,7 +45,7 @@ async fn the_demo_call_runs_through_the_core_and_lands_in_the_library() {
     assert!(
         matches!(
             ended,
-            verbio::calls::events::CallEvent::CallEnded { failed: false, .. }
+            verbio::events::CallEvent::CallEnded { failed: false, .. }
         ),
         "{ended:?}"
     );

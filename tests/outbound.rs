@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{post_signed_form, AUTH_TOKEN, FROM_NUMBER};
 use serde_json::{json, Value};
-use verbio::calls::events::CallEvent;
+use verbio::events::CallEvent;
 use verbio::sim::realtime_server::{AgentTurn, SimRealtimeConfig};
 use verbio::sim::twilio_caller::{CallerStep, SimCall};
 use verbio::sim::twilio_rest_tap::{RestTap, TappedRequest};

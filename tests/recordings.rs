@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{call_sid, start, ACCOUNT_SID, AUTH_TOKEN};
 use reqwest::StatusCode;
 use serde_json::Value;
-use verbio::calls::events::CallEvent;
+use verbio::events::CallEvent;
 use verbio::sim::realtime_server::{AgentTurn, SimRealtimeConfig};
 use verbio::sim::twilio_caller::{CallerReport, CallerStep, SimCall};
 use verbio::store::recordings::RecordingRecord;
@@ -847,7 +847,7 @@ async fn a_recording_still_being_written_cannot_be_exported() {
 async fn start_on(
     data: &Path,
     model: &verbio::sim::realtime_server::SimRealtimeServer,
-) -> verbio::services::Running {
+) -> verbio::app::Running {
     let mut config = verbio::config::Config {
         port: 0,
         data_dir: data.to_path_buf(),
@@ -859,7 +859,7 @@ async fn start_on(
         ..verbio::config::Config::default()
     };
     config.telephony.api_base = "http://127.0.0.1:9".into();
-    verbio::services::start(config).await.expect("core starts")
+    verbio::app::start(config).await.expect("core starts")
 }
 
 async fn put_recording_switch(base: &str, enabled: bool) -> Value {

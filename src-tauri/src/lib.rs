@@ -1,6 +1,7 @@
 //! Verbio's core: a Twilio Media Streams ⇄ OpenAI Realtime (GA) bridge for call agents.
 //!
 //! Rooms (see `docs/architecture.md`):
+//! - [`app`]: the composition root: assembles the core once (serve, desktop, demo line).
 //! - [`telephony`]: Twilio wire types, TwiML, request signatures. Knows nothing of OpenAI.
 //! - [`realtime`]: OpenAI Realtime GA event types, session config, socket client. Knows nothing of Twilio.
 //! - [`calls`]: the per-call bridge task, playout/truncation math, registry of live calls, event bus.
@@ -12,12 +13,14 @@
 //! - [`tunnel`]: how Twilio reaches a desktop (ngrok, or a user-supplied public URL).
 //! - [`sim`]: fake Realtime server and fake Twilio caller for tests, benchmarks and the demo call.
 
+pub mod app;
 pub mod audio;
 pub mod bench;
 pub mod calls;
 pub mod config;
 #[cfg(feature = "desktop")]
 pub mod desktop;
+pub mod events;
 pub mod logging;
 pub mod onboarding;
 pub mod realtime;

@@ -118,7 +118,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
-        let running = verbio::services::start(config)
+        let running = verbio::app::start(config)
             .await
             .map_err(|e| e.to_string())?;
         // Printed on stdout so scripts and tests can find the port when it was 0.

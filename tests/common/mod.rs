@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use verbio::calls::events::CallEvent;
+use verbio::app::Running;
 use verbio::config::Config;
-use verbio::services::{self, Running};
+use verbio::events::CallEvent;
 use verbio::sim::realtime_server::{AgentTurn, SimRealtimeConfig, SimRealtimeServer};
 use verbio::sim::twilio_caller::{CallerConfig, CallerStep};
 use verbio::types::Secret;
@@ -53,7 +53,7 @@ pub async fn start(model: SimRealtimeConfig, tweak: impl FnOnce(&mut Config)) ->
     // Tests never reach Twilio: a closed local port unless the test points the client at Prism.
     config.telephony.api_base = "http://127.0.0.1:9".into();
     tweak(&mut config);
-    let running = services::start(config).await.expect("core starts");
+    let running = verbio::app::start(config).await.expect("core starts");
     let base = format!("http://{}", running.local_addr);
     let events = running.services.subscribe();
     Harness {

@@ -1,6 +1,6 @@
 //! Live calls: the per-call bridge task, playout math, call plans, registry and event bus.
 pub mod bridge;
-pub mod events;
 pub mod plan;
 pub mod playout;
 pub mod registry;
+pub mod session_settings;

@@ -17,7 +17,7 @@ use serde::Serialize;
 use tauri::{AppHandle, Emitter};
 use tracing::{info, warn};
 
-use crate::calls::events::CallEvent;
+use crate::events::CallEvent;
 
 /// Tauri event carrying each [`Alert`] to the window.
 pub const DESKTOP_ALERT: &str = "desktop-alert";

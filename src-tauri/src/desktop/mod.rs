@@ -1,8 +1,8 @@
 //! The desktop door: a Tauri window and tray icon over the core.
 //!
 //! [`run`] builds the app (single instance, notifications, tray), starts the core
-//! ([`crate::services::start`]) on Tauri's async runtime with secrets from the OS keychain, forwards every
-//! [`CallEvent`](crate::calls::events::CallEvent) to the webview as a `call-event` (and to the tray and
+//! ([`crate::app::start`]) on Tauri's async runtime with secrets from the OS keychain, forwards every
+//! [`CallEvent`](crate::events::CallEvent) to the webview as a `call-event` (and to the tray and
 //! notifications), forwards recording playback positions as `playback-position` and live calls' levels as
 //! `call-levels` ([`levels`], while the window is visible), and exposes the thin
 //! commands in [`commands`] and `call_commands`. A core that fails to start (port in use,
@@ -29,8 +29,8 @@ use tauri::{AppHandle, Emitter, Manager, RunEvent, WindowEvent};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tracing::{error, info, warn};
 
-use crate::calls::events::CallEvent;
 use crate::config::{Config, ConfigError};
+use crate::events::CallEvent;
 use crate::onboarding::ApiBases;
 use crate::secrets::Secrets;
 
@@ -247,7 +247,7 @@ async fn start_core(app: AppHandle, config: Result<Config, ConfigError>) {
             return;
         }
     };
-    match crate::services::start(config).await {
+    match crate::app::start(config).await {
         Ok(running) => {
             info!(local_addr = %running.local_addr, "call bridge started");
             let events = running.services.subscribe();

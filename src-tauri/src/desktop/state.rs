@@ -137,7 +137,7 @@ mod tests {
             ..Config::default()
         };
         let core = Core::new();
-        core.started(crate::services::start(config).await.unwrap());
+        core.started(crate::app::start(config).await.unwrap());
         let services = core.services().await.unwrap();
         assert!(services.status().local_url.starts_with("http://127.0.0.1:"));
         let err = services.end_call("CA0").await.unwrap_err();
@@ -159,7 +159,7 @@ mod tests {
         };
         let core = Arc::new(Core::new());
         assert!(core.current().is_none(), "nothing runs before the start");
-        core.started(crate::services::start(config.clone()).await.unwrap());
+        core.started(crate::app::start(config.clone()).await.unwrap());
         assert!(core.current().is_some());
         core.stop_for_restart().await;
         assert!(core.current().is_none());
@@ -169,7 +169,7 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiting.is_finished(), "commands wait during a restart");
-        core.started(crate::services::start(config).await.unwrap());
+        core.started(crate::app::start(config).await.unwrap());
         assert!(waiting.await.unwrap(), "and go on with the new core");
         core.shutdown().await;
     }

@@ -7,7 +7,6 @@
 //! user sees (events, transcripts in SQLite, hang-up from the window) is the real core's; only the two
 //! outside parties are simulated, so no key is ever sent anywhere.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +14,8 @@ use std::time::Duration;
 use serde::Serialize;
 use tracing::{info, warn};
 
+use super::private_line::LineSpec;
 use super::{ServiceError, Services};
-use crate::calls::bridge::BridgeDeps;
 use crate::realtime::client::RealtimeClient;
 use crate::sim::realtime_server::{AgentTurn, SimRealtimeConfig, SimRealtimeServer};
 use crate::sim::twilio_caller::{CallerConfig, CallerStep, SimCall};
@@ -132,58 +131,19 @@ impl Services {
         .await
         .map_err(|e| ServiceError::Invalid(format!("cannot start the simulated model: {e}")))?;
 
-        // A private door: its own token (never used anywhere else) and the simulator as the model.
+        // A private line: its own token (never used anywhere else) and the simulator as the model.
         let token = format!("demo-{:032x}", rand::random::<u128>());
-        let mut config = self.config.clone();
-        config.twilio_auth_token = Secret::new(token.clone());
-        config.twilio_signing_key = Secret::default();
-        config.public_url = None;
-        config.realtime_url = model.url();
-        config.openai_api_key = Secret::new("simulated");
-        config.api_key = Secret::default();
-        let bridge = Arc::new(BridgeDeps {
-            registry: self.registry.clone(),
-            bus: self.bus.clone(),
-            persist: self.bridge.persist.clone(),
-            connector: Arc::new(RealtimeClient::new(model.url(), Secret::new("simulated"))),
-            session: std::sync::RwLock::new(self.bridge.current_session()),
-            settings: self.config.bridge.clone(),
-            // Nothing to ask of Twilio on a simulated line; recorded like any call.
-            actions: None,
-            recorder: self.bridge.recorder.clone(),
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| ServiceError::Invalid(format!("cannot open the demo line: {e}")))?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|e| ServiceError::Invalid(format!("cannot open the demo line: {e}")))?;
-        let door = Arc::new(Services {
-            config,
-            bus: self.bus.clone(),
-            registry: self.registry.clone(),
-            store: self.store.clone(),
-            bridge,
-            recordings: self.recordings.clone(),
-            local_addr,
-            twilio: None,
-            outbound: std::sync::Mutex::default(),
-            public_url: std::sync::RwLock::new(None),
-            tunnel: std::sync::Mutex::new(None),
-            demo: DemoGate::default(),
-        });
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            let app = crate::server::router(door);
-            let _ = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
+        let line = self
+            .lines
+            .open(
+                self,
+                LineSpec {
+                    twilio_token: Secret::new(token.clone()),
+                    connector: Arc::new(RealtimeClient::new(model.url(), Secret::new("simulated"))),
+                },
             )
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
-            })
-            .await;
-        });
+            .map_err(|e| ServiceError::Invalid(format!("cannot open the demo line: {e}")))?;
+        let local_addr = line.local_addr();
 
         let mut caller = CallerConfig::new(format!("http://{local_addr}"), token);
         caller.from = DEMO_FROM.into();
@@ -195,8 +155,7 @@ impl Services {
         let call = match SimCall::place(caller, caller_script()).await {
             Ok(call) => call,
             Err(e) => {
-                let _ = stop_tx.send(());
-                let _ = server.await;
+                line.close().await;
                 return Err(ServiceError::Invalid(format!(
                     "the simulated call could not connect: {e}"
                 )));
@@ -211,8 +170,7 @@ impl Services {
             }
             // Let the bridge finish its end-of-call work before the door closes.
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let _ = stop_tx.send(());
-            let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), line.close()).await;
             drop(model);
             services.demo.0.store(false, Ordering::SeqCst);
             info!("simulated call finished");
@@ -228,8 +186,8 @@ impl Services {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::calls::events::CallEvent;
     use crate::config::Config;
+    use crate::events::CallEvent;
 
     #[tokio::test]
     async fn a_demo_call_runs_through_the_real_core_without_keys() {
@@ -240,7 +198,7 @@ mod tests {
             ..Config::default()
         };
         assert!(config.openai_api_key.is_empty() && config.twilio_auth_token.is_empty());
-        let running = crate::services::start(config).await.unwrap();
+        let running = crate::app::start(config).await.unwrap();
         let services = running.services.clone();
         let mut events = services.subscribe();
         let call = services.start_demo_call().await.unwrap();

@@ -64,7 +64,7 @@ mod tests {
             data_dir: dir.path().to_path_buf(),
             ..Config::default()
         };
-        let running = crate::services::start(config).await.unwrap();
+        let running = crate::app::start(config).await.unwrap();
         let services = running.services.clone();
         assert!(services.hang_up_all().is_empty());
         assert!(services.wait_for_no_calls(Duration::from_millis(10)).await);

@@ -13,9 +13,9 @@ use tracing::{info, warn};
 
 use super::{ServiceError, Services};
 use crate::calls::bridge::CallActions;
-use crate::calls::events::CallEvent;
 use crate::calls::plan::{self, AnsweredBy, CallPlan, Direction, MachineAction, MachinePolicy};
 use crate::calls::registry::CallControl;
+use crate::events::CallEvent;
 use crate::realtime::session::{Greeting, MaxOutputTokens, ReasoningEffort, SessionConfig, Voice};
 use crate::telephony::phone::E164;
 use crate::telephony::twilio::rest::{
@@ -294,7 +294,7 @@ impl Services {
             .map_err(|e| ServiceError::InvalidNumber(format!("to: {e}")))?;
         let from = E164::parse(&request.from)
             .map_err(|e| ServiceError::InvalidNumber(format!("from: {e}")))?;
-        let session = request.session(&self.bridge.current_session())?;
+        let session = request.session(&self.session.current())?;
         let twilio = self.twilio()?;
         let public = self.require_public_url()?;
         let numbers = twilio.list_numbers().await?;
@@ -475,7 +475,7 @@ impl Services {
         let number = match to.filter(|t| !t.trim().is_empty()) {
             Some(to) => E164::parse(to).map_err(|e| ServiceError::InvalidNumber(e.to_string()))?,
             None => {
-                let configured = self.bridge.current_session().transfer_number.clone();
+                let configured = self.session.current().transfer_number.clone();
                 let configured = configured.ok_or_else(|| {
                     ServiceError::Invalid(
                         "no number to transfer to: give one, or set the session's transfer number"

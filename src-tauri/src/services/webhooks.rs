@@ -9,8 +9,6 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use super::{ServiceError, Services};
-use crate::tunnel::static_url::StaticUrl;
-use crate::tunnel::Tunnel;
 
 /// Remembered: `auto` or `manual`.
 const SETTING_WEBHOOK_MODE: &str = "twilio.webhook_mode";
@@ -33,38 +31,17 @@ pub struct WebhookSetup {
 }
 
 impl Services {
-    /// The URL Twilio reaches this app at now.
-    pub fn public_url(&self) -> Option<String> {
-        self.public_url
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
     /// Uses `url` (the user's own tunnel or proxy) from now on, or none. Closes an ngrok tunnel.
     pub fn set_public_url(&self, url: Option<&str>) -> Result<Option<String>, ServiceError> {
-        let tunnel: Option<Box<dyn Tunnel>> = match url.map(str::trim).filter(|u| !u.is_empty()) {
-            Some(url) => Some(Box::new(
-                StaticUrl::new(url).map_err(|e| ServiceError::Invalid(e.to_string()))?,
-            )),
-            None => None,
-        };
-        let public = tunnel.as_ref().map(|t| t.public_url().to_string());
-        *self.tunnel.lock().unwrap_or_else(|p| p.into_inner()) = tunnel;
-        *self.public_url.write().unwrap_or_else(|p| p.into_inner()) = public.clone();
-        info!(public_url = ?public, "public URL changed");
-        Ok(public)
+        self.reachability
+            .set_public_url(url)
+            .map_err(|e| ServiceError::Invalid(e.to_string()))
     }
 
     /// The URLs to give Twilio, and the remembered choice.
     pub async fn webhook_setup(&self) -> Result<WebhookSetup, ServiceError> {
         let public = self.public_url();
-        let tunnel = self
-            .tunnel
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|t| t.kind());
+        let tunnel = self.reachability.tunnel_kind();
         Ok(WebhookSetup {
             voice_url: public.as_ref().map(|p| format!("{p}/twiml")),
             status_callback_url: public.as_ref().map(|p| format!("{p}/twilio/status")),
@@ -114,7 +91,7 @@ impl Services {
 
     /// On start, repeats the remembered `auto` choice (a tunnel's URL may differ from last run).
     /// Failures are logged: the app still runs, and the setup panel shows what to do by hand.
-    pub(super) async fn point_number_on_start(&self) {
+    pub async fn point_number_on_start(&self) {
         let mode = self.store.setting(SETTING_WEBHOOK_MODE).await;
         let number = self.store.setting(SETTING_WEBHOOK_NUMBER).await;
         if let (Ok(Some(mode)), Ok(Some(number))) = (mode, number) {

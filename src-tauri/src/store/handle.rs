@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use super::transcripts::NewTranscript;
 use super::{calls, migrations, transcripts, StoreError};
 use super::{CallRecord, IssueRecord, TranscriptRecord};
-use crate::calls::events::CallEvent;
+use crate::events::CallEvent;
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 

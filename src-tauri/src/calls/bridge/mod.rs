@@ -28,12 +28,12 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::calls::events::{CallEvent, EventBus};
 use crate::calls::registry::ActiveCall;
 use crate::calls::registry::CallRegistry;
+use crate::calls::session_settings::SessionSettings;
 use crate::config::BridgeSettings;
+use crate::events::{CallEvent, EventBus};
 use crate::realtime::client::ModelConnector;
-use crate::realtime::session::SessionConfig;
 use crate::telephony::twilio::media::{self, Inbound, StartMeta};
 use crate::types::now_ms;
 
@@ -81,7 +81,7 @@ pub struct BridgeDeps {
     pub persist: Option<PersistFn>,
     pub connector: Arc<dyn ModelConnector>,
     /// The session new calls get; a call keeps the config it started with.
-    pub session: std::sync::RwLock<Arc<SessionConfig>>,
+    pub session: Arc<SessionSettings>,
     pub settings: BridgeSettings,
     /// Telephony actions; `None` when Twilio's REST API is not configured (the call still works, but
     /// cannot apologise, transfer or hang up at Twilio).
@@ -91,19 +91,6 @@ pub struct BridgeDeps {
 }
 
 impl BridgeDeps {
-    /// The session config for a call starting now.
-    pub fn current_session(&self) -> Arc<SessionConfig> {
-        self.session
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Replaces the config for calls that start from now on.
-    pub fn set_session(&self, session: SessionConfig) {
-        *self.session.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(session);
-    }
-
     /// Persists and publishes an event; never blocks the call.
     pub fn emit(&self, event: CallEvent) {
         if let Some(persist) = &self.persist {
@@ -176,7 +163,7 @@ pub async fn handle_media_socket(deps: Arc<BridgeDeps>, socket: WebSocket, publi
         .plan
         .as_ref()
         .map(|plan| plan.session.clone())
-        .unwrap_or_else(|| deps.current_session());
+        .unwrap_or_else(|| deps.session.current());
     let info = ActiveCall {
         call_sid: call_sid.clone(),
         stream_sid: stream_sid.clone(),

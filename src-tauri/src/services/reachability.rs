@@ -1,0 +1,121 @@
+//! Where the app can be reached: its one owner. The loopback address the doors listen on, and the public
+//! URL Twilio uses now (a tunnel's, or the user's own), which every webhook and media-socket signature
+//! check, every callback URL and the desktop read — so a URL changed at run time is used everywhere at once.
+
+use std::net::SocketAddr;
+use std::sync::{Mutex, RwLock};
+
+use tracing::info;
+
+use crate::tunnel::static_url::StaticUrl;
+use crate::tunnel::{Tunnel, TunnelError};
+
+/// The app's addresses. The open tunnel is kept here so it stays open as long as its URL is in use.
+pub struct Reachability {
+    local_addr: SocketAddr,
+    public_url: RwLock<Option<String>>,
+    tunnel: Mutex<Option<Box<dyn Tunnel>>>,
+}
+
+impl std::fmt::Debug for Reachability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reachability")
+            .field("local_addr", &self.local_addr)
+            .field("public_url", &self.public_url())
+            .finish()
+    }
+}
+
+impl Reachability {
+    /// Listening on `local_addr`, reached from outside through `tunnel` (if any).
+    pub fn new(local_addr: SocketAddr, tunnel: Option<Box<dyn Tunnel>>) -> Self {
+        Reachability {
+            local_addr,
+            public_url: RwLock::new(tunnel.as_ref().map(|t| t.public_url().to_string())),
+            tunnel: Mutex::new(tunnel),
+        }
+    }
+
+    /// The loopback address the doors listen on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `http://` + [`Self::local_addr`].
+    pub fn local_url(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+
+    /// The URL Twilio reaches this app at now.
+    pub fn public_url(&self) -> Option<String> {
+        self.public_url
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// What kind of public URL is in use: `ngrok`, `public_url`, or `None` when Twilio cannot reach
+    /// the app.
+    pub fn tunnel_kind(&self) -> Option<&'static str> {
+        self.tunnel
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|t| t.kind())
+    }
+
+    /// Uses `url` (the user's own tunnel or proxy) from now on, or none; closes a tunnel in use.
+    pub fn set_public_url(&self, url: Option<&str>) -> Result<Option<String>, TunnelError> {
+        let tunnel: Option<Box<dyn Tunnel>> = match url.map(str::trim).filter(|u| !u.is_empty()) {
+            Some(url) => Some(Box::new(StaticUrl::new(url)?)),
+            None => None,
+        };
+        let public = tunnel.as_ref().map(|t| t.public_url().to_string());
+        // The URL first: a check that reads it between the two writes sees the new URL, never a
+        // closed tunnel's.
+        *self.public_url.write().unwrap_or_else(|p| p.into_inner()) = public.clone();
+        *self.tunnel.lock().unwrap_or_else(|p| p.into_inner()) = tunnel;
+        info!(public_url = ?public, "public URL changed");
+        Ok(public)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    }
+
+    #[test]
+    fn a_new_public_url_replaces_the_old_and_can_be_cleared() {
+        let r = Reachability::new(
+            addr(),
+            Some(Box::new(StaticUrl::new("https://a.example").unwrap())),
+        );
+        assert_eq!(r.public_url().as_deref(), Some("https://a.example"));
+        assert_eq!(r.tunnel_kind(), Some("public_url"));
+        assert_eq!(
+            r.set_public_url(Some(" https://b.example/ "))
+                .unwrap()
+                .as_deref(),
+            Some("https://b.example")
+        );
+        assert_eq!(r.public_url().as_deref(), Some("https://b.example"));
+        assert_eq!(r.set_public_url(Some("")).unwrap(), None);
+        assert_eq!(r.public_url(), None);
+        assert_eq!(r.tunnel_kind(), None);
+        assert_eq!(r.local_url(), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn a_bad_url_changes_nothing() {
+        let r = Reachability::new(
+            addr(),
+            Some(Box::new(StaticUrl::new("https://a.example").unwrap())),
+        );
+        assert!(r.set_public_url(Some("ftp://nope")).is_err());
+        assert_eq!(r.public_url().as_deref(), Some("https://a.example"));
+    }
+}
