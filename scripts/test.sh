@@ -58,7 +58,13 @@ npm run --prefix ui test
 section "UI: production build (vite)"
 npm run --prefix ui build
 
-section "Clippy: headless core (--no-default-features)"
+section "Layering: no import cycle between the core's rooms"
+python3 scripts/room-cycles.py --max 4
+
+section "Clippy: lean headless core (--no-default-features: no window, no tunnel, no simulators)"
+cargo clippy --no-default-features --lib --bins -- -D warnings
+
+section "Clippy: headless core with its tests (the tests turn the simulators on)"
 cargo clippy --no-default-features --all-targets -- -D warnings
 
 section "Clippy: desktop app (default features)"

@@ -11,10 +11,11 @@
 //! - [`server`]: the axum router (Twilio routes, `/api`).
 //! - [`services`]: the operations both doors (HTTP API and desktop) call.
 //! - [`tunnel`]: how Twilio reaches a desktop (ngrok, or a user-supplied public URL).
-//! - [`sim`]: fake Realtime server and fake Twilio caller for tests, benchmarks and the demo call.
+//! - `sim` (feature `sim`): fake Realtime server and fake Twilio caller for tests, benchmarks and the demo call.
 
 pub mod app;
 pub mod audio;
+#[cfg(feature = "sim")]
 pub mod bench;
 pub mod calls;
 pub mod config;
@@ -29,6 +30,7 @@ pub mod secrets;
 pub mod server;
 pub mod services;
 pub mod settings_file;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod store;
 pub mod telephony;

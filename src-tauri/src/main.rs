@@ -17,6 +17,7 @@ enum Command {
     /// Run the call bridge without a window (servers, tests).
     Serve(ServeArgs),
     /// Load-test the bridge with simulated calls over loopback and print the measurements.
+    #[cfg(feature = "sim")]
     Bench(verbio::bench::BenchArgs),
 }
 
@@ -51,6 +52,7 @@ fn main() -> ExitCode {
     verbio::logging::init(verbio::logging::LogFormat::from_env());
     let result = match cli.command {
         Some(Command::Serve(args)) => serve(args),
+        #[cfg(feature = "sim")]
         Some(Command::Bench(args)) => verbio::bench::run(args).map_err(|e| e.to_string()),
         None => desktop(),
     };

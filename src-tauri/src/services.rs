@@ -94,7 +94,8 @@ pub struct Services {
     twilio: Option<crate::telephony::twilio::rest::TwilioRest>,
     /// Plans of calls the app placed that have not finished, by CallSid (for AMD callbacks).
     outbound: std::sync::Mutex<outbound::OutboundPlans>,
-    /// Opens the demo call's private line.
+    /// Opens the demo call's private line (a build without the simulators has no demo call).
+    #[cfg_attr(not(feature = "sim"), allow(dead_code))]
     lines: Arc<dyn LineOpener>,
     /// At most one simulated call at a time ([`demo`]).
     demo: demo::DemoGate,

@@ -43,21 +43,27 @@ mod tests {
     #[test]
     fn an_invalid_session_is_refused_and_the_current_one_stays() {
         let settings = SessionSettings::new(SessionConfig::default()).unwrap();
-        let mut bad = SessionConfig::default();
-        bad.model = String::new();
+        let bad = SessionConfig {
+            model: String::new(),
+            ..SessionConfig::default()
+        };
         assert!(settings.replace(bad).is_err());
         assert_eq!(*settings.current(), SessionConfig::default());
 
-        let mut good = SessionConfig::default();
-        good.instructions = "Be brief.".into();
+        let good = SessionConfig {
+            instructions: "Be brief.".into(),
+            ..SessionConfig::default()
+        };
         settings.replace(good.clone()).unwrap();
         assert_eq!(*settings.current(), good);
     }
 
     #[test]
     fn an_invalid_start_is_refused() {
-        let mut bad = SessionConfig::default();
-        bad.model = String::new();
+        let bad = SessionConfig {
+            model: String::new(),
+            ..SessionConfig::default()
+        };
         assert!(SessionSettings::new(bad).is_err());
     }
 }

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::watch;
 
 use super::CommandError;
-use crate::services::{Running, Services};
+use crate::app::Running;
+use crate::services::Services;
 
 #[derive(Clone)]
 enum Phase {
