@@ -4,3 +4,4 @@ pub mod plan;
 pub mod playout;
 pub mod registry;
 pub mod session_settings;
+pub mod timeline;

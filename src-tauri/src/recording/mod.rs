@@ -1,9 +1,9 @@
 //! Call recordings: a live dual-channel WAV of every call, the local library, Twilio's cloud copies,
 //! playback and live listen-in through the speakers.
 //!
-//! - [`timeline`]: where each piece of audio belongs (Twilio timestamps, mark echoes, clears). Pure.
 //! - [`wav_writer`]: the stereo 8 kHz WAV written by position, header kept current.
-//! - [`recorder`]: the bridge's per-call tap and its bounded queue; `writer`: one thread writing every file.
+//! - [`recorder`]: the per-call sink for the call's timeline (`calls::timeline`) and its bounded queue;
+//!   `writer`: one thread writing every file.
 //! - [`repair`]: fixing recordings a crash left unfinished.
 //! - [`wav_reader`], [`peaks`]: reading recordings back; the waveform.
 //! - [`speaker`], [`playback`], [`listen_in`]: `cpal` output with `rubato` resampling.
@@ -19,7 +19,6 @@ pub mod playback;
 pub mod recorder;
 pub mod repair;
 pub mod speaker;
-pub mod timeline;
 pub mod twilio_cloud;
 pub mod wav_reader;
 pub mod wav_writer;

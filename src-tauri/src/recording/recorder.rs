@@ -1,25 +1,26 @@
 //! Recording a call as it happens, off the hot path.
 //!
-//! The bridge holds a [`CallRecording`] per call and feeds it caller frames, agent chunks, mark echoes
-//! and clears. Those calls only place audio on the timeline ([`super::timeline`]) and hand it to a
-//! bounded queue (`try_send`, never waiting); the writer ([`super::writer`]) owns the files. If the queue is
+//! The bridge holds a [`CallRecording`] per call: a sink for the call's timeline (`calls::timeline`),
+//! which says where each piece of audio belongs. It gets caller frames and agent audio already placed
+//! and hands them to a bounded queue (`try_send`, never waiting) and to listen-in; the writer
+//! ([`super::writer`]) owns the files. If the queue is
 //! full (slow disk) the audio is dropped and the recording is marked incomplete with the reason; if the
 //! disk fails, the writer stops writing and marks it incomplete; the call goes on either way.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::mpsc::error::TrySendError;
 
 use base64::Engine;
 use tracing::warn;
 
 use super::listen_in::{LiveAudio, LiveTaps};
-use super::timeline::{AgentTrack, Placed, StreamClock, StreamUs};
 use super::wav_writer::{Side, SAMPLE_RATE};
 use super::writer::{WriterJob, WriterPool};
 use crate::store::StoreHandle;
+use crate::types::StreamUs;
 
 /// Knobs; tests shrink the queue to provoke overflow.
 #[derive(Debug, Clone)]
@@ -88,22 +89,13 @@ impl Recorder {
 
     /// Called by the bridge when a stream starts. `record` is the per-call choice; the file is only
     /// written when both it and the global switch are on. Listen-in works either way.
-    pub fn start_call(
-        &self,
-        call_sid: &str,
-        started_at_ms: i64,
-        record: bool,
-        origin: Instant,
-    ) -> CallRecording {
+    pub fn start_call(&self, call_sid: &str, started_at_ms: i64, record: bool) -> CallRecording {
         let writer = (record && self.enabled())
             .then(|| self.spawn_writer(call_sid, started_at_ms))
             .flatten();
         CallRecording {
             writer,
-            clock: StreamClock::new(origin),
-            agent: AgentTrack::new(),
             live: self.live.open(call_sid),
-            live_agent_end_us: 0,
         }
     }
 
@@ -153,18 +145,15 @@ struct WriterLink {
     dropped: Arc<AtomicU64>,
 }
 
-/// A call's recording as the bridge sees it. Every method is cheap and never blocks.
+/// A call's recording and listen-in feed: a sink for the call's timeline. Every method is cheap and
+/// never blocks.
 pub struct CallRecording {
     writer: Option<WriterLink>,
-    clock: StreamClock,
-    agent: AgentTrack,
     live: tokio::sync::broadcast::Sender<LiveAudio>,
-    /// Where the agent audio queued at Twilio ends, for listen-in: chunks arrive faster than real
-    /// time and play back to back, so each is placed after the previous one.
-    live_agent_end_us: StreamUs,
 }
 
-fn decode_b64(payload: &str) -> Option<Vec<u8>> {
+/// The μ-law in a Twilio `media` payload; `None` when it is not base64 (the bridge reports that).
+pub fn decode_payload(payload: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD
         .decode(payload)
         .ok()
@@ -180,6 +169,11 @@ impl CallRecording {
         self.writer.is_some()
     }
 
+    /// True when someone is listening in now.
+    pub fn has_listeners(&self) -> bool {
+        self.live.receiver_count() > 0
+    }
+
     fn queue(&mut self, side: Side, start: u64, mulaw: Vec<u8>) {
         let Some(w) = &self.writer else { return };
         match w.tx.try_send(Op::Audio { side, start, mulaw }) {
@@ -191,73 +185,40 @@ impl CallRecording {
     }
 
     fn publish(&self, audio: LiveAudio) {
-        if self.live.receiver_count() > 0 {
+        if self.has_listeners() {
             let _ = self.live.send(audio);
         }
     }
 
-    /// A caller frame; `timestamp_ms` is Twilio's media timestamp (None if it sent none).
-    pub fn caller_audio(&mut self, timestamp_ms: Option<u64>, payload_b64: &str) {
-        let start_us = self.clock.on_frame(timestamp_ms, Instant::now());
-        let Some(bytes) = decode_b64(payload_b64) else {
-            return;
-        };
-        if self.live.receiver_count() > 0 {
+    /// A caller frame starting at `start_us`: to the file and to listeners.
+    pub fn caller(&mut self, start_us: StreamUs, mulaw: Vec<u8>) {
+        if self.has_listeners() {
             self.publish(LiveAudio::Audio {
                 side: Side::Caller,
                 start_us,
-                mulaw: bytes.clone().into(),
+                mulaw: mulaw.clone().into(),
             });
         }
-        self.queue(Side::Caller, us_to_frame(start_us), bytes);
+        self.queue(Side::Caller, us_to_frame(start_us), mulaw);
     }
 
-    /// An agent chunk went to Twilio, followed by `mark`.
-    pub fn agent_sent(&mut self, mark: &str, payload_b64: &str) {
-        let Some(bytes) = decode_b64(payload_b64) else {
-            return;
-        };
-        let now_us = self.clock.now_us(Instant::now());
-        let live_start = now_us.max(self.live_agent_end_us);
-        self.live_agent_end_us = live_start + bytes.len() as u64 * 125;
-        if self.live.receiver_count() > 0 {
-            self.publish(LiveAudio::Audio {
-                side: Side::Agent,
-                start_us: live_start,
-                mulaw: bytes.clone().into(),
-            });
-        }
-        if self.writer.is_some() {
-            self.agent.on_sent(mark, bytes, now_us);
-        }
+    /// Agent audio handed to Twilio that will play at `plays_at`: to listeners now (listen-in plays
+    /// what the caller is about to hear; the file waits until it has played).
+    pub fn agent_queued(&self, plays_at: StreamUs, mulaw: &[u8]) {
+        self.publish(LiveAudio::Audio {
+            side: Side::Agent,
+            start_us: plays_at,
+            mulaw: mulaw.into(),
+        });
     }
 
-    /// Twilio echoed a mark: that agent audio has played.
-    pub fn mark(&mut self, name: &str) {
-        let now_us = self.clock.now_us(Instant::now());
-        for placed in self.agent.on_mark(name, now_us) {
-            self.place(placed);
-        }
+    /// Agent audio that played from `start_us`: to the file.
+    pub fn agent_played(&mut self, start_us: StreamUs, mulaw: Vec<u8>) {
+        self.queue(Side::Agent, us_to_frame(start_us), mulaw);
     }
 
-    /// The bridge sent `clear`: queued agent audio was never heard.
-    pub fn clear(&mut self) {
-        let now_us = self.clock.now_us(Instant::now());
-        self.live_agent_end_us = now_us;
-        self.publish(LiveAudio::Clear { at_us: now_us });
-        for placed in self.agent.on_clear(now_us) {
-            self.place(placed);
-        }
-    }
-
-    fn place(&mut self, placed: Placed) {
-        self.queue(Side::Agent, us_to_frame(placed.start_us), placed.audio);
-    }
-}
-
-impl Drop for CallRecording {
-    /// The call ended: the chunk playing at hang-up was heard up to now.
-    fn drop(&mut self) {
-        self.clear();
+    /// Queued agent audio was stopped at `at_us` (barge-in): listeners drop what they hold after it.
+    pub fn cleared(&self, at_us: StreamUs) {
+        self.publish(LiveAudio::Clear { at_us });
     }
 }

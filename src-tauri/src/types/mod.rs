@@ -7,5 +7,5 @@ mod usage;
 
 pub use secret::Secret;
 pub use speaker::Speaker;
-pub use time::now_ms;
+pub use time::{now_ms, StreamUs};
 pub use usage::TokenUsage;

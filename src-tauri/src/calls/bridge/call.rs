@@ -23,16 +23,17 @@ use super::sequencer::{Outgoing, Purpose, Request, Sequencer};
 use super::tool_calls::{FunctionCall, ToolCalls};
 use super::transcript::{Transcript, Turn};
 use super::{close_twilio, BridgeDeps, EndReason};
-use crate::calls::playout::{MarkOutcome, Playout};
+use crate::calls::playout::{MarkOutcome, Placed};
 use crate::calls::registry::CallControl;
+use crate::calls::timeline::{CallTimeline, SessionAudio};
 use crate::events::CallEvent;
 use crate::realtime::client::{ConnectFuture, ModelSocket, RealtimeError};
 use crate::realtime::events::{self as rt, ApiError, Role, ServerEvent};
 use crate::realtime::session::{Greeting, OptionalField, SessionConfig};
 use crate::realtime::tools::{built_in, BuiltIn};
-use crate::recording::timeline::{SessionAudio, StreamClock, StreamUs};
+use crate::recording::recorder::decode_payload;
 use crate::telephony::twilio::media::{self, Inbound, MediaError, BYTES_PER_MS};
-use crate::types::{now_ms, Speaker, TokenUsage};
+use crate::types::{now_ms, Speaker, StreamUs, TokenUsage};
 
 /// Turns kept for seeding a fresh session (the newest ones).
 const MAX_SEED_TURNS: usize = 200;
@@ -97,10 +98,8 @@ pub(super) struct Call {
     needs_seed: bool,
     /// The current session was opened to replace a dropped one (an issue is reported once it is ready).
     reconnecting: bool,
-    playout: Playout,
-    pub(super) started: Instant,
-    /// Stream time (from Twilio's media timestamps, as the recording uses): transcript offsets.
-    clock: StreamClock,
+    /// The call's one clock and playout model: barge-in cuts, transcript offsets, the recording.
+    timeline: CallTimeline,
     /// Caller audio sent to the current model session, to place its `speech_started` on the stream.
     session_audio: SessionAudio,
     gaps: GapFiller,
@@ -203,9 +202,8 @@ impl Call {
             lifecycle,
             needs_seed: false,
             reconnecting: false,
-            playout: Playout::new(),
-            started: now,
-            clock: StreamClock::new(now.into_std()),
+
+            timeline: CallTimeline::new(now),
             session_audio: SessionAudio::new(),
             gaps: GapFiller::new(),
             frames: FrameAligner::new(),
@@ -380,7 +378,7 @@ impl Call {
             // A session that was confirmed before it took over (the rollover's, after a drop).
             self.on_session_ready().await;
         }
-        let idle = self.sequencer.idle() && self.playout.is_drained();
+        let idle = self.sequencer.idle() && self.timeline.is_drained();
         match self.ending.due(idle) {
             Some(Due::End(reason)) => return Err(reason),
             Some(Due::Transfer(number)) => {
@@ -417,7 +415,9 @@ impl Call {
 
     async fn shut_down(&mut self, reason: &EndReason) {
         // An answer the call ended in the middle of is kept as far as the caller heard it.
-        for cut in self.playout.interrupt(Instant::now(), true) {
+        let cut = self.timeline.cut(Instant::now(), true);
+        self.record_heard(cut.heard);
+        for cut in cut.truncations {
             self.transcript
                 .agent_truncated(&cut.item_id, cut.audio_end_ms);
         }
@@ -437,6 +437,15 @@ impl Call {
         }
     }
 
+    /// Agent audio the timeline says was heard (echoed, or cut mid-chunk) goes to the recording.
+    fn record_heard(&mut self, heard: Vec<Placed>) {
+        if let Some(rec) = &mut self.recording {
+            for placed in heard {
+                rec.agent_played(placed.start_us, placed.audio);
+            }
+        }
+    }
+
     /// The current session is configured as the call needs it (μ-law both ways).
     fn model_ready(&self) -> bool {
         self.model.as_ref().is_some_and(|m| m.setup.confirmed())
@@ -444,7 +453,7 @@ impl Call {
 
     /// Transcript offset of "now": stream time, the recording's timeline.
     fn offset_ms(&self) -> u64 {
-        self.clock.now_us(std::time::Instant::now()) / 1000
+        self.timeline.now_us(Instant::now()) / 1000
     }
 
     /// Where the caller started speaking, on the stream: `audio_start_ms` is a position in the audio the
@@ -460,7 +469,7 @@ impl Call {
     fn install_session(&mut self, link: ModelLink) -> Option<ModelLink> {
         self.session_audio = SessionAudio::new();
         self.frames.discard();
-        self.playout.new_session();
+        self.timeline.new_session();
         self.sequencer.reset();
         self.tools.on_response_done();
         self.model.replace(link)
@@ -565,10 +574,13 @@ impl Call {
                     self.note_bad_frame("media timestamp", &e);
                     None
                 });
+                let start_us = self.timeline.caller_frame(timestamp, Instant::now());
                 if let Some(rec) = &mut self.recording {
-                    rec.caller_audio(timestamp, &media.payload);
+                    // Checked above to be base64.
+                    if let Some(mulaw) = decode_payload(&media.payload) {
+                        rec.caller(start_us, mulaw);
+                    }
                 }
-                let start_us = self.clock.on_frame(timestamp, std::time::Instant::now());
                 let pad_ms = self.gaps.on_frame(timestamp, bytes as u64 / BYTES_PER_MS);
                 if pad_ms > 0 {
                     // Twilio sent nothing for a while: the model must hear that silence, or its VAD
@@ -582,10 +594,9 @@ impl Call {
                 Ok(())
             }
             Inbound::Mark { mark } => {
-                if let Some(rec) = &mut self.recording {
-                    rec.mark(&mark.name);
-                }
-                if self.playout.on_mark(&mark.name, Instant::now()) == MarkOutcome::Unknown {
+                let (outcome, played) = self.timeline.mark(&mark.name, Instant::now());
+                self.record_heard(played);
+                if outcome == MarkOutcome::Unknown {
                     self.note_bad_frame(
                         "mark",
                         &format_args!("unknown mark name {:?}", short(&mark.name)),
@@ -979,13 +990,11 @@ impl Call {
                     return Ok(());
                 }
                 let now = Instant::now();
-                let (playout, clock) = (&self.playout, &self.clock);
-                self.transcript.agent_audio(&item_id, bytes, || {
-                    // The turn starts where its audio starts playing: after the agent audio queued
-                    // before it, which may be seconds after this delta is sent.
-                    let wait = playout.play_start(now).saturating_duration_since(now);
-                    (clock.now_us(now.into_std()) + wait.as_micros() as u64) / 1000
-                });
+                let timeline = &self.timeline;
+                // The turn starts where its audio starts playing: after the agent audio queued before
+                // it, which may be seconds after this delta is sent.
+                self.transcript
+                    .agent_audio(&item_id, bytes, || timeline.play_start_ms(now));
                 let (previous, ready) = match self.frames.push(&item_id, &delta, bytes) {
                     Ok(chunks) => chunks,
                     Err(e) => {
@@ -1275,16 +1284,18 @@ impl Call {
     async fn cut_playback(&mut self) -> Flow {
         let now = Instant::now();
         self.frames.discard();
-        let had_queued = !self.playout.is_drained();
+        let had_queued = !self.timeline.is_drained();
         let running = self.sequencer.active_response().map(str::to_string);
-        let cuts = self.playout.interrupt(now, running.is_some());
+        let cut = self.timeline.cut(now, running.is_some());
+        let cuts = cut.truncations;
         if had_queued || !cuts.is_empty() {
             self.send_twilio(media::clear_message(&self.stream_sid))
                 .await?;
-            if let Some(rec) = &mut self.recording {
-                rec.clear();
+            if let Some(rec) = &self.recording {
+                rec.cleared(cut.at);
             }
         }
+        self.record_heard(cut.heard);
         if let Some(response) = running {
             push_bounded(&mut self.dropped_responses, response);
         }
@@ -1314,10 +1325,20 @@ impl Call {
         bytes: usize,
         now: Instant,
     ) -> Flow {
-        let mark = self.playout.on_sent(item_id, bytes, now);
-        if let Some(rec) = &mut self.recording {
-            rec.agent_sent(&mark, payload);
+        // The μ-law itself only when someone wants it: the file (once played) or a listener (now).
+        let wanted = self
+            .recording
+            .as_ref()
+            .is_some_and(|r| r.is_recording() || r.has_listeners());
+        let audio = wanted.then(|| decode_payload(payload)).flatten();
+        let keep = self.recording.as_ref().is_some_and(|r| r.is_recording());
+        let queued = self
+            .timeline
+            .agent_sent(item_id, bytes, audio.clone().filter(|_| keep), now);
+        if let (Some(rec), Some(audio)) = (&self.recording, &audio) {
+            rec.agent_queued(queued.plays_at, audio);
         }
+        let mark = queued.mark;
         let media_msg = media::media_message(&self.stream_sid, payload);
         let mark_msg = media::mark_message(&self.stream_sid, &mark);
         let sent = async {

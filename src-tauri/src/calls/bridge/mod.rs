@@ -206,14 +206,10 @@ pub async fn handle_media_socket(deps: Arc<BridgeDeps>, socket: WebSocket, publi
     // `<Parameter name="record" value="false"/>`.
     let record = pending.plan.as_ref().is_none_or(|p| p.record)
         && start.custom_parameters.get("record").map(String::as_str) != Some("false");
-    call.recording = deps.recorder.as_ref().map(|r| {
-        r.start_call(
-            &call_sid,
-            info.started_at_ms,
-            record,
-            call.started.into_std(),
-        )
-    });
+    call.recording = deps
+        .recorder
+        .as_ref()
+        .map(|r| r.start_call(&call_sid, info.started_at_ms, record));
     // Its own task, so a panic inside one call is contained and still reported as that call's end.
     let task = tokio::spawn(call.run(twilio_rx, control_rx).instrument(span));
     let reason = match task.await {
