@@ -8,6 +8,7 @@
 pub mod api;
 pub mod auth;
 pub mod errors;
+pub mod extract;
 pub mod limits;
 pub mod public_url;
 pub mod range;
