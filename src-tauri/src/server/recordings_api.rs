@@ -22,7 +22,7 @@ use crate::server::api::default_limit;
 use crate::server::errors::{ApiError, ApiResult};
 use crate::server::extract::{ApiJson, ApiPath, ApiQuery, RecordingId};
 use crate::server::range::{self, RangeRequest};
-use crate::services::Services;
+use crate::services::{ErrorKind, Services};
 use crate::store::recordings::RecordingRecord;
 use crate::types::CallSid;
 
@@ -131,9 +131,10 @@ pub(super) async fn audio(
     if let Some(cr) = content_range {
         response = response.header(header::CONTENT_RANGE, cr);
     }
-    response
-        .body(body)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
+    response.body(body).map_err(|e| {
+        let internal = ErrorKind::Internal;
+        ApiError::new(internal.status(), internal.code(), e.to_string())
+    })
 }
 
 #[derive(Deserialize)]

@@ -35,55 +35,52 @@ pub enum ServiceError {
     Recording(#[from] LibraryError),
 }
 
-/// The kinds of failure a door tells apart. Each has one code and one HTTP status ([`ErrorKind::code`],
-/// [`ErrorKind::status`]); codes are part of the API and never change meaning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    NotFound,
-    Conflict,
-    InvalidValue,
-    InvalidPhoneNumber,
-    UnknownFromNumber,
-    NotConfigured,
+/// Declares [`ErrorKind`] from the table below: each kind once, with its HTTP status and code.
+macro_rules! error_kinds {
+    ($($(#[$doc:meta])* $kind:ident => ($status:ident, $code:literal),)*) => {
+        /// The kinds of failure a door tells apart. Each has one code and one HTTP status
+        /// ([`ErrorKind::code`], [`ErrorKind::status`]); codes are part of the API and never change meaning.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ErrorKind {
+            $($(#[$doc])* $kind,)*
+        }
+
+        impl ErrorKind {
+            /// Every kind, in the table's order.
+            pub const ALL: &[ErrorKind] = &[$(ErrorKind::$kind,)*];
+
+            fn parts(self) -> (StatusCode, &'static str) {
+                match self {
+                    $(ErrorKind::$kind => (StatusCode::$status, $code),)*
+                }
+            }
+        }
+    };
+}
+
+error_kinds! {
+    NotFound => (NOT_FOUND, "not_found"),
+    Conflict => (CONFLICT, "conflict"),
+    InvalidValue => (UNPROCESSABLE_ENTITY, "invalid_value"),
+    InvalidPhoneNumber => (UNPROCESSABLE_ENTITY, "invalid_phone_number"),
+    UnknownFromNumber => (UNPROCESSABLE_ENTITY, "unknown_from_number"),
+    NotConfigured => (SERVICE_UNAVAILABLE, "not_configured"),
     /// Twilio refused the request: the user's input (a number, a permission) is the cause.
-    TwilioRefused,
-    TwilioUnavailable,
+    TwilioRefused => (BAD_GATEWAY, "twilio_refused"),
+    TwilioUnavailable => (BAD_GATEWAY, "twilio_unavailable"),
     /// Fetching or deleting Twilio's copy of a recording failed.
-    TwilioRecording,
-    RecordingUnreadable,
-    StillRecording,
-    FileError,
-    NoAudioDevice,
+    TwilioRecording => (BAD_GATEWAY, "twilio"),
+    RecordingUnreadable => (CONFLICT, "recording_unreadable"),
+    StillRecording => (CONFLICT, "still_recording"),
+    FileError => (CONFLICT, "file_error"),
+    NoAudioDevice => (SERVICE_UNAVAILABLE, "no_audio_device"),
     /// Nothing is playing, or nobody is listening in.
-    Idle,
-    NotLive,
-    Internal,
+    Idle => (CONFLICT, "idle"),
+    NotLive => (CONFLICT, "not_live"),
+    Internal => (INTERNAL_SERVER_ERROR, "internal"),
 }
 
 impl ErrorKind {
-    /// The table: (HTTP status, code).
-    fn parts(self) -> (StatusCode, &'static str) {
-        use ErrorKind::*;
-        match self {
-            NotFound => (StatusCode::NOT_FOUND, "not_found"),
-            Conflict => (StatusCode::CONFLICT, "conflict"),
-            InvalidValue => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_value"),
-            InvalidPhoneNumber => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_phone_number"),
-            UnknownFromNumber => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_from_number"),
-            NotConfigured => (StatusCode::SERVICE_UNAVAILABLE, "not_configured"),
-            TwilioRefused => (StatusCode::BAD_GATEWAY, "twilio_refused"),
-            TwilioUnavailable => (StatusCode::BAD_GATEWAY, "twilio_unavailable"),
-            TwilioRecording => (StatusCode::BAD_GATEWAY, "twilio"),
-            RecordingUnreadable => (StatusCode::CONFLICT, "recording_unreadable"),
-            StillRecording => (StatusCode::CONFLICT, "still_recording"),
-            FileError => (StatusCode::CONFLICT, "file_error"),
-            NoAudioDevice => (StatusCode::SERVICE_UNAVAILABLE, "no_audio_device"),
-            Idle => (StatusCode::CONFLICT, "idle"),
-            NotLive => (StatusCode::CONFLICT, "not_live"),
-            Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        }
-    }
-
     /// The stable code both doors send.
     pub fn code(self) -> &'static str {
         self.parts().1
@@ -164,27 +161,8 @@ mod tests {
 
     #[test]
     fn every_code_is_distinct() {
-        use ErrorKind::*;
-        let all = [
-            NotFound,
-            Conflict,
-            InvalidValue,
-            InvalidPhoneNumber,
-            UnknownFromNumber,
-            NotConfigured,
-            TwilioRefused,
-            TwilioUnavailable,
-            TwilioRecording,
-            RecordingUnreadable,
-            StillRecording,
-            FileError,
-            NoAudioDevice,
-            Idle,
-            NotLive,
-            Internal,
-        ];
-        let codes: std::collections::HashSet<_> = all.iter().map(|k| k.code()).collect();
-        assert_eq!(codes.len(), all.len());
+        let codes: std::collections::HashSet<_> = ErrorKind::ALL.iter().map(|k| k.code()).collect();
+        assert_eq!(codes.len(), ErrorKind::ALL.len());
     }
 
     #[test]

@@ -31,10 +31,6 @@ impl CallSid {
             Err(SidError)
         }
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
 impl TryFrom<String> for CallSid {
@@ -51,17 +47,12 @@ impl From<CallSid> for String {
     }
 }
 
+/// A SID reads as the `&str` the services take.
 impl std::ops::Deref for CallSid {
     type Target = str;
 
     fn deref(&self) -> &str {
         &self.0
-    }
-}
-
-impl std::fmt::Display for CallSid {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
@@ -82,7 +73,7 @@ mod tests {
     #[test]
     fn deserializing_checks_the_shape() {
         let sid: CallSid = serde_json::from_str(r#""CA1""#).expect("a SID");
-        assert_eq!(sid.as_str(), "CA1");
+        assert_eq!(&*sid, "CA1");
         assert_eq!(serde_json::to_string(&sid).expect("json"), r#""CA1""#);
         let err = serde_json::from_str::<CallSid>(r#""CA/1""#).expect_err("not a SID");
         assert!(err.to_string().contains("call SIDs are"), "{err}");
