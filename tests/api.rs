@@ -99,6 +99,82 @@ async fn no_api_route_answers_without_the_key() {
     );
 }
 
+/// The route list is made from the router's own table: every listed route is answered by a handler
+/// (not the fallback), and every other method on a listed path is refused with 405, so a method the
+/// router serves is never missing from the list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_route_list_is_the_router() {
+    let h = harness(1000).await;
+    let mut seen = std::collections::HashSet::new();
+    for (method, path) in API_ROUTES {
+        assert!(seen.insert((method, path)), "{method} {path} listed twice");
+        let resp = call(&h, method, path, Some(API_KEY)).await;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert!(
+            !text.contains("no such API route"),
+            "{method} {path} fell through to the fallback"
+        );
+    }
+    for (_, path) in API_ROUTES {
+        for method in ["GET", "POST", "PUT", "DELETE"] {
+            if API_ROUTES.contains(&(method, path)) {
+                continue;
+            }
+            let resp = call(&h, method, path, Some(API_KEY)).await;
+            assert_eq!(
+                resp.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path} is served but not listed"
+            );
+        }
+    }
+}
+
+/// Every route that takes a call SID or a recording id checks it the same way, before anything else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_in_paths_are_checked_alike_on_every_route() {
+    let h = harness(1000).await;
+    let mut checked = 0;
+    for (method, path) in API_ROUTES {
+        let (bad, message) = if path.contains("{sid}") || path.contains("/sessions/{id}") {
+            ("CA%20x", "call SIDs are 1 to 64 letters, digits, - or _")
+        } else if path.contains("/recording/{id}") {
+            ("0", "recording ids are positive numbers")
+        } else {
+            continue;
+        };
+        let url = format!(
+            "{}{}",
+            h.base,
+            path.replace("{sid}", bad).replace("{id}", bad)
+        );
+        let method = Method::from_bytes(method.as_bytes()).expect("method");
+        let resp = reqwest::Client::new()
+            .request(method.clone(), url)
+            .header("X-API-Key", API_KEY)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status();
+        let body: Value = resp.json().await.expect("JSON error body");
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}");
+        assert_eq!(
+            body,
+            json!({"error": {"code": "bad_path", "message": message}}),
+            "{method} {path}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 13, "only {checked} routes take an id");
+    // Dashes and underscores are fine in a SID on the recordings routes too: it is just not a call.
+    let resp = call(&h, "GET", "/api/call/CA-x_1/status", Some(API_KEY)).await;
+    assert_eq!(error_code(resp).await.1, "not_found");
+    let resp = call(&h, "GET", "/api/call/CA-x_1/recordings", Some(API_KEY)).await;
+    assert_ne!(resp.status(), StatusCode::BAD_REQUEST);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_reads_calls_transcripts_and_catalogues() {
     let mut h = harness(1000).await;

@@ -5,10 +5,13 @@
 //! - [`outbound`]: placing calls through Twilio, status and answering-machine callbacks, transfers;
 //! - [`webhooks`]: reaching Twilio (tunnel or public URL) and pointing a number's webhook at it.
 
+mod error;
 pub mod outbound;
 pub mod private_line;
 pub mod reachability;
 pub mod webhooks;
+
+pub use error::{ErrorBody, ErrorKind, ServiceError};
 
 use std::sync::Arc;
 
@@ -36,27 +39,6 @@ pub struct AppStatus {
     pub stream_url: Option<String>,
     pub model: String,
     pub active_calls: usize,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
-    #[error("no call {0}")]
-    UnknownCall(String),
-    #[error("call {0} has already ended")]
-    AlreadyEnded(String),
-    #[error("{0}")]
-    Invalid(String),
-    #[error("invalid phone number: {0}")]
-    InvalidNumber(String),
-    #[error("{0}")]
-    UnknownFrom(String),
-    /// Something the operation needs is not set up (Twilio credentials, a public URL).
-    #[error("{0}")]
-    NotConfigured(String),
-    #[error(transparent)]
-    Twilio(crate::telephony::twilio::rest::RestError),
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
 }
 
 /// A call's status: live now, or as the library recorded it.

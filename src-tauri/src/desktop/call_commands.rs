@@ -16,6 +16,7 @@ use crate::recording::wav_writer::Side;
 use crate::services::outbound::{OutboundRequest, PhoneNumber, PlacedCall};
 use crate::services::webhooks::WebhookSetup;
 use crate::store::recordings::RecordingRecord;
+use crate::types::CallSid;
 
 // ---- Calls the app places -----------------------------------------------------------------
 
@@ -33,7 +34,7 @@ pub async fn phone_numbers(core: State<'_, Core>) -> Res<Vec<PhoneNumber>> {
 #[tauri::command]
 pub async fn transfer_call(
     core: State<'_, Core>,
-    call_sid: String,
+    call_sid: CallSid,
     to: Option<String>,
 ) -> Res<String> {
     Ok(core
@@ -85,7 +86,10 @@ pub async fn recording(core: State<'_, Core>, id: i64) -> Res<RecordingDetail> {
 }
 
 #[tauri::command]
-pub async fn call_recordings(core: State<'_, Core>, call_sid: String) -> Res<Vec<RecordingRecord>> {
+pub async fn call_recordings(
+    core: State<'_, Core>,
+    call_sid: CallSid,
+) -> Res<Vec<RecordingRecord>> {
     Ok(core
         .services()
         .await?
@@ -172,7 +176,7 @@ pub async fn audio_devices(core: State<'_, Core>) -> Res<Vec<String>> {
 #[tauri::command]
 pub async fn listen_in(
     core: State<'_, Core>,
-    call_sid: String,
+    call_sid: CallSid,
     device: Option<String>,
 ) -> Res<ListenState> {
     Ok(core

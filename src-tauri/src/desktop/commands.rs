@@ -14,16 +14,19 @@ use super::{Core, Desktop};
 use crate::calls::registry::ActiveCall;
 use crate::onboarding::{KeyCheckError, ModelChoices, OpenAiCheck, TwilioCheck};
 use crate::realtime::session::SessionConfig;
+use crate::recording::LibraryError;
 use crate::secrets::{SecretKind, SecretStatus, SecretsError};
 use crate::services::demo::DemoCall;
-use crate::services::{AppStatus, ServiceError, ToolInfo};
+use crate::services::{AppStatus, ErrorBody, ErrorKind, ServiceError, ToolInfo};
 use crate::settings_file::{BasicSettings, SettingsFileError};
 use crate::store::TranscriptRecord;
+use crate::types::CallSid;
 
 /// How long quitting waits for live calls to end after hanging them up.
 const QUIT_GRACE: Duration = Duration::from_secs(5);
 
-/// What a command returns to the webview on failure: serialized as a plain message string.
+/// What a command returns to the webview on failure, serialized as `{"code", "message"}`: the shape of
+/// `/api`'s errors, and for a service failure the same code (the services' one table, [`ErrorKind`]).
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
     /// The core did not start; carries the reason (shown in the window's header).
@@ -33,6 +36,7 @@ pub enum CommandError {
     ShuttingDown,
     #[error("{0}")]
     Busy(String),
+    /// A service failure, recordings included.
     #[error(transparent)]
     Service(#[from] ServiceError),
     #[error(transparent)]
@@ -41,13 +45,56 @@ pub enum CommandError {
     KeyCheck(#[from] KeyCheckError),
     #[error(transparent)]
     Settings(#[from] SettingsFileError),
-    #[error(transparent)]
-    Library(#[from] crate::recording::library::LibraryError),
+}
+
+impl From<LibraryError> for CommandError {
+    fn from(e: LibraryError) -> Self {
+        CommandError::Service(e.into())
+    }
+}
+
+impl CommandError {
+    /// The code and message the webview gets. Errors only the desktop has (keychain, key checks, the
+    /// settings file, the core's own state) use the table's codes where one fits.
+    pub fn body(&self) -> ErrorBody {
+        let code = match self {
+            CommandError::Service(e) => return e.body(),
+            CommandError::NotRunning(_) => "not_running",
+            CommandError::ShuttingDown => "shutting_down",
+            CommandError::Busy(_) => "busy",
+            CommandError::Secrets(SecretsError::Empty(_) | SecretsError::TooLong(_))
+            | CommandError::KeyCheck(KeyCheckError::Malformed(_))
+            | CommandError::Settings(SettingsFileError::Invalid(_)) => {
+                ErrorKind::InvalidValue.code()
+            }
+            CommandError::Secrets(SecretsError::Unavailable(_) | SecretsError::Keychain(_)) => {
+                "keychain_unavailable"
+            }
+            CommandError::KeyCheck(KeyCheckError::Missing(_))
+            | CommandError::Settings(SettingsFileError::NoConfigDir) => {
+                ErrorKind::NotConfigured.code()
+            }
+            CommandError::KeyCheck(KeyCheckError::Rejected(_) | KeyCheckError::Forbidden(_)) => {
+                "key_rejected"
+            }
+            CommandError::KeyCheck(KeyCheckError::NotFound(_)) => ErrorKind::NotFound.code(),
+            CommandError::KeyCheck(
+                KeyCheckError::Unreachable(_) | KeyCheckError::Unexpected(_),
+            ) => "unreachable",
+            CommandError::Settings(
+                SettingsFileError::Read { .. } | SettingsFileError::Write { .. },
+            ) => ErrorKind::FileError.code(),
+        };
+        ErrorBody {
+            code,
+            message: self.to_string(),
+        }
+    }
 }
 
 impl Serialize for CommandError {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_string())
+        self.body().serialize(serializer)
     }
 }
 
@@ -68,12 +115,15 @@ pub async fn active_calls(core: State<'_, Core>) -> Res<Vec<ActiveCall>> {
 /// Ends a call, the same way `POST /api/call/{sid}/end` does: its stream, and at Twilio (a ringing call
 /// the app placed is cancelled). The UI sees the end as a `call_ended` event.
 #[tauri::command]
-pub async fn hang_up(core: State<'_, Core>, call_sid: String) -> Res<()> {
+pub async fn hang_up(core: State<'_, Core>, call_sid: CallSid) -> Res<()> {
     Ok(core.services().await?.end_call(&call_sid).await?)
 }
 
 #[tauri::command]
-pub async fn transcriptions(core: State<'_, Core>, call_sid: String) -> Res<Vec<TranscriptRecord>> {
+pub async fn transcriptions(
+    core: State<'_, Core>,
+    call_sid: CallSid,
+) -> Res<Vec<TranscriptRecord>> {
     Ok(core.services().await?.transcriptions(&call_sid).await?)
 }
 
@@ -192,4 +242,101 @@ pub async fn quit_app(app: AppHandle, core: State<'_, Core>) -> Res<()> {
     }
     app.exit(0);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::response::IntoResponse;
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::recording::listen_in::ListenError;
+    use crate::server::errors::ApiError;
+    use crate::telephony::twilio::rest::RestError;
+
+    /// One of each kind of service failure, made afresh for each door (errors are not `Clone`).
+    fn service_errors() -> Vec<fn() -> ServiceError> {
+        vec![
+            || ServiceError::UnknownCall("CA1".into()),
+            || ServiceError::AlreadyEnded("CA1".into()),
+            || ServiceError::Invalid("limit 0 is outside 1–500".into()),
+            || ServiceError::InvalidNumber("to: too short".into()),
+            || ServiceError::UnknownFrom("+15550000000 is not yours".into()),
+            || ServiceError::NotConfigured("no public URL".into()),
+            || ServiceError::Twilio(RestError::Transport("timed out".into())),
+            || ServiceError::Store(crate::store::StoreError::Closed),
+            || LibraryError::StillRecording(3).into(),
+            || LibraryError::Listen(ListenError::NotLive("CA1".into())).into(),
+        ]
+    }
+
+    async fn http_error(e: ServiceError) -> Value {
+        let response = ApiError::from(e).into_response();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        let body: Value = serde_json::from_slice(&bytes).expect("JSON");
+        body["error"].clone()
+    }
+
+    #[tokio::test]
+    async fn a_service_error_reads_the_same_from_both_doors() {
+        let mut codes = Vec::new();
+        for make in service_errors() {
+            let desktop = serde_json::to_value(CommandError::from(make())).expect("serializes");
+            assert_eq!(desktop, http_error(make()).await);
+            let keys: Vec<&str> = desktop
+                .as_object()
+                .expect("an object")
+                .keys()
+                .map(String::as_str)
+                .collect();
+            assert_eq!(keys, ["code", "message"]);
+            codes.push(desktop["code"].as_str().unwrap_or_default().to_string());
+        }
+        assert_eq!(
+            codes,
+            [
+                "not_found",
+                "conflict",
+                "invalid_value",
+                "invalid_phone_number",
+                "unknown_from_number",
+                "not_configured",
+                "twilio_unavailable",
+                "internal",
+                "still_recording",
+                "not_live",
+            ]
+        );
+    }
+
+    #[test]
+    fn desktop_only_errors_have_codes_too() {
+        let cases = [
+            (
+                CommandError::NotRunning("cannot bind 127.0.0.1:8765".into()),
+                json!({"code": "not_running", "message": "cannot bind 127.0.0.1:8765"}),
+            ),
+            (
+                CommandError::ShuttingDown,
+                json!({"code": "shutting_down", "message": "Verbio is shutting down"}),
+            ),
+            (
+                SecretsError::Empty("the OpenAI key").into(),
+                json!({"code": "invalid_value", "message": "the OpenAI key must not be empty"}),
+            ),
+            (
+                KeyCheckError::Rejected("OpenAI refused the key".into()).into(),
+                json!({"code": "key_rejected", "message": "OpenAI refused the key"}),
+            ),
+            (
+                LibraryError::NotFound(9).into(),
+                json!({"code": "not_found", "message": "no recording 9"}),
+            ),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(serde_json::to_value(&error).expect("serializes"), expected);
+        }
+    }
 }

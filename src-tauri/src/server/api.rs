@@ -4,111 +4,102 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::realtime::session::SessionConfig;
 use crate::server::auth::{key_matches, API_KEY_HEADER};
-use crate::server::errors::ApiError;
-use crate::services::Services;
+use crate::server::errors::{ApiError, ApiResult};
+use crate::server::extract::{ApiJson, ApiPath, ApiQuery, OptionalApiJson};
+use crate::server::recordings_api as rec;
+use crate::services::{ServiceError, Services};
+use crate::types::CallSid;
 
-/// Every `/api` route (method, path). The auth test walks this list; keep it in step with [`routes`].
-pub const API_ROUTES: &[(&str, &str)] = &[
-    ("GET", "/api/calls/active"),
-    ("GET", "/api/call/{sid}/status"),
-    ("POST", "/api/call/{sid}/end"),
-    ("GET", "/api/sessions"),
-    ("GET", "/api/sessions/{id}/transcriptions"),
-    ("GET", "/api/voices"),
-    ("GET", "/api/models"),
-    ("GET", "/api/tools"),
-    ("GET", "/api/settings/session"),
-    ("PUT", "/api/settings/session"),
-    ("GET", "/api/events"),
-    ("POST", "/api/call/outbound"),
-    ("POST", "/api/call/{sid}/transfer"),
-    ("GET", "/api/numbers"),
-    ("GET", "/api/webhooks"),
-    ("PUT", "/api/webhooks"),
-    ("PUT", "/api/settings/public-url"),
+/// The one table of `/api` routes: `method "path" => handler`. It builds both [`routes`] and
+/// [`API_ROUTES`], so the list the auth test walks cannot drift from the router.
+macro_rules! api_routes {
+    ($($method:ident $path:literal => $handler:path,)*) => {
+        /// Every `/api` route (method, path), from the table that builds [`routes`].
+        pub const API_ROUTES: &[(&str, &str)] = &[$((method_name!($method), concat!("/api", $path)),)*];
+
+        fn table() -> Router<Arc<Services>> {
+            Router::new()$(.route($path, axum::routing::$method($handler)))*
+        }
+    };
+}
+
+macro_rules! method_name {
+    (get) => {
+        "GET"
+    };
+    (post) => {
+        "POST"
+    };
+    (put) => {
+        "PUT"
+    };
+    (delete) => {
+        "DELETE"
+    };
+}
+
+api_routes! {
+    get "/calls/active" => active_calls,
+    get "/call/{sid}/status" => call_status,
+    post "/call/{sid}/end" => end_call,
+    get "/sessions" => sessions,
+    get "/sessions/{id}/transcriptions" => transcriptions,
+    get "/voices" => voices,
+    get "/models" => models,
+    get "/tools" => tools,
+    get "/settings/session" => get_session,
+    put "/settings/session" => put_session,
+    get "/events" => events,
+    post "/call/outbound" => place_call,
+    post "/call/{sid}/transfer" => transfer_call,
+    get "/numbers" => numbers,
+    get "/webhooks" => webhooks,
+    put "/webhooks" => choose_webhooks,
+    put "/settings/public-url" => set_public_url,
+    post "/demo/call" => demo_call,
     // Recordings (server/recordings_api.rs).
-    ("GET", "/api/recordings"),
-    ("GET", "/api/recording/{id}"),
-    ("DELETE", "/api/recording/{id}"),
-    ("GET", "/api/recording/{id}/audio"),
-    ("GET", "/api/recording/{id}/peaks"),
-    ("POST", "/api/recording/{id}/export"),
-    ("GET", "/api/recording/{id}/export"),
-    ("POST", "/api/recording/{id}/play"),
-    ("GET", "/api/call/{sid}/recordings"),
-    ("POST", "/api/call/{sid}/listen"),
-    ("GET", "/api/playback"),
-    ("POST", "/api/playback/pause"),
-    ("POST", "/api/playback/seek"),
-    ("POST", "/api/playback/channel"),
-    ("POST", "/api/playback/stop"),
-    ("POST", "/api/listen/mute"),
-    ("POST", "/api/listen/stop"),
-    ("GET", "/api/audio/devices"),
-    ("POST", "/api/demo/call"),
-    ("GET", "/api/settings/recording"),
-    ("PUT", "/api/settings/recording"),
-];
+    get "/recordings" => rec::list,
+    get "/recording/{id}" => rec::detail,
+    delete "/recording/{id}" => rec::delete,
+    get "/recording/{id}/audio" => rec::audio,
+    get "/recording/{id}/peaks" => rec::peaks,
+    post "/recording/{id}/export" => rec::export,
+    get "/recording/{id}/export" => rec::suggested_export_path,
+    post "/recording/{id}/play" => rec::play,
+    get "/call/{sid}/recordings" => rec::for_call,
+    post "/call/{sid}/listen" => rec::listen,
+    get "/playback" => rec::playback,
+    post "/playback/pause" => rec::pause,
+    post "/playback/seek" => rec::seek,
+    post "/playback/channel" => rec::channel,
+    post "/playback/stop" => rec::stop,
+    post "/listen/mute" => rec::mute,
+    post "/listen/stop" => rec::listen_stop,
+    get "/audio/devices" => rec::devices,
+    get "/settings/recording" => rec::get_settings,
+    put "/settings/recording" => rec::put_settings,
+}
 
 /// Largest request body `/api` accepts.
 pub const API_BODY_LIMIT: usize = 64 * 1024;
 
-type ApiResult<T> = Result<Json<T>, ApiError>;
-
 /// Routes relative to `/api` (nested by [`crate::server::router`]).
 pub fn routes() -> Router<Arc<Services>> {
-    Router::new()
-        .route("/calls/active", get(active_calls))
-        .route("/call/{sid}/status", get(call_status))
-        .route("/call/{sid}/end", post(end_call))
-        .route("/sessions", get(sessions))
-        .route("/sessions/{id}/transcriptions", get(transcriptions))
-        .route("/voices", get(voices))
-        .route("/models", get(models))
-        .route("/tools", get(tools))
-        .route("/settings/session", get(get_session).put(put_session))
-        .route("/events", get(events))
-        .route("/call/outbound", post(place_call))
-        .route("/call/{sid}/transfer", post(transfer_call))
-        .route("/numbers", get(numbers))
-        .route("/webhooks", get(webhooks).put(choose_webhooks))
-        .route("/settings/public-url", axum::routing::put(set_public_url))
-        .merge(crate::server::recordings_api::routes())
-        .route("/demo/call", post(demo_call))
-        .fallback(not_found)
+    table().fallback(not_found)
 }
 
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
-}
-
-fn path(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    let Path(value) = p?;
-    if value.is_empty()
-        || value.len() > 64
-        || !value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_path",
-            "ids are letters, digits, - and _",
-        ));
-    }
-    Ok(value)
 }
 
 async fn active_calls(
@@ -119,16 +110,16 @@ async fn active_calls(
 
 async fn call_status(
     State(s): State<Arc<Services>>,
-    sid: Result<Path<String>, PathRejection>,
+    ApiPath(sid): ApiPath<CallSid>,
 ) -> ApiResult<crate::services::CallStatus> {
-    Ok(Json(s.call_status(&path(sid)?).await?))
+    Ok(Json(s.call_status(&sid).await?))
 }
 
 async fn end_call(
     State(s): State<Arc<Services>>,
-    sid: Result<Path<String>, PathRejection>,
+    ApiPath(sid): ApiPath<CallSid>,
 ) -> Result<Response, ApiError> {
-    s.end_call(&path(sid)?).await?;
+    s.end_call(&sid).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({"status": "ending"})),
@@ -145,23 +136,23 @@ struct Page {
     offset: u32,
 }
 
-fn default_limit() -> u32 {
+/// A page's size when the query does not say.
+pub(super) fn default_limit() -> u32 {
     50
 }
 
 async fn sessions(
     State(s): State<Arc<Services>>,
-    page: Result<Query<Page>, QueryRejection>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Vec<crate::store::CallRecord>> {
-    let Query(page) = page?;
     Ok(Json(s.sessions(page.limit, page.offset).await?))
 }
 
 async fn transcriptions(
     State(s): State<Arc<Services>>,
-    id: Result<Path<String>, PathRejection>,
+    ApiPath(sid): ApiPath<CallSid>,
 ) -> ApiResult<Vec<crate::store::TranscriptRecord>> {
-    Ok(Json(s.transcriptions(&path(id)?).await?))
+    Ok(Json(s.transcriptions(&sid).await?))
 }
 
 async fn voices(State(s): State<Arc<Services>>) -> ApiResult<Vec<&'static str>> {
@@ -188,22 +179,20 @@ async fn get_session(State(s): State<Arc<Services>>) -> ApiResult<SessionConfig>
 
 async fn put_session(
     State(s): State<Arc<Services>>,
-    body: Result<Json<SessionConfig>, JsonRejection>,
+    ApiJson(session): ApiJson<SessionConfig>,
 ) -> ApiResult<SessionConfig> {
-    let Json(session) = body?;
     Ok(Json(s.update_session_config(session)?))
 }
 
 async fn place_call(
     State(s): State<Arc<Services>>,
-    body: Result<Json<crate::services::outbound::OutboundRequest>, JsonRejection>,
+    ApiJson(request): ApiJson<crate::services::outbound::OutboundRequest>,
 ) -> Result<Response, ApiError> {
-    let Json(request) = body?;
     let placed = s.place_call(request).await?;
     Ok((StatusCode::CREATED, Json(placed)).into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TransferBody {
     #[serde(default)]
@@ -214,57 +203,16 @@ struct TransferBody {
 /// of the right shape, or the request fails instead of transferring to the wrong number.
 async fn transfer_call(
     State(s): State<Arc<Services>>,
-    sid: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+    ApiPath(sid): ApiPath<CallSid>,
+    OptionalApiJson(body): OptionalApiJson<TransferBody>,
 ) -> Result<Response, ApiError> {
-    let sid = path(sid)?;
-    let body = body.map_err(|r| {
-        let status = r.status();
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "body_too_large"
-        } else {
-            "bad_request"
-        };
-        ApiError::new(status, code, r.body_text())
-    })?;
-    let to = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        if !is_json(&headers) {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "Expected request with `Content-Type: application/json`",
-            ));
-        }
-        let Json(body) = Json::<TransferBody>::from_bytes(&body)?;
-        body.to
-    };
+    let to = body.and_then(|b| b.to);
     let number = s.transfer_call(&sid, to.as_deref()).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({"status": "transferring", "to": number})),
     )
         .into_response())
-}
-
-/// `Content-Type: application/json` (parameters allowed) or a `+json` type, as axum's `Json` checks.
-fn is_json(headers: &HeaderMap) -> bool {
-    let Some(value) = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 async fn numbers(
@@ -290,18 +238,16 @@ struct WebhookChoice {
 
 async fn choose_webhooks(
     State(s): State<Arc<Services>>,
-    body: Result<Json<WebhookChoice>, JsonRejection>,
+    ApiJson(choice): ApiJson<WebhookChoice>,
 ) -> ApiResult<crate::services::webhooks::WebhookSetup> {
-    let Json(choice) = body?;
     let auto = match choice.mode.as_str() {
         "auto" => true,
         "manual" => false,
         other => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_value",
-                format!("mode {other:?} is not \"auto\" or \"manual\""),
+            return Err(ServiceError::Invalid(format!(
+                "mode {other:?} is not \"auto\" or \"manual\""
             ))
+            .into())
         }
     };
     Ok(Json(
@@ -318,9 +264,8 @@ struct PublicUrlBody {
 
 async fn set_public_url(
     State(s): State<Arc<Services>>,
-    body: Result<Json<PublicUrlBody>, JsonRejection>,
+    ApiJson(body): ApiJson<PublicUrlBody>,
 ) -> ApiResult<serde_json::Value> {
-    let Json(body) = body?;
     let url = s.set_public_url(body.url.as_deref())?;
     Ok(Json(serde_json::json!({"public_url": url})))
 }

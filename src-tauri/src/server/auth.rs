@@ -38,17 +38,15 @@ pub async fn require_api_key(
             .get("upgrade")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    match offered {
-        Some(key) if key_matches(services.config.api_key.expose(), key) => next.run(request).await,
-        None if is_events_upgrade => next.run(request).await,
-        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "invalid API key")
-            .into_response(),
-        None => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing X-API-Key header",
-        )
-        .into_response(),
+    let refused = match offered {
+        Some(key) if key_matches(services.config.api_key.expose(), key) => None,
+        None if is_events_upgrade => None,
+        Some(_) => Some("invalid API key"),
+        None => Some("missing X-API-Key header"),
+    };
+    match refused {
+        None => next.run(request).await,
+        Some(why) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why).into_response(),
     }
 }
 

@@ -1,12 +1,20 @@
-//! The local API's error shape: `{"error": {"code", "message"}}` with the matching HTTP status.
+//! The local API's error shape: `{"error": {"code", "message"}}` with the matching HTTP status. Service
+//! failures go through the services' one table ([`ServiceError::kind`]), the same the desktop's commands
+//! use; the codes here are the HTTP door's own (a request that is not well formed).
 
+use axum::extract::path::ErrorKind as PathErrorKind;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use crate::services::ServiceError;
+use crate::recording::LibraryError;
+use crate::services::{ErrorBody, ServiceError};
 
+/// What an `/api` handler returns.
+pub type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// An error `/api` answers with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -22,65 +30,33 @@ impl ApiError {
             message: message.into(),
         }
     }
+
+    /// A request that did not match what the route takes (its path, query or body).
+    fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
-        (self.status, Json(body)).into_response()
+        let body = ErrorBody {
+            code: self.code,
+            message: self.message,
+        };
+        (self.status, Json(serde_json::json!({ "error": body }))).into_response()
     }
 }
 
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
-        match &e {
-            ServiceError::UnknownCall(_) => {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
-            }
-            ServiceError::AlreadyEnded(_) => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
-            }
-            ServiceError::Invalid(_) => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_value",
-                e.to_string(),
-            ),
-            ServiceError::InvalidNumber(_) => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_phone_number",
-                e.to_string(),
-            ),
-            ServiceError::UnknownFrom(_) => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unknown_from_number",
-                e.to_string(),
-            ),
-            ServiceError::NotConfigured(_) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_configured",
-                e.to_string(),
-            ),
-            ServiceError::Twilio(rest) => {
-                use crate::telephony::twilio::rest::RestError;
-                match rest {
-                    // Twilio refused the request: the user's input (a number, a permission) is the cause.
-                    RestError::Api(api) if api.status < 500 => {
-                        ApiError::new(StatusCode::BAD_GATEWAY, "twilio_refused", e.to_string())
-                    }
-                    _ => {
-                        ApiError::new(StatusCode::BAD_GATEWAY, "twilio_unavailable", e.to_string())
-                    }
-                }
-            }
-            ServiceError::Store(_) => {
-                tracing::error!("library error: {e}");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "the call library failed",
-                )
-            }
-        }
+        let ErrorBody { code, message } = e.body();
+        ApiError::new(e.kind().status(), code, message)
+    }
+}
+
+impl From<LibraryError> for ApiError {
+    fn from(e: LibraryError) -> Self {
+        ServiceError::from(e).into()
     }
 }
 
@@ -103,12 +79,22 @@ impl From<JsonRejection> for ApiError {
 
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_query", r.body_text())
+        ApiError::bad_request("bad_query", r.body_text())
     }
 }
 
 impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_path", r.body_text())
+        // A path type's own message (e.g. what a call SID looks like) says it best on its own.
+        let message = match &r {
+            PathRejection::FailedToDeserializePathParams(e) => match e.kind() {
+                PathErrorKind::Message(m) | PathErrorKind::DeserializeError { message: m, .. } => {
+                    m.clone()
+                }
+                _ => r.body_text(),
+            },
+            _ => r.body_text(),
+        };
+        ApiError::bad_request("bad_path", message)
     }
 }

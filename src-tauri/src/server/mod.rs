@@ -1,5 +1,7 @@
 //! The axum router: Twilio's webhook and media socket, health, and the local `/api`.
 //! Handlers are thin: they check the request and hand over to [`crate::services`] or [`crate::calls`].
+//! `/api` handlers take their inputs through [`extract`] (a bad request is an [`errors::ApiError`]) and
+//! its routes are one table in [`api`].
 //!
 //! Layers, outermost first: request logging (no secrets), security headers, then per area: `/api` gets
 //! CORS, its own rate limit, a body limit and the API key; Twilio's routes get their own, separate rate
@@ -8,6 +10,7 @@
 pub mod api;
 pub mod auth;
 pub mod errors;
+pub mod extract;
 pub mod limits;
 pub mod public_url;
 pub mod range;

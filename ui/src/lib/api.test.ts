@@ -45,3 +45,25 @@ describe('command arguments', () => {
     expect(invoke).toHaveBeenLastCalledWith('listen_stop');
   });
 });
+
+describe('command errors', () => {
+  beforeEach(() => invoke.mockReset());
+
+  it('reach the caller as {code, message}', async () => {
+    const { errorCode, errorMessage } = await import('./format');
+    invoke.mockRejectedValueOnce({ code: 'not_found', message: 'no call CA1' });
+    const error: unknown = await api.hangUp('CA1').then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(errorCode(error)).toBe('not_found');
+    expect(errorMessage(error)).toBe('no call CA1');
+    expect(api.isMissingCommand(error)).toBe(false);
+  });
+
+  it('tell a missing command (a string from Tauri) from a failed one', () => {
+    expect(api.isMissingCommand('command listen_in not found')).toBe(true);
+    expect(api.isMissingCommand({ code: 'invalid_value', message: 'not allowed here' })).toBe(false);
+    expect(api.isMissingCommand('invalid args `callSid` for command `hang_up`')).toBe(false);
+  });
+});

@@ -1,7 +1,9 @@
 // The only module that talks to the Rust side. Commands are `verbio::desktop::commands::*` and
 // `verbio::desktop::call_commands::*` (outbound calls, webhooks, recordings, playback, listen-in); each
-// rejects with a plain error string. Tauri maps the Rust arguments' snake_case names to the camelCase keys
-// used here. `isMissingCommand` recognises a build without a command, so the panels can say so.
+// rejects with `{code, message}` (an `ErrorBody`: the same code `/api` answers for the same failure; read
+// it with `errorCode`/`errorMessage` from './format'). Tauri itself rejects with a plain string (a missing
+// command, arguments of the wrong shape). Tauri maps the Rust arguments' snake_case names to the camelCase
+// keys used here. `isMissingCommand` recognises a build without a command, so the panels can say so.
 
 import { invoke, isTauri } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
@@ -35,6 +37,9 @@ import type {
   TwilioCheck,
   WebhookSetup,
 } from './types';
+import { errorBody } from './format';
+
+export type { ErrorBody } from './format';
 
 
 /** Every `CallEvent` of the core, forwarded as it happens. */
@@ -56,6 +61,9 @@ export { isTauri };
 
 /** True when `error` says the command does not exist in this build (a service not merged yet). */
 export function isMissingCommand(error: unknown): boolean {
+  if (errorBody(error)) {
+    return false; // the command ran and failed
+  }
   const text = typeof error === 'string' ? error : error instanceof Error ? error.message : '';
   return /command .* not found|not allowed|unknown command/i.test(text);
 }

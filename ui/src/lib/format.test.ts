@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { errorMessage, formatClock, formatDuration, formatParty } from './format';
+import { errorBody, errorCode, errorMessage, formatClock, formatDuration, formatParty } from './format';
 
 describe('formatDuration', () => {
   it.each([
@@ -43,5 +43,23 @@ describe('errorMessage', () => {
     expect(errorMessage('no active call CA1')).toBe('no active call CA1');
     expect(errorMessage(new Error('boom'))).toBe('boom');
     expect(errorMessage({ code: 1 })).toBe('{"code":1}');
+  });
+
+  it('reads {code, message} from a command and {error: {code, message}} from /api', () => {
+    const command = { code: 'not_found', message: 'no call CA1' };
+    const http = { error: { code: 'not_found', message: 'no call CA1' } };
+    expect(errorMessage(command)).toBe('no call CA1');
+    expect(errorMessage(http)).toBe('no call CA1');
+    expect(errorBody(command)).toEqual(command);
+    expect(errorBody(http)).toEqual(command);
+    expect(errorCode(command)).toBe('not_found');
+    expect(errorCode(http)).toBe('not_found');
+  });
+
+  it('finds no code where there is none', () => {
+    for (const value of ['command hang_up not found', new Error('boom'), null, undefined, 42, { code: 'x' }, { error: 'x' }]) {
+      expect(errorCode(value)).toBeNull();
+    }
+    expect(errorMessage({ error: { code: 3, message: 'm' } })).toBe('{"error":{"code":3,"message":"m"}}');
   });
 });

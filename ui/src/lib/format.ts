@@ -41,10 +41,51 @@ export function formatParty(party: string | null | undefined): string {
   return value;
 }
 
-/** The text of whatever a rejected `invoke` or a thrown value carried. */
+/**
+ * An error as both doors of the core send it: a Tauri command rejects with `{code, message}`, `/api`
+ * answers `{error: {code, message}}`. `code` is stable (`not_found`, `invalid_value`, …); `message` is
+ * for people.
+ */
+export interface ErrorBody {
+  code: string;
+  message: string;
+}
+
+function isErrorBody(value: unknown): value is ErrorBody {
+  if (typeof value !== 'object' || value === null) {
+    return false;
+  }
+  const { code, message } = value as Record<string, unknown>;
+  return typeof code === 'string' && typeof message === 'string';
+}
+
+/** The `{code, message}` in a rejected `invoke` or an `/api` error body; `null` for anything else. */
+export function errorBody(error: unknown): ErrorBody | null {
+  if (isErrorBody(error)) {
+    return { code: error.code, message: error.message };
+  }
+  if (typeof error === 'object' && error !== null && 'error' in error) {
+    const inner = (error as { error: unknown }).error;
+    if (isErrorBody(inner)) {
+      return { code: inner.code, message: inner.message };
+    }
+  }
+  return null;
+}
+
+/** The stable code of an error from either door, or `null` (a plain string from Tauri itself, an exception). */
+export function errorCode(error: unknown): string | null {
+  return errorBody(error)?.code ?? null;
+}
+
+/** The text of whatever a rejected `invoke`, an `/api` error body or a thrown value carried. */
 export function errorMessage(error: unknown): string {
   if (typeof error === 'string') {
     return error;
+  }
+  const body = errorBody(error);
+  if (body) {
+    return body.message;
   }
   if (error instanceof Error) {
     return error.message;

@@ -1,0 +1,196 @@
+//! What a service operation can fail with, and the one table that turns a failure into what both doors
+//! show: a stable code (the UI and API clients match on it), the HTTP status `/api` answers with, and a
+//! message safe to show (internal failures are logged here and shown without their details).
+
+use axum::http::StatusCode;
+use serde::Serialize;
+
+use crate::recording::listen_in::ListenError;
+use crate::recording::playback::PlaybackError;
+use crate::recording::LibraryError;
+use crate::telephony::twilio::rest::RestError;
+
+/// Why a service operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("no call {0}")]
+    UnknownCall(String),
+    #[error("call {0} has already ended")]
+    AlreadyEnded(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("invalid phone number: {0}")]
+    InvalidNumber(String),
+    #[error("{0}")]
+    UnknownFrom(String),
+    /// Something the operation needs is not set up (Twilio credentials, a public URL).
+    #[error("{0}")]
+    NotConfigured(String),
+    #[error(transparent)]
+    Twilio(RestError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The recordings library (files, playback, listen-in, Twilio copies).
+    #[error(transparent)]
+    Recording(#[from] LibraryError),
+}
+
+/// Declares [`ErrorKind`] from the table below: each kind once, with its HTTP status and code.
+macro_rules! error_kinds {
+    ($($(#[$doc:meta])* $kind:ident => ($status:ident, $code:literal),)*) => {
+        /// The kinds of failure a door tells apart. Each has one code and one HTTP status
+        /// ([`ErrorKind::code`], [`ErrorKind::status`]); codes are part of the API and never change meaning.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ErrorKind {
+            $($(#[$doc])* $kind,)*
+        }
+
+        impl ErrorKind {
+            /// Every kind, in the table's order.
+            pub const ALL: &[ErrorKind] = &[$(ErrorKind::$kind,)*];
+
+            fn parts(self) -> (StatusCode, &'static str) {
+                match self {
+                    $(ErrorKind::$kind => (StatusCode::$status, $code),)*
+                }
+            }
+        }
+    };
+}
+
+error_kinds! {
+    NotFound => (NOT_FOUND, "not_found"),
+    Conflict => (CONFLICT, "conflict"),
+    InvalidValue => (UNPROCESSABLE_ENTITY, "invalid_value"),
+    InvalidPhoneNumber => (UNPROCESSABLE_ENTITY, "invalid_phone_number"),
+    UnknownFromNumber => (UNPROCESSABLE_ENTITY, "unknown_from_number"),
+    NotConfigured => (SERVICE_UNAVAILABLE, "not_configured"),
+    /// Twilio refused the request: the user's input (a number, a permission) is the cause.
+    TwilioRefused => (BAD_GATEWAY, "twilio_refused"),
+    TwilioUnavailable => (BAD_GATEWAY, "twilio_unavailable"),
+    /// Fetching or deleting Twilio's copy of a recording failed.
+    TwilioRecording => (BAD_GATEWAY, "twilio"),
+    RecordingUnreadable => (CONFLICT, "recording_unreadable"),
+    StillRecording => (CONFLICT, "still_recording"),
+    FileError => (CONFLICT, "file_error"),
+    NoAudioDevice => (SERVICE_UNAVAILABLE, "no_audio_device"),
+    /// Nothing is playing, or nobody is listening in.
+    Idle => (CONFLICT, "idle"),
+    NotLive => (CONFLICT, "not_live"),
+    Internal => (INTERNAL_SERVER_ERROR, "internal"),
+}
+
+impl ErrorKind {
+    /// The stable code both doors send.
+    pub fn code(self) -> &'static str {
+        self.parts().1
+    }
+
+    /// The status `/api` answers with.
+    pub fn status(self) -> StatusCode {
+        self.parts().0
+    }
+}
+
+/// An error as a door shows it: `{"code", "message"}` (the desktop's command error; `/api` wraps it as
+/// `{"error": …}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorBody {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ServiceError {
+    /// Which kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ServiceError::UnknownCall(_) => ErrorKind::NotFound,
+            ServiceError::AlreadyEnded(_) => ErrorKind::Conflict,
+            ServiceError::Invalid(_) => ErrorKind::InvalidValue,
+            ServiceError::InvalidNumber(_) => ErrorKind::InvalidPhoneNumber,
+            ServiceError::UnknownFrom(_) => ErrorKind::UnknownFromNumber,
+            ServiceError::NotConfigured(_) => ErrorKind::NotConfigured,
+            ServiceError::Twilio(RestError::Api(api)) if api.status < 500 => {
+                ErrorKind::TwilioRefused
+            }
+            ServiceError::Twilio(_) => ErrorKind::TwilioUnavailable,
+            ServiceError::Store(_) => ErrorKind::Internal,
+            ServiceError::Recording(e) => library_kind(e),
+        }
+    }
+
+    /// What a door shows. An internal failure is logged in full and shown without its details (paths,
+    /// SQL), which mean nothing to the user and are in the log.
+    pub fn body(&self) -> ErrorBody {
+        let kind = self.kind();
+        let message = if kind == ErrorKind::Internal {
+            tracing::error!("library error: {self}");
+            "the call library failed".to_string()
+        } else {
+            self.to_string()
+        };
+        ErrorBody {
+            code: kind.code(),
+            message,
+        }
+    }
+}
+
+fn library_kind(e: &LibraryError) -> ErrorKind {
+    match e {
+        LibraryError::NotFound(_) | LibraryError::UnknownCall(_) => ErrorKind::NotFound,
+        LibraryError::Invalid(_) => ErrorKind::InvalidValue,
+        LibraryError::File(_) | LibraryError::Playback(PlaybackError::File(_)) => {
+            ErrorKind::RecordingUnreadable
+        }
+        LibraryError::Playback(PlaybackError::Speaker(_))
+        | LibraryError::Listen(ListenError::Speaker(_)) => ErrorKind::NoAudioDevice,
+        LibraryError::Playback(PlaybackError::NotPlaying)
+        | LibraryError::Listen(ListenError::NotListening) => ErrorKind::Idle,
+        LibraryError::Listen(ListenError::NotLive(_)) => ErrorKind::NotLive,
+        LibraryError::Cloud(_) => ErrorKind::TwilioRecording,
+        LibraryError::StillRecording(_) => ErrorKind::StillRecording,
+        LibraryError::Export(_) => ErrorKind::FileError,
+        LibraryError::Store(_) => ErrorKind::Internal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_distinct() {
+        let codes: std::collections::HashSet<_> = ErrorKind::ALL.iter().map(|k| k.code()).collect();
+        assert_eq!(codes.len(), ErrorKind::ALL.len());
+    }
+
+    #[test]
+    fn service_and_library_errors_share_the_table() {
+        let not_found = ServiceError::UnknownCall("CA1".into());
+        let library = ServiceError::from(LibraryError::UnknownCall("CA1".into()));
+        assert_eq!(not_found.body(), library.body());
+        assert_eq!(
+            not_found.body(),
+            ErrorBody {
+                code: "not_found",
+                message: "no call CA1".into()
+            }
+        );
+        assert_eq!(not_found.kind().status(), StatusCode::NOT_FOUND);
+        let idle = ServiceError::from(LibraryError::Playback(PlaybackError::NotPlaying));
+        assert_eq!(
+            (idle.kind().status(), idle.kind().code()),
+            (StatusCode::CONFLICT, "idle")
+        );
+    }
+
+    #[test]
+    fn internal_failures_hide_their_details() {
+        let e = ServiceError::from(LibraryError::Store(crate::store::StoreError::Closed));
+        let body = e.body();
+        assert_eq!(body.code, "internal");
+        assert_eq!(body.message, "the call library failed");
+        assert_eq!(e.kind().status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}
