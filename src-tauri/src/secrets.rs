@@ -121,6 +121,14 @@ fn map_keyring_error(e: keyring::Error) -> SecretsError {
         keyring::Error::NoStorageAccess(inner) | keyring::Error::PlatformFailure(inner) => {
             SecretsError::Unavailable(inner.to_string())
         }
+        // keyring 4 connects to the platform store once per process, on first use; this is what
+        // every entry reports when that failed (no Secret Service on the session bus, say).
+        keyring::Error::NoDefaultStore => {
+            SecretsError::Unavailable(match keyring::Entry::store_status() {
+                Err(why) => why.to_string(),
+                Ok(()) => keyring::Error::NoDefaultStore.to_string(),
+            })
+        }
         other => SecretsError::Keychain(other.to_string()),
     }
 }

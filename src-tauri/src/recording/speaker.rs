@@ -1,9 +1,9 @@
 //! The speakers: a `cpal` output stream fed from an 8 kHz mono source, resampled to the device's rate
 //! with `rubato` and copied to every device channel.
 //!
-//! A `cpal::Stream` cannot move between threads, so each output lives on its own thread until told to
-//! stop. Opening fails with a clear [`SpeakerError`] when there is no usable device (no sound server,
-//! unplugged card), never with a panic.
+//! Each output lives on its own thread until told to stop, so a device that hangs while opening costs
+//! the caller at most [`open`]'s 10 s. Opening fails with a clear [`SpeakerError`] when there is no
+//! usable device (no sound server, unplugged card), never with a panic.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
@@ -31,19 +31,49 @@ pub trait Source: Send + 'static {
     fn fill(&mut self, out: &mut [f32]);
 }
 
-/// The output devices' names, default first.
+/// The output devices' names, default first: what [`open`] takes.
 pub fn output_devices() -> Vec<String> {
-    let host = cpal::default_host();
-    let default = host.default_output_device().and_then(|d| d.name().ok());
-    let mut names: Vec<String> = host
-        .output_devices()
-        .map(|ds| ds.filter_map(|d| d.name().ok()).collect())
-        .unwrap_or_default();
-    if let Some(d) = default {
-        names.retain(|n| *n != d);
-        names.insert(0, d);
+    outputs(&cpal::default_host())
+        .map(|named| named.into_iter().map(|(name, _)| name).collect())
+        .unwrap_or_default()
+}
+
+/// Every output device that offers a format, with its name, the default first. A name is the
+/// device's own description, with its id added where two share one (ALSA lists a card under several
+/// PCMs, `front:`, `sysdefault:`, …, all described by the card's name).
+fn outputs(host: &cpal::Host) -> Result<Vec<(String, cpal::Device)>, cpal::Error> {
+    // ALSA lists every PCM its configuration defines, plugins that cannot open on their own too.
+    let mut devices: Vec<cpal::Device> = host
+        .output_devices()?
+        .filter(|d| d.default_output_config().is_ok())
+        .collect();
+    if let Some(default) = host.default_output_device() {
+        // Named as `open(None)` names it.
+        devices.retain(|d| *d != default);
+        devices.insert(0, default);
     }
-    names
+    let described: Vec<String> = devices.iter().map(description).collect();
+    Ok(devices
+        .into_iter()
+        .zip(&described)
+        .map(|(device, name)| {
+            if described.iter().filter(|n| *n == name).count() > 1 {
+                let id = device.id().map(|id| id.id().to_string());
+                (format!("{name} ({})", id.as_deref().unwrap_or("?")), device)
+            } else {
+                (name.clone(), device)
+            }
+        })
+        .collect())
+}
+
+/// What the device calls itself (its id where it has no description).
+fn description(device: &cpal::Device) -> String {
+    device
+        .description()
+        .map(|d| d.name().to_string())
+        .or_else(|_| device.id().map(|id| id.id().to_string()))
+        .unwrap_or_else(|_| "output".into())
 }
 
 /// An open output. Dropping it stops the sound and joins its thread.
@@ -120,44 +150,36 @@ fn build(
     latency: Arc<AtomicU64>,
 ) -> Result<(cpal::Stream, String, u32), SpeakerError> {
     let host = cpal::default_host();
-    let device = match wanted {
-        Some(name) => host
-            .output_devices()
+    let (name, device) = match wanted {
+        Some(wanted) => outputs(&host)
             .map_err(|e| SpeakerError::Unusable(e.to_string()))?
-            .find(|d| d.name().is_ok_and(|n| n == name))
-            .ok_or_else(|| SpeakerError::NoDevice(Some(name.to_string())))?,
-        None => host
-            .default_output_device()
-            .ok_or(SpeakerError::NoDevice(None))?,
+            .into_iter()
+            .find(|(name, _)| name == wanted)
+            .ok_or_else(|| SpeakerError::NoDevice(Some(wanted.to_string())))?,
+        None => {
+            let device = host
+                .default_output_device()
+                .ok_or(SpeakerError::NoDevice(None))?;
+            (description(&device), device)
+        }
     };
-    let name = device.name().unwrap_or_else(|_| "output".into());
     let supported = device
         .default_output_config()
         .map_err(|e| SpeakerError::Unusable(e.to_string()))?;
-    let rate = supported.sample_rate().0;
-    let channels = supported.channels() as usize;
-    let config: cpal::StreamConfig = supported.config();
-    let mut feed = Feed::new(source, rate)?;
-    let on_error = |e: cpal::StreamError| tracing::warn!("audio output error: {e}");
+    let rate = supported.sample_rate();
+    let config = supported.config();
+    let feed = Feed::new(source, rate)?;
+    // The device's preferred format (cpal ranks F32, then F64, then integers by width).
     let stream = match supported.sample_format() {
-        cpal::SampleFormat::F32 => device.build_output_stream(
-            &config,
-            move |out: &mut [f32], info: &cpal::OutputCallbackInfo| {
-                note_latency(&latency, info);
-                feed.write(out, channels, |s| s)
-            },
-            on_error,
-            None,
-        ),
-        cpal::SampleFormat::I16 => device.build_output_stream(
-            &config,
-            move |out: &mut [i16], info: &cpal::OutputCallbackInfo| {
-                note_latency(&latency, info);
-                feed.write(out, channels, |s| (s * i16::MAX as f32) as i16)
-            },
-            on_error,
-            None,
-        ),
+        cpal::SampleFormat::F32 => output::<f32>(&device, config, feed, latency),
+        cpal::SampleFormat::F64 => output::<f64>(&device, config, feed, latency),
+        cpal::SampleFormat::I32 => output::<i32>(&device, config, feed, latency),
+        cpal::SampleFormat::I24 => output::<cpal::I24>(&device, config, feed, latency),
+        cpal::SampleFormat::I16 => output::<i16>(&device, config, feed, latency),
+        cpal::SampleFormat::I8 => output::<i8>(&device, config, feed, latency),
+        cpal::SampleFormat::U32 => output::<u32>(&device, config, feed, latency),
+        cpal::SampleFormat::U16 => output::<u16>(&device, config, feed, latency),
+        cpal::SampleFormat::U8 => output::<u8>(&device, config, feed, latency),
         other => {
             return Err(SpeakerError::Unusable(format!(
                 "sample format {other} is not supported"
@@ -165,15 +187,35 @@ fn build(
         }
     }
     .map_err(|e| SpeakerError::Unusable(e.to_string()))?;
+    // cpal returns streams paused.
     stream
         .play()
         .map_err(|e| SpeakerError::Unusable(e.to_string()))?;
     Ok((stream, name, rate))
 }
 
+/// An output stream of samples of type `T`, fed by `feed`.
+fn output<T: cpal::SizedSample + cpal::FromSample<f32>>(
+    device: &cpal::Device,
+    config: cpal::StreamConfig,
+    mut feed: Feed,
+    latency: Arc<AtomicU64>,
+) -> Result<cpal::Stream, cpal::Error> {
+    let channels = config.channels as usize;
+    device.build_output_stream(
+        config,
+        move |out: &mut [T], info: &cpal::OutputCallbackInfo| {
+            note_latency(&latency, info);
+            feed.write(out, channels, T::from_sample)
+        },
+        |e: cpal::Error| tracing::warn!("audio output error: {e}"),
+        None,
+    )
+}
+
 fn note_latency(latency: &AtomicU64, info: &cpal::OutputCallbackInfo) {
     let ts = info.timestamp();
-    if let Some(d) = ts.playback.duration_since(&ts.callback) {
+    if let Some(d) = ts.playback.checked_duration_since(ts.callback) {
         latency.store(d.as_micros() as u64, Ordering::Relaxed);
     }
 }
