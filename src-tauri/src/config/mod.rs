@@ -1,15 +1,32 @@
-//! Settings: a TOML file in the platform config dir, overridden by environment variables
-//! (and, for `verbio serve`, by command-line flags, which clap maps onto the same env names).
+//! Settings, in layers: defaults < the TOML config file < environment variables < `verbio serve`'s flags.
 //!
-//! Secrets (OpenAI key, Twilio auth token) are never read from or written to the TOML file:
-//! they come from the environment here and from the OS keychain in the desktop app.
+//! - [`Config`] (this file): what the core runs with, and every default.
+//! - [`layer`]: the settings table. Each line names one setting's [`ConfigLayer`] field, its [`kinds`]
+//!   parser, where it goes in `Config`, its environment variable, and its file key and flag if it has them.
+//!   Each source fills a `ConfigLayer` (all optional), the layers are merged in the order above, and the
+//!   merged layer is put into `Config::default()`.
+//! - [`kinds`]: the typed parsers (port, public URL, tunnel kind, flags, durations, …), pure functions that
+//!   callers such as the onboarding's save reuse instead of faking an environment.
+//!
+//! **Adding a setting takes two edits:** the field and its default in `Config` (or the room's settings it
+//! belongs to), and one line in the table in `layer.rs` (`field: Kind => path.in.config; env "NAME"`, plus
+//! `file "key"` and `flag "long" "VALUE"` if it has them). A test holds every line to having an environment
+//! name and reaching `Config`.
+//!
+//! Secrets (OpenAI key, Twilio auth token, …) are never read from or written to the TOML file: they come
+//! from the environment here and from the OS keychain ([`crate::secrets`]); the file refuses a key naming one.
 
-use std::path::{Path, PathBuf};
+pub mod kinds;
+mod layer;
+
+pub use layer::{CliFlag, CommandLine, ConfigLayer, Setting, SETTINGS};
+
+use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use crate::realtime::session::SessionConfig;
+use crate::recording::RecordingConfig;
+use crate::tunnel::TunnelSettings;
 use crate::types::Secret;
 
 #[derive(Debug, thiserror::Error)]
@@ -19,8 +36,10 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Not TOML, an unknown key, or a value of the wrong type or out of range (the message names the key).
     #[error("invalid config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
+    /// A value refused by its [`kinds`] parser; `name` is the variable, the `--flag` or the key.
     #[error("invalid value for {name}: {message}")]
     Invalid { name: &'static str, message: String },
 }
@@ -56,7 +75,7 @@ pub struct Config {
     pub telephony: TelephonySettings,
     pub tunnel: TunnelSettings,
     /// Call recordings (on by default).
-    pub recording: crate::recording::RecordingConfig,
+    pub recording: RecordingConfig,
 }
 
 /// Placing and controlling calls through Twilio's REST API.
@@ -85,17 +104,6 @@ impl Default for TelephonySettings {
             ring_timeout: Duration::from_secs(30),
         }
     }
-}
-
-/// How Twilio reaches this app: a user-supplied public URL (`public_url`) or an ngrok tunnel.
-#[derive(Debug, Clone, Default)]
-pub struct TunnelSettings {
-    /// Open an ngrok tunnel at start (`VERBIO_TUNNEL=ngrok`).
-    pub ngrok: bool,
-    /// From the keychain in the desktop app, `NGROK_AUTHTOKEN` for `serve`.
-    pub ngrok_authtoken: Secret,
-    /// A reserved ngrok domain (`NGROK_DOMAIN`), so the Twilio number's webhook stays valid across runs.
-    pub ngrok_domain: Option<String>,
 }
 
 /// Timing knobs of the bridge; tests shrink them to seconds.
@@ -151,58 +159,23 @@ impl Default for Config {
             twilio_rate_per_minute: 1200,
             telephony: TelephonySettings::default(),
             tunnel: TunnelSettings::default(),
-            recording: crate::recording::RecordingConfig::default(),
+            recording: RecordingConfig::default(),
         }
     }
 }
 
-/// The TOML file's shape. Every field optional; no secrets.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    bind_host: Option<String>,
-    port: Option<u16>,
-    public_url: Option<String>,
-    data_dir: Option<PathBuf>,
-    realtime_url: Option<String>,
-    twilio_account_sid: Option<String>,
-    session: Option<SessionConfig>,
-    session_rollover_secs: Option<f64>,
-    reconnect_attempts: Option<u32>,
-    cors_origins: Option<Vec<String>>,
-    api_rate_per_minute: Option<u32>,
-    twilio_rate_per_minute: Option<u32>,
-    twilio_api_base: Option<String>,
-    apology_message: Option<String>,
-    voicemail_message: Option<String>,
-    ring_timeout_secs: Option<u32>,
-    tunnel: Option<String>,
-    ngrok_domain: Option<String>,
-    recording: Option<FileRecording>,
-}
+/// Names the config file to read and write instead of the platform's.
+pub const CONFIG_FILE_ENV: &str = "VERBIO_CONFIG";
 
-/// The file's `[recording]` table.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileRecording {
-    /// Twilio's own recording of inbound calls (`VERBIO_TWILIO_RECORDING_INBOUND`).
-    twilio_inbound: Option<bool>,
-}
-
-/// `ngrok` → true; `none` or empty → false.
-fn tunnel_kind(name: &'static str, value: &str) -> Result<bool, ConfigError> {
-    match value.trim() {
-        "ngrok" => Ok(true),
-        "" | "none" => Ok(false),
-        other => Err(ConfigError::Invalid {
-            name,
-            message: format!("{other:?} is not a tunnel (use \"ngrok\" or \"none\")"),
-        }),
-    }
+/// The config file to read and write: `VERBIO_CONFIG` if set, else the platform's (which may not exist).
+pub fn config_file_path() -> Option<PathBuf> {
+    std::env::var_os(CONFIG_FILE_ENV)
+        .map(PathBuf::from)
+        .or_else(default_config_file)
 }
 
 /// Platform config file: e.g. `~/.config/verbio/config.toml` on Linux.
-pub fn default_config_file() -> Option<PathBuf> {
+fn default_config_file() -> Option<PathBuf> {
     directories::ProjectDirs::from("app", "verbio", "verbio")
         .map(|d| d.config_dir().join("config.toml"))
 }
@@ -214,171 +187,29 @@ fn default_data_dir() -> PathBuf {
 }
 
 impl Config {
-    /// Loads the config file (`VERBIO_CONFIG` or the platform default, if present), then applies env overrides.
+    /// The config file (if present) over the defaults, the environment over both.
     pub fn load() -> Result<Config, ConfigError> {
-        let path = std::env::var_os("VERBIO_CONFIG")
-            .map(PathBuf::from)
-            .or_else(default_config_file);
+        Config::load_with(ConfigLayer::default())
+    }
+
+    /// Like [`Config::load`], with `flags` (the command line) over everything.
+    pub fn load_with(flags: ConfigLayer) -> Result<Config, ConfigError> {
+        let file = match config_file_path().filter(|p| p.exists()) {
+            Some(path) => ConfigLayer::from_file(&path)?,
+            None => ConfigLayer::default(),
+        };
+        let env = ConfigLayer::from_env(|name| std::env::var(name).ok())?;
+        Ok(Config::from_layers([file, env, flags]))
+    }
+
+    /// The defaults with each layer's values over the ones before it.
+    pub fn from_layers(layers: impl IntoIterator<Item = ConfigLayer>) -> Config {
         let mut config = Config::default();
-        if let Some(path) = path.filter(|p| p.exists()) {
-            config.apply_file(&path)?;
-        }
-        config.apply_env(|name| std::env::var(name).ok())?;
-        Ok(config)
-    }
-
-    pub fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.message().to_string(),
-        })?;
-        if let Some(v) = file.bind_host {
-            self.bind_host = v;
-        }
-        if let Some(v) = file.port {
-            self.port = v;
-        }
-        if let Some(v) = file.public_url {
-            self.public_url = Some(v);
-        }
-        if let Some(v) = file.data_dir {
-            self.data_dir = v;
-        }
-        if let Some(v) = file.realtime_url {
-            self.realtime_url = v;
-        }
-        if let Some(v) = file.twilio_account_sid {
-            self.twilio_account_sid = v;
-        }
-        if let Some(v) = file.session {
-            self.session = v;
-        }
-        if let Some(v) = file.session_rollover_secs {
-            self.bridge.session_rollover_after = secs("session_rollover_secs", v)?;
-        }
-        if let Some(v) = file.reconnect_attempts {
-            self.bridge.reconnect_attempts = v;
-        }
-        if let Some(v) = file.cors_origins {
-            self.cors_origins = v;
-        }
-        if let Some(v) = file.api_rate_per_minute {
-            self.api_rate_per_minute = positive("api_rate_per_minute", v)?;
-        }
-        if let Some(v) = file.twilio_rate_per_minute {
-            self.twilio_rate_per_minute = positive("twilio_rate_per_minute", v)?;
-        }
-        if let Some(v) = file.twilio_api_base {
-            self.telephony.api_base = v;
-        }
-        if let Some(v) = file.apology_message {
-            self.telephony.apology_message = v;
-        }
-        if let Some(v) = file.voicemail_message {
-            self.telephony.voicemail_message = v;
-        }
-        if let Some(v) = file.ring_timeout_secs {
-            self.telephony.ring_timeout =
-                Duration::from_secs(positive("ring_timeout_secs", v)?.into());
-        }
-        if let Some(v) = file.tunnel {
-            self.tunnel.ngrok = tunnel_kind("tunnel", &v)?;
-        }
-        if let Some(v) = file.ngrok_domain {
-            self.tunnel.ngrok_domain = Some(v);
-        }
-        if let Some(v) = file.recording.and_then(|r| r.twilio_inbound) {
-            self.recording.twilio_inbound = v;
-        }
-        Ok(())
-    }
-
-    /// Applies `VERBIO_*`, `OPENAI_API_KEY` and `TWILIO_*` overrides read through `get`.
-    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        if let Some(v) = get("VERBIO_BIND") {
-            self.bind_host = v;
-        }
-        if let Some(v) = get("VERBIO_PORT") {
-            self.port = v.parse().map_err(|_| ConfigError::Invalid {
-                name: "VERBIO_PORT",
-                message: format!("{v:?} is not a port number"),
-            })?;
-        }
-        if let Some(v) = get("VERBIO_PUBLIC_URL").filter(|v| !v.is_empty()) {
-            self.public_url = Some(v);
-        }
-        if let Some(v) = get("VERBIO_DATA_DIR") {
-            self.data_dir = PathBuf::from(v);
-        }
-        if let Some(v) = get("OPENAI_API_KEY") {
-            self.openai_api_key = Secret::new(v);
-        }
-        if let Some(v) = get("VERBIO_REALTIME_URL") {
-            self.realtime_url = v;
-        }
-        if let Some(v) = get("TWILIO_ACCOUNT_SID") {
-            self.twilio_account_sid = v;
-        }
-        if let Some(v) = get("TWILIO_AUTH_TOKEN") {
-            self.twilio_auth_token = Secret::new(v);
-        }
-        if let Some(v) = get("VERBIO_MODEL") {
-            self.session.model = v;
-        }
-        if let Some(v) = get("VERBIO_SESSION_ROLLOVER_SECS") {
-            let n: f64 = v.parse().map_err(|_| ConfigError::Invalid {
-                name: "VERBIO_SESSION_ROLLOVER_SECS",
-                message: format!("{v:?} is not a number of seconds"),
-            })?;
-            self.bridge.session_rollover_after = secs("VERBIO_SESSION_ROLLOVER_SECS", n)?;
-        }
-        if let Some(v) = get("VERBIO_RECONNECT_ATTEMPTS") {
-            self.bridge.reconnect_attempts = v.parse().map_err(|_| ConfigError::Invalid {
-                name: "VERBIO_RECONNECT_ATTEMPTS",
-                message: format!("{v:?} is not a count"),
-            })?;
-        }
-        if let Some(v) = get("TWILIO_WEBHOOK_SIGNING_KEY") {
-            self.twilio_signing_key = Secret::new(v);
-        }
-        if let Some(v) = get("VERBIO_API_KEY") {
-            self.api_key = Secret::new(v);
-        }
-        if let Some(v) = get("VERBIO_CORS_ORIGINS") {
-            self.cors_origins = v
-                .split(',')
-                .map(|o| o.trim().to_string())
-                .filter(|o| !o.is_empty())
-                .collect();
-        }
-        if let Some(v) = get("VERBIO_RATE_LIMIT") {
-            let n = v.parse().map_err(|_| ConfigError::Invalid {
-                name: "VERBIO_RATE_LIMIT",
-                message: format!("{v:?} is not a number of requests per minute"),
-            })?;
-            self.api_rate_per_minute = positive("VERBIO_RATE_LIMIT", n)?;
-        }
-        if let Some(v) = get("TWILIO_API_BASE").filter(|v| !v.is_empty()) {
-            self.telephony.api_base = v;
-        }
-        if let Some(v) = get("VERBIO_TUNNEL") {
-            self.tunnel.ngrok = tunnel_kind("VERBIO_TUNNEL", &v)?;
-        }
-        if let Some(v) = get("NGROK_AUTHTOKEN") {
-            self.tunnel.ngrok_authtoken = Secret::new(v);
-        }
-        if let Some(v) = get("NGROK_DOMAIN").filter(|v| !v.is_empty()) {
-            self.tunnel.ngrok_domain = Some(v);
-        }
-        self.recording.apply_env(&get)?;
-        if let Some(url) = &self.public_url {
-            validate_public_url(url)?;
-        }
-        Ok(())
+        layers
+            .into_iter()
+            .fold(ConfigLayer::default(), ConfigLayer::over)
+            .apply(&mut config);
+        config
     }
 
     /// The `ws://`/`wss://` URL of the media socket as Twilio must reach it, if a public URL is set.
@@ -410,55 +241,19 @@ pub fn stream_url_for(public_url: &str) -> String {
     format!("{ws}/media-stream")
 }
 
-fn validate_public_url(url: &str) -> Result<(), ConfigError> {
-    let parsed = url::Url::parse(url).map_err(|e| ConfigError::Invalid {
-        name: "VERBIO_PUBLIC_URL",
-        message: format!("{url:?} is not a URL ({e})"),
-    })?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(ConfigError::Invalid {
-            name: "VERBIO_PUBLIC_URL",
-            message: format!("{url:?} must be an http:// or https:// URL with a host"),
-        });
-    }
-    Ok(())
-}
-
-fn positive(name: &'static str, v: u32) -> Result<u32, ConfigError> {
-    if v == 0 {
-        return Err(ConfigError::Invalid {
-            name,
-            message: "must be at least 1".into(),
-        });
-    }
-    Ok(v)
-}
-
-fn secs(name: &'static str, v: f64) -> Result<Duration, ConfigError> {
-    if !(v.is_finite() && v > 0.0) {
-        return Err(ConfigError::Invalid {
-            name,
-            message: format!("{v} must be a positive number of seconds"),
-        });
-    }
-    Ok(Duration::from_secs_f64(v))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     #[test]
-    fn env_overrides_and_stream_urls() {
-        let env: HashMap<&str, &str> = HashMap::from([
-            ("VERBIO_PORT", "9000"),
-            ("VERBIO_PUBLIC_URL", "https://abc.ngrok.app/"),
-            ("OPENAI_API_KEY", "sk-test-123"),
-        ]);
-        let mut c = Config::default();
-        c.apply_env(|k| env.get(k).map(|v| v.to_string())).unwrap();
-        assert_eq!(c.port, 9000);
+    fn stream_urls_and_secrets_that_never_print() {
+        let layer = ConfigLayer::from_env(|name| match name {
+            "VERBIO_PUBLIC_URL" => Some("https://abc.ngrok.app/".into()),
+            "OPENAI_API_KEY" => Some("sk-test-123".into()),
+            _ => None,
+        })
+        .unwrap();
+        let c = Config::from_layers([layer]);
         assert_eq!(
             c.public_stream_url().unwrap(),
             "wss://abc.ngrok.app/media-stream"
@@ -470,45 +265,6 @@ mod tests {
         assert!(
             !format!("{c:?}").contains("sk-test-123"),
             "secrets never print"
-        );
-    }
-
-    #[test]
-    fn bad_values_are_clear_errors() {
-        let mut c = Config::default();
-        let err = c
-            .apply_env(|k| (k == "VERBIO_PORT").then(|| "eighty".to_string()))
-            .unwrap_err();
-        assert!(err.to_string().contains("VERBIO_PORT"));
-        let err = c
-            .apply_env(|k| (k == "VERBIO_PUBLIC_URL").then(|| "ftp://x".to_string()))
-            .unwrap_err();
-        assert!(err.to_string().contains("http"));
-    }
-
-    #[test]
-    fn file_overrides_defaults_and_rejects_unknown_keys() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config.toml");
-        std::fs::write(&path, "port = 9100\n[session]\nvoice = \"cedar\"\n").unwrap();
-        let mut c = Config::default();
-        c.apply_file(&path).unwrap();
-        assert_eq!(c.port, 9100);
-        assert_eq!(c.session.voice.as_str(), "cedar");
-        assert!(!c.recording.twilio_inbound, "off by default");
-        std::fs::write(&path, "[recording]\ntwilio_inbound = true\n").unwrap();
-        c.apply_file(&path).unwrap();
-        assert!(c.recording.twilio_inbound);
-        c.apply_env(|k| (k == "VERBIO_TWILIO_RECORDING_INBOUND").then(|| "false".to_string()))
-            .unwrap();
-        assert!(
-            !c.recording.twilio_inbound,
-            "the environment wins over the file"
-        );
-        std::fs::write(&path, "openai_api_key = \"sk\"\n").unwrap();
-        assert!(
-            c.apply_file(&path).is_err(),
-            "secrets are not file settings"
         );
     }
 }
