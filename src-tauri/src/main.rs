@@ -22,8 +22,7 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Settings flags (`--port`, `--public-url`, …): the settings table's lines that have one, over the
-    /// environment and the config file.
+    // `--port`, `--public-url`, …: the lines of the settings table (`verbio::config`) that have a flag.
     #[command(flatten)]
     settings: verbio::config::CommandLine,
 }

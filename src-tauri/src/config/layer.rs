@@ -266,22 +266,6 @@ pub struct CommandLine {
     given: Vec<(&'static str, String)>,
 }
 
-impl CommandLine {
-    /// Flags as `(long name, text)`, as if typed (tests, and callers without clap).
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> CommandLine {
-        let given = pairs
-            .into_iter()
-            .filter_map(|(long, text)| {
-                let setting = SETTINGS
-                    .iter()
-                    .find(|s| s.flag.is_some_and(|f| f.long == long))?;
-                Some((setting.field, text.to_string()))
-            })
-            .collect();
-        CommandLine { given }
-    }
-}
-
 impl Source for &CommandLine {
     fn value<K: Kind>(
         &mut self,
@@ -387,6 +371,25 @@ mod tests {
         let path = dir.path().join("config.toml");
         std::fs::write(&path, text).unwrap();
         ConfigLayer::from_file(&path)
+    }
+
+    /// Flags as `(long name, text)`, as if typed.
+    fn flags<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> ConfigLayer {
+        ConfigLayer::from_flags(&typed(pairs)).expect("good flags")
+    }
+
+    fn typed<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> CommandLine {
+        let given = pairs
+            .into_iter()
+            .map(|(long, text)| {
+                let setting = SETTINGS
+                    .iter()
+                    .find(|s| s.flag.is_some_and(|f| f.long == long))
+                    .expect("a flag");
+                (setting.field, text.to_string())
+            })
+            .collect();
+        CommandLine { given }
     }
 
     fn config(layers: impl IntoIterator<Item = ConfigLayer>) -> Config {
@@ -513,8 +516,7 @@ mod tests {
     fn defaults_then_file_then_env_then_command_line() {
         let from_file = file("port = 9100\nbind_host = \"0.0.0.0\"\ntunnel = \"ngrok\"\n").unwrap();
         let from_env = env(&[("VERBIO_PORT", "9200"), ("VERBIO_TUNNEL", "none")]);
-        let from_flags =
-            ConfigLayer::from_flags(&CommandLine::from_pairs([("port", "9300")])).unwrap();
+        let from_flags = flags([("port", "9300")]);
 
         let c = config([from_file.clone(), from_env.clone(), from_flags.clone()]);
         assert_eq!(c.port, 9300, "the command line wins");
@@ -606,7 +608,7 @@ mod tests {
         assert!(from_env("VERBIO_RECORD", "maybe").contains("VERBIO_RECORD"));
         assert!(from_env("VERBIO_SESSION", "{").contains("VERBIO_SESSION"));
 
-        let err = ConfigLayer::from_flags(&CommandLine::from_pairs([("tunnel", "frp")]))
+        let err = ConfigLayer::from_flags(&typed([("tunnel", "frp")]))
             .unwrap_err()
             .to_string();
         assert!(

@@ -14,7 +14,7 @@
 //! name and reaching `Config`.
 //!
 //! Secrets (OpenAI key, Twilio auth token, …) are never read from or written to the TOML file: they come
-//! from the environment here and from the OS keychain ([`crate::secrets`]); the file refuses a key naming one.
+//! from the environment here and from the OS keychain (the `secrets` module); the file refuses a key naming one.
 
 pub mod kinds;
 mod layer;
