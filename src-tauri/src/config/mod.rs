@@ -1,7 +1,7 @@
 //! Settings, in layers: defaults < the TOML config file < environment variables < `verbio serve`'s flags.
 //!
 //! - [`Config`] (this file): what the core runs with, and every default.
-//! - [`layer`]: the settings table. Each line names one setting's [`ConfigLayer`] field, its [`kinds`]
+//! - `layer.rs`: the settings table. Each line names one setting's [`ConfigLayer`] field, its [`kinds`]
 //!   parser, where it goes in `Config`, its environment variable, and its file key and flag if it has them.
 //!   Each source fills a `ConfigLayer` (all optional), the layers are merged in the order above, and the
 //!   merged layer is put into `Config::default()`.
