@@ -310,7 +310,11 @@ impl clap::Args for CommandLine {
                         .long(flag.long)
                         .value_name(flag.value_name)
                         .value_parser(clap::value_parser!(String))
-                        .help(format!("{} (env {})", setting.help.trim(), setting.env)),
+                        .help(format!(
+                            "{} (env {})",
+                            setting.help.trim().trim_end_matches('.'),
+                            setting.env
+                        )),
                 ),
                 None => cmd,
             })
