@@ -48,6 +48,24 @@ pub trait Kind {
     fn file(value: Self::File) -> Result<Option<Self::Value>, InvalidValue>;
 }
 
+/// `fn file` of a kind the file holds as the value itself (a port is a TOML integer).
+macro_rules! file_is_the_value {
+    () => {
+        fn file(value: Self::File) -> Result<Option<Self::Value>, InvalidValue> {
+            Ok(Some(value))
+        }
+    };
+}
+
+/// `fn file` of a kind the file holds as text, read as the environment's is.
+macro_rules! file_is_text {
+    () => {
+        fn file(value: String) -> Result<Option<Self::Value>, InvalidValue> {
+            Self::text(&value)
+        }
+    };
+}
+
 /// Any text, kept as given (an empty one too).
 pub struct Text;
 
@@ -58,9 +76,7 @@ impl Kind for Text {
     fn text(text: &str) -> Result<Option<String>, InvalidValue> {
         Ok(Some(text.to_string()))
     }
-    fn file(value: String) -> Result<Option<String>, InvalidValue> {
-        Ok(Some(value))
-    }
+    file_is_the_value!();
 }
 
 /// Text where empty means "not set" (an API base, so an empty variable keeps the default).
@@ -73,9 +89,7 @@ impl Kind for NonEmpty {
     fn text(text: &str) -> Result<Option<String>, InvalidValue> {
         Ok(Some(text.to_string()).filter(|t| !t.is_empty()))
     }
-    fn file(value: String) -> Result<Option<String>, InvalidValue> {
-        NonEmpty::text(&value)
-    }
+    file_is_text!();
 }
 
 pub struct Port;
@@ -87,9 +101,7 @@ impl Kind for Port {
     fn text(text: &str) -> Result<Option<u16>, InvalidValue> {
         number(text, "is not a port number").map(Some)
     }
-    fn file(value: u16) -> Result<Option<u16>, InvalidValue> {
-        Ok(Some(value))
-    }
+    file_is_the_value!();
 }
 
 /// The URL Twilio reaches the app at: `http(s)://host[:port]`, no path, query or credentials, trailing
@@ -110,9 +122,7 @@ impl Kind for PublicUrl {
         let url = StaticUrl::new(text).map_err(|e| InvalidValue(e.to_string()))?;
         Ok(Some(url.public_url().to_string()))
     }
-    fn file(value: String) -> Result<Option<String>, InvalidValue> {
-        PublicUrl::text(&value)
-    }
+    file_is_text!();
 }
 
 /// `ngrok`, or `none` / empty.
@@ -130,9 +140,7 @@ impl Kind for Tunnel {
             ))
         })
     }
-    fn file(value: String) -> Result<Option<TunnelKind>, InvalidValue> {
-        Tunnel::text(&value)
-    }
+    file_is_text!();
 }
 
 /// A reserved ngrok domain: a bare host name (`example.ngrok.app`). Empty means "not set".
@@ -158,9 +166,7 @@ impl Kind for NgrokDomain {
         }
         Ok(Some(domain.to_string()))
     }
-    fn file(value: String) -> Result<Option<String>, InvalidValue> {
-        NgrokDomain::text(&value)
-    }
+    file_is_text!();
 }
 
 /// `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`, any case; a boolean in the file.
@@ -177,9 +183,7 @@ impl Kind for Flag {
             _ => Err(InvalidValue(format!("{text:?} is not true or false"))),
         }
     }
-    fn file(value: bool) -> Result<Option<bool>, InvalidValue> {
-        Ok(Some(value))
-    }
+    file_is_the_value!();
 }
 
 /// A positive number of seconds, fractions allowed (tests use short rollovers).
@@ -227,9 +231,7 @@ impl Kind for Count {
     fn text(text: &str) -> Result<Option<u32>, InvalidValue> {
         number(text, "is not a count").map(Some)
     }
-    fn file(value: u32) -> Result<Option<u32>, InvalidValue> {
-        Ok(Some(value))
-    }
+    file_is_the_value!();
 }
 
 /// Requests per minute, at least 1.
@@ -263,9 +265,7 @@ impl Kind for List {
                 .collect(),
         ))
     }
-    fn file(value: Vec<String>) -> Result<Option<Vec<String>>, InvalidValue> {
-        Ok(Some(value))
-    }
+    file_is_the_value!();
 }
 
 pub struct Folder;
@@ -277,9 +277,7 @@ impl Kind for Folder {
     fn text(text: &str) -> Result<Option<PathBuf>, InvalidValue> {
         Ok(Some(PathBuf::from(text)))
     }
-    fn file(value: PathBuf) -> Result<Option<PathBuf>, InvalidValue> {
-        Ok(Some(value))
-    }
+    file_is_the_value!();
 }
 
 /// A key or token: from the environment only (the keychain fills the rest, see `secrets`).
@@ -314,9 +312,7 @@ impl Kind for Session {
             .map(Some)
             .map_err(|e| InvalidValue(format!("is not a session as JSON ({e})")))
     }
-    fn file(value: SessionConfig) -> Result<Option<SessionConfig>, InvalidValue> {
-        Ok(Some(value))
-    }
+    file_is_the_value!();
 }
 
 fn number<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, InvalidValue> {
