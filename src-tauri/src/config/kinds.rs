@@ -316,8 +316,7 @@ impl Kind for Session {
 }
 
 fn number<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, InvalidValue> {
-    text.trim()
-        .parse()
+    text.parse()
         .map_err(|_| InvalidValue(format!("{text:?} {what}")))
 }
 
@@ -342,7 +341,8 @@ mod tests {
     #[test]
     fn ports() {
         assert_eq!(Port::text("8081"), Ok(Some(8081)));
-        assert_eq!(Port::text(" 0 "), Ok(Some(0)), "0 picks a free port");
+        assert_eq!(Port::text("0"), Ok(Some(0)), "0 picks a free port");
+        assert!(Port::text(" 80").is_err(), "as exact as before");
         assert_eq!(refusal::<Port>("eighty"), "\"eighty\" is not a port number");
         assert!(Port::text("70000").is_err());
         assert!(Port::text("").is_err());
