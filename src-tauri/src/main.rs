@@ -1,9 +1,9 @@
 //! `verbio`: the desktop app by default; `verbio serve` runs the bridge headless; `verbio bench` loads it.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use verbio::config::{Config, ConfigLayer};
 
 #[derive(Parser)]
 #[command(name = "verbio", version, about = "AI voice agent for Twilio calls")]
@@ -23,28 +23,9 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Port for Twilio's webhook and media socket (env VERBIO_PORT, default 8081).
-    #[arg(long)]
-    port: Option<u16>,
-    /// Address to bind (env VERBIO_BIND, default 127.0.0.1).
-    #[arg(long)]
-    bind: Option<String>,
-    /// The URL Twilio reaches this server at (env VERBIO_PUBLIC_URL).
-    #[arg(long)]
-    public_url: Option<String>,
-    /// Realtime WebSocket URL (env VERBIO_REALTIME_URL).
-    #[arg(long)]
-    realtime_url: Option<String>,
-    /// Folder for the call library (env VERBIO_DATA_DIR).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Open an ngrok tunnel for Twilio: `ngrok` or `none` (env VERBIO_TUNNEL; authtoken from
-    /// NGROK_AUTHTOKEN, reserved domain from NGROK_DOMAIN).
-    #[arg(long)]
-    tunnel: Option<String>,
-    /// Twilio REST API base URL (env TWILIO_API_BASE, default https://api.twilio.com).
-    #[arg(long)]
-    twilio_api_base: Option<String>,
+    // `--port`, `--public-url`, …: the lines of the settings table (`verbio::config`) that have a flag.
+    #[command(flatten)]
+    settings: verbio::config::CommandLine,
 }
 
 fn main() -> ExitCode {
@@ -76,7 +57,8 @@ fn desktop() -> Result<(), String> {
 }
 
 fn serve(args: ServeArgs) -> Result<(), String> {
-    let mut config = verbio::config::Config::load().map_err(|e| e.to_string())?;
+    let flags = ConfigLayer::from_flags(&args.settings).map_err(|e| e.to_string())?;
+    let mut config = Config::load_with(flags).map_err(|e| e.to_string())?;
     // Secrets the environment did not set come from the OS keychain (as in the desktop app), if any.
     if std::env::var("VERBIO_KEYCHAIN").as_deref() != Ok("off") {
         match verbio::secrets::Secrets::system().fill_config(&mut config) {
@@ -89,33 +71,6 @@ fn serve(args: ServeArgs) -> Result<(), String> {
                 tracing::info!(reason = %e, "no OS keychain; secrets come from the environment only")
             }
         }
-    }
-    if let Some(port) = args.port {
-        config.port = port;
-    }
-    if let Some(bind) = args.bind {
-        config.bind_host = bind;
-    }
-    if let Some(url) = args.public_url {
-        let mut probe = config.clone();
-        probe
-            .apply_env(|name| (name == "VERBIO_PUBLIC_URL").then(|| url.clone()))
-            .map_err(|e| e.to_string())?;
-        config.public_url = probe.public_url;
-    }
-    if let Some(url) = args.realtime_url {
-        config.realtime_url = url;
-    }
-    if let Some(dir) = args.data_dir {
-        config.data_dir = dir;
-    }
-    if let Some(tunnel) = args.tunnel {
-        config
-            .apply_env(|name| (name == "VERBIO_TUNNEL").then(|| tunnel.clone()))
-            .map_err(|e| e.to_string())?;
-    }
-    if let Some(base) = args.twilio_api_base {
-        config.telephony.api_base = base;
     }
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;

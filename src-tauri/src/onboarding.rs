@@ -14,7 +14,6 @@ use crate::types::Secret;
 pub const DEFAULT_OPENAI_API_BASE: &str = "https://api.openai.com";
 pub const DEFAULT_TWILIO_API_BASE: &str = "https://api.twilio.com";
 pub const OPENAI_API_BASE_ENV: &str = "VERBIO_OPENAI_API_BASE";
-pub const TWILIO_API_BASE_ENV: &str = "TWILIO_API_BASE";
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -35,13 +34,15 @@ impl Default for ApiBases {
 }
 
 impl ApiBases {
-    /// Defaults, overridden by `VERBIO_OPENAI_API_BASE` / `TWILIO_API_BASE`.
-    pub fn from_env() -> Self {
-        let get = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let defaults = ApiBases::default();
+    /// OpenAI's default base, overridden by `VERBIO_OPENAI_API_BASE`; Twilio's is the one the config gives
+    /// the REST client (`telephony.api_base`), so a key is checked where calls will go.
+    pub fn from_env(twilio: &str) -> Self {
         ApiBases {
-            openai: get(OPENAI_API_BASE_ENV).unwrap_or(defaults.openai),
-            twilio: get(TWILIO_API_BASE_ENV).unwrap_or(defaults.twilio),
+            openai: std::env::var(OPENAI_API_BASE_ENV)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| DEFAULT_OPENAI_API_BASE.into()),
+            twilio: twilio.into(),
         }
     }
 }

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{default_config_file, Config};
+use crate::config::config_file_path;
+use crate::config::kinds::{Kind, NgrokDomain, PublicUrl, Tunnel};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsFileError {
@@ -34,10 +35,7 @@ pub struct BasicSettings {
 
 /// The config file to write: `VERBIO_CONFIG` if set, else the platform default.
 pub fn config_path() -> Result<PathBuf, SettingsFileError> {
-    std::env::var_os("VERBIO_CONFIG")
-        .map(PathBuf::from)
-        .or_else(default_config_file)
-        .ok_or(SettingsFileError::NoConfigDir)
+    config_file_path().ok_or(SettingsFileError::NoConfigDir)
 }
 
 /// The saved values as the config file has them (env overrides are not applied).
@@ -68,14 +66,10 @@ fn read_table(path: &Path) -> Result<toml::Table, SettingsFileError> {
     }
 }
 
-/// Validates `settings` the way [`Config`] would, then writes them (atomically: temp file + rename).
+/// Checks `settings` with the parsers the config file is read with, then writes them (atomically: temp
+/// file + rename).
 pub fn save_basic(path: &Path, settings: &BasicSettings) -> Result<(), SettingsFileError> {
-    let mut probe = Config::default();
-    if let Some(url) = settings.public_url.as_deref().filter(|u| !u.is_empty()) {
-        probe
-            .apply_env(|name| (name == "VERBIO_PUBLIC_URL").then(|| url.to_string()))
-            .map_err(|e| SettingsFileError::Invalid(e.to_string()))?;
-    }
+    check::<PublicUrl>("public_url", &settings.public_url)?;
     if let Some(sid) = settings
         .twilio_account_sid
         .as_deref()
@@ -87,22 +81,8 @@ pub fn save_basic(path: &Path, settings: &BasicSettings) -> Result<(), SettingsF
             ));
         }
     }
-    if let Some(tunnel) = settings.tunnel.as_deref().filter(|t| !t.is_empty()) {
-        probe
-            .apply_env(|name| (name == "VERBIO_TUNNEL").then(|| tunnel.to_string()))
-            .map_err(|e| SettingsFileError::Invalid(e.to_string()))?;
-    }
-    if let Some(domain) = settings.ngrok_domain.as_deref().map(str::trim) {
-        if domain.contains("://")
-            || domain.contains('/')
-            || domain.chars().any(char::is_whitespace)
-            || (!domain.is_empty() && !domain.contains('.'))
-        {
-            return Err(SettingsFileError::Invalid(
-                "an ngrok domain is a bare host name such as example.ngrok.app".into(),
-            ));
-        }
-    }
+    check::<Tunnel>("tunnel", &settings.tunnel)?;
+    check::<NgrokDomain>("ngrok_domain", &settings.ngrok_domain)?;
     let mut table = read_table(path)?;
     for (key, value) in [
         ("public_url", &settings.public_url),
@@ -133,9 +113,21 @@ pub fn save_basic(path: &Path, settings: &BasicSettings) -> Result<(), SettingsF
     Ok(())
 }
 
+/// `value` (if given) as the file key `key` would be read.
+fn check<K: Kind>(key: &'static str, value: &Option<String>) -> Result<(), SettingsFileError> {
+    match value {
+        Some(text) => K::text(text)
+            .map(drop)
+            .map_err(|e| SettingsFileError::Invalid(e.named(key).to_string())),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Config, ConfigLayer};
+    use crate::tunnel::TunnelKind;
 
     #[test]
     fn saves_settings_keeping_other_keys_and_refuses_bad_values() {
@@ -157,10 +149,9 @@ mod tests {
             "{text}"
         );
         // The file still loads as a config.
-        let mut config = Config::default();
-        config.apply_file(&path).unwrap();
+        let config = Config::from_layers([ConfigLayer::from_file(&path).unwrap()]);
         assert_eq!(config.public_url.as_deref(), Some("https://abc.ngrok.app"));
-        assert!(config.tunnel.ngrok);
+        assert_eq!(config.tunnel.kind, TunnelKind::Ngrok);
         assert_eq!(config.tunnel.ngrok_domain.as_deref(), Some("abc.ngrok.app"));
         for bad in [
             BasicSettings {

@@ -140,7 +140,10 @@ pub fn run() -> Result<(), DesktopError> {
         .manage(Core::new())
         .manage(Desktop {
             secrets,
-            bases: ApiBases::from_env(),
+            bases: ApiBases::from_env(config.as_ref().map_or(
+                crate::onboarding::DEFAULT_TWILIO_API_BASE,
+                |c| c.telephony.api_base.as_str(),
+            )),
             notifier: alerts::Notifier::probe(),
             tray: AtomicBool::new(false),
             alerts: Mutex::new(alerts::AlertTracker::default()),

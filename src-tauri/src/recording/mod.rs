@@ -27,7 +27,7 @@ mod writer;
 pub use library::{Library, LibraryError};
 pub use recorder::{CallRecording, Recorder, RecorderSettings};
 
-/// Recording settings (part of [`crate::config::Config`]).
+/// Recording settings (part of the app's `Config`, which reads them from the file and the environment).
 #[derive(Debug, Clone)]
 pub struct RecordingConfig {
     /// Record every call (`VERBIO_RECORD=false` turns it off; a call can also opt out).
@@ -48,34 +48,5 @@ impl Default for RecordingConfig {
             twilio_inbound: false,
             recorder: RecorderSettings::default(),
         }
-    }
-}
-
-fn flag(name: &'static str, v: &str) -> Result<bool, crate::config::ConfigError> {
-    match v.to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(crate::config::ConfigError::Invalid {
-            name,
-            message: format!("{v:?} is not true or false"),
-        }),
-    }
-}
-
-impl RecordingConfig {
-    pub fn apply_env(
-        &mut self,
-        get: &impl Fn(&str) -> Option<String>,
-    ) -> Result<(), crate::config::ConfigError> {
-        if let Some(v) = get("VERBIO_RECORD") {
-            self.enabled = flag("VERBIO_RECORD", &v)?;
-        }
-        if let Some(v) = get("VERBIO_TWILIO_RECORDING_DELETE") {
-            self.delete_twilio_copy = flag("VERBIO_TWILIO_RECORDING_DELETE", &v)?;
-        }
-        if let Some(v) = get("VERBIO_TWILIO_RECORDING_INBOUND") {
-            self.twilio_inbound = flag("VERBIO_TWILIO_RECORDING_INBOUND", &v)?;
-        }
-        Ok(())
     }
 }

@@ -14,7 +14,46 @@ pub mod static_url;
 
 use std::net::SocketAddr;
 
-use crate::config::TunnelSettings;
+use crate::types::Secret;
+
+/// How Twilio reaches this app: a user-supplied public URL (the config's `public_url`) or an ngrok tunnel.
+#[derive(Debug, Clone, Default)]
+pub struct TunnelSettings {
+    /// What to open at start (`VERBIO_TUNNEL`).
+    pub kind: TunnelKind,
+    /// From the keychain in the desktop app, `NGROK_AUTHTOKEN` for `serve`.
+    pub ngrok_authtoken: Secret,
+    /// A reserved ngrok domain (`NGROK_DOMAIN`), so the Twilio number's webhook stays valid across runs.
+    pub ngrok_domain: Option<String>,
+}
+
+/// What [`open`] opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TunnelKind {
+    /// Nothing: the public URL, if one is set, is used as given.
+    #[default]
+    None,
+    /// An ngrok endpoint; its URL replaces the public URL.
+    Ngrok,
+}
+
+impl TunnelKind {
+    /// `none` (or nothing) and `ngrok`, the names settings use.
+    pub fn from_name(name: &str) -> Option<TunnelKind> {
+        match name.trim() {
+            "" | "none" => Some(TunnelKind::None),
+            "ngrok" => Some(TunnelKind::Ngrok),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TunnelKind::None => "none",
+            TunnelKind::Ngrok => "ngrok",
+        }
+    }
+}
 
 /// An open way in for Twilio. Dropping it closes it.
 pub trait Tunnel: Send + Sync {
@@ -46,7 +85,7 @@ pub async fn open(
     public_url: Option<&str>,
     local_addr: SocketAddr,
 ) -> Result<Option<Box<dyn Tunnel>>, TunnelError> {
-    if settings.ngrok {
+    if settings.kind == TunnelKind::Ngrok {
         crate::tls::install_crypto_provider();
         return open_ngrok(settings, local_addr).await.map(Some);
     }
@@ -87,7 +126,6 @@ async fn open_ngrok(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::Secret;
 
     fn local() -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], 8081))
@@ -114,7 +152,7 @@ mod tests {
     #[tokio::test]
     async fn ngrok_without_authtoken_is_a_clear_error() {
         let settings = TunnelSettings {
-            ngrok: true,
+            kind: TunnelKind::Ngrok,
             ..TunnelSettings::default()
         };
         let err = open(&settings, Some("https://ignored.example"), local())
@@ -128,7 +166,7 @@ mod tests {
     async fn ngrok_unreachable_is_a_clear_error_without_the_token() {
         // No network here: the ngrok service cannot be reached (or this build has no ngrok).
         let settings = TunnelSettings {
-            ngrok: true,
+            kind: TunnelKind::Ngrok,
             ngrok_authtoken: Secret::new("2abcdefghijklmnopqrstuvwxyz_test_token"),
             ngrok_domain: None,
         };
