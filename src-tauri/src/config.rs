@@ -399,15 +399,7 @@ impl Config {
 
 /// `https://host/base` → `wss://host/base/media-stream`; `http` → `ws`.
 pub fn stream_url_for(public_url: &str) -> String {
-    let trimmed = public_url.trim_end_matches('/');
-    let ws = if let Some(rest) = trimmed.strip_prefix("https://") {
-        format!("wss://{rest}")
-    } else if let Some(rest) = trimmed.strip_prefix("http://") {
-        format!("ws://{rest}")
-    } else {
-        trimmed.to_string()
-    };
-    format!("{ws}/media-stream")
+    crate::telephony::twilio::webhooks::WebhookUrls::new(public_url).media_stream()
 }
 
 fn validate_public_url(url: &str) -> Result<(), ConfigError> {

@@ -18,6 +18,8 @@ use tauri::{AppHandle, Emitter};
 use tracing::{info, warn};
 
 use crate::calls::events::CallEvent;
+use crate::telephony::twilio::answered_by::AnsweredBy;
+use crate::telephony::twilio::direction::Direction;
 
 /// Tauri event carrying each [`Alert`] to the window.
 pub const DESKTOP_ALERT: &str = "desktop-alert";
@@ -81,20 +83,9 @@ fn needs_user(code: &str) -> bool {
     .any(|k| code.contains(k))
 }
 
-/// Whether Twilio's `AnsweredBy` means nobody picked up (`machine_start`, `machine_end_beep`, `fax`, ...).
-fn is_machine(answered_by: &str) -> bool {
-    answered_by.starts_with("machine") || answered_by == "fax"
-}
-
 /// Call statuses after which no more detection result comes.
 fn is_final_status(status: &str) -> bool {
     crate::telephony::twilio::status::is_final(status)
-}
-
-/// Whether a `call_status` direction (`outbound`, `outbound-api`, `outbound-dial`, `inbound`) is a call the
-/// app placed.
-fn is_outbound(direction: &str) -> bool {
-    direction.starts_with("outbound")
 }
 
 /// The other party of a call: the caller of an inbound call, the number dialled of an outbound one.
@@ -230,7 +221,8 @@ impl AlertTracker {
                     if let Some(to) = to {
                         self.dialled.insert(call_sid.clone(), to.clone());
                     }
-                    if direction.as_deref().is_some_and(is_outbound) {
+                    // A call placed from Twilio's side: by the app (`outbound-api`) or a `<Dial>`.
+                    if direction.as_ref().is_some_and(Direction::is_outbound) {
                         self.outbound.insert(call_sid.clone());
                     }
                 }
@@ -240,7 +232,7 @@ impl AlertTracker {
                 call_sid,
                 answered_by,
                 ..
-            } if is_machine(answered_by) => {
+            } if answered_by.is_machine() => {
                 let to = self
                     .dialled
                     .get(call_sid)
@@ -293,7 +285,7 @@ impl AlertTracker {
 }
 
 /// An outbound call reached voicemail or an answering machine (from Twilio's `AnsweredBy`).
-pub fn machine_answered(call_sid: &str, to: &str, answered_by: &str) -> Alert {
+pub fn machine_answered(call_sid: &str, to: &str, answered_by: &AnsweredBy) -> Alert {
     Alert::new(
         AlertKind::MachineAnswered,
         "Answered by a machine",
@@ -446,7 +438,7 @@ mod tests {
             })
             .is_none());
         assert_eq!(
-            machine_answered("CA3", "+15550001111", "machine_end_beep").kind,
+            machine_answered("CA3", "+15550001111", &AnsweredBy::MachineEndBeep).kind,
             AlertKind::MachineAnswered
         );
     }
@@ -455,7 +447,7 @@ mod tests {
         CallEvent::CallStatus {
             call_sid: sid.into(),
             status: status.into(),
-            direction: Some("outbound-api".into()),
+            direction: Some(Direction::OutboundApi),
             from: Some("+15550000000".into()),
             to: to.map(String::from),
             answered_by: None,
@@ -467,7 +459,7 @@ mod tests {
     fn detection(sid: &str, answered_by: &str) -> CallEvent {
         CallEvent::MachineDetection {
             call_sid: sid.into(),
-            answered_by: answered_by.into(),
+            answered_by: AnsweredBy::parse(answered_by),
             action: "hang_up".into(),
             at_ms: 2,
         }
@@ -533,7 +525,7 @@ mod tests {
         // An inbound call, even with a status callback, is incoming.
         let mut inbound = status("CA6", "ringing", Some("+15550000000"));
         if let CallEvent::CallStatus { direction, .. } = &mut inbound {
-            *direction = Some("inbound".into());
+            *direction = Some(Direction::Inbound);
         }
         t.on_event(&inbound);
         let a = t
