@@ -331,7 +331,12 @@ async fn downloads_and_deletes_recordings_with_the_clients_retries() {
         .await
         .expect("retried delete succeeds");
     // Already gone counts as deleted; any other refusal surfaces.
-    tap.fail_next("/Recordings/RE", 404, 20404, "The requested resource was not found");
+    tap.fail_next(
+        "/Recordings/RE",
+        404,
+        20404,
+        "The requested resource was not found",
+    );
     twilio
         .delete_recording(RECORDING_SID)
         .await
@@ -341,7 +346,10 @@ async fn downloads_and_deletes_recordings_with_the_clients_retries() {
         .delete_recording(RECORDING_SID)
         .await
         .expect_err("401 surfaces");
-    assert!(matches!(err, RestError::Api(ref e) if e.status == 401), "{err}");
+    assert!(
+        matches!(err, RestError::Api(ref e) if e.status == 401),
+        "{err}"
+    );
     let deletes: Vec<(String, u16)> = tap
         .requests()
         .into_iter()
@@ -352,6 +360,9 @@ async fn downloads_and_deletes_recordings_with_the_clients_retries() {
     assert_eq!(deletes.len(), 4, "{deletes:?}");
     assert!(deletes.iter().all(|(p, _)| *p == json_path), "{deletes:?}");
     assert_eq!(deletes[0].1, 500);
-    assert!((200..300).contains(&deletes[1].1), "Prism accepted: {deletes:?}");
+    assert!(
+        (200..300).contains(&deletes[1].1),
+        "Prism accepted: {deletes:?}"
+    );
     assert_eq!((deletes[2].1, deletes[3].1), (404, 401));
 }

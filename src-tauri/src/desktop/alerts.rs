@@ -479,9 +479,10 @@ mod tests {
             t.on_event(&detection("CA4", "fax")).unwrap().kind,
             AlertKind::MachineAnswered
         );
-        // A person, or an undecided detection, is no alert.
+        // A person, an undecided detection, or a verdict Verbio does not know, is no alert.
         assert!(t.on_event(&detection("CA4", "human")).is_none());
         assert!(t.on_event(&detection("CA4", "unknown")).is_none());
+        assert!(t.on_event(&detection("CA4", "machine")).is_none());
         // Status events do not make a call live (the tray lists bridged calls only).
         assert!(t.live().is_empty());
         // Once the call is over its number is forgotten.
@@ -533,6 +534,26 @@ mod tests {
             .unwrap();
         assert_eq!(a.kind, AlertKind::IncomingCall);
         assert_eq!(a.title, "Incoming call from +15551112222");
+        // A `<Dial>`ed leg is placed from Twilio's side too; a direction Verbio does not know is not.
+        for (sid, direction, kind) in [
+            ("CA10", Direction::OutboundDial, AlertKind::CallAnswered),
+            (
+                "CA11",
+                Direction::Other("trunking-originating".into()),
+                AlertKind::IncomingCall,
+            ),
+        ] {
+            let mut event = status(sid, "in-progress", Some("+15557654321"));
+            if let CallEvent::CallStatus { direction: d, .. } = &mut event {
+                *d = Some(direction);
+            }
+            t.on_event(&event);
+            assert_eq!(
+                t.on_event(&started(sid, None, 2_500)).unwrap().kind,
+                kind,
+                "{sid}"
+            );
+        }
         let a = t.on_event(&started("CA7", None, 3_000)).unwrap();
         assert_eq!(a.title, "Incoming call from an unknown number");
         assert_eq!(

@@ -5,8 +5,6 @@
 //! `DetectMessageEnd`: the greeting is over), `fax` and `unknown`. A value Verbio does not know is
 //! kept as Twilio spelled it and treated like `unknown`.
 
-use std::fmt;
-
 /// Answering-machine detection's verdict. Serializes as Twilio's spelling.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum AnsweredBy {
@@ -68,22 +66,14 @@ impl AnsweredBy {
     pub fn greeting_ended(&self) -> bool {
         matches!(
             self,
-            AnsweredBy::MachineEndBeep | AnsweredBy::MachineEndSilence | AnsweredBy::MachineEndOther
+            AnsweredBy::MachineEndBeep
+                | AnsweredBy::MachineEndSilence
+                | AnsweredBy::MachineEndOther
         )
     }
 }
 
-impl fmt::Display for AnsweredBy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl serde::Serialize for AnsweredBy {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
+twilio_spelling!(AnsweredBy);
 
 #[cfg(test)]
 mod tests {

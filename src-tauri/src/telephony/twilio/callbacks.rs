@@ -206,8 +206,8 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(a.answered_by, AnsweredBy::MachineStart);
-        let new = AmdCallback::from_form(&form(&[("CallSid", "CA1"), ("AnsweredBy", "robot")]))
-            .unwrap();
+        let new =
+            AmdCallback::from_form(&form(&[("CallSid", "CA1"), ("AnsweredBy", "robot")])).unwrap();
         assert_eq!(new.answered_by, AnsweredBy::Other("robot".into()));
         assert_eq!(
             AmdCallback::from_form(&form(&[("CallSid", "CA1")])),

@@ -4,8 +4,6 @@
 //! (placed by a `<Dial>`); Elastic SIP Trunking adds `trunking-*`. Anything Verbio does not know is
 //! kept as Twilio spelled it, so what is stored and shown is always Twilio's own word.
 
-use std::fmt;
-
 /// A call's direction as Twilio reports it. Serializes as Twilio's spelling.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Direction {
@@ -52,17 +50,7 @@ impl Direction {
     }
 }
 
-impl fmt::Display for Direction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl serde::Serialize for Direction {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
+twilio_spelling!(Direction);
 
 #[cfg(test)]
 mod tests {
@@ -79,7 +67,11 @@ mod tests {
                 Direction::Other("trunking-terminating".into()),
                 false,
             ),
-            ("Outbound-API", Direction::Other("Outbound-API".into()), false),
+            (
+                "Outbound-API",
+                Direction::Other("Outbound-API".into()),
+                false,
+            ),
         ] {
             let parsed = Direction::parse(text);
             assert_eq!(parsed, direction, "{text}");

@@ -704,12 +704,12 @@ impl TwilioRest {
                 request = request.form(form);
             }
             let outcome = match request.send().await {
-                Ok(response) if answer == Answer::Stream && response.status().is_success() => Ok(
-                    Reply {
+                Ok(response) if answer == Answer::Stream && response.status().is_success() => {
+                    Ok(Reply {
                         status: response.status(),
                         body: Body::Open(response),
-                    },
-                ),
+                    })
+                }
                 Ok(response) => {
                     let status = response.status();
                     match response.bytes().await {
