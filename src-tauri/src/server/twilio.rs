@@ -1,13 +1,17 @@
-//! Twilio's doors: the voice webhook (`POST /twiml`) and the Media Streams socket (`GET /media-stream`).
+//! Twilio's doors: the voice webhook (`POST /twiml`), the Media Streams socket (`GET /media-stream`)
+//! and the status, AMD and recording-status callbacks, at the paths
+//! [`crate::telephony::twilio::webhooks`] hands out.
 //!
-//! Both are checked with `X-Twilio-Signature` against the public URL Twilio used, before anything else
-//! happens; the stream additionally needs the one-time token `/twiml` handed out for its call.
+//! Every request is checked with `X-Twilio-Signature` against the public URL Twilio used before
+//! anything else happens; a webhook's parameters are then read by `telephony::twilio::callbacks`
+//! (the `Webhook` extractor does both), and the handler only calls a service. The stream
+//! additionally needs the one-time token `/twiml` handed out for its call.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,7 +21,9 @@ use tracing::{info, warn};
 use crate::calls::bridge;
 use crate::server::public_url;
 use crate::services::Services;
-use crate::telephony::twilio::callbacks::{AmdCallback, StatusCallback, VoiceWebhook};
+use crate::telephony::twilio::callbacks::{
+    AmdCallback, RecordingStatusCallback, StatusCallback, VoiceWebhook,
+};
 use crate::telephony::twilio::form::{Form, FormError};
 use crate::telephony::twilio::signature;
 use crate::telephony::twilio::twiml;
@@ -47,7 +53,7 @@ fn forbidden(reason: &'static str) -> Response {
 }
 
 /// The 400 for a webhook whose parameters cannot be used (the error names the parameter).
-pub(super) fn bad_request(e: FormError) -> Response {
+fn bad_request(e: FormError) -> Response {
     (StatusCode::BAD_REQUEST, e.to_string()).into_response()
 }
 
@@ -107,10 +113,63 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.starts_with("application/json"))
 }
 
-/// A webhook's parameters once its signature has been checked against the live public URL, or the
-/// response that refuses it. Twilio's webhooks are forms; a signed JSON body is accepted for its
-/// string fields.
-pub(super) fn signed_form(
+/// A Twilio webhook, extracted: its signature checked against the live public URL, then its
+/// parameters read into `T`. Refused with 403 (signature) or 400 (naming the parameter), so handlers
+/// only get what they can act on.
+pub(super) struct Webhook<T>(pub T);
+
+/// What a webhook's parameters are read into, and what it is called in logs.
+pub(super) trait WebhookParams: Sized {
+    const WHAT: &'static str;
+    fn parse(form: &Form) -> Result<Self, FormError>;
+}
+
+impl WebhookParams for VoiceWebhook {
+    const WHAT: &'static str = "voice webhook";
+    fn parse(form: &Form) -> Result<Self, FormError> {
+        VoiceWebhook::from_form(form)
+    }
+}
+
+impl WebhookParams for StatusCallback {
+    const WHAT: &'static str = "status callback";
+    fn parse(form: &Form) -> Result<Self, FormError> {
+        StatusCallback::from_form(form)
+    }
+}
+
+impl WebhookParams for AmdCallback {
+    const WHAT: &'static str = "AMD callback";
+    fn parse(form: &Form) -> Result<Self, FormError> {
+        AmdCallback::from_form(form)
+    }
+}
+
+impl WebhookParams for RecordingStatusCallback {
+    const WHAT: &'static str = "recording status callback";
+    fn parse(form: &Form) -> Result<Self, FormError> {
+        RecordingStatusCallback::from_form(form)
+    }
+}
+
+impl<T: WebhookParams> FromRequest<Arc<Services>> for Webhook<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, services: &Arc<Services>) -> Result<Self, Response> {
+        let (parts, body) = req.into_parts();
+        // Within `WEBHOOK_BODY_LIMIT` (the router's layer).
+        let body = Bytes::from_request(Request::from_parts(parts.clone(), body), services)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let form = signed_form(services, &parts.headers, &parts.uri, &body, T::WHAT)
+            .map_err(|refusal| *refusal)?;
+        T::parse(&form).map(Webhook).map_err(bad_request)
+    }
+}
+
+/// A webhook's parameters once its signature has been checked. Twilio's webhooks are forms; a
+/// signed JSON body is accepted for its string fields.
+fn signed_form(
     services: &Services,
     headers: &HeaderMap,
     uri: &Uri,
@@ -134,39 +193,18 @@ pub(super) fn signed_form(
 /// Twilio's call status callback (`StatusCallback`): the call's progress into the library and the bus.
 async fn status_callback(
     State(services): State<Arc<Services>>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
+    Webhook(report): Webhook<StatusCallback>,
 ) -> Response {
-    let form = match signed_form(&services, &headers, &uri, &body, "status callback") {
-        Ok(form) => form,
-        Err(refusal) => return *refusal,
-    };
-    match StatusCallback::from_form(&form) {
-        Ok(report) => {
-            services.on_call_status(report);
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(e) => bad_request(e),
-    }
+    services.on_call_status(report);
+    StatusCode::NO_CONTENT.into_response()
 }
 
 /// Asynchronous answering-machine detection (`AsyncAmdStatusCallback`): `AnsweredBy` for a call the
 /// app placed, and the call's machine policy applied.
 async fn amd_callback(
     State(services): State<Arc<Services>>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
+    Webhook(verdict): Webhook<AmdCallback>,
 ) -> Response {
-    let form = match signed_form(&services, &headers, &uri, &body, "AMD callback") {
-        Ok(form) => form,
-        Err(refusal) => return *refusal,
-    };
-    let verdict = match AmdCallback::from_form(&form) {
-        Ok(verdict) => verdict,
-        Err(e) => return bad_request(e),
-    };
     let action = services
         .on_machine_detection(&verdict.call_sid, verdict.answered_by)
         .await;
@@ -181,17 +219,8 @@ async fn amd_callback(
 async fn voice_webhook(
     State(services): State<Arc<Services>>,
     headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
+    Webhook(call): Webhook<VoiceWebhook>,
 ) -> Response {
-    let form = match signed_form(&services, &headers, &uri, &body, "voice webhook") {
-        Ok(form) => form,
-        Err(refusal) => return *refusal,
-    };
-    let call = match VoiceWebhook::from_form(&form) {
-        Ok(call) => call,
-        Err(e) => return bad_request(e),
-    };
     let token = services
         .registry
         .issue_token(&call.call_sid, call.from, call.to);

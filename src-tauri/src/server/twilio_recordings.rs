@@ -4,37 +4,22 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use tracing::warn;
 
-use crate::server::twilio::{bad_request, signed_form};
+use crate::recording::library::RecordingStatus;
+use crate::server::twilio::Webhook;
 use crate::services::Services;
 use crate::telephony::twilio::callbacks::RecordingStatusCallback;
 
-pub async fn recording_status(
+/// Checked against the live public URL (a tunnel's, or one set at run time), as every Twilio route is.
+pub(super) async fn recording_status(
     State(services): State<Arc<Services>>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
+    Webhook(callback): Webhook<RecordingStatusCallback>,
 ) -> Response {
-    // Checked against the live public URL (a tunnel's, or one set at run time), as every Twilio route is.
-    let form = match signed_form(
-        &services,
-        &headers,
-        &uri,
-        &body,
-        "recording status callback",
-    ) {
-        Ok(form) => form,
-        Err(refusal) => return *refusal,
-    };
-    let status = match RecordingStatusCallback::from_form(&form) {
-        Ok(callback) => crate::recording::library::RecordingStatus::from(callback),
-        Err(e) => return bad_request(e),
-    };
+    let status = RecordingStatus::from(callback);
     let library = services.recordings.clone();
     tokio::spawn(async move {
         let call_sid = status.call_sid.clone();

@@ -1,10 +1,12 @@
-//! Twilio's REST API (2010-04-01): the calls Verbio places and controls, and the account's numbers.
+//! Twilio's REST API (2010-04-01): the calls Verbio places and controls, the account's numbers, and
+//! its cloud recordings (download, delete).
 //!
 //! Basic auth with the account SID and auth token, form bodies, JSON answers. Twilio's error bodies
 //! (`code`, `message`, `more_info`) become [`RestError::Api`]. Retries with backoff happen only where a
-//! repeat cannot do anything twice: GETs, and a call creation that Twilio refused with 429 or 5xx or that
-//! never reached Twilio (no call exists yet). Updates, and starting a live call's recording, are
-//! retried only on 429 or when no connection was made.
+//! repeat cannot do anything twice: GETs (a download until its file starts to arrive), deleting a
+//! recording (a repeat finds it gone, which counts as deleted), and a call creation that Twilio refused
+//! with 429 or 5xx or that never reached Twilio (no call exists yet). Updates, and starting a live call's
+//! recording, are retried only on 429 or when no connection was made.
 //!
 //! The base URL is configurable (`TWILIO_API_BASE`), so tests run this very client against Stoplight
 //! Prism serving Twilio's own OpenAPI description.
@@ -800,16 +802,19 @@ impl RecordingDownload {
     /// The next piece of the file; `None` once it is complete. A broken connection is
     /// [`RestError::Transport`] (not retried: part of the file has been handed out already).
     pub async fn chunk(&mut self) -> Result<Option<Vec<u8>>, RestError> {
-        match &mut self.body {
-            Some(Body::Open(response)) => response
-                .chunk()
-                .await
-                .map(|c| c.map(|b| b.to_vec()))
-                .map_err(|e| RestError::Transport(transport_message(&e))),
-            Some(Body::Read(_)) => match self.body.take() {
-                Some(Body::Read(bytes)) => Ok(Some(bytes)),
-                _ => Ok(None),
-            },
+        match self.body.take() {
+            Some(Body::Open(mut response)) => {
+                let chunk = response
+                    .chunk()
+                    .await
+                    .map_err(|e| RestError::Transport(transport_message(&e)))?;
+                if chunk.is_some() {
+                    self.body = Some(Body::Open(response));
+                }
+                Ok(chunk.map(|b| b.to_vec()))
+            }
+            // A body that was read whole is one chunk.
+            Some(Body::Read(bytes)) => Ok(Some(bytes)),
             None => Ok(None),
         }
     }
