@@ -21,9 +21,7 @@ use tracing::{info, warn};
 use crate::calls::bridge;
 use crate::server::public_url;
 use crate::services::Services;
-use crate::telephony::twilio::callbacks::{
-    AmdCallback, RecordingStatusCallback, StatusCallback, VoiceWebhook,
-};
+use crate::telephony::twilio::callbacks::{AmdCallback, FromForm, StatusCallback, VoiceWebhook};
 use crate::telephony::twilio::form::{Form, FormError};
 use crate::telephony::twilio::signature;
 use crate::telephony::twilio::twiml;
@@ -118,41 +116,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// only get what they can act on.
 pub(super) struct Webhook<T>(pub T);
 
-/// What a webhook's parameters are read into, and what it is called in logs.
-pub(super) trait WebhookParams: Sized {
-    const WHAT: &'static str;
-    fn parse(form: &Form) -> Result<Self, FormError>;
-}
-
-impl WebhookParams for VoiceWebhook {
-    const WHAT: &'static str = "voice webhook";
-    fn parse(form: &Form) -> Result<Self, FormError> {
-        VoiceWebhook::from_form(form)
-    }
-}
-
-impl WebhookParams for StatusCallback {
-    const WHAT: &'static str = "status callback";
-    fn parse(form: &Form) -> Result<Self, FormError> {
-        StatusCallback::from_form(form)
-    }
-}
-
-impl WebhookParams for AmdCallback {
-    const WHAT: &'static str = "AMD callback";
-    fn parse(form: &Form) -> Result<Self, FormError> {
-        AmdCallback::from_form(form)
-    }
-}
-
-impl WebhookParams for RecordingStatusCallback {
-    const WHAT: &'static str = "recording status callback";
-    fn parse(form: &Form) -> Result<Self, FormError> {
-        RecordingStatusCallback::from_form(form)
-    }
-}
-
-impl<T: WebhookParams> FromRequest<Arc<Services>> for Webhook<T> {
+impl<T: FromForm> FromRequest<Arc<Services>> for Webhook<T> {
     type Rejection = Response;
 
     async fn from_request(req: Request, services: &Arc<Services>) -> Result<Self, Response> {
@@ -163,7 +127,7 @@ impl<T: WebhookParams> FromRequest<Arc<Services>> for Webhook<T> {
             .map_err(IntoResponse::into_response)?;
         let form = signed_form(services, &parts.headers, &parts.uri, &body, T::WHAT)
             .map_err(|refusal| *refusal)?;
-        T::parse(&form).map(Webhook).map_err(bad_request)
+        T::from_form(&form).map(Webhook).map_err(bad_request)
     }
 }
 

@@ -8,6 +8,15 @@ use super::direction::Direction;
 use super::form::{Form, FormError};
 use super::status::CallStatus;
 
+/// A webhook's parameters, read from its form.
+pub trait FromForm: Sized {
+    /// What the webhook is called in logs.
+    const WHAT: &'static str;
+
+    /// Reads the parameters; a missing required one is [`FormError::Missing`] naming it.
+    fn from_form(form: &Form) -> Result<Self, FormError>;
+}
+
 /// The voice webhook (`POST /twiml`): a call is coming in, or a call the app placed asks for TwiML.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VoiceWebhook {
@@ -19,9 +28,11 @@ pub struct VoiceWebhook {
     pub direction: Option<Direction>,
 }
 
-impl VoiceWebhook {
+impl FromForm for VoiceWebhook {
+    const WHAT: &'static str = "voice webhook";
+
     /// Reads `CallSid` (required), `From`, `To`, `Direction`.
-    pub fn from_form(form: &Form) -> Result<VoiceWebhook, FormError> {
+    fn from_form(form: &Form) -> Result<VoiceWebhook, FormError> {
         Ok(VoiceWebhook {
             call_sid: form.required("CallSid")?.to_string(),
             from: form.optional("From").map(str::to_string),
@@ -46,10 +57,12 @@ pub struct StatusCallback {
     pub duration_secs: Option<u32>,
 }
 
-impl StatusCallback {
+impl FromForm for StatusCallback {
+    const WHAT: &'static str = "status callback";
+
     /// Reads `CallSid`, `CallStatus` (both required), `Direction`, `From`, `To`, `AnsweredBy`,
     /// `CallDuration`.
-    pub fn from_form(form: &Form) -> Result<StatusCallback, FormError> {
+    fn from_form(form: &Form) -> Result<StatusCallback, FormError> {
         Ok(StatusCallback {
             call_sid: form.required("CallSid")?.to_string(),
             call_status: form.required("CallStatus")?.to_string(),
@@ -60,7 +73,9 @@ impl StatusCallback {
             duration_secs: form.non_empty("CallDuration").and_then(|d| d.parse().ok()),
         })
     }
+}
 
+impl StatusCallback {
     /// The status, typed; `None` for one Verbio does not know.
     pub fn status(&self) -> Option<CallStatus> {
         CallStatus::parse(&self.call_status)
@@ -74,9 +89,11 @@ pub struct AmdCallback {
     pub answered_by: AnsweredBy,
 }
 
-impl AmdCallback {
+impl FromForm for AmdCallback {
+    const WHAT: &'static str = "AMD callback";
+
     /// Reads `CallSid` and `AnsweredBy` (both required).
-    pub fn from_form(form: &Form) -> Result<AmdCallback, FormError> {
+    fn from_form(form: &Form) -> Result<AmdCallback, FormError> {
         Ok(AmdCallback {
             call_sid: form.required("CallSid")?.to_string(),
             answered_by: AnsweredBy::parse(form.required("AnsweredBy")?),
@@ -99,10 +116,12 @@ pub struct RecordingStatusCallback {
     pub recording_start_time: Option<String>,
 }
 
-impl RecordingStatusCallback {
+impl FromForm for RecordingStatusCallback {
+    const WHAT: &'static str = "recording status callback";
+
     /// Reads `CallSid`, `RecordingSid`, `RecordingUrl`, `RecordingStatus` (all required),
     /// `RecordingChannels`, `RecordingStartTime`.
-    pub fn from_form(form: &Form) -> Result<RecordingStatusCallback, FormError> {
+    fn from_form(form: &Form) -> Result<RecordingStatusCallback, FormError> {
         Ok(RecordingStatusCallback {
             call_sid: form.required("CallSid")?.to_string(),
             recording_sid: form.required("RecordingSid")?.to_string(),
