@@ -231,7 +231,7 @@ async fn outbound_call_with_a_person_moves_through_its_states() {
             .field("RecordingStatusCallback")
             .map(common::path_of)
             .as_deref(),
-        Some(verbio::server::twilio_recordings::PATH)
+        Some(verbio::telephony::twilio::webhooks::RECORDING_STATUS_PATH)
     );
     assert_eq!(
         create.fields("StatusCallbackEvent"),

@@ -68,3 +68,67 @@ async fn shared_key_sha256_signatures_use_the_signing_key() {
     );
     assert!(h.model.accepted_sessions().is_empty());
 }
+
+/// Every URL the app hands Twilio (built by `WebhookUrls` from the live public URL) reaches a route
+/// of the router, with the method Twilio uses, and is checked against the signature Twilio makes
+/// over that very URL: unsigned is 403; signed but empty is a 400 naming the missing parameter
+/// (so the request got through the signature check to its parser); the media stream upgrades.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_webhook_url_the_app_hands_out_is_routed_and_checked_against_itself() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use verbio::telephony::twilio::webhooks::WebhookUrls;
+
+    let h = start(SimRealtimeConfig::default(), |_| {}).await;
+    let public = "https://pub.example/";
+    h.running
+        .services
+        .set_public_url(Some(public))
+        .expect("public URL");
+    let urls = WebhookUrls::new(public);
+    let client = reqwest::Client::new();
+    for (url, missing) in [
+        (urls.voice(), "CallSid"),
+        (urls.status_callback(), "CallSid"),
+        (urls.amd_callback(), "CallSid"),
+        (urls.recording_status_callback(), "CallSid"),
+    ] {
+        assert!(url.starts_with("https://pub.example/"), "{url}");
+        let local = format!("{}{}", h.base, common::path_of(&url));
+        let unsigned = client.post(&local).form(&[("x", "1")]).send().await;
+        assert_eq!(unsigned.expect("post").status(), 403, "{url} unsigned");
+        let empty: [(&str, &str); 0] = [];
+        let signed = client
+            .post(&local)
+            .header("X-Twilio-Signature", compute(AUTH_TOKEN, &url, &empty))
+            .form(&empty)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(signed.status(), 400, "{url} signed but empty");
+        let message = signed.text().await.expect("body");
+        assert_eq!(message, format!("{missing} is required"), "{url}");
+    }
+
+    let stream = urls.media_stream();
+    assert_eq!(stream, "wss://pub.example/media-stream");
+    let local = format!(
+        "{}{}",
+        h.base.replace("http://", "ws://"),
+        common::path_of(&stream)
+    );
+    let unsigned = tokio_tungstenite::connect_async(local.as_str()).await;
+    assert!(
+        matches!(&unsigned, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 403),
+        "unsigned stream: {unsigned:?}"
+    );
+    let mut request = local.as_str().into_client_request().expect("request");
+    let sig = compute(AUTH_TOKEN, &stream, &[] as &[(&str, &str)]);
+    request
+        .headers_mut()
+        .insert("X-Twilio-Signature", sig.parse().expect("header"));
+    let (socket, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("a stream signed over the URL the app hands out is accepted");
+    assert_eq!(response.status(), 101);
+    drop(socket);
+}

@@ -270,3 +270,99 @@ async fn starts_a_dual_channel_recording_of_a_live_call() {
     assert!((200..300).contains(&statuses[2]), "{statuses:?}");
     assert_eq!(statuses[3], 500);
 }
+
+/// Cloud recordings go through the same client as every other request: its auth, its retries and its
+/// error mapping. The `.wav` is served by the tap (Twilio's media host, which the API description does
+/// not cover); the DELETE goes to Prism.
+#[tokio::test]
+async fn downloads_and_deletes_recordings_with_the_clients_retries() {
+    const RECORDING_SID: &str = "RE0123456789abcdef0123456789abcdef";
+    let tap = common::prism_tap().await;
+    let twilio = client(&tap.url());
+    let wav: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    tap.serve_media(
+        &format!("/Recordings/{RECORDING_SID}.wav"),
+        "audio/x-wav",
+        wav.clone(),
+    );
+    // Twilio's media host hiccups once: a GET is repeated, and the file arrives whole.
+    tap.fail_next("/Recordings/RE", 503, 20500, "Service unavailable");
+    let mut download = twilio
+        .download_recording(RECORDING_SID)
+        .await
+        .expect("retried download starts");
+    let mut got = Vec::new();
+    while let Some(chunk) = download.chunk().await.expect("chunk") {
+        got.extend_from_slice(&chunk);
+    }
+    assert_eq!(got, wav);
+    let path = format!(
+        "/2010-04-01/Accounts/{}/Recordings/{RECORDING_SID}",
+        common::ACCOUNT_SID
+    );
+    let gets: Vec<(String, u16, bool)> = tap
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .map(|r| (r.path, r.status, r.had_basic_auth))
+        .collect();
+    let wav_path = format!("{path}.wav?RequestedChannels=2");
+    assert_eq!(
+        gets,
+        [(wav_path.clone(), 503, true), (wav_path.clone(), 200, true)]
+    );
+
+    // A refusal is Twilio's error, typed, without the token.
+    tap.fail_next("/Recordings/RE", 403, 20003, "Authenticate");
+    let err = match twilio.download_recording(RECORDING_SID).await {
+        Ok(_) => panic!("a 403 is an error"),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(err, RestError::Api(ref e) if e.status == 403 && e.code == Some(20003)),
+        "{err}"
+    );
+    assert!(!err.to_string().contains(common::AUTH_TOKEN));
+
+    // Deleting is repeated after a 5xx (a second DELETE cannot do harm) and checked by Prism.
+    tap.fail_next("/Recordings/RE", 500, 20500, "Internal error");
+    twilio
+        .delete_recording(RECORDING_SID)
+        .await
+        .expect("retried delete succeeds");
+    // Already gone counts as deleted; any other refusal surfaces.
+    tap.fail_next(
+        "/Recordings/RE",
+        404,
+        20404,
+        "The requested resource was not found",
+    );
+    twilio
+        .delete_recording(RECORDING_SID)
+        .await
+        .expect("a recording already gone is deleted");
+    tap.fail_next("/Recordings/RE", 401, 20003, "Authenticate");
+    let err = twilio
+        .delete_recording(RECORDING_SID)
+        .await
+        .expect_err("401 surfaces");
+    assert!(
+        matches!(err, RestError::Api(ref e) if e.status == 401),
+        "{err}"
+    );
+    let deletes: Vec<(String, u16)> = tap
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "DELETE")
+        .map(|r| (r.path, r.status))
+        .collect();
+    let json_path = format!("{path}.json");
+    assert_eq!(deletes.len(), 4, "{deletes:?}");
+    assert!(deletes.iter().all(|(p, _)| *p == json_path), "{deletes:?}");
+    assert_eq!(deletes[0].1, 500);
+    assert!(
+        (200..300).contains(&deletes[1].1),
+        "Prism accepted: {deletes:?}"
+    );
+    assert_eq!((deletes[2].1, deletes[3].1), (404, 401));
+}

@@ -6,6 +6,8 @@
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use crate::telephony::twilio::answered_by::AnsweredBy;
+use crate::telephony::twilio::direction::Direction;
 use crate::types::{Speaker, TokenUsage};
 
 /// Something that happened on a call.
@@ -56,11 +58,11 @@ pub enum CallEvent {
     CallStatus {
         call_sid: String,
         status: String,
-        /// `inbound` or `outbound`.
-        direction: Option<String>,
+        /// Twilio's `Direction` (`inbound`, `outbound-api`, …).
+        direction: Option<Direction>,
         from: Option<String>,
         to: Option<String>,
-        answered_by: Option<String>,
+        answered_by: Option<AnsweredBy>,
         duration_secs: Option<u32>,
         at_ms: i64,
     },
@@ -80,7 +82,7 @@ pub enum CallEvent {
     /// (`hang_up`, `voicemail`, `continue`).
     MachineDetection {
         call_sid: String,
-        answered_by: String,
+        answered_by: AnsweredBy,
         action: String,
         at_ms: i64,
     },

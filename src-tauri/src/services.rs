@@ -25,6 +25,7 @@ use crate::calls::session_settings::SessionSettings;
 use crate::config::Config;
 use crate::events::{CallEvent, EventBus};
 use crate::store::StoreHandle;
+use crate::telephony::twilio::webhooks::WebhookUrls;
 use private_line::LineOpener;
 use reachability::Reachability;
 
@@ -131,7 +132,9 @@ impl Services {
         let public_url = self.public_url();
         AppStatus {
             local_url: self.reachability.local_url(),
-            stream_url: public_url.as_deref().map(crate::config::stream_url_for),
+            stream_url: public_url
+                .as_deref()
+                .map(|p| WebhookUrls::new(p).media_stream()),
             public_url,
             // The live session (edited at run time), not the one the app started with.
             model: self.session.current().model.clone(),

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::realtime::session::SessionConfig;
+use crate::telephony::twilio::answered_by::AnsweredBy;
+use crate::telephony::twilio::direction::Direction;
 
 /// What to do when answering-machine detection says a machine (or fax) picked up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -21,17 +23,10 @@ pub enum MachinePolicy {
     Continue,
 }
 
-/// Who placed the call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    Inbound,
-    Outbound,
-}
-
 /// One call's plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallPlan {
+    /// Who placed the call (`outbound-api` for a call the app placed).
     pub direction: Direction,
     /// The session this call's model gets (the app's session with the call's overrides).
     pub session: Arc<SessionConfig>,
@@ -40,32 +35,6 @@ pub struct CallPlan {
     pub voicemail_message: String,
     /// Keep a local recording of this call.
     pub record: bool,
-}
-
-/// What answering-machine detection's `AnsweredBy` means for the call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AnsweredBy {
-    Human,
-    /// A machine's greeting has started; the beep is still to come.
-    MachineGreeting,
-    /// The machine's greeting ended (beep, silence or other): a message can be left now.
-    MachineReady,
-    Fax,
-    Unknown,
-}
-
-impl AnsweredBy {
-    pub fn parse(value: &str) -> AnsweredBy {
-        match value {
-            "human" => AnsweredBy::Human,
-            "machine_start" => AnsweredBy::MachineGreeting,
-            "machine_end_beep" | "machine_end_silence" | "machine_end_other" => {
-                AnsweredBy::MachineReady
-            }
-            "fax" => AnsweredBy::Fax,
-            _ => AnsweredBy::Unknown,
-        }
-    }
 }
 
 /// What the app does about a verdict.
@@ -92,15 +61,19 @@ impl MachineAction {
 
 /// The decision table: people and unknowns get the agent; a fax is never talked to; machines get the
 /// policy, and a voicemail waits for the end of the greeting.
-pub fn decide(policy: MachinePolicy, answered_by: AnsweredBy) -> MachineAction {
+pub fn decide(policy: MachinePolicy, answered_by: &AnsweredBy) -> MachineAction {
+    if !answered_by.is_machine() {
+        // A person, or a verdict Verbio cannot act on.
+        return MachineAction::Continue;
+    }
     match (answered_by, policy) {
-        (AnsweredBy::Human | AnsweredBy::Unknown, _) => MachineAction::Continue,
         // Before the policy: there is no one to talk to, whatever the policy says.
         (AnsweredBy::Fax, _) => MachineAction::HangUp,
         (_, MachinePolicy::Continue) => MachineAction::Continue,
         (_, MachinePolicy::HangUp) => MachineAction::HangUp,
-        (AnsweredBy::MachineGreeting, MachinePolicy::Voicemail) => MachineAction::Wait,
-        (AnsweredBy::MachineReady, MachinePolicy::Voicemail) => MachineAction::Voicemail,
+        (_, MachinePolicy::Voicemail) if answered_by.greeting_ended() => MachineAction::Voicemail,
+        // The greeting is still playing: wait for the end-of-greeting verdict.
+        (_, MachinePolicy::Voicemail) => MachineAction::Wait,
     }
 }
 
@@ -125,11 +98,15 @@ mod tests {
             (P::Continue, "fax", M::HangUp),
             (P::HangUp, "fax", M::HangUp),
             (P::Continue, "machine_end_other", M::Continue),
+            (P::Voicemail, "machine_end_other", M::Voicemail),
+            (P::Voicemail, "human", M::Continue),
+            (P::Voicemail, "unknown", M::Continue),
             (P::Voicemail, "something_new", M::Continue),
+            (P::HangUp, "something_new", M::Continue),
         ];
         for (policy, answered_by, want) in cases {
             assert_eq!(
-                decide(policy, A::parse(answered_by)),
+                decide(policy, &A::parse(answered_by)),
                 want,
                 "{policy:?} {answered_by}"
             );

@@ -276,10 +276,11 @@ mod tests {
 
     #[test]
     fn outbound_tokens_carry_a_plan_and_are_bound_after_creation() {
-        use crate::calls::plan::{Direction, MachinePolicy};
+        use crate::calls::plan::MachinePolicy;
+        use crate::telephony::twilio::direction::Direction;
         let r = CallRegistry::new(Duration::from_secs(60));
         let plan = Arc::new(CallPlan {
-            direction: Direction::Outbound,
+            direction: Direction::OutboundApi,
             session: Arc::default(),
             machine_policy: MachinePolicy::Voicemail,
             voicemail_message: "Call us back".into(),

@@ -212,11 +212,6 @@ impl Config {
         config
     }
 
-    /// The `ws://`/`wss://` URL of the media socket as Twilio must reach it, if a public URL is set.
-    pub fn public_stream_url(&self) -> Option<String> {
-        self.public_url.as_deref().map(stream_url_for)
-    }
-
     /// Folder of the call recordings inside the data dir.
     pub fn recordings_dir(&self) -> PathBuf {
         self.data_dir.join("recordings")
@@ -228,25 +223,12 @@ impl Config {
     }
 }
 
-/// `https://host/base` → `wss://host/base/media-stream`; `http` → `ws`.
-pub fn stream_url_for(public_url: &str) -> String {
-    let trimmed = public_url.trim_end_matches('/');
-    let ws = if let Some(rest) = trimmed.strip_prefix("https://") {
-        format!("wss://{rest}")
-    } else if let Some(rest) = trimmed.strip_prefix("http://") {
-        format!("ws://{rest}")
-    } else {
-        trimmed.to_string()
-    };
-    format!("{ws}/media-stream")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn stream_urls_and_secrets_that_never_print() {
+    fn secrets_never_print() {
         let layer = ConfigLayer::from_env(|name| match name {
             "VERBIO_PUBLIC_URL" => Some("https://abc.ngrok.app/".into()),
             "OPENAI_API_KEY" => Some("sk-test-123".into()),
@@ -254,14 +236,7 @@ mod tests {
         })
         .unwrap();
         let c = Config::from_layers([layer]);
-        assert_eq!(
-            c.public_stream_url().unwrap(),
-            "wss://abc.ngrok.app/media-stream"
-        );
-        assert_eq!(
-            stream_url_for("http://127.0.0.1:8081"),
-            "ws://127.0.0.1:8081/media-stream"
-        );
+        assert_eq!(c.public_url.as_deref(), Some("https://abc.ngrok.app"));
         assert!(
             !format!("{c:?}").contains("sk-test-123"),
             "secrets never print"

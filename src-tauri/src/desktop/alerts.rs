@@ -18,6 +18,8 @@ use tauri::{AppHandle, Emitter};
 use tracing::{info, warn};
 
 use crate::events::CallEvent;
+use crate::telephony::twilio::answered_by::AnsweredBy;
+use crate::telephony::twilio::direction::Direction;
 
 /// Tauri event carrying each [`Alert`] to the window.
 pub const DESKTOP_ALERT: &str = "desktop-alert";
@@ -81,20 +83,9 @@ fn needs_user(code: &str) -> bool {
     .any(|k| code.contains(k))
 }
 
-/// Whether Twilio's `AnsweredBy` means nobody picked up (`machine_start`, `machine_end_beep`, `fax`, ...).
-fn is_machine(answered_by: &str) -> bool {
-    answered_by.starts_with("machine") || answered_by == "fax"
-}
-
 /// Call statuses after which no more detection result comes.
 fn is_final_status(status: &str) -> bool {
     crate::telephony::twilio::status::is_final(status)
-}
-
-/// Whether a `call_status` direction (`outbound`, `outbound-api`, `outbound-dial`, `inbound`) is a call the
-/// app placed.
-fn is_outbound(direction: &str) -> bool {
-    direction.starts_with("outbound")
 }
 
 /// The other party of a call: the caller of an inbound call, the number dialled of an outbound one.
@@ -230,7 +221,8 @@ impl AlertTracker {
                     if let Some(to) = to {
                         self.dialled.insert(call_sid.clone(), to.clone());
                     }
-                    if direction.as_deref().is_some_and(is_outbound) {
+                    // A call placed from Twilio's side: by the app (`outbound-api`) or a `<Dial>`.
+                    if direction.as_ref().is_some_and(Direction::is_outbound) {
                         self.outbound.insert(call_sid.clone());
                     }
                 }
@@ -240,7 +232,7 @@ impl AlertTracker {
                 call_sid,
                 answered_by,
                 ..
-            } if is_machine(answered_by) => {
+            } if answered_by.is_machine() => {
                 let to = self
                     .dialled
                     .get(call_sid)
@@ -293,7 +285,7 @@ impl AlertTracker {
 }
 
 /// An outbound call reached voicemail or an answering machine (from Twilio's `AnsweredBy`).
-pub fn machine_answered(call_sid: &str, to: &str, answered_by: &str) -> Alert {
+pub fn machine_answered(call_sid: &str, to: &str, answered_by: &AnsweredBy) -> Alert {
     Alert::new(
         AlertKind::MachineAnswered,
         "Answered by a machine",
@@ -446,7 +438,7 @@ mod tests {
             })
             .is_none());
         assert_eq!(
-            machine_answered("CA3", "+15550001111", "machine_end_beep").kind,
+            machine_answered("CA3", "+15550001111", &AnsweredBy::MachineEndBeep).kind,
             AlertKind::MachineAnswered
         );
     }
@@ -455,7 +447,7 @@ mod tests {
         CallEvent::CallStatus {
             call_sid: sid.into(),
             status: status.into(),
-            direction: Some("outbound-api".into()),
+            direction: Some(Direction::OutboundApi),
             from: Some("+15550000000".into()),
             to: to.map(String::from),
             answered_by: None,
@@ -467,7 +459,7 @@ mod tests {
     fn detection(sid: &str, answered_by: &str) -> CallEvent {
         CallEvent::MachineDetection {
             call_sid: sid.into(),
-            answered_by: answered_by.into(),
+            answered_by: AnsweredBy::parse(answered_by),
             action: "hang_up".into(),
             at_ms: 2,
         }
@@ -487,9 +479,10 @@ mod tests {
             t.on_event(&detection("CA4", "fax")).unwrap().kind,
             AlertKind::MachineAnswered
         );
-        // A person, or an undecided detection, is no alert.
+        // A person, an undecided detection, or a verdict Verbio does not know, is no alert.
         assert!(t.on_event(&detection("CA4", "human")).is_none());
         assert!(t.on_event(&detection("CA4", "unknown")).is_none());
+        assert!(t.on_event(&detection("CA4", "machine")).is_none());
         // Status events do not make a call live (the tray lists bridged calls only).
         assert!(t.live().is_empty());
         // Once the call is over its number is forgotten.
@@ -533,7 +526,7 @@ mod tests {
         // An inbound call, even with a status callback, is incoming.
         let mut inbound = status("CA6", "ringing", Some("+15550000000"));
         if let CallEvent::CallStatus { direction, .. } = &mut inbound {
-            *direction = Some("inbound".into());
+            *direction = Some(Direction::Inbound);
         }
         t.on_event(&inbound);
         let a = t
@@ -541,6 +534,26 @@ mod tests {
             .unwrap();
         assert_eq!(a.kind, AlertKind::IncomingCall);
         assert_eq!(a.title, "Incoming call from +15551112222");
+        // A `<Dial>`ed leg is placed from Twilio's side too; a direction Verbio does not know is not.
+        for (sid, direction, kind) in [
+            ("CA10", Direction::OutboundDial, AlertKind::CallAnswered),
+            (
+                "CA11",
+                Direction::Other("trunking-originating".into()),
+                AlertKind::IncomingCall,
+            ),
+        ] {
+            let mut event = status(sid, "in-progress", Some("+15557654321"));
+            if let CallEvent::CallStatus { direction: d, .. } = &mut event {
+                *d = Some(direction);
+            }
+            t.on_event(&event);
+            assert_eq!(
+                t.on_event(&started(sid, None, 2_500)).unwrap().kind,
+                kind,
+                "{sid}"
+            );
+        }
         let a = t.on_event(&started("CA7", None, 3_000)).unwrap();
         assert_eq!(a.title, "Incoming call from an unknown number");
         assert_eq!(

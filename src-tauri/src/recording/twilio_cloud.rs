@@ -1,19 +1,25 @@
-//! Twilio's cloud recordings: the download of a finished dual-channel recording into the library,
-//! and its deletion at Twilio afterwards.
+//! Twilio's cloud recordings in the library: which recording a callback names, and where its file
+//! goes. The requests themselves (download, delete) are the REST client's
+//! ([`TwilioRest::download_recording`], [`TwilioRest::delete_recording`]), with its retries and
+//! error mapping.
 //!
-//! How it plugs into outbound calls: the call is created with `Record=true`, `RecordingChannels=dual`
-//! and `RecordingStatusCallback=<public URL>/twilio/recording-status` (the REST client in
-//! `telephony::twilio::rest` sets these when a call asks for a cloud recording). When the recording is
-//! ready Twilio POSTs that route (signature-checked like every Twilio route); the handler calls
-//! [`download`] with the callback's `RecordingUrl`, and [`delete`] if the user chose not to keep
-//! the copy at Twilio. Credentials are only ever sent to the configured Twilio API base.
+//! How it plugs into calls: a call is created (or an inbound call's recording started) with
+//! `RecordingChannels=dual` and the `RecordingStatusCallback` from
+//! [`crate::telephony::twilio::webhooks::WebhookUrls`]. When the recording is ready Twilio POSTs that
+//! route (signature-checked like every Twilio route); the library calls [`download`] with the
+//! callback's `RecordingUrl`, and [`delete`] if the user chose not to keep the copy at Twilio.
+//! Credentials only ever go to the configured Twilio API base.
 
 use std::path::Path;
-use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 
-const TIMEOUT: Duration = Duration::from_secs(120);
+use super::library::RecordingStatus;
+use crate::telephony::twilio::callbacks::RecordingStatusCallback;
+use crate::telephony::twilio::rest::{RestError, TwilioRest};
+
+pub use crate::telephony::twilio::rest::recording_url;
+
 /// A dual-channel 8 kHz recording is 32 KB/s; 4 GiB is the WAV limit anyway.
 const MAX_BYTES: u64 = u32::MAX as u64;
 
@@ -21,10 +27,8 @@ const MAX_BYTES: u64 = u32::MAX as u64;
 pub enum CloudError {
     #[error("recording URL {0:?} is not on the Twilio API ({1})")]
     ForeignUrl(String, String),
-    #[error("Twilio request failed: {0}")]
-    Http(String),
-    #[error("Twilio answered {status} for the recording")]
-    Status { status: u16 },
+    #[error(transparent)]
+    Rest(#[from] RestError),
     #[error("the recording is larger than 4 GiB")]
     TooLarge,
     #[error("cannot save the recording: {0}")]
@@ -46,62 +50,76 @@ impl std::fmt::Debug for TwilioAuth {
     }
 }
 
-/// `RecordingUrl` must live under `api_base` (no credentials to other hosts, no odd schemes).
-fn checked(recording_url: &str, api_base: &str) -> Result<String, CloudError> {
+impl TwilioAuth {
+    /// The REST client for these credentials under `api_base`.
+    fn client(&self, api_base: &str) -> Result<TwilioRest, CloudError> {
+        Ok(TwilioRest::new(
+            api_base,
+            self.account_sid.clone(),
+            self.auth_token.clone(),
+        )?)
+    }
+}
+
+impl From<RecordingStatusCallback> for RecordingStatus {
+    fn from(c: RecordingStatusCallback) -> Self {
+        RecordingStatus {
+            call_sid: c.call_sid,
+            recording_sid: c.recording_sid,
+            recording_url: c.recording_url,
+            recording_status: c.recording_status,
+            recording_channels: c.recording_channels,
+            recording_start_time: c.recording_start_time,
+        }
+    }
+}
+
+/// The SID of the recording `recording_url` names, which must be one of `rest`'s account's
+/// recordings under its API base (`…/Recordings/RE…`, optionally `.json` or `.wav`): no credentials
+/// for other hosts or accounts, no odd schemes.
+fn recording_sid(rest: &TwilioRest, recording_url: &str) -> Result<String, CloudError> {
     let foreign = |why: &str| CloudError::ForeignUrl(recording_url.to_string(), why.to_string());
     let url = url::Url::parse(recording_url).map_err(|e| foreign(&e.to_string()))?;
-    let base = url::Url::parse(api_base).map_err(|e| foreign(&e.to_string()))?;
-    if url.origin() != base.origin() {
-        return Err(foreign("different host"));
-    }
-    if !url.path().contains("/Recordings/") || url.query().is_some() {
+    if url.query().is_some() || url.fragment().is_some() {
         return Err(foreign("not a recording resource"));
     }
-    Ok(recording_url
-        .trim_end_matches(".json")
-        .trim_end_matches(".wav")
-        .to_string())
+    let path = url.path();
+    let path = path
+        .strip_suffix(".json")
+        .or_else(|| path.strip_suffix(".wav"))
+        .unwrap_or(path);
+    let sid = path.rsplit('/').next().unwrap_or_default();
+    if sid.is_empty() || !sid.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(foreign("not a recording resource"));
+    }
+    let expected =
+        url::Url::parse(&rest.recording_url(sid)).map_err(|e| foreign(&e.to_string()))?;
+    if url.origin() != expected.origin() {
+        return Err(foreign("different host"));
+    }
+    if path != expected.path() {
+        return Err(foreign("not a recording of this account"));
+    }
+    Ok(sid.to_string())
 }
 
-fn client() -> Result<reqwest::Client, CloudError> {
-    reqwest::Client::builder()
-        .timeout(TIMEOUT)
-        .build()
-        .map_err(|e| CloudError::Http(e.to_string()))
-}
-
-/// Downloads `{RecordingUrl}.wav?RequestedChannels=2` to `dest` (written to a temporary name first,
-/// so a failed download never leaves a half file under the real name). Returns the bytes saved.
+/// Downloads the recording at `recording_url` as two channels to `dest` (written to a temporary
+/// name first, so a failed download never leaves a half file under the real name). Returns the
+/// bytes saved.
 pub async fn download(
     recording_url: &str,
     api_base: &str,
     auth: &TwilioAuth,
     dest: &Path,
 ) -> Result<u64, CloudError> {
-    let url = format!(
-        "{}.wav?RequestedChannels=2",
-        checked(recording_url, api_base)?
-    );
-    let mut response = client()?
-        .get(&url)
-        .basic_auth(&auth.account_sid, Some(auth.auth_token.expose()))
-        .send()
-        .await
-        .map_err(|e| CloudError::Http(e.without_url().to_string()))?;
-    if !response.status().is_success() {
-        return Err(CloudError::Status {
-            status: response.status().as_u16(),
-        });
-    }
+    let rest = auth.client(api_base)?;
+    let sid = recording_sid(&rest, recording_url)?;
+    let mut download = rest.download_recording(&sid).await?;
     let partial = dest.with_extension("wav.part");
     let mut file = tokio::fs::File::create(&partial).await?;
     let mut written = 0u64;
     let result = async {
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| CloudError::Http(e.without_url().to_string()))?
-        {
+        while let Some(chunk) = download.chunk().await? {
             written += chunk.len() as u64;
             if written > MAX_BYTES {
                 return Err(CloudError::TooLarge);
@@ -120,31 +138,15 @@ pub async fn download(
     Ok(written)
 }
 
-/// Deletes the recording at Twilio (`DELETE {RecordingUrl}.json`); a 404 counts as deleted.
+/// Deletes the recording at `recording_url` at Twilio; one already gone counts as deleted.
 pub async fn delete(
     recording_url: &str,
     api_base: &str,
     auth: &TwilioAuth,
 ) -> Result<(), CloudError> {
-    let url = format!("{}.json", checked(recording_url, api_base)?);
-    let response = client()?
-        .delete(&url)
-        .basic_auth(&auth.account_sid, Some(auth.auth_token.expose()))
-        .send()
-        .await
-        .map_err(|e| CloudError::Http(e.without_url().to_string()))?;
-    match response.status().as_u16() {
-        200..=299 | 404 => Ok(()),
-        status => Err(CloudError::Status { status }),
-    }
-}
-
-/// The recording resource URL for a recording SID (for deleting a copy the library knows by SID).
-pub fn recording_url(api_base: &str, account_sid: &str, recording_sid: &str) -> String {
-    format!(
-        "{}/2010-04-01/Accounts/{account_sid}/Recordings/{recording_sid}",
-        api_base.trim_end_matches('/')
-    )
+    let rest = auth.client(api_base)?;
+    let sid = recording_sid(&rest, recording_url)?;
+    Ok(rest.delete_recording(&sid).await?)
 }
 
 /// Twilio's `RecordingStartTime` (RFC 2822, e.g. `Tue, 10 Jun 2025 18:05:12 +0000`) in Unix ms;
@@ -225,24 +227,72 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 mod tests {
     use super::*;
 
+    const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+
+    fn rest(base: &str) -> TwilioRest {
+        TwilioRest::new(base, ACCOUNT, crate::types::Secret::new("t")).unwrap()
+    }
+
     #[test]
-    fn credentials_only_go_to_the_api_base() {
-        let base = "https://api.twilio.com";
-        let ok = "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1";
-        assert_eq!(checked(ok, base).unwrap(), ok);
-        assert_eq!(checked(&format!("{ok}.json"), base).unwrap(), ok);
+    fn credentials_only_go_to_the_api_base_for_this_account() {
+        let rest = rest("https://api.twilio.com");
+        let ok = format!("https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Recordings/RE1");
+        assert_eq!(ok, recording_url("https://api.twilio.com/", ACCOUNT, "RE1"));
+        for url in [
+            ok.clone(),
+            format!("{ok}.json"),
+            format!("{ok}.wav"),
+            ok.replace("api.twilio.com", "api.twilio.com:443"),
+        ] {
+            assert_eq!(recording_sid(&rest, &url).unwrap(), "RE1", "{url}");
+        }
         for bad in [
-            "https://evil.example/2010-04-01/Accounts/AC1/Recordings/RE1",
-            "http://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1",
-            "https://api.twilio.com/2010-04-01/Accounts/AC1/Calls/CA1",
-            "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1?x=1",
-            "file:///etc/passwd",
+            format!("https://evil.example/2010-04-01/Accounts/{ACCOUNT}/Recordings/RE1"),
+            format!("http://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Recordings/RE1"),
+            format!("https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Calls/CA1"),
+            format!("https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Recordings/RE1?x=1"),
+            format!("https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Recordings/../RE1"),
+            format!("https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Recordings/"),
+            "https://api.twilio.com/2010-04-01/Accounts/ACffffffffffffffffffffffffffffffff/Recordings/RE1"
+                .to_string(),
+            "file:///etc/passwd".to_string(),
+            "not a url".to_string(),
         ] {
             assert!(
-                matches!(checked(bad, base), Err(CloudError::ForeignUrl(..))),
+                matches!(recording_sid(&rest, &bad), Err(CloudError::ForeignUrl(..))),
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_callback_becomes_the_librarys_status_field_for_field() {
+        let status = RecordingStatus::from(RecordingStatusCallback {
+            call_sid: "CA1".into(),
+            recording_sid: "RE1".into(),
+            recording_url: "https://u".into(),
+            recording_status: "completed".into(),
+            recording_channels: Some("2".into()),
+            recording_start_time: Some("Tue, 10 Jun 2025 18:05:12 +0000".into()),
+        });
+        assert_eq!(
+            (
+                status.call_sid.as_str(),
+                status.recording_sid.as_str(),
+                status.recording_url.as_str(),
+                status.recording_status.as_str(),
+                status.recording_channels.as_deref(),
+                status.recording_start_time.as_deref(),
+            ),
+            (
+                "CA1",
+                "RE1",
+                "https://u",
+                "completed",
+                Some("2"),
+                Some("Tue, 10 Jun 2025 18:05:12 +0000")
+            )
+        );
     }
 
     #[test]

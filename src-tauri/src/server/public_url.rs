@@ -5,6 +5,8 @@
 
 use axum::http::{HeaderMap, Uri};
 
+use crate::telephony::twilio::webhooks::{to_websocket, WebhookUrls};
+
 /// `https://public.host/path?query` for an HTTP webhook.
 pub fn webhook_url(public_base: Option<&str>, headers: &HeaderMap, uri: &Uri) -> String {
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
@@ -13,14 +15,12 @@ pub fn webhook_url(public_base: Option<&str>, headers: &HeaderMap, uri: &Uri) ->
 
 /// `wss://public.host/path?query` for the media WebSocket (Twilio signs the `wss://` form).
 pub fn websocket_url(public_base: Option<&str>, headers: &HeaderMap, uri: &Uri) -> String {
-    let http = webhook_url(public_base, headers, uri);
-    if let Some(rest) = http.strip_prefix("https://") {
-        format!("wss://{rest}")
-    } else if let Some(rest) = http.strip_prefix("http://") {
-        format!("ws://{rest}")
-    } else {
-        http
-    }
+    to_websocket(&webhook_url(public_base, headers, uri))
+}
+
+/// The URLs to give Twilio, under the public base (or, without one, the URL this request came to).
+pub fn webhook_urls(public_base: Option<&str>, headers: &HeaderMap) -> WebhookUrls {
+    WebhookUrls::new(&base_url(public_base, headers))
 }
 
 /// `https://public.host` (no trailing slash).

@@ -1,13 +1,17 @@
-//! Twilio's doors: the voice webhook (`POST /twiml`) and the Media Streams socket (`GET /media-stream`).
+//! Twilio's doors: the voice webhook (`POST /twiml`), the Media Streams socket (`GET /media-stream`)
+//! and the status, AMD and recording-status callbacks, at the paths
+//! [`crate::telephony::twilio::webhooks`] hands out.
 //!
-//! Both are checked with `X-Twilio-Signature` against the public URL Twilio used, before anything else
-//! happens; the stream additionally needs the one-time token `/twiml` handed out for its call.
+//! Every request is checked with `X-Twilio-Signature` against the public URL Twilio used before
+//! anything else happens; a webhook's parameters are then read by `telephony::twilio::callbacks`
+//! (the `Webhook` extractor does both), and the handler only calls a service. The stream
+//! additionally needs the one-time token `/twiml` handed out for its call.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,20 +21,26 @@ use tracing::{info, warn};
 use crate::calls::bridge;
 use crate::server::public_url;
 use crate::services::Services;
+use crate::telephony::twilio::callbacks::{AmdCallback, FromForm, StatusCallback, VoiceWebhook};
+use crate::telephony::twilio::form::{Form, FormError};
 use crate::telephony::twilio::signature;
 use crate::telephony::twilio::twiml;
+use crate::telephony::twilio::webhooks::{
+    AMD_CALLBACK_PATH, MEDIA_STREAM_PATH, RECORDING_STATUS_PATH, STATUS_CALLBACK_PATH, VOICE_PATH,
+};
 
 /// Twilio's webhooks are small forms; anything larger is not Twilio.
 const WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
 
+/// Twilio's routes, at the paths [`crate::telephony::twilio::webhooks::WebhookUrls`] hands out.
 pub fn routes() -> Router<Arc<Services>> {
     Router::new()
-        .route("/twiml", post(voice_webhook))
-        .route("/media-stream", get(media_stream))
-        .route("/twilio/status", post(status_callback))
-        .route("/twilio/amd", post(amd_callback))
+        .route(VOICE_PATH, post(voice_webhook))
+        .route(MEDIA_STREAM_PATH, get(media_stream))
+        .route(STATUS_CALLBACK_PATH, post(status_callback))
+        .route(AMD_CALLBACK_PATH, post(amd_callback))
         .route(
-            crate::server::twilio_recordings::PATH,
+            RECORDING_STATUS_PATH,
             post(crate::server::twilio_recordings::recording_status),
         )
         .layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT))
@@ -40,8 +50,13 @@ fn forbidden(reason: &'static str) -> Response {
     crate::server::errors::ApiError::new(StatusCode::FORBIDDEN, "forbidden", reason).into_response()
 }
 
+/// The 400 for a webhook whose parameters cannot be used (the error names the parameter).
+fn bad_request(e: FormError) -> Response {
+    (StatusCode::BAD_REQUEST, e.to_string()).into_response()
+}
+
 /// What Twilio signed: form parameters, or (for JSON bodies) the body, whose hash is in the URL.
-pub(super) enum Signed<'a> {
+enum Signed<'a> {
     Form(&'a [(String, String)]),
     Json(&'a [u8]),
 }
@@ -49,7 +64,7 @@ pub(super) enum Signed<'a> {
 /// Checks `X-Twilio-Signature` against the public `url`. HMAC-SHA1 with the auth token, or HMAC-SHA256
 /// with the webhook signing key when `X-Twilio-Webhooks-Signature-Settings` announces it.
 /// Refusals are logged without the signature, token or key.
-pub(super) fn check_signature(
+fn check_signature(
     services: &Services,
     headers: &HeaderMap,
     url: &str,
@@ -96,89 +111,67 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.starts_with("application/json"))
 }
 
-/// A webhook's parameters once its signature has been checked against the public URL, or the
-/// response that refuses it. Twilio's webhooks are forms; a signed JSON body is accepted for its
-/// string fields.
-fn signed_params(
+/// A Twilio webhook, extracted: its signature checked against the live public URL, then its
+/// parameters read into `T`. Refused with 403 (signature) or 400 (naming the parameter), so handlers
+/// only get what they can act on.
+pub(super) struct Webhook<T>(pub T);
+
+impl<T: FromForm> FromRequest<Arc<Services>> for Webhook<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, services: &Arc<Services>) -> Result<Self, Response> {
+        let (parts, body) = req.into_parts();
+        // Within `WEBHOOK_BODY_LIMIT` (the router's layer).
+        let body = Bytes::from_request(Request::from_parts(parts.clone(), body), services)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let form = signed_form(services, &parts.headers, &parts.uri, &body, T::WHAT)
+            .map_err(|refusal| *refusal)?;
+        T::from_form(&form).map(Webhook).map_err(bad_request)
+    }
+}
+
+/// A webhook's parameters once its signature has been checked. Twilio's webhooks are forms; a
+/// signed JSON body is accepted for its string fields.
+fn signed_form(
     services: &Services,
     headers: &HeaderMap,
     uri: &Uri,
     body: &[u8],
     what: &str,
-) -> Result<Vec<(String, String)>, Box<Response>> {
+) -> Result<Form, Box<Response>> {
     let public = services.public_url();
     let url = public_url::webhook_url(public.as_deref(), headers, uri);
     if is_json(headers) {
         check_signature(services, headers, &url, Signed::Json(body), what)
             .map_err(|reason| Box::new(forbidden(reason)))?;
-        match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body) {
-            Ok(map) => Ok(map
-                .into_iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_string())))
-                .collect()),
-            Err(_) => Err(Box::new(
-                (StatusCode::BAD_REQUEST, "malformed JSON body").into_response(),
-            )),
-        }
+        Form::from_json(body).map_err(|e| Box::new(bad_request(e)))
     } else {
-        let params: Vec<(String, String)> =
-            url::form_urlencoded::parse(body).into_owned().collect();
-        check_signature(services, headers, &url, Signed::Form(&params), what)
+        let form = Form::parse(body);
+        check_signature(services, headers, &url, Signed::Form(form.pairs()), what)
             .map_err(|reason| Box::new(forbidden(reason)))?;
-        Ok(params)
+        Ok(form)
     }
-}
-
-fn param(params: &[(String, String)], name: &str) -> Option<String> {
-    params
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.clone())
 }
 
 /// Twilio's call status callback (`StatusCallback`): the call's progress into the library and the bus.
 async fn status_callback(
     State(services): State<Arc<Services>>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
+    Webhook(report): Webhook<StatusCallback>,
 ) -> Response {
-    let params = match signed_params(&services, &headers, &uri, &body, "status callback") {
-        Ok(p) => p,
-        Err(refusal) => return *refusal,
-    };
-    match crate::services::outbound::StatusReport::from_form(&params) {
-        Ok(report) => {
-            services.on_call_status(report);
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
-    }
+    services.on_call_status(report);
+    StatusCode::NO_CONTENT.into_response()
 }
 
 /// Asynchronous answering-machine detection (`AsyncAmdStatusCallback`): `AnsweredBy` for a call the
 /// app placed, and the call's machine policy applied.
 async fn amd_callback(
     State(services): State<Arc<Services>>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
+    Webhook(verdict): Webhook<AmdCallback>,
 ) -> Response {
-    let params = match signed_params(&services, &headers, &uri, &body, "AMD callback") {
-        Ok(p) => p,
-        Err(refusal) => return *refusal,
-    };
-    let (Some(call_sid), Some(answered_by)) = (
-        param(&params, "CallSid").filter(|s| !s.is_empty()),
-        param(&params, "AnsweredBy").filter(|s| !s.is_empty()),
-    ) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "CallSid and AnsweredBy are required",
-        )
-            .into_response();
-    };
-    let action = services.on_machine_detection(&call_sid, &answered_by).await;
+    let action = services
+        .on_machine_detection(&verdict.call_sid, verdict.answered_by)
+        .await;
     (
         [(header::CONTENT_TYPE, "application/json")],
         serde_json::json!({"action": action.as_str()}).to_string(),
@@ -190,27 +183,16 @@ async fn amd_callback(
 async fn voice_webhook(
     State(services): State<Arc<Services>>,
     headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
+    Webhook(call): Webhook<VoiceWebhook>,
 ) -> Response {
-    let params = match signed_params(&services, &headers, &uri, &body, "voice webhook") {
-        Ok(p) => p,
-        Err(refusal) => return *refusal,
-    };
-    let public = services.public_url();
-    let public = public.as_deref();
-    let Some(call_sid) = param(&params, "CallSid").filter(|s| !s.is_empty()) else {
-        return (StatusCode::BAD_REQUEST, "CallSid is required").into_response();
-    };
-    let token =
-        services
-            .registry
-            .issue_token(&call_sid, param(&params, "From"), param(&params, "To"));
-    let stream_url = crate::config::stream_url_for(&public_url::base_url(public, &headers));
-    info!(call_sid = %call_sid, "voice webhook answered with a media stream");
+    let token = services
+        .registry
+        .issue_token(&call.call_sid, call.from, call.to);
+    let urls = public_url::webhook_urls(services.public_url().as_deref(), &headers);
+    info!(call_sid = %call.call_sid, "voice webhook answered with a media stream");
     let xml = twiml::Response::new()
         .connect_stream(twiml::Stream {
-            url: stream_url,
+            url: urls.media_stream(),
             parameters: vec![("token".into(), token)],
             status_callback: None,
             status_callback_method: None,
@@ -226,14 +208,15 @@ async fn media_stream(
     uri: Uri,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let url = public_url::websocket_url(services.public_url().as_deref(), &headers, &uri);
+    let public = services.public_url();
+    let url = public_url::websocket_url(public.as_deref(), &headers, &uri);
     if let Err(reason) =
         check_signature(&services, &headers, &url, Signed::Form(&[]), "media stream")
     {
         return forbidden(reason);
     }
     let deps = services.bridge.clone();
-    let public_base = public_url::base_url(services.public_url().as_deref(), &headers);
+    let public_base = public_url::base_url(public.as_deref(), &headers);
     upgrade
         .read_buffer_size(8 * 1024)
         .write_buffer_size(16 * 1024)

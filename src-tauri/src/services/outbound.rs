@@ -13,15 +13,19 @@ use tracing::{info, warn};
 
 use super::{ServiceError, Services};
 use crate::calls::bridge::CallActions;
-use crate::calls::plan::{self, AnsweredBy, CallPlan, Direction, MachineAction, MachinePolicy};
+use crate::calls::plan::{self, CallPlan, MachineAction, MachinePolicy};
 use crate::calls::registry::CallControl;
 use crate::events::CallEvent;
 use crate::realtime::session::{Greeting, MaxOutputTokens, ReasoningEffort, SessionConfig, Voice};
 use crate::telephony::phone::E164;
+use crate::telephony::twilio::answered_by::AnsweredBy;
+use crate::telephony::twilio::callbacks::StatusCallback;
+use crate::telephony::twilio::direction::Direction;
 use crate::telephony::twilio::rest::{
     CreateCall, HangUpOutcome, IncomingNumber, MachineDetection, RestError, TwilioRest,
 };
 use crate::telephony::twilio::twiml;
+use crate::telephony::twilio::webhooks::WebhookUrls;
 use crate::types::now_ms;
 
 /// Status callbacks Verbio asks Twilio for.
@@ -211,44 +215,6 @@ impl From<IncomingNumber> for PhoneNumber {
     }
 }
 
-/// A status callback's fields (Twilio's parameter names).
-#[derive(Debug, Clone, Default)]
-pub struct StatusReport {
-    pub call_sid: String,
-    pub call_status: String,
-    pub direction: Option<String>,
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub answered_by: Option<String>,
-    pub duration_secs: Option<u32>,
-}
-
-impl StatusReport {
-    /// Reads `CallSid`, `CallStatus`, `Direction`, `From`, `To`, `AnsweredBy`, `CallDuration`.
-    pub fn from_form(params: &[(String, String)]) -> Result<StatusReport, ServiceError> {
-        let get = |name: &str| {
-            params
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-                .filter(|v| !v.is_empty())
-        };
-        let call_sid =
-            get("CallSid").ok_or_else(|| ServiceError::Invalid("CallSid is required".into()))?;
-        let call_status = get("CallStatus")
-            .ok_or_else(|| ServiceError::Invalid("CallStatus is required".into()))?;
-        Ok(StatusReport {
-            call_sid,
-            call_status,
-            direction: get("Direction"),
-            from: get("From"),
-            to: get("To"),
-            answered_by: get("AnsweredBy"),
-            duration_secs: get("CallDuration").and_then(|d| d.parse().ok()),
-        })
-    }
-}
-
 impl From<RestError> for ServiceError {
     fn from(e: RestError) -> Self {
         match e {
@@ -311,7 +277,7 @@ impl Services {
         }
         let telephony = &self.config.telephony;
         let plan = Arc::new(CallPlan {
-            direction: Direction::Outbound,
+            direction: Direction::OutboundApi,
             session: Arc::new(session),
             machine_policy: request.machine_policy,
             voicemail_message: request
@@ -327,23 +293,22 @@ impl Services {
             Some(to.to_string()),
             telephony.ring_timeout + Duration::from_secs(60),
         );
+        let urls = WebhookUrls::new(&public);
         let xml = twiml::Response::new()
             .connect_stream(
-                twiml::Stream::new(crate::config::stream_url_for(&public))
-                    .parameter("token", token.clone()),
+                twiml::Stream::new(urls.media_stream()).parameter("token", token.clone()),
             )
             .to_xml();
         let mut create = CreateCall::new(to.as_str(), from.as_str(), xml);
-        create.status_callback = Some(format!("{public}/twilio/status"));
+        create.status_callback = Some(urls.status_callback());
         create.status_callback_events = STATUS_EVENTS.to_vec();
         if request.detect_machines {
             create.machine_detection = Some(machine_detection_for(request.machine_policy));
-            create.async_amd_callback = Some(format!("{public}/twilio/amd"));
+            create.async_amd_callback = Some(urls.amd_callback());
         }
         if request.twilio_recording {
             create.record = true;
-            create.recording_status_callback =
-                Some(crate::server::twilio_recordings::callback_url(&public));
+            create.recording_status_callback = Some(urls.recording_status_callback());
         }
         create.timeout_secs = Some(telephony.ring_timeout.as_secs().clamp(5, 600) as u32);
         let call = match twilio.create_call(&create).await {
@@ -377,7 +342,7 @@ impl Services {
         self.bridge.emit(CallEvent::CallStatus {
             call_sid: call.sid.clone(),
             status: status.clone(),
-            direction: Some("outbound".into()),
+            direction: Some(Direction::OutboundApi),
             from: Some(from.to_string()),
             to: Some(to.to_string()),
             answered_by: None,
@@ -393,7 +358,7 @@ impl Services {
     }
 
     /// A status callback from Twilio: recorded, published, and the end of the call's plan.
-    pub fn on_call_status(&self, report: StatusReport) {
+    pub fn on_call_status(&self, report: StatusCallback) {
         info!(call_sid = %report.call_sid, status = %report.call_status, "call status");
         if crate::telephony::twilio::status::is_final(&report.call_status) {
             self.outbound_plans().remove(&report.call_sid);
@@ -413,7 +378,11 @@ impl Services {
     }
 
     /// Asynchronous answering-machine detection's verdict: apply the call's machine policy.
-    pub async fn on_machine_detection(&self, call_sid: &str, answered_by: &str) -> MachineAction {
+    pub async fn on_machine_detection(
+        &self,
+        call_sid: &str,
+        answered_by: AnsweredBy,
+    ) -> MachineAction {
         let plan = self
             .outbound_plans()
             .get(call_sid)
@@ -426,11 +395,11 @@ impl Services {
             .as_ref()
             .map(|p| p.machine_policy)
             .unwrap_or(MachinePolicy::Continue);
-        let action = plan::decide(policy, AnsweredBy::parse(answered_by));
+        let action = plan::decide(policy, &answered_by);
         info!(%call_sid, %answered_by, action = action.as_str(), "answering-machine detection");
         self.bridge.emit(CallEvent::MachineDetection {
             call_sid: call_sid.to_string(),
-            answered_by: answered_by.to_string(),
+            answered_by,
             action: action.as_str().to_string(),
             at_ms: now_ms(),
         });
@@ -618,7 +587,7 @@ impl CallActions for TwilioCallActions {
         }
         let twilio = self.twilio.clone();
         let sid = call_sid.to_string();
-        let callback = crate::server::twilio_recordings::callback_url(public_base);
+        let callback = WebhookUrls::new(public_base).recording_status_callback();
         Box::pin(async move {
             // A RestError never carries the auth token (see `rest`), so it can be logged as is.
             match twilio.start_call_recording(&sid, Some(&callback)).await {
@@ -698,7 +667,7 @@ mod tests {
             MachineDetection::Enable
         );
         // What `Enable` reports for a machine is acted on by each policy that asks for it.
-        let machine_start = AnsweredBy::parse("machine_start");
+        let machine_start = &AnsweredBy::MachineStart;
         assert_eq!(
             plan::decide(MachinePolicy::HangUp, machine_start),
             MachineAction::HangUp
@@ -711,23 +680,5 @@ mod tests {
             plan::decide(MachinePolicy::Voicemail, machine_start),
             MachineAction::Wait
         );
-    }
-
-    #[test]
-    fn status_report_needs_sid_and_status() {
-        let form = |pairs: &[(&str, &str)]| {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<Vec<_>>()
-        };
-        let r = StatusReport::from_form(&form(&[
-            ("CallSid", "CA1"),
-            ("CallStatus", "completed"),
-            ("CallDuration", "42"),
-        ]))
-        .unwrap();
-        assert_eq!(r.duration_secs, Some(42));
-        assert!(StatusReport::from_form(&form(&[("CallSid", "CA1")])).is_err());
     }
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use super::{ServiceError, Services};
+use crate::telephony::twilio::webhooks::WebhookUrls;
 
 /// Remembered: `auto` or `manual`.
 const SETTING_WEBHOOK_MODE: &str = "twilio.webhook_mode";
@@ -41,10 +42,11 @@ impl Services {
     /// The URLs to give Twilio, and the remembered choice.
     pub async fn webhook_setup(&self) -> Result<WebhookSetup, ServiceError> {
         let public = self.public_url();
+        let urls = public.as_deref().map(WebhookUrls::new);
         let tunnel = self.reachability.tunnel_kind();
         Ok(WebhookSetup {
-            voice_url: public.as_ref().map(|p| format!("{p}/twiml")),
-            status_callback_url: public.as_ref().map(|p| format!("{p}/twilio/status")),
+            voice_url: urls.as_ref().map(WebhookUrls::voice),
+            status_callback_url: urls.as_ref().map(WebhookUrls::status_callback),
             public_url: public,
             mode: self.store.setting(SETTING_WEBHOOK_MODE).await?,
             number_sid: self.store.setting(SETTING_WEBHOOK_NUMBER).await?,
@@ -77,13 +79,9 @@ impl Services {
 
     /// Sets the number's `VoiceUrl` and `StatusCallback` to this app's public URL.
     pub async fn point_number(&self, number_sid: &str) -> Result<(), ServiceError> {
-        let public = self.require_public_url()?;
+        let urls = WebhookUrls::new(&self.require_public_url()?);
         self.twilio()?
-            .set_number_webhooks(
-                number_sid,
-                &format!("{public}/twiml"),
-                Some(&format!("{public}/twilio/status")),
-            )
+            .set_number_webhooks(number_sid, &urls.voice(), Some(&urls.status_callback()))
             .await?;
         info!(%number_sid, "Twilio number now points at this app");
         Ok(())

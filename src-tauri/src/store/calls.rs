@@ -4,6 +4,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
 use super::StoreError;
+use crate::telephony::twilio::direction::Direction;
 
 /// Status of a call whose bridge is running (or whose end was never recorded).
 pub const STATUS_IN_PROGRESS: &str = "in-progress";
@@ -142,7 +143,7 @@ pub fn insert_issue(
 pub struct StatusUpdate<'a> {
     pub call_sid: &'a str,
     pub status: &'a str,
-    pub direction: Option<&'a str>,
+    pub direction: Option<&'a Direction>,
     pub from: Option<&'a str>,
     pub to: Option<&'a str>,
     pub answered_by: Option<&'a str>,
@@ -158,8 +159,8 @@ fn status_rank(status: &str) -> Option<u8> {
 }
 
 /// `inbound` or `outbound` from Twilio's `Direction` (`outbound-api`, `outbound-dial`).
-fn direction_of(direction: &str) -> &'static str {
-    if direction.starts_with("outbound") {
+fn direction_of(direction: &Direction) -> &'static str {
+    if direction.is_outbound() {
         "outbound"
     } else {
         "inbound"
@@ -459,7 +460,7 @@ mod tests {
         let update = |status: &'static str, at_ms: i64| StatusUpdate {
             call_sid: "CA7",
             status,
-            direction: Some("outbound-api"),
+            direction: Some(&Direction::OutboundApi),
             from: Some("+14155550100"),
             to: Some("+14155550123"),
             answered_by: None,
@@ -525,7 +526,7 @@ mod tests {
                 &StatusUpdate {
                     call_sid: "CA8",
                     status,
-                    direction: Some("outbound-api"),
+                    direction: Some(&Direction::OutboundApi),
                     from: None,
                     to: None,
                     answered_by: None,

@@ -287,10 +287,10 @@ fn apply_event(conn: &mut Connection, event: &CallEvent) -> Result<(), StoreErro
             &calls::StatusUpdate {
                 call_sid,
                 status,
-                direction: direction.as_deref(),
+                direction: direction.as_ref(),
                 from: from.as_deref(),
                 to: to.as_deref(),
-                answered_by: answered_by.as_deref(),
+                answered_by: answered_by.as_ref().map(|a| a.as_str()),
                 duration_secs: *duration_secs,
                 at_ms: *at_ms,
             },
@@ -300,7 +300,7 @@ fn apply_event(conn: &mut Connection, event: &CallEvent) -> Result<(), StoreErro
             answered_by,
             action,
             at_ms,
-        } => calls::apply_machine_detection(conn, call_sid, answered_by, action, *at_ms),
+        } => calls::apply_machine_detection(conn, call_sid, answered_by.as_str(), action, *at_ms),
         CallEvent::ResponseDone {
             call_sid,
             response_id,

@@ -183,7 +183,7 @@ pub async fn handle_media_socket(deps: Arc<BridgeDeps>, socket: WebSocket, publi
     let inbound = pending
         .plan
         .as_ref()
-        .is_none_or(|p| p.direction == crate::calls::plan::Direction::Inbound);
+        .is_none_or(|p| p.direction == crate::telephony::twilio::direction::Direction::Inbound);
     if let (true, Some(actions)) = (inbound, &deps.actions) {
         tokio::spawn(actions.inbound_stream_started(&call_sid, &public_base));
     }

@@ -1,10 +1,12 @@
-//! Twilio's REST API (2010-04-01): the calls Verbio places and controls, and the account's numbers.
+//! Twilio's REST API (2010-04-01): the calls Verbio places and controls, the account's numbers, and
+//! its cloud recordings (download, delete).
 //!
 //! Basic auth with the account SID and auth token, form bodies, JSON answers. Twilio's error bodies
 //! (`code`, `message`, `more_info`) become [`RestError::Api`]. Retries with backoff happen only where a
-//! repeat cannot do anything twice: GETs, and a call creation that Twilio refused with 429 or 5xx or that
-//! never reached Twilio (no call exists yet). Updates, and starting a live call's recording, are
-//! retried only on 429 or when no connection was made.
+//! repeat cannot do anything twice: GETs (a download until its file starts to arrive), deleting a
+//! recording (a repeat finds it gone, which counts as deleted), and a call creation that Twilio refused
+//! with 429 or 5xx or that never reached Twilio (no call exists yet). Updates, and starting a live call's
+//! recording, are retried only on 429 or when no connection was made.
 //!
 //! The base URL is configurable (`TWILIO_API_BASE`), so tests run this very client against Stoplight
 //! Prism serving Twilio's own OpenAPI description.
@@ -426,10 +428,13 @@ impl TwilioRest {
     }
 
     fn account_url(&self, tail: &str) -> String {
-        format!(
-            "{}/2010-04-01/Accounts/{}{}",
-            self.base, self.account_sid, tail
-        )
+        account_url(&self.base, &self.account_sid, tail)
+    }
+
+    /// The resource URL of one of the account's recordings (no extension), as Twilio gives it in
+    /// `RecordingUrl`.
+    pub fn recording_url(&self, recording_sid: &str) -> String {
+        recording_url(&self.base, &self.account_sid, recording_sid)
     }
 
     /// Places a call.
@@ -611,6 +616,39 @@ impl TwilioRest {
         .await
     }
 
+    /// Starts downloading a recording's audio as a two-channel WAV
+    /// (`GET Recordings/{Sid}.wav?RequestedChannels=2`). Repeated like any GET until the file
+    /// starts to arrive; read it with [`RecordingDownload::chunk`].
+    pub async fn download_recording(
+        &self,
+        recording_sid: &str,
+    ) -> Result<RecordingDownload, RestError> {
+        let url = format!(
+            "{}.wav?RequestedChannels=2",
+            self.recording_url(recording_sid)
+        );
+        let reply = self
+            .exchange(Method::GET, &url, None, Idempotence::Safe, Answer::Stream)
+            .await?;
+        Ok(RecordingDownload {
+            body: Some(reply.body),
+        })
+    }
+
+    /// Deletes one of the account's recordings (`DELETE Recordings/{Sid}.json`). One that is
+    /// already gone (404) counts as deleted, which also makes a repeat harmless.
+    pub async fn delete_recording(&self, recording_sid: &str) -> Result<(), RestError> {
+        let url = format!("{}.json", self.recording_url(recording_sid));
+        match self
+            .exchange(Method::DELETE, &url, None, Idempotence::Safe, Answer::Json)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(RestError::Api(e)) if e.status == 404 || e.code == Some(ERROR_NOT_FOUND) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// A `next_page_uri` (a path) made absolute; refuses to leave the configured host.
     fn follow(&self, next: &str) -> Result<String, RestError> {
         if next.starts_with('/') {
@@ -630,29 +668,64 @@ impl TwilioRest {
         form: Option<&[(&'static str, String)]>,
         idempotence: Idempotence,
     ) -> Result<T, RestError> {
+        let reply = self
+            .exchange(method, &url, form, idempotence, Answer::Json)
+            .await?;
+        let status = reply.status.as_u16();
+        let body = reply.body.into_bytes().await?;
+        serde_json::from_slice(&body).map_err(|e| RestError::Decode {
+            status,
+            reason: e.to_string(),
+        })
+    }
+
+    /// One request, repeated with backoff where `idempotence` allows. A refusal becomes
+    /// [`RestError::Api`] with Twilio's error body; a successful answer is returned whole, or (for
+    /// [`Answer::Stream`]) with its body still to be read.
+    async fn exchange(
+        &self,
+        method: Method,
+        url: &str,
+        form: Option<&[(&'static str, String)]>,
+        idempotence: Idempotence,
+        answer: Answer,
+    ) -> Result<Reply, RestError> {
         let mut backoff = self.retry.initial_backoff;
         let mut attempt = 1;
         loop {
             let mut request = self
                 .http
-                .request(method.clone(), &url)
-                .basic_auth(&self.account_sid, Some(self.auth_token.expose()))
-                .header(reqwest::header::ACCEPT, "application/json");
+                .request(method.clone(), url)
+                .basic_auth(&self.account_sid, Some(self.auth_token.expose()));
+            request = match answer {
+                Answer::Json => request.header(reqwest::header::ACCEPT, "application/json"),
+                // A recording can take longer than the client's timeout for API calls.
+                Answer::Stream => request.timeout(DOWNLOAD_TIMEOUT),
+            };
             if let Some(form) = form {
                 request = request.form(form);
             }
             let outcome = match request.send().await {
+                Ok(response) if answer == Answer::Stream && response.status().is_success() => {
+                    Ok(Reply {
+                        status: response.status(),
+                        body: Body::Open(response),
+                    })
+                }
                 Ok(response) => {
                     let status = response.status();
                     match response.bytes().await {
-                        Ok(body) => Ok((status, body)),
+                        Ok(body) => Ok(Reply {
+                            status,
+                            body: Body::Read(body.to_vec()),
+                        }),
                         Err(e) => Err((e.is_connect(), transport_message(&e))),
                     }
                 }
                 Err(e) => Err((e.is_connect(), transport_message(&e))),
             };
             let retryable = match &outcome {
-                Ok((status, _)) => match idempotence {
+                Ok(Reply { status, .. }) => match idempotence {
                     Idempotence::Safe | Idempotence::BeforeCallExists => {
                         *status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
                     }
@@ -662,7 +735,7 @@ impl TwilioRest {
             };
             if retryable && attempt < self.retry.attempts {
                 let why = match &outcome {
-                    Ok((status, _)) => format!("HTTP {}", status.as_u16()),
+                    Ok(reply) => format!("HTTP {}", reply.status.as_u16()),
                     Err((_, message)) => message.clone(),
                 };
                 warn!(%method, attempt, %why, "Twilio request failed; retrying");
@@ -671,17 +744,99 @@ impl TwilioRest {
                 attempt += 1;
                 continue;
             }
-            let (status, body) = outcome.map_err(|(_, message)| RestError::Transport(message))?;
-            debug!(%method, status = status.as_u16(), "Twilio answered");
-            if !status.is_success() {
+            let reply = outcome.map_err(|(_, message)| RestError::Transport(message))?;
+            debug!(%method, status = reply.status.as_u16(), "Twilio answered");
+            if !reply.status.is_success() {
+                let status = reply.status;
+                // A refusal's body was read above; an unreadable one still gives the status.
+                let body = reply.body.into_bytes().await.unwrap_or_default();
                 return Err(RestError::Api(api_error(status, &body)));
             }
-            return serde_json::from_slice(&body).map_err(|e| RestError::Decode {
-                status: status.as_u16(),
-                reason: e.to_string(),
-            });
+            return Ok(reply);
         }
     }
+}
+
+/// How long a recording download may take in all (a dual-channel hour is about 115 MB).
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What a successful answer is read as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// A JSON body, read whole.
+    Json,
+    /// Media, handed over unread to be streamed.
+    Stream,
+}
+
+/// Twilio's answer to one request.
+struct Reply {
+    status: StatusCode,
+    body: Body,
+}
+
+enum Body {
+    Read(Vec<u8>),
+    Open(reqwest::Response),
+}
+
+impl Body {
+    async fn into_bytes(self) -> Result<Vec<u8>, RestError> {
+        match self {
+            Body::Read(bytes) => Ok(bytes),
+            Body::Open(response) => response
+                .bytes()
+                .await
+                .map(|b| b.to_vec())
+                .map_err(|e| RestError::Transport(transport_message(&e))),
+        }
+    }
+}
+
+/// A recording's audio as Twilio sends it, read chunk by chunk ([`TwilioRest::download_recording`]).
+pub struct RecordingDownload {
+    body: Option<Body>,
+}
+
+impl RecordingDownload {
+    /// The next piece of the file; `None` once it is complete. A broken connection is
+    /// [`RestError::Transport`] (not retried: part of the file has been handed out already).
+    pub async fn chunk(&mut self) -> Result<Option<Vec<u8>>, RestError> {
+        match self.body.take() {
+            Some(Body::Open(mut response)) => {
+                let chunk = response
+                    .chunk()
+                    .await
+                    .map_err(|e| RestError::Transport(transport_message(&e)))?;
+                if chunk.is_some() {
+                    self.body = Some(Body::Open(response));
+                }
+                Ok(chunk.map(|b| b.to_vec()))
+            }
+            // A body that was read whole is one chunk.
+            Some(Body::Read(bytes)) => Ok(Some(bytes)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The resource URL of a recording of `account_sid` under the API `base` (no extension).
+pub fn recording_url(base: &str, account_sid: &str, recording_sid: &str) -> String {
+    account_url(
+        base,
+        account_sid,
+        &format!("/Recordings/{}", path_segment(recording_sid)),
+    )
+}
+
+/// `{base}/2010-04-01/Accounts/{account_sid}{tail}`: where every resource of an account lives.
+fn account_url(base: &str, account_sid: &str, tail: &str) -> String {
+    format!(
+        "{}/2010-04-01/Accounts/{}{}",
+        base.trim_end_matches('/'),
+        account_sid,
+        tail
+    )
 }
 
 /// Most pages a listing follows (100 per page): a runaway `next_page_uri` cannot loop forever.
