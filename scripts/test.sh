@@ -59,7 +59,7 @@ section "UI: production build (vite)"
 npm run --prefix ui build
 
 section "Layering: no import cycle between the core's rooms"
-python3 scripts/room-cycles.py --max 4
+python3 scripts/room-cycles.py
 
 section "Clippy: lean headless core (--no-default-features: no window, no tunnel, no simulators)"
 cargo clippy --no-default-features --lib --bins -- -D warnings

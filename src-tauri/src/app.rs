@@ -129,11 +129,7 @@ pub async fn start_with_connector(
         store.clone(),
         recorder,
         config.recording.clone(),
-        crate::recording::twilio_cloud::TwilioAuth {
-            account_sid: config.twilio_account_sid.clone(),
-            auth_token: config.twilio_auth_token.clone(),
-            api_base: config.telephony.api_base.trim_end_matches('/').to_string(),
-        },
+        twilio.clone(),
     ));
     let services = Arc::new(Services::new(CoreParts {
         config,

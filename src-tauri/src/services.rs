@@ -75,8 +75,6 @@ pub struct Services {
     pub reachability: Arc<Reachability>,
     /// `None` when the account SID or auth token is missing.
     twilio: Option<crate::telephony::twilio::rest::TwilioRest>,
-    /// Plans of calls the app placed that have not finished, by CallSid (for AMD callbacks).
-    outbound: std::sync::Mutex<outbound::OutboundPlans>,
     /// Opens the demo call's private line (a build without the simulators has no demo call).
     #[cfg_attr(not(feature = "sim"), allow(dead_code))]
     lines: Arc<dyn LineOpener>,
@@ -109,7 +107,6 @@ impl Services {
             recordings: parts.recordings,
             reachability: parts.reachability,
             twilio: parts.twilio,
-            outbound: std::sync::Mutex::default(),
             lines: parts.lines,
             demo: demo::DemoGate::default(),
         }

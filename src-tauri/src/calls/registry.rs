@@ -1,4 +1,5 @@
-//! Live calls and one-time stream tokens.
+//! The one owner of the app's calls in flight: one-time stream tokens, the calls that are live, and the
+//! calls the app placed (their plan and the furthest status Twilio has reported) until they finish.
 //!
 //! Not global: each running core owns one registry. The locks are held only for a map lookup when a
 //! call starts or ends and when the UI lists calls, never on the audio path.
@@ -13,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::calls::plan::CallPlan;
+use crate::telephony::twilio::status::CallStatus;
 
 /// A live call as the UI lists it.
 #[derive(Debug, Clone, Serialize)]
@@ -43,7 +45,7 @@ pub enum CallControl {
 /// that redeems the token.
 #[derive(Debug, Clone)]
 pub struct PendingStream {
-    /// `None` until the call placed with this token has a SID (see [`CallRegistry::bind_token`]).
+    /// `None` until the call placed with this token has a SID (see [`CallRegistry::placed`]).
     pub call_sid: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
@@ -74,13 +76,27 @@ struct LiveCall {
     control: mpsc::Sender<CallControl>,
 }
 
+/// A call the app placed that has not finished.
+struct PlacedCall {
+    plan: Arc<CallPlan>,
+    /// The furthest status Twilio has reported (callbacks can arrive out of order).
+    status: CallStatus,
+    placed_at: Instant,
+}
+
+/// A placed call whose final status callback never came (Twilio could not reach the app) is
+/// forgotten after this long.
+const PLACED_TTL: Duration = Duration::from_secs(12 * 60 * 60);
+
 #[derive(Default)]
 struct Inner {
     tokens: HashMap<String, PendingStream>,
     live: HashMap<String, LiveCall>,
+    placed: HashMap<String, PlacedCall>,
 }
 
-/// Tokens issued by `/twiml` and the calls that are live now.
+/// Tokens issued by `/twiml` and for placed calls, the calls that are live now, and the calls the app
+/// placed.
 #[derive(Clone)]
 pub struct CallRegistry {
     inner: Arc<Mutex<Inner>>,
@@ -114,7 +130,7 @@ impl CallRegistry {
     }
 
     /// Issues a token for a call the app is about to place. Twilio names the call only when it is
-    /// created, so the token is bound with [`CallRegistry::bind_token`] right after; it lives for
+    /// created, so the token is bound with [`CallRegistry::placed`] right after; it lives for
     /// `ring_time` longer than an inbound token, since the callee may take that long to answer.
     pub fn issue_outbound_token(
         &self,
@@ -133,15 +149,48 @@ impl CallRegistry {
         })
     }
 
-    /// Binds an outbound token to the SID Twilio gave its call. `false` if the token is gone.
-    pub fn bind_token(&self, token: &str, call_sid: &str) -> bool {
-        match self.lock().tokens.get_mut(token) {
-            Some(pending) => {
-                pending.call_sid = Some(call_sid.to_string());
-                true
-            }
-            None => false,
+    /// Twilio created the call placed with `token` as `call_sid`, in `status`: binds the token to it
+    /// and tracks the call (its plan, Twilio's status) until a final status.
+    pub fn placed(&self, token: &str, call_sid: &str, plan: Arc<CallPlan>, status: CallStatus) {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        if let Some(pending) = inner.tokens.get_mut(token) {
+            pending.call_sid = Some(call_sid.to_string());
         }
+        inner
+            .placed
+            .retain(|_, p| now.duration_since(p.placed_at) < PLACED_TTL);
+        inner.placed.insert(
+            call_sid.to_string(),
+            PlacedCall {
+                plan,
+                status,
+                placed_at: now,
+            },
+        );
+    }
+
+    /// Twilio reported `status` for a call the app placed: kept if it moves the call forward; a
+    /// final status ends the tracking.
+    pub fn placed_status(&self, call_sid: &str, status: CallStatus) {
+        let mut inner = self.lock();
+        if status.is_final() {
+            inner.placed.remove(call_sid);
+        } else if let Some(placed) = inner.placed.get_mut(call_sid) {
+            if status.rank() > placed.status.rank() {
+                placed.status = status;
+            }
+        }
+    }
+
+    /// The plan of a call the app placed that has not finished.
+    pub fn placed_plan(&self, call_sid: &str) -> Option<Arc<CallPlan>> {
+        self.lock().placed.get(call_sid).map(|p| p.plan.clone())
+    }
+
+    /// The furthest status Twilio reported for a call the app placed that has not finished.
+    pub fn placed_call_status(&self, call_sid: &str) -> Option<CallStatus> {
+        self.lock().placed.get(call_sid).map(|p| p.status)
     }
 
     /// Withdraws a token whose call could not be placed.
@@ -287,13 +336,13 @@ mod tests {
             record: true,
         });
         let t = r.issue_outbound_token(plan.clone(), None, None, Duration::from_secs(60));
-        assert!(r.bind_token(&t, "CA5"));
+        r.placed(&t, "CA5", plan.clone(), CallStatus::Queued);
         assert_eq!(
             r.redeem(Some(&t), "CA6").unwrap_err(),
             TokenError::WrongCall
         );
         let t = r.issue_outbound_token(plan.clone(), None, None, Duration::from_secs(60));
-        assert!(r.bind_token(&t, "CA5"));
+        r.placed(&t, "CA5", plan.clone(), CallStatus::Queued);
         let pending = r.redeem(Some(&t), "CA5").unwrap();
         assert_eq!(pending.plan.as_deref(), Some(&*plan));
         // Not bound yet: the first stream to present it takes it.
@@ -302,9 +351,39 @@ mod tests {
             r.redeem(Some(&t), "CA7").unwrap().call_sid.as_deref(),
             Some("CA7")
         );
-        let t = r.issue_outbound_token(plan, None, None, Duration::from_secs(60));
+        let t = r.issue_outbound_token(plan.clone(), None, None, Duration::from_secs(60));
         r.revoke_token(&t);
-        assert!(!r.bind_token(&t, "CA8"));
+        r.placed(&t, "CA8", plan, CallStatus::Queued);
+        assert_eq!(r.redeem(Some(&t), "CA8").unwrap_err(), TokenError::Unknown);
+    }
+
+    #[test]
+    fn a_placed_call_is_tracked_until_its_final_status_and_only_moves_forward() {
+        use crate::calls::plan::MachinePolicy;
+        use crate::telephony::twilio::direction::Direction;
+        let r = CallRegistry::new(Duration::from_secs(60));
+        let plan = Arc::new(CallPlan {
+            direction: Direction::OutboundApi,
+            session: Arc::default(),
+            machine_policy: MachinePolicy::HangUp,
+            voicemail_message: String::new(),
+            record: false,
+        });
+        let t = r.issue_outbound_token(plan.clone(), None, None, Duration::from_secs(60));
+        r.placed(&t, "CA1", plan.clone(), CallStatus::Queued);
+        assert_eq!(r.placed_plan("CA1").as_deref(), Some(&*plan));
+        r.placed_status("CA1", CallStatus::InProgress);
+        // A late `ringing` callback does not take the call back to cancellable.
+        r.placed_status("CA1", CallStatus::Ringing);
+        assert_eq!(r.placed_call_status("CA1"), Some(CallStatus::InProgress));
+        // The stream's token, the plan and the status are one call's: the stream still redeems.
+        assert!(r.redeem(Some(&t), "CA1").is_ok());
+        r.placed_status("CA1", CallStatus::Completed);
+        assert_eq!(r.placed_call_status("CA1"), None);
+        assert!(r.placed_plan("CA1").is_none());
+        // Statuses of calls the app did not place are ignored.
+        r.placed_status("CA2", CallStatus::Ringing);
+        assert_eq!(r.placed_call_status("CA2"), None);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::listen_in::{ListenError, ListenState, Monitor};
 use super::peaks::{self, Peaks};
 use super::playback::{ChannelChoice, PlaybackError, PlaybackEvent, PlaybackState, Player};
 use super::recorder::Recorder;
-use super::twilio_cloud::{self, CloudError, TwilioAuth};
+use super::twilio_cloud::{self, CloudError};
 use super::wav_reader::{self, WavReadError};
 use super::wav_writer::Side;
 use super::RecordingConfig;
@@ -19,6 +19,7 @@ use crate::store::recordings::{
     NewRecording, RecordingOutcome, RecordingRecord, STATUS_COMPLETE, STATUS_RECORDING,
 };
 use crate::store::{StoreError, StoreHandle, TranscriptRecord};
+use crate::telephony::twilio::rest::{RestError, TwilioRest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LibraryError {
@@ -78,7 +79,8 @@ pub struct Library {
     store: StoreHandle,
     recorder: Arc<Recorder>,
     config: RecordingConfig,
-    auth: TwilioAuth,
+    /// The app's one Twilio REST client; `None` without credentials.
+    twilio: Option<TwilioRest>,
     /// Shared with the blocking threads that open and close the speakers.
     player: Arc<Player>,
     monitor: Arc<Monitor>,
@@ -105,6 +107,12 @@ fn valid_sid(sid: &str) -> bool {
 }
 
 impl Library {
+    fn twilio(&self) -> Result<&TwilioRest, CloudError> {
+        self.twilio
+            .as_ref()
+            .ok_or(CloudError::Rest(RestError::NotConfigured))
+    }
+
     /// Applies the recording switch remembered from the last run (see [`Library::set_settings`]):
     /// `VERBIO_RECORD=false` keeps recording off whatever was remembered; otherwise the remembered
     /// choice wins over the default. Call at start-up, before calls can start: it waits for one
@@ -113,7 +121,7 @@ impl Library {
         store: StoreHandle,
         recorder: Arc<Recorder>,
         config: RecordingConfig,
-        auth: TwilioAuth,
+        twilio: Option<TwilioRest>,
     ) -> Self {
         if config.enabled {
             // The store thread answers through a oneshot; `unconstrained` keeps tokio's task budget
@@ -138,7 +146,7 @@ impl Library {
             store,
             recorder,
             config,
-            auth,
+            twilio,
             player: Arc::default(),
             monitor: Arc::default(),
             peaks_cache: Arc::default(),
@@ -269,9 +277,8 @@ impl Library {
         }
         if at_twilio {
             if let Some(sid) = r.twilio_sid.as_deref() {
-                let url =
-                    twilio_cloud::recording_url(&self.auth.api_base, &self.auth.account_sid, sid);
-                twilio_cloud::delete(&url, &self.auth.api_base, &self.auth).await?;
+                let rest = self.twilio()?;
+                twilio_cloud::delete(rest, &rest.recording_url(sid)).await?;
             }
         }
         match tokio::fs::remove_file(self.path_of(&r)).await {
@@ -417,13 +424,7 @@ impl Library {
         tokio::fs::create_dir_all(self.recorder.dir())
             .await
             .map_err(LibraryError::Export)?;
-        let size = twilio_cloud::download(
-            &status.recording_url,
-            &self.auth.api_base,
-            &self.auth,
-            &dest,
-        )
-        .await?;
+        let size = twilio_cloud::download(self.twilio()?, &status.recording_url, &dest).await?;
         // Checks the header and that every sample is there, without reading the samples.
         let check = dest.clone();
         let frames = tokio::task::spawn_blocking(move || wav_reader::check(&check))
@@ -470,7 +471,7 @@ impl Library {
             .await?;
         info!(call_sid = %status.call_sid, recording_id = id, "Twilio recording saved in the library");
         if self.config.delete_twilio_copy && frames.is_ok() {
-            twilio_cloud::delete(&status.recording_url, &self.auth.api_base, &self.auth).await?;
+            twilio_cloud::delete(self.twilio()?, &status.recording_url).await?;
         }
         Ok(Some(id))
     }

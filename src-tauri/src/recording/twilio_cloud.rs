@@ -18,8 +18,6 @@ use super::library::RecordingStatus;
 use crate::telephony::twilio::callbacks::RecordingStatusCallback;
 use crate::telephony::twilio::rest::{RestError, TwilioRest};
 
-pub use crate::telephony::twilio::rest::recording_url;
-
 /// A dual-channel 8 kHz recording is 32 KB/s; 4 GiB is the WAV limit anyway.
 const MAX_BYTES: u64 = u32::MAX as u64;
 
@@ -33,32 +31,6 @@ pub enum CloudError {
     TooLarge,
     #[error("cannot save the recording: {0}")]
     Io(#[from] std::io::Error),
-}
-
-/// Basic-auth credentials for Twilio's REST API, and its base (`TWILIO_API_BASE`, the same one the
-/// REST client uses): recordings are only downloaded from there.
-#[derive(Clone)]
-pub struct TwilioAuth {
-    pub account_sid: String,
-    pub auth_token: crate::types::Secret,
-    pub api_base: String,
-}
-
-impl std::fmt::Debug for TwilioAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "TwilioAuth({}, <token>)", self.account_sid)
-    }
-}
-
-impl TwilioAuth {
-    /// The REST client for these credentials under `api_base`.
-    fn client(&self, api_base: &str) -> Result<TwilioRest, CloudError> {
-        Ok(TwilioRest::new(
-            api_base,
-            self.account_sid.clone(),
-            self.auth_token.clone(),
-        )?)
-    }
 }
 
 impl From<RecordingStatusCallback> for RecordingStatus {
@@ -107,13 +79,11 @@ fn recording_sid(rest: &TwilioRest, recording_url: &str) -> Result<String, Cloud
 /// name first, so a failed download never leaves a half file under the real name). Returns the
 /// bytes saved.
 pub async fn download(
+    rest: &TwilioRest,
     recording_url: &str,
-    api_base: &str,
-    auth: &TwilioAuth,
     dest: &Path,
 ) -> Result<u64, CloudError> {
-    let rest = auth.client(api_base)?;
-    let sid = recording_sid(&rest, recording_url)?;
+    let sid = recording_sid(rest, recording_url)?;
     let mut download = rest.download_recording(&sid).await?;
     let partial = dest.with_extension("wav.part");
     let mut file = tokio::fs::File::create(&partial).await?;
@@ -139,13 +109,8 @@ pub async fn download(
 }
 
 /// Deletes the recording at `recording_url` at Twilio; one already gone counts as deleted.
-pub async fn delete(
-    recording_url: &str,
-    api_base: &str,
-    auth: &TwilioAuth,
-) -> Result<(), CloudError> {
-    let rest = auth.client(api_base)?;
-    let sid = recording_sid(&rest, recording_url)?;
+pub async fn delete(rest: &TwilioRest, recording_url: &str) -> Result<(), CloudError> {
+    let sid = recording_sid(rest, recording_url)?;
     Ok(rest.delete_recording(&sid).await?)
 }
 
@@ -237,7 +202,7 @@ mod tests {
     fn credentials_only_go_to_the_api_base_for_this_account() {
         let rest = rest("https://api.twilio.com");
         let ok = format!("https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Recordings/RE1");
-        assert_eq!(ok, recording_url("https://api.twilio.com/", ACCOUNT, "RE1"));
+        assert_eq!(ok, rest.recording_url("RE1"));
         for url in [
             ok.clone(),
             format!("{ok}.json"),

@@ -33,29 +33,6 @@ const STATUS_EVENTS: [&str; 4] = ["initiated", "ringing", "answered", "completed
 /// How long a voicemail request keeps trying to reach a call whose stream has not started yet.
 const VOICEMAIL_DELIVERY_WINDOW: Duration = Duration::from_secs(10);
 
-/// Calls the app placed, by CallSid, until Twilio reports a final status. Entries whose final
-/// callback never came (Twilio could not reach the app) are dropped after [`PLAN_TTL`].
-pub type OutboundPlans = std::collections::HashMap<String, PendingOutbound>;
-
-/// A call the app placed that has not finished.
-#[derive(Debug, Clone)]
-pub struct PendingOutbound {
-    placed: tokio::time::Instant,
-    plan: Arc<CallPlan>,
-    /// The furthest status Twilio has reported (callbacks can arrive out of order).
-    status: String,
-}
-
-/// Where `status` sits in a call's life; `None` for a status Verbio does not know.
-fn progress(status: &str) -> Option<u8> {
-    CallStatus::parse(status).map(CallStatus::rank)
-}
-
-/// Whether a call in `status` can still be cancelled (`Status=canceled`); after that only
-/// `Status=completed` ends it (Twilio ignores `canceled` on an answered call).
-fn cancellable(status: &str) -> bool {
-    CallStatus::parse(status).is_some_and(CallStatus::is_cancellable)
-}
 /// How Twilio is asked to detect machines for a call with `policy`. Only a voicemail needs the end of
 /// the machine's greeting (`DetectMessageEnd`); `Enable` reports `machine_start` as soon as a machine
 /// is recognised, so `hang_up` ends the call before the agent talks to the greeting, and `continue`
@@ -66,9 +43,6 @@ fn machine_detection_for(policy: MachinePolicy) -> MachineDetection {
         MachinePolicy::HangUp | MachinePolicy::Continue => MachineDetection::Enable,
     }
 }
-
-/// Longer than any call Verbio would keep open.
-const PLAN_TTL: Duration = Duration::from_secs(12 * 60 * 60);
 
 /// Whether the agent speaks first on a call the app places.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -319,25 +293,13 @@ impl Services {
                 return Err(e.into());
             }
         };
-        self.registry.bind_token(&token, &call.sid);
         // A call Twilio has just accepted has not been answered yet; anything else in the create
         // response (a stand-in's canned example) must not end the call's record before it began.
-        let status = match call.status.as_str() {
-            "queued" | "initiated" | "ringing" => call.status.clone(),
-            _ => "queued".to_string(),
-        };
-        {
-            let mut plans = self.outbound_plans();
-            plans.retain(|_, pending| pending.placed.elapsed() < PLAN_TTL);
-            plans.insert(
-                call.sid.clone(),
-                PendingOutbound {
-                    placed: tokio::time::Instant::now(),
-                    plan,
-                    status: status.clone(),
-                },
-            );
-        }
+        let status = CallStatus::parse(&call.status)
+            .filter(|s| s.is_cancellable())
+            .unwrap_or(CallStatus::Queued);
+        self.registry.placed(&token, &call.sid, plan, status);
+        let status = status.as_str().to_string();
         info!(call_sid = %call.sid, %status, "outbound call placed");
         self.bridge.emit(CallEvent::CallStatus {
             call_sid: call.sid.clone(),
@@ -360,10 +322,8 @@ impl Services {
     /// A status callback from Twilio: recorded, published, and the end of the call's plan.
     pub fn on_call_status(&self, report: StatusCallback) {
         info!(call_sid = %report.call_sid, status = %report.call_status, "call status");
-        if crate::telephony::twilio::status::is_final(&report.call_status) {
-            self.outbound_plans().remove(&report.call_sid);
-        } else {
-            self.note_outbound_status(&report.call_sid, &report.call_status);
+        if let Some(status) = report.status() {
+            self.registry.placed_status(&report.call_sid, status);
         }
         self.bridge.emit(CallEvent::CallStatus {
             call_sid: report.call_sid,
@@ -383,14 +343,10 @@ impl Services {
         call_sid: &str,
         answered_by: AnsweredBy,
     ) -> MachineAction {
-        let plan = self
-            .outbound_plans()
-            .get(call_sid)
-            .map(|pending| pending.plan.clone());
-        if plan.is_some() {
-            // Only an answered call has anything to detect.
-            self.note_outbound_status(call_sid, "in-progress");
-        }
+        let plan = self.registry.placed_plan(call_sid);
+        // Only an answered call has anything to detect.
+        self.registry
+            .placed_status(call_sid, CallStatus::InProgress);
         let policy = plan
             .as_ref()
             .map(|p| p.machine_policy)
@@ -490,37 +446,21 @@ impl Services {
     ) -> Result<HangUpOutcome, ServiceError> {
         let twilio = self.twilio()?;
         let cancellable = self
-            .outbound_plans()
-            .get(call_sid)
-            .is_some_and(|pending| cancellable(&pending.status));
+            .registry
+            .placed_call_status(call_sid)
+            .is_some_and(CallStatus::is_cancellable);
         let outcome = twilio.hang_up(call_sid, !cancellable).await?;
         if cancellable && outcome == HangUpOutcome::Completed {
             info!(%call_sid, "the call was answered before it could be cancelled: hung up");
-            self.note_outbound_status(call_sid, "in-progress");
+            self.registry
+                .placed_status(call_sid, CallStatus::InProgress);
         }
         Ok(outcome)
     }
 
-    /// Remembers `status` for a call the app placed, if it moves the call forward.
-    fn note_outbound_status(&self, call_sid: &str, status: &str) {
-        let Some(next) = progress(status) else {
-            return;
-        };
-        if let Some(pending) = self.outbound_plans().get_mut(call_sid) {
-            if progress(&pending.status).is_none_or(|now| next > now) {
-                pending.status = status.to_string();
-            }
-        }
-    }
-
     /// Whether the app placed `call_sid` and it has not finished.
     pub(super) fn is_pending_outbound(&self, call_sid: &str) -> bool {
-        self.outbound_plans().contains_key(call_sid)
-    }
-
-    fn outbound_plans(&self) -> std::sync::MutexGuard<'_, OutboundPlans> {
-        // Single inserts and removes: a poisoned lock cannot hold a half-made change.
-        self.outbound.lock().unwrap_or_else(|p| p.into_inner())
+        self.registry.placed_call_status(call_sid).is_some()
     }
 }
 

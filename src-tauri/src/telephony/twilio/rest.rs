@@ -821,7 +821,7 @@ impl RecordingDownload {
 }
 
 /// The resource URL of a recording of `account_sid` under the API `base` (no extension).
-pub fn recording_url(base: &str, account_sid: &str, recording_sid: &str) -> String {
+fn recording_url(base: &str, account_sid: &str, recording_sid: &str) -> String {
     account_url(
         base,
         account_sid,
