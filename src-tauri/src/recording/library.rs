@@ -126,7 +126,7 @@ impl Library {
         if config.enabled {
             // The store thread answers through a oneshot; `unconstrained` keeps tokio's task budget
             // from refusing the poll when this runs inside a task.
-            let remembered = super::writer::block_on(tokio::task::unconstrained(
+            let remembered = crate::store::block_on(tokio::task::unconstrained(
                 store.setting(RECORDING_ENABLED_KEY),
             ));
             match remembered {
@@ -461,14 +461,7 @@ impl Library {
             channels,
             sample_rate: 8000,
         };
-        let id = self
-            .store
-            .request(move |conn| {
-                let id = crate::store::recordings::insert(conn, &new)?;
-                crate::store::recordings::set_outcome(conn, id, &outcome)?;
-                Ok(id)
-            })
-            .await?;
+        let id = self.store.add_finished_recording(new, outcome).await?;
         info!(call_sid = %status.call_sid, recording_id = id, "Twilio recording saved in the library");
         if self.config.delete_twilio_copy && frames.is_ok() {
             twilio_cloud::delete(self.twilio()?, &status.recording_url).await?;

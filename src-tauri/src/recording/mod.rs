@@ -17,6 +17,7 @@ pub mod listen_in;
 pub mod peaks;
 pub mod playback;
 pub mod recorder;
+mod recorder_settings;
 pub mod repair;
 pub mod speaker;
 pub mod twilio_cloud;
@@ -25,7 +26,8 @@ pub mod wav_writer;
 mod writer;
 
 pub use library::{Library, LibraryError};
-pub use recorder::{CallRecording, Recorder, RecorderSettings};
+pub use recorder::{CallRecording, Recorder};
+pub use recorder_settings::RecorderSettings;
 
 /// Recording settings (part of the app's `Config`, which reads them from the file and the environment).
 #[derive(Debug, Clone)]

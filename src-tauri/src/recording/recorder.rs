@@ -10,39 +10,17 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::mpsc::error::TrySendError;
 
 use base64::Engine;
 use tracing::warn;
 
 use super::listen_in::{LiveAudio, LiveTaps};
+use super::recorder_settings::RecorderSettings;
 use super::wav_writer::{Side, SAMPLE_RATE};
-use super::writer::{WriterJob, WriterPool};
+use super::writer::{Op, WriterJob, WriterPool};
 use crate::store::StoreHandle;
 use crate::types::StreamUs;
-
-/// Knobs; tests shrink the queue to provoke overflow.
-#[derive(Debug, Clone)]
-pub struct RecorderSettings {
-    /// Audio pieces queued per call before new ones are dropped (≈ 3 s of audio; the writer drains
-    /// every 100 ms). Slots are allocated as the queue fills, so an idle queue stays small.
-    pub queue_len: usize,
-    /// Frames this far behind the newest audio go to disk (late agent audio lands in memory).
-    pub commit_lag: Duration,
-    /// The header is rewritten at least this often (bounds what a crash can lose).
-    pub header_every: Duration,
-}
-
-impl Default for RecorderSettings {
-    fn default() -> Self {
-        RecorderSettings {
-            queue_len: 256,
-            commit_lag: Duration::from_millis(300),
-            header_every: Duration::from_millis(500),
-        }
-    }
-}
 
 /// Starts one recording per call. Shared by every call (one per running core).
 pub struct Recorder {
@@ -129,15 +107,6 @@ pub fn file_name(call_sid: &str, started_at_ms: i64) -> String {
         .take(64)
         .collect();
     format!("{safe}-{started_at_ms}.wav")
-}
-
-/// A piece of audio at its place on the timeline, for the writer.
-pub(super) enum Op {
-    Audio {
-        side: Side,
-        start: u64,
-        mulaw: Vec<u8>,
-    },
 }
 
 struct WriterLink {

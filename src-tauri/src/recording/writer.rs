@@ -14,15 +14,24 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use super::recorder::{Op, RecorderSettings};
+use super::recorder_settings::RecorderSettings;
 use super::wav_writer::{
-    TimelineWav, WavError, FRAMES_PER_MS, FRAME_BYTES, HEADER_LEN, SAMPLE_RATE,
+    Side, TimelineWav, WavError, FRAMES_PER_MS, FRAME_BYTES, HEADER_LEN, SAMPLE_RATE,
 };
 use crate::audio::mulaw;
 use crate::store::recordings::{
     NewRecording, RecordingOutcome, STATUS_COMPLETE, STATUS_INCOMPLETE, STATUS_RECORDING,
 };
 use crate::store::StoreHandle;
+
+/// A piece of audio at its place on the timeline, for the writer.
+pub(super) enum Op {
+    Audio {
+        side: Side,
+        start: u64,
+        mulaw: Vec<u8>,
+    },
+}
 
 /// How often queued audio is written. The queues hold far more than this (≈ 10 s).
 const TICK: Duration = Duration::from_millis(100);
@@ -88,26 +97,6 @@ struct Slot {
     failure: Option<String>,
 }
 
-/// Waits for a store answer on this (non-async) thread. The store's futures are plain oneshot
-/// receivers, so parking the thread until woken is all they need (no runtime, which may be gone).
-pub(super) fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl std::task::Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = std::task::Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return out;
-        }
-        std::thread::park();
-    }
-}
-
 fn run(jobs: Receiver<WriterJob>, store: StoreHandle, settings: RecorderSettings) {
     let lag = settings.commit_lag.as_millis() as u64 * FRAMES_PER_MS;
     let mut slots: Vec<Slot> = Vec::new();
@@ -163,7 +152,7 @@ fn start(job: WriterJob, store: &StoreHandle) -> Slot {
         started_at_ms: job.started_at_ms,
         twilio_sid: None,
     });
-    let id = match block_on(insert) {
+    let id = match crate::store::block_on(insert) {
         Ok(id) => Some(id),
         Err(e) => {
             warn!(call_sid = %job.call_sid, "recording not listed in the library: {e}");
@@ -268,7 +257,7 @@ fn finish(mut slot: Slot, store: &StoreHandle) {
     };
     info!(call_sid = %slot.job.call_sid, status = %outcome.status, duration_ms = outcome.duration_ms, "recording finished");
     if let Some(id) = slot.id {
-        if let Err(e) = block_on(store.set_recording_outcome(id, outcome)) {
+        if let Err(e) = crate::store::block_on(store.set_recording_outcome(id, outcome)) {
             warn!(call_sid = %slot.job.call_sid, "recording outcome not saved: {e}");
         }
     }

@@ -156,7 +156,7 @@ impl StoreHandle {
     }
 
     /// Queues `job` now (so it is ordered after everything already sent) and returns its answer.
-    pub(crate) fn request<T, F>(
+    pub(super) fn request<T, F>(
         &self,
         job: F,
     ) -> impl Future<Output = Result<T, StoreError>> + Send + 'static

@@ -13,6 +13,7 @@
 
 use std::path::PathBuf;
 
+mod blocking;
 pub mod calls;
 mod handle;
 pub mod migrations;
@@ -20,6 +21,7 @@ pub mod recordings;
 pub mod settings;
 pub mod transcripts;
 
+pub use blocking::block_on;
 pub use calls::{CallRecord, IssueRecord};
 pub use handle::StoreHandle;
 pub use transcripts::TranscriptRecord;

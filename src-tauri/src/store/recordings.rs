@@ -188,6 +188,19 @@ impl super::StoreHandle {
         self.request(move |conn| insert(conn, &r))
     }
 
+    /// Adds a recording that is already complete (a Twilio copy) with its outcome, in one step.
+    pub fn add_finished_recording(
+        &self,
+        r: NewRecording,
+        o: RecordingOutcome,
+    ) -> impl std::future::Future<Output = Result<i64, StoreError>> + Send + 'static {
+        self.request(move |conn| {
+            let id = insert(conn, &r)?;
+            set_outcome(conn, id, &o)?;
+            Ok(id)
+        })
+    }
+
     pub fn set_recording_outcome(
         &self,
         id: i64,
