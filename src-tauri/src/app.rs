@@ -21,9 +21,10 @@ use crate::calls::session_settings::SessionSettings;
 use crate::config::Config;
 use crate::events::{CallEvent, EventBus};
 use crate::realtime::client::{ModelConnector, RealtimeClient};
+use crate::services::outbound::{self, Outbound};
 use crate::services::private_line::{LineOpener, LineSpec, Served};
 use crate::services::reachability::Reachability;
-use crate::services::{outbound, CoreParts, Services};
+use crate::services::{CoreParts, Services};
 use crate::store::StoreHandle;
 use crate::telephony::twilio::rest::TwilioRest;
 use crate::types::Secret;
@@ -131,6 +132,14 @@ pub async fn start_with_connector(
         config.recording.clone(),
         twilio.clone(),
     ));
+    let reachability = Arc::new(Reachability::new(local_addr, tunnel));
+    let outbound = Arc::new(Outbound::new(
+        twilio,
+        reachability.clone(),
+        bridge.clone(),
+        store.clone(),
+        config.telephony.clone(),
+    ));
     let services = Arc::new(Services::new(CoreParts {
         config,
         bus,
@@ -138,8 +147,8 @@ pub async fn start_with_connector(
         store,
         bridge,
         recordings,
-        reachability: Arc::new(Reachability::new(local_addr, tunnel)),
-        twilio,
+        reachability,
+        outbound,
         lines: Arc::new(PrivateLines),
     }));
     // In the background: a slow or unreachable Twilio must not hold up the app's start.
@@ -219,6 +228,15 @@ impl LineOpener for PrivateLines {
             actions: None,
             recorder: core.bridge.recorder.clone(),
         });
+        let reachability = Arc::new(Reachability::new(local_addr, None));
+        // Nothing on a private line reaches Twilio.
+        let outbound = Arc::new(Outbound::new(
+            None,
+            reachability.clone(),
+            bridge.clone(),
+            core.store.clone(),
+            config.telephony.clone(),
+        ));
         let line = Arc::new(Services::new(CoreParts {
             config,
             bus: core.bus.clone(),
@@ -226,8 +244,8 @@ impl LineOpener for PrivateLines {
             store: core.store.clone(),
             bridge,
             recordings: core.recordings.clone(),
-            reachability: Arc::new(Reachability::new(local_addr, None)),
-            twilio: None,
+            reachability,
+            outbound,
             lines: Arc::new(PrivateLines),
         }));
         Ok(serve(line, listener))

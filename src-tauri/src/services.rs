@@ -73,8 +73,8 @@ pub struct Services {
     pub recordings: Arc<crate::recording::Library>,
     /// Where the app can be reached (local address, the live public URL).
     pub reachability: Arc<Reachability>,
-    /// `None` when the account SID or auth token is missing.
-    twilio: Option<crate::telephony::twilio::rest::TwilioRest>,
+    /// Calls the app places, Twilio's callbacks about them, transfers, hang-ups at Twilio.
+    pub outbound: Arc<outbound::Outbound>,
     /// Opens the demo call's private line (a build without the simulators has no demo call).
     #[cfg_attr(not(feature = "sim"), allow(dead_code))]
     lines: Arc<dyn LineOpener>,
@@ -91,7 +91,7 @@ pub struct CoreParts {
     pub bridge: Arc<BridgeDeps>,
     pub recordings: Arc<crate::recording::Library>,
     pub reachability: Arc<Reachability>,
-    pub twilio: Option<crate::telephony::twilio::rest::TwilioRest>,
+    pub outbound: Arc<outbound::Outbound>,
     pub lines: Arc<dyn LineOpener>,
 }
 
@@ -106,7 +106,7 @@ impl Services {
             bridge: parts.bridge,
             recordings: parts.recordings,
             reachability: parts.reachability,
-            twilio: parts.twilio,
+            outbound: parts.outbound,
             lines: parts.lines,
             demo: demo::DemoGate::default(),
         }
@@ -146,7 +146,7 @@ impl Services {
     /// not a 404.
     pub async fn end_call(&self, call_sid: &str) -> Result<(), ServiceError> {
         if self.registry.control(call_sid, CallControl::HangUp) {
-            if let Some(twilio) = self.twilio.clone() {
+            if let Ok(twilio) = self.outbound.twilio().cloned() {
                 // The stream is closing either way (and with it, the call); the REST hang-up makes sure
                 // and must not keep the caller of this method waiting.
                 let sid = call_sid.to_string();
@@ -158,8 +158,8 @@ impl Services {
             }
             return Ok(());
         }
-        if self.is_pending_outbound(call_sid) {
-            self.hang_up_at_twilio(call_sid).await?;
+        if self.outbound.is_pending(call_sid) {
+            self.outbound.hang_up_at_twilio(call_sid).await?;
             return Ok(());
         }
         match self.store.call(call_sid).await? {

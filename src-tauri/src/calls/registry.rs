@@ -323,18 +323,20 @@ mod tests {
         assert_eq!(r.redeem(None, "CA1").unwrap_err(), TokenError::Missing);
     }
 
+    fn outbound_plan(message: &str) -> Arc<CallPlan> {
+        Arc::new(CallPlan {
+            direction: crate::telephony::twilio::direction::Direction::OutboundApi,
+            session: Arc::default(),
+            machine_policy: crate::calls::plan::MachinePolicy::Voicemail,
+            voicemail_message: message.into(),
+            record: true,
+        })
+    }
+
     #[test]
     fn outbound_tokens_carry_a_plan_and_are_bound_after_creation() {
-        use crate::calls::plan::MachinePolicy;
-        use crate::telephony::twilio::direction::Direction;
         let r = CallRegistry::new(Duration::from_secs(60));
-        let plan = Arc::new(CallPlan {
-            direction: Direction::OutboundApi,
-            session: Arc::default(),
-            machine_policy: MachinePolicy::Voicemail,
-            voicemail_message: "Call us back".into(),
-            record: true,
-        });
+        let plan = outbound_plan("Call us back");
         let t = r.issue_outbound_token(plan.clone(), None, None, Duration::from_secs(60));
         r.placed(&t, "CA5", plan.clone(), CallStatus::Queued);
         assert_eq!(
@@ -359,16 +361,8 @@ mod tests {
 
     #[test]
     fn a_placed_call_is_tracked_until_its_final_status_and_only_moves_forward() {
-        use crate::calls::plan::MachinePolicy;
-        use crate::telephony::twilio::direction::Direction;
         let r = CallRegistry::new(Duration::from_secs(60));
-        let plan = Arc::new(CallPlan {
-            direction: Direction::OutboundApi,
-            session: Arc::default(),
-            machine_policy: MachinePolicy::HangUp,
-            voicemail_message: String::new(),
-            record: false,
-        });
+        let plan = outbound_plan("");
         let t = r.issue_outbound_token(plan.clone(), None, None, Duration::from_secs(60));
         r.placed(&t, "CA1", plan.clone(), CallStatus::Queued);
         assert_eq!(r.placed_plan("CA1").as_deref(), Some(&*plan));

@@ -22,12 +22,12 @@ use crate::types::CallSid;
 
 #[tauri::command]
 pub async fn place_call(core: State<'_, Core>, request: OutboundRequest) -> Res<PlacedCall> {
-    Ok(core.services().await?.place_call(request).await?)
+    Ok(core.services().await?.outbound.place_call(request).await?)
 }
 
 #[tauri::command]
 pub async fn phone_numbers(core: State<'_, Core>) -> Res<Vec<PhoneNumber>> {
-    Ok(core.services().await?.phone_numbers().await?)
+    Ok(core.services().await?.outbound.phone_numbers().await?)
 }
 
 /// Hands a live call to a person (`to`, or the session's transfer number); returns the number dialled.
@@ -40,6 +40,7 @@ pub async fn transfer_call(
     Ok(core
         .services()
         .await?
+        .outbound
         .transfer_call(&call_sid, to.as_deref())
         .await?)
 }

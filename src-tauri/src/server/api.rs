@@ -188,7 +188,7 @@ async fn place_call(
     State(s): State<Arc<Services>>,
     ApiJson(request): ApiJson<crate::services::outbound::OutboundRequest>,
 ) -> Result<Response, ApiError> {
-    let placed = s.place_call(request).await?;
+    let placed = s.outbound.place_call(request).await?;
     Ok((StatusCode::CREATED, Json(placed)).into_response())
 }
 
@@ -207,7 +207,7 @@ async fn transfer_call(
     OptionalApiJson(body): OptionalApiJson<TransferBody>,
 ) -> Result<Response, ApiError> {
     let to = body.and_then(|b| b.to);
-    let number = s.transfer_call(&sid, to.as_deref()).await?;
+    let number = s.outbound.transfer_call(&sid, to.as_deref()).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({"status": "transferring", "to": number})),
@@ -218,7 +218,7 @@ async fn transfer_call(
 async fn numbers(
     State(s): State<Arc<Services>>,
 ) -> ApiResult<Vec<crate::services::outbound::PhoneNumber>> {
-    Ok(Json(s.phone_numbers().await?))
+    Ok(Json(s.outbound.phone_numbers().await?))
 }
 
 async fn webhooks(

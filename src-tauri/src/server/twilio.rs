@@ -159,7 +159,7 @@ async fn status_callback(
     State(services): State<Arc<Services>>,
     Webhook(report): Webhook<StatusCallback>,
 ) -> Response {
-    services.on_call_status(report);
+    services.outbound.on_call_status(report);
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -170,6 +170,7 @@ async fn amd_callback(
     Webhook(verdict): Webhook<AmdCallback>,
 ) -> Response {
     let action = services
+        .outbound
         .on_machine_detection(&verdict.call_sid, verdict.answered_by)
         .await;
     (

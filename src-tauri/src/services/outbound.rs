@@ -3,7 +3,6 @@
 //!
 //! The desktop's commands and `/api` both call these methods; neither holds logic of its own.
 
-use crate::telephony::twilio::status::CallStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,12 +10,16 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use super::{ServiceError, Services};
-use crate::calls::bridge::CallActions;
+use super::reachability::Reachability;
+use super::ServiceError;
+use crate::calls::bridge::{BridgeDeps, CallActions};
 use crate::calls::plan::{self, CallPlan, MachineAction, MachinePolicy};
-use crate::calls::registry::CallControl;
+use crate::calls::registry::{CallControl, CallRegistry};
+use crate::calls::session_settings::SessionSettings;
+use crate::config::TelephonySettings;
 use crate::events::CallEvent;
 use crate::realtime::session::{Greeting, MaxOutputTokens, ReasoningEffort, SessionConfig, Voice};
+use crate::store::StoreHandle;
 use crate::telephony::phone::E164;
 use crate::telephony::twilio::answered_by::AnsweredBy;
 use crate::telephony::twilio::callbacks::StatusCallback;
@@ -24,6 +27,7 @@ use crate::telephony::twilio::direction::Direction;
 use crate::telephony::twilio::rest::{
     CreateCall, HangUpOutcome, IncomingNumber, MachineDetection, RestError, TwilioRest,
 };
+use crate::telephony::twilio::status::CallStatus;
 use crate::telephony::twilio::twiml;
 use crate::telephony::twilio::webhooks::WebhookUrls;
 use crate::types::now_ms;
@@ -200,7 +204,39 @@ impl From<RestError> for ServiceError {
     }
 }
 
-impl Services {
+/// Calls the app places and what Twilio reports about them (status, machine detection), transfers
+/// and hang-ups at Twilio: the one service for them, as [`crate::recording::Library`] is for
+/// recordings. Call state itself (plans, tokens, Twilio's status) lives in the call registry.
+pub struct Outbound {
+    twilio: Option<TwilioRest>,
+    reachability: Arc<Reachability>,
+    session: Arc<SessionSettings>,
+    registry: CallRegistry,
+    /// Publishes (and persists) call events.
+    bridge: Arc<BridgeDeps>,
+    store: StoreHandle,
+    telephony: TelephonySettings,
+}
+
+impl Outbound {
+    pub fn new(
+        twilio: Option<TwilioRest>,
+        reachability: Arc<Reachability>,
+        bridge: Arc<BridgeDeps>,
+        store: StoreHandle,
+        telephony: TelephonySettings,
+    ) -> Self {
+        Outbound {
+            twilio,
+            reachability,
+            session: bridge.session.clone(),
+            registry: bridge.registry.clone(),
+            bridge,
+            store,
+            telephony,
+        }
+    }
+
     /// The Twilio REST client, or why there is none.
     pub fn twilio(&self) -> Result<&TwilioRest, ServiceError> {
         self.twilio.as_ref().ok_or_else(|| {
@@ -210,14 +246,9 @@ impl Services {
         })
     }
 
-    /// The URL Twilio reaches this app at, or why there is none.
-    pub fn require_public_url(&self) -> Result<String, ServiceError> {
-        self.public_url().ok_or_else(|| {
-            ServiceError::NotConfigured(
-                "no public URL: Twilio cannot reach this app; open a tunnel or set a public URL"
-                    .into(),
-            )
-        })
+    /// True when the REST client is set up.
+    pub fn has_twilio(&self) -> bool {
+        self.twilio.is_some()
     }
 
     /// The account's phone numbers (the "from" choices).
@@ -236,7 +267,7 @@ impl Services {
             .map_err(|e| ServiceError::InvalidNumber(format!("from: {e}")))?;
         let session = request.session(&self.session.current())?;
         let twilio = self.twilio()?;
-        let public = self.require_public_url()?;
+        let public = self.reachability.require_public_url()?;
         let numbers = twilio.list_numbers().await?;
         if !numbers.iter().any(|n| n.phone_number == from.as_str()) {
             let choices: Vec<&str> = numbers.iter().map(|n| n.phone_number.as_str()).collect();
@@ -249,7 +280,7 @@ impl Services {
                 }
             )));
         }
-        let telephony = &self.config.telephony;
+        let telephony = &self.telephony;
         let plan = Arc::new(CallPlan {
             direction: Direction::OutboundApi,
             session: Arc::new(session),
@@ -440,10 +471,7 @@ impl Services {
     /// Ends a call the app placed whose stream is not live, at Twilio: `canceled` while Twilio last
     /// reported it queued, initiated or ringing, `completed` once answered. Twilio ignores `canceled`
     /// on a call that was answered meanwhile (and answers with its live status): then `completed`.
-    pub(super) async fn hang_up_at_twilio(
-        &self,
-        call_sid: &str,
-    ) -> Result<HangUpOutcome, ServiceError> {
+    pub async fn hang_up_at_twilio(&self, call_sid: &str) -> Result<HangUpOutcome, ServiceError> {
         let twilio = self.twilio()?;
         let cancellable = self
             .registry
@@ -459,7 +487,7 @@ impl Services {
     }
 
     /// Whether the app placed `call_sid` and it has not finished.
-    pub(super) fn is_pending_outbound(&self, call_sid: &str) -> bool {
+    pub fn is_pending(&self, call_sid: &str) -> bool {
         self.registry.placed_call_status(call_sid).is_some()
     }
 }

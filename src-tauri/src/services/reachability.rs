@@ -7,6 +7,7 @@ use std::sync::{Mutex, RwLock};
 
 use tracing::info;
 
+use super::ServiceError;
 use crate::tunnel::static_url::StaticUrl;
 use crate::tunnel::{Tunnel, TunnelError};
 
@@ -52,6 +53,16 @@ impl Reachability {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The URL Twilio reaches this app at, or why there is none.
+    pub fn require_public_url(&self) -> Result<String, ServiceError> {
+        self.public_url().ok_or_else(|| {
+            ServiceError::NotConfigured(
+                "no public URL: Twilio cannot reach this app; open a tunnel or set a public URL"
+                    .into(),
+            )
+        })
     }
 
     /// What kind of public URL is in use: `ngrok`, `public_url`, or `None` when Twilio cannot reach

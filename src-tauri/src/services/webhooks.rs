@@ -79,8 +79,9 @@ impl Services {
 
     /// Sets the number's `VoiceUrl` and `StatusCallback` to this app's public URL.
     pub async fn point_number(&self, number_sid: &str) -> Result<(), ServiceError> {
-        let urls = WebhookUrls::new(&self.require_public_url()?);
-        self.twilio()?
+        let urls = WebhookUrls::new(&self.reachability.require_public_url()?);
+        self.outbound
+            .twilio()?
             .set_number_webhooks(number_sid, &urls.voice(), Some(&urls.status_callback()))
             .await?;
         info!(%number_sid, "Twilio number now points at this app");
@@ -93,7 +94,7 @@ impl Services {
         let mode = self.store.setting(SETTING_WEBHOOK_MODE).await;
         let number = self.store.setting(SETTING_WEBHOOK_NUMBER).await;
         if let (Ok(Some(mode)), Ok(Some(number))) = (mode, number) {
-            if mode == "auto" && self.public_url().is_some() && self.twilio.is_some() {
+            if mode == "auto" && self.public_url().is_some() && self.outbound.has_twilio() {
                 if let Err(e) = self.point_number(&number).await {
                     warn!(number_sid = %number, "could not point the Twilio number at this app: {e}");
                 }
