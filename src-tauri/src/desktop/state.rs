@@ -126,7 +126,11 @@ mod tests {
             .err()
             .expect("a failed core has no services");
         let json = serde_json::to_string(&err).unwrap();
-        assert_eq!(json, "\"cannot bind 127.0.0.1:8081: Address in use\"");
+        // Both doors' error shape: a stable code and the reason.
+        assert_eq!(
+            json,
+            r#"{"code":"not_running","message":"cannot bind 127.0.0.1:8081: Address in use"}"#
+        );
     }
 
     #[tokio::test]
