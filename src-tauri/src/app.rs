@@ -186,19 +186,10 @@ fn serve(services: Arc<Services>, listener: tokio::net::TcpListener) -> Served {
     let local_addr = services.reachability.local_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = crate::server::router(services);
-    let task = tokio::spawn(async move {
-        let served = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async {
-            let _ = stopped.await;
-        })
-        .await;
-        if let Err(e) = served {
-            warn!("HTTP server stopped: {e}");
-        }
-    });
+    let limits = crate::server::http::HttpLimits::default();
+    let task = tokio::spawn(crate::server::http::serve(listener, app, limits, async {
+        let _ = stopped.await;
+    }));
     Served::new(local_addr, stop, task)
 }
 

@@ -270,6 +270,9 @@ async fn set_public_url(
     Ok(Json(serde_json::json!({"public_url": url})))
 }
 
+/// The largest frame or message a client may send on `/api/events`.
+const EVENTS_FRAME_LIMIT: usize = 4 * 1024;
+
 /// Live call events. Authenticated by the `X-API-Key` header, or by a first message
 /// `{"type":"auth","api_key":"…"}` within 5 s (keeps the key out of URLs and logs).
 async fn events(
@@ -281,8 +284,14 @@ async fn events(
         .get(API_KEY_HEADER)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|k| key_matches(s.config.api_key.expose(), k));
+    // Applied from the first frame, before the key is checked: a client only ever sends the auth message
+    // (under 200 bytes with a 64-character key), pings and a close, so 4 KiB is a wide margin, and a
+    // larger frame closes the socket as soon as its header announces it (tungstenite's default frame
+    // limit, 16 MiB, would be reserved for anyone who connects).
     upgrade
-        .max_message_size(16 * 1024)
+        .read_buffer_size(EVENTS_FRAME_LIMIT)
+        .max_message_size(EVENTS_FRAME_LIMIT)
+        .max_frame_size(EVENTS_FRAME_LIMIT)
         .on_upgrade(move |socket| stream_events(s, socket, header_ok))
 }
 

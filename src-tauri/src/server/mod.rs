@@ -4,13 +4,15 @@
 //! its routes are one table in [`api`].
 //!
 //! Layers, outermost first: request logging (no secrets), security headers, then per area: `/api` gets
-//! CORS, its own rate limit, a body limit and the API key; Twilio's routes get their own, separate rate
-//! limit so a flood on the API cannot block call setup.
+//! CORS, its own rate limit, a body limit and the API key; Twilio's routes get their own limit, spent only
+//! by requests Twilio did not sign ([`limits::twilio_rate_limit`]), so no flood without a secret can block
+//! call set-up. Connections, request heads and bodies are bounded below the router ([`http`]).
 
 pub mod api;
 pub mod auth;
 pub mod errors;
 pub mod extract;
+pub mod http;
 pub mod limits;
 pub mod public_url;
 pub mod range;
@@ -39,8 +41,8 @@ pub fn router(services: Arc<Services>) -> Router {
         ))
         .layer(limits::cors(&config.cors_origins));
     let twilio = twilio::routes().layer(from_fn_with_state(
-        limits::IpLimiter::per_minute(config.twilio_rate_per_minute),
-        limits::rate_limit,
+        limits::TwilioLimiter::per_minute(config.twilio_rate_per_minute),
+        limits::twilio_rate_limit,
     ));
     Router::new()
         .route("/healthz", get(health))

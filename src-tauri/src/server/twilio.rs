@@ -16,9 +16,10 @@ use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use tracing::{info, warn};
+use tracing::{debug, info};
 
 use crate::calls::bridge;
+use crate::server::limits::Refusal;
 use crate::server::public_url;
 use crate::services::Services;
 use crate::telephony::twilio::callbacks::{AmdCallback, FromForm, StatusCallback, VoiceWebhook};
@@ -31,6 +32,13 @@ use crate::telephony::twilio::webhooks::{
 
 /// Twilio's webhooks are small forms; anything larger is not Twilio.
 const WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
+
+/// The largest frame or message read on a media stream, from the first frame (before the call's token
+/// is seen). Twilio's largest message is `start` (a few KiB with custom parameters) and a media frame is
+/// about 400 bytes, so 128 KiB leaves a wide margin; up to it, a malformed message is logged and ignored
+/// (the call goes on), beyond it the socket is closed (1009) as soon as the frame header announces it,
+/// so no socket makes the server reserve more (tungstenite's default would be 16 MiB per frame).
+const MEDIA_MESSAGE_LIMIT: usize = 128 * 1024;
 
 /// Twilio's routes, at the paths [`crate::telephony::twilio::webhooks::WebhookUrls`] hands out.
 pub fn routes() -> Router<Arc<Services>> {
@@ -46,8 +54,12 @@ pub fn routes() -> Router<Arc<Services>> {
         .layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT))
 }
 
+/// A refused signature, marked so the limiter counts it as untrusted and the log rate-limits it.
 fn forbidden(reason: &'static str) -> Response {
-    crate::server::errors::ApiError::new(StatusCode::FORBIDDEN, "forbidden", reason).into_response()
+    Refusal::Signature(reason).mark(
+        crate::server::errors::ApiError::new(StatusCode::FORBIDDEN, "forbidden", reason)
+            .into_response(),
+    )
 }
 
 /// The 400 for a webhook whose parameters cannot be used (the error names the parameter).
@@ -63,7 +75,8 @@ enum Signed<'a> {
 
 /// Checks `X-Twilio-Signature` against the public `url`. HMAC-SHA1 with the auth token, or HMAC-SHA256
 /// with the webhook signing key when `X-Twilio-Webhooks-Signature-Settings` announces it.
-/// Refusals are logged without the signature, token or key.
+/// Refusals are logged without the signature, token or key: here at debug level, one line each; at
+/// info, by the request log, rate-limited (`limits::RefusalLog`).
 fn check_signature(
     services: &Services,
     headers: &HeaderMap,
@@ -77,14 +90,14 @@ fn check_signature(
         signature::Algorithm::HmacSha1 => &services.config.twilio_auth_token,
     };
     if key.is_empty() {
-        warn!(%what, ?algorithm, "refused: no key configured to check this Twilio signature");
+        debug!(%what, ?algorithm, "refused: no key configured to check this Twilio signature");
         return Err("Twilio signature cannot be checked: no key configured");
     }
     let Some(sig) = headers
         .get("x-twilio-signature")
         .and_then(|v| v.to_str().ok())
     else {
-        warn!(%what, "refused: missing X-Twilio-Signature");
+        debug!(%what, "refused: missing X-Twilio-Signature");
         return Err("missing X-Twilio-Signature");
     };
     let (form_params, json_body) = match signed {
@@ -99,7 +112,7 @@ fn check_signature(
         algorithm,
     };
     signature::verify(key.expose(), &request).map_err(|e| {
-        warn!(%what, reason = %e, "refused: bad Twilio signature");
+        debug!(%what, reason = %e, "refused: bad Twilio signature");
         "invalid X-Twilio-Signature"
     })
 }
@@ -221,7 +234,7 @@ async fn media_stream(
     upgrade
         .read_buffer_size(8 * 1024)
         .write_buffer_size(16 * 1024)
-        .max_message_size(1024 * 1024)
-        .max_frame_size(1024 * 1024)
+        .max_message_size(MEDIA_MESSAGE_LIMIT)
+        .max_frame_size(MEDIA_MESSAGE_LIMIT)
         .on_upgrade(move |socket| bridge::handle_media_socket(deps, socket, public_base))
 }
