@@ -7,6 +7,9 @@
 //! - outbound: model `response.output_audio.delta` sent → Twilio `media` received by the caller;
 //! - barge-in: model `speech_started` sent → Twilio `clear` received by the caller;
 //! - truncate error: `audio_end_ms` of each truncate vs the ms the caller had actually played at the clear.
+//!
+//! `--setup-burst N` measures call set-up instead: N signed voice webhooks and media-stream upgrades fired
+//! at once, as Twilio sends them when many calls come in together; none may be refused.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -19,6 +22,7 @@ use tokio::sync::mpsc;
 use crate::sim::frame_tag::read_tag;
 use crate::sim::realtime_server::{AgentTurn, RealtimeProbe, SimRealtimeConfig, SimRealtimeServer};
 use crate::sim::twilio_caller::{CallerConfig, CallerProbe, CallerReport, CallerStep, SimCall};
+use crate::sim::SimError;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
@@ -37,6 +41,10 @@ pub struct BenchArgs {
     /// Run the bridge with call recording turned off (for comparing its cost).
     #[arg(long)]
     pub no_record: bool,
+    /// Instead: N signed call set-ups (voice webhook + media-stream upgrade + `start`) fired at once, each
+    /// call kept open until all are set up; reports set-up latency and refusals.
+    #[arg(long, value_name = "N")]
+    pub setup_burst: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +181,15 @@ pub fn run(args: BenchArgs) -> Result<(), BenchError> {
         .enable_all()
         .build()
         .map_err(fail)?;
+    if let Some(calls) = args.setup_burst {
+        let report = runtime.block_on(run_setup_burst(calls))?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report).map_err(fail)?);
+        } else {
+            report.print();
+        }
+        return Ok(());
+    }
     let levels = if args.sweep.is_empty() {
         vec![args.calls]
     } else {
@@ -202,6 +219,9 @@ pub fn run(args: BenchArgs) -> Result<(), BenchError> {
     Ok(())
 }
 
+/// Names a `verbio` binary to run as the bridge instead of this one.
+pub const BRIDGE_EXE_ENV: &str = "VERBIO_BENCH_BRIDGE";
+
 /// Kills the bridge child when dropped, also on error paths.
 struct Bridge {
     child: Child,
@@ -218,7 +238,11 @@ impl Drop for Bridge {
 
 fn start_bridge(realtime_url: &str, record: bool) -> Result<Bridge, BenchError> {
     let data = tempfile::tempdir().map_err(fail)?;
-    let exe = std::env::current_exe().map_err(fail)?;
+    // Another build's `verbio` can be the bridge (A/B against an older commit); this one by default.
+    let exe = match std::env::var_os(BRIDGE_EXE_ENV) {
+        Some(exe) => std::path::PathBuf::from(exe),
+        None => std::env::current_exe().map_err(fail)?,
+    };
     let mut child = Command::new(exe)
         .args(["serve", "--port", "0"])
         .env("VERBIO_REALTIME_URL", realtime_url)
@@ -585,6 +609,154 @@ async fn run_level(calls: usize, seconds: u64, record: bool) -> Result<BenchRepo
     report.check();
     drop(bridge);
     Ok(report)
+}
+
+/// A burst of call set-ups: what Twilio does when many calls come in at once.
+#[derive(Debug, Clone, Serialize)]
+pub struct SetupBurstReport {
+    pub calls: usize,
+    /// Webhook answered with TwiML, stream upgraded and `start` sent.
+    pub set_up: usize,
+    /// Set-ups refused with 429 (webhook or upgrade).
+    pub refused_429: usize,
+    /// Set-ups that failed otherwise (first error kept in `first_failure`).
+    pub failed_other: usize,
+    pub first_failure: Option<String>,
+    /// From the first webhook sent to the last call set up.
+    pub burst_seconds: f64,
+    /// Each call: webhook sent → TwiML → upgrade → `start` sent.
+    pub setup: Percentiles,
+    /// Model sessions the bridge opened for the burst (one per call that reached `start`).
+    pub model_sessions: usize,
+    /// Calls open at once when the last was set up (every call is held until then).
+    pub open_at_once: usize,
+    pub all_accepted: bool,
+}
+
+impl SetupBurstReport {
+    fn print(&self) {
+        println!(
+            "== burst of {} signed call set-ups (webhook + media-stream upgrade), fired at once",
+            self.calls
+        );
+        println!(
+            "  set up: {} (open at once: {}), refused 429: {}, other failures: {}{}",
+            self.set_up,
+            self.open_at_once,
+            self.refused_429,
+            self.failed_other,
+            self.first_failure
+                .as_deref()
+                .map(|e| format!(" (first: {e})"))
+                .unwrap_or_default()
+        );
+        println!(
+            "  set-up latency: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; whole burst {:.2} s",
+            self.setup.p50_ms, self.setup.p99_ms, self.setup.max_ms, self.burst_seconds
+        );
+        println!("  model sessions opened: {}", self.model_sessions);
+        println!(
+            "  all accepted: {}",
+            if self.all_accepted { "yes" } else { "NO" }
+        );
+    }
+}
+
+/// Fires `calls` signed call set-ups at once against a fresh bridge (default settings, recording off:
+/// only the set-up is measured) and holds every call open until the last is set up.
+async fn run_setup_burst(calls: usize) -> Result<SetupBurstReport, BenchError> {
+    let model = SimRealtimeServer::start(SimRealtimeConfig {
+        record_events: false,
+        ..SimRealtimeConfig::lenient()
+    })
+    .await
+    .map_err(fail)?;
+    let bridge = start_bridge(&model.url(), false)?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (release, released) = tokio::sync::watch::channel(false);
+    // One outcome per call as soon as its set-up is done (or failed), before it waits to be released.
+    type Outcome = (u64, Instant, Result<(), Option<String>>);
+    let (outcome_tx, mut outcome_rx) = mpsc::unbounded_channel::<Outcome>();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..calls)
+        .map(|i| {
+            let mut config = CallerConfig::new(bridge.base.clone(), "bench-auth-token");
+            config.call_sid = format!("CA{:032x}", i + 1);
+            config.record_audio = false;
+            config.record_messages = false;
+            config.max_duration = Duration::from_secs(120);
+            let mut released = released.clone();
+            let outcome_tx = outcome_tx.clone();
+            tokio::spawn(async move {
+                let t0 = Instant::now();
+                // Silence until released (a real line sends frames from the first moment).
+                let call = SimCall::place(config, vec![CallerStep::Silence(110_000)]).await;
+                let outcome = call.as_ref().map(|_| ()).map_err(|e| match e {
+                    SimError::Webhook { status: 429, .. }
+                    | SimError::Handshake { status: 429, .. } => None,
+                    other => Some(other.to_string()),
+                });
+                let done = Instant::now();
+                let _ = outcome_tx.send((micros(t0, done), done, outcome));
+                if let Ok(call) = call {
+                    let _ = released.wait_for(|go| *go).await;
+                    call.hang_up_now();
+                    call.finish().await;
+                }
+            })
+        })
+        .collect();
+    drop(outcome_tx);
+    // Exactly one each (a call set up keeps its sender while it waits to be released).
+    let mut outcomes = Vec::with_capacity(calls);
+    while outcomes.len() < calls {
+        match outcome_rx.recv().await {
+            Some(outcome) => outcomes.push(outcome),
+            None => return Err(fail("a set-up task ended without an outcome")),
+        }
+    }
+    let last_done = outcomes.iter().map(|(_, done, _)| *done).max();
+    let mut latencies: Vec<u64> = Vec::new();
+    let (mut set_up, mut refused, mut failed) = (0, 0, 0);
+    let mut first_failure = None;
+    for (us, _, outcome) in outcomes {
+        match outcome {
+            Ok(()) => {
+                set_up += 1;
+                latencies.push(us);
+            }
+            Err(None) => refused += 1,
+            Err(Some(e)) => {
+                failed += 1;
+                first_failure.get_or_insert(e);
+            }
+        }
+    }
+    // Every call set up opens its model session once `start` is read; give the stragglers a moment.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while model.sessions().len() < set_up && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let open_at_once = model.sessions().iter().filter(|s| !s.closed).count();
+    let _ = release.send(true);
+    for task in tasks {
+        task.await.map_err(fail)?;
+    }
+    let model_sessions = model.sessions().len();
+    drop(bridge);
+    Ok(SetupBurstReport {
+        calls,
+        set_up,
+        refused_429: refused,
+        failed_other: failed,
+        first_failure,
+        burst_seconds: last_done
+            .map_or(0.0, |t| t.saturating_duration_since(started).as_secs_f64()),
+        setup: percentiles(&mut latencies),
+        model_sessions,
+        open_at_once,
+        all_accepted: set_up == calls && refused == 0 && model_sessions == calls,
+    })
 }
 
 #[cfg(test)]
