@@ -44,7 +44,12 @@ impl Captured {
 
 /// Statuses of `n` POSTs of a voice webhook form to `/twiml`, `signature` in the header if given,
 /// 25 at a time over kept-alive connections.
-async fn flood(client: &reqwest::Client, base: &str, n: usize, signature: Option<&str>) -> Vec<u16> {
+async fn flood(
+    client: &reqwest::Client,
+    base: &str,
+    n: usize,
+    signature: Option<&str>,
+) -> Vec<u16> {
     let mut statuses = Vec::with_capacity(n);
     for batch in 0..n.div_ceil(25) {
         let requests = (0..25.min(n - batch * 25)).map(|_| {
@@ -137,8 +142,8 @@ async fn a_burst_of_signed_call_setups_is_never_rate_limited() {
     let calls = (0..CALLS).map(|_| {
         let caller = h.caller(&call_sid());
         tokio::spawn(async move {
-            let call = SimCall::place(caller, vec![CallerStep::Silence(500), CallerStep::HangUp])
-                .await?;
+            let call =
+                SimCall::place(caller, vec![CallerStep::Silence(500), CallerStep::HangUp]).await?;
             Ok::<_, verbio::sim::SimError>(call.finish().await)
         })
     });

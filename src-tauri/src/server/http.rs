@@ -114,7 +114,10 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(Slotted { stream, _slot: slot });
+        let io = TokioIo::new(Slotted {
+            stream,
+            _slot: slot,
+        });
         let router = router.clone();
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let router = router.clone();
@@ -163,7 +166,10 @@ async fn handle(
         return ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
-            format!("request bodies are limited to {} bytes", limits.max_body_bytes),
+            format!(
+                "request bodies are limited to {} bytes",
+                limits.max_body_bytes
+            ),
         )
         .into_response();
     }
@@ -471,7 +477,9 @@ mod tests {
         let first = TcpStream::connect(addr).await.expect("connect");
         let second = TcpStream::connect(addr).await.expect("connect");
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let mut third = TcpStream::connect(addr).await.expect("the kernel queues it");
+        let mut third = TcpStream::connect(addr)
+            .await
+            .expect("the kernel queues it");
         third
             .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .await

@@ -98,10 +98,12 @@ impl IpLimiter {
     /// `Ok` or the whole seconds to wait.
     pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
         self.prune_if_due();
-        self.limiter.check_key(&limiter_key(ip)).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-        })
+        self.limiter
+            .check_key(&limiter_key(ip))
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+            })
     }
 
     /// Clients the limiter currently remembers.
@@ -385,9 +387,14 @@ mod tests {
         let log = RefusalLog::new(Duration::from_secs(10));
         let t0 = Instant::now();
         assert_eq!(log.note(403, "missing", t0), Some(0), "the first is logged");
-        let later = (1..1000).filter_map(|i| log.note(403, "missing", t0 + Duration::from_millis(i)));
+        let later =
+            (1..1000).filter_map(|i| log.note(403, "missing", t0 + Duration::from_millis(i)));
         assert_eq!(later.count(), 0, "the rest of the window is only counted");
-        assert_eq!(log.note(429, "", t0), Some(0), "another kind has its own window");
+        assert_eq!(
+            log.note(429, "", t0),
+            Some(0),
+            "another kind has its own window"
+        );
         assert_eq!(
             log.note(403, "missing", t0 + Duration::from_secs(10)),
             Some(999),
