@@ -380,6 +380,13 @@ mod tests {
         (addr, stop, task)
     }
 
+    /// A connection to `addr` that has sent `raw`.
+    async fn send(addr: SocketAddr, raw: &[u8]) -> TcpStream {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(raw).await.expect("write");
+        stream
+    }
+
     /// Reads until the server closes the connection; what it sent, or `None` if it stayed open for `within`.
     async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Option<String> {
         let mut got = Vec::new();
@@ -393,11 +400,7 @@ mod tests {
     #[tokio::test]
     async fn a_client_that_stalls_in_its_headers_is_disconnected() {
         let (addr, _stop, _task) = server(quick()).await;
-        let mut stream = TcpStream::connect(addr).await.expect("connect");
-        stream
-            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Partial: ")
-            .await
-            .expect("write");
+        let mut stream = send(addr, b"GET / HTTP/1.1\r\nHost: x\r\nX-Partial: ").await;
         let started = Instant::now();
         let answer = read_until_closed(&mut stream, Duration::from_secs(3)).await;
         assert!(answer.is_some(), "the stalled connection was closed");
@@ -407,11 +410,7 @@ mod tests {
     #[tokio::test]
     async fn an_idle_kept_alive_connection_is_closed() {
         let (addr, _stop, _task) = server(quick()).await;
-        let mut stream = TcpStream::connect(addr).await.expect("connect");
-        stream
-            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .expect("write");
+        let mut stream = send(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
         let answer = read_until_closed(&mut stream, Duration::from_secs(3))
             .await
             .expect("closed once idle");
@@ -421,11 +420,11 @@ mod tests {
     #[tokio::test]
     async fn a_trickled_body_is_cut_off_at_its_deadline() {
         let (addr, _stop, _task) = server(quick()).await;
-        let mut stream = TcpStream::connect(addr).await.expect("connect");
-        stream
-            .write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
-            .await
-            .expect("write");
+        let mut stream = send(
+            addr,
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n",
+        )
+        .await;
         // A byte every 100 ms: no single read waits long, the whole body never comes in time.
         let mut answer = String::new();
         for _ in 0..20 {
@@ -446,11 +445,11 @@ mod tests {
     #[tokio::test]
     async fn a_declared_body_over_the_cap_is_refused_unread() {
         let (addr, _stop, _task) = server(quick()).await;
-        let mut stream = TcpStream::connect(addr).await.expect("connect");
-        stream
-            .write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\nabc")
-            .await
-            .expect("write");
+        let mut stream = send(
+            addr,
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\nabc",
+        )
+        .await;
         let answer = read_until_closed(&mut stream, Duration::from_secs(3))
             .await
             .expect("answered and closed");
