@@ -1,9 +1,12 @@
-//! The operations both doors (the local HTTP API and the desktop's Tauri commands) call, and the
-//! start-up that wires the core together. Neither door holds logic of its own.
+//! The operations both doors (the local HTTP API and the desktop's Tauri commands) call. Neither door
+//! holds logic of its own; the composition root (`app`) builds the services once.
 //!
-//! - this file: live calls, the library, session settings, start-up;
-//! - [`outbound`]: placing calls through Twilio, status and answering-machine callbacks, transfers;
-//! - [`webhooks`]: reaching Twilio (tunnel or public URL) and pointing a number's webhook at it.
+//! - this file: the façade (live calls, status, hang-up, the library's calls, session settings);
+//! - [`outbound`]: the `Outbound` service: placing calls through Twilio, status and answering-machine
+//!   callbacks, transfers;
+//! - [`reachability`]: where the app is reached (the live public URL); [`webhooks`]: pointing a
+//!   number's webhook at it;
+//! - `error.rs`: the errors both doors answer with; [`demo`] and [`private_line`]: the simulated call.
 
 mod error;
 pub mod outbound;

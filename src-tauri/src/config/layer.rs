@@ -133,7 +133,7 @@ settings! {
         env "VERBIO_RATE_LIMIT", file "api_rate_per_minute";
     twilio_rate_per_minute: PerMinute => twilio_rate_per_minute;
         env "VERBIO_TWILIO_RATE_LIMIT", file "twilio_rate_per_minute";
-    /// Twilio REST API base URL (default https://api.twilio.com).
+    /// Twilio REST API base URL (default `https://api.twilio.com`).
     twilio_api_base: NonEmpty => telephony.api_base;
         env "TWILIO_API_BASE", file "twilio_api_base", flag "twilio-api-base" "TWILIO_API_BASE";
     apology_message: Text => telephony.apology_message;
