@@ -900,25 +900,26 @@ async fn the_recording_switch_survives_a_restart() {
         running.services.recordings.settings().enabled,
         "on by default"
     );
-    let base = format!("http://{}", running.api_addr);
+    let api = format!("http://{}", running.api_addr);
     assert_eq!(
-        put_recording_switch(&base, false).await,
+        put_recording_switch(&api, false).await,
         serde_json::json!({"enabled": false})
     );
     running.shutdown().await;
 
     // Next start: still off, and a call is not recorded.
     let running = start_on(data.path(), &model).await;
-    let base = format!("http://{}", running.api_addr);
+    let api = format!("http://{}", running.api_addr);
     assert!(
         !running.services.recordings.settings().enabled,
         "remembered off"
     );
     assert_eq!(
-        get_recording_switch(&base).await,
+        get_recording_switch(&api).await,
         serde_json::json!({"enabled": false})
     );
     let sid = call_sid();
+    let base = format!("http://{}", running.local_addr);
     let mut caller = verbio::sim::twilio_caller::CallerConfig::new(base.clone(), AUTH_TOKEN);
     caller.account_sid = ACCOUNT_SID.into();
     caller.call_sid = sid.clone();
@@ -945,7 +946,7 @@ async fn the_recording_switch_survives_a_restart() {
     assert!(recs.is_empty(), "{recs:?}");
 
     // Turned back on: remembered on at the start after.
-    put_recording_switch(&base, true).await;
+    put_recording_switch(&api, true).await;
     running.shutdown().await;
     let running = start_on(data.path(), &model).await;
     assert!(
