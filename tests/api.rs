@@ -160,7 +160,10 @@ async fn the_api_is_never_served_on_the_public_listener() {
             "{method} {path} on the public listener"
         );
         let text = resp.text().await.unwrap_or_default();
-        assert!(!text.contains("no such API route"), "{method} {path}: {text}");
+        assert!(
+            !text.contains("no such API route"),
+            "{method} {path}: {text}"
+        );
     }
     // Nothing was done: no public URL set, no session changed.
     assert_eq!(h.running.services.public_url(), None);
@@ -183,9 +186,16 @@ async fn the_api_is_never_served_on_the_public_listener() {
     );
     // Twilio only ever reaches the public listener: its routes are not on the local one.
     let sid = call_sid();
-    let params = [("CallSid", sid.as_str()), ("AccountSid", common::ACCOUNT_SID)];
+    let params = [
+        ("CallSid", sid.as_str()),
+        ("AccountSid", common::ACCOUNT_SID),
+    ];
     let resp = common::post_signed_form(&h.api, "/twiml", &params).await;
-    assert_eq!(resp.status(), StatusCode::NOT_FOUND, "/twiml on the API listener");
+    assert_eq!(
+        resp.status(),
+        StatusCode::NOT_FOUND,
+        "/twiml on the API listener"
+    );
 }
 
 /// The internet may learn that the process answers, not how many calls are live.

@@ -93,7 +93,11 @@ async fn serve_runs_the_bridge_headless() {
         .send()
         .await
         .expect("api through the public port");
-    assert_eq!(public.status(), 404, "the API is not on the public listener");
+    assert_eq!(
+        public.status(),
+        404,
+        "the API is not on the public listener"
+    );
 
     let pid = child.id().to_string();
     let killed = Command::new("kill")

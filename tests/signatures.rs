@@ -164,19 +164,32 @@ async fn a_signature_for_a_spoofed_forwarded_host_counts_only_behind_a_trusted_p
             .expect("request");
         let sig = compute(
             AUTH_TOKEN,
-            &format!("{}/media-stream", signed_for.replace("https://", "wss://").replace("http://", "ws://")),
+            &format!(
+                "{}/media-stream",
+                signed_for
+                    .replace("https://", "wss://")
+                    .replace("http://", "ws://")
+            ),
             &[] as &[(&str, &str)],
         );
         let headers = request.headers_mut();
         headers.insert("X-Twilio-Signature", sig.parse().expect("header"));
         headers.insert("X-Forwarded-Proto", "https".parse().expect("header"));
-        headers.insert("X-Forwarded-Host", "elsewhere.example".parse().expect("header"));
+        headers.insert(
+            "X-Forwarded-Host",
+            "elsewhere.example".parse().expect("header"),
+        );
         tokio_tungstenite::connect_async(request)
     };
 
     // Not trusted (the default): the request's own Host and scheme are what Twilio must have signed.
     let h = start(SimRealtimeConfig::default(), |_| {}).await;
-    for path in ["/twiml", "/twilio/status", "/twilio/amd", "/twilio/recording-status"] {
+    for path in [
+        "/twiml",
+        "/twilio/status",
+        "/twilio/amd",
+        "/twilio/recording-status",
+    ] {
         assert_eq!(
             post(h.base.clone(), path, SPOOFED.into()).await,
             403,

@@ -146,6 +146,7 @@ mod tests {
         core.started(crate::app::start(config).await.unwrap());
         let services = core.services().await.unwrap();
         assert!(services.status().local_url.starts_with("http://127.0.0.1:"));
+        assert!(services.status().api_url.starts_with("http://127.0.0.1:"));
         let err = services.end_call("CA0").await.unwrap_err();
         assert!(err.to_string().contains("CA0"));
         core.shutdown().await;

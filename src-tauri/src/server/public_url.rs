@@ -20,11 +20,7 @@ impl SignedBase {
     /// The base for a request to `services`: its live public URL, else the request's own.
     pub fn of(services: &Services, headers: &HeaderMap) -> Self {
         let public = services.public_url();
-        SignedBase::from_parts(
-            public.as_deref(),
-            services.config.trust_forwarded,
-            headers,
-        )
+        SignedBase::from_parts(public.as_deref(), services.config.trust_forwarded, headers)
     }
 
     /// `public` if set; else the request's `Host`, or the forwarded headers when `trust_forwarded`.
