@@ -202,20 +202,18 @@ async fn the_api_is_never_served_on_the_public_listener() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_local_health_check_has_figures() {
     let h = harness(1000).await;
-    let public: Value = reqwest::get(format!("{}/healthz", h.base))
-        .await
-        .expect("public health")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(public, json!({"status": "ok"}));
-    let local: Value = reqwest::get(format!("{}/healthz", h.api))
-        .await
-        .expect("local health")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(local, json!({"status": "ok", "active_calls": 0}));
+    let health = |base: &str| {
+        let url = format!("{base}/healthz");
+        async move {
+            let resp = reqwest::get(url).await.expect("health");
+            resp.json::<Value>().await.expect("json")
+        }
+    };
+    assert_eq!(health(&h.base).await, json!({"status": "ok"}));
+    assert_eq!(
+        health(&h.api).await,
+        json!({"status": "ok", "active_calls": 0})
+    );
 }
 
 /// `VERBIO_BIND` moves only the public listener; the API stays on loopback unless `VERBIO_API_BIND`
