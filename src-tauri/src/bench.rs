@@ -220,7 +220,7 @@ fn start_bridge(realtime_url: &str, record: bool) -> Result<Bridge, BenchError> 
     let data = tempfile::tempdir().map_err(fail)?;
     let exe = std::env::current_exe().map_err(fail)?;
     let mut child = Command::new(exe)
-        .args(["serve", "--port", "0"])
+        .args(["serve", "--port", "0", "--api-port", "0"])
         .env("VERBIO_REALTIME_URL", realtime_url)
         .env("OPENAI_API_KEY", "bench-openai-key")
         .env("TWILIO_AUTH_TOKEN", "bench-auth-token")

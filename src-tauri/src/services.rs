@@ -38,7 +38,10 @@ pub mod lifecycle;
 /// Where the app can be reached.
 #[derive(Debug, Clone, Serialize)]
 pub struct AppStatus {
+    /// The public listener on this machine (Twilio's routes; what a tunnel or proxy forwards to).
     pub local_url: String,
+    /// The local API (`/api`), never reached through the tunnel.
+    pub api_url: String,
     pub public_url: Option<String>,
     pub stream_url: Option<String>,
     pub model: String,
@@ -132,6 +135,7 @@ impl Services {
         let public_url = self.public_url();
         AppStatus {
             local_url: self.reachability.local_url(),
+            api_url: self.reachability.api_url(),
             stream_url: public_url
                 .as_deref()
                 .map(|p| WebhookUrls::new(p).media_stream()),
