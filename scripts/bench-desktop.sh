@@ -40,6 +40,7 @@ dbus-run-session -- bash -c '
   printf "bench\n" | gnome-keyring-daemon --daemonize --unlock --components=secrets >/dev/null
   export VERBIO_DATA_DIR="$BENCH_WORK/data" VERBIO_CONFIG="$BENCH_WORK/config.toml" VERBIO_KEYCHAIN_SERVICE=app.verbio.bench
   export VERBIO_PORT="$(python3 -c "import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); print(s.getsockname()[1])")"
+  export VERBIO_API_PORT=0
 
   tree_pids() { # the app and every process below it (WebKit web and network processes)
     local all=("$1") queue=("$1") p kids

@@ -21,8 +21,8 @@ desktop window cannot open. Run this from a desktop session, or run the call bri
 
     cargo run --release --no-default-features -- serve
 
-It prints the address it listens on; README.md lists its settings (VERBIO_PORT, VERBIO_PUBLIC_URL,
-OPENAI_API_KEY, TWILIO_AUTH_TOKEN, ...).
+It prints the addresses it listens on (Twilio's routes, then the local API); README.md lists its
+settings (VERBIO_PORT, VERBIO_API_PORT, VERBIO_PUBLIC_URL, OPENAI_API_KEY, TWILIO_AUTH_TOKEN, ...).
 MSG
   exit 1
 fi

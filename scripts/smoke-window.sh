@@ -72,8 +72,10 @@ fi
 PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 log "starting the app (VERBIO_PORT=$PORT, data in $WORK/data)"
 mkdir -p "$WORK/data"
+# The local API on any free port: 8082 may be taken by another Verbio on this machine.
 DISPLAY="$DISPLAY_NUM" \
   VERBIO_PORT="$PORT" \
+  VERBIO_API_PORT=0 \
   VERBIO_DATA_DIR="$WORK/data" \
   VERBIO_CONFIG="$WORK/no-config.toml" \
   VERBIO_LOG="${VERBIO_LOG:-info}" \
@@ -106,7 +108,7 @@ done
 grep -q "desktop notifications are off" "$APP_LOG" || fail "no warning about the missing notification server"
 log "notifications degraded with a logged warning (no session bus)"
 
-# /healthz is the core's; report it, but only the open port is required.
+# /healthz on the public listener (no figures); report it, but only the open port is required.
 if command -v curl >/dev/null 2>&1; then
   code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$PORT/healthz" || true)"
   log "GET /healthz answered HTTP ${code:-none}"
@@ -143,7 +145,7 @@ stop_app() {
 stop_app
 rm -rf "$WORK/data" && mkdir -p "$WORK/data"
 log "starting the app again under GTK_THEME=Adwaita:dark"
-DISPLAY="$DISPLAY_NUM" GTK_THEME=Adwaita:dark VERBIO_PORT="$PORT" VERBIO_DATA_DIR="$WORK/data" \
+DISPLAY="$DISPLAY_NUM" GTK_THEME=Adwaita:dark VERBIO_PORT="$PORT" VERBIO_API_PORT=0 VERBIO_DATA_DIR="$WORK/data" \
   VERBIO_CONFIG="$WORK/no-config.toml" VERBIO_LOG="${VERBIO_LOG:-info}" NO_AT_BRIDGE=1 \
   "$APP" >"$WORK/app-dark.log" 2>&1 &
 APP_PID=$!

@@ -84,6 +84,8 @@ dbus-run-session -- bash -c '
   # What the app (started by WebKitWebDriver, started by tauri-driver) inherits.
   export DISPLAY="$E2E_DISPLAY_NUM" NO_AT_BRIDGE=1 VERBIO_LOG=info
   export VERBIO_PORT="$E2E_APP_PORT" VERBIO_DATA_DIR="$E2E_WORK/data" VERBIO_CONFIG="$E2E_WORK/config.toml"
+  # The local API on any free port (8082 may be taken by another Verbio); the test uses the window.
+  export VERBIO_API_PORT=0
   export VERBIO_KEYCHAIN_SERVICE="app.verbio.e2e.$$"
   # One Twilio base for the onboarding check and the services (numbers, placing calls).
   export VERBIO_OPENAI_API_BASE="$PROVIDERS_URL" TWILIO_API_BASE="$PROVIDERS_URL"

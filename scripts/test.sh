@@ -64,6 +64,9 @@ python3 scripts/room-cycles.py
 section "Clippy: lean headless core (--no-default-features: no window, no tunnel, no simulators)"
 cargo clippy --no-default-features --lib --bins -- -D warnings
 
+section "Docs: the core's API docs build without a broken link"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-default-features --no-deps --lib
+
 section "Clippy: headless core with its tests (the tests turn the simulators on)"
 cargo clippy --no-default-features --all-targets -- -D warnings
 

@@ -26,7 +26,7 @@ async fn harness(rate: u32) -> common::Harness {
 fn url(h: &common::Harness, path: &str) -> String {
     format!(
         "{}{}",
-        h.base,
+        h.api,
         path.replace("{sid}", "CA123").replace("{id}", "CA123")
     )
 }
@@ -132,6 +132,140 @@ async fn the_route_list_is_the_router() {
     }
 }
 
+/// The public listener (what a tunnel forwards to) never serves `/api`, even with the right key: every
+/// route of the table is a 404 there and no handler runs; the events socket does not upgrade.
+/// Twilio's routes are not on the local listener either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_is_never_served_on_the_public_listener() {
+    let h = harness(1000).await;
+    let client = reqwest::Client::new();
+    for (method, path) in API_ROUTES {
+        let method = Method::from_bytes(method.as_bytes()).expect("method");
+        let public = format!(
+            "{}{}",
+            h.base,
+            path.replace("{sid}", "CA123").replace("{id}", "1")
+        );
+        let resp = client
+            .request(method.clone(), &public)
+            .header("X-API-Key", API_KEY)
+            .header("Content-Type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(
+            resp.status(),
+            StatusCode::NOT_FOUND,
+            "{method} {path} on the public listener"
+        );
+        let text = resp.text().await.unwrap_or_default();
+        assert!(
+            !text.contains("no such API route"),
+            "{method} {path}: {text}"
+        );
+    }
+    // Nothing was done: no public URL set, no session changed.
+    assert_eq!(h.running.services.public_url(), None);
+    let ws = format!("{}/api/events", h.base.replace("http://", "ws://"));
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(ws.as_str())
+            .expect("request");
+    request
+        .headers_mut()
+        .insert("X-API-Key", API_KEY.parse().expect("header"));
+    let refused = tokio_tungstenite::connect_async(request).await;
+    assert!(
+        matches!(&refused, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 404),
+        "events socket on the public listener: {refused:?}"
+    );
+    // The API is where it belongs.
+    assert_eq!(
+        call(&h, "GET", "/api/voices", Some(API_KEY)).await.status(),
+        StatusCode::OK
+    );
+    // Twilio only ever reaches the public listener: its routes are not on the local one.
+    let sid = call_sid();
+    let params = [
+        ("CallSid", sid.as_str()),
+        ("AccountSid", common::ACCOUNT_SID),
+    ];
+    let resp = common::post_signed_form(&h.api, "/twiml", &params).await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::NOT_FOUND,
+        "/twiml on the API listener"
+    );
+}
+
+/// The internet may learn that the process answers, not how many calls are live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_local_health_check_has_figures() {
+    let h = harness(1000).await;
+    let health = |base: &str| {
+        let url = format!("{base}/healthz");
+        async move {
+            let resp = reqwest::get(url).await.expect("health");
+            resp.json::<Value>().await.expect("json")
+        }
+    };
+    assert_eq!(health(&h.base).await, json!({"status": "ok"}));
+    assert_eq!(
+        health(&h.api).await,
+        json!({"status": "ok", "active_calls": 0})
+    );
+}
+
+/// `VERBIO_BIND` moves only the public listener; the API stays on loopback unless `VERBIO_API_BIND`
+/// says otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_binds_loopback_even_when_the_public_listener_binds_everywhere() {
+    let everywhere = verbio::config::ConfigLayer::from_env(|name| {
+        (name == "VERBIO_BIND").then(|| "0.0.0.0".to_string())
+    })
+    .expect("env");
+    let from_env = verbio::config::Config::from_layers([everywhere]);
+    let h = start(SimRealtimeConfig::default(), |c| {
+        c.api_key = Secret::new(API_KEY);
+        c.bind_host = from_env.bind_host.clone();
+        c.api_bind_host = from_env.api_bind_host.clone();
+    })
+    .await;
+    assert!(
+        h.running.local_addr.ip().is_unspecified(),
+        "{}",
+        h.running.local_addr
+    );
+    assert!(
+        h.running.api_addr.ip().is_loopback(),
+        "{}",
+        h.running.api_addr
+    );
+    let status = h.running.services.status();
+    assert_eq!(status.api_url, format!("http://{}", h.running.api_addr));
+    assert_eq!(status.local_url, format!("http://{}", h.running.local_addr));
+}
+
+/// One port cannot be both doors: a clear start-up error naming both settings.
+#[tokio::test]
+async fn one_port_for_both_listeners_is_refused_at_start() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let config = verbio::config::Config {
+        port: 18_099,
+        api_port: 18_099,
+        data_dir: data.path().to_path_buf(),
+        ..verbio::config::Config::default()
+    };
+    let Err(err) = verbio::app::start(config).await else {
+        panic!("one port for both listeners started");
+    };
+    let message = err.to_string();
+    assert!(
+        message.contains("VERBIO_API_PORT") && message.contains("VERBIO_PORT"),
+        "{message}"
+    );
+}
+
 /// Every route that takes a call SID or a recording id checks it the same way, before anything else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ids_in_paths_are_checked_alike_on_every_route() {
@@ -147,7 +281,7 @@ async fn ids_in_paths_are_checked_alike_on_every_route() {
         };
         let url = format!(
             "{}{}",
-            h.base,
+            h.api,
             path.replace("{sid}", bad).replace("{id}", bad)
         );
         let method = Method::from_bytes(method.as_bytes()).expect("method");
@@ -396,7 +530,7 @@ async fn events_socket_authenticates_by_first_message() {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     let mut h = harness(1000).await;
-    let ws_url = format!("{}/api/events", h.base.replace("http://", "ws://"));
+    let ws_url = format!("{}/api/events", h.api.replace("http://", "ws://"));
 
     let (mut bad, _) = tokio_tungstenite::connect_async(&ws_url)
         .await

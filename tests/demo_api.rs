@@ -22,7 +22,7 @@ async fn the_demo_call_runs_through_the_core_and_lands_in_the_library() {
     let client = reqwest::Client::new();
     let post = |key: &'static str| {
         client
-            .post(format!("{}/api/demo/call", h.base))
+            .post(format!("{}/api/demo/call", h.api))
             .header("X-API-Key", key)
             .send()
     };
@@ -50,7 +50,7 @@ async fn the_demo_call_runs_through_the_core_and_lands_in_the_library() {
         "{ended:?}"
     );
     let turns: Value = client
-        .get(format!("{}/api/sessions/{sid}/transcriptions", h.base))
+        .get(format!("{}/api/sessions/{sid}/transcriptions", h.api))
         .header("X-API-Key", API_KEY)
         .send()
         .await

@@ -88,7 +88,7 @@ fn api_bodies_never_panic_or_fail_the_server() {
             let (value, raw) = strategy.new_tree(&mut runner).expect("case").current();
             for body in [value.to_string(), raw] {
                 let resp = client
-                    .put(format!("{}/api/settings/session", h.base))
+                    .put(format!("{}/api/settings/session", h.api))
                     .header("X-API-Key", "fuzz-key")
                     .header("Content-Type", "application/json")
                     .body(body.clone())

@@ -230,7 +230,7 @@ async fn an_oversized_frame_on_the_events_socket_closes_it_before_authentication
         c.api_key = verbio::types::Secret::new("local-api-key-for-tests-0001");
     })
     .await;
-    let url = format!("{}/api/events", h.base.replace("http://", "ws://"));
+    let url = format!("{}/api/events", h.api.replace("http://", "ws://"));
     let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
         .await
         .expect("upgraded without a key (it may come in the first message)");

@@ -43,7 +43,7 @@ async fn outbound(model: SimRealtimeConfig) -> Outbound {
 impl Outbound {
     async fn place(&self, body: Value) -> reqwest::Response {
         reqwest::Client::new()
-            .post(format!("{}/api/call/outbound", self.h.base))
+            .post(format!("{}/api/call/outbound", self.h.api))
             .header("X-API-Key", API_KEY)
             .json(&body)
             .send()
@@ -54,7 +54,7 @@ impl Outbound {
     /// A `/api` request with the key; the JSON answer.
     async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let mut request = reqwest::Client::new()
-            .request(method, format!("{}{path}", self.h.base))
+            .request(method, format!("{}{path}", self.h.api))
             .header("X-API-Key", API_KEY);
         if let Some(body) = body {
             request = request.json(&body);
@@ -856,7 +856,7 @@ async fn transfer_by_hand_redirects_and_ends_the_call_as_transferred() {
         .await
         .expect("call connects");
     o.stream_live().await;
-    let url = format!("{}/api/call/{sid}/transfer", o.h.base);
+    let url = format!("{}/api/call/{sid}/transfer", o.h.api);
     let client = reqwest::Client::new();
     // A body that is there but unusable is refused, never replaced by the session's number.
     for (content_type, body, status, code) in [

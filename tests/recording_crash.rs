@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -14,9 +13,10 @@ use verbio::sim::twilio_caller::{CallerConfig, CallerStep, SimCall};
 
 const API_KEY: &str = "crash-test-local-api-key-0001";
 
-fn serve(model_url: &str, data: &std::path::Path) -> (Child, String) {
+/// A `verbio serve` child, its public base (Twilio's routes) and its API base.
+fn serve(model_url: &str, data: &std::path::Path) -> (Child, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_verbio"))
-        .args(["serve", "--port", "0"])
+        .args(["serve", "--port", "0", "--api-port", "0"])
         .env("VERBIO_REALTIME_URL", model_url)
         .env("OPENAI_API_KEY", OPENAI_KEY)
         .env("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
@@ -29,16 +29,8 @@ fn serve(model_url: &str, data: &std::path::Path) -> (Child, String) {
         .stderr(Stdio::null())
         .spawn()
         .expect("verbio serve starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("serve prints its address");
-    let base = line
-        .trim()
-        .strip_prefix("verbio serving on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    (child, base)
+    let (base, api) = common::served_on(child.stdout.take().expect("stdout"));
+    (child, base, api)
 }
 
 fn signal(child: &Child, sig: &str) {
@@ -55,7 +47,7 @@ async fn a_killed_server_leaves_a_playable_recording_missing_at_most_the_last_se
         .await
         .expect("fake Realtime server");
     let data = tempfile::tempdir().expect("temp dir");
-    let (mut first, base) = serve(&model.url(), data.path());
+    let (mut first, base, _) = serve(&model.url(), data.path());
 
     let mut caller = CallerConfig::new(base.clone(), AUTH_TOKEN);
     caller.account_sid = ACCOUNT_SID.into();
@@ -84,11 +76,11 @@ async fn a_killed_server_leaves_a_playable_recording_missing_at_most_the_last_se
         "the call ran {stream_ms} ms before the kill"
     );
 
-    let (mut second, base) = serve(&model.url(), data.path());
+    let (mut second, _, api) = serve(&model.url(), data.path());
     let client = reqwest::Client::new();
     let get = |path: String| {
         client
-            .get(format!("{base}{path}"))
+            .get(format!("{api}{path}"))
             .header("X-API-Key", API_KEY)
     };
     let list: Vec<Value> = get("/api/recordings".into())

@@ -294,7 +294,7 @@ async fn the_api_streams_ranges_draws_peaks_searches_exports_and_deletes() {
     let client = reqwest::Client::new();
     let get = |path: String| {
         client
-            .get(format!("{}{path}", h.base))
+            .get(format!("{}{path}", h.api))
             .header("X-API-Key", API_KEY)
     };
 
@@ -398,7 +398,7 @@ async fn the_api_streams_ranges_draws_peaks_searches_exports_and_deletes() {
 
     // Where an export goes by default: a free `verbio-….wav` path in Downloads (else home).
     let suggested: Value = client
-        .get(format!("{}/api/recording/{}/export", h.base, rec.id))
+        .get(format!("{}/api/recording/{}/export", h.api, rec.id))
         .header("X-API-Key", API_KEY)
         .send()
         .await
@@ -426,7 +426,7 @@ async fn the_api_streams_ranges_draws_peaks_searches_exports_and_deletes() {
     let dest = out.path().join("copy.wav");
     let export = |dest: &Path| {
         client
-            .post(format!("{}/api/recording/{}/export", h.base, rec.id))
+            .post(format!("{}/api/recording/{}/export", h.api, rec.id))
             .header("X-API-Key", API_KEY)
             .json(&serde_json::json!({"path": dest}))
     };
@@ -470,7 +470,7 @@ async fn the_api_streams_ranges_draws_peaks_searches_exports_and_deletes() {
 
     // Delete: file and row gone.
     let del = client
-        .delete(format!("{}/api/recording/{}", h.base, rec.id))
+        .delete(format!("{}/api/recording/{}", h.api, rec.id))
         .header("X-API-Key", API_KEY)
         .send()
         .await
@@ -519,7 +519,7 @@ async fn damaged_or_missing_files_are_clear_errors_and_recording_can_be_off() {
     for (rec, word) in [(&recs[0], "damaged"), (&recs[1], "missing")] {
         for what in ["audio", "peaks"] {
             let resp = client
-                .get(format!("{}/api/recording/{}/{what}", h.base, rec.id))
+                .get(format!("{}/api/recording/{}/{what}", h.api, rec.id))
                 .header("X-API-Key", API_KEY)
                 .send()
                 .await
@@ -554,7 +554,7 @@ async fn damaged_or_missing_files_are_clear_errors_and_recording_can_be_off() {
 
     // Turned off globally: calls go on, nothing is written.
     let off = reqwest::Client::new()
-        .put(format!("{}/api/settings/recording", h.base))
+        .put(format!("{}/api/settings/recording", h.api))
         .header("X-API-Key", API_KEY)
         .json(&serde_json::json!({"enabled": false}))
         .send()
@@ -807,7 +807,7 @@ async fn a_recording_still_being_written_cannot_be_exported() {
     let out = tempfile::tempdir().expect("dir");
     let dest = out.path().join("live.wav");
     let resp = reqwest::Client::new()
-        .post(format!("{}/api/recording/{}/export", h.base, live.id))
+        .post(format!("{}/api/recording/{}/export", h.api, live.id))
         .header("X-API-Key", API_KEY)
         .json(&serde_json::json!({"path": dest}))
         .send()
@@ -850,6 +850,7 @@ async fn start_on(
 ) -> verbio::app::Running {
     let mut config = verbio::config::Config {
         port: 0,
+        api_port: 0,
         data_dir: data.to_path_buf(),
         openai_api_key: Secret::new(common::OPENAI_KEY),
         realtime_url: model.url(),
@@ -899,25 +900,26 @@ async fn the_recording_switch_survives_a_restart() {
         running.services.recordings.settings().enabled,
         "on by default"
     );
-    let base = format!("http://{}", running.local_addr);
+    let api = format!("http://{}", running.api_addr);
     assert_eq!(
-        put_recording_switch(&base, false).await,
+        put_recording_switch(&api, false).await,
         serde_json::json!({"enabled": false})
     );
     running.shutdown().await;
 
     // Next start: still off, and a call is not recorded.
     let running = start_on(data.path(), &model).await;
-    let base = format!("http://{}", running.local_addr);
+    let api = format!("http://{}", running.api_addr);
     assert!(
         !running.services.recordings.settings().enabled,
         "remembered off"
     );
     assert_eq!(
-        get_recording_switch(&base).await,
+        get_recording_switch(&api).await,
         serde_json::json!({"enabled": false})
     );
     let sid = call_sid();
+    let base = format!("http://{}", running.local_addr);
     let mut caller = verbio::sim::twilio_caller::CallerConfig::new(base.clone(), AUTH_TOKEN);
     caller.account_sid = ACCOUNT_SID.into();
     caller.call_sid = sid.clone();
@@ -944,7 +946,7 @@ async fn the_recording_switch_survives_a_restart() {
     assert!(recs.is_empty(), "{recs:?}");
 
     // Turned back on: remembered on at the start after.
-    put_recording_switch(&base, true).await;
+    put_recording_switch(&api, true).await;
     running.shutdown().await;
     let running = start_on(data.path(), &model).await;
     assert!(
@@ -1112,7 +1114,7 @@ async fn twilio_recording_callback_downloads_the_dual_channel_copy() {
     assert_eq!(peaks.duration_ms, 1000);
     // Deleting it from the library can delete Twilio's copy too (by its SID, under the API base).
     let del = client
-        .delete(format!("{}/api/recording/{}?twilio=true", h.base, rec.id))
+        .delete(format!("{}/api/recording/{}?twilio=true", h.api, rec.id))
         .header("X-API-Key", API_KEY)
         .send()
         .await
@@ -1598,7 +1600,7 @@ async fn recording_callbacks_and_hsts_follow_the_live_public_url() {
     );
     const PUBLIC: &str = "https://verbio-live.example";
     let set = reqwest::Client::new()
-        .put(format!("{}/api/settings/public-url", h.base))
+        .put(format!("{}/api/settings/public-url", h.api))
         .header("X-API-Key", API_KEY)
         .json(&serde_json::json!({ "url": PUBLIC }))
         .send()

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ async fn serve_runs_the_bridge_headless() {
         .expect("fake Realtime server");
     let data = tempfile::tempdir().expect("temp dir");
     let mut child = Command::new(env!("CARGO_BIN_EXE_verbio"))
-        .args(["serve", "--port", "0"])
+        .args(["serve", "--port", "0", "--api-port", "0"])
         .env("VERBIO_REALTIME_URL", model.url())
         .env("OPENAI_API_KEY", OPENAI_KEY)
         .env("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
@@ -36,21 +36,13 @@ async fn serve_runs_the_bridge_headless() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("verbio serve starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("serve prints its address");
-    let base = line
-        .trim()
-        .strip_prefix("verbio serving on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
+    let (base, api) = common::served_on(child.stdout.take().expect("stdout"));
 
     let health = reqwest::get(format!("{base}/healthz"))
         .await
         .expect("healthz");
     assert_eq!(health.status(), 200);
+    assert_ne!(base, api, "Twilio's routes and the API listen apart");
 
     let mut caller = CallerConfig::new(base.clone(), AUTH_TOKEN);
     caller.account_sid = ACCOUNT_SID.into();
@@ -81,20 +73,18 @@ async fn serve_runs_the_bridge_headless() {
 
     // The API with its key in the header, and a secret-looking value in a query string.
     let client = reqwest::Client::new();
-    let sessions = client
-        .get(format!("{base}/api/sessions?limit=5&token={QUERY_SECRET}"))
-        .header("X-API-Key", API_KEY)
-        .send()
+    let get = |url: String| client.get(url).header("X-API-Key", API_KEY).send();
+    let sessions = get(format!("{api}/api/sessions?limit=5&token={QUERY_SECRET}"))
         .await
         .expect("api");
     assert_eq!(sessions.status(), 400, "unknown query parameter is refused");
-    let voices = client
-        .get(format!("{base}/api/voices"))
-        .header("X-API-Key", API_KEY)
-        .send()
-        .await
-        .expect("api");
+    let voices = get(format!("{api}/api/voices")).await.expect("api");
     assert_eq!(voices.status(), 200);
+    // Twilio's port (what a tunnel forwards to) never serves the API.
+    let public = get(format!("{base}/api/voices"))
+        .await
+        .expect("public port");
+    assert_eq!(public.status(), 404);
 
     let pid = child.id().to_string();
     let killed = Command::new("kill")

@@ -132,3 +132,96 @@ async fn every_webhook_url_the_app_hands_out_is_routed_and_checked_against_itsel
     assert_eq!(response.status(), 101);
     drop(socket);
 }
+
+/// Without a public URL, `X-Forwarded-Host`/`-Proto` would let whoever sends the request choose the URL
+/// a signature is checked against (a Twilio-signed request of the same account, made for another URL,
+/// replayed here). They count only when the user says the proxy in front is trusted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signature_for_a_spoofed_forwarded_host_counts_only_behind_a_trusted_proxy() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    const SPOOFED: &str = "https://elsewhere.example";
+    let post = |base: String, path: &'static str, signed_for: String| {
+        let sid = call_sid();
+        async move {
+            let params = [("AccountSid", ACCOUNT_SID), ("CallSid", sid.as_str())];
+            let sig = compute(AUTH_TOKEN, &format!("{signed_for}{path}"), &params);
+            reqwest::Client::new()
+                .post(format!("{base}{path}"))
+                .header("X-Twilio-Signature", sig)
+                .header("X-Forwarded-Proto", "https")
+                .header("X-Forwarded-Host", "elsewhere.example")
+                .form(&params)
+                .send()
+                .await
+                .expect("post")
+                .status()
+        }
+    };
+    let upgrade = |base: &str, signed_for: &str| {
+        let mut request = format!("{}/media-stream", base.replace("http://", "ws://"))
+            .into_client_request()
+            .expect("request");
+        let sig = compute(
+            AUTH_TOKEN,
+            &format!(
+                "{}/media-stream",
+                signed_for
+                    .replace("https://", "wss://")
+                    .replace("http://", "ws://")
+            ),
+            &[] as &[(&str, &str)],
+        );
+        let headers = request.headers_mut();
+        headers.insert("X-Twilio-Signature", sig.parse().expect("header"));
+        headers.insert("X-Forwarded-Proto", "https".parse().expect("header"));
+        headers.insert(
+            "X-Forwarded-Host",
+            "elsewhere.example".parse().expect("header"),
+        );
+        tokio_tungstenite::connect_async(request)
+    };
+
+    // Not trusted (the default): the request's own Host and scheme are what Twilio must have signed.
+    let h = start(SimRealtimeConfig::default(), |_| {}).await;
+    for path in [
+        "/twiml",
+        "/twilio/status",
+        "/twilio/amd",
+        "/twilio/recording-status",
+    ] {
+        assert_eq!(
+            post(h.base.clone(), path, SPOOFED.into()).await,
+            403,
+            "{path} signed for the spoofed forwarded host"
+        );
+    }
+    assert_eq!(
+        post(h.base.clone(), "/twiml", h.base.clone()).await,
+        200,
+        "signed for the address it came to: the forwarded headers are ignored"
+    );
+    let refused = upgrade(&h.base, SPOOFED).await;
+    assert!(
+        matches!(&refused, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 403),
+        "stream signed for the spoofed host: {refused:?}"
+    );
+
+    // Trusted: the forwarded URL is the one Twilio signed, and only it.
+    let trusted = start(SimRealtimeConfig::default(), |c| c.trust_forwarded = true).await;
+    assert_eq!(
+        post(trusted.base.clone(), "/twiml", SPOOFED.into()).await,
+        200,
+        "signed for the forwarded URL, behind a trusted proxy"
+    );
+    assert_eq!(
+        post(trusted.base.clone(), "/twiml", trusted.base.clone()).await,
+        403,
+        "behind a trusted proxy the local address is not what Twilio signed"
+    );
+    let (socket, _) = upgrade(&trusted.base, SPOOFED)
+        .await
+        .expect("a stream signed for the forwarded URL is accepted behind a trusted proxy");
+    drop(socket);
+    assert!(h.model.accepted_sessions().is_empty());
+}

@@ -2,10 +2,14 @@
 //! Twilio client, bridge and services — and serves its doors. `verbio serve`, the desktop app and the
 //! demo call's private line are all assembled here, so they cannot drift apart.
 //!
+//! Two listeners: the public one (`bind_host:port`, what a tunnel or proxy forwards to) serves only
+//! Twilio's routes; the local one (`api_bind_host:api_port`, loopback unless the user says otherwise)
+//! serves `/api`. The internet never reaches the API through the tunnel.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), verbio::app::StartError> {
 //! let running = verbio::app::start(verbio::config::Config::default()).await?;
-//! println!("listening on {}", running.local_addr);
+//! println!("Twilio's routes on {}, the API on {}", running.local_addr, running.api_addr);
 //! running.shutdown().await;
 //! # Ok(()) }
 //! ```
@@ -36,6 +40,9 @@ pub enum StartError {
         addr: String,
         source: std::io::Error,
     },
+    /// Both listeners were given one port; the message names both settings.
+    #[error("the API port (VERBIO_API_PORT) and the public port (VERBIO_PORT) are both {0}: give the API its own")]
+    SamePort(u16),
     #[error("cannot open the call library: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error("invalid session settings: {0}")]
@@ -44,16 +51,21 @@ pub enum StartError {
     Tunnel(#[from] crate::tunnel::TunnelError),
 }
 
-/// A running core: its services and the door they are served on. Call [`Running::shutdown`] to stop it.
+/// A running core: its services and the two listeners they are served on. Call [`Running::shutdown`] to
+/// stop it.
 pub struct Running {
     pub services: Arc<Services>,
+    /// The public listener: Twilio's routes and a bare health check (what a tunnel forwards to).
     pub local_addr: SocketAddr,
-    served: Served,
+    /// The local listener: `/api`, `/api/events` and the full health.
+    pub api_addr: SocketAddr,
+    public: Served,
+    api: Served,
 }
 
 impl Running {
     pub async fn shutdown(self) {
-        self.served.close().await;
+        tokio::join!(self.public.close(), self.api.close());
     }
 }
 
@@ -66,7 +78,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     start_with_connector(config, connector).await
 }
 
-/// Starts the core: opens the library, binds `bind_host:port` and serves Twilio's routes and `/api`.
+/// Starts the core: opens the library, binds `bind_host:port` for Twilio's routes and
+/// `api_bind_host:api_port` for `/api`, and serves both.
 pub async fn start_with_connector(
     config: Config,
     connector: Arc<dyn ModelConnector>,
@@ -86,16 +99,14 @@ pub async fn start_with_connector(
         Ok(n) => info!(recordings = n, "repaired recordings left unfinished"),
         Err(e) => warn!("could not check for unfinished recordings: {e}"),
     }
-    let addr = format!("{}:{}", config.bind_host, config.port);
-    let listener = tokio::net::TcpListener::bind(&addr)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: addr.clone(),
-            source,
-        })?;
-    let local_addr = listener
-        .local_addr()
-        .map_err(|source| StartError::Bind { addr, source })?;
+    if config.port != 0 && config.port == config.api_port {
+        return Err(StartError::SamePort(config.port));
+    }
+    let (listener, local_addr) = bind(&config.bind_host, config.port).await?;
+    let (api_listener, api_addr) = bind(&config.api_bind_host, config.api_port).await?;
+    if !api_addr.ip().is_loopback() {
+        warn!(%api_addr, "the local API is exposed beyond this machine (VERBIO_API_BIND): anyone who can reach it may try the API key; put it behind TLS");
+    }
     if config.twilio_auth_token.is_empty() {
         warn!("TWILIO_AUTH_TOKEN is not set: Twilio requests will be refused (signatures cannot be checked)");
     }
@@ -132,7 +143,7 @@ pub async fn start_with_connector(
         config.recording.clone(),
         twilio.clone(),
     ));
-    let reachability = Arc::new(Reachability::new(local_addr, tunnel));
+    let reachability = Arc::new(Reachability::new(local_addr, api_addr, tunnel));
     let outbound = Arc::new(Outbound::new(
         twilio,
         reachability.clone(),
@@ -154,13 +165,39 @@ pub async fn start_with_connector(
     // In the background: a slow or unreachable Twilio must not hold up the app's start.
     let pointing = services.clone();
     tokio::spawn(async move { pointing.point_number_on_start().await });
-    let served = serve(services.clone(), listener);
-    info!(%local_addr, "Verbio core listening");
+    let public = serve(
+        crate::server::public_router(services.clone()),
+        listener,
+        local_addr,
+    );
+    let api = serve(
+        crate::server::local_router(services.clone()),
+        api_listener,
+        api_addr,
+    );
+    info!(%local_addr, %api_addr, "Verbio core listening (Twilio's routes; the local API)");
     Ok(Running {
         services,
         local_addr,
-        served,
+        api_addr,
+        public,
+        api,
     })
+}
+
+/// Binds `host:port`; the error names the address.
+async fn bind(host: &str, port: u16) -> Result<(tokio::net::TcpListener, SocketAddr), StartError> {
+    let addr = format!("{host}:{port}");
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| StartError::Bind { addr, source })?;
+    Ok((listener, local_addr))
 }
 
 /// The REST client, when the account SID and auth token are both set.
@@ -181,11 +218,9 @@ fn twilio_client(config: &Config) -> Option<TwilioRest> {
     }
 }
 
-/// Serves the router (Twilio's routes and `/api`) for `services` on `listener` until closed.
-fn serve(services: Arc<Services>, listener: tokio::net::TcpListener) -> Served {
-    let local_addr = services.reachability.local_addr();
+/// Serves `app` on `listener` (bound to `local_addr`) until closed.
+fn serve(app: axum::Router, listener: tokio::net::TcpListener, local_addr: SocketAddr) -> Served {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = crate::server::router(services);
     let limits = crate::server::http::HttpLimits::default();
     let task = tokio::spawn(crate::server::http::serve(listener, app, limits, async {
         let _ = stopped.await;
@@ -206,6 +241,8 @@ impl LineOpener for PrivateLines {
         config.twilio_auth_token = spec.twilio_token;
         config.twilio_signing_key = Secret::default();
         config.public_url = None;
+        // The simulator signs for the line's own address; nothing in front of it to trust.
+        config.trust_forwarded = false;
         config.openai_api_key = Secret::default();
         config.api_key = Secret::default();
         let bridge = Arc::new(BridgeDeps {
@@ -219,7 +256,12 @@ impl LineOpener for PrivateLines {
             actions: None,
             recorder: core.bridge.recorder.clone(),
         });
-        let reachability = Arc::new(Reachability::new(local_addr, None));
+        // The core's API: a line has none of its own.
+        let reachability = Arc::new(Reachability::new(
+            local_addr,
+            core.reachability.api_addr(),
+            None,
+        ));
         // Nothing on a private line reaches Twilio.
         let outbound = Arc::new(Outbound::new(
             None,
@@ -239,6 +281,11 @@ impl LineOpener for PrivateLines {
             outbound,
             lines: Arc::new(PrivateLines),
         }));
-        Ok(serve(line, listener))
+        // Only Twilio's routes: the simulated caller needs nothing else.
+        Ok(serve(
+            crate::server::public_router(line),
+            listener,
+            local_addr,
+        ))
     }
 }

@@ -227,6 +227,7 @@ struct Bridge {
     child: Child,
     base: String,
     data: tempfile::TempDir,
+    _stdout: BufReader<std::process::ChildStdout>,
 }
 
 impl Drop for Bridge {
@@ -244,7 +245,7 @@ fn start_bridge(realtime_url: &str, record: bool) -> Result<Bridge, BenchError> 
         None => std::env::current_exe().map_err(fail)?,
     };
     let mut child = Command::new(exe)
-        .args(["serve", "--port", "0"])
+        .args(["serve", "--port", "0", "--api-port", "0"])
         .env("VERBIO_REALTIME_URL", realtime_url)
         .env("OPENAI_API_KEY", "bench-openai-key")
         .env("TWILIO_AUTH_TOKEN", "bench-auth-token")
@@ -261,13 +262,20 @@ fn start_bridge(realtime_url: &str, record: bool) -> Result<Bridge, BenchError> 
         .take()
         .ok_or_else(|| fail("no stdout from the bridge"))?;
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).map_err(fail)?;
+    // Kept open for the bridge's life: a later line printed into a closed pipe would end it.
+    let mut stdout = BufReader::new(stdout);
+    stdout.read_line(&mut line).map_err(fail)?;
     let base = line
         .trim()
         .strip_prefix("verbio serving on ")
         .ok_or_else(|| fail(format!("unexpected bridge output {line:?}")))?
         .to_string();
-    Ok(Bridge { child, base, data })
+    Ok(Bridge {
+        child,
+        base,
+        data,
+        _stdout: stdout,
+    })
 }
 
 /// Bytes in the recordings folder.

@@ -78,8 +78,14 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         let running = verbio::app::start(config)
             .await
             .map_err(|e| e.to_string())?;
-        // Printed on stdout so scripts and tests can find the port when it was 0.
-        println!("verbio serving on http://{}", running.local_addr);
+        // Printed on stdout so scripts and tests can find the ports when they were 0: Twilio's
+        // routes first, then the local API. One write, and a reader that already went away (it only
+        // wanted the first line) must not stop the server.
+        let lines = format!(
+            "verbio serving on http://{}\nverbio API on http://{}\n",
+            running.local_addr, running.api_addr
+        );
+        let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), lines.as_bytes());
         wait_for_shutdown_signal().await;
         tracing::info!("shutting down");
         running.shutdown().await;

@@ -1,9 +1,12 @@
-//! The operations both doors (the local HTTP API and the desktop's Tauri commands) call, and the
-//! start-up that wires the core together. Neither door holds logic of its own.
+//! The operations both doors (the local HTTP API and the desktop's Tauri commands) call. Neither door
+//! holds logic of its own; the composition root (`app`) builds the services once.
 //!
-//! - this file: live calls, the library, session settings, start-up;
-//! - [`outbound`]: placing calls through Twilio, status and answering-machine callbacks, transfers;
-//! - [`webhooks`]: reaching Twilio (tunnel or public URL) and pointing a number's webhook at it.
+//! - this file: the façade (live calls, status, hang-up, the library's calls, session settings);
+//! - [`outbound`]: the `Outbound` service: placing calls through Twilio, status and answering-machine
+//!   callbacks, transfers;
+//! - [`reachability`]: where the app is reached (the live public URL); [`webhooks`]: pointing a
+//!   number's webhook at it;
+//! - `error.rs`: the errors both doors answer with; [`demo`] and [`private_line`]: the simulated call.
 
 mod error;
 pub mod outbound;
@@ -35,7 +38,10 @@ pub mod lifecycle;
 /// Where the app can be reached.
 #[derive(Debug, Clone, Serialize)]
 pub struct AppStatus {
+    /// The public listener on this machine (Twilio's routes; what a tunnel or proxy forwards to).
     pub local_url: String,
+    /// The local API (`/api`), never reached through the tunnel.
+    pub api_url: String,
     pub public_url: Option<String>,
     pub stream_url: Option<String>,
     pub model: String,
@@ -129,6 +135,7 @@ impl Services {
         let public_url = self.public_url();
         AppStatus {
             local_url: self.reachability.local_url(),
+            api_url: self.reachability.api_url(),
             stream_url: public_url
                 .as_deref()
                 .map(|p| WebhookUrls::new(p).media_stream()),

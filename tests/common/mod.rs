@@ -20,7 +20,10 @@ pub const OPENAI_KEY: &str = "sk-test-openai-key-do-not-log-0001";
 pub struct Harness {
     pub model: SimRealtimeServer,
     pub running: Running,
+    /// The public listener: Twilio's routes (webhooks, media socket, callbacks).
     pub base: String,
+    /// The local listener: `/api`, `/api/events`, the full health.
+    pub api: String,
     pub data: tempfile::TempDir,
     events: tokio::sync::broadcast::Receiver<CallEvent>,
 }
@@ -42,6 +45,7 @@ pub async fn start(model: SimRealtimeConfig, tweak: impl FnOnce(&mut Config)) ->
     let data = tempfile::tempdir().expect("temp dir");
     let mut config = Config {
         port: 0,
+        api_port: 0,
         data_dir: data.path().to_path_buf(),
         openai_api_key: Secret::new(OPENAI_KEY),
         realtime_url: model.url(),
@@ -55,11 +59,13 @@ pub async fn start(model: SimRealtimeConfig, tweak: impl FnOnce(&mut Config)) ->
     tweak(&mut config);
     let running = verbio::app::start(config).await.expect("core starts");
     let base = format!("http://{}", running.local_addr);
+    let api = format!("http://{}", running.api_addr);
     let events = running.services.subscribe();
     Harness {
         model,
         running,
         base,
+        api,
         data,
         events,
     }
@@ -252,4 +258,24 @@ pub async fn post_form_signed_for(
         .send()
         .await
         .expect("callback request")
+}
+
+/// Reads what `verbio serve` prints once it listens: the public listener's base URL (Twilio's routes),
+/// then the local API's.
+pub fn served_on(stdout: std::process::ChildStdout) -> (String, String) {
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let mut next = |prefix: &str| {
+        let line = lines
+            .next()
+            .expect("serve prints its addresses")
+            .expect("stdout");
+        line.trim()
+            .strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("expected {prefix:?}…, got {line:?}"))
+            .to_string()
+    };
+    let base = next("verbio serving on ");
+    let api = next("verbio API on ");
+    (base, api)
 }

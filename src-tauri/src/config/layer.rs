@@ -104,13 +104,20 @@ macro_rules! settings {
 }
 
 settings! {
-    /// Address to bind (default 127.0.0.1).
+    /// Address of the public listener, Twilio's routes only (default 127.0.0.1).
     bind_host: Text => bind_host; env "VERBIO_BIND", file "bind_host", flag "bind" "BIND";
     /// Port for Twilio's webhook and media socket (default 8081).
     port: Port => port; env "VERBIO_PORT", file "port", flag "port" "PORT";
+    /// Port of the local API, /api (default 8082; 0 picks a free one).
+    api_port: Port => api_port; env "VERBIO_API_PORT", file "api_port", flag "api-port" "API_PORT";
+    /// Address of the local API (default 127.0.0.1; anything else exposes /api).
+    api_bind_host: Text => api_bind_host; env "VERBIO_API_BIND", file "api_bind_host";
     /// The URL Twilio reaches this server at.
     public_url: PublicUrl => public_url;
         env "VERBIO_PUBLIC_URL", file "public_url", flag "public-url" "PUBLIC_URL";
+    /// Use X-Forwarded-Proto/Host (without a public URL): only behind a proxy you trust.
+    trust_forwarded: Flag => trust_forwarded;
+        env "VERBIO_TRUST_FORWARDED", file "trust_forwarded";
     /// Folder for the call library.
     data_dir: Folder => data_dir; env "VERBIO_DATA_DIR", file "data_dir", flag "data-dir" "DATA_DIR";
     /// Realtime WebSocket URL.
@@ -133,7 +140,7 @@ settings! {
         env "VERBIO_RATE_LIMIT", file "api_rate_per_minute";
     twilio_rate_per_minute: PerMinute => twilio_rate_per_minute;
         env "VERBIO_TWILIO_RATE_LIMIT", file "twilio_rate_per_minute";
-    /// Twilio REST API base URL (default https://api.twilio.com).
+    /// Twilio REST API base URL (default `https://api.twilio.com`).
     twilio_api_base: NonEmpty => telephony.api_base;
         env "TWILIO_API_BASE", file "twilio_api_base", flag "twilio-api-base" "TWILIO_API_BASE";
     apology_message: Text => telephony.apology_message;
@@ -439,7 +446,10 @@ mod tests {
             [
                 "bind_host",
                 "port",
+                "api_port",
+                "api_bind_host",
                 "public_url",
+                "trust_forwarded",
                 "data_dir",
                 "realtime_url",
                 "twilio_account_sid",
@@ -467,6 +477,7 @@ mod tests {
             [
                 "bind",
                 "port",
+                "api-port",
                 "public-url",
                 "data-dir",
                 "realtime-url",
@@ -563,7 +574,10 @@ mod tests {
             r#"
             bind_host = "0.0.0.0"
             port = 9100
+            api_port = 9101
+            api_bind_host = "0.0.0.0"
             public_url = "https://calls.example.com/"
+            trust_forwarded = true
             data_dir = "/tmp/verbio-test"
             realtime_url = "ws://127.0.0.1:1/v1/realtime"
             twilio_account_sid = "AC0123456789abcdef0123456789abcdef"
@@ -587,6 +601,9 @@ mod tests {
         .unwrap();
         let c = config([layer]);
         assert_eq!(c.public_url.as_deref(), Some("https://calls.example.com"));
+        assert_eq!((c.port, c.api_port), (9100, 9101));
+        assert_eq!(c.api_bind_host, "0.0.0.0");
+        assert!(c.trust_forwarded);
         assert_eq!(c.bridge.session_rollover_after.as_secs(), 30);
         assert_eq!(c.bridge.reconnect_attempts, 0);
         assert_eq!(c.twilio_rate_per_minute, 20);

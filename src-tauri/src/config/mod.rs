@@ -47,11 +47,20 @@ pub enum ConfigError {
 /// Everything the core needs to run.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Address the HTTP server binds to (Twilio routes and `/api`).
+    /// Address the public listener binds to: Twilio's routes only (what a tunnel or proxy forwards to).
     pub bind_host: String,
+    /// Port of the public listener.
     pub port: u16,
-    /// The URL Twilio reaches (tunnel or reverse proxy). `None` means "derive from the request's Host".
+    /// Port of the local listener (`/api`, `/api/events`, the full health); 0 picks a free one.
+    pub api_port: u16,
+    /// Address the local listener binds to. Loopback unless the user exposes the API on purpose (a
+    /// warning is logged then): `bind_host` never moves it.
+    pub api_bind_host: String,
+    /// The URL Twilio reaches (tunnel or reverse proxy). `None` means "derive from the request".
     pub public_url: Option<String>,
+    /// Without a public URL, whether `X-Forwarded-Proto`/`X-Forwarded-Host` say what Twilio signed. Only
+    /// a proxy the user trusts may set them: from anyone else they would choose the signed URL.
+    pub trust_forwarded: bool,
     pub data_dir: PathBuf,
     pub openai_api_key: Secret,
     /// Realtime WebSocket base, `wss://api.openai.com/v1/realtime` by default; `?model=` is appended.
@@ -137,6 +146,7 @@ impl Default for BridgeSettings {
 }
 
 pub const DEFAULT_PORT: u16 = 8081;
+pub const DEFAULT_API_PORT: u16 = 8082;
 pub const DEFAULT_REALTIME_URL: &str = "wss://api.openai.com/v1/realtime";
 
 impl Default for Config {
@@ -144,7 +154,10 @@ impl Default for Config {
         Config {
             bind_host: "127.0.0.1".into(),
             port: DEFAULT_PORT,
+            api_port: DEFAULT_API_PORT,
+            api_bind_host: "127.0.0.1".into(),
             public_url: None,
+            trust_forwarded: false,
             data_dir: default_data_dir(),
             openai_api_key: Secret::default(),
             realtime_url: DEFAULT_REALTIME_URL.into(),

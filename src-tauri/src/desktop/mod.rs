@@ -252,7 +252,7 @@ async fn start_core(app: AppHandle, config: Result<Config, ConfigError>) {
     };
     match crate::app::start(config).await {
         Ok(running) => {
-            info!(local_addr = %running.local_addr, "call bridge started");
+            info!(local_addr = %running.local_addr, api_addr = %running.api_addr, "call bridge started");
             let events = running.services.subscribe();
             let playback = running.services.recordings.playback_events();
             tauri::async_runtime::spawn(forward_playback(app.clone(), playback));

@@ -138,6 +138,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = Config {
             port: 0,
+            api_port: 0,
             data_dir: dir.path().to_path_buf(),
             ..Config::default()
         };
@@ -145,6 +146,7 @@ mod tests {
         core.started(crate::app::start(config).await.unwrap());
         let services = core.services().await.unwrap();
         assert!(services.status().local_url.starts_with("http://127.0.0.1:"));
+        assert!(services.status().api_url.starts_with("http://127.0.0.1:"));
         let err = services.end_call("CA0").await.unwrap_err();
         assert!(err.to_string().contains("CA0"));
         core.shutdown().await;
@@ -159,6 +161,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = Config {
             port: 0,
+            api_port: 0,
             data_dir: dir.path().to_path_buf(),
             ..Config::default()
         };

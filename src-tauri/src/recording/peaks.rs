@@ -41,7 +41,7 @@ pub fn compute(frames: &[[i16; 2]], buckets: u32) -> Peaks {
     }
 }
 
-/// The same waveform as [`compute`] (same bucket boundaries and values), read from the file in one
+/// The same waveform as `compute` (same bucket boundaries and values), read from the file in one
 /// pass of [`BLOCK_FRAMES`]-frame blocks: memory stays bounded whatever the recording's length.
 /// Blocks: call it on a blocking thread from async code.
 pub fn from_file(path: &Path, buckets: u32) -> Result<Peaks, WavReadError> {

@@ -409,7 +409,7 @@ impl Player {
     /// position events. Blocks: checks the file and reads its first seconds, opens the device (up
     /// to 10 s) and joins the previous output's thread, so async code calls it on a blocking thread
     /// (as the library does). The file stays open and is read ahead of the playhead on a reader
-    /// thread into a ring of [`RING_FRAMES`] frames; the audio callback only reads the ring.
+    /// thread into a ring of `RING_FRAMES` frames; the audio callback only reads the ring.
     pub fn play(
         &self,
         recording_id: i64,

@@ -3,7 +3,7 @@
 //! The bridge holds a [`CallRecording`] per call: a sink for the call's timeline (`calls::timeline`),
 //! which says where each piece of audio belongs. It gets caller frames and agent audio already placed
 //! and hands them to a bounded queue (`try_send`, never waiting) and to listen-in; the writer
-//! ([`super::writer`]) owns the files. If the queue is
+//! (`writer`) owns the files. If the queue is
 //! full (slow disk) the audio is dropped and the recording is marked incomplete with the reason; if the
 //! disk fails, the writer stops writing and marks it incomplete; the call goes on either way.
 

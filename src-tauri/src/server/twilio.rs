@@ -20,7 +20,7 @@ use tracing::{debug, info};
 
 use crate::calls::bridge;
 use crate::server::limits::Refusal;
-use crate::server::public_url;
+use crate::server::public_url::SignedBase;
 use crate::services::Services;
 use crate::telephony::twilio::callbacks::{AmdCallback, FromForm, StatusCallback, VoiceWebhook};
 use crate::telephony::twilio::form::{Form, FormError};
@@ -153,8 +153,7 @@ fn signed_form(
     body: &[u8],
     what: &str,
 ) -> Result<Form, Box<Response>> {
-    let public = services.public_url();
-    let url = public_url::webhook_url(public.as_deref(), headers, uri);
+    let url = SignedBase::of(services, headers).webhook_url(uri);
     if is_json(headers) {
         check_signature(services, headers, &url, Signed::Json(body), what)
             .map_err(|reason| Box::new(forbidden(reason)))?;
@@ -202,7 +201,7 @@ async fn voice_webhook(
     let token = services
         .registry
         .issue_token(&call.call_sid, call.from, call.to);
-    let urls = public_url::webhook_urls(services.public_url().as_deref(), &headers);
+    let urls = SignedBase::of(&services, &headers).webhook_urls();
     info!(call_sid = %call.call_sid, "voice webhook answered with a media stream");
     let xml = twiml::Response::new()
         .connect_stream(twiml::Stream {
@@ -222,15 +221,15 @@ async fn media_stream(
     uri: Uri,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let public = services.public_url();
-    let url = public_url::websocket_url(public.as_deref(), &headers, &uri);
+    let base = SignedBase::of(&services, &headers);
+    let url = base.websocket_url(&uri);
     if let Err(reason) =
         check_signature(&services, &headers, &url, Signed::Form(&[]), "media stream")
     {
         return forbidden(reason);
     }
     let deps = services.bridge.clone();
-    let public_base = public_url::base_url(public.as_deref(), &headers);
+    let public_base = base.as_str().to_string();
     upgrade
         .read_buffer_size(8 * 1024)
         .write_buffer_size(16 * 1024)

@@ -61,6 +61,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = Config {
             port: 0,
+            api_port: 0,
             data_dir: dir.path().to_path_buf(),
             ..Config::default()
         };

@@ -1,5 +1,5 @@
-//! Where the app can be reached: its one owner. The loopback address the doors listen on, and the public
-//! URL Twilio uses now (a tunnel's, or the user's own), which every webhook and media-socket signature
+//! Where the app can be reached: its one owner. The address of the public listener (Twilio's routes; what
+//! a tunnel forwards to), the local API's, and the public URL Twilio uses now (a tunnel's, or the user's own), which every webhook and media-socket signature
 //! check, every callback URL and the desktop read — so a URL changed at run time is used everywhere at once.
 
 use std::net::SocketAddr;
@@ -14,6 +14,7 @@ use crate::tunnel::{Tunnel, TunnelError};
 /// The app's addresses. The open tunnel is kept here so it stays open as long as its URL is in use.
 pub struct Reachability {
     local_addr: SocketAddr,
+    api_addr: SocketAddr,
     public_url: RwLock<Option<String>>,
     tunnel: Mutex<Option<Box<dyn Tunnel>>>,
 }
@@ -22,22 +23,29 @@ impl std::fmt::Debug for Reachability {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reachability")
             .field("local_addr", &self.local_addr)
+            .field("api_addr", &self.api_addr)
             .field("public_url", &self.public_url())
             .finish()
     }
 }
 
 impl Reachability {
-    /// Listening on `local_addr`, reached from outside through `tunnel` (if any).
-    pub fn new(local_addr: SocketAddr, tunnel: Option<Box<dyn Tunnel>>) -> Self {
+    /// Twilio's routes listening on `local_addr`, reached from outside through `tunnel` (if any); the
+    /// local API on `api_addr`.
+    pub fn new(
+        local_addr: SocketAddr,
+        api_addr: SocketAddr,
+        tunnel: Option<Box<dyn Tunnel>>,
+    ) -> Self {
         Reachability {
             local_addr,
+            api_addr,
             public_url: RwLock::new(tunnel.as_ref().map(|t| t.public_url().to_string())),
             tunnel: Mutex::new(tunnel),
         }
     }
 
-    /// The loopback address the doors listen on.
+    /// The public listener's address (Twilio's routes), which a tunnel forwards to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
@@ -45,6 +53,16 @@ impl Reachability {
     /// `http://` + [`Self::local_addr`].
     pub fn local_url(&self) -> String {
         format!("http://{}", self.local_addr)
+    }
+
+    /// The local API's address (`/api`, `/api/events`).
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
+    }
+
+    /// `http://` + [`Self::api_addr`].
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.api_addr)
     }
 
     /// The URL Twilio reaches this app at now.
@@ -99,10 +117,15 @@ mod tests {
         SocketAddr::from(([127, 0, 0, 1], 8080))
     }
 
+    fn api() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 8082))
+    }
+
     #[test]
     fn a_new_public_url_replaces_the_old_and_can_be_cleared() {
         let r = Reachability::new(
             addr(),
+            api(),
             Some(Box::new(StaticUrl::new("https://a.example").unwrap())),
         );
         assert_eq!(r.public_url().as_deref(), Some("https://a.example"));
@@ -118,12 +141,14 @@ mod tests {
         assert_eq!(r.public_url(), None);
         assert_eq!(r.tunnel_kind(), None);
         assert_eq!(r.local_url(), "http://127.0.0.1:8080");
+        assert_eq!(r.api_url(), "http://127.0.0.1:8082");
     }
 
     #[test]
     fn a_bad_url_changes_nothing() {
         let r = Reachability::new(
             addr(),
+            api(),
             Some(Box::new(StaticUrl::new("https://a.example").unwrap())),
         );
         assert!(r.set_public_url(Some("ftp://nope")).is_err());

@@ -9,7 +9,7 @@ export type CoreState =
 /** A hint to go with a start-up error, for the errors a user can fix. */
 export function startErrorHint(error: string): string {
   if (/cannot bind|address (already )?in use|os error 98/i.test(error)) {
-    return 'Another program is using the port. Quit it or set VERBIO_PORT to a free port, then restart Verbio.';
+    return 'Another program is using the port. Quit it, or set VERBIO_PORT (Twilio\'s routes) or VERBIO_API_PORT (the local API) to a free port, then restart Verbio.';
   }
   if (/VERBIO_|config file|invalid value/i.test(error)) {
     return 'Fix the setting named above (environment variable or config.toml), then restart Verbio.';

@@ -5,7 +5,10 @@ export type Speaker = 'caller' | 'agent';
 
 /** `verbio::services::AppStatus`. */
 export interface AppStatus {
+  /** Twilio's routes on this machine: what a tunnel or proxy forwards to. */
   local_url: string;
+  /** The local API (`/api`), loopback only; never reached through the tunnel. */
+  api_url: string;
   public_url: string | null;
   stream_url: string | null;
   model: string;
