@@ -113,6 +113,7 @@ pub async fn serve(
                 }
             },
         };
+        // Media frames are small and due every 20 ms: never held back waiting to fill a segment.
         let _ = stream.set_nodelay(true);
         let io = TokioIo::new(Slotted {
             stream,
