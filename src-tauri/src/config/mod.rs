@@ -79,7 +79,8 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// Requests per minute per client IP on `/api`.
     pub api_rate_per_minute: u32,
-    /// Requests per minute per client IP on Twilio's routes (limited separately from `/api`).
+    /// Unsigned or badly signed requests per minute per client IP on Twilio's routes (a correctly
+    /// signed request spends nothing; limited separately from `/api`).
     pub twilio_rate_per_minute: u32,
     pub telephony: TelephonySettings,
     pub tunnel: TunnelSettings,
