@@ -402,7 +402,9 @@ impl Library {
     // ---- Twilio cloud recordings ---------------------------------------------------------------
 
     /// Handles Twilio's recording-status callback: a completed recording is downloaded next to the
-    /// local one (and deleted at Twilio when configured). Returns the new recording's id.
+    /// local one (and deleted at Twilio when configured). Returns the new recording's id; `None` when
+    /// there is nothing to fetch, or when this RecordingSid was handled before (a replayed or repeated
+    /// callback: nothing is downloaded again, and a recording the user deleted stays deleted).
     pub async fn twilio_recording_ready(
         &self,
         status: RecordingStatus,
@@ -414,6 +416,33 @@ impl Library {
         if !valid_sid(&status.call_sid) || !valid_sid(&status.recording_sid) {
             return Err(LibraryError::Invalid("bad CallSid or RecordingSid".into()));
         }
+        let claimed = self
+            .store
+            .claim_twilio_recording(
+                &status.recording_sid,
+                &status.call_sid,
+                crate::types::now_ms(),
+            )
+            .await?;
+        if !claimed {
+            info!(call_sid = %status.call_sid, recording_sid = %status.recording_sid, "Twilio recording already handled; callback ignored");
+            return Ok(None);
+        }
+        let recording_sid = status.recording_sid.clone();
+        let saved = self.save_twilio_recording(status).await;
+        if let Err(e) = &saved {
+            if e.row_not_added() {
+                // Nothing was kept: Twilio's next attempt must not be taken for a replay.
+                if let Err(release) = self.store.release_twilio_recording(&recording_sid).await {
+                    warn!(%recording_sid, "could not release the Twilio recording's claim: {release}");
+                }
+            }
+        }
+        Ok(Some(saved?))
+    }
+
+    /// Downloads a claimed Twilio recording into the library (see [`Library::twilio_recording_ready`]).
+    async fn save_twilio_recording(&self, status: RecordingStatus) -> Result<i64, SaveError> {
         let started_at_ms = status
             .recording_start_time
             .as_deref()
@@ -423,13 +452,18 @@ impl Library {
         let dest = self.recorder.dir().join(&file_name);
         tokio::fs::create_dir_all(self.recorder.dir())
             .await
-            .map_err(LibraryError::Export)?;
-        let size = twilio_cloud::download(self.twilio()?, &status.recording_url, &dest).await?;
+            .map_err(|e| SaveError::Before(LibraryError::Export(e)))?;
+        let twilio = self
+            .twilio()
+            .map_err(|e| SaveError::Before(LibraryError::Cloud(e)))?;
+        let size = twilio_cloud::download(twilio, &status.recording_url, &dest)
+            .await
+            .map_err(|e| SaveError::Before(e.into()))?;
         // Checks the header and that every sample is there, without reading the samples.
         let check = dest.clone();
         let frames = tokio::task::spawn_blocking(move || wav_reader::check(&check))
             .await
-            .map_err(|e| LibraryError::Invalid(format!("check failed: {e}")))?;
+            .map_err(|e| SaveError::Before(LibraryError::Invalid(format!("check failed: {e}"))))?;
         let (status_text, note, duration_ms) = match &frames {
             Ok(f) => (STATUS_COMPLETE, None, *f as i64 / 8),
             Err(e) => {
@@ -461,12 +495,41 @@ impl Library {
             channels,
             sample_rate: 8000,
         };
-        let id = self.store.add_finished_recording(new, outcome).await?;
+        let id = self
+            .store
+            .add_finished_recording(new, outcome)
+            .await
+            .map_err(|e| SaveError::Before(e.into()))?;
         info!(call_sid = %status.call_sid, recording_id = id, "Twilio recording saved in the library");
         if self.config.delete_twilio_copy && frames.is_ok() {
-            twilio_cloud::delete(self.twilio()?, &status.recording_url).await?;
+            twilio_cloud::delete(twilio, &status.recording_url)
+                .await
+                .map_err(|e| SaveError::After(e.into()))?;
         }
-        Ok(Some(id))
+        Ok(id)
+    }
+}
+
+/// A failed save of a Twilio recording: before its row was added (the claim is given back), or after.
+#[derive(Debug, thiserror::Error)]
+enum SaveError {
+    #[error(transparent)]
+    Before(LibraryError),
+    #[error(transparent)]
+    After(LibraryError),
+}
+
+impl SaveError {
+    fn row_not_added(&self) -> bool {
+        matches!(self, SaveError::Before(_))
+    }
+}
+
+impl From<SaveError> for LibraryError {
+    fn from(e: SaveError) -> Self {
+        match e {
+            SaveError::Before(e) | SaveError::After(e) => e,
+        }
     }
 }
 

@@ -102,6 +102,22 @@ pub const MIGRATIONS: &[&str] = &[
         at_ms        INTEGER NOT NULL
     );
     CREATE INDEX call_responses_call_sid ON call_responses(call_sid);",
+    // 5: Twilio's recording callbacks are idempotent. Every RecordingSid a callback claimed is kept
+    // (also after the user deletes that recording), so a replayed callback neither downloads again
+    // nor brings a deleted recording back; one library row per Twilio recording. File names are made
+    // from the SIDs (and unique), so duplicates cannot exist; the DELETE only makes the index safe.
+    // `calls_ended_at` serves the daily minute budget (minutes streamed in the last 24 hours).
+    "DELETE FROM recordings WHERE twilio_sid IS NOT NULL AND id NOT IN (
+        SELECT MIN(id) FROM recordings WHERE twilio_sid IS NOT NULL GROUP BY twilio_sid);
+    CREATE UNIQUE INDEX recordings_twilio_sid ON recordings(twilio_sid) WHERE twilio_sid IS NOT NULL;
+    CREATE TABLE twilio_recording_claims (
+        recording_sid TEXT PRIMARY KEY,
+        call_sid      TEXT NOT NULL,
+        at_ms         INTEGER NOT NULL
+    );
+    INSERT OR IGNORE INTO twilio_recording_claims (recording_sid, call_sid, at_ms)
+        SELECT twilio_sid, call_sid, started_at_ms FROM recordings WHERE twilio_sid IS NOT NULL;
+    CREATE INDEX calls_ended_at ON calls(ended_at_ms);",
 ];
 
 /// The schema version this build writes.
