@@ -231,7 +231,7 @@ impl CallRegistry {
     }
 
     /// Decides what `/twiml` does for a call, in one step (so a burst cannot slip past the cap):
-    /// a replay mints nothing; a call that already holds an unredeemed token gets the same one; then
+    /// a call that already holds an unredeemed token gets the same one; a replay mints nothing; then
     /// the caps; then a new single-use token bound to the CallSid (256 random bits, hex). Refusals are
     /// remembered like streams, so replaying a refused call's webhook later mints nothing either.
     pub fn admit(&self, request: AdmissionRequest) -> Admission {
@@ -243,6 +243,10 @@ impl CallRegistry {
         inner
             .restream
             .retain(|_, at| now.duration_since(*at) < RESTREAM_WINDOW);
+        // Twilio retried the webhook before the stream came (the token is burned once it does).
+        if let Some(token) = inner.token_of_call.get(sid) {
+            return Admission::Stream(token.clone());
+        }
         let sent_back = inner.restream.remove(sid).is_some();
         if !sent_back
             && (request.answered_in_library
@@ -250,9 +254,6 @@ impl CallRegistry {
                 || inner.answered.get(sid).is_some())
         {
             return Admission::Replayed;
-        }
-        if let Some(token) = inner.token_of_call.get(sid) {
-            return Admission::Stream(token.clone());
         }
         // A call Verbio sent back was admitted before: the caps apply to new calls.
         if !sent_back {

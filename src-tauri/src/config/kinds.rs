@@ -623,7 +623,10 @@ mod tests {
             "ключ-ключ-ключ-ключ-ключ-ключ-ключ-ключ",
         ] {
             let message = refusal::<ApiKey>(weak);
-            assert!(!message.contains(weak), "never quotes the key: {message}");
+            assert!(
+                weak.len() < 4 || !message.contains(weak),
+                "never quotes the key: {message}"
+            );
             assert!(message.contains("Setup"), "says how to get one: {message}");
         }
         assert!(refusal::<ApiKey>("short").contains("at least 32"));
