@@ -428,12 +428,16 @@ impl Library {
             info!(call_sid = %status.call_sid, recording_sid = %status.recording_sid, "Twilio recording already handled; callback ignored");
             return Ok(None);
         }
-        let recording_sid = status.recording_sid.clone();
+        let (recording_sid, call_sid) = (status.recording_sid.clone(), status.call_sid.clone());
         let saved = self.save_twilio_recording(status).await;
         if let Err(e) = &saved {
             if e.row_not_added() {
                 // Nothing was kept: Twilio's next attempt must not be taken for a replay.
-                if let Err(release) = self.store.release_twilio_recording(&recording_sid).await {
+                let release = self
+                    .store
+                    .release_twilio_recording(&recording_sid, &call_sid)
+                    .await;
+                if let Err(release) = release {
                     warn!(%recording_sid, "could not release the Twilio recording's claim: {release}");
                 }
             }

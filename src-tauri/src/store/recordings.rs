@@ -179,8 +179,9 @@ pub fn delete(conn: &Connection, id: i64) -> Result<bool, StoreError> {
     Ok(conn.execute("DELETE FROM recordings WHERE id = ?1", [id])? > 0)
 }
 
-/// Claims a Twilio recording for download: true the first time its `recording_sid` is seen, false
-/// for a replayed (or concurrent duplicate) callback. The claim outlives the recording's row.
+/// Claims a Twilio recording for download: true the first time its `recording_sid` is seen (for
+/// `call_sid`: a signed callback cannot change it), false for a replayed (or concurrent duplicate)
+/// callback. The claim outlives the recording's row.
 pub fn claim_twilio(
     conn: &Connection,
     recording_sid: &str,
@@ -196,10 +197,14 @@ pub fn claim_twilio(
 }
 
 /// Gives a claim back (its download failed), so Twilio's next attempt is not taken for a replay.
-pub fn release_twilio(conn: &Connection, recording_sid: &str) -> Result<(), StoreError> {
+pub fn release_twilio(
+    conn: &Connection,
+    recording_sid: &str,
+    call_sid: &str,
+) -> Result<(), StoreError> {
     conn.execute(
-        "DELETE FROM twilio_recording_claims WHERE recording_sid = ?1",
-        [recording_sid],
+        "DELETE FROM twilio_recording_claims WHERE recording_sid = ?1 AND call_sid = ?2",
+        [recording_sid, call_sid],
     )?;
     Ok(())
 }
@@ -290,9 +295,10 @@ impl super::StoreHandle {
     pub fn release_twilio_recording(
         &self,
         recording_sid: &str,
+        call_sid: &str,
     ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
-        let recording_sid = recording_sid.to_string();
-        self.request(move |conn| release_twilio(conn, &recording_sid))
+        let (recording_sid, call_sid) = (recording_sid.to_string(), call_sid.to_string());
+        self.request(move |conn| release_twilio(conn, &recording_sid, &call_sid))
     }
 }
 
@@ -353,7 +359,7 @@ mod tests {
         assert!(delete(&conn, id).unwrap());
         assert!(!claim_twilio(&conn, "RE1", "CA1", 3).unwrap());
         // A failed download gives the claim back.
-        release_twilio(&conn, "RE1").unwrap();
+        release_twilio(&conn, "RE1", "CA1").unwrap();
         assert!(claim_twilio(&conn, "RE1", "CA1", 4).unwrap());
     }
 
