@@ -435,12 +435,16 @@ async fn the_api_streams_ranges_draws_peaks_searches_exports_and_deletes() {
         StatusCode::OK
     );
     assert_eq!(std::fs::read(&dest).expect("exported"), file);
-    assert_eq!(
-        export(&dest).send().await.expect("export").status(),
-        StatusCode::CONFLICT
-    );
-    // Refused before anything is written: relative, `..`, not .wav, no such directory, a file as
-    // the directory.
+    // Never over an existing file, and the refusal is the one a missing folder gets: an export must
+    // not tell what exists on the disk.
+    let again = export(&dest).send().await.expect("export");
+    assert_eq!(again.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = again.json().await.expect("json error");
+    assert_eq!(body["error"]["code"], "invalid_value");
+    let unusable = body["error"]["message"].as_str().unwrap_or_default().to_string();
+    assert!(unusable.contains("existing folder"), "{unusable}");
+    // Refused before anything is written: relative, `..`, not .wav, a network path; no such
+    // directory and a file as the directory answer exactly as an existing file does.
     let not_a_dir = out.path().join("plain-file");
     std::fs::write(&not_a_dir, b"x").expect("file");
     for (bad, why) in [
@@ -448,8 +452,10 @@ async fn the_api_streams_ranges_draws_peaks_searches_exports_and_deletes() {
         (out.path().join("sub/../up.wav"), "must not contain `..`"),
         (out.path().join("copy.mp3"), "must end in .wav"),
         (out.path().join("copy"), "must end in .wav"),
-        (out.path().join("missing/copy.wav"), "existing directory"),
-        (not_a_dir.join("copy.wav"), "directory"),
+        (PathBuf::from(r"\\server\share\copy.wav"), "network path"),
+        (PathBuf::from("//server/share/copy.wav"), "network path"),
+        (out.path().join("missing/copy.wav"), unusable.as_str()),
+        (not_a_dir.join("copy.wav"), unusable.as_str()),
     ] {
         std::fs::create_dir_all(out.path().join("sub")).expect("sub");
         let resp = export(&bad).send().await.expect("export");

@@ -292,30 +292,38 @@ impl Library {
         Ok(())
     }
 
-    /// Copies a finished recording to `dest`: an absolute `.wav` path without `..`, in an existing
-    /// directory, that does not exist yet (never overwritten). A recording still being written (its
-    /// call is live) is refused.
+    /// Copies a finished recording to `dest`: an absolute `.wav` path on this computer without `..`,
+    /// in an existing directory, that does not exist yet (never overwritten). A recording still being
+    /// written (its call is live) is refused. Whatever stops the file from being created, the error is
+    /// the same (it must not tell what exists on the disk).
     pub async fn export(&self, id: i64, dest: &Path) -> Result<u64, LibraryError> {
-        check_export_path(dest).await?;
+        if let Some(why) = export::destination_problem(dest) {
+            return Err(LibraryError::Invalid(format!("export path {why}")));
+        }
         let r = self.record(id).await?;
         if r.status == STATUS_RECORDING {
             return Err(LibraryError::StillRecording(id));
         }
         let (path, _) = self.audio_file(id).await?;
         let dest = dest.to_path_buf();
-        tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
-            let mut from = std::fs::File::open(&path)?;
+        tokio::task::spawn_blocking(move || -> Result<u64, LibraryError> {
+            let mut from = std::fs::File::open(&path).map_err(LibraryError::Export)?;
             let mut to = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .open(&dest)?;
-            let n = std::io::copy(&mut from, &mut to)?;
-            to.sync_all()?;
-            Ok(n)
+                .open(&dest)
+                .map_err(|_| {
+                    LibraryError::Invalid(format!("export path {}", export::UNUSABLE_DESTINATION))
+                })?;
+            let copied = std::io::copy(&mut from, &mut to).and_then(|n| to.sync_all().map(|()| n));
+            if copied.is_err() {
+                // Ours, just created: a half-written copy must not look like an export.
+                let _ = std::fs::remove_file(&dest);
+            }
+            copied.map_err(LibraryError::Export)
         })
         .await
         .map_err(|e| LibraryError::Invalid(format!("export failed: {e}")))?
-        .map_err(LibraryError::Export)
     }
 
     /// Where the window suggests exporting a recording: a free, descriptive file name in the user's
@@ -534,23 +542,6 @@ impl From<SaveError> for LibraryError {
         match e {
             SaveError::Before(e) | SaveError::After(e) => e,
         }
-    }
-}
-
-/// Where an export may go: an absolute `.wav` path with no `..`, whose directory exists. (That
-/// the file itself does not exist yet is enforced when it is created, with `create_new`.)
-async fn check_export_path(dest: &Path) -> Result<(), LibraryError> {
-    let invalid = |why: &str| Err(LibraryError::Invalid(format!("export path {why}")));
-    if let Some(why) = export::destination_problem(dest) {
-        return invalid(why);
-    }
-    let Some(parent) = dest.parent() else {
-        return invalid("needs a directory");
-    };
-    match tokio::fs::metadata(parent).await {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => invalid("must be in a directory (its parent is not one)"),
-        Err(_) => invalid("must be in an existing directory"),
     }
 }
 
