@@ -441,7 +441,10 @@ async fn the_api_streams_ranges_draws_peaks_searches_exports_and_deletes() {
     assert_eq!(again.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body: Value = again.json().await.expect("json error");
     assert_eq!(body["error"]["code"], "invalid_value");
-    let unusable = body["error"]["message"].as_str().unwrap_or_default().to_string();
+    let unusable = body["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(unusable.contains("existing folder"), "{unusable}");
     // Refused before anything is written: relative, `..`, not .wav, a network path; no such
     // directory and a file as the directory answer exactly as an existing file does.

@@ -193,7 +193,11 @@ async fn over_the_concurrent_call_cap_the_caller_hears_why_and_an_event_says_so(
     store.flush().await.expect("flush");
     let row = store.call(&refused).await.expect("query").expect("kept");
     assert_eq!(row.status, "refused");
-    assert!(row.end_reason.as_deref().unwrap_or_default().contains("busy"));
+    assert!(row
+        .end_reason
+        .as_deref()
+        .unwrap_or_default()
+        .contains("busy"));
 
     // Once the line is free, new calls stream again; the refused one stays refused (its webhook
     // replayed later mints nothing).
@@ -377,7 +381,12 @@ async fn a_replayed_recording_callback_adds_no_row_and_downloads_nothing() {
     assert_eq!(post().await.status(), 204);
     let deadline = tokio::time::Instant::now() + 10 * SECOND;
     let first = loop {
-        if let Some(r) = library.for_call(&sid).await.ok().and_then(|r| r.first().cloned()) {
+        if let Some(r) = library
+            .for_call(&sid)
+            .await
+            .ok()
+            .and_then(|r| r.first().cloned())
+        {
             break r;
         }
         assert!(tokio::time::Instant::now() < deadline, "never saved");
@@ -436,7 +445,10 @@ fn a_weak_api_key_or_a_wildcard_origin_is_a_clear_error_at_start() {
         stderr.contains("invalid value for VERBIO_API_KEY: is too weak"),
         "{stderr}"
     );
-    assert!(!stderr.contains("hunter2-hunter2"), "the key is never printed: {stderr}");
+    assert!(
+        !stderr.contains("hunter2-hunter2"),
+        "the key is never printed: {stderr}"
+    );
 
     let (ok, stderr) = serve_with(&[("VERBIO_CORS_ORIGINS", "*")]);
     assert!(!ok);

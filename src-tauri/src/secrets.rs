@@ -447,7 +447,10 @@ mod tests {
         let err = secrets.set(SecretKind::LocalApiKey, "hunter2").unwrap_err();
         let message = err.to_string();
         assert!(matches!(err, SecretsError::Weak { .. }), "{err:?}");
-        assert!(message.starts_with("the local API key is too weak"), "{message}");
+        assert!(
+            message.starts_with("the local API key is too weak"),
+            "{message}"
+        );
         assert!(!message.contains("hunter2"), "{message}");
         assert_eq!(store.get(SecretKind::LocalApiKey).unwrap(), None);
         // Other services judge their own keys.
@@ -457,7 +460,10 @@ mod tests {
         let key = made.key.expose().to_string();
         assert_eq!(key.len(), 43, "32 bytes, base64url without padding");
         assert!(crate::config::kinds::api_key_problem(&key).is_none());
-        assert_eq!(store.get(SecretKind::LocalApiKey).unwrap(), Some(made.key.clone()));
+        assert_eq!(
+            store.get(SecretKind::LocalApiKey).unwrap(),
+            Some(made.key.clone())
+        );
         assert_eq!(made.status.source, SecretSource::Keychain);
         assert!(!format!("{made:?}").contains(&key), "Debug never prints it");
         let json = serde_json::to_value(&made).unwrap();
@@ -465,7 +471,10 @@ mod tests {
         assert_ne!(secrets.generate_local_api_key().unwrap().key, made.key);
         // A user's own strong key is fine too.
         secrets
-            .set(SecretKind::LocalApiKey, "Zm9vYmFyLXJhbmRvbS1rZXktZm9yLXRlc3RzLTAwMDE")
+            .set(
+                SecretKind::LocalApiKey,
+                "Zm9vYmFyLXJhbmRvbS1rZXktZm9yLXRlc3RzLTAwMDE",
+            )
             .unwrap();
     }
 

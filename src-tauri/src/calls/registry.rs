@@ -544,12 +544,19 @@ mod tests {
         // Verbio sends a call back to the agent: one fresh token, whatever the library says.
         r.allow_restream("CA2");
         let fresh = r.admit(old.clone());
-        assert!(matches!(&fresh, Admission::Stream(t2) if *t2 != t), "{fresh:?}");
+        assert!(
+            matches!(&fresh, Admission::Stream(t2) if *t2 != t),
+            "{fresh:?}"
+        );
         assert_eq!(r.admit(old.clone()), fresh, "a retry gets the same token");
         if let Admission::Stream(t2) = fresh {
             r.redeem(Some(&t2), "CA2").unwrap();
         }
-        assert_eq!(r.admit(old), Admission::Replayed, "the allowance is used up");
+        assert_eq!(
+            r.admit(old),
+            Admission::Replayed,
+            "the allowance is used up"
+        );
     }
 
     #[test]

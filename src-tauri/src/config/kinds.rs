@@ -658,7 +658,12 @@ mod tests {
         assert_eq!(Origins::text(""), Ok(Some(vec![])));
         assert!(refusal::<Origins>("*").contains("wildcard"));
         assert!(refusal::<Origins>("https://*.example").contains("wildcard"));
-        for bad in ["a.example", "https://a.example/app", "https://a.example/", "null"] {
+        for bad in [
+            "a.example",
+            "https://a.example/app",
+            "https://a.example/",
+            "null",
+        ] {
             assert!(refusal::<Origins>(bad).contains("not an origin"), "{bad}");
         }
         assert!(Origins::file(vec!["*".into()]).is_err());

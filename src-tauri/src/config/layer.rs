@@ -631,9 +631,13 @@ mod tests {
         assert!(from_env("VERBIO_RECORD", "maybe").contains("VERBIO_RECORD"));
         assert!(from_env("VERBIO_SESSION", "{").contains("VERBIO_SESSION"));
         // A wildcard origin is a clear error at start, not a panic when the router is built.
-        assert!(from_env("VERBIO_CORS_ORIGINS", "*").starts_with("invalid value for VERBIO_CORS_ORIGINS"));
+        assert!(from_env("VERBIO_CORS_ORIGINS", "*")
+            .starts_with("invalid value for VERBIO_CORS_ORIGINS"));
         let weak = from_env("VERBIO_API_KEY", "k");
-        assert!(weak.starts_with("invalid value for VERBIO_API_KEY: is too weak"), "{weak}");
+        assert!(
+            weak.starts_with("invalid value for VERBIO_API_KEY: is too weak"),
+            "{weak}"
+        );
 
         let err = ConfigLayer::from_flags(&typed([("tunnel", "frp")]))
             .unwrap_err()

@@ -233,7 +233,12 @@ pub fn apply_status(conn: &mut Connection, update: &StatusUpdate<'_>) -> Result<
         "INSERT INTO call_status_events (call_sid, status, answered_by, at_ms)
          SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (
              SELECT 1 FROM call_status_events WHERE call_sid = ?1 AND status = ?2)",
-        params![update.call_sid, update.status, update.answered_by, update.at_ms],
+        params![
+            update.call_sid,
+            update.status,
+            update.answered_by,
+            update.at_ms
+        ],
     )?;
     tx.commit()?;
     Ok(())

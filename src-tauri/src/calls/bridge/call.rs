@@ -403,7 +403,12 @@ impl Call {
 
     /// Cuts whatever the agent was saying, stops forwarding the other side, has the agent say
     /// `instructions` (no tools), and ends the call once that has played, or at `grace`.
-    async fn say_last_words(&mut self, kind: EndKind, grace: Duration, instructions: String) -> Flow {
+    async fn say_last_words(
+        &mut self,
+        kind: EndKind,
+        grace: Duration,
+        instructions: String,
+    ) -> Flow {
         self.ending = Ending::AfterPlayout {
             kind,
             deadline: Instant::now() + grace,
@@ -1470,7 +1475,7 @@ impl Call {
 /// `30 min`, `90 s`: a length as the call's events say it.
 fn describe_length(length: Duration) -> String {
     let secs = length.as_secs();
-    if secs >= 60 && secs % 60 == 0 {
+    if secs >= 60 && secs.is_multiple_of(60) {
         format!("{} min", secs / 60)
     } else {
         format!("{:.0} s", length.as_secs_f64())

@@ -148,7 +148,10 @@ mod tests {
             deadline,
         };
         assert!(limit.saying_last_words());
-        assert!(!limit.on_barge_in(), "the time limit's goodbye is not undone");
+        assert!(
+            !limit.on_barge_in(),
+            "the time limit's goodbye is not undone"
+        );
         assert_eq!(limit.deadline_reason(), EndReason::MaxLength);
         assert_eq!(limit.due(true), Some(Due::End(EndReason::MaxLength)));
         let mut t = Ending::TransferAfterPlayout {
