@@ -413,7 +413,8 @@ async fn a_replayed_recording_callback_adds_no_row_and_downloads_nothing() {
     assert_eq!(*downloads.lock().expect("lock"), 1);
 }
 
-/// `verbio serve` with `env` set: its exit status and what it said on stderr.
+/// `verbio serve` with `env` set: whether it is still serving after a while (it must not be) and what
+/// it said on stderr.
 fn serve_with(env: &[(&str, &str)]) -> (bool, String) {
     let data = tempfile::tempdir().expect("temp dir");
     let mut command = Command::new(env!("CARGO_BIN_EXE_verbio"));
@@ -430,17 +431,30 @@ fn serve_with(env: &[(&str, &str)]) -> (bool, String) {
     for (name, value) in env {
         command.env(name, value);
     }
-    let output = command.output().expect("verbio runs");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let mut child = command.spawn().expect("verbio runs");
+    let deadline = std::time::Instant::now() + 20 * SECOND;
+    let serving = loop {
+        match child.try_wait().expect("wait") {
+            Some(status) => break status.success(),
+            None if std::time::Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break true;
+            }
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+    }
+    (serving, stderr)
 }
 
 #[test]
 fn a_weak_api_key_or_a_wildcard_origin_is_a_clear_error_at_start() {
-    let (ok, stderr) = serve_with(&[("VERBIO_API_KEY", "hunter2-hunter2")]);
-    assert!(!ok, "a weak key must not start the API");
+    let (serving, stderr) = serve_with(&[("VERBIO_API_KEY", "hunter2-hunter2")]);
+    assert!(!serving, "a weak key must not start the API");
     assert!(
         stderr.contains("invalid value for VERBIO_API_KEY: is too weak"),
         "{stderr}"
@@ -450,8 +464,8 @@ fn a_weak_api_key_or_a_wildcard_origin_is_a_clear_error_at_start() {
         "the key is never printed: {stderr}"
     );
 
-    let (ok, stderr) = serve_with(&[("VERBIO_CORS_ORIGINS", "*")]);
-    assert!(!ok);
+    let (serving, stderr) = serve_with(&[("VERBIO_CORS_ORIGINS", "*")]);
+    assert!(!serving);
     assert!(
         stderr.contains("invalid value for VERBIO_CORS_ORIGINS"),
         "{stderr}"
