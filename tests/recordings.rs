@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{call_sid, start, ACCOUNT_SID, AUTH_TOKEN};
+use common::{call_sid, small_wav, start, ACCOUNT_SID, AUTH_TOKEN};
 use reqwest::StatusCode;
 use serde_json::Value;
 use verbio::events::CallEvent;
@@ -1028,24 +1028,6 @@ async fn fake_twilio_media(
         let _ = axum::serve(listener, app).await;
     });
     (format!("http://{addr}"), seen)
-}
-
-fn small_wav() -> Vec<u8> {
-    let mut cursor = std::io::Cursor::new(Vec::new());
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::new(&mut cursor, spec).expect("writer");
-    for i in 0..8000 {
-        let s = ((i as f64 * 440.0 * std::f64::consts::TAU / 8000.0).sin() * 12000.0) as i16;
-        w.write_sample(s).expect("left");
-        w.write_sample(-s).expect("right");
-    }
-    w.finalize().expect("finalize");
-    cursor.into_inner()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

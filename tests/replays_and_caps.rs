@@ -343,25 +343,9 @@ async fn recording_host(wav: Vec<u8>) -> (String, Arc<Mutex<u32>>) {
     (format!("http://{addr}"), downloads)
 }
 
-fn one_second_wav() -> Vec<u8> {
-    let mut cursor = std::io::Cursor::new(Vec::new());
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::new(&mut cursor, spec).expect("writer");
-    for i in 0..16_000 {
-        w.write_sample((i % 200) as i16).expect("sample");
-    }
-    w.finalize().expect("finalize");
-    cursor.into_inner()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_recording_callback_adds_no_row_and_downloads_nothing() {
-    let (api_base, downloads) = recording_host(one_second_wav()).await;
+    let (api_base, downloads) = recording_host(common::small_wav()).await;
     let h = start(SimRealtimeConfig::default(), |c| {
         c.telephony.api_base = api_base.clone();
     })
