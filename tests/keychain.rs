@@ -34,7 +34,10 @@ fn secrets_round_trip_through_the_os_keychain() {
         .set(SecretKind::TwilioAuthToken, "tw-token-abcdefabcdef0000")
         .unwrap();
     secrets
-        .set(SecretKind::LocalApiKey, "local-key-1234567890")
+        .set(
+            SecretKind::LocalApiKey,
+            "local-key-1234567890-abcdefghijklmnop",
+        )
         .unwrap();
 
     // A second handle (as a later run of the app would have) reads the same values back.

@@ -136,6 +136,8 @@ async fn a_burst_of_signed_call_setups_is_never_rate_limited() {
     let h = start(SimRealtimeConfig::default(), |c| {
         c.twilio_rate_per_minute = 100;
         c.recording.enabled = false;
+        // The bill-protecting cap on live calls (10 by default) is another limit, tested on its own.
+        c.bridge.max_concurrent_calls = CALLS as u32;
     })
     .await;
     let started = Instant::now();

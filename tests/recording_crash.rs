@@ -11,7 +11,7 @@ use serde_json::Value;
 use verbio::sim::realtime_server::{SimRealtimeConfig, SimRealtimeServer};
 use verbio::sim::twilio_caller::{CallerConfig, CallerStep, SimCall};
 
-const API_KEY: &str = "crash-test-local-api-key-0001";
+const API_KEY: &str = "crash-test-local-api-key-0001-strong-enough";
 
 /// A `verbio serve` child, its public base (Twilio's routes) and its API base.
 fn serve(model_url: &str, data: &std::path::Path) -> (Child, String, String) {

@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{call_sid, start, ACCOUNT_SID, AUTH_TOKEN};
+use common::{call_sid, small_wav, start, ACCOUNT_SID, AUTH_TOKEN};
 use reqwest::StatusCode;
 use serde_json::Value;
 use verbio::events::CallEvent;
@@ -435,12 +435,19 @@ async fn the_api_streams_ranges_draws_peaks_searches_exports_and_deletes() {
         StatusCode::OK
     );
     assert_eq!(std::fs::read(&dest).expect("exported"), file);
-    assert_eq!(
-        export(&dest).send().await.expect("export").status(),
-        StatusCode::CONFLICT
-    );
-    // Refused before anything is written: relative, `..`, not .wav, no such directory, a file as
-    // the directory.
+    // Never over an existing file, and the refusal is the one a missing folder gets: an export must
+    // not tell what exists on the disk.
+    let again = export(&dest).send().await.expect("export");
+    assert_eq!(again.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = again.json().await.expect("json error");
+    assert_eq!(body["error"]["code"], "invalid_value");
+    let unusable = body["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(unusable.contains("existing folder"), "{unusable}");
+    // Refused before anything is written: relative, `..`, not .wav, a network path; no such
+    // directory and a file as the directory answer exactly as an existing file does.
     let not_a_dir = out.path().join("plain-file");
     std::fs::write(&not_a_dir, b"x").expect("file");
     for (bad, why) in [
@@ -448,8 +455,10 @@ async fn the_api_streams_ranges_draws_peaks_searches_exports_and_deletes() {
         (out.path().join("sub/../up.wav"), "must not contain `..`"),
         (out.path().join("copy.mp3"), "must end in .wav"),
         (out.path().join("copy"), "must end in .wav"),
-        (out.path().join("missing/copy.wav"), "existing directory"),
-        (not_a_dir.join("copy.wav"), "directory"),
+        (PathBuf::from(r"\\server\share\copy.wav"), "network path"),
+        (PathBuf::from("//server/share/copy.wav"), "network path"),
+        (out.path().join("missing/copy.wav"), unusable.as_str()),
+        (not_a_dir.join("copy.wav"), unusable.as_str()),
     ] {
         std::fs::create_dir_all(out.path().join("sub")).expect("sub");
         let resp = export(&bad).send().await.expect("export");
@@ -1021,24 +1030,6 @@ async fn fake_twilio_media(
         let _ = axum::serve(listener, app).await;
     });
     (format!("http://{addr}"), seen)
-}
-
-fn small_wav() -> Vec<u8> {
-    let mut cursor = std::io::Cursor::new(Vec::new());
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::new(&mut cursor, spec).expect("writer");
-    for i in 0..8000 {
-        let s = ((i as f64 * 440.0 * std::f64::consts::TAU / 8000.0).sin() * 12000.0) as i16;
-        w.write_sample(s).expect("left");
-        w.write_sample(-s).expect("right");
-    }
-    w.finalize().expect("finalize");
-    cursor.into_inner()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

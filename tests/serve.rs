@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{ACCOUNT_SID, AUTH_TOKEN, OPENAI_KEY};
 
-const API_KEY: &str = "serve-test-local-api-key-0001";
+const API_KEY: &str = "serve-test-local-api-key-0001-strong-enough";
 const QUERY_SECRET: &str = "query-secret-value-0001";
 use verbio::sim::realtime_server::{SimRealtimeConfig, SimRealtimeServer};
 use verbio::sim::twilio_caller::{CallerConfig, CallerStep, SimCall};

@@ -78,6 +78,17 @@ pub enum CallEvent {
         usage: Option<TokenUsage>,
         at_ms: i64,
     },
+    /// A cap that protects the bill turned the call away before any stream existed (the caller heard
+    /// `message` and the call was hung up), or ended it (`call_length`: the agent said goodbye).
+    CallCapped {
+        call_sid: String,
+        cap: CallCap,
+        /// Why, in words (what the caller heard, or which limit was reached).
+        message: String,
+        from: Option<String>,
+        to: Option<String>,
+        at_ms: i64,
+    },
     /// Answering-machine detection decided who answered, and what the app did about it
     /// (`hang_up`, `voicemail`, `continue`).
     MachineDetection {
@@ -98,8 +109,36 @@ impl CallEvent {
             | CallEvent::CallEnded { call_sid, .. }
             | CallEvent::CallStatus { call_sid, .. }
             | CallEvent::MachineDetection { call_sid, .. }
+            | CallEvent::CallCapped { call_sid, .. }
             | CallEvent::ResponseDone { call_sid, .. } => call_sid,
         }
+    }
+}
+
+/// The caps that protect the bill (`config::BridgeSettings`): which one a [`CallEvent::CallCapped`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallCap {
+    /// As many calls as `max_concurrent_calls` were live or about to stream: the call was refused.
+    ConcurrentCalls,
+    /// The daily minute budget was used up: the call was refused.
+    DailyMinutes,
+    /// The call reached `max_call_length`: it was ended with a goodbye.
+    CallLength,
+}
+
+impl CallCap {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallCap::ConcurrentCalls => "concurrent_calls",
+            CallCap::DailyMinutes => "daily_minutes",
+            CallCap::CallLength => "call_length",
+        }
+    }
+
+    /// True for the caps that turn a call away before it streams (the call never started).
+    pub fn refuses(self) -> bool {
+        self != CallCap::CallLength
     }
 }
 

@@ -77,6 +77,9 @@ pub enum SecretsError {
     Empty(&'static str),
     #[error("{0} is too long (at most 4096 characters)")]
     TooLong(&'static str),
+    /// A key too weak to guard anything (the local API key; the reason never quotes the key).
+    #[error("the {label} {why}")]
+    Weak { label: &'static str, why: String },
 }
 
 /// Where secrets are kept. The keychain in production; memory in unit tests of callers.
@@ -258,6 +261,7 @@ impl Secrets {
     }
 
     /// Stores a secret in the keychain (trimmed). An env override keeps winning until it is unset.
+    /// A weak local API key is refused (see [`crate::config::kinds::api_key_problem`]).
     pub fn set(&self, kind: SecretKind, value: &str) -> Result<SecretStatus, SecretsError> {
         let value = value.trim();
         if value.is_empty() {
@@ -266,8 +270,27 @@ impl Secrets {
         if value.chars().count() > 4096 {
             return Err(SecretsError::TooLong(kind.label()));
         }
+        if let Some(why) = weakness(kind, value) {
+            return Err(SecretsError::Weak {
+                label: kind.label(),
+                why,
+            });
+        }
         self.store.set(kind, &Secret::new(value))?;
         self.status(kind)
+    }
+
+    /// Makes a new local API key (32 random bytes, base64url: 43 characters) and stores it in the
+    /// keychain. The key comes back this once, to be shown and copied; afterwards only its masked hint.
+    /// It takes effect when the core restarts (and not while `VERBIO_API_KEY` overrides the keychain:
+    /// the status says so).
+    pub fn generate_local_api_key(&self) -> Result<GeneratedKey, SecretsError> {
+        let key = new_api_key();
+        self.store.set(SecretKind::LocalApiKey, &key)?;
+        Ok(GeneratedKey {
+            key,
+            status: self.status(SecretKind::LocalApiKey)?,
+        })
     }
 
     pub fn delete(&self, kind: SecretKind) -> Result<SecretStatus, SecretsError> {
@@ -309,11 +332,56 @@ impl Secrets {
                 continue;
             }
             if let Some(v) = self.store.get(kind)? {
+                if let Some(why) = weakness(kind, v.expose()) {
+                    // Stored before keys were checked: left out, so `/api` refuses everything
+                    // instead of trusting it. Setup makes a new one.
+                    tracing::warn!(
+                        "the {} in the OS keychain is not used: it {why}",
+                        kind.label()
+                    );
+                    continue;
+                }
                 *slot = v;
                 filled.push(kind);
             }
         }
         Ok(filled)
+    }
+}
+
+/// Why `value` is too weak to be a `kind` secret: only the local API key, which Verbio's own door
+/// checks, has rules; other services judge their own keys.
+fn weakness(kind: SecretKind, value: &str) -> Option<String> {
+    match kind {
+        SecretKind::LocalApiKey => crate::config::kinds::api_key_problem(value),
+        SecretKind::OpenaiApiKey | SecretKind::TwilioAuthToken | SecretKind::NgrokAuthtoken => None,
+    }
+}
+
+/// 32 random bytes from the OS's generator (through `rand`'s thread RNG, seeded from it), base64url.
+fn new_api_key() -> Secret {
+    use base64::Engine as _;
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    Secret::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// A key Verbio just made: shown once, then only masked. `Debug` never prints it.
+#[derive(Debug, Clone)]
+pub struct GeneratedKey {
+    pub key: Secret,
+    pub status: SecretStatus,
+}
+
+impl Serialize for GeneratedKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        // The one place a secret is sent to the window: the key it asked Verbio to make.
+        let mut out = serializer.serialize_struct("GeneratedKey", 2)?;
+        out.serialize_field("key", self.key.expose())?;
+        out.serialize_field("status", &self.status)?;
+        out.end()
     }
 }
 
@@ -371,6 +439,55 @@ mod tests {
         assert_eq!(config.openai_api_key.expose(), "sk-keychain-key");
         assert_eq!(config.twilio_auth_token.expose(), "env-token");
         assert!(config.api_key.is_empty());
+    }
+
+    #[test]
+    fn weak_local_api_keys_are_refused_and_generated_ones_are_strong() {
+        let (secrets, store) = secrets_with(&[]);
+        let err = secrets.set(SecretKind::LocalApiKey, "hunter2").unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, SecretsError::Weak { .. }), "{err:?}");
+        assert!(
+            message.starts_with("the local API key is too weak"),
+            "{message}"
+        );
+        assert!(!message.contains("hunter2"), "{message}");
+        assert_eq!(store.get(SecretKind::LocalApiKey).unwrap(), None);
+        // Other services judge their own keys.
+        secrets.set(SecretKind::NgrokAuthtoken, "2abc").unwrap();
+
+        let made = secrets.generate_local_api_key().unwrap();
+        let key = made.key.expose().to_string();
+        assert_eq!(key.len(), 43, "32 bytes, base64url without padding");
+        assert!(crate::config::kinds::api_key_problem(&key).is_none());
+        assert_eq!(
+            store.get(SecretKind::LocalApiKey).unwrap(),
+            Some(made.key.clone())
+        );
+        assert_eq!(made.status.source, SecretSource::Keychain);
+        assert!(!format!("{made:?}").contains(&key), "Debug never prints it");
+        let json = serde_json::to_value(&made).unwrap();
+        assert_eq!(json["key"], key.as_str(), "shown once");
+        assert_ne!(secrets.generate_local_api_key().unwrap().key, made.key);
+        // A user's own strong key is fine too.
+        secrets
+            .set(
+                SecretKind::LocalApiKey,
+                "Zm9vYmFyLXJhbmRvbS1rZXktZm9yLXRlc3RzLTAwMDE",
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn a_weak_key_left_in_the_keychain_is_not_used() {
+        let (secrets, store) = secrets_with(&[]);
+        store
+            .set(SecretKind::LocalApiKey, &Secret::new("old-short-key"))
+            .unwrap();
+        let mut config = Config::default();
+        let filled = secrets.fill_config(&mut config).unwrap();
+        assert!(filled.is_empty());
+        assert!(config.api_key.is_empty(), "/api refuses everything instead");
     }
 
     #[test]

@@ -279,3 +279,23 @@ pub fn served_on(stdout: std::process::ChildStdout) -> (String, String) {
     let api = next("verbio API on ");
     (base, api)
 }
+
+/// One second of a two-channel 8 kHz WAV (a 440 Hz tone, opposite phase on the right), as Twilio's
+/// dual-channel recordings are.
+pub fn small_wav() -> Vec<u8> {
+    let mut cursor = std::io::Cursor::new(Vec::new());
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::new(&mut cursor, spec).expect("writer");
+    for i in 0..8000 {
+        let s = ((i as f64 * 440.0 * std::f64::consts::TAU / 8000.0).sin() * 12000.0) as i16;
+        w.write_sample(s).expect("left");
+        w.write_sample(-s).expect("right");
+    }
+    w.finalize().expect("finalize");
+    cursor.into_inner()
+}

@@ -1,10 +1,11 @@
-//! The one owner of the app's calls in flight: one-time stream tokens, the calls that are live, and the
-//! calls the app placed (their plan and the furthest status Twilio has reported) until they finish.
+//! The one owner of the app's calls in flight: one-time stream tokens, the calls that are live, the
+//! calls the app placed (their plan and the furthest status Twilio has reported) until they finish, and
+//! the CallSids `/twiml` already answered (so a replayed webhook mints no token).
 //!
 //! Not global: each running core owns one registry. The locks are held only for a map lookup when a
 //! call starts or ends and when the UI lists calls, never on the audio path.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -88,11 +89,123 @@ struct PlacedCall {
 /// forgotten after this long.
 const PLACED_TTL: Duration = Duration::from_secs(12 * 60 * 60);
 
+/// How long a CallSid `/twiml` answered is remembered after its stream ended (or it was refused).
+/// Twilio retries a webhook only while the call rings (a few attempts, 15 s each at most), so a
+/// `/twiml` for a call whose stream already ran is never Twilio's: two hours cover every retry with a
+/// wide margin. Older replays are caught by the call library (`StoreHandle::call_answered`), as long
+/// as the user keeps the call there; live calls are refused whatever their age.
+pub const REPLAY_MEMORY: Duration = Duration::from_secs(2 * 60 * 60);
+/// At most this many answered CallSids are remembered (about 10 MB); past it the oldest go first.
+/// Each is a real call at Twilio, and the concurrency cap keeps their rate low.
+const REPLAY_MEMORY_MAX: usize = 100_000;
+/// How long [`CallRegistry::allow_restream`] keeps its allowance (the redirect reaches `/twiml` at once).
+const RESTREAM_WINDOW: Duration = Duration::from_secs(5 * 60);
+
+/// What `/twiml` did with a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answered {
+    Streamed,
+    Refused,
+}
+
+/// CallSids `/twiml` answered, newest last; an entry's time moves on when its stream ends.
+#[derive(Default)]
+struct AnsweredCalls {
+    by_sid: HashMap<String, (Answered, Instant)>,
+    /// (time, sid) in the order they were noted; an entry is stale when `by_sid` has a later time.
+    order: VecDeque<(Instant, String)>,
+}
+
+impl AnsweredCalls {
+    fn note(&mut self, sid: &str, how: Answered, now: Instant) {
+        self.by_sid.insert(sid.to_string(), (how, now));
+        self.order.push_back((now, sid.to_string()));
+        self.prune(now);
+    }
+
+    fn get(&self, sid: &str) -> Option<Answered> {
+        self.by_sid.get(sid).map(|(how, _)| *how)
+    }
+
+    fn prune(&mut self, now: Instant) {
+        while let Some((at, _)) = self.order.front() {
+            let expired = now.duration_since(*at) >= REPLAY_MEMORY;
+            if !expired && self.order.len() <= REPLAY_MEMORY_MAX {
+                break;
+            }
+            if let Some((at, sid)) = self.order.pop_front() {
+                // Only the entry's latest note removes it (an earlier one was refreshed since).
+                if self.by_sid.get(&sid).is_some_and(|(_, noted)| *noted == at) {
+                    self.by_sid.remove(&sid);
+                }
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     tokens: HashMap<String, PendingStream>,
+    /// The unredeemed token `/twiml` issued for a CallSid (so a retried webhook gets the same one).
+    token_of_call: HashMap<String, String>,
     live: HashMap<String, LiveCall>,
     placed: HashMap<String, PlacedCall>,
+    answered: AnsweredCalls,
+    /// Calls Verbio itself sends back to `/twiml` (see [`CallRegistry::allow_restream`]).
+    restream: HashMap<String, Instant>,
+}
+
+impl Inner {
+    fn remove_token(&mut self, token: &str) -> Option<PendingStream> {
+        let pending = self.tokens.remove(token)?;
+        if let Some(sid) = &pending.call_sid {
+            if self.token_of_call.get(sid).is_some_and(|t| t == token) {
+                self.token_of_call.remove(sid);
+            }
+        }
+        Some(pending)
+    }
+
+    fn prune_tokens(&mut self, now: Instant) {
+        let expired: Vec<String> = self
+            .tokens
+            .iter()
+            .filter(|(_, p)| now.duration_since(p.issued_at) >= p.ttl)
+            .map(|(t, _)| t.clone())
+            .collect();
+        for token in expired {
+            self.remove_token(&token);
+        }
+    }
+}
+
+/// What `/twiml` may do for a call (see [`CallRegistry::admit`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Stream with this token: a fresh one, or the one already issued and not redeemed yet (Twilio
+    /// retried the webhook), so no call ever holds two.
+    Stream(String),
+    /// `/twiml` already answered this call (its stream ran, runs, or it was refused): no token. A
+    /// replayed webhook, unless Verbio sent the call back itself ([`CallRegistry::allow_restream`]).
+    Replayed,
+    /// As many calls as the cap allows are live or about to stream.
+    Busy,
+    /// The daily minute budget is used up.
+    OverBudget,
+}
+
+/// What `/twiml` knows about a call before asking the registry.
+#[derive(Debug, Clone, Default)]
+pub struct AdmissionRequest {
+    pub call_sid: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// At most this many calls live or holding a token (new ones are refused).
+    pub max_concurrent_calls: usize,
+    /// The call library has this call as streamed or refused (a replay older than [`REPLAY_MEMORY`]).
+    pub answered_in_library: bool,
+    /// The daily minute budget is used up.
+    pub over_budget: bool,
 }
 
 /// Tokens issued by `/twiml` and for placed calls, the calls that are live now, and the calls the app
@@ -117,16 +230,78 @@ impl CallRegistry {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Issues a single-use token bound to `call_sid` (256 random bits, hex).
-    pub fn issue_token(&self, call_sid: &str, from: Option<String>, to: Option<String>) -> String {
-        self.insert_token(PendingStream {
-            call_sid: Some(call_sid.to_string()),
-            from,
-            to,
-            plan: None,
-            issued_at: Instant::now(),
-            ttl: self.token_ttl,
-        })
+    /// Decides what `/twiml` does for a call, in one step (so a burst cannot slip past the cap):
+    /// a call that already holds an unredeemed token gets the same one; a replay mints nothing; then
+    /// the caps; then a new single-use token bound to the CallSid (256 random bits, hex). Refusals are
+    /// remembered like streams, so replaying a refused call's webhook later mints nothing either.
+    pub fn admit(&self, request: AdmissionRequest) -> Admission {
+        let now = Instant::now();
+        let sid = request.call_sid.as_str();
+        let mut inner = self.lock();
+        inner.prune_tokens(now);
+        inner.answered.prune(now);
+        inner
+            .restream
+            .retain(|_, at| now.duration_since(*at) < RESTREAM_WINDOW);
+        // Twilio retried the webhook before the stream came (the token is burned once it does).
+        if let Some(token) = inner.token_of_call.get(sid) {
+            return Admission::Stream(token.clone());
+        }
+        let sent_back = inner.restream.remove(sid).is_some();
+        if !sent_back
+            && (request.answered_in_library
+                || inner.live.contains_key(sid)
+                || inner.answered.get(sid).is_some())
+        {
+            return Admission::Replayed;
+        }
+        // A call Verbio sent back was admitted before: the caps apply to new calls.
+        if !sent_back {
+            let refusal = if inner.live.len() + inner.tokens.len() >= request.max_concurrent_calls {
+                Some(Admission::Busy)
+            } else if request.over_budget {
+                Some(Admission::OverBudget)
+            } else {
+                None
+            };
+            if let Some(refusal) = refusal {
+                inner.answered.note(sid, Answered::Refused, now);
+                return refusal;
+            }
+        }
+        let token = new_token();
+        inner.tokens.insert(
+            token.clone(),
+            PendingStream {
+                call_sid: Some(sid.to_string()),
+                from: request.from,
+                to: request.to,
+                plan: None,
+                issued_at: now,
+                ttl: self.token_ttl,
+            },
+        );
+        inner.token_of_call.insert(sid.to_string(), token.clone());
+        Admission::Stream(token)
+    }
+
+    /// The hook for sending a call Verbio handles back to a stream (a later feature may return a caller
+    /// to the agent after a transfer or a menu): call it right before redirecting the call to `/twiml`
+    /// (`TwilioRest::redirect_call`), and the next `/twiml` for `call_sid` within five minutes gets a
+    /// fresh token even though the call streamed before. Without it, that `/twiml` counts as a replay.
+    pub fn allow_restream(&self, call_sid: &str) {
+        self.lock()
+            .restream
+            .insert(call_sid.to_string(), Instant::now());
+    }
+
+    /// Milliseconds the live calls have streamed so far, all together (the daily budget counts them).
+    pub fn live_ms(&self, now_ms: i64) -> i64 {
+        self.lock()
+            .live
+            .values()
+            .map(|c| (now_ms - c.info.started_at_ms).max(0))
+            .sum()
     }
 
     /// Issues a token for a call the app is about to place. Twilio names the call only when it is
@@ -195,18 +370,14 @@ impl CallRegistry {
 
     /// Withdraws a token whose call could not be placed.
     pub fn revoke_token(&self, token: &str) {
-        self.lock().tokens.remove(token);
+        self.lock().remove_token(token);
     }
 
     fn insert_token(&self, pending: PendingStream) -> String {
-        let mut bytes = [0u8; 32];
-        rand::rng().fill_bytes(&mut bytes);
-        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let token = new_token();
         let now = Instant::now();
         let mut inner = self.lock();
-        inner
-            .tokens
-            .retain(|_, p| now.duration_since(p.issued_at) < p.ttl);
+        inner.prune_tokens(now);
         inner.tokens.insert(token.clone(), pending);
         token
     }
@@ -217,11 +388,8 @@ impl CallRegistry {
     /// socket has already passed Twilio's signature check.
     pub fn redeem(&self, token: Option<&str>, call_sid: &str) -> Result<PendingStream, TokenError> {
         let token = token.filter(|t| !t.is_empty()).ok_or(TokenError::Missing)?;
-        let mut pending = self
-            .lock()
-            .tokens
-            .remove(token)
-            .ok_or(TokenError::Unknown)?;
+        let mut inner = self.lock();
+        let mut pending = inner.remove_token(token).ok_or(TokenError::Unknown)?;
         if pending.issued_at.elapsed() >= pending.ttl {
             return Err(TokenError::Expired);
         }
@@ -230,6 +398,10 @@ impl CallRegistry {
             Some(_) => {}
             None => pending.call_sid = Some(call_sid.to_string()),
         }
+        // From now on a `/twiml` for this call is a replay (see `admit`).
+        inner
+            .answered
+            .note(call_sid, Answered::Streamed, Instant::now());
         Ok(pending)
     }
 
@@ -282,8 +454,20 @@ pub struct LiveGuard {
 
 impl Drop for LiveGuard {
     fn drop(&mut self) {
-        self.registry.lock().live.remove(&self.call_sid);
+        let mut inner = self.registry.lock();
+        inner.live.remove(&self.call_sid);
+        // Replays are refused for `REPLAY_MEMORY` after the stream *ended*.
+        inner
+            .answered
+            .note(&self.call_sid, Answered::Streamed, Instant::now());
     }
+}
+
+/// 256 random bits, hex.
+fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -300,27 +484,137 @@ mod tests {
         }
     }
 
+    fn request(sid: &str, max: usize) -> AdmissionRequest {
+        AdmissionRequest {
+            call_sid: sid.into(),
+            max_concurrent_calls: max,
+            ..AdmissionRequest::default()
+        }
+    }
+
+    /// A token for a new inbound call.
+    fn issue(r: &CallRegistry, sid: &str) -> String {
+        match r.admit(request(sid, 100)) {
+            Admission::Stream(token) => token,
+            other => panic!("{sid} not admitted: {other:?}"),
+        }
+    }
+
     #[test]
     fn tokens_are_single_use_and_bound_to_their_call() {
         let r = CallRegistry::new(Duration::from_secs(60));
-        let t = r.issue_token("CA1", None, None);
+        let t = issue(&r, "CA1");
         assert_eq!(t.len(), 64);
         assert_eq!(
             r.redeem(Some(&t), "CA1").unwrap().call_sid.as_deref(),
             Some("CA1")
         );
         assert_eq!(r.redeem(Some(&t), "CA1").unwrap_err(), TokenError::Unknown);
-        let t = r.issue_token("CA1", None, None);
+        let t = issue(&r, "CA3");
         assert_eq!(
             r.redeem(Some(&t), "CA2").unwrap_err(),
             TokenError::WrongCall
         );
         assert_eq!(
-            r.redeem(Some(&t), "CA1").unwrap_err(),
+            r.redeem(Some(&t), "CA3").unwrap_err(),
             TokenError::Unknown,
             "burned"
         );
         assert_eq!(r.redeem(None, "CA1").unwrap_err(), TokenError::Missing);
+    }
+
+    #[test]
+    fn a_call_that_streamed_gets_no_second_token_unless_verbio_sends_it_back() {
+        let r = CallRegistry::new(Duration::from_secs(60));
+        let t = issue(&r, "CA1");
+        // Twilio retried the webhook before the stream came: the same token, not a second one.
+        assert_eq!(r.admit(request("CA1", 100)), Admission::Stream(t.clone()));
+        assert_eq!(r.admit(request("CA1", 1)), Admission::Stream(t.clone()));
+        r.redeem(Some(&t), "CA1").unwrap();
+        assert_eq!(r.admit(request("CA1", 100)), Admission::Replayed, "live");
+        let (tx, _rx) = mpsc::channel(1);
+        drop(r.register(info("CA1"), tx).unwrap());
+        assert_eq!(r.admit(request("CA1", 100)), Admission::Replayed, "ended");
+        // Older than the registry remembers: the library still knows it streamed.
+        let old = AdmissionRequest {
+            answered_in_library: true,
+            ..request("CA2", 100)
+        };
+        assert_eq!(r.admit(old.clone()), Admission::Replayed);
+        // Verbio sends a call back to the agent: one fresh token, whatever the library says.
+        r.allow_restream("CA2");
+        let fresh = r.admit(old.clone());
+        assert!(
+            matches!(&fresh, Admission::Stream(t2) if *t2 != t),
+            "{fresh:?}"
+        );
+        assert_eq!(r.admit(old.clone()), fresh, "a retry gets the same token");
+        if let Admission::Stream(t2) = fresh {
+            r.redeem(Some(&t2), "CA2").unwrap();
+        }
+        assert_eq!(
+            r.admit(old),
+            Admission::Replayed,
+            "the allowance is used up"
+        );
+    }
+
+    #[test]
+    fn the_caps_count_live_calls_and_tokens_and_refusals_are_remembered() {
+        let r = CallRegistry::new(Duration::from_secs(60));
+        let a = issue(&r, "CA1");
+        issue(&r, "CA2");
+        assert_eq!(r.admit(request("CA3", 2)), Admission::Busy);
+        // Replaying the refused call's webhook later mints nothing, even with room.
+        assert_eq!(r.admit(request("CA3", 100)), Admission::Replayed);
+        r.redeem(Some(&a), "CA1").unwrap();
+        let (tx, _rx) = mpsc::channel(1);
+        let live = r.register(info("CA1"), tx).unwrap();
+        assert_eq!(r.admit(request("CA4", 2)), Admission::Busy, "live counts");
+        drop(live);
+        assert!(matches!(r.admit(request("CA5", 2)), Admission::Stream(_)));
+        let over = AdmissionRequest {
+            over_budget: true,
+            ..request("CA6", 100)
+        };
+        assert_eq!(r.admit(over), Admission::OverBudget);
+        // A call sent back to the agent was admitted before: no cap applies to it.
+        r.allow_restream("CA1");
+        assert!(matches!(r.admit(request("CA1", 0)), Admission::Stream(_)));
+    }
+
+    #[test]
+    fn answered_calls_are_forgotten_after_the_replay_window_and_bounded() {
+        let mut answered = AnsweredCalls::default();
+        let t0 = Instant::now();
+        answered.note("CA1", Answered::Streamed, t0);
+        answered.note("CA2", Answered::Refused, t0 + Duration::from_secs(60));
+        // CA1's stream ended later: remembered from then on.
+        answered.note("CA1", Answered::Streamed, t0 + Duration::from_secs(1800));
+        answered.prune(t0 + REPLAY_MEMORY + Duration::from_secs(61));
+        assert_eq!(answered.get("CA1"), Some(Answered::Streamed));
+        assert_eq!(answered.get("CA2"), None);
+        answered.prune(t0 + REPLAY_MEMORY + Duration::from_secs(1800));
+        assert_eq!(answered.get("CA1"), None);
+        assert!(answered.order.is_empty());
+        for i in 0..REPLAY_MEMORY_MAX + 10 {
+            answered.note(&format!("CA{i}"), Answered::Streamed, t0);
+        }
+        assert_eq!(answered.by_sid.len(), REPLAY_MEMORY_MAX);
+        assert_eq!(answered.get("CA0"), None, "the oldest went first");
+    }
+
+    #[test]
+    fn live_ms_adds_up_live_calls() {
+        let r = CallRegistry::new(Duration::from_secs(60));
+        let (tx, _rx) = mpsc::channel(1);
+        let mut a = info("CA1");
+        a.started_at_ms = 1_000;
+        let mut b = info("CA2");
+        b.started_at_ms = 4_000;
+        let _a = r.register(a, tx.clone()).unwrap();
+        let _b = r.register(b, tx).unwrap();
+        assert_eq!(r.live_ms(10_000), 15_000);
     }
 
     fn outbound_plan(message: &str) -> Arc<CallPlan> {
@@ -383,7 +677,7 @@ mod tests {
     #[test]
     fn expired_tokens_are_refused() {
         let r = CallRegistry::new(Duration::from_millis(0));
-        let t = r.issue_token("CA1", None, None);
+        let t = issue(&r, "CA1");
         assert_eq!(r.redeem(Some(&t), "CA1").unwrap_err(), TokenError::Expired);
     }
 

@@ -299,6 +299,142 @@ impl Kind for SecretText {
     }
 }
 
+/// The local API key: from the environment only, and strong enough to face the internet (see
+/// [`api_key_problem`]). Empty means "not set" (then `/api` refuses every request).
+pub struct ApiKey;
+
+impl Kind for ApiKey {
+    type Value = Secret;
+    /// Never read: a secret has no file key, and the file refuses one that names it.
+    type File = String;
+    const SECRET: bool = true;
+    const EXAMPLES: [&'static str; 2] = [
+        "example-local-api-key-aaaaaaaaaaaaaaaaaaaaaaa0",
+        "example-local-api-key-bbbbbbbbbbbbbbbbbbbbbbb1",
+    ];
+    fn text(text: &str) -> Result<Option<Secret>, InvalidValue> {
+        if text.is_empty() {
+            return Ok(None);
+        }
+        match api_key_problem(text) {
+            Some(why) => Err(InvalidValue(why)),
+            None => Ok(Some(Secret::new(text))),
+        }
+    }
+    fn file(_: String) -> Result<Option<Secret>, InvalidValue> {
+        Err(InvalidValue(
+            "secrets are never read from the config file".into(),
+        ))
+    }
+}
+
+/// The fewest characters a local API key may have: a generated key is 32 random bytes (43 characters
+/// in base64url), and a typed one must not be much weaker.
+pub const MIN_API_KEY_CHARS: usize = 32;
+/// A key of fewer different characters is a pattern (`aaaa…`, `0101…`), not a secret.
+const MIN_API_KEY_DISTINCT: usize = 10;
+
+/// Why `key` cannot be the local API key, or `None`. The answer never contains the key.
+pub fn api_key_problem(key: &str) -> Option<String> {
+    let how = "Verbio generates one in Setup; or use `openssl rand -base64 32`";
+    if !key.chars().all(|c| c.is_ascii_graphic()) {
+        return Some(format!(
+            "must be printable ASCII without spaces (it travels in the X-API-Key header); {how}"
+        ));
+    }
+    if key.len() < MIN_API_KEY_CHARS {
+        return Some(format!(
+            "is too weak: {} characters, at least {MIN_API_KEY_CHARS} are needed; {how}",
+            key.len()
+        ));
+    }
+    let distinct = key.chars().collect::<std::collections::HashSet<_>>().len();
+    if distinct < MIN_API_KEY_DISTINCT {
+        return Some(format!(
+            "is too weak: it repeats a few characters ({distinct} different ones); {how}"
+        ));
+    }
+    None
+}
+
+/// A whole number, at least 1 (a cap of 0 would refuse everything).
+pub struct AtLeastOne;
+
+impl Kind for AtLeastOne {
+    type Value = u32;
+    type File = u32;
+    const EXAMPLES: [&'static str; 2] = ["7", "8"];
+    fn text(text: &str) -> Result<Option<u32>, InvalidValue> {
+        AtLeastOne::file(number(text, "is not a whole number")?)
+    }
+    fn file(value: u32) -> Result<Option<u32>, InvalidValue> {
+        at_least_one(value).map(Some)
+    }
+}
+
+/// A number of minutes, or off: `0`, `off` or empty (the file: `0`) turns it off.
+pub struct OptionalMinutes;
+
+impl Kind for OptionalMinutes {
+    type Value = Option<u32>;
+    type File = u32;
+    const EXAMPLES: [&'static str; 2] = ["600", "off"];
+    fn text(text: &str) -> Result<Option<Option<u32>>, InvalidValue> {
+        let text = text.trim();
+        if text.is_empty() || text.eq_ignore_ascii_case("off") {
+            return Ok(Some(None));
+        }
+        OptionalMinutes::file(number(text, "is not a number of minutes (or off)")?)
+    }
+    fn file(value: u32) -> Result<Option<Option<u32>>, InvalidValue> {
+        Ok(Some(Some(value).filter(|m| *m > 0)))
+    }
+}
+
+/// Browser origins (`scheme://host[:port]`): comma-separated in the environment, an array in the file.
+/// A wildcard is refused: `/api` is behind a key, and no page on the web may call it with one.
+pub struct Origins;
+
+impl Kind for Origins {
+    type Value = Vec<String>;
+    type File = Vec<String>;
+    const EXAMPLES: [&'static str; 2] =
+        ["https://a.example", "https://a.example, https://b.example"];
+    fn text(text: &str) -> Result<Option<Vec<String>>, InvalidValue> {
+        match List::text(text)? {
+            Some(origins) => Origins::file(origins),
+            None => Ok(None),
+        }
+    }
+    fn file(origins: Vec<String>) -> Result<Option<Vec<String>>, InvalidValue> {
+        for origin in &origins {
+            if let Some(why) = origin_problem(origin) {
+                return Err(InvalidValue(format!("{origin:?} {why}")));
+            }
+        }
+        Ok(Some(origins))
+    }
+}
+
+/// Why `origin` is not a browser origin a CORS allow-list can name, or `None`.
+fn origin_problem(origin: &str) -> Option<&'static str> {
+    if origin.contains('*') {
+        return Some("is a wildcard: name each origin (https://host[:port])");
+    }
+    let Ok(url) = url::Url::parse(origin) else {
+        return Some("is not an origin (https://host[:port])");
+    };
+    let bare = matches!(url.path(), "" | "/") && !origin.ends_with('/');
+    let ok = matches!(url.scheme(), "http" | "https" | "tauri")
+        && url.host_str().is_some()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && bare;
+    (!ok).then_some("is not an origin (https://host[:port], no path)")
+}
+
 /// The agent's session: a `[session]` table in the file, the same fields as JSON in the environment
 /// (as `PUT /api/settings/session` takes them). Fields left out keep their defaults.
 pub struct Session;
@@ -471,5 +607,65 @@ mod tests {
         let secret = SecretText::text("sk-123").unwrap().unwrap();
         assert_eq!(secret.expose(), "sk-123");
         assert!(SecretText::file("sk-123".into()).is_err());
+    }
+
+    #[test]
+    fn weak_api_keys_are_refused_without_being_quoted() {
+        let strong = "Zm9vYmFyLXJhbmRvbS1rZXktZm9yLXRlc3RzLTAwMDE";
+        assert_eq!(ApiKey::text(strong).unwrap().unwrap().expose(), strong);
+        assert_eq!(ApiKey::text(""), Ok(None), "empty is not set");
+        for weak in [
+            "k",
+            "local-api-key-for-tests-0001",
+            &"a".repeat(64),
+            &"01".repeat(20),
+            "a key with spaces in it, long enough to pass",
+            "ключ-ключ-ключ-ключ-ключ-ключ-ключ-ключ",
+        ] {
+            let message = refusal::<ApiKey>(weak);
+            assert!(
+                weak.len() < 4 || !message.contains(weak),
+                "never quotes the key: {message}"
+            );
+            assert!(message.contains("Setup"), "says how to get one: {message}");
+        }
+        assert!(refusal::<ApiKey>("short").contains("at least 32"));
+        assert!(ApiKey::file(strong.into()).is_err());
+    }
+
+    #[test]
+    fn caps() {
+        assert_eq!(AtLeastOne::text("10"), Ok(Some(10)));
+        assert_eq!(refusal::<AtLeastOne>("0"), "must be at least 1");
+        assert_eq!(OptionalMinutes::text("600"), Ok(Some(Some(600))));
+        for off in ["", "0", "off", "OFF"] {
+            assert_eq!(OptionalMinutes::text(off), Ok(Some(None)), "{off:?}");
+        }
+        assert_eq!(OptionalMinutes::file(0), Ok(Some(None)));
+        assert!(refusal::<OptionalMinutes>("lots").contains("minutes"));
+    }
+
+    #[test]
+    fn cors_origins_are_origins_never_a_wildcard() {
+        assert_eq!(
+            Origins::text("https://a.example, http://127.0.0.1:5173,tauri://localhost"),
+            Ok(Some(vec![
+                "https://a.example".to_string(),
+                "http://127.0.0.1:5173".to_string(),
+                "tauri://localhost".to_string()
+            ]))
+        );
+        assert_eq!(Origins::text(""), Ok(Some(vec![])));
+        assert!(refusal::<Origins>("*").contains("wildcard"));
+        assert!(refusal::<Origins>("https://*.example").contains("wildcard"));
+        for bad in [
+            "a.example",
+            "https://a.example/app",
+            "https://a.example/",
+            "null",
+        ] {
+            assert!(refusal::<Origins>(bad).contains("not an origin"), "{bad}");
+        }
+        assert!(Origins::file(vec!["*".into()]).is_err());
     }
 }

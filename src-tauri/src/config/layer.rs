@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use super::kinds::{
-    Count, Flag, Folder, Kind, List, NgrokDomain, NonEmpty, PerMinute, Port, PublicUrl, Seconds,
-    SecretText, Session, Text, Tunnel, WholeSeconds,
+    ApiKey, AtLeastOne, Count, Flag, Folder, Kind, NgrokDomain, NonEmpty, OptionalMinutes, Origins,
+    PerMinute, Port, PublicUrl, Seconds, SecretText, Session, Text, Tunnel, WholeSeconds,
 };
 use super::{Config, ConfigError};
 
@@ -134,8 +134,18 @@ settings! {
         env "VERBIO_SESSION_ROLLOVER_SECS", file "session_rollover_secs";
     reconnect_attempts: Count => bridge.reconnect_attempts;
         env "VERBIO_RECONNECT_ATTEMPTS", file "reconnect_attempts";
-    api_key: SecretText => api_key; env "VERBIO_API_KEY";
-    cors_origins: List => cors_origins; env "VERBIO_CORS_ORIGINS", file "cors_origins";
+    /// Calls live (or about to stream) at once; more are refused with a short message (default 10).
+    max_concurrent_calls: AtLeastOne => bridge.max_concurrent_calls;
+        env "VERBIO_MAX_CALLS", file "max_calls";
+    /// A call is ended with a goodbye after this many seconds (default 1800).
+    max_call_length: Seconds => bridge.max_call_length;
+        env "VERBIO_MAX_CALL_SECS", file "max_call_secs";
+    /// Minutes of calls in any 24 hours; new calls are refused beyond it (default off).
+    daily_minutes: OptionalMinutes => bridge.daily_minutes;
+        env "VERBIO_DAILY_MINUTES", file "daily_minutes";
+    /// At least 32 characters (the desktop app generates one).
+    api_key: ApiKey => api_key; env "VERBIO_API_KEY";
+    cors_origins: Origins => cors_origins; env "VERBIO_CORS_ORIGINS", file "cors_origins";
     api_rate_per_minute: PerMinute => api_rate_per_minute;
         env "VERBIO_RATE_LIMIT", file "api_rate_per_minute";
     twilio_rate_per_minute: PerMinute => twilio_rate_per_minute;
@@ -456,6 +466,9 @@ mod tests {
                 "session",
                 "session_rollover_secs",
                 "reconnect_attempts",
+                "max_calls",
+                "max_call_secs",
+                "daily_minutes",
                 "cors_origins",
                 "api_rate_per_minute",
                 "twilio_rate_per_minute",
@@ -583,6 +596,9 @@ mod tests {
             twilio_account_sid = "AC0123456789abcdef0123456789abcdef"
             session_rollover_secs = 30
             reconnect_attempts = 0
+            max_calls = 3
+            max_call_secs = 90
+            daily_minutes = 600
             cors_origins = ["https://a.example"]
             api_rate_per_minute = 10
             twilio_rate_per_minute = 20
@@ -606,6 +622,9 @@ mod tests {
         assert!(c.trust_forwarded);
         assert_eq!(c.bridge.session_rollover_after.as_secs(), 30);
         assert_eq!(c.bridge.reconnect_attempts, 0);
+        assert_eq!(c.bridge.max_concurrent_calls, 3);
+        assert_eq!(c.bridge.max_call_length.as_secs(), 90);
+        assert_eq!(c.bridge.daily_minutes, Some(600));
         assert_eq!(c.twilio_rate_per_minute, 20);
         assert_eq!(c.telephony.ring_timeout.as_secs(), 15);
         assert_eq!(c.telephony.api_base, "http://127.0.0.1:9");
@@ -628,6 +647,14 @@ mod tests {
         assert!(from_env("VERBIO_PUBLIC_URL", "ftp://x").contains("VERBIO_PUBLIC_URL"));
         assert!(from_env("VERBIO_RECORD", "maybe").contains("VERBIO_RECORD"));
         assert!(from_env("VERBIO_SESSION", "{").contains("VERBIO_SESSION"));
+        // A wildcard origin is a clear error at start, not a panic when the router is built.
+        assert!(from_env("VERBIO_CORS_ORIGINS", "*")
+            .starts_with("invalid value for VERBIO_CORS_ORIGINS"));
+        let weak = from_env("VERBIO_API_KEY", "k");
+        assert!(
+            weak.starts_with("invalid value for VERBIO_API_KEY: is too weak"),
+            "{weak}"
+        );
 
         let err = ConfigLayer::from_flags(&typed([("tunnel", "frp")]))
             .unwrap_err()

@@ -116,9 +116,15 @@ impl Default for TelephonySettings {
     }
 }
 
-/// Timing knobs of the bridge; tests shrink them to seconds.
+/// Timing knobs of the bridge and the caps that protect the bill; tests shrink them to seconds.
 #[derive(Debug, Clone)]
 pub struct BridgeSettings {
+    /// Calls live or holding a stream token at once; `/twiml` refuses more (the caller hears why).
+    pub max_concurrent_calls: u32,
+    /// A call is ended with a goodbye once it has streamed this long.
+    pub max_call_length: Duration,
+    /// Minutes of calls in any 24 hours (counted from the call library); `None`: no budget.
+    pub daily_minutes: Option<u32>,
     /// Open a fresh model session after this long (Realtime sessions end at 60 minutes).
     pub session_rollover_after: Duration,
     /// How many times a dropped model socket is retried before the call is ended as failed.
@@ -136,6 +142,9 @@ pub struct BridgeSettings {
 impl Default for BridgeSettings {
     fn default() -> Self {
         BridgeSettings {
+            max_concurrent_calls: 10,
+            max_call_length: Duration::from_secs(30 * 60),
+            daily_minutes: None,
             session_rollover_after: Duration::from_secs(55 * 60),
             reconnect_attempts: 3,
             reconnect_backoff: Duration::from_millis(250),

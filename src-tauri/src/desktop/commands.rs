@@ -15,7 +15,7 @@ use crate::calls::registry::ActiveCall;
 use crate::onboarding::{KeyCheckError, ModelChoices, OpenAiCheck, TwilioCheck};
 use crate::realtime::session::SessionConfig;
 use crate::recording::LibraryError;
-use crate::secrets::{SecretKind, SecretStatus, SecretsError};
+use crate::secrets::{GeneratedKey, SecretKind, SecretStatus, SecretsError};
 use crate::services::demo::DemoCall;
 use crate::services::{AppStatus, ErrorBody, ErrorKind, ServiceError, ToolInfo};
 use crate::settings_file::{BasicSettings, SettingsFileError};
@@ -62,7 +62,9 @@ impl CommandError {
             CommandError::NotRunning(_) => "not_running",
             CommandError::ShuttingDown => "shutting_down",
             CommandError::Busy(_) => "busy",
-            CommandError::Secrets(SecretsError::Empty(_) | SecretsError::TooLong(_))
+            CommandError::Secrets(
+                SecretsError::Empty(_) | SecretsError::TooLong(_) | SecretsError::Weak { .. },
+            )
             | CommandError::KeyCheck(KeyCheckError::Malformed(_))
             | CommandError::Settings(SettingsFileError::Invalid(_)) => {
                 ErrorKind::InvalidValue.code()
@@ -176,6 +178,13 @@ pub fn set_secret(
     value: String,
 ) -> Res<SecretStatus> {
     Ok(desktop.secrets.set(kind, &value)?)
+}
+
+/// Makes a new local API key and stores it in the keychain; the key comes back this once (to show
+/// and copy), afterwards only masked. It takes effect once the core restarts (`apply_settings`).
+#[tauri::command(async)]
+pub fn generate_api_key(desktop: State<'_, Desktop>) -> Res<GeneratedKey> {
+    Ok(desktop.secrets.generate_local_api_key()?)
 }
 
 #[tauri::command(async)]
@@ -325,6 +334,14 @@ mod tests {
             (
                 SecretsError::Empty("the OpenAI key").into(),
                 json!({"code": "invalid_value", "message": "the OpenAI key must not be empty"}),
+            ),
+            (
+                SecretsError::Weak {
+                    label: "local API key",
+                    why: "is too weak: 5 characters, at least 32 are needed".into(),
+                }
+                .into(),
+                json!({"code": "invalid_value", "message": "the local API key is too weak: 5 characters, at least 32 are needed"}),
             ),
             (
                 KeyCheckError::Rejected("OpenAI refused the key".into()).into(),

@@ -163,6 +163,7 @@ pub fn run() -> Result<(), DesktopError> {
             commands::start_demo_call,
             commands::secrets_status,
             commands::set_secret,
+            commands::generate_api_key,
             commands::delete_secret,
             commands::check_openai,
             commands::check_twilio,

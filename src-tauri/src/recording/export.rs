@@ -5,8 +5,14 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::store::recordings::RecordingRecord;
 
-/// Why a destination cannot be used.
+/// Why a destination cannot be used. Only what the path itself says: whether anything exists there is
+/// found out by creating the file, and told in one message whatever the reason (see
+/// [`UNUSABLE_DESTINATION`]), so an export cannot be used to probe the disk.
 pub fn destination_problem(dest: &Path) -> Option<&'static str> {
+    if is_network_path(dest) {
+        // Writing there would make Windows connect to the server (and send the user's credentials).
+        return Some("must be on this computer, not a network path (\\\\server\\share)");
+    }
     if !dest.is_absolute() {
         return Some("must be absolute");
     }
@@ -24,6 +30,21 @@ pub fn destination_problem(dest: &Path) -> Option<&'static str> {
         return Some("needs a directory");
     }
     None
+}
+
+/// What an export says when its destination cannot be created, whether the folder is missing, the
+/// file exists or writing is not allowed: one answer, so the error does not tell what is on the disk.
+pub const UNUSABLE_DESTINATION: &str =
+    "cannot be written: choose a new .wav file name in an existing folder you can write to";
+
+/// A UNC or device path (`\\server\share\…`, `//server/share/…`, `\\?\UNC\…`, `\\.\…`): two
+/// separators at the start, either kind, on every platform (the check must not depend on where the
+/// app runs).
+fn is_network_path(dest: &Path) -> bool {
+    let text = dest.to_string_lossy();
+    let mut start = text.chars().take(2);
+    let sep = |c: Option<char>| matches!(c, Some('\\' | '/'));
+    sep(start.next()) && sep(start.next())
 }
 
 /// `verbio-<other party>-<UTC start, YYYY-MM-DD_HHMMSS>-<id>.wav`, e.g.
@@ -171,5 +192,23 @@ mod tests {
             Some("must end in .wav")
         );
         assert_eq!(destination_problem(Path::new("/tmp/a.WAV")), None);
+    }
+
+    #[test]
+    fn network_paths_are_refused_on_every_platform() {
+        for unc in [
+            r"\\server\share\a.wav",
+            "//server/share/a.wav",
+            r"\\?\UNC\server\share\a.wav",
+            r"\\.\pipe\a.wav",
+            r"\/server/share/a.wav",
+        ] {
+            assert_eq!(
+                destination_problem(Path::new(unc)),
+                Some("must be on this computer, not a network path (\\\\server\\share)"),
+                "{unc}"
+            );
+        }
+        assert_eq!(destination_problem(Path::new("/srv/share/a.wav")), None);
     }
 }

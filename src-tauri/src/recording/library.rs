@@ -292,30 +292,38 @@ impl Library {
         Ok(())
     }
 
-    /// Copies a finished recording to `dest`: an absolute `.wav` path without `..`, in an existing
-    /// directory, that does not exist yet (never overwritten). A recording still being written (its
-    /// call is live) is refused.
+    /// Copies a finished recording to `dest`: an absolute `.wav` path on this computer without `..`,
+    /// in an existing directory, that does not exist yet (never overwritten). A recording still being
+    /// written (its call is live) is refused. Whatever stops the file from being created, the error is
+    /// the same (it must not tell what exists on the disk).
     pub async fn export(&self, id: i64, dest: &Path) -> Result<u64, LibraryError> {
-        check_export_path(dest).await?;
+        if let Some(why) = export::destination_problem(dest) {
+            return Err(LibraryError::Invalid(format!("export path {why}")));
+        }
         let r = self.record(id).await?;
         if r.status == STATUS_RECORDING {
             return Err(LibraryError::StillRecording(id));
         }
         let (path, _) = self.audio_file(id).await?;
         let dest = dest.to_path_buf();
-        tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
-            let mut from = std::fs::File::open(&path)?;
+        tokio::task::spawn_blocking(move || -> Result<u64, LibraryError> {
+            let mut from = std::fs::File::open(&path).map_err(LibraryError::Export)?;
             let mut to = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .open(&dest)?;
-            let n = std::io::copy(&mut from, &mut to)?;
-            to.sync_all()?;
-            Ok(n)
+                .open(&dest)
+                .map_err(|_| {
+                    LibraryError::Invalid(format!("export path {}", export::UNUSABLE_DESTINATION))
+                })?;
+            let copied = std::io::copy(&mut from, &mut to).and_then(|n| to.sync_all().map(|()| n));
+            if copied.is_err() {
+                // Ours, just created: a half-written copy must not look like an export.
+                let _ = std::fs::remove_file(&dest);
+            }
+            copied.map_err(LibraryError::Export)
         })
         .await
         .map_err(|e| LibraryError::Invalid(format!("export failed: {e}")))?
-        .map_err(LibraryError::Export)
     }
 
     /// Where the window suggests exporting a recording: a free, descriptive file name in the user's
@@ -402,7 +410,9 @@ impl Library {
     // ---- Twilio cloud recordings ---------------------------------------------------------------
 
     /// Handles Twilio's recording-status callback: a completed recording is downloaded next to the
-    /// local one (and deleted at Twilio when configured). Returns the new recording's id.
+    /// local one (and deleted at Twilio when configured). Returns the new recording's id; `None` when
+    /// there is nothing to fetch, or when this RecordingSid was handled before (a replayed or repeated
+    /// callback: nothing is downloaded again, and a recording the user deleted stays deleted).
     pub async fn twilio_recording_ready(
         &self,
         status: RecordingStatus,
@@ -414,6 +424,37 @@ impl Library {
         if !valid_sid(&status.call_sid) || !valid_sid(&status.recording_sid) {
             return Err(LibraryError::Invalid("bad CallSid or RecordingSid".into()));
         }
+        let claimed = self
+            .store
+            .claim_twilio_recording(
+                &status.recording_sid,
+                &status.call_sid,
+                crate::types::now_ms(),
+            )
+            .await?;
+        if !claimed {
+            info!(call_sid = %status.call_sid, recording_sid = %status.recording_sid, "Twilio recording already handled; callback ignored");
+            return Ok(None);
+        }
+        let (recording_sid, call_sid) = (status.recording_sid.clone(), status.call_sid.clone());
+        let saved = self.save_twilio_recording(status).await;
+        if let Err(e) = &saved {
+            if e.row_not_added() {
+                // Nothing was kept: Twilio's next attempt must not be taken for a replay.
+                let release = self
+                    .store
+                    .release_twilio_recording(&recording_sid, &call_sid)
+                    .await;
+                if let Err(release) = release {
+                    warn!(%recording_sid, "could not release the Twilio recording's claim: {release}");
+                }
+            }
+        }
+        Ok(Some(saved?))
+    }
+
+    /// Downloads a claimed Twilio recording into the library (see [`Library::twilio_recording_ready`]).
+    async fn save_twilio_recording(&self, status: RecordingStatus) -> Result<i64, SaveError> {
         let started_at_ms = status
             .recording_start_time
             .as_deref()
@@ -423,13 +464,18 @@ impl Library {
         let dest = self.recorder.dir().join(&file_name);
         tokio::fs::create_dir_all(self.recorder.dir())
             .await
-            .map_err(LibraryError::Export)?;
-        let size = twilio_cloud::download(self.twilio()?, &status.recording_url, &dest).await?;
+            .map_err(|e| SaveError::Before(LibraryError::Export(e)))?;
+        let twilio = self
+            .twilio()
+            .map_err(|e| SaveError::Before(LibraryError::Cloud(e)))?;
+        let size = twilio_cloud::download(twilio, &status.recording_url, &dest)
+            .await
+            .map_err(|e| SaveError::Before(e.into()))?;
         // Checks the header and that every sample is there, without reading the samples.
         let check = dest.clone();
         let frames = tokio::task::spawn_blocking(move || wav_reader::check(&check))
             .await
-            .map_err(|e| LibraryError::Invalid(format!("check failed: {e}")))?;
+            .map_err(|e| SaveError::Before(LibraryError::Invalid(format!("check failed: {e}"))))?;
         let (status_text, note, duration_ms) = match &frames {
             Ok(f) => (STATUS_COMPLETE, None, *f as i64 / 8),
             Err(e) => {
@@ -461,29 +507,41 @@ impl Library {
             channels,
             sample_rate: 8000,
         };
-        let id = self.store.add_finished_recording(new, outcome).await?;
+        let id = self
+            .store
+            .add_finished_recording(new, outcome)
+            .await
+            .map_err(|e| SaveError::Before(e.into()))?;
         info!(call_sid = %status.call_sid, recording_id = id, "Twilio recording saved in the library");
         if self.config.delete_twilio_copy && frames.is_ok() {
-            twilio_cloud::delete(self.twilio()?, &status.recording_url).await?;
+            twilio_cloud::delete(twilio, &status.recording_url)
+                .await
+                .map_err(|e| SaveError::After(e.into()))?;
         }
-        Ok(Some(id))
+        Ok(id)
     }
 }
 
-/// Where an export may go: an absolute `.wav` path with no `..`, whose directory exists. (That
-/// the file itself does not exist yet is enforced when it is created, with `create_new`.)
-async fn check_export_path(dest: &Path) -> Result<(), LibraryError> {
-    let invalid = |why: &str| Err(LibraryError::Invalid(format!("export path {why}")));
-    if let Some(why) = export::destination_problem(dest) {
-        return invalid(why);
+/// A failed save of a Twilio recording: before its row was added (the claim is given back), or after.
+#[derive(Debug, thiserror::Error)]
+enum SaveError {
+    #[error(transparent)]
+    Before(LibraryError),
+    #[error(transparent)]
+    After(LibraryError),
+}
+
+impl SaveError {
+    fn row_not_added(&self) -> bool {
+        matches!(self, SaveError::Before(_))
     }
-    let Some(parent) = dest.parent() else {
-        return invalid("needs a directory");
-    };
-    match tokio::fs::metadata(parent).await {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => invalid("must be in a directory (its parent is not one)"),
-        Err(_) => invalid("must be in an existing directory"),
+}
+
+impl From<SaveError> for LibraryError {
+    fn from(e: SaveError) -> Self {
+        match e {
+            SaveError::Before(e) | SaveError::After(e) => e,
+        }
     }
 }
 

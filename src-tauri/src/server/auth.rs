@@ -1,4 +1,5 @@
-//! The local API key: `X-API-Key`, compared in constant time. The key is never logged.
+//! The local API key: `X-API-Key`, compared in constant time (length included). The key is never
+//! logged.
 
 use std::sync::Arc;
 
@@ -6,6 +7,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::server::errors::ApiError;
@@ -15,8 +17,14 @@ use crate::services::Services;
 pub const API_KEY_HEADER: &str = "x-api-key";
 
 /// True when `offered` is the configured key. An empty configured key matches nothing.
+///
+/// Both are hashed first and the fixed-size digests compared in constant time: comparing the keys
+/// themselves returns early on a length mismatch, which tells a guesser the key's length.
 pub fn key_matches(configured: &str, offered: &str) -> bool {
-    !configured.is_empty() && bool::from(configured.as_bytes().ct_eq(offered.as_bytes()))
+    let configured_digest = Sha256::digest(configured.as_bytes());
+    let offered_digest = Sha256::digest(offered.as_bytes());
+    let same = bool::from(configured_digest.ct_eq(&offered_digest));
+    !configured.is_empty() && same
 }
 
 /// Middleware for every `/api` route. The events socket may instead send the key in its first message
@@ -60,5 +68,27 @@ mod tests {
         assert!(!key_matches("k1", "k2"));
         assert!(!key_matches("k1", "k1 "));
         assert!(!key_matches("", ""));
+        assert!(!key_matches("", "anything"));
+    }
+
+    #[test]
+    fn keys_of_any_length_compare_by_value_only() {
+        let key = "Zm9vYmFyLXJhbmRvbS1rZXktZm9yLXRlc3RzLTAwMDE";
+        assert!(key_matches(key, key));
+        for offered in [
+            "",
+            "Z",
+            &key[..key.len() - 1],
+            &format!("{key}A"),
+            &format!("{key}{key}"),
+            &key.to_ascii_lowercase(),
+            &"x".repeat(4096),
+        ] {
+            assert!(!key_matches(key, offered), "{offered:?}");
+        }
+        // A prefix of the right length is no closer than anything else: the digests differ.
+        let mut almost = key.to_string();
+        almost.replace_range(key.len() - 1.., "2");
+        assert!(!key_matches(key, &almost));
     }
 }

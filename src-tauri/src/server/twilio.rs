@@ -16,9 +16,12 @@ use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
+use crate::calls::admission;
 use crate::calls::bridge;
+use crate::calls::registry::Admission;
+use crate::events::{CallCap, CallEvent};
 use crate::server::limits::Refusal;
 use crate::server::public_url::SignedBase;
 use crate::services::Services;
@@ -29,6 +32,7 @@ use crate::telephony::twilio::twiml;
 use crate::telephony::twilio::webhooks::{
     AMD_CALLBACK_PATH, MEDIA_STREAM_PATH, RECORDING_STATUS_PATH, STATUS_CALLBACK_PATH, VOICE_PATH,
 };
+use crate::types::now_ms;
 
 /// Twilio's webhooks are small forms; anything larger is not Twilio.
 const WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
@@ -192,26 +196,65 @@ async fn amd_callback(
         .into_response()
 }
 
-/// Twilio's voice webhook: answers with `<Connect><Stream>` and a one-time token bound to the CallSid.
+/// Twilio's voice webhook: answers with `<Connect><Stream>` and a one-time token bound to the CallSid,
+/// if [`admission`] lets the call stream. Every answer is TwiML, so a real caller never hears Twilio's
+/// "application error": a replay (the call already streamed or was refused) gets a bare `<Hangup/>`
+/// and mints nothing; a call over a cap hears why, then is hung up, and the refusal is an event.
 async fn voice_webhook(
     State(services): State<Arc<Services>>,
     headers: HeaderMap,
     Webhook(call): Webhook<VoiceWebhook>,
 ) -> Response {
-    let token = services
-        .registry
-        .issue_token(&call.call_sid, call.from, call.to);
-    let urls = SignedBase::of(&services, &headers).webhook_urls();
-    info!(call_sid = %call.call_sid, "voice webhook answered with a media stream");
-    let xml = twiml::Response::new()
-        .connect_stream(twiml::Stream {
-            url: urls.media_stream(),
-            parameters: vec![("token".into(), token)],
-            status_callback: None,
-            status_callback_method: None,
-        })
-        .to_xml();
-    ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], xml).into_response()
+    let admitted = admission::admit(
+        &services.registry,
+        &services.store,
+        &services.bridge.settings,
+        &call.call_sid,
+        call.from.clone(),
+        call.to.clone(),
+    )
+    .await;
+    let cap = match admitted {
+        Admission::Stream(token) => {
+            let urls = SignedBase::of(&services, &headers).webhook_urls();
+            info!(call_sid = %call.call_sid, "voice webhook answered with a media stream");
+            return twiml_response(twiml::Response::new().connect_stream(twiml::Stream {
+                url: urls.media_stream(),
+                parameters: vec![("token".into(), token)],
+                status_callback: None,
+                status_callback_method: None,
+            }));
+        }
+        Admission::Replayed => {
+            warn!(call_sid = %call.call_sid, "voice webhook for a call already answered: no stream (a replay?)");
+            return twiml_response(twiml::Response::new().hangup());
+        }
+        Admission::Busy => CallCap::ConcurrentCalls,
+        Admission::OverBudget => CallCap::DailyMinutes,
+    };
+    let message = admission::refusal_message(cap);
+    warn!(call_sid = %call.call_sid, cap = cap.as_str(), "call refused to protect the bill");
+    services.bridge.emit(CallEvent::CallCapped {
+        call_sid: call.call_sid,
+        cap,
+        message: message.into(),
+        from: call.from,
+        to: call.to,
+        at_ms: now_ms(),
+    });
+    twiml_response(
+        twiml::Response::new()
+            .say(message, twiml::SayOptions::default())
+            .hangup(),
+    )
+}
+
+fn twiml_response(response: twiml::Response) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        response.to_xml(),
+    )
+        .into_response()
 }
 
 /// The Media Streams socket. Signature first; the token is checked against `start.callSid` by the bridge.

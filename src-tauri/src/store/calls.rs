@@ -227,12 +227,89 @@ pub fn apply_status(conn: &mut Connection, update: &StatusUpdate<'_>) -> Result<
             update.status,
         ],
     )?;
+    // Twilio reports each status of a call once: the same status again is a replay (or a retry of a
+    // callback that did reach us), and adds nothing to the history.
     tx.execute(
-        "INSERT INTO call_status_events (call_sid, status, answered_by, at_ms) VALUES (?1, ?2, ?3, ?4)",
-        params![update.call_sid, update.status, update.answered_by, update.at_ms],
+        "INSERT INTO call_status_events (call_sid, status, answered_by, at_ms)
+         SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (
+             SELECT 1 FROM call_status_events WHERE call_sid = ?1 AND status = ?2)",
+        params![
+            update.call_sid,
+            update.status,
+            update.answered_by,
+            update.at_ms
+        ],
     )?;
     tx.commit()?;
     Ok(())
+}
+
+/// The status of a call a cap turned away before it streamed.
+pub const STATUS_REFUSED: &str = "refused";
+
+/// A cap that protects the bill refused or ended a call: kept as an issue (`code` names the cap). A
+/// refused call (it never streamed) is also recorded as ended, `refused`, with `message` as its reason.
+pub struct Capped<'a> {
+    pub call_sid: &'a str,
+    pub code: &'a str,
+    pub message: &'a str,
+    pub refused: bool,
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub at_ms: i64,
+}
+
+pub fn record_capped(conn: &mut Connection, capped: &Capped<'_>) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    if capped.refused {
+        tx.execute(
+            "INSERT INTO calls (call_sid, from_number, to_number, status, started_at_ms, ended_at_ms,
+                 end_reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)
+             ON CONFLICT(call_sid) DO UPDATE SET
+                 from_number = COALESCE(calls.from_number, excluded.from_number),
+                 to_number = COALESCE(calls.to_number, excluded.to_number),
+                 status = CASE WHEN calls.ended_at_ms IS NULL THEN excluded.status ELSE calls.status END,
+                 ended_at_ms = COALESCE(calls.ended_at_ms, excluded.ended_at_ms),
+                 end_reason = COALESCE(calls.end_reason, excluded.end_reason)",
+            params![
+                capped.call_sid,
+                capped.from,
+                capped.to,
+                STATUS_REFUSED,
+                capped.at_ms,
+                capped.message
+            ],
+        )?;
+    } else {
+        ensure_exists(&tx, capped.call_sid, capped.at_ms)?;
+    }
+    tx.execute(
+        "INSERT INTO call_issues (call_sid, code, message, at_ms) VALUES (?1, ?2, ?3, ?4)",
+        params![capped.call_sid, capped.code, capped.message, capped.at_ms],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Whether `/twiml` answered `call_sid` before: it had a media stream (the library keeps its stream
+/// SID) or a cap refused it.
+pub fn answered(conn: &Connection, call_sid: &str) -> Result<bool, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT 1 FROM calls WHERE call_sid = ?1 AND (stream_sid IS NOT NULL OR status = ?2)",
+    )?;
+    Ok(stmt.exists(params![call_sid, STATUS_REFUSED])?)
+}
+
+/// Milliseconds of media stream that ended at `since_ms` or later, counted from `since_ms` at the
+/// earliest (a call that began before the window counts only its part in it). Live calls are not
+/// here (their end is not recorded yet); the registry knows them.
+pub fn streamed_ms_since(conn: &Connection, since_ms: i64) -> Result<i64, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT COALESCE(SUM(ended_at_ms - MAX(started_at_ms, ?1)), 0) FROM calls
+         WHERE ended_at_ms >= ?1 AND stream_sid IS NOT NULL AND ended_at_ms >= started_at_ms",
+    )?;
+    Ok(stmt.query_row([since_ms], |row| row.get(0))?)
 }
 
 /// Records answering-machine detection's verdict and the action taken.
@@ -515,6 +592,87 @@ mod tests {
                 "amd:continue"
             ]
         );
+    }
+
+    #[test]
+    fn a_replayed_status_sequence_changes_nothing() {
+        let mut conn = db();
+        let update = |status: &'static str, at_ms: i64| StatusUpdate {
+            call_sid: "CA10",
+            status,
+            direction: Some(&Direction::Inbound),
+            from: None,
+            to: None,
+            answered_by: None,
+            duration_secs: (status == "completed").then_some(30),
+            at_ms,
+        };
+        let sequence = [("ringing", 1), ("in-progress", 2), ("completed", 3)];
+        for (status, at) in sequence {
+            apply_status(&mut conn, &update(status, at)).unwrap();
+        }
+        let before = get(&conn, "CA10").unwrap().unwrap();
+        let history = status_history(&conn, "CA10").unwrap();
+        // The whole sequence again, later, and in the wrong order.
+        for (status, at) in sequence.iter().rev() {
+            apply_status(&mut conn, &update(status, at + 100)).unwrap();
+        }
+        assert_eq!(get(&conn, "CA10").unwrap().unwrap(), before);
+        assert_eq!(status_history(&conn, "CA10").unwrap(), history);
+        assert_eq!(before.status, "completed");
+        assert_eq!(before.ended_at_ms, Some(3));
+    }
+
+    #[test]
+    fn refused_calls_are_ended_and_streamed_minutes_are_counted() {
+        let mut conn = db();
+        record_capped(
+            &mut conn,
+            &Capped {
+                call_sid: "CA11",
+                code: "concurrent_calls",
+                message: "all lines busy",
+                refused: true,
+                from: Some("+1555"),
+                to: None,
+                at_ms: 50,
+            },
+        )
+        .unwrap();
+        let call = get(&conn, "CA11").unwrap().unwrap();
+        assert_eq!(call.status, STATUS_REFUSED);
+        assert_eq!(call.ended_at_ms, Some(50));
+        assert_eq!(call.end_reason.as_deref(), Some("all lines busy"));
+        assert_eq!(call.from_number.as_deref(), Some("+1555"));
+        assert_eq!(issues(&conn, "CA11").unwrap()[0].code, "concurrent_calls");
+        assert!(answered(&conn, "CA11").unwrap(), "refused: answered");
+        assert!(!answered(&conn, "CA99").unwrap());
+
+        insert_started(&conn, "CA12", "MZ12", None, None, 1_000).unwrap();
+        assert!(answered(&conn, "CA12").unwrap(), "streamed: answered");
+        assert_eq!(streamed_ms_since(&conn, 0).unwrap(), 0, "still live");
+        mark_ended(&conn, "CA12", "caller hung up", false, 61_000).unwrap();
+        insert_started(&conn, "CA13", "MZ13", None, None, 100_000).unwrap();
+        mark_ended(&conn, "CA13", "caller hung up", false, 130_000).unwrap();
+        assert_eq!(streamed_ms_since(&conn, 0).unwrap(), 90_000);
+        // Only the part inside the window counts.
+        assert_eq!(streamed_ms_since(&conn, 31_000).unwrap(), 60_000);
+        assert_eq!(streamed_ms_since(&conn, 200_000).unwrap(), 0);
+        // The length cap ending a call is an issue of that call, not an end.
+        record_capped(
+            &mut conn,
+            &Capped {
+                call_sid: "CA14",
+                code: "call_length",
+                message: "reached 30 min",
+                refused: false,
+                from: None,
+                to: None,
+                at_ms: 7,
+            },
+        )
+        .unwrap();
+        assert_eq!(get(&conn, "CA14").unwrap().unwrap().ended_at_ms, None);
     }
 
     #[test]

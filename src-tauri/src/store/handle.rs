@@ -150,6 +150,24 @@ impl StoreHandle {
         self.request(move |conn| calls::status_history(conn, &call_sid))
     }
 
+    /// Whether `/twiml` answered `call_sid` before (it streamed, or a cap refused it): a `/twiml` for it
+    /// again is a replay.
+    pub fn call_answered(
+        &self,
+        call_sid: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send + 'static {
+        let call_sid = call_sid.to_string();
+        self.request(move |conn| calls::answered(conn, &call_sid))
+    }
+
+    /// Milliseconds of media stream of calls that ended at `since_ms` or later (the part after it).
+    pub fn streamed_ms_since(
+        &self,
+        since_ms: i64,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send + 'static {
+        self.request(move |conn| calls::streamed_ms_since(conn, since_ms))
+    }
+
     /// Resolves once every command sent before this call has been carried out.
     pub fn flush(&self) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
         self.request(|_| Ok(()))
@@ -301,6 +319,25 @@ fn apply_event(conn: &mut Connection, event: &CallEvent) -> Result<(), StoreErro
             action,
             at_ms,
         } => calls::apply_machine_detection(conn, call_sid, answered_by.as_str(), action, *at_ms),
+        CallEvent::CallCapped {
+            call_sid,
+            cap,
+            message,
+            from,
+            to,
+            at_ms,
+        } => calls::record_capped(
+            conn,
+            &calls::Capped {
+                call_sid,
+                code: cap.as_str(),
+                message,
+                refused: cap.refuses(),
+                from: from.as_deref(),
+                to: to.as_deref(),
+                at_ms: *at_ms,
+            },
+        ),
         CallEvent::ResponseDone {
             call_sid,
             response_id,
@@ -332,6 +369,7 @@ fn event_kind(event: &CallEvent) -> &'static str {
         CallEvent::CallStatus { .. } => "call_status",
         CallEvent::MachineDetection { .. } => "machine_detection",
         CallEvent::ResponseDone { .. } => "response_done",
+        CallEvent::CallCapped { .. } => "call_capped",
     }
 }
 

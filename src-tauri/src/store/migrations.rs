@@ -102,6 +102,24 @@ pub const MIGRATIONS: &[&str] = &[
         at_ms        INTEGER NOT NULL
     );
     CREATE INDEX call_responses_call_sid ON call_responses(call_sid);",
+    // 5: Twilio's recording callbacks are idempotent. Every recording a callback claimed (its
+    // RecordingSid, with its call's) is kept, also after the user deletes that recording, so a
+    // replayed callback neither downloads again nor brings a deleted recording back; one library row
+    // per Twilio recording. File names are made from the two SIDs (and unique), so duplicates cannot
+    // exist; the DELETE only makes the index safe. `calls_ended_at` serves the daily minute budget.
+    "DELETE FROM recordings WHERE twilio_sid IS NOT NULL AND id NOT IN (
+        SELECT MIN(id) FROM recordings WHERE twilio_sid IS NOT NULL GROUP BY twilio_sid, call_sid);
+    CREATE UNIQUE INDEX recordings_twilio_sid ON recordings(twilio_sid, call_sid)
+        WHERE twilio_sid IS NOT NULL;
+    CREATE TABLE twilio_recording_claims (
+        recording_sid TEXT NOT NULL,
+        call_sid      TEXT NOT NULL,
+        at_ms         INTEGER NOT NULL,
+        PRIMARY KEY (recording_sid, call_sid)
+    );
+    INSERT OR IGNORE INTO twilio_recording_claims (recording_sid, call_sid, at_ms)
+        SELECT twilio_sid, call_sid, started_at_ms FROM recordings WHERE twilio_sid IS NOT NULL;
+    CREATE INDEX calls_ended_at ON calls(ended_at_ms);",
 ];
 
 /// The schema version this build writes.

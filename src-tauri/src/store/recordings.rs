@@ -179,6 +179,36 @@ pub fn delete(conn: &Connection, id: i64) -> Result<bool, StoreError> {
     Ok(conn.execute("DELETE FROM recordings WHERE id = ?1", [id])? > 0)
 }
 
+/// Claims a Twilio recording for download: true the first time its `recording_sid` is seen (for
+/// `call_sid`: a signed callback cannot change it), false for a replayed (or concurrent duplicate)
+/// callback. The claim outlives the recording's row.
+pub fn claim_twilio(
+    conn: &Connection,
+    recording_sid: &str,
+    call_sid: &str,
+    at_ms: i64,
+) -> Result<bool, StoreError> {
+    let inserted = conn.execute(
+        "INSERT OR IGNORE INTO twilio_recording_claims (recording_sid, call_sid, at_ms)
+         VALUES (?1, ?2, ?3)",
+        params![recording_sid, call_sid, at_ms],
+    )?;
+    Ok(inserted > 0)
+}
+
+/// Gives a claim back (its download failed), so Twilio's next attempt is not taken for a replay.
+pub fn release_twilio(
+    conn: &Connection,
+    recording_sid: &str,
+    call_sid: &str,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "DELETE FROM twilio_recording_claims WHERE recording_sid = ?1 AND call_sid = ?2",
+        [recording_sid, call_sid],
+    )?;
+    Ok(())
+}
+
 /// Async access through the store thread (the library view and the recorder; never the hot path).
 impl super::StoreHandle {
     pub fn add_recording(
@@ -249,6 +279,27 @@ impl super::StoreHandle {
     ) -> impl std::future::Future<Output = Result<bool, StoreError>> + Send + 'static {
         self.request(move |conn| delete(conn, id))
     }
+
+    /// See [`claim_twilio`].
+    pub fn claim_twilio_recording(
+        &self,
+        recording_sid: &str,
+        call_sid: &str,
+        at_ms: i64,
+    ) -> impl std::future::Future<Output = Result<bool, StoreError>> + Send + 'static {
+        let (recording_sid, call_sid) = (recording_sid.to_string(), call_sid.to_string());
+        self.request(move |conn| claim_twilio(conn, &recording_sid, &call_sid, at_ms))
+    }
+
+    /// See [`release_twilio`].
+    pub fn release_twilio_recording(
+        &self,
+        recording_sid: &str,
+        call_sid: &str,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
+        let (recording_sid, call_sid) = (recording_sid.to_string(), call_sid.to_string());
+        self.request(move |conn| release_twilio(conn, &recording_sid, &call_sid))
+    }
 }
 
 #[cfg(test)]
@@ -286,6 +337,30 @@ mod tests {
             },
         )
         .unwrap();
+    }
+
+    #[test]
+    fn a_twilio_recording_is_claimed_once_and_kept_once() {
+        let mut conn = migrations::test_db();
+        assert!(claim_twilio(&conn, "RE1", "CA1", 1).unwrap());
+        assert!(!claim_twilio(&conn, "RE1", "CA1", 2).unwrap(), "a replay");
+        let twilio = |file: &str| NewRecording {
+            call_sid: "CA1".into(),
+            source: "twilio".into(),
+            file_name: file.into(),
+            status: STATUS_COMPLETE.into(),
+            started_at_ms: 1,
+            twilio_sid: Some("RE1".into()),
+        };
+        let id = insert(&mut conn, &twilio("a.wav")).unwrap();
+        // Even under another file name, a second row for the same Twilio recording is refused.
+        assert!(insert(&mut conn, &twilio("b.wav")).is_err());
+        // Deleting the recording keeps the claim: a replay does not bring it back.
+        assert!(delete(&conn, id).unwrap());
+        assert!(!claim_twilio(&conn, "RE1", "CA1", 3).unwrap());
+        // A failed download gives the claim back.
+        release_twilio(&conn, "RE1", "CA1").unwrap();
+        assert!(claim_twilio(&conn, "RE1", "CA1", 4).unwrap());
     }
 
     #[test]

@@ -23,6 +23,13 @@ describe('command arguments', () => {
     expect(invoke).toHaveBeenLastCalledWith('choose_webhook_mode', { auto: true, numberSid: 'PN1' });
   });
 
+  it('matches the key commands', async () => {
+    await api.generateApiKey();
+    expect(invoke).toHaveBeenLastCalledWith('generate_api_key');
+    await api.setSecret('local_api_key', 'k');
+    expect(invoke).toHaveBeenLastCalledWith('set_secret', { kind: 'local_api_key', value: 'k' });
+  });
+
   it('matches the recordings, playback and listen-in commands', async () => {
     invoke.mockResolvedValueOnce([]);
     await expect(api.recordings(null, 50, 100)).resolves.toEqual([]);

@@ -28,6 +28,7 @@ import type {
   PlaybackState,
   RecordingDetail,
   RecordingItem,
+  GeneratedKey,
   SecretKind,
   SecretStatus,
   SessionConfig,
@@ -115,6 +116,11 @@ export function secretsStatus(): Promise<SecretStatus[]> {
 
 export function setSecret(kind: SecretKind, value: string): Promise<SecretStatus> {
   return invoke<SecretStatus>('set_secret', { kind, value });
+}
+
+/** Makes a new local API key in the keychain; the key comes back this once. */
+export function generateApiKey(): Promise<GeneratedKey> {
+  return invoke<GeneratedKey>('generate_api_key');
 }
 
 export function deleteSecret(kind: SecretKind): Promise<SecretStatus> {

@@ -6,6 +6,7 @@ import {
   callsToBackfill,
   emptyCalls,
   endedCalls,
+  isLive,
   lastLine,
   liveCalls,
   mergeTranscripts,
@@ -104,6 +105,40 @@ describe('applyEvent', () => {
     expect(call.entries.map((e) => e.kind === 'note' && e.tone)).toEqual(['info', 'warning', 'error']);
     expect(call.entries[0]).toMatchObject({ text: 'Caller interrupted the agent (1.3 s heard)' });
     expect(call.entries[1]).toMatchObject({ text: 'Model socket dropped (reconnect)' });
+  });
+
+  it('shows a call a cap refused as ended, and a call cut at its maximum length with a note', () => {
+    const s = fold([
+      {
+        type: 'call_capped',
+        call_sid: 'CA5',
+        cap: 'concurrent_calls',
+        message: 'Sorry, all our lines are busy right now.',
+        from: '+14155550100',
+        to: '+14155550199',
+        at_ms: 2000,
+      },
+      started('CA6', 1000),
+      {
+        type: 'call_capped',
+        call_sid: 'CA6',
+        cap: 'call_length',
+        message: 'The call reached its maximum length (30 min); the agent says goodbye.',
+        from: null,
+        to: null,
+        at_ms: 1_801_000,
+      },
+    ]);
+    const refused = must(s.calls['CA5']);
+    expect(isLive(refused)).toBe(false);
+    expect(refused.from).toBe('+14155550100');
+    expect(refused.endReason).toBe('refused: Sorry, all our lines are busy right now.');
+    expect(refused.entries[0]).toMatchObject({ kind: 'note', tone: 'warning', text: 'Call refused: Sorry, all our lines are busy right now.' });
+    const long = must(s.calls['CA6']);
+    expect(isLive(long)).toBe(true);
+    expect(long.issues).toBe(1);
+    expect(long.entries.at(-1)).toMatchObject({ tone: 'warning', text: expect.stringContaining('maximum length') });
+    expect(endedCalls(s).map((c) => c.callSid)).toEqual(['CA5']);
   });
 
   it('creates a call it has not seen start (the UI opened mid-call)', () => {

@@ -183,6 +183,29 @@ export function applyEvent(state: CallsState, event: CallEvent): CallsState {
         id + 1,
       );
     }
+    case 'call_capped': {
+      const refused = event.cap !== 'call_length';
+      const note: CallNote = {
+        kind: 'note',
+        id,
+        tone: 'warning',
+        text: refused ? `Call refused: ${event.message}` : event.message,
+        atMs: event.at_ms,
+      };
+      const capped: CallView = {
+        ...call,
+        from: call.from ?? event.from,
+        to: call.to ?? event.to,
+        issues: call.issues + 1,
+        entries: withEntry(call, note),
+      };
+      // A refused call never streamed: it is over as soon as it is refused.
+      if (refused && isLive(call)) {
+        capped.endedAtMs = Math.max(event.at_ms, call.startedAtMs);
+        capped.endReason = `refused: ${event.message}`;
+      }
+      return put(state, capped, id + 1);
+    }
     default:
       // An event type this UI does not know yet: keep the state as it is.
       return state;

@@ -110,6 +110,23 @@ export interface ResponseDoneEvent {
   at_ms: number;
 }
 
+/** The caps that protect the bill (`verbio::events::CallCap`). */
+export type CallCap = 'concurrent_calls' | 'daily_minutes' | 'call_length';
+
+/**
+ * A cap turned a call away before it streamed (`concurrent_calls`, `daily_minutes`: the caller heard
+ * `message`, then the call was hung up) or ended it (`call_length`: the agent said goodbye).
+ */
+export interface CallCappedEvent {
+  type: 'call_capped';
+  call_sid: string;
+  cap: CallCap;
+  message: string;
+  from: string | null;
+  to: string | null;
+  at_ms: number;
+}
+
 /** `verbio::calls::events::CallEvent`, tagged by `type`. */
 export type CallEvent =
   | CallStarted
@@ -119,7 +136,8 @@ export type CallEvent =
   | CallEnded
   | CallStatusEvent
   | MachineDetectionEvent
-  | ResponseDoneEvent;
+  | ResponseDoneEvent
+  | CallCappedEvent;
 
 // ---- Session configuration: `verbio::realtime::session::SessionConfig` (serde shapes). ----
 
@@ -190,6 +208,12 @@ export interface SecretStatus {
   env_var: string;
   source: 'env' | 'keychain' | 'missing';
   masked: string | null;
+}
+
+/** `verbio::secrets::GeneratedKey`: a key Verbio just made, shown once (afterwards only masked). */
+export interface GeneratedKey {
+  key: string;
+  status: SecretStatus;
 }
 
 export interface OpenAiCheck {

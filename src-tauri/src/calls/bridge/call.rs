@@ -41,6 +41,12 @@ const MAX_SEED_TURNS: usize = 200;
 const END_CALL_GRACE: Duration = Duration::from_secs(15);
 /// How long a voicemail may take to say.
 const VOICEMAIL_GRACE: Duration = Duration::from_secs(60);
+/// How long the goodbye at the call's maximum length may take (cancelling what runs, then one sentence).
+const TIME_LIMIT_GRACE: Duration = Duration::from_secs(20);
+/// What the agent is told when the call reaches its maximum length.
+const TIME_LIMIT_INSTRUCTIONS: &str = "The call has reached its maximum length and ends now. \
+    In one short sentence, tell the caller that the time for this call is up, thank them and say \
+    goodbye. Do not ask anything.";
 /// How long the apology update may take before the stream is closed anyway.
 const APOLOGY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bad frames logged individually per call before logging only every 1000th (a flood must not flood logs).
@@ -108,6 +114,8 @@ pub(super) struct Call {
     sequencer: Sequencer,
     tools: ToolCalls,
     ending: Ending,
+    /// When the call reaches its maximum length; `None` once it did.
+    limit_at: Option<Instant>,
     /// Items and responses cut by barge-in: their late deltas are dropped.
     dropped_items: VecDeque<String>,
     dropped_responses: VecDeque<String>,
@@ -190,6 +198,7 @@ impl Call {
             now,
         );
         let transcription = session.transcription.is_some();
+        let limit_at = now.checked_add(settings.max_call_length);
         Call {
             session,
             deps,
@@ -211,6 +220,7 @@ impl Call {
             sequencer: Sequencer::new(),
             tools: ToolCalls::new(),
             ending: Ending::Open,
+            limit_at,
             dropped_items: VecDeque::new(),
             dropped_responses: VecDeque::new(),
             caller_speaking: false,
@@ -286,7 +296,10 @@ impl Call {
             }
         }
         self.shut_down(&reason).await;
-        if let (EndReason::VoicemailLeft, Some(actions)) = (&reason, &self.deps.actions) {
+        // After last words the line must not stay open at Twilio, whatever TwiML follows the stream.
+        if let (EndReason::VoicemailLeft | EndReason::MaxLength, Some(actions)) =
+            (&reason, &self.deps.actions)
+        {
             tokio::spawn(actions.hang_up(&self.call_sid));
         }
         reason
@@ -301,18 +314,23 @@ impl Call {
             setup(&self.standby),
             self.sequencer.deadline(),
             self.ending.deadline(),
+            self.limit_at,
         ]
         .into_iter()
         .flatten()
         .min()
     }
 
-    /// Some deadline passed: the goodbye's grace, the rollover, a session's setup, or the wait for the
-    /// server's answer (that one is handled in `between_events`).
+    /// Some deadline passed: the goodbye's grace, the call's maximum length, the rollover, a session's
+    /// setup, or the wait for the server's answer (that one is handled in `between_events`).
     async fn on_timer(&mut self) -> Flow {
         let now = Instant::now();
         if self.ending.deadline().is_some_and(|d| d <= now) {
             return Err(self.ending.deadline_reason());
+        }
+        if self.limit_at.is_some_and(|d| d <= now) {
+            self.limit_at = None;
+            self.on_time_limit().await?;
         }
         if self.lifecycle.rollover_at().is_some_and(|d| d <= now) {
             let next = self.lifecycle.on_rollover_due(self.standby.is_some());
@@ -345,9 +363,55 @@ impl Call {
     /// listening to the machine, say the message, and end once it has played.
     async fn leave_voicemail(&mut self, message: &str) -> Flow {
         info!(call_sid = %self.call_sid, "leaving a voicemail");
+        let instructions = format!(
+            "A voicemail system is recording now. Say exactly this message, then stop: {message}"
+        );
+        self.say_last_words(EndKind::VoicemailLeft, VOICEMAIL_GRACE, instructions)
+            .await
+    }
+
+    /// The call reached its maximum length (a cap that protects the bill): the agent says goodbye
+    /// and the call ends once that has played (or after [`TIME_LIMIT_GRACE`]); the caller can no
+    /// longer keep it going. A voicemail or a transfer under way ends the call anyway.
+    async fn on_time_limit(&mut self) -> Flow {
+        if self.ending.saying_last_words()
+            || self.ending.transferring().is_some()
+            || matches!(self.ending, Ending::TransferAfterPlayout { .. })
+        {
+            return Ok(());
+        }
+        let limit = self.deps.settings.max_call_length;
+        info!(call_sid = %self.call_sid, limit_secs = limit.as_secs(), "the call reached its maximum length; saying goodbye");
+        self.deps.emit(CallEvent::CallCapped {
+            call_sid: self.call_sid.clone(),
+            cap: crate::events::CallCap::CallLength,
+            message: format!(
+                "The call reached its maximum length ({}); the agent says goodbye.",
+                describe_length(limit)
+            ),
+            from: None,
+            to: None,
+            at_ms: now_ms(),
+        });
+        self.say_last_words(
+            EndKind::TimeLimit,
+            TIME_LIMIT_GRACE,
+            TIME_LIMIT_INSTRUCTIONS.to_string(),
+        )
+        .await
+    }
+
+    /// Cuts whatever the agent was saying, stops forwarding the other side, has the agent say
+    /// `instructions` (no tools), and ends the call once that has played, or at `grace`.
+    async fn say_last_words(
+        &mut self,
+        kind: EndKind,
+        grace: Duration,
+        instructions: String,
+    ) -> Flow {
         self.ending = Ending::AfterPlayout {
-            kind: EndKind::VoicemailLeft,
-            deadline: Instant::now() + VOICEMAIL_GRACE,
+            kind,
+            deadline: Instant::now() + grace,
         };
         self.held_audio.clear();
         if let Some(Outgoing::Cancel) = self.sequencer.cancel() {
@@ -355,11 +419,8 @@ impl Call {
             self.send_model(rt::response_cancel(&id)).await;
         }
         self.cut_playback().await?;
-        let instructions = format!(
-            "A voicemail system is recording now. Say exactly this message, then stop: {message}"
-        );
         self.request_response(Request {
-            purpose: Purpose::Voicemail,
+            purpose: Purpose::LastWords,
             params: Some(json!({"instructions": instructions, "tool_choice": "none"})),
         })
         .await;
@@ -559,8 +620,9 @@ impl Call {
         };
         match event {
             Inbound::Media { media } => {
-                if self.ending.is_voicemail() {
-                    // The machine is recording; nothing it hears should make the agent stop.
+                if self.ending.saying_last_words() {
+                    // A machine recording, or a caller whose time is up: nothing they say should make
+                    // the agent stop or answer.
                     return Ok(());
                 }
                 let bytes = match media::base64_decoded_len(&media.payload) {
@@ -1407,6 +1469,16 @@ impl Call {
             &output.to_string(),
         ))
         .await;
+    }
+}
+
+/// `30 min`, `90 s`: a length as the call's events say it.
+fn describe_length(length: Duration) -> String {
+    let secs = length.as_secs();
+    if secs >= 60 && secs.is_multiple_of(60) {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{:.0} s", length.as_secs_f64())
     }
 }
 

@@ -11,6 +11,18 @@ pub enum EndKind {
     AgentEnded,
     /// The voicemail message is being left.
     VoicemailLeft,
+    /// The call reached its maximum length; the agent says goodbye.
+    TimeLimit,
+}
+
+impl EndKind {
+    fn reason(self) -> EndReason {
+        match self {
+            EndKind::AgentEnded => EndReason::AgentEnded,
+            EndKind::VoicemailLeft => EndReason::VoicemailLeft,
+            EndKind::TimeLimit => EndReason::MaxLength,
+        }
+    }
 }
 
 /// The call's ending state.
@@ -45,10 +57,7 @@ impl Ending {
     /// The reason to end with at the deadline.
     pub fn deadline_reason(&self) -> EndReason {
         match self {
-            Ending::AfterPlayout {
-                kind: EndKind::VoicemailLeft,
-                ..
-            } => EndReason::VoicemailLeft,
+            Ending::AfterPlayout { kind, .. } => kind.reason(),
             _ => EndReason::AgentEnded,
         }
     }
@@ -59,10 +68,7 @@ impl Ending {
             return None;
         }
         match self {
-            Ending::AfterPlayout { kind, .. } => Some(Due::End(match kind {
-                EndKind::AgentEnded => EndReason::AgentEnded,
-                EndKind::VoicemailLeft => EndReason::VoicemailLeft,
-            })),
+            Ending::AfterPlayout { kind, .. } => Some(Due::End(kind.reason())),
             Ending::TransferAfterPlayout { number } => {
                 let number = number.clone();
                 *self = Ending::Open;
@@ -73,7 +79,8 @@ impl Ending {
     }
 
     /// The caller spoke over the goodbye ("wait, one more thing"): the agent's `end_call` is undone and
-    /// the conversation goes on. A voicemail or a transfer is not undone. Returns whether it was undone.
+    /// the conversation goes on. A voicemail, the time limit's goodbye or a transfer is not undone.
+    /// Returns whether it was undone.
     pub fn on_barge_in(&mut self) -> bool {
         if matches!(
             self,
@@ -96,11 +103,13 @@ impl Ending {
         }
     }
 
-    pub fn is_voicemail(&self) -> bool {
+    /// The call's last words are being said (a voicemail, the time limit's goodbye): what the other
+    /// side says no longer reaches the model, so nothing can make the agent stop or answer.
+    pub fn saying_last_words(&self) -> bool {
         matches!(
             self,
             Ending::AfterPlayout {
-                kind: EndKind::VoicemailLeft,
+                kind: EndKind::VoicemailLeft | EndKind::TimeLimit,
                 ..
             }
         )
@@ -134,6 +143,17 @@ mod tests {
         };
         assert!(!e.on_barge_in());
         assert_eq!(e.due(true), Some(Due::End(EndReason::VoicemailLeft)));
+        let mut limit = Ending::AfterPlayout {
+            kind: EndKind::TimeLimit,
+            deadline,
+        };
+        assert!(limit.saying_last_words());
+        assert!(
+            !limit.on_barge_in(),
+            "the time limit's goodbye is not undone"
+        );
+        assert_eq!(limit.deadline_reason(), EndReason::MaxLength);
+        assert_eq!(limit.due(true), Some(Due::End(EndReason::MaxLength)));
         let mut t = Ending::TransferAfterPlayout {
             number: "+1".into(),
         };

@@ -115,6 +115,8 @@ pub enum EndReason {
     VoicemailLeft,
     /// The call was handed to a person.
     Transferred(String),
+    /// The call reached its maximum length (`max_call_length`) and the agent said goodbye.
+    MaxLength,
 }
 
 impl EndReason {
@@ -134,6 +136,7 @@ impl EndReason {
             EndReason::ModelUnavailable(e) => format!("model unavailable: {e}"),
             EndReason::VoicemailLeft => "voicemail left".into(),
             EndReason::Transferred(number) => format!("transferred to {number}"),
+            EndReason::MaxLength => "reached the maximum call length".into(),
         }
     }
 }

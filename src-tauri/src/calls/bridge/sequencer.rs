@@ -22,8 +22,9 @@ pub enum Purpose {
     FollowUp,
     /// The speak-first greeting.
     Greeting,
-    /// The voicemail message: never dropped, wins over anything else.
-    Voicemail,
+    /// The call's last words (a voicemail message, the goodbye at the call's maximum length): never
+    /// dropped, wins over anything else.
+    LastWords,
 }
 
 /// A wanted response: its parameters (`None`: the session's defaults) and why.
@@ -285,12 +286,12 @@ impl Sequencer {
     }
 
     /// The caller barged in: the server cancels the running response itself (`interrupt_response`)
-    /// and answers the new turn, so waiting follow-ups and greetings are dropped. A voicemail stays.
+    /// and answers the new turn, so waiting follow-ups and greetings are dropped. Last words stay.
     pub fn on_barge_in(&mut self) {
         if self
             .queued
             .as_ref()
-            .is_some_and(|q| q.purpose != Purpose::Voicemail)
+            .is_some_and(|q| q.purpose != Purpose::LastWords)
         {
             self.queued = None;
         }
@@ -348,10 +349,10 @@ mod tests {
         s.on_created(Some("r1".into()));
         assert_eq!(s.cancel(), Some(Outgoing::Cancel));
         // The voicemail is asked for right after the cancel: it must not go out yet.
-        assert_eq!(s.request(req(Purpose::Voicemail)), None);
+        assert_eq!(s.request(req(Purpose::LastWords)), None);
         // A late delta's done for another id does not release it... only r1's done does.
         assert_eq!(s.on_done(Some("r0")), None);
-        assert_eq!(s.on_done(Some("r1")), Some(req(Purpose::Voicemail)));
+        assert_eq!(s.on_done(Some("r1")), Some(req(Purpose::LastWords)));
     }
 
     #[test]
@@ -396,10 +397,10 @@ mod tests {
         s.on_barge_in();
         assert_eq!(s.on_done(Some("r1")), None);
         s.on_created(Some("r2".into()));
-        s.request(req(Purpose::Voicemail));
+        s.request(req(Purpose::LastWords));
         s.request(req(Purpose::FollowUp));
         s.on_barge_in();
-        assert_eq!(s.on_done(Some("r2")), Some(req(Purpose::Voicemail)));
+        assert_eq!(s.on_done(Some("r2")), Some(req(Purpose::LastWords)));
     }
 
     #[test]
@@ -430,10 +431,10 @@ mod tests {
         // The machine's greeting just ended: the server will answer it.
         s.on_turn_ended(t0);
         assert_eq!(s.cancel(), None, "nothing to cancel yet");
-        assert_eq!(s.request(req(Purpose::Voicemail)), None);
+        assert_eq!(s.request(req(Purpose::LastWords)), None);
         // Its answer starts: cancelled at once, and the voicemail follows its done.
         assert_eq!(s.on_created(Some("r1".into())), Some(Outgoing::Cancel));
-        assert_eq!(s.on_done(Some("r1")), Some(req(Purpose::Voicemail)));
+        assert_eq!(s.on_done(Some("r1")), Some(req(Purpose::LastWords)));
     }
 
     #[test]
