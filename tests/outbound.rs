@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::{post_signed_form, AUTH_TOKEN, FROM_NUMBER};
 use serde_json::{json, Value};
+use verbio::config::Config;
 use verbio::events::CallEvent;
 use verbio::sim::realtime_server::{AgentTurn, SimRealtimeConfig};
 use verbio::sim::twilio_caller::{CallerStep, SimCall};
@@ -24,6 +25,11 @@ struct Outbound {
 }
 
 async fn outbound(model: SimRealtimeConfig) -> Outbound {
+    outbound_with(model, |_| {}).await
+}
+
+/// [`outbound`] with more settings changed by `tweak`.
+async fn outbound_with(model: SimRealtimeConfig, tweak: impl FnOnce(&mut Config)) -> Outbound {
     let tap = common::prism_tap().await;
     tap.serve_json("/IncomingPhoneNumbers.json", common::numbers_page());
     let api_base = tap.url();
@@ -31,6 +37,7 @@ async fn outbound(model: SimRealtimeConfig) -> Outbound {
         c.api_key = Secret::new(API_KEY);
         c.telephony.api_base = api_base;
         c.bridge.reconnect_attempts = 1;
+        tweak(c);
     })
     .await;
     h.running
@@ -531,6 +538,39 @@ async fn bad_numbers_unknown_from_and_twilio_errors_are_clear_api_errors() {
     assert!(!message.contains(AUTH_TOKEN));
     // Nothing was placed, so no stream token is left behind and no call is listed.
     assert!(o.h.running.services.active_calls().is_empty());
+}
+
+/// The concurrent-call cap protects the bill whoever starts the call: a call the app places counts
+/// (from the moment its stream token exists) and one over the cap is not placed at all.
+#[tokio::test]
+async fn placing_a_call_over_the_concurrent_call_cap_is_refused_before_twilio() {
+    let o = outbound_with(SimRealtimeConfig::default(), |c| {
+        c.bridge.max_concurrent_calls = 1;
+    })
+    .await;
+    let first = o.place(json!({"to": CALLEE, "from": FROM_NUMBER})).await;
+    assert_eq!(first.status(), 201);
+    o.create_request().await;
+    let second = o.place(json!({"to": CALLEE, "from": FROM_NUMBER})).await;
+    assert_eq!(second.status(), 409);
+    let body: Value = second.json().await.expect("body");
+    assert_eq!(body["error"]["code"], "lines_busy", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("VERBIO_MAX_CALLS")),
+        "{body}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        o.tap
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/Calls.json"))
+            .count(),
+        1,
+        "Twilio was asked to place only the first call"
+    );
 }
 
 #[tokio::test]

@@ -435,6 +435,12 @@ impl CallRegistry {
         calls
     }
 
+    /// Calls live or about to stream (a token not yet redeemed): what the concurrent-call cap counts.
+    pub fn in_flight(&self) -> usize {
+        let inner = self.lock();
+        inner.live.len() + inner.tokens.len()
+    }
+
     pub fn active_count(&self) -> usize {
         self.lock().live.len()
     }

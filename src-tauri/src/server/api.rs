@@ -93,7 +93,7 @@ api_routes! {
 /// Largest request body `/api` accepts.
 pub const API_BODY_LIMIT: usize = 64 * 1024;
 
-/// Routes relative to `/api` (nested by [`crate::server::router`]).
+/// Routes relative to `/api` (nested by [`crate::server::local_router`]).
 pub fn routes() -> Router<Arc<Services>> {
     table().fallback(not_found)
 }

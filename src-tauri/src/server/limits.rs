@@ -73,8 +73,8 @@ impl Refusal {
 }
 
 /// A keyed (per client IP; per /64 for IPv6) limiter shared by the routes it guards. Its map is pruned
-/// as it goes: keys whose quota is whole again are dropped every [`PRUNE_EVERY`], or earlier once there
-/// are more than [`PRUNE_ABOVE_KEYS`].
+/// as it goes: keys whose quota is whole again are dropped every `PRUNE_EVERY`, or earlier once there
+/// are more than `PRUNE_ABOVE_KEYS`.
 #[derive(Clone)]
 pub struct IpLimiter {
     limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,

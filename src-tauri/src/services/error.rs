@@ -26,6 +26,9 @@ pub enum ServiceError {
     /// Something the operation needs is not set up (Twilio credentials, a public URL).
     #[error("{0}")]
     NotConfigured(String),
+    /// As many calls are live (or about to stream) as the cap allows (`VERBIO_MAX_CALLS`).
+    #[error("all {0} lines are busy: wait for a call to end, or raise VERBIO_MAX_CALLS")]
+    LinesBusy(u32),
     #[error(transparent)]
     Twilio(RestError),
     #[error(transparent)]
@@ -65,6 +68,8 @@ error_kinds! {
     InvalidPhoneNumber => (UNPROCESSABLE_ENTITY, "invalid_phone_number"),
     UnknownFromNumber => (UNPROCESSABLE_ENTITY, "unknown_from_number"),
     NotConfigured => (SERVICE_UNAVAILABLE, "not_configured"),
+    /// The concurrent-call cap is reached.
+    LinesBusy => (CONFLICT, "lines_busy"),
     /// Twilio refused the request: the user's input (a number, a permission) is the cause.
     TwilioRefused => (BAD_GATEWAY, "twilio_refused"),
     TwilioUnavailable => (BAD_GATEWAY, "twilio_unavailable"),
@@ -108,6 +113,7 @@ impl ServiceError {
             ServiceError::AlreadyEnded(_) => ErrorKind::Conflict,
             ServiceError::Invalid(_) => ErrorKind::InvalidValue,
             ServiceError::InvalidNumber(_) => ErrorKind::InvalidPhoneNumber,
+            ServiceError::LinesBusy(_) => ErrorKind::LinesBusy,
             ServiceError::UnknownFrom(_) => ErrorKind::UnknownFromNumber,
             ServiceError::NotConfigured(_) => ErrorKind::NotConfigured,
             ServiceError::Twilio(RestError::Api(api)) if api.status < 500 => {

@@ -266,6 +266,11 @@ impl Outbound {
         let from = E164::parse(&request.from)
             .map_err(|e| ServiceError::InvalidNumber(format!("from: {e}")))?;
         let session = request.session(&self.session.current())?;
+        // The bill-protecting cap counts the calls the app places too (they also use the model).
+        let cap = self.bridge.settings.max_concurrent_calls;
+        if self.registry.in_flight() >= cap as usize {
+            return Err(ServiceError::LinesBusy(cap));
+        }
         let twilio = self.twilio()?;
         let public = self.reachability.require_public_url()?;
         let numbers = twilio.list_numbers().await?;
