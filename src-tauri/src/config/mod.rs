@@ -247,6 +247,20 @@ impl Config {
 }
 
 #[cfg(test)]
+impl Config {
+    /// The defaults on free ports (both listeners) with the library in `data_dir`: for tests that start
+    /// the core.
+    pub(crate) fn on_free_ports(data_dir: &std::path::Path) -> Config {
+        Config {
+            port: 0,
+            api_port: 0,
+            data_dir: data_dir.to_path_buf(),
+            ..Config::default()
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

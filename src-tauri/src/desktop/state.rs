@@ -136,12 +136,7 @@ mod tests {
     #[tokio::test]
     async fn a_started_core_serves_commands_until_shutdown() {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            port: 0,
-            api_port: 0,
-            data_dir: dir.path().to_path_buf(),
-            ..Config::default()
-        };
+        let config = Config::on_free_ports(dir.path());
         let core = Core::new();
         core.started(crate::app::start(config).await.unwrap());
         let services = core.services().await.unwrap();
@@ -159,12 +154,7 @@ mod tests {
     #[tokio::test]
     async fn a_restart_makes_commands_wait_for_the_new_core() {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            port: 0,
-            api_port: 0,
-            data_dir: dir.path().to_path_buf(),
-            ..Config::default()
-        };
+        let config = Config::on_free_ports(dir.path());
         let core = Arc::new(Core::new());
         assert!(core.current().is_none(), "nothing runs before the start");
         core.started(crate::app::start(config.clone()).await.unwrap());

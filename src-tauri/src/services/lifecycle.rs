@@ -59,12 +59,7 @@ mod tests {
     #[tokio::test]
     async fn hang_up_all_ends_a_live_demo_call() {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            port: 0,
-            api_port: 0,
-            data_dir: dir.path().to_path_buf(),
-            ..Config::default()
-        };
+        let config = Config::on_free_ports(dir.path());
         let running = crate::app::start(config).await.unwrap();
         let services = running.services.clone();
         assert!(services.hang_up_all().is_empty());

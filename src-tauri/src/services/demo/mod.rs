@@ -72,12 +72,7 @@ mod tests {
     #[tokio::test]
     async fn a_demo_call_runs_through_the_real_core_without_keys() {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            port: 0,
-            api_port: 0,
-            data_dir: dir.path().to_path_buf(),
-            ..Config::default()
-        };
+        let config = Config::on_free_ports(dir.path());
         assert!(config.openai_api_key.is_empty() && config.twilio_auth_token.is_empty());
         let running = crate::app::start(config).await.unwrap();
         let services = running.services.clone();
