@@ -17,7 +17,7 @@ use serde::Serialize;
 use tauri::{AppHandle, Emitter};
 use tracing::{info, warn};
 
-use crate::events::CallEvent;
+use crate::events::{CallCap, CallEvent};
 use crate::telephony::twilio::answered_by::AnsweredBy;
 use crate::telephony::twilio::direction::Direction;
 
@@ -228,6 +228,12 @@ impl AlertTracker {
                 }
                 None
             }
+            CallEvent::CallCapped {
+                call_sid,
+                cap,
+                from,
+                ..
+            } => Some(call_capped(call_sid, *cap, from.as_deref())),
             CallEvent::MachineDetection {
                 call_sid,
                 answered_by,
@@ -292,6 +298,31 @@ pub fn machine_answered(call_sid: &str, to: &str, answered_by: &AnsweredBy) -> A
         format!("{to} was answered by a machine ({answered_by})."),
         call_sid,
     )
+}
+
+/// A cap that protects the bill turned a call away or ended it: the desk should know (and may want
+/// to raise the cap).
+pub fn call_capped(call_sid: &str, cap: CallCap, from: Option<&str>) -> Alert {
+    let who = from.unwrap_or("A caller");
+    let (title, body) = match cap {
+        CallCap::ConcurrentCalls => (
+            "A call was turned away: all lines busy",
+            format!(
+                "{who} heard that all lines are busy (the cap on calls at once, VERBIO_MAX_CALLS)."
+            ),
+        ),
+        CallCap::DailyMinutes => (
+            "A call was turned away: today's minutes are used up",
+            format!(
+                "{who} was asked to call later (the daily minute budget, VERBIO_DAILY_MINUTES)."
+            ),
+        ),
+        CallCap::CallLength => (
+            "A call reached its time limit",
+            "The agent said goodbye and the call ended (VERBIO_MAX_CALL_SECS).".to_string(),
+        ),
+    };
+    Alert::new(AlertKind::Error, title, body, call_sid)
 }
 
 /// Shows alerts as system notifications while a notification server answers.
@@ -401,6 +432,31 @@ mod tests {
         assert_eq!(ended.kind, AlertKind::CallEnded);
         assert!(ended.body.ends_with("after 2:05."), "{}", ended.body);
         assert!(t.live().is_empty());
+    }
+
+    #[test]
+    fn a_capped_call_is_an_alert_that_names_the_cap() {
+        let mut t = AlertTracker::default();
+        let capped = |cap| CallEvent::CallCapped {
+            call_sid: "CA9".into(),
+            cap,
+            message: "Sorry, all our lines are busy".into(),
+            from: Some("+15551234567".into()),
+            to: None,
+            at_ms: 0,
+        };
+        let busy = t.on_event(&capped(CallCap::ConcurrentCalls)).unwrap();
+        assert_eq!(busy.kind, AlertKind::Error);
+        assert!(busy.title.contains("all lines busy"), "{}", busy.title);
+        assert!(busy.body.contains("+15551234567") && busy.body.contains("VERBIO_MAX_CALLS"));
+        let budget = t.on_event(&capped(CallCap::DailyMinutes)).unwrap();
+        assert!(
+            budget.body.contains("VERBIO_DAILY_MINUTES"),
+            "{}",
+            budget.body
+        );
+        let long = t.on_event(&capped(CallCap::CallLength)).unwrap();
+        assert_eq!(long.title, "A call reached its time limit");
     }
 
     #[test]
