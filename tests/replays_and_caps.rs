@@ -333,14 +333,7 @@ async fn recording_host(wav: Vec<u8>) -> (String, Arc<Mutex<u32>>) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (format!("http://{addr}"), downloads)
+    (common::serve_on_loopback(app).await, downloads)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

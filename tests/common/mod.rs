@@ -299,3 +299,16 @@ pub fn small_wav() -> Vec<u8> {
     w.finalize().expect("finalize");
     cursor.into_inner()
 }
+
+/// Serves `app` (a stand-in for a remote service, such as Twilio's media host) on a free loopback
+/// port for the rest of the test; returns its base URL.
+pub async fn serve_on_loopback(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}")
+}
