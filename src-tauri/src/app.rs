@@ -153,8 +153,6 @@ pub async fn start_with_connector(
     ));
     let services = Arc::new(Services::new(CoreParts {
         config,
-        bus,
-        registry,
         store,
         bridge,
         recordings,
@@ -272,8 +270,6 @@ impl LineOpener for PrivateLines {
         ));
         let line = Arc::new(Services::new(CoreParts {
             config,
-            bus: core.bus.clone(),
-            registry: core.registry.clone(),
             store: core.store.clone(),
             bridge,
             recordings: core.recordings.clone(),

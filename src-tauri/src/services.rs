@@ -88,11 +88,10 @@ pub struct Services {
     demo: demo::DemoGate,
 }
 
-/// Everything [`Services::new`] assembles.
+/// Everything [`Services::new`] assembles (the event bus, the call registry and the session settings
+/// are the bridge's own: one of each per core).
 pub struct CoreParts {
     pub config: Config,
-    pub bus: EventBus,
-    pub registry: CallRegistry,
     pub store: StoreHandle,
     pub bridge: Arc<BridgeDeps>,
     pub recordings: Arc<crate::recording::Library>,
@@ -105,9 +104,9 @@ impl Services {
     pub fn new(parts: CoreParts) -> Self {
         Services {
             session: parts.bridge.session.clone(),
+            bus: parts.bridge.bus.clone(),
+            registry: parts.bridge.registry.clone(),
             config: parts.config,
-            bus: parts.bus,
-            registry: parts.registry,
             store: parts.store,
             bridge: parts.bridge,
             recordings: parts.recordings,
