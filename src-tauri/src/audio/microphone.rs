@@ -25,6 +25,7 @@ pub fn input_devices() -> Vec<String> {
 
 pub struct Microphone {
     pub device: String,
+    pub rate: u32,
 }
 
 impl Microphone {
@@ -35,6 +36,9 @@ impl Microphone {
         None
     }
     pub fn set_muted(&self, _muted: bool) {}
+    pub fn buffer_frames(&self) -> Option<u32> {
+        None
+    }
     pub fn muted(&self) -> bool {
         false
     }
