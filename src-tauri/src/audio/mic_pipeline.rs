@@ -18,8 +18,8 @@ use super::mulaw;
 pub const TARGET_RATE: u32 = 8000;
 /// The meter's floor and what silence reads as, in dBFS.
 pub const LEVEL_FLOOR_DB: f32 = -60.0;
-/// Input taps of the anti-aliasing filter: about 1.3 ms of delay at 48 kHz, far above the
-/// aliasing a polynomial resampler lets through when going down to 8 kHz.
+/// Input taps of the anti-aliasing filter (about 1.3 ms of delay at 48 kHz); a polynomial
+/// resampler would fold everything above 4 kHz into the call.
 const SINC_LEN: usize = 128;
 
 /// Turns device audio into Twilio frames. One per stream; feed it every callback's buffer in order.
