@@ -214,8 +214,11 @@ pub fn open(
             let _ = thread.join();
             Err(e)
         }
+        Err(mpsc::RecvTimeoutError::Disconnected) => Err(MicrophoneError::Unusable(
+            "the audio thread ended while opening the device".into(),
+        )),
         // The thread ends by itself: it finds the stop sender gone once the device answers.
-        Err(_) => Err(MicrophoneError::Unusable(
+        Err(mpsc::RecvTimeoutError::Timeout) => Err(MicrophoneError::Unusable(
             "the audio input device did not open within 10 s".into(),
         )),
     }
