@@ -391,3 +391,38 @@ mod tests {
         assert_eq!(last_sample_at(now, Some(ms(5)), 480, 48_000), now);
     }
 }
+
+/// An open microphone as the operator's desk uses it: the device, or a synthetic one in tests
+/// (`sim::microphone`).
+pub trait MicControls: Send {
+    fn device(&self) -> String;
+    fn level_db(&self) -> f32;
+    fn set_muted(&self, muted: bool);
+    fn muted(&self) -> bool;
+    fn device_latency(&self) -> Option<Duration>;
+    /// Frames per callback at the device's rate, once known.
+    fn buffer_frames(&self) -> Option<u32> {
+        None
+    }
+}
+
+impl MicControls for Microphone {
+    fn device(&self) -> String {
+        self.device.clone()
+    }
+    fn level_db(&self) -> f32 {
+        Microphone::level_db(self)
+    }
+    fn set_muted(&self, muted: bool) {
+        Microphone::set_muted(self, muted)
+    }
+    fn muted(&self) -> bool {
+        Microphone::muted(self)
+    }
+    fn device_latency(&self) -> Option<Duration> {
+        Microphone::device_latency(self)
+    }
+    fn buffer_frames(&self) -> Option<u32> {
+        Microphone::buffer_frames(self)
+    }
+}

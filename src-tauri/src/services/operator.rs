@@ -18,7 +18,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{info, warn};
 
 use super::ServiceError;
-use crate::audio::microphone::{self, MicFrame, Microphone, MicrophoneError};
+pub use crate::audio::microphone::MicControls;
+use crate::audio::microphone::{self, MicFrame, MicrophoneError};
 use crate::calls::registry::{CallControl, CallRegistry, OperatorRefusal};
 use crate::events::{CallEvent, EventBus};
 use crate::recording::Library;
@@ -73,40 +74,6 @@ pub struct MicrophoneState {
     pub muted: bool,
     pub level_db: f32,
     pub device_latency_ms: Option<u64>,
-}
-
-/// An open microphone as the desk uses it (the device, or a synthetic one in tests).
-pub trait MicControls: Send {
-    fn device(&self) -> String;
-    fn level_db(&self) -> f32;
-    fn set_muted(&self, muted: bool);
-    fn muted(&self) -> bool;
-    fn device_latency(&self) -> Option<Duration>;
-    /// Frames per callback at the device's rate, once known.
-    fn buffer_frames(&self) -> Option<u32> {
-        None
-    }
-}
-
-impl MicControls for Microphone {
-    fn device(&self) -> String {
-        self.device.clone()
-    }
-    fn level_db(&self) -> f32 {
-        Microphone::level_db(self)
-    }
-    fn set_muted(&self, muted: bool) {
-        Microphone::set_muted(self, muted)
-    }
-    fn muted(&self) -> bool {
-        Microphone::muted(self)
-    }
-    fn device_latency(&self) -> Option<Duration> {
-        Microphone::device_latency(self)
-    }
-    fn buffer_frames(&self) -> Option<u32> {
-        Microphone::buffer_frames(self)
-    }
 }
 
 /// The open microphone and where its frames go.

@@ -16,9 +16,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::audio::microphone::{MicFrame, FRAME_BYTES};
+use crate::audio::microphone::{MicControls, MicFrame, FRAME_BYTES};
 use crate::audio::mulaw;
-use crate::services::operator::MicControls;
 
 /// A stretch of the synthetic signal.
 #[derive(Debug, Clone, Copy, PartialEq)]
