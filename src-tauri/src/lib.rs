@@ -35,5 +35,6 @@ pub mod sim;
 pub mod store;
 pub mod telephony;
 pub mod tls;
+pub mod tools;
 pub mod tunnel;
 pub mod types;
