@@ -1,7 +1,7 @@
 // Folds the core's `call-event` stream into per-call view state. Pure and immutable: every change
 // returns a new state object, so the UI can hold it in `$state.raw` and tests can compare values.
 
-import type { ActiveCall, CallEvent, Speaker, TranscriptRecord } from './types';
+import type { ActiveCall, CallEvent, HandBackReason, Speaker, TranscriptRecord } from './types';
 
 /** Transcript lines kept per call; older lines are dropped first. */
 export const MAX_ENTRIES_PER_CALL = 2000;
@@ -16,6 +16,8 @@ export interface TranscriptLine {
   offsetMs: number;
   interrupted: boolean;
   atMs: number;
+  /** A whisper the agent was asked to say at once. */
+  sayNow?: boolean;
 }
 
 export interface CallNote {
@@ -41,6 +43,8 @@ export interface CallView {
   entries: Entry[];
   bargeIns: number;
   issues: number;
+  /** While the operator holds the call with their microphone: which one, and since when. */
+  held: { device: string; sinceMs: number } | null;
 }
 
 export interface CallsState {
@@ -79,6 +83,7 @@ function newCall(callSid: string, startedAtMs: number): CallView {
     entries: [],
     bargeIns: 0,
     issues: 0,
+    held: null,
   };
 }
 
@@ -140,6 +145,45 @@ export function applyEvent(state: CallsState, event: CallEvent): CallsState {
       };
       return put(state, { ...call, entries: withEntry(call, line) }, id + 1);
     }
+    case 'whisper': {
+      const text = event.text.trim();
+      if (text === '') {
+        return existing ? state : put(state, call);
+      }
+      // A line like the stored `whisper` turn, so a backfill does not show it twice.
+      const line: TranscriptLine = {
+        kind: 'line',
+        id,
+        speaker: 'whisper',
+        text,
+        offsetMs: event.offset_ms,
+        interrupted: false,
+        atMs: event.at_ms,
+        sayNow: event.say_now,
+      };
+      return put(state, { ...call, entries: withEntry(call, line) }, id + 1);
+    }
+    case 'operator_took_over': {
+      const note: CallNote = {
+        kind: 'note',
+        id,
+        tone: 'info',
+        text: `You took the call over (microphone: ${event.device})`,
+        atMs: event.at_ms,
+      };
+      const held = { device: event.device, sinceMs: event.at_ms };
+      return put(state, { ...call, held, entries: withEntry(call, note) }, id + 1);
+    }
+    case 'operator_handed_back': {
+      const note: CallNote = {
+        kind: 'note',
+        id,
+        tone: event.reason === 'microphone_lost' ? 'warning' : 'info',
+        text: handBackText(event.reason, event.turns),
+        atMs: event.at_ms,
+      };
+      return put(state, { ...call, held: null, entries: withEntry(call, note) }, id + 1);
+    }
     case 'barge_in': {
       const note: CallNote = {
         kind: 'note',
@@ -178,6 +222,7 @@ export function applyEvent(state: CallsState, event: CallEvent): CallsState {
           endedAtMs: Math.max(event.at_ms, call.startedAtMs),
           endReason: event.reason,
           failed: event.failed,
+          held: null,
           entries: withEntry(call, note),
         },
         id + 1,
@@ -212,6 +257,23 @@ export function applyEvent(state: CallsState, event: CallEvent): CallsState {
   }
 }
 
+/** The transcript note for a hand-back: why the agent has the call again. */
+export function handBackText(reason: HandBackReason, turns: number): string {
+  const spoke = turns === 1 ? '1 turn' : `${turns} turns`;
+  switch (reason) {
+    case 'operator':
+      return `You handed the call back to the agent (you spoke ${spoke})`;
+    case 'microphone_lost':
+      return `Your microphone stopped: the agent has the call again (you spoke ${spoke})`;
+    case 'time_limit':
+      return `The call reached its time limit while you held it (you spoke ${spoke})`;
+    case 'call_ended':
+      return `The call ended while you held it (you spoke ${spoke})`;
+    default:
+      return `The agent has the call again (you spoke ${spoke})`;
+  }
+}
+
 /**
  * Reconciles with the core's list of live calls (fetched at start-up and after events were skipped).
  * Calls the list has that the state lacks are added; live calls the state has that the list lacks and
@@ -241,6 +303,7 @@ export function syncActive(
         ...call,
         endedAtMs: Math.max(requestedAtMs, call.startedAtMs),
         endReason: 'no longer active',
+        held: null,
       });
     }
   }
