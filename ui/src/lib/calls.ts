@@ -115,6 +115,21 @@ function withEntry(call: CallView, entry: Entry): Entry[] {
   return entries.length > MAX_ENTRIES_PER_CALL ? entries.slice(entries.length - MAX_ENTRIES_PER_CALL) : entries;
 }
 
+/** Adds a transcript line to `call`; a blank one adds nothing (but a call seen for the first time is kept). */
+function withLine(
+  state: CallsState,
+  call: CallView,
+  known: boolean,
+  fields: Omit<TranscriptLine, 'kind' | 'id'>,
+): CallsState {
+  const text = fields.text.trim();
+  if (text === '') {
+    return known ? state : put(state, call);
+  }
+  const line: TranscriptLine = { ...fields, kind: 'line', id: state.nextId, text };
+  return put(state, { ...call, entries: withEntry(call, line) }, state.nextId + 1);
+}
+
 /** Applies one event. Events for a call the UI has not seen yet (it opened mid-call) create it. */
 export function applyEvent(state: CallsState, event: CallEvent): CallsState {
   const existing = state.calls[event.call_sid];
@@ -129,40 +144,24 @@ export function applyEvent(state: CallsState, event: CallEvent): CallsState {
         to: event.to,
         startedAtMs: existing ? Math.min(existing.startedAtMs, event.at_ms) : event.at_ms,
       });
-    case 'transcript': {
-      const text = event.text.trim();
-      if (text === '') {
-        return existing ? state : put(state, call);
-      }
-      const line: TranscriptLine = {
-        kind: 'line',
-        id,
+    case 'transcript':
+      return withLine(state, call, existing !== undefined, {
         speaker: event.speaker,
-        text,
+        text: event.text,
         offsetMs: event.offset_ms,
         interrupted: event.interrupted,
         atMs: event.at_ms,
-      };
-      return put(state, { ...call, entries: withEntry(call, line) }, id + 1);
-    }
-    case 'whisper': {
-      const text = event.text.trim();
-      if (text === '') {
-        return existing ? state : put(state, call);
-      }
+      });
+    case 'whisper':
       // A line like the stored `whisper` turn, so a backfill does not show it twice.
-      const line: TranscriptLine = {
-        kind: 'line',
-        id,
+      return withLine(state, call, existing !== undefined, {
         speaker: 'whisper',
-        text,
+        text: event.text,
         offsetMs: event.offset_ms,
         interrupted: false,
         atMs: event.at_ms,
         sayNow: event.say_now,
-      };
-      return put(state, { ...call, entries: withEntry(call, line) }, id + 1);
-    }
+      });
     case 'operator_took_over': {
       const note: CallNote = {
         kind: 'note',
