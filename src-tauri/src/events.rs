@@ -89,6 +89,32 @@ pub enum CallEvent {
         to: Option<String>,
         at_ms: i64,
     },
+    /// The operator told the agent something privately (a `system` item the caller never hears);
+    /// with `say_now` the agent also says it at once, in its own voice.
+    Whisper {
+        call_sid: String,
+        text: String,
+        say_now: bool,
+        offset_ms: u64,
+        at_ms: i64,
+    },
+    /// The operator took the call over with their microphone: the agent stopped and only listens.
+    OperatorTookOver {
+        call_sid: String,
+        /// The microphone.
+        device: String,
+        offset_ms: u64,
+        at_ms: i64,
+    },
+    /// The call went back to the agent (`reason`: `operator`, `microphone_lost`, `call_ended`,
+    /// `time_limit`) after `turns` operator turns.
+    OperatorHandedBack {
+        call_sid: String,
+        reason: HandBackReason,
+        turns: usize,
+        offset_ms: u64,
+        at_ms: i64,
+    },
     /// Answering-machine detection decided who answered, and what the app did about it
     /// (`hang_up`, `voicemail`, `continue`).
     MachineDetection {
@@ -110,6 +136,9 @@ impl CallEvent {
             | CallEvent::CallStatus { call_sid, .. }
             | CallEvent::MachineDetection { call_sid, .. }
             | CallEvent::CallCapped { call_sid, .. }
+            | CallEvent::Whisper { call_sid, .. }
+            | CallEvent::OperatorTookOver { call_sid, .. }
+            | CallEvent::OperatorHandedBack { call_sid, .. }
             | CallEvent::ResponseDone { call_sid, .. } => call_sid,
         }
     }
@@ -139,6 +168,31 @@ impl CallCap {
     /// True for the caps that turn a call away before it streams (the call never started).
     pub fn refuses(self) -> bool {
         self != CallCap::CallLength
+    }
+}
+
+/// Why the operator's hold on a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandBackReason {
+    /// The operator handed the call back.
+    Operator,
+    /// The microphone stopped delivering audio (unplugged, the sound server went away).
+    MicrophoneLost,
+    /// The call ended while the operator held it.
+    CallEnded,
+    /// The call reached its maximum length: the agent says goodbye.
+    TimeLimit,
+}
+
+impl HandBackReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandBackReason::Operator => "operator",
+            HandBackReason::MicrophoneLost => "microphone_lost",
+            HandBackReason::CallEnded => "call_ended",
+            HandBackReason::TimeLimit => "time_limit",
+        }
     }
 }
 

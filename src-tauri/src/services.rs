@@ -4,11 +4,13 @@
 //! - this file: the façade (live calls, status, hang-up, the library's calls, session settings);
 //! - [`outbound`]: the `Outbound` service: placing calls through Twilio, status and answering-machine
 //!   callbacks, transfers;
+//! - [`operator`]: the operator in the loop (whisper, take over, hand back);
 //! - [`reachability`]: where the app is reached (the live public URL); [`webhooks`]: pointing a
 //!   number's webhook at it;
 //! - `error.rs`: the errors both doors answer with; [`demo`] and [`private_line`]: the simulated call.
 
 mod error;
+pub mod operator;
 pub mod outbound;
 pub mod private_line;
 pub mod reachability;
@@ -81,6 +83,8 @@ pub struct Services {
     pub reachability: Arc<Reachability>,
     /// Calls the app places, Twilio's callbacks about them, transfers, hang-ups at Twilio.
     pub outbound: Arc<outbound::Outbound>,
+    /// The operator in the loop: whispers, taking a call over with the microphone, handing it back.
+    pub operator: Arc<operator::OperatorDesk>,
     /// Opens the demo call's private line (a build without the simulators has no demo call).
     #[cfg_attr(not(feature = "sim"), allow(dead_code))]
     lines: Arc<dyn LineOpener>,
@@ -102,7 +106,14 @@ pub struct CoreParts {
 
 impl Services {
     pub fn new(parts: CoreParts) -> Self {
+        let operator = operator::OperatorDesk::new(
+            parts.bridge.registry.clone(),
+            parts.store.clone(),
+            parts.recordings.clone(),
+            &parts.bridge.bus,
+        );
         Services {
+            operator,
             session: parts.bridge.session.clone(),
             bus: parts.bridge.bus.clone(),
             registry: parts.bridge.registry.clone(),

@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use rand::RngCore;
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::audio::microphone::MicFrame;
 use crate::calls::plan::CallPlan;
 use crate::telephony::twilio::status::CallStatus;
 
@@ -28,7 +29,7 @@ pub struct ActiveCall {
 }
 
 /// Commands another part of the app can send to a live call's task.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum CallControl {
     /// End the stream now.
     HangUp,
@@ -40,6 +41,36 @@ pub enum CallControl {
     Transferred(String),
     /// The redirect of a [`CallControl::Transferred`] failed: the call carries on.
     TransferFailed,
+    /// The operator tells the agent something privately; with `say_now` the agent also says it.
+    Whisper {
+        text: String,
+        say_now: bool,
+        done: oneshot::Sender<Result<(), OperatorRefusal>>,
+    },
+    /// The operator takes the call over: the agent stops and listens, and the operator's microphone
+    /// frames (from `device`) go to the caller until [`CallControl::HandBack`] or `audio` ends.
+    TakeOver {
+        device: String,
+        audio: mpsc::Receiver<MicFrame>,
+        done: oneshot::Sender<Result<(), OperatorRefusal>>,
+    },
+    /// The operator gives the call back to the agent.
+    HandBack {
+        done: oneshot::Sender<Result<(), OperatorRefusal>>,
+    },
+}
+
+/// Why a call turned down an operator's command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OperatorRefusal {
+    #[error("the operator already holds this call")]
+    AlreadyHeld,
+    #[error("the operator does not hold this call")]
+    NotHeld,
+    #[error("the agent cannot speak while the operator holds the call; hand it back first")]
+    AgentSilenced,
+    #[error("the call is ending")]
+    Ending,
 }
 
 /// What `/twiml` (or the app, for a call it placed) knew about the call, handed to the media socket
@@ -446,6 +477,11 @@ impl CallRegistry {
     }
 
     /// Sends `command` to a live call. `false` if there is no such call (or it is just ending).
+    /// True while the call's stream is live.
+    pub fn is_live(&self, call_sid: &str) -> bool {
+        self.lock().live.contains_key(call_sid)
+    }
+
     pub fn control(&self, call_sid: &str, command: CallControl) -> bool {
         let sender = self.lock().live.get(call_sid).map(|c| c.control.clone());
         sender.is_some_and(|s| s.try_send(command).is_ok())
@@ -695,7 +731,7 @@ mod tests {
         assert!(r.register(info("CA1"), tx).is_err());
         assert_eq!(r.active().len(), 1);
         assert!(r.control("CA1", CallControl::HangUp));
-        assert_eq!(rx.try_recv().unwrap(), CallControl::HangUp);
+        assert!(matches!(rx.try_recv().unwrap(), CallControl::HangUp));
         assert!(!r.control("CA2", CallControl::HangUp));
         drop(guard);
         assert_eq!(r.active_count(), 0);

@@ -333,26 +333,7 @@ impl SessionConfig {
                 v
             }),
         });
-        input["turn_detection"] = match &self.turn_detection {
-            TurnDetection::ServerVad {
-                threshold,
-                prefix_padding_ms,
-                silence_duration_ms,
-            } => json!({
-                "type": "server_vad",
-                "threshold": threshold,
-                "prefix_padding_ms": prefix_padding_ms,
-                "silence_duration_ms": silence_duration_ms,
-                "create_response": true,
-                "interrupt_response": true,
-            }),
-            TurnDetection::SemanticVad { eagerness } => json!({
-                "type": "semantic_vad",
-                "eagerness": eagerness,
-                "create_response": true,
-                "interrupt_response": true,
-            }),
-        };
+        input["turn_detection"] = self.turn_detection_object(Responding::Auto);
         let mut tools: Vec<Value> = crate::realtime::tools::offered(self)
             .map(|t| t.definition())
             .collect();
@@ -396,6 +377,54 @@ impl SessionConfig {
             }
         }
         session
+    }
+}
+
+/// Whether the model answers the caller on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Responding {
+    /// Turn detection creates a response at the end of each caller turn and cuts the model off when
+    /// the caller speaks (the normal call).
+    Auto,
+    /// The model only listens: turn detection still finds the caller's turns (they are committed and
+    /// transcribed) but creates and interrupts no response (the operator holds the call).
+    ListenOnly,
+}
+
+impl SessionConfig {
+    /// The `audio.input.turn_detection` object. Sent whole, never as a partial patch: the service does
+    /// not promise to merge a partial turn detection into the current one.
+    pub fn turn_detection_object(&self, responding: Responding) -> Value {
+        let auto = responding == Responding::Auto;
+        match &self.turn_detection {
+            TurnDetection::ServerVad {
+                threshold,
+                prefix_padding_ms,
+                silence_duration_ms,
+            } => json!({
+                "type": "server_vad",
+                "threshold": threshold,
+                "prefix_padding_ms": prefix_padding_ms,
+                "silence_duration_ms": silence_duration_ms,
+                "create_response": auto,
+                "interrupt_response": auto,
+            }),
+            TurnDetection::SemanticVad { eagerness } => json!({
+                "type": "semantic_vad",
+                "eagerness": eagerness,
+                "create_response": auto,
+                "interrupt_response": auto,
+            }),
+        }
+    }
+
+    /// The session object that switches only how the model responds (operator take-over and
+    /// hand-back); everything else stays as configured.
+    pub fn responding_update(&self, responding: Responding) -> Value {
+        json!({
+            "type": "realtime",
+            "audio": {"input": {"turn_detection": self.turn_detection_object(responding)}},
+        })
     }
 }
 

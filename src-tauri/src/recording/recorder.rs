@@ -186,6 +186,13 @@ impl CallRecording {
         self.queue(Side::Agent, us_to_frame(start_us), mulaw);
     }
 
+    /// The operator's microphone audio that plays from `start_us` (they hold the call): to the file,
+    /// on the agent's channel, where the caller heard it. Not to listen-in: the operator listening in
+    /// would hear themselves, late.
+    pub fn operator(&mut self, start_us: StreamUs, mulaw: Vec<u8>) {
+        self.queue(Side::Agent, us_to_frame(start_us), mulaw);
+    }
+
     /// Queued agent audio was stopped at `at_us` (barge-in): listeners drop what they hold after it.
     pub fn cleared(&self, at_us: StreamUs) {
         self.publish(LiveAudio::Clear { at_us });

@@ -16,6 +16,7 @@ use crate::realtime::session::SessionConfig;
 use crate::server::auth::{key_matches, API_KEY_HEADER};
 use crate::server::errors::{ApiError, ApiResult};
 use crate::server::extract::{ApiJson, ApiPath, ApiQuery, OptionalApiJson};
+use crate::server::operator_api as op;
 use crate::server::recordings_api as rec;
 use crate::services::{ServiceError, Services};
 use crate::types::CallSid;
@@ -67,6 +68,13 @@ api_routes! {
     put "/webhooks" => choose_webhooks,
     put "/settings/public-url" => set_public_url,
     post "/demo/call" => demo_call,
+    // The operator in the loop (server/operator_api.rs).
+    post "/call/{sid}/whisper" => op::whisper,
+    post "/call/{sid}/takeover" => op::take_over,
+    post "/call/{sid}/handback" => op::hand_back,
+    get "/operator" => op::state,
+    post "/operator/mute" => op::mute,
+    get "/audio/inputs" => op::inputs,
     // Recordings (server/recordings_api.rs).
     get "/recordings" => rec::list,
     get "/recording/{id}" => rec::detail,

@@ -21,6 +21,7 @@ pub mod errors;
 pub mod extract;
 pub mod http;
 pub mod limits;
+pub mod operator_api;
 pub mod public_url;
 pub mod range;
 pub mod recordings_api;

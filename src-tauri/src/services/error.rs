@@ -5,6 +5,9 @@
 use axum::http::StatusCode;
 use serde::Serialize;
 
+use super::operator::OperatorError;
+use crate::audio::microphone::MicrophoneError;
+use crate::calls::registry::OperatorRefusal;
 use crate::recording::listen_in::ListenError;
 use crate::recording::playback::PlaybackError;
 use crate::recording::LibraryError;
@@ -36,6 +39,9 @@ pub enum ServiceError {
     /// The recordings library (files, playback, listen-in, Twilio copies).
     #[error(transparent)]
     Recording(#[from] LibraryError),
+    /// The operator's desk (whisper, take over, hand back).
+    #[error(transparent)]
+    Operator(#[from] OperatorError),
 }
 
 /// Declares [`ErrorKind`] from the table below: each kind once, with its HTTP status and code.
@@ -82,6 +88,19 @@ error_kinds! {
     /// Nothing is playing, or nobody is listening in.
     Idle => (CONFLICT, "idle"),
     NotLive => (CONFLICT, "not_live"),
+    /// No microphone to take a call over with (the call goes on with the agent).
+    NoInputDevice => (SERVICE_UNAVAILABLE, "no_input_device"),
+    InputDeviceUnusable => (SERVICE_UNAVAILABLE, "input_device_unusable"),
+    /// The operator already holds another call (one microphone, one call).
+    OperatorBusy => (CONFLICT, "operator_busy"),
+    AlreadyHeld => (CONFLICT, "already_held"),
+    NotHeld => (CONFLICT, "not_held"),
+    /// "Say this now" while the operator holds the call: the agent is silent then.
+    AgentSilenced => (CONFLICT, "agent_silenced"),
+    /// The call is saying its last words or being transferred.
+    CallEnding => (CONFLICT, "call_ending"),
+    /// The call's task did not answer in time.
+    CallUnresponsive => (SERVICE_UNAVAILABLE, "call_unresponsive"),
     Internal => (INTERNAL_SERVER_ERROR, "internal"),
 }
 
@@ -122,6 +141,7 @@ impl ServiceError {
             ServiceError::Twilio(_) => ErrorKind::TwilioUnavailable,
             ServiceError::Store(_) => ErrorKind::Internal,
             ServiceError::Recording(e) => library_kind(e),
+            ServiceError::Operator(e) => operator_kind(e),
         }
     }
 
@@ -139,6 +159,19 @@ impl ServiceError {
             code: kind.code(),
             message,
         }
+    }
+}
+
+fn operator_kind(e: &OperatorError) -> ErrorKind {
+    match e {
+        OperatorError::Busy(_) => ErrorKind::OperatorBusy,
+        OperatorError::Refused(OperatorRefusal::AlreadyHeld) => ErrorKind::AlreadyHeld,
+        OperatorError::Refused(OperatorRefusal::NotHeld) => ErrorKind::NotHeld,
+        OperatorError::Refused(OperatorRefusal::AgentSilenced) => ErrorKind::AgentSilenced,
+        OperatorError::Refused(OperatorRefusal::Ending) => ErrorKind::CallEnding,
+        OperatorError::Microphone(MicrophoneError::NoInputDevice(_)) => ErrorKind::NoInputDevice,
+        OperatorError::Microphone(MicrophoneError::Unusable(_)) => ErrorKind::InputDeviceUnusable,
+        OperatorError::NoAnswer => ErrorKind::CallUnresponsive,
     }
 }
 

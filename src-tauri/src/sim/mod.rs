@@ -43,6 +43,7 @@
 //! ```
 mod caller_line;
 pub mod frame_tag;
+pub mod microphone;
 mod playout;
 pub mod realtime_server;
 mod realtime_session;

@@ -14,7 +14,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::transcripts::NewTranscript;
-use super::{calls, migrations, transcripts, StoreError};
+use super::{calls, migrations, operator, transcripts, StoreError};
 use super::{CallRecord, IssueRecord, TranscriptRecord};
 use crate::events::CallEvent;
 
@@ -113,6 +113,16 @@ impl StoreHandle {
     ) -> impl Future<Output = Result<Vec<calls::ResponseRecord>, StoreError>> + Send + 'static {
         let call_sid = call_sid.to_string();
         self.request(move |conn| calls::responses(conn, &call_sid))
+    }
+
+    /// The stretches of a call the operator held, in order.
+    pub fn operator_spans(
+        &self,
+        call_sid: &str,
+    ) -> impl Future<Output = Result<Vec<operator::OperatorSpan>, StoreError>> + Send + 'static
+    {
+        let call_sid = call_sid.to_string();
+        self.request(move |conn| operator::spans(conn, &call_sid))
     }
 
     /// Deletes a call with its transcript and issues; false when there was no such call.
@@ -338,6 +348,36 @@ fn apply_event(conn: &mut Connection, event: &CallEvent) -> Result<(), StoreErro
                 at_ms: *at_ms,
             },
         ),
+        CallEvent::Whisper {
+            call_sid,
+            text,
+            offset_ms,
+            at_ms,
+            ..
+        } => transcripts::insert(
+            conn,
+            &NewTranscript {
+                call_sid,
+                speaker: crate::types::Speaker::Whisper,
+                text,
+                offset_ms: *offset_ms,
+                interrupted: false,
+                at_ms: *at_ms,
+            },
+        )
+        .map(|_| ()),
+        CallEvent::OperatorTookOver {
+            call_sid,
+            device,
+            offset_ms,
+            at_ms,
+        } => operator::took_over(conn, call_sid, device, *offset_ms, *at_ms),
+        CallEvent::OperatorHandedBack {
+            call_sid,
+            reason,
+            offset_ms,
+            ..
+        } => operator::handed_back(conn, call_sid, reason.as_str(), *offset_ms),
         CallEvent::ResponseDone {
             call_sid,
             response_id,
@@ -370,6 +410,9 @@ fn event_kind(event: &CallEvent) -> &'static str {
         CallEvent::MachineDetection { .. } => "machine_detection",
         CallEvent::ResponseDone { .. } => "response_done",
         CallEvent::CallCapped { .. } => "call_capped",
+        CallEvent::Whisper { .. } => "whisper",
+        CallEvent::OperatorTookOver { .. } => "operator_took_over",
+        CallEvent::OperatorHandedBack { .. } => "operator_handed_back",
     }
 }
 

@@ -120,6 +120,43 @@ pub const MIGRATIONS: &[&str] = &[
     INSERT OR IGNORE INTO twilio_recording_claims (recording_sid, call_sid, at_ms)
         SELECT twilio_sid, call_sid, started_at_ms FROM recordings WHERE twilio_sid IS NOT NULL;
     CREATE INDEX calls_ended_at ON calls(ended_at_ms);",
+    // 6: the operator in the loop. Transcript lines may be the operator's own turns or their whispers
+    // to the agent (SQLite cannot widen a CHECK: the table is rebuilt with the same ids, so the
+    // full-text index stays valid), and each stretch the operator held the call is kept.
+    "CREATE TABLE transcripts_v6 (
+        id          INTEGER PRIMARY KEY,
+        call_sid    TEXT NOT NULL REFERENCES calls(call_sid) ON DELETE CASCADE,
+        speaker     TEXT NOT NULL CHECK(speaker IN ('caller','agent','operator','whisper')),
+        text        TEXT NOT NULL,
+        offset_ms   INTEGER NOT NULL,
+        interrupted INTEGER NOT NULL DEFAULT 0,
+        at_ms       INTEGER NOT NULL
+    );
+    INSERT INTO transcripts_v6 (id, call_sid, speaker, text, offset_ms, interrupted, at_ms)
+        SELECT id, call_sid, speaker, text, offset_ms, interrupted, at_ms FROM transcripts;
+    DROP TABLE transcripts;
+    ALTER TABLE transcripts_v6 RENAME TO transcripts;
+    CREATE INDEX transcripts_call_sid ON transcripts(call_sid);
+    CREATE TRIGGER transcripts_fts_ai AFTER INSERT ON transcripts BEGIN
+        INSERT INTO transcripts_fts(rowid, text) VALUES (new.id, new.text);
+    END;
+    CREATE TRIGGER transcripts_fts_ad AFTER DELETE ON transcripts BEGIN
+        INSERT INTO transcripts_fts(transcripts_fts, rowid, text) VALUES ('delete', old.id, old.text);
+    END;
+    CREATE TRIGGER transcripts_fts_au AFTER UPDATE ON transcripts BEGIN
+        INSERT INTO transcripts_fts(transcripts_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        INSERT INTO transcripts_fts(rowid, text) VALUES (new.id, new.text);
+    END;
+    CREATE TABLE operator_spans (
+        id            INTEGER PRIMARY KEY,
+        call_sid      TEXT NOT NULL REFERENCES calls(call_sid) ON DELETE CASCADE,
+        device        TEXT NOT NULL,
+        start_ms      INTEGER NOT NULL,
+        end_ms        INTEGER,
+        end_reason    TEXT,
+        at_ms         INTEGER NOT NULL
+    );
+    CREATE INDEX operator_spans_call_sid ON operator_spans(call_sid);",
 ];
 
 /// The schema version this build writes.

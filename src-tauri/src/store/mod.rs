@@ -8,6 +8,7 @@
 //! - [`migrations`]: the schema, applied in order and tracked with `PRAGMA user_version`.
 //! - [`calls`]: the `calls` and `call_issues` tables.
 //! - [`transcripts`]: the `transcripts` table.
+//! - [`operator`]: the stretches of calls the operator held with their own microphone.
 //! - [`settings`]: small app choices remembered between runs (never secrets).
 //! - [`recordings`]: the `recordings` table and transcript search (FTS5).
 
@@ -17,6 +18,7 @@ mod blocking;
 pub mod calls;
 mod handle;
 pub mod migrations;
+pub mod operator;
 pub mod recordings;
 pub mod settings;
 pub mod transcripts;

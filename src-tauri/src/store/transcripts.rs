@@ -32,16 +32,14 @@ pub struct NewTranscript<'a> {
     pub at_ms: i64,
 }
 
-/// Stored as `'caller'` / `'agent'`; the table's CHECK keeps anything else out.
+/// Stored as [`Speaker::as_str`]; the table's CHECK keeps anything else out.
 struct SpeakerColumn(Speaker);
 
 impl FromSql for SpeakerColumn {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        match value.as_str()? {
-            "caller" => Ok(SpeakerColumn(Speaker::Caller)),
-            "agent" => Ok(SpeakerColumn(Speaker::Agent)),
-            _ => Err(FromSqlError::InvalidType),
-        }
+        Speaker::parse(value.as_str()?)
+            .map(SpeakerColumn)
+            .ok_or(FromSqlError::InvalidType)
     }
 }
 

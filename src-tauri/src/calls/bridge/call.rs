@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
+use base64::Engine;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
@@ -19,17 +20,19 @@ use super::frames::{FrameAligner, Ready};
 use super::gaps::GapFiller;
 use super::lifecycle::{Lifecycle, Lost, Next, Placement};
 use super::model_setup::{Setup, SetupStep};
+use super::operator::{self, Hold};
 use super::sequencer::{Outgoing, Purpose, Request, Sequencer};
 use super::tool_calls::{FunctionCall, ToolCalls};
 use super::transcript::{Transcript, Turn};
 use super::{close_twilio, BridgeDeps, EndReason};
+use crate::audio::microphone::MicFrame;
 use crate::calls::playout::{MarkOutcome, Placed};
-use crate::calls::registry::CallControl;
+use crate::calls::registry::{CallControl, OperatorRefusal};
 use crate::calls::timeline::{CallTimeline, SessionAudio};
-use crate::events::CallEvent;
+use crate::events::{CallEvent, HandBackReason};
 use crate::realtime::client::{ConnectFuture, ModelSocket, RealtimeError};
 use crate::realtime::events::{self as rt, ApiError, Role, ServerEvent};
-use crate::realtime::session::{Greeting, OptionalField, SessionConfig};
+use crate::realtime::session::{Greeting, OptionalField, Responding, SessionConfig};
 use crate::realtime::tools::{built_in, BuiltIn};
 use crate::recording::recorder::decode_payload;
 use crate::telephony::twilio::media::{self, Inbound, MediaError, BYTES_PER_MS};
@@ -87,6 +90,38 @@ impl ModelLink {
     }
 }
 
+/// The operator holds the call: their microphone's frames, and where they play.
+struct OperatorLink {
+    hold: Hold,
+    audio: mpsc::Receiver<MicFrame>,
+    /// Microphone capture → frame handed to Twilio, per frame (for the log at hand-back).
+    latency: LatencyStats,
+}
+
+/// Smallest, largest and mean of a series of delays.
+#[derive(Debug, Default)]
+struct LatencyStats {
+    count: u64,
+    total_us: u64,
+    max_us: u64,
+}
+
+impl LatencyStats {
+    fn add(&mut self, delay: Duration) {
+        let us = delay.as_micros() as u64;
+        self.count += 1;
+        self.total_us += us;
+        self.max_us = self.max_us.max(us);
+    }
+
+    fn mean_ms(&self) -> f64 {
+        if self.count == 0 {
+            return 0.0;
+        }
+        self.total_us as f64 / self.count as f64 / 1000.0
+    }
+}
+
 /// A call's state. Lives only inside its task.
 pub(super) struct Call {
     deps: Arc<BridgeDeps>,
@@ -128,6 +163,8 @@ pub(super) struct Call {
     bad_frames: u64,
     /// The call's recording and listen-in tap (never blocks; see `recording::recorder`).
     pub(super) recording: Option<crate::recording::CallRecording>,
+    /// The operator holds the call (took it over with their microphone).
+    operator: Option<OperatorLink>,
 }
 
 /// A frame from a model socket, or its end.
@@ -136,6 +173,14 @@ type ModelFrame = Option<Result<ModelMessage, tokio_tungstenite::tungstenite::Er
 async fn next_model_frame(link: &mut Option<ModelLink>) -> ModelFrame {
     match link {
         Some(link) => link.rx.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The operator's next microphone frame; `None` once the microphone stopped (it is gone).
+async fn next_operator_frame(link: &mut Option<OperatorLink>) -> Option<MicFrame> {
+    match link {
+        Some(link) => link.audio.recv().await,
         None => std::future::pending().await,
     }
 }
@@ -230,6 +275,7 @@ impl Call {
             sent: VecDeque::new(),
             bad_frames: 0,
             recording: None,
+            operator: None,
         }
     }
 
@@ -260,9 +306,35 @@ impl Call {
                 frame = next_model_frame(&mut self.model) => self.on_model_frame(frame).await,
                 frame = next_model_frame(&mut self.standby) => self.on_standby_frame(frame).await,
                 result = finish_connecting(&mut self.connecting) => self.on_connected(result).await,
+                frame = next_operator_frame(&mut self.operator) => self.on_operator_frame(frame).await,
                 command = control.recv() => match command {
                     Some(CallControl::HangUp) | None => Err(EndReason::EndedByApp),
                     Some(CallControl::LeaveVoicemail(message)) => self.leave_voicemail(&message).await,
+                    Some(CallControl::Whisper { text, say_now, done }) => {
+                        let outcome = self.whisper(text, say_now).await;
+                        let _ = done.send(outcome);
+                        Ok(())
+                    }
+                    Some(CallControl::TakeOver { device, audio, done }) => {
+                        match self.take_over(device, audio).await {
+                            Ok(outcome) => {
+                                let _ = done.send(outcome);
+                                Ok(())
+                            }
+                            Err(end) => Err(end),
+                        }
+                    }
+                    Some(CallControl::HandBack { done }) => {
+                        let outcome = match self.operator.is_some() {
+                            true => {
+                                self.hand_back(HandBackReason::Operator).await;
+                                Ok(())
+                            }
+                            false => Err(OperatorRefusal::NotHeld),
+                        };
+                        let _ = done.send(outcome);
+                        Ok(())
+                    }
                     Some(other) => {
                         self.on_transfer_control(other);
                         Ok(())
@@ -355,8 +427,206 @@ impl Call {
                     self.ending = Ending::Open;
                 }
             }
+            CallControl::Whisper { done, .. }
+            | CallControl::TakeOver { done, .. }
+            | CallControl::HandBack { done } => {
+                let _ = done.send(Err(OperatorRefusal::Ending));
+            }
             CallControl::HangUp | CallControl::LeaveVoicemail(_) => {}
         }
+    }
+
+    // ---- The operator ------------------------------------------------------------------------
+
+    /// A private instruction from the operator: a `system` item the caller never hears; with
+    /// `say_now`, a sequenced response that says it in the agent's voice (not while the operator holds
+    /// the call: the agent is silent then).
+    async fn whisper(&mut self, text: String, say_now: bool) -> Result<(), OperatorRefusal> {
+        if self.ending.saying_last_words() || self.ending.transferring().is_some() {
+            return Err(OperatorRefusal::Ending);
+        }
+        if say_now && self.operator.is_some() {
+            return Err(OperatorRefusal::AgentSilenced);
+        }
+        let offset = self.offset_ms();
+        info!(call_sid = %self.call_sid, say_now, "operator whisper");
+        // Kept in the transcript (as a whisper) so a replacement session is told it too.
+        self.transcript.note(Speaker::Whisper, text.clone(), offset);
+        let id = self.event_id(Sent::ItemCreate);
+        self.send_model(rt::message_item_create(
+            &id,
+            Role::System,
+            &operator::whisper_note(&text),
+        ))
+        .await;
+        self.deps.emit(CallEvent::Whisper {
+            call_sid: self.call_sid.clone(),
+            text: text.clone(),
+            say_now,
+            offset_ms: offset,
+            at_ms: now_ms(),
+        });
+        if say_now {
+            let instructions = operator::say_now_instructions(&self.session.instructions, &text);
+            self.request_response(Request {
+                purpose: Purpose::OperatorLine,
+                params: Some(json!({"instructions": instructions})),
+            })
+            .await;
+        }
+        Ok(())
+    }
+
+    /// The operator takes the call: the agent stops at once (as on a barge-in: `clear`, the running
+    /// response cancelled and cut to what was heard), the model only listens from now on, and the
+    /// operator's frames go to the caller. The microphone is already open (the caller of this opened it).
+    async fn take_over(
+        &mut self,
+        device: String,
+        audio: mpsc::Receiver<MicFrame>,
+    ) -> Result<Result<(), OperatorRefusal>, EndReason> {
+        if self.operator.is_some() {
+            return Ok(Err(OperatorRefusal::AlreadyHeld));
+        }
+        if self.ending.saying_last_words() || self.ending.transferring().is_some() {
+            return Ok(Err(OperatorRefusal::Ending));
+        }
+        info!(call_sid = %self.call_sid, "the operator takes the call over");
+        if self.ending.on_barge_in() {
+            info!(call_sid = %self.call_sid, "the operator took over during the goodbye: the call goes on");
+        }
+        self.sequencer.drop_queued();
+        if let Some(Outgoing::Cancel) = self.sequencer.cancel() {
+            let id = self.event_id(Sent::ResponseCancel);
+            self.send_model(rt::response_cancel(&id)).await;
+        }
+        self.cut_playback().await?;
+        let now_us = self.timeline.now_us(Instant::now());
+        self.operator = Some(OperatorLink {
+            hold: Hold::new(device.clone(), now_us),
+            audio,
+            latency: LatencyStats::default(),
+        });
+        self.send_responding(Responding::ListenOnly).await;
+        self.deps.emit(CallEvent::OperatorTookOver {
+            call_sid: self.call_sid.clone(),
+            device,
+            offset_ms: now_us / 1000,
+            at_ms: now_ms(),
+        });
+        Ok(Ok(()))
+    }
+
+    /// Switches whether the model answers on its own (a `session.update` of the turn detection only).
+    async fn send_responding(&mut self, responding: Responding) {
+        let id = self.event_id(Sent::SessionUpdate);
+        self.send_model(rt::session_update(
+            &id,
+            self.session.responding_update(responding),
+        ))
+        .await;
+    }
+
+    /// A frame from the operator's microphone goes to the caller, and to the recording's agent channel
+    /// where it plays; `None`: the microphone stopped, and the call goes back to the agent.
+    async fn on_operator_frame(&mut self, frame: Option<MicFrame>) -> Flow {
+        let Some(frame) = frame else {
+            warn!(call_sid = %self.call_sid, "the operator's microphone stopped; the agent takes the call back");
+            self.issue(
+                "microphone_lost",
+                "the operator's microphone stopped; the agent has the call again",
+            );
+            self.hand_back(HandBackReason::MicrophoneLost).await;
+            return Ok(());
+        };
+        let Some(link) = self.operator.as_mut() else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let (at_us, ended) = link.hold.on_frame(&frame.mulaw, self.timeline.now_us(now));
+        let payload = base64::engine::general_purpose::STANDARD.encode(frame.mulaw);
+        self.send_twilio(media::media_message(&self.stream_sid, &payload))
+            .await?;
+        if let Some(link) = self.operator.as_mut() {
+            link.latency.add(frame.captured_at.elapsed());
+        }
+        if let Some(rec) = &mut self.recording {
+            rec.operator(at_us, frame.mulaw.to_vec());
+        }
+        if let Some(turn) = ended {
+            self.operator_turn(turn);
+            self.add_operator_turn_to_model(turn).await;
+        }
+        Ok(())
+    }
+
+    /// An operator turn into the transcript (and the seeds of any replacement session).
+    fn operator_turn(&mut self, turn: operator::OperatorTurn) {
+        if let Some(turn) = self
+            .transcript
+            .note(Speaker::Operator, turn.note(), turn.offset_ms)
+        {
+            self.publish_turn(turn);
+        }
+    }
+
+    /// The model hears of the operator's turn as it ends, so it sits among the caller's turns in the
+    /// order they happened (the API cannot take assistant audio: it is text).
+    async fn add_operator_turn_to_model(&mut self, turn: operator::OperatorTurn) {
+        let id = self.event_id(Sent::ItemCreate);
+        self.send_model(rt::message_item_create(&id, Role::Assistant, &turn.note()))
+            .await;
+    }
+
+    /// The call goes back to the agent: the operator's last turn, a note that a human handled part of
+    /// the call, automatic responses again, and the agent's next response (unless the caller is
+    /// talking: then the model answers them when they stop, as usual).
+    async fn hand_back(&mut self, reason: HandBackReason) {
+        let Some(mut link) = self.operator.take() else {
+            return;
+        };
+        let now_us = self.timeline.now_us(Instant::now());
+        if let Some(turn) = link.hold.finish() {
+            self.operator_turn(turn);
+            self.add_operator_turn_to_model(turn).await;
+        }
+        let note = operator::hand_back_note(link.hold.held_for(now_us), link.hold.turns().len());
+        let id = self.event_id(Sent::ItemCreate);
+        self.send_model(rt::message_item_create(&id, Role::System, &note))
+            .await;
+        self.send_responding(Responding::Auto).await;
+        self.operator_released(&link, reason, now_us);
+        let answer_now = matches!(
+            reason,
+            HandBackReason::Operator | HandBackReason::MicrophoneLost
+        );
+        if answer_now && !self.caller_speaking {
+            self.request_response(Request {
+                purpose: Purpose::FollowUp,
+                params: None,
+            })
+            .await;
+        }
+    }
+
+    /// Reports the end of the operator's hold.
+    fn operator_released(&self, link: &OperatorLink, reason: HandBackReason, now_us: StreamUs) {
+        info!(
+            call_sid = %self.call_sid,
+            reason = reason.as_str(),
+            held_ms = link.hold.held_for(now_us).as_millis() as u64,
+            frames = link.hold.frames(),
+            mic_to_twilio_mean_ms = link.latency.mean_ms(),
+            mic_to_twilio_max_ms = link.latency.max_us as f64 / 1000.0,
+            "the operator handed the call back"
+        );
+        self.deps.emit(CallEvent::OperatorHandedBack {
+            call_sid: self.call_sid.clone(),
+            reason,
+            turns: link.hold.turns().len(),
+            offset_ms: now_us / 1000,
+            at_ms: now_ms(),
+        });
     }
 
     /// A machine took the call and its greeting is over: cut whatever the agent was saying, stop
@@ -409,6 +679,14 @@ impl Call {
         grace: Duration,
         instructions: String,
     ) -> Flow {
+        if self.operator.is_some() {
+            // Last words are the agent's: the operator's microphone leaves the line first.
+            let reason = match kind {
+                EndKind::TimeLimit => HandBackReason::TimeLimit,
+                _ => HandBackReason::CallEnded,
+            };
+            self.hand_back(reason).await;
+        }
         self.ending = Ending::AfterPlayout {
             kind,
             deadline: Instant::now() + grace,
@@ -475,6 +753,13 @@ impl Call {
     }
 
     async fn shut_down(&mut self, reason: &EndReason) {
+        if let Some(mut link) = self.operator.take() {
+            let now_us = self.timeline.now_us(Instant::now());
+            if let Some(turn) = link.hold.finish() {
+                self.operator_turn(turn);
+            }
+            self.operator_released(&link, HandBackReason::CallEnded, now_us);
+        }
         // An answer the call ended in the middle of is kept as far as the caller heard it.
         let cut = self.timeline.cut(Instant::now(), true);
         self.record_heard(cut.heard);
@@ -746,6 +1031,12 @@ impl Call {
 
     /// Asks for a response through the sequencer: sent now if nothing runs, else when it ends.
     async fn request_response(&mut self, request: Request) {
+        if self.operator.is_some() && request.purpose != Purpose::LastWords {
+            // The operator speaks for the agent now; what the caller says meanwhile is answered by
+            // them (the model hears it all and answers after the hand-back).
+            debug!(call_sid = %self.call_sid, purpose = ?request.purpose, "response not asked for: the operator holds the call");
+            return;
+        }
         let ready = self.model_ready();
         if !ready {
             // Kept until the session is ready (see `on_session_ready`).
@@ -794,7 +1085,13 @@ impl Call {
     /// state that waits for its answer.
     fn session_update(&mut self, dropped: Vec<OptionalField>) -> (Setup, String) {
         let id = self.event_id(Sent::SessionUpdate);
-        let text = rt::session_update(&id, self.session.session_object_without(&dropped));
+        let mut session = self.session.session_object_without(&dropped);
+        if self.operator.is_some() {
+            // A session opened while the operator holds the call (a reconnect, a rollover) only listens.
+            session["audio"]["input"]["turn_detection"] =
+                self.session.turn_detection_object(Responding::ListenOnly);
+        }
+        let text = rt::session_update(&id, session);
         (Setup::new(id, dropped, Instant::now()), text)
     }
 
@@ -939,6 +1236,10 @@ impl Call {
             .map(|(role, text)| (role, text.to_string()))
             .collect();
         for (role, text) in seeds {
+            let text = match role {
+                Role::System => operator::whisper_note(&text),
+                _ => text,
+            };
             let id = self.event_id(Sent::ItemCreate);
             self.send_model(rt::message_item_create(&id, role, &text))
                 .await;
@@ -1042,7 +1343,8 @@ impl Call {
                     self.note_bad_frame("audio before the session was confirmed", &item_id);
                     return Ok(());
                 }
-                if self.dropped_items.contains(&item_id)
+                if self.operator.is_some()
+                    || self.dropped_items.contains(&item_id)
                     || response_id
                         .as_ref()
                         .is_some_and(|r| self.dropped_responses.contains(r))
@@ -1496,7 +1798,6 @@ fn short(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine;
 
     #[test]
     fn silence_is_mulaw_ff_of_the_exact_length() {

@@ -6,7 +6,8 @@
 //! μ-law both ways), `sequencer` (one `response.create` in flight), `tool_calls` (act only on completed
 //! function calls), `transcript` (turns in heard order; seeds for replacement sessions), `ending`
 //! (open / ending after playout / transferring), `gaps` (silence for holes in Twilio's media),
-//! `frames` (agent audio to Twilio in whole 20 ms frames), and
+//! `frames` (agent audio to Twilio in whole 20 ms frames), `operator` (the operator's hold on the
+//! call: where their microphone frames play, their turns, what the model is told), and
 //! `crate::calls::playout` (what the caller heard, for barge-in).
 //!
 //! The hot path (a Twilio frame in → `input_audio_buffer.append` out; an audio delta in → Twilio
@@ -43,6 +44,7 @@ pub mod frames;
 pub mod gaps;
 pub mod lifecycle;
 pub mod model_setup;
+pub mod operator;
 pub mod sequencer;
 pub mod tool_calls;
 pub mod transcript;

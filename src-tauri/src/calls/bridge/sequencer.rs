@@ -22,6 +22,9 @@ pub enum Purpose {
     FollowUp,
     /// The speak-first greeting.
     Greeting,
+    /// A line the operator asked the agent to say now ("say this now" whisper): survives a barge-in,
+    /// as the operator asked for it on purpose.
+    OperatorLine,
     /// The call's last words (a voicemail message, the goodbye at the call's maximum length): never
     /// dropped, wins over anything else.
     LastWords,
@@ -286,8 +289,21 @@ impl Sequencer {
     }
 
     /// The caller barged in: the server cancels the running response itself (`interrupt_response`)
-    /// and answers the new turn, so waiting follow-ups and greetings are dropped. Last words stay.
+    /// and answers the new turn, so waiting follow-ups and greetings are dropped. Lines the operator
+    /// asked for and last words stay.
     pub fn on_barge_in(&mut self) {
+        if self
+            .queued
+            .as_ref()
+            .is_some_and(|q| q.purpose < Purpose::OperatorLine)
+        {
+            self.queued = None;
+        }
+    }
+
+    /// The operator took the call over: nothing the agent meant to say next may play. Last words
+    /// (which end the call) stay.
+    pub fn drop_queued(&mut self) {
         if self
             .queued
             .as_ref()

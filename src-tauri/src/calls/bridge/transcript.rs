@@ -219,7 +219,8 @@ impl Transcript {
         Some(turn)
     }
 
-    /// The newest `max` turns as conversation items for a fresh session, in stream order.
+    /// The newest `max` turns as conversation items for a fresh session, in stream order: the operator's
+    /// turns were said on the agent's side of the line; a whisper stays a note for the model.
     pub fn seeds(&self, max: usize) -> Vec<(Role, &str)> {
         let skip = self.turns.len().saturating_sub(max);
         self.turns[skip..]
@@ -227,7 +228,8 @@ impl Transcript {
             .map(|t| {
                 let role = match t.speaker {
                     Speaker::Caller => Role::User,
-                    Speaker::Agent => Role::Assistant,
+                    Speaker::Agent | Speaker::Operator => Role::Assistant,
+                    Speaker::Whisper => Role::System,
                 };
                 (role, t.text.as_str())
             })

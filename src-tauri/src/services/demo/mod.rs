@@ -96,6 +96,7 @@ mod tests {
                     CallEvent::Transcript { speaker, text, .. } => match speaker {
                         crate::types::Speaker::Agent => agent_lines.push(text),
                         crate::types::Speaker::Caller => caller_lines.push(text),
+                        _ => {}
                     },
                     CallEvent::CallEnded { failed, .. } => break failed,
                     _ => {}
