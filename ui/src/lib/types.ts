@@ -426,6 +426,8 @@ export interface OperatorState {
   /** The microphone's peak level, -60 (floor) … 0 dBFS. */
   level_db: number;
   device_latency_ms: number | null;
+  /** The operator hears the call (the core starts listen-in on it when taking over). */
+  listening: boolean;
 }
 
 /** Audio levels of a live call: dBFS per side. */
