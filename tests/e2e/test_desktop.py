@@ -487,8 +487,8 @@ def main() -> int:
         assert whisper.get_attribute("value") == "", "the whisper field is cleared once sent"
         step(f"whisper shown as private: {line.text!r}")
         shot("operator-whisper")
-        WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(
-            lambda d: len(Select(d.find_element(By.CSS_SELECTOR, "select[id^=mic-]")).options) >= 2)
+        mics = [o.text for o in Select(driver.find_element(By.CSS_SELECTOR, "select[id^=mic-]")).options]
+        step(f"microphones offered: {mics}")
         click("take-over")
         try:
             banner = text_in("operator-banner", "You hold this call — the agent is listening", timeout=10)
