@@ -8,6 +8,8 @@
 //! - barge-in: model `speech_started` sent → Twilio `clear` received by the caller;
 //! - truncate error: `audio_end_ms` of each truncate vs the ms the caller had actually played at the clear.
 //!
+//! `--operator N` measures the operator's take-over path instead (see [`operator`]).
+//!
 //! `--setup-burst N` measures call set-up instead: N signed voice webhooks and media-stream upgrades fired
 //! at once, as Twilio sends them when many calls come in together; none may be refused.
 
@@ -23,6 +25,8 @@ use crate::sim::frame_tag::read_tag;
 use crate::sim::realtime_server::{AgentTurn, RealtimeProbe, SimRealtimeConfig, SimRealtimeServer};
 use crate::sim::twilio_caller::{CallerConfig, CallerProbe, CallerReport, CallerStep, SimCall};
 use crate::sim::SimError;
+
+pub mod operator;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
@@ -45,6 +49,14 @@ pub struct BenchArgs {
     /// call kept open until all are set up; reports set-up latency and refusals.
     #[arg(long, value_name = "N")]
     pub setup_burst: Option<usize>,
+    /// Instead: N operator take-over / hand-back cycles on one call (in this process); reports the
+    /// take-over delay, microphone → Twilio latency and the caller's audio at each switch.
+    #[arg(long, value_name = "N")]
+    pub operator: Option<usize>,
+    /// With `--operator`: capture from this input device (`default` for the system's) instead of a
+    /// synthetic microphone.
+    #[arg(long, value_name = "DEVICE")]
+    pub microphone: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -181,6 +193,15 @@ pub fn run(args: BenchArgs) -> Result<(), BenchError> {
         .enable_all()
         .build()
         .map_err(fail)?;
+    if let Some(cycles) = args.operator {
+        let report = runtime.block_on(operator::run(cycles, args.microphone.clone()))?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report).map_err(fail)?);
+        } else {
+            report.print();
+        }
+        return Ok(());
+    }
     if let Some(calls) = args.setup_burst {
         let report = runtime.block_on(run_setup_burst(calls))?;
         if args.json {
