@@ -55,15 +55,11 @@ if ! xwininfo -display "$DISPLAY_NUM" -root >/dev/null 2>&1; then
   xwininfo -display "$DISPLAY_NUM" -root >/dev/null 2>&1 || fail "Xvfb did not come up"
 fi
 
-# The recordings step plays a recording: a null audio sink to play it into. The app runs in a D-Bus
+# The recordings step plays a recording: a null audio sink to play it into; the operator step takes a call
+# over with the default microphone, test-audio.sh's 440 Hz source test_mic. The app runs in a D-Bus
 # session with its own XDG_RUNTIME_DIR, so it is told where the sound server is.
 log "starting the test audio device"
 start_test_audio
-# The operator step takes a call over with the default microphone: a 440 Hz sine source (test-audio.sh adds it
-# too once it has the microphone tests' source; loading it twice is skipped).
-pactl list short sources | grep -q '\btest_mic\b' ||
-  pactl load-module module-sine-source source_name=test_mic frequency=440 >/dev/null
-pactl set-default-source test_mic
 PULSE_SERVER="$(pactl info | sed -n 's/^Server String: //p')"
 case "$PULSE_SERVER" in /*) PULSE_SERVER="unix:$PULSE_SERVER" ;; esac
 export PULSE_SERVER
