@@ -5,8 +5,8 @@
 //! Every operator frame is tagged (see `sim::frame_tag`) on its way from the microphone to the desk, with
 //! the time it was captured; the fake caller reads the tag off the Twilio `media` it receives. That
 //! gives:
-//! - take-over → first operator frame at the caller (the microphone opened, the agent cut, the first frame
-//!   relayed);
+//! - take-over → first operator frame at the caller (the agent cut, the open microphone re-routed, the first
+//!   frame relayed; the microphone is opened ahead, as the window does, and its opening timed apart);
 //! - microphone → Twilio frame for every frame (with a real device, from the capture time the driver
 //!   reports, so its own buffer is included; cpal's figures are printed beside it);
 //! - the caller's audio to the model around each switch: the longest gap between two caller frames
@@ -58,6 +58,8 @@ pub struct OperatorReport {
     pub caller_gap_max_ms: f64,
     /// Hand-back asked → the agent's next audio received by the caller.
     pub hand_back_to_agent_audio: Percentiles,
+    /// Opening the microphone → its first frame (before the take-overs: the window opens it ahead).
+    pub cold_open_to_first_frame_ms: f64,
     /// The device's capture delay as cpal reports it (real devices).
     pub device_latency_ms: Option<f64>,
     /// The device's callback buffer, in frames at its own rate (real devices).
@@ -88,6 +90,10 @@ impl OperatorReport {
         println!(
             "  caller audio to the model: longest gap {:.1} ms within 1 s of a switch, {:.1} ms overall",
             self.caller_gap_at_switch_max_ms, self.caller_gap_max_ms
+        );
+        println!(
+            "  opening the microphone → its first frame: {:.1} ms (done before taking over)",
+            self.cold_open_to_first_frame_ms
         );
         if let Some(rate) = self.device_rate {
             println!(
@@ -135,17 +141,10 @@ fn tagging_relay(
     rx
 }
 
-/// A microphone for one hold: the real device, or the synthetic one.
+/// The operator's microphone: the real device, or the synthetic one.
 fn open_microphone(
     device: Option<&str>,
-) -> Result<
-    (
-        Box<dyn MicControls>,
-        mpsc::Receiver<MicFrame>,
-        Option<(u32, Option<u32>, Option<Duration>)>,
-    ),
-    BenchError,
-> {
+) -> Result<(Box<dyn MicControls>, mpsc::Receiver<MicFrame>, Option<u32>), BenchError> {
     match device {
         None => {
             let (mic, frames) = ToneMicrophone::start(vec![Segment::tone(1000.0, 1000)], true);
@@ -155,8 +154,8 @@ fn open_microphone(
             let (tx, rx) = mpsc::channel(10);
             let wanted = (name != "default").then_some(name);
             let mic = microphone::open(wanted, tx).map_err(fail)?;
-            let info = (mic.rate, mic.buffer_frames(), mic.device_latency());
-            Ok((Box::new(mic), rx, Some(info)))
+            let rate = mic.rate;
+            Ok((Box::new(mic), rx, Some(rate)))
         }
     }
 }
@@ -211,9 +210,25 @@ pub async fn run(cycles: usize, device: Option<String>) -> Result<OperatorReport
     let desk = running.services.operator.clone();
     let captures: Captures = Arc::default();
     let next_tag = Arc::new(Mutex::new(TAG_BASE));
+    // The microphone opens before the first take-over, as the window opens it when the operator looks
+    // at a live call; how long its first frame took is reported on its own.
+    let opened_at = Instant::now();
+    let (controls, mut frames, device_rate) = open_microphone(device.as_deref())?;
+    tokio::time::timeout(Duration::from_secs(10), frames.recv())
+        .await
+        .map_err(|_| fail("the microphone sent nothing for 10 s"))?
+        .ok_or_else(|| fail("the microphone stopped"))?;
+    let cold_open = opened_at.elapsed();
+    // Let the device settle (PulseAudio reports a long capture delay for its first second or two).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    while frames.try_recv().is_ok() {}
+    let device_name = controls.device();
+    let device_latency = controls.device_latency();
+    let device_buffer_frames = controls.buffer_frames();
+    let frames = tagging_relay(frames, captures.clone(), next_tag.clone());
+    desk.prepare_with(controls, frames);
     let mut take_overs = Vec::new();
     let mut hand_backs = Vec::new();
-    let mut device_info = None;
     for _ in 0..cycles {
         // The agent is talking when the operator steps in.
         let played = call.played_ms();
@@ -221,10 +236,10 @@ pub async fn run(cycles: usize, device: Option<String>) -> Result<OperatorReport
             .await
             .map_err(fail)?;
         let asked = Instant::now();
-        let (mic, frames, info) = open_microphone(device.as_deref())?;
-        device_info = info.or(device_info);
-        let frames = tagging_relay(frames, captures.clone(), next_tag.clone());
-        desk.take_over_with(&sid, mic, frames).await.map_err(fail)?;
+        // The open microphone: what the window's take-over does.
+        desk.take_over(&sid, Some(&device_name))
+            .await
+            .map_err(fail)?;
         take_overs.push(asked);
         tokio::time::sleep(HOLD).await;
         let asked = Instant::now();
@@ -301,7 +316,6 @@ pub async fn run(cycles: usize, device: Option<String>) -> Result<OperatorReport
     }
     let take_over = percentiles(&mut take_over_us);
     let mic = percentiles(&mut mic_to_twilio);
-    let device_latency = device_info.and_then(|(_, _, l)| l);
     let allowance = device_latency.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
     let holds_targets = take_over.count == cycles
         && take_over.max_ms <= 100.0
@@ -316,8 +330,9 @@ pub async fn run(cycles: usize, device: Option<String>) -> Result<OperatorReport
         caller_gap_max_ms: gap_max.as_secs_f64() * 1000.0,
         hand_back_to_agent_audio: percentiles(&mut hand_back_us),
         device_latency_ms: device_latency.map(|d| d.as_secs_f64() * 1000.0),
-        device_buffer_frames: device_info.and_then(|(_, b, _)| b),
-        device_rate: device_info.map(|(r, _, _)| r),
+        device_buffer_frames,
+        device_rate,
+        cold_open_to_first_frame_ms: cold_open.as_secs_f64() * 1000.0,
         holds_targets,
     })
 }

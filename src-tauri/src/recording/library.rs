@@ -51,6 +51,8 @@ pub struct RecordingDetail {
     #[serde(flatten)]
     pub recording: RecordingRecord,
     pub transcript: Vec<TranscriptRecord>,
+    /// Where the operator held the call: their voice is on the agent channel in these stretches.
+    pub operator_spans: Vec<crate::store::operator::OperatorSpan>,
 }
 
 /// The recording switch the UI and the API change.
@@ -221,9 +223,11 @@ impl Library {
     pub async fn get(&self, id: i64) -> Result<RecordingDetail, LibraryError> {
         let recording = self.record(id).await?;
         let transcript = self.store.transcripts(&recording.call_sid).await?;
+        let operator_spans = self.store.operator_spans(&recording.call_sid).await?;
         Ok(RecordingDetail {
             recording,
             transcript,
+            operator_spans,
         })
     }
 

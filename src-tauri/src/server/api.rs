@@ -74,6 +74,9 @@ api_routes! {
     post "/call/{sid}/handback" => op::hand_back,
     get "/operator" => op::state,
     post "/operator/mute" => op::mute,
+    get "/operator/microphone" => op::microphone,
+    post "/operator/microphone" => op::prepare,
+    delete "/operator/microphone" => op::close_microphone,
     get "/audio/inputs" => op::inputs,
     // Recordings (server/recordings_api.rs).
     get "/recordings" => rec::list,

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::server::errors::{ApiError, ApiResult};
 use crate::server::extract::{ApiJson, ApiPath, OptionalApiJson};
-use crate::services::operator::OperatorState;
+use crate::services::operator::{MicrophoneState, OperatorState};
 use crate::services::Services;
 use crate::types::CallSid;
 
@@ -84,6 +84,29 @@ pub(super) async fn mute(
     ApiJson(body): ApiJson<MuteBody>,
 ) -> ApiResult<OperatorState> {
     Ok(Json(s.operator.set_muted(body.muted)?))
+}
+
+/// `POST /api/operator/microphone {"device": null}`: opens the microphone ahead of a take-over (it
+/// stays open two minutes), so taking over does not wait for the device.
+pub(super) async fn prepare(
+    State(s): State<Arc<Services>>,
+    OptionalApiJson(body): OptionalApiJson<TakeOverBody>,
+) -> ApiResult<MicrophoneState> {
+    let device = body.unwrap_or_default().device;
+    Ok(Json(s.operator.prepare(device.as_deref()).await?))
+}
+
+/// `GET /api/operator/microphone`: the open microphone (`null` when none is open).
+pub(super) async fn microphone(
+    State(s): State<Arc<Services>>,
+) -> ApiResult<Option<MicrophoneState>> {
+    Ok(Json(s.operator.microphone()))
+}
+
+/// `DELETE /api/operator/microphone`: closes it (not while a call is held).
+pub(super) async fn close_microphone(State(s): State<Arc<Services>>) -> StatusCode {
+    s.operator.close_microphone();
+    StatusCode::NO_CONTENT
 }
 
 /// `GET /api/audio/inputs`: the microphones, default first.

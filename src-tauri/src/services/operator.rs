@@ -2,9 +2,13 @@
 //! handing it back. The one implementation both doors (`/api/call/{sid}/…` and the window's commands)
 //! call; the call's own task does the work on the line (`calls::bridge::operator`).
 //!
-//! One microphone, one held call: the desk owns the open microphone while the operator holds a call,
-//! and lets it go when the call is handed back, ends, or the microphone stops (it watches the call
-//! events for that, so a hold the call ended on its own never keeps the device open).
+//! One microphone, one held call. The desk owns the open microphone and routes its frames to the held
+//! call (a relay task per microphone; with no hold the frames are dropped). Opening a device takes from
+//! tens of milliseconds to seconds (a sound server waking a source), far over the 100 ms a take-over may
+//! take, so the microphone stays open ("warm") for [`WARM_FOR`] after a hand-back, and the window opens
+//! it ahead of time when the operator looks at a live call ([`OperatorDesk::prepare`]). The desk watches
+//! the call events, so a hold the call ended on its own (the microphone stopped, the call ended) is
+//! released too.
 
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -28,6 +32,8 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Microphone frames queued between the device and the call (200 ms): a stalled call loses the
 /// newest audio rather than delaying everything after it.
 const MIC_QUEUE: usize = 10;
+/// How long an open microphone stays open with no call held (for the next take-over to be instant).
+pub const WARM_FOR: Duration = Duration::from_secs(120);
 
 /// Why the desk turned a command down.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +66,15 @@ pub struct OperatorState {
     pub listening: bool,
 }
 
+/// The open microphone, held call or not (the window's level meter before a take-over).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MicrophoneState {
+    pub device: String,
+    pub muted: bool,
+    pub level_db: f32,
+    pub device_latency_ms: Option<u64>,
+}
+
 /// An open microphone as the desk uses it (the device, or a synthetic one in tests).
 pub trait MicControls: Send {
     fn device(&self) -> String;
@@ -67,6 +82,10 @@ pub trait MicControls: Send {
     fn set_muted(&self, muted: bool);
     fn muted(&self) -> bool;
     fn device_latency(&self) -> Option<Duration>;
+    /// Frames per callback at the device's rate, once known.
+    fn buffer_frames(&self) -> Option<u32> {
+        None
+    }
 }
 
 impl MicControls for Microphone {
@@ -85,12 +104,34 @@ impl MicControls for Microphone {
     fn device_latency(&self) -> Option<Duration> {
         Microphone::device_latency(self)
     }
+    fn buffer_frames(&self) -> Option<u32> {
+        Microphone::buffer_frames(self)
+    }
 }
 
-struct Held {
+/// The open microphone and where its frames go.
+struct OpenMic {
+    /// What was asked for (`None`: the default device), to reuse it for the same choice.
+    wanted: Option<String>,
+    controls: Box<dyn MicControls>,
+    /// The held call's frame channel; `None`: frames are dropped.
+    route: Route,
+    /// Tells this microphone apart from the next one opened (for its relay and its warm timer).
+    generation: u64,
+}
+
+type Route = Arc<Mutex<Option<mpsc::Sender<MicFrame>>>>;
+
+struct Hold {
     call_sid: String,
     since_ms: i64,
-    mic: Box<dyn MicControls>,
+}
+
+#[derive(Default)]
+struct Desk {
+    mic: Option<OpenMic>,
+    hold: Option<Hold>,
+    generation: u64,
 }
 
 /// See the module docs. One per running core.
@@ -98,42 +139,57 @@ pub struct OperatorDesk {
     registry: CallRegistry,
     store: StoreHandle,
     recordings: Arc<Library>,
-    held: Mutex<Option<Held>>,
+    desk: Mutex<Desk>,
+    /// Itself, for the tasks it starts (relays, warm timers).
+    me: Weak<OperatorDesk>,
 }
 
 impl OperatorDesk {
-    /// The desk, watching `bus` to let the microphone go when a held call ends on its own.
+    /// The desk, watching `bus` to release a hold the call ended on its own.
     pub fn new(
         registry: CallRegistry,
         store: StoreHandle,
         recordings: Arc<Library>,
         bus: &EventBus,
     ) -> Arc<Self> {
-        let desk = Arc::new(OperatorDesk {
+        let desk = Arc::new_cyclic(|me| OperatorDesk {
             registry,
             store,
             recordings,
-            held: Mutex::new(None),
+            desk: Mutex::new(Desk::default()),
+            me: me.clone(),
         });
         tokio::spawn(watch(Arc::downgrade(&desk), bus.subscribe()));
         desk
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<Held>> {
-        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Desk> {
+        self.desk.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The operator's hold, if they hold a call.
     pub fn state(&self) -> Option<OperatorState> {
         let listening = self.recordings.listening().map(|l| l.call_sid);
-        self.lock().as_ref().map(|held| OperatorState {
-            call_sid: held.call_sid.clone(),
-            device: held.mic.device(),
-            since_ms: held.since_ms,
-            muted: held.mic.muted(),
-            level_db: held.mic.level_db(),
-            device_latency_ms: held.mic.device_latency().map(|d| d.as_millis() as u64),
-            listening: listening.as_deref() == Some(held.call_sid.as_str()),
+        let desk = self.lock();
+        let (hold, mic) = (desk.hold.as_ref()?, desk.mic.as_ref()?);
+        Some(OperatorState {
+            call_sid: hold.call_sid.clone(),
+            device: mic.controls.device(),
+            since_ms: hold.since_ms,
+            muted: mic.controls.muted(),
+            level_db: mic.controls.level_db(),
+            device_latency_ms: latency_ms(mic.controls.as_ref()),
+            listening: listening.as_deref() == Some(hold.call_sid.as_str()),
+        })
+    }
+
+    /// The open microphone, if one is open (held call or warm).
+    pub fn microphone(&self) -> Option<MicrophoneState> {
+        self.lock().mic.as_ref().map(|mic| MicrophoneState {
+            device: mic.controls.device(),
+            muted: mic.controls.muted(),
+            level_db: mic.controls.level_db(),
+            device_latency_ms: latency_ms(mic.controls.as_ref()),
         })
     }
 
@@ -169,8 +225,18 @@ impl OperatorDesk {
         .await
     }
 
-    /// Takes the call over with `device` (the default microphone if `None`). No microphone is a
-    /// clear error and the call goes on with the agent.
+    /// Opens `device` (the default microphone if `None`) ahead of a take-over, so the take-over does not
+    /// wait for the device; it stays open for [`WARM_FOR`] unless a call is taken over. An already open
+    /// microphone for the same choice is kept.
+    pub async fn prepare(&self, device: Option<&str>) -> Result<MicrophoneState, ServiceError> {
+        self.open_microphone(device).await?;
+        self.arm_warm_timer();
+        self.microphone()
+            .ok_or_else(|| OperatorError::Microphone(MicrophoneError::NoInputDevice(None)).into())
+    }
+
+    /// Takes the call over with `device` (the default microphone if `None`; an open one for the same
+    /// choice is used at once). No microphone is a clear error and the call goes on with the agent.
     pub async fn take_over(
         &self,
         call_sid: &str,
@@ -178,44 +244,83 @@ impl OperatorDesk {
     ) -> Result<OperatorState, ServiceError> {
         self.check_free(call_sid)?;
         self.check_live(call_sid).await?;
-        let (tx, rx) = mpsc::channel(MIC_QUEUE);
-        let wanted = device.map(str::to_string);
-        // Opening a device can take a while (a sound server waking up): not on the runtime's threads.
-        let mic = tokio::task::spawn_blocking(move || microphone::open(wanted.as_deref(), tx))
-            .await
-            .map_err(|_| {
-                OperatorError::Microphone(MicrophoneError::Unusable(
-                    "the microphone thread failed".into(),
-                ))
-            })?
-            .map_err(OperatorError::Microphone)?;
-        self.take_over_with(call_sid, Box::new(mic), rx).await
+        self.open_microphone(device).await?;
+        self.hold(call_sid).await
     }
 
-    /// What [`OperatorDesk::take_over`] does once the microphone is open (its frames arrive on
-    /// `audio`); tests call it with a synthetic microphone.
+    /// Makes a microphone opened elsewhere (its frames on `frames`) the open one, as [`Self::prepare`]
+    /// does with a device; a later [`Self::take_over`] naming `controls.device()` uses it. Tests and the
+    /// benchmark use it with a synthetic microphone.
+    pub fn prepare_with(&self, controls: Box<dyn MicControls>, frames: mpsc::Receiver<MicFrame>) {
+        self.install(Some(controls.device()), controls, frames);
+        self.arm_warm_timer();
+    }
+
+    /// Takes the call over with a microphone opened elsewhere (its frames on `frames`); it replaces the
+    /// open one. Tests and the benchmark use it with a synthetic microphone.
     pub async fn take_over_with(
         &self,
         call_sid: &str,
         mic: Box<dyn MicControls>,
-        audio: mpsc::Receiver<MicFrame>,
+        frames: mpsc::Receiver<MicFrame>,
     ) -> Result<OperatorState, ServiceError> {
-        let device = mic.device();
+        self.check_free(call_sid)?;
+        self.install(Some(mic.device()), mic, frames);
+        self.hold(call_sid).await
+    }
+
+    /// Gives the call back to the agent.
+    pub async fn hand_back(&self, call_sid: &str) -> Result<(), ServiceError> {
+        let holds = self.lock().hold.as_ref().map(|h| h.call_sid.clone());
+        if holds.as_deref() != Some(call_sid) {
+            self.check_live(call_sid).await?;
+            return Err(OperatorError::Refused(OperatorRefusal::NotHeld).into());
+        }
+        let handed = self
+            .command(call_sid, |done| CallControl::HandBack { done })
+            .await;
+        self.release(call_sid);
+        handed
+    }
+
+    /// Mutes or unmutes the microphone (push-to-talk): muted, the caller hears silence.
+    pub fn set_muted(&self, muted: bool) -> Result<OperatorState, ServiceError> {
         {
-            let mut held = self.lock();
-            if let Some(h) = held.as_ref() {
+            let desk = self.lock();
+            match (&desk.hold, &desk.mic) {
+                (Some(_), Some(mic)) => mic.controls.set_muted(muted),
+                _ => return Err(OperatorError::Refused(OperatorRefusal::NotHeld).into()),
+            }
+        }
+        self.state()
+            .ok_or_else(|| OperatorError::Refused(OperatorRefusal::NotHeld).into())
+    }
+
+    /// Routes the open microphone to `call_sid` and tells the call to take its frames.
+    async fn hold(&self, call_sid: &str) -> Result<OperatorState, ServiceError> {
+        let (tx, rx) = mpsc::channel(MIC_QUEUE);
+        let device = {
+            let mut desk = self.lock();
+            if let Some(h) = desk.hold.as_ref() {
                 return Err(busy_or_held(&h.call_sid, call_sid));
             }
-            *held = Some(Held {
+            let Some(mic) = desk.mic.as_ref() else {
+                return Err(OperatorError::Microphone(MicrophoneError::NoInputDevice(None)).into());
+            };
+            // Unmuted at each take-over: push-to-talk mutes again from the window.
+            mic.controls.set_muted(false);
+            *mic.route.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+            let device = mic.controls.device();
+            desk.hold = Some(Hold {
                 call_sid: call_sid.to_string(),
                 since_ms: now_ms(),
-                mic,
             });
-        }
+            device
+        };
         let taken = self
             .command(call_sid, |done| CallControl::TakeOver {
                 device,
-                audio,
+                audio: rx,
                 done,
             })
             .await;
@@ -236,35 +341,63 @@ impl OperatorDesk {
             .ok_or_else(|| ServiceError::AlreadyEnded(call_sid.to_string()))
     }
 
-    /// Gives the call back to the agent.
-    pub async fn hand_back(&self, call_sid: &str) -> Result<(), ServiceError> {
-        let holds = self.lock().as_ref().map(|h| h.call_sid.clone());
-        if holds.as_deref() != Some(call_sid) {
-            self.check_live(call_sid).await?;
-            return Err(OperatorError::Refused(OperatorRefusal::NotHeld).into());
+    /// Opens `wanted` unless it is open already. Opening a device can take a while (a sound server
+    /// waking up): not on the runtime's threads.
+    async fn open_microphone(&self, wanted: Option<&str>) -> Result<(), ServiceError> {
+        let wanted = wanted.map(str::to_string);
+        if self
+            .lock()
+            .mic
+            .as_ref()
+            .is_some_and(|mic| mic.wanted == wanted)
+        {
+            return Ok(());
         }
-        let handed = self
-            .command(call_sid, |done| CallControl::HandBack { done })
-            .await;
-        self.release(call_sid);
-        handed
+        let (tx, rx) = mpsc::channel(MIC_QUEUE);
+        let name = wanted.clone();
+        let mic = tokio::task::spawn_blocking(move || microphone::open(name.as_deref(), tx))
+            .await
+            .map_err(|_| {
+                OperatorError::Microphone(MicrophoneError::Unusable(
+                    "the microphone thread failed".into(),
+                ))
+            })?
+            .map_err(OperatorError::Microphone)?;
+        if self.lock().hold.is_some() {
+            // A take-over won the race with another microphone: keep that one.
+            tokio::task::spawn_blocking(move || drop(mic));
+            return Ok(());
+        }
+        self.install(wanted, Box::new(mic), rx);
+        Ok(())
     }
 
-    /// Mutes or unmutes the microphone (push-to-talk): muted, the caller hears silence.
-    pub fn set_muted(&self, muted: bool) -> Result<OperatorState, ServiceError> {
-        {
-            let held = self.lock();
-            let held = held
-                .as_ref()
-                .ok_or(OperatorError::Refused(OperatorRefusal::NotHeld))?;
-            held.mic.set_muted(muted);
-        }
-        self.state()
-            .ok_or_else(|| OperatorError::Refused(OperatorRefusal::NotHeld).into())
+    /// Makes `controls` the open microphone (closing the previous one) and starts relaying its frames.
+    fn install(
+        &self,
+        wanted: Option<String>,
+        controls: Box<dyn MicControls>,
+        frames: mpsc::Receiver<MicFrame>,
+    ) {
+        let route: Route = Arc::default();
+        let (previous, generation) = {
+            let mut desk = self.lock();
+            desk.generation += 1;
+            let generation = desk.generation;
+            let previous = desk.mic.replace(OpenMic {
+                wanted,
+                controls,
+                route: route.clone(),
+                generation,
+            });
+            (previous, generation)
+        };
+        close(previous);
+        tokio::spawn(relay(frames, route, self.me.clone(), generation));
     }
 
     fn check_free(&self, call_sid: &str) -> Result<(), ServiceError> {
-        match self.lock().as_ref() {
+        match self.lock().hold.as_ref() {
             Some(h) => Err(busy_or_held(&h.call_sid, call_sid)),
             None => Ok(()),
         }
@@ -304,19 +437,98 @@ impl OperatorDesk {
         }
     }
 
-    /// Lets the microphone of `call_sid`'s hold go (closing a device joins its thread: not on the
-    /// runtime's threads).
+    /// Ends the hold of `call_sid`: its frames stop going anywhere; the microphone stays warm.
     fn release(&self, call_sid: &str) {
-        let released = {
-            let mut held = self.lock();
-            match held.as_ref() {
-                Some(h) if h.call_sid == call_sid => held.take(),
-                _ => None,
+        {
+            let mut desk = self.lock();
+            if desk.hold.as_ref().is_none_or(|h| h.call_sid != call_sid) {
+                return;
             }
+            desk.hold = None;
+            if let Some(mic) = &desk.mic {
+                mic.route.lock().unwrap_or_else(|p| p.into_inner()).take();
+            }
+        }
+        info!(%call_sid, "the operator's hold ended");
+        self.arm_warm_timer();
+    }
+
+    /// Closes the open microphone after [`WARM_FOR`] unless a call holds it by then (or it was
+    /// replaced).
+    fn arm_warm_timer(&self) {
+        let Some(generation) = self.lock().mic.as_ref().map(|m| m.generation) else {
+            return;
         };
-        if let Some(held) = released {
-            info!(call_sid = %held.call_sid, "the operator's microphone is closed");
-            tokio::task::spawn_blocking(move || drop(held));
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(WARM_FOR).await;
+            let Some(desk) = me.upgrade() else { return };
+            let idle = {
+                let mut d = desk.lock();
+                let ours = d.mic.as_ref().is_some_and(|m| m.generation == generation);
+                (ours && d.hold.is_none()).then(|| d.mic.take()).flatten()
+            };
+            if idle.is_some() {
+                info!(
+                    "the operator's microphone was idle for {} s; closed",
+                    WARM_FOR.as_secs()
+                );
+                close(idle);
+            }
+        });
+    }
+
+    /// Closes the open microphone now (the window's choice, or the app shutting down).
+    pub fn close_microphone(&self) {
+        let mic = {
+            let mut desk = self.lock();
+            if desk.hold.is_some() {
+                return;
+            }
+            desk.mic.take()
+        };
+        close(mic);
+    }
+}
+
+fn latency_ms(mic: &dyn MicControls) -> Option<u64> {
+    mic.device_latency().map(|d| d.as_millis() as u64)
+}
+
+/// Closing a device joins its audio thread: not on the runtime's threads.
+fn close(mic: Option<OpenMic>) {
+    if let Some(mic) = mic {
+        mic.route.lock().unwrap_or_else(|p| p.into_inner()).take();
+        tokio::task::spawn_blocking(move || drop(mic));
+    }
+}
+
+/// Moves a microphone's frames to the held call (or drops them when none is). When the microphone
+/// stops, the held call's channel closes (the call gives itself back to the agent) and the desk forgets
+/// the microphone.
+async fn relay(
+    mut frames: mpsc::Receiver<MicFrame>,
+    route: Route,
+    desk: Weak<OperatorDesk>,
+    generation: u64,
+) {
+    while let Some(frame) = frames.recv().await {
+        let target = route.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(target) = target {
+            // Full: the call is stalled; it loses this frame rather than falling behind.
+            let _ = target.try_send(frame);
+        }
+    }
+    route.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(desk) = desk.upgrade() {
+        let stopped = {
+            let mut d = desk.lock();
+            let ours = d.mic.as_ref().is_some_and(|m| m.generation == generation);
+            ours.then(|| d.mic.take()).flatten()
+        };
+        if stopped.is_some() {
+            warn!("the operator's microphone stopped");
+            close(stopped);
         }
     }
 }
@@ -342,7 +554,7 @@ async fn watch(desk: Weak<OperatorDesk>, mut events: broadcast::Receiver<CallEve
             Err(broadcast::error::RecvError::Lagged(_)) => {
                 // Events were missed: whatever is held must still be live.
                 let Some(desk) = desk.upgrade() else { return };
-                let held = desk.lock().as_ref().map(|h| h.call_sid.clone());
+                let held = desk.lock().hold.as_ref().map(|h| h.call_sid.clone());
                 held.filter(|sid| !desk.registry.is_live(sid))
             }
             Err(broadcast::error::RecvError::Closed) => return,
