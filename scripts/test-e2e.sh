@@ -30,9 +30,10 @@ python3 -c 'import selenium, Xlib' 2>/dev/null || fail "Python selenium or pytho
 
 log "building the debug app"
 cargo build --quiet --bin verbio
-APP="$TARGET_DIR/debug/verbio"
-
 WORK="$(mktemp -d -t verbio-e2e.XXXXXX)"
+# A copy: another checkout sharing the target dir may rebuild the binary (other features) while this runs.
+APP="$WORK/verbio"
+cp "$TARGET_DIR/debug/verbio" "$APP"
 if [ "${CI:-}" = "true" ]; then SHOTS="$WORK/screenshots"; else SHOTS="$ROOT/docs/screenshots"; fi
 mkdir -p "$SHOTS" "$WORK/data" "$WORK/share" "$WORK/run"
 chmod 700 "$WORK/run"
@@ -42,7 +43,7 @@ source scripts/test-audio.sh
 cleanup() {
   stop_test_audio
   [ -n "$XVFB_PID" ] && kill "$XVFB_PID" 2>/dev/null || true
-  rm -rf "$WORK/data" "$WORK/share" "$WORK/run"
+  rm -rf "$WORK/data" "$WORK/share" "$WORK/run" "$WORK/verbio"
 }
 trap cleanup EXIT
 
@@ -54,7 +55,8 @@ if ! xwininfo -display "$DISPLAY_NUM" -root >/dev/null 2>&1; then
   xwininfo -display "$DISPLAY_NUM" -root >/dev/null 2>&1 || fail "Xvfb did not come up"
 fi
 
-# The recordings step plays a recording: a null audio sink to play it into. The app runs in a D-Bus
+# The recordings step plays a recording: a null audio sink to play it into; the operator step takes a call
+# over with the default microphone, test-audio.sh's 440 Hz source test_mic. The app runs in a D-Bus
 # session with its own XDG_RUNTIME_DIR, so it is told where the sound server is.
 log "starting the test audio device"
 start_test_audio

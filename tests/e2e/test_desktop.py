@@ -13,7 +13,11 @@ the window → Setup shows the webhook addresses and takes the "I'll do it mysel
 panel formats and validates the number, lists the account's numbers and places a call (stand-in Twilio)
 whose signed callbacks drive its live status → the recordings panel lists both recordings, transcript
 search finds the complete one, which plays on a chosen output device (the null sink test-e2e.sh starts;
-the position advances and the line being heard is highlighted) and is deleted after confirmation.
+the position advances and the line being heard is highlighted) and is deleted after confirmation → on a
+third simulated call the operator whispers to the agent (shown as private), takes the call over with the
+test microphone (banner, moving input meter, listen-in on) and hands it back with Ctrl+Shift+T, after which
+the agent speaks again. The status pill names what is missing on the first run (clicking it opens Setup) and
+says "Ready for calls" once the keys and the public URL are in.
 Screenshots of each panel go to VERBIO_E2E_SHOTS.
 """
 
@@ -131,6 +135,19 @@ def main() -> int:
         WebDriverWait(driver, 30, ignored_exceptions=RETRY_ON).until(
             lambda d: d.find_element(By.ID, "tab-setup").get_attribute("aria-selected") == "true")
         step(f"window interactive, on Setup ({time.monotonic() - t0:.2f}s after the session request)")
+        # The status pill says what is missing and where (never "Ready for calls", never an environment variable).
+        pill = "Not ready: add an OpenAI key in Setup"
+        try:
+            WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(
+                lambda d: d.find_element(By.ID, "status-pill").text.strip() == pill)
+        except TimeoutException:
+            raise AssertionError(f"the first-run status names the missing key: {by_id('status-pill').text!r}")
+        assert "VERBIO_PUBLIC_URL" not in driver.page_source, "the window asks a desktop user for an environment variable"
+        tab("calls")
+        driver.find_element(By.CSS_SELECTOR, "#status-pill button").click()
+        WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(
+            lambda d: d.find_element(By.ID, "tab-setup").get_attribute("aria-selected") == "true")
+        step(f"status pill: {pill!r}; clicking it opens Setup")
         shot("setup")
 
         # 1b. Without any keys, "Try a simulated call" runs the built-in simulators through the real core:
@@ -231,6 +248,9 @@ def main() -> int:
         click("apply-settings")
         WebDriverWait(driver, 20, ignored_exceptions=RETRY_ON).until(lambda d: PUBLIC_URL in d.page_source and "restarted" in d.page_source)
         step("settings applied; the core restarted with the public URL")
+        WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(
+            lambda d: d.find_element(By.ID, "status-pill").text.strip() == "Ready for calls")
+        step("with the keys and the public URL the status pill says 'Ready for calls'")
         shot("setup-done")
 
         # 6. Session configuration.
@@ -449,10 +469,74 @@ def main() -> int:
         WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "ul.list .pick"))
         step("the recording was played, then deleted after confirmation, and is gone from the list")
 
+        # 10. The operator in the loop, on a simulated call: a whisper to the agent shows as private, taking over
+        #     with the microphone (test-e2e.sh's sine source test_mic) shows the banner and a moving input meter
+        #     and turns listen-in on (caller side only), handing back (Ctrl+Shift+T) lets the agent go on.
+        tab("setup")
+        click("try-demo")
+        WebDriverWait(driver, 30, ignored_exceptions=RETRY_ON).until(
+            lambda d: d.find_element(By.CSS_SELECTOR, ".chip").text.startswith("Live")
+            and "check on my order" in d.find_element(By.CSS_SELECTOR, "ol.log").text)
+        for close in driver.find_elements(By.CSS_SELECTOR, ".toast .close"):
+            close.click()
+        whisper = by_id("whisper-text")
+        whisper.send_keys("Offer the 10 % discount", Keys.ENTER)
+        line = WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(
+            EC.presence_of_element_located((By.CSS_SELECTOR, "ol.log li.line.whisper")))
+        assert "Offer the 10 % discount" in line.text and "Whisper (only you see this)" in line.text, line.text
+        assert whisper.get_attribute("value") == "", "the whisper field is cleared once sent"
+        step(f"whisper shown as private: {line.text!r}")
+        shot("operator-whisper")
+        mics = [o.text for o in Select(driver.find_element(By.CSS_SELECTOR, "select[id^=mic-]")).options]
+        step(f"microphones offered: {mics}")
+        click("take-over")
+        try:
+            banner = text_in("operator-banner", "You hold this call — the agent is listening", timeout=10)
+        except TimeoutException:
+            message = driver.find_elements(By.ID, "operator-message")
+            raise AssertionError("no take-over banner: " + (message[0].text if message else "no message"))
+        assert by_id("take-over").text == "Hand back", by_id("take-over").text
+
+        def mic_level(d) -> float:
+            return float(d.find_element(By.ID, "mic-meter").get_attribute("aria-valuenow") or -60)
+        try:
+            WebDriverWait(driver, 10, poll_frequency=0.1, ignored_exceptions=RETRY_ON).until(lambda d: mic_level(d) > -40)
+        except TimeoutException:
+            raise AssertionError(f"the input meter did not move ({mic_level(driver)} dBFS)")
+        listening = driver.find_element(By.CSS_SELECTOR, "[data-testid=listen-in]")
+        WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(lambda d: listening.is_selected())
+        step(f"took over: {banner.splitlines()[0]!r}, input meter at {mic_level(driver):.1f} dBFS, listening in")
+        shot("operator-takeover")
+        agent_lines = len(driver.find_elements(By.CSS_SELECTOR, "ol.log li.line.agent"))
+        by_id("tab-calls").send_keys(Keys.CONTROL, Keys.SHIFT, "t")  # the keyboard way: hand back
+        WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(lambda d: not d.find_elements(By.ID, "operator-banner"))
+        WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(
+            lambda d: "handed the call back to the agent" in d.find_element(By.CSS_SELECTOR, "ol.log").text)
+        try:
+            WebDriverWait(driver, 30, ignored_exceptions=RETRY_ON).until(
+                lambda d: len(d.find_elements(By.CSS_SELECTOR, "ol.log li.line.agent")) > agent_lines)
+        except TimeoutException:
+            raise AssertionError("the agent did not speak again after the hand-back: "
+                                 + driver.find_element(By.CSS_SELECTOR, "ol.log").text[-400:])
+        step("handed back with Ctrl+Shift+T; the agent goes on")
+        if driver.find_element(By.CSS_SELECTOR, ".chip").text.startswith("Live"):
+            driver.find_element(By.XPATH, "//button[normalize-space()='Hang up']").click()
+        WebDriverWait(driver, 15, ignored_exceptions=RETRY_ON).until(
+            lambda d: d.find_element(By.CSS_SELECTOR, ".chip").text.startswith("Ended"))
+
         # 11. Quitting from the window while a call is live asks first; "Keep running" keeps it, "End calls
         #     and quit" hangs the call up and the app exits (its core stops listening).
         tab("setup")
-        click("try-demo")
+        # One simulated call at a time: the last one's simulators may still be closing (half a second after
+        # its end), so a refused start is tried again.
+        for _ in range(10):
+            click("try-demo")
+            try:
+                WebDriverWait(driver, 3, ignored_exceptions=RETRY_ON).until(
+                    lambda d: d.find_element(By.ID, "tab-calls").get_attribute("aria-selected") == "true")
+                break
+            except TimeoutException:
+                time.sleep(0.5)
         WebDriverWait(driver, 30, ignored_exceptions=RETRY_ON).until(
             lambda d: d.find_element(By.CSS_SELECTOR, ".chip").text.startswith("Live"))
         click("quit-app")

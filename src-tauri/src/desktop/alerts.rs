@@ -9,6 +9,10 @@
 //! [`Notifier`] shows them with `tauri-plugin-notification`. Where no notification server runs (a headless
 //! session, a minimal window manager) it logs one warning and keeps going: every alert also reaches the
 //! window as a `desktop-alert` event, which the UI shows as a toast.
+//!
+//! A live call's notification (incoming, answered) offers "Take over" where the notification server shows
+//! actions (the plugin's desktop action types, through D-Bus on Linux); a click on the notification itself
+//! opens the call in the window with its take-over button focused ([`NotificationAction`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +27,89 @@ use crate::telephony::twilio::direction::Direction;
 
 /// Tauri event carrying each [`Alert`] to the window.
 pub const DESKTOP_ALERT: &str = "desktop-alert";
+/// The notification action type of a live call's alert: one "Take over" button.
+pub const LIVE_CALL_ACTIONS: &str = "live_call";
+const TAKE_OVER_ACTION: &str = "take_over";
+/// The notification's extra field naming its call.
+const CALL_SID_EXTRA: &str = "call_sid";
+
+/// What a click on a notification asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotificationAction {
+    /// The "Take over" button: take the call over now (as the tray does), then show it.
+    TakeOver(String),
+    /// The notification itself: show the call with its take-over button focused.
+    ShowCall(String),
+}
+
+/// Reads a notification click: the action (`tap` is the notification itself) and the call it named.
+pub fn notification_action(action_id: &str, call_sid: Option<&str>) -> Option<NotificationAction> {
+    let sid = call_sid.filter(|s| !s.is_empty())?.to_string();
+    match action_id {
+        TAKE_OVER_ACTION => Some(NotificationAction::TakeOver(sid)),
+        "tap" => Some(NotificationAction::ShowCall(sid)),
+        _ => None,
+    }
+}
+
+/// Registers the live call's "Take over" action and what a click on a notification does. Without a
+/// notification server nothing is ever clicked; the window's toast and the tray remain.
+pub fn register_actions(app: &AppHandle) {
+    use tauri_plugin_notification::{Action, ActionType, NotificationExt};
+    let notification = app.notification();
+    let types = vec![ActionType::builder(LIVE_CALL_ACTIONS)
+        .actions(vec![Action::builder(TAKE_OVER_ACTION, "Take over").build()])
+        .build()];
+    if let Err(e) = notification.register_action_types(types) {
+        warn!(error = %e, "cannot register the notification actions; notifications show no buttons");
+        return;
+    }
+    let handle = app.clone();
+    let registered = notification.on_action(move |performed| {
+        let call_sid = performed
+            .notification()
+            .and_then(|n| n.extra().get(CALL_SID_EXTRA))
+            .and_then(|v| v.as_str());
+        match notification_action(performed.action_id(), call_sid) {
+            Some(NotificationAction::TakeOver(sid)) => {
+                super::tray::act_on_call(&handle, &sid, super::tray::CallAction::TakeOver)
+            }
+            Some(NotificationAction::ShowCall(sid)) => super::tray::show_call(&handle, &sid, true),
+            None => {}
+        }
+    });
+    if let Err(e) = registered {
+        warn!(error = %e, "cannot listen to notification clicks");
+    }
+}
+
+/// A call action from the tray or a notification failed: what the desk should know (the agent keeps the
+/// call whenever the failure allows).
+pub fn call_action_failed(
+    call_sid: &str,
+    action: super::tray::CallAction,
+    error: &crate::services::ErrorBody,
+) -> Alert {
+    use super::tray::CallAction;
+    let title = match action {
+        CallAction::TakeOver => "Could not take the call over",
+        CallAction::HandBack => "Could not hand the call back",
+        CallAction::HangUp => "Could not hang up",
+    };
+    let body = match error.code {
+        "no_input_device" => "No microphone found — the agent keeps the call.".to_string(),
+        "input_device_unusable" => format!(
+            "The microphone could not be opened — the agent keeps the call. ({})",
+            error.message
+        ),
+        "operator_busy" => {
+            "You already hold another call: hand it back first (one microphone, one call)."
+                .to_string()
+        }
+        _ => error.message.clone(),
+    };
+    Alert::new(AlertKind::Error, title, body, call_sid)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -363,13 +450,20 @@ impl Notifier {
     pub fn deliver(&self, app: &AppHandle, mut alert: Alert) {
         if self.native() {
             use tauri_plugin_notification::NotificationExt;
-            match app
+            let mut builder = app
                 .notification()
                 .builder()
                 .title(&alert.title)
-                .body(&alert.body)
-                .show()
+                .body(&alert.body);
+            // A live call's notification offers "Take over" (and opens the call when clicked).
+            if let (AlertKind::IncomingCall | AlertKind::CallAnswered, Some(sid)) =
+                (alert.kind, &alert.call_sid)
             {
+                builder = builder
+                    .action_type_id(LIVE_CALL_ACTIONS)
+                    .extra(CALL_SID_EXTRA, sid);
+            }
+            match builder.show() {
                 Ok(()) => alert.native = true,
                 Err(e) => {
                     warn!(error = %e, "cannot show a desktop notification; notifications are off from now on");
@@ -644,5 +738,46 @@ mod tests {
         assert!(t.is_live("CA3") && !t.is_live("CA1"));
         assert!(t.sync_active(&[]).is_empty());
         assert!(t.live().is_empty());
+    }
+
+    #[test]
+    fn a_notification_click_takes_over_or_shows_the_call() {
+        assert_eq!(
+            notification_action("take_over", Some("CA1")),
+            Some(NotificationAction::TakeOver("CA1".into()))
+        );
+        assert_eq!(
+            notification_action("tap", Some("CA1")),
+            Some(NotificationAction::ShowCall("CA1".into()))
+        );
+        assert_eq!(notification_action("take_over", None), None);
+        assert_eq!(notification_action("take_over", Some("")), None);
+        assert_eq!(notification_action("dismiss", Some("CA1")), None);
+    }
+
+    #[test]
+    fn a_failed_take_over_says_the_agent_keeps_the_call() {
+        use crate::desktop::tray::CallAction;
+        let body = |code, message: &str| crate::services::ErrorBody {
+            code,
+            message: message.into(),
+        };
+        let a = call_action_failed(
+            "CA1",
+            CallAction::TakeOver,
+            &body("no_input_device", "no microphone"),
+        );
+        assert_eq!(a.kind, AlertKind::Error);
+        assert_eq!(a.title, "Could not take the call over");
+        assert_eq!(a.body, "No microphone found — the agent keeps the call.");
+        let a = call_action_failed(
+            "CA1",
+            CallAction::HandBack,
+            &body("not_held", "CA1 is not held"),
+        );
+        assert_eq!(
+            (a.title.as_str(), a.body.as_str()),
+            ("Could not hand the call back", "CA1 is not held")
+        );
     }
 }

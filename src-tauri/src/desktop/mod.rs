@@ -5,7 +5,7 @@
 //! [`CallEvent`](crate::events::CallEvent) to the webview as a `call-event` (and to the tray and
 //! notifications), forwards recording playback positions as `playback-position` and live calls' levels as
 //! `call-levels` ([`levels`], while the window is visible), and exposes the thin
-//! commands in [`commands`] and `call_commands`. A core that fails to start (port in use,
+//! commands in [`commands`], `call_commands` and `operator_commands`. A core that fails to start (port in use,
 //! bad settings) does not stop the window: the UI shows why, through `app_status`.
 //!
 //! Closing the window hides it when the tray icon was built: calls keep running and the tray icon stays.
@@ -17,6 +17,7 @@ pub mod alerts;
 mod call_commands;
 mod commands;
 mod levels;
+mod operator_commands;
 mod state;
 mod tray;
 
@@ -76,6 +77,14 @@ pub struct Desktop {
 }
 
 impl Desktop {
+    /// The live calls the tray lists, with their other party.
+    fn live_calls(&self) -> Vec<(String, Option<String>)> {
+        self.alerts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .live()
+    }
+
     /// The window asks once it has rendered and the core answered: that moment is logged as the start-up time.
     pub fn info(&self) -> DesktopInfo {
         if !self.interactive.swap(true, Ordering::Relaxed) {
@@ -195,6 +204,12 @@ pub fn run() -> Result<(), DesktopError> {
             call_commands::listen_mute,
             call_commands::listen_state,
             call_commands::listen_stop,
+            operator_commands::operator_whisper,
+            operator_commands::operator_take_over,
+            operator_commands::operator_hand_back,
+            operator_commands::operator_mute,
+            operator_commands::operator_state,
+            operator_commands::input_devices,
         ])
         .on_window_event(|window, event| {
             // Closing the window keeps the app (and its calls) running in the tray, if there is one.
@@ -216,6 +231,7 @@ pub fn run() -> Result<(), DesktopError> {
             }
         })
         .setup(move |app| {
+            alerts::register_actions(app.handle());
             match tray::build(app.handle()) {
                 Ok(_) => app.state::<Desktop>().tray.store(true, Ordering::Relaxed),
                 Err(e) => warn!(error = %e, "no tray icon on this desktop; closing the window quits Verbio (confirming first while calls are live)"),
@@ -292,6 +308,8 @@ async fn restart_core(app: AppHandle) -> Result<(), CommandError> {
 /// loses events (the bus never waits for it); it is told how many, so it can re-sync with `active_calls`, and
 /// the tray's call list is re-synced the same way ([`resync_tray`]).
 async fn forward_events(app: &AppHandle, mut events: broadcast::Receiver<CallEvent>) {
+    // The call the operator held when the tray was last built: its entry says "Hand back" instead.
+    let mut held: Option<String> = None;
     loop {
         match events.recv().await {
             Ok(event) => {
@@ -311,10 +329,17 @@ async fn forward_events(app: &AppHandle, mut events: broadcast::Receiver<CallEve
                     };
                     (tracker.on_event(&event), tracker.live(), new_call)
                 };
+                let held_now = app
+                    .state::<Core>()
+                    .current()
+                    .and_then(|services| services.operator.state())
+                    .map(|state| state.call_sid);
                 if matches!(
                     event,
                     CallEvent::CallStarted { .. } | CallEvent::CallEnded { .. }
-                ) {
+                ) || held_now != held
+                {
+                    held = held_now;
                     tray::refresh(app, &live);
                 }
                 if let Some(alert) = alert {

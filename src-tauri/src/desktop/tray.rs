@@ -1,5 +1,6 @@
-//! The system-tray icon: live call count in the tooltip and menu, show/hide, a quick hang-up per
-//! call, and Quit (which asks the window to confirm when calls are live).
+//! The system-tray icon: live call count in the tooltip and menu, show/hide, per call "Take over" (or
+//! "Hand back" while the operator holds it) and a quick hang-up, and Quit (which asks the window to confirm
+//! when calls are live).
 
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::{MouseButton, MouseButtonState, TrayIcon, TrayIconBuilder, TrayIconEvent};
@@ -16,6 +17,53 @@ const SHOW: &str = "show";
 const HIDE: &str = "hide";
 const QUIT: &str = "quit";
 const HANG_UP_PREFIX: &str = "hangup:";
+const TAKE_OVER_PREFIX: &str = "takeover:";
+const HAND_BACK_PREFIX: &str = "handback:";
+/// Tauri event asking the window to show a call (`{call_sid, take_over}`: focus its take-over button).
+pub const SHOW_CALL: &str = "show-call";
+
+/// What the tray (or a notification) does to one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallAction {
+    TakeOver,
+    HandBack,
+    HangUp,
+}
+
+/// The menu items of one live call: take over (hand back while the operator holds it), then hang up.
+pub fn call_items(call_sid: &str, from: Option<&str>, held: Option<&str>) -> Vec<(String, String)> {
+    let who = party_label(call_sid, from);
+    let first = if held == Some(call_sid) {
+        (
+            format!("{HAND_BACK_PREFIX}{call_sid}"),
+            format!("Hand back {who} to the agent"),
+        )
+    } else {
+        (
+            format!("{TAKE_OVER_PREFIX}{call_sid}"),
+            format!("Take over {who}"),
+        )
+    };
+    vec![
+        first,
+        (
+            format!("{HANG_UP_PREFIX}{call_sid}"),
+            hang_up_label(call_sid, from),
+        ),
+    ]
+}
+
+/// Which call action a menu item id asks for, and for which call.
+pub fn parse_call_action(id: &str) -> Option<(CallAction, &str)> {
+    [
+        (TAKE_OVER_PREFIX, CallAction::TakeOver),
+        (HAND_BACK_PREFIX, CallAction::HandBack),
+        (HANG_UP_PREFIX, CallAction::HangUp),
+    ]
+    .into_iter()
+    .find_map(|(prefix, action)| id.strip_prefix(prefix).map(|sid| (action, sid)))
+    .filter(|(_, sid)| !sid.is_empty())
+}
 
 /// `"Verbio: no active calls"`, `"Verbio: 1 active call"`, `"Verbio: 3 active calls"`.
 pub fn tooltip(count: usize) -> String {
@@ -26,15 +74,27 @@ pub fn tooltip(count: usize) -> String {
     }
 }
 
-/// The menu label of a call's hang-up item.
-pub fn hang_up_label(call_sid: &str, from: Option<&str>) -> String {
+/// A call as the menu names it: the other party, else the start of its SID.
+fn party_label(call_sid: &str, from: Option<&str>) -> String {
     match from {
-        Some(from) if !from.is_empty() => format!("Hang up {from}"),
-        _ => format!("Hang up {}…", &call_sid[..call_sid.len().min(10)]),
+        Some(from) if !from.is_empty() => from.to_string(),
+        _ => format!("{}…", &call_sid[..call_sid.len().min(10)]),
     }
 }
 
-fn menu(app: &AppHandle, live: &[(String, Option<String>)]) -> tauri::Result<Menu<Wry>> {
+/// The menu label of a call's hang-up item.
+pub fn hang_up_label(call_sid: &str, from: Option<&str>) -> String {
+    format!("Hang up {}", party_label(call_sid, from))
+}
+
+/// The live calls, each with its other party, and the call the operator holds (if any).
+pub struct TrayCalls<'a> {
+    pub live: &'a [(String, Option<String>)],
+    pub held: Option<&'a str>,
+}
+
+fn menu(app: &AppHandle, calls: &TrayCalls) -> tauri::Result<Menu<Wry>> {
+    let live = calls.live;
     let menu = Menu::new(app)?;
     menu.append(&MenuItem::with_id(
         app,
@@ -61,13 +121,9 @@ fn menu(app: &AppHandle, live: &[(String, Option<String>)]) -> tauri::Result<Men
     if !live.is_empty() {
         menu.append(&PredefinedMenuItem::separator(app)?)?;
         for (sid, from) in live {
-            menu.append(&MenuItem::with_id(
-                app,
-                format!("{HANG_UP_PREFIX}{sid}"),
-                hang_up_label(sid, from.as_deref()),
-                true,
-                None::<&str>,
-            )?)?;
+            for (id, label) in call_items(sid, from.as_deref(), calls.held) {
+                menu.append(&MenuItem::with_id(app, id, label, true, None::<&str>)?)?;
+            }
         }
     }
     menu.append(&PredefinedMenuItem::separator(app)?)?;
@@ -85,7 +141,13 @@ fn menu(app: &AppHandle, live: &[(String, Option<String>)]) -> tauri::Result<Men
 pub fn build(app: &AppHandle) -> tauri::Result<TrayIcon> {
     let mut builder = TrayIconBuilder::with_id(TRAY_ID)
         .tooltip(tooltip(0))
-        .menu(&menu(app, &[])?)
+        .menu(&menu(
+            app,
+            &TrayCalls {
+                live: &[],
+                held: None,
+            },
+        )?)
         .show_menu_on_left_click(false)
         .on_menu_event(|app, event| on_menu(app, event.id().as_ref()))
         .on_tray_icon_event(|tray, event| {
@@ -106,12 +168,22 @@ pub fn build(app: &AppHandle) -> tauri::Result<TrayIcon> {
     Ok(tray)
 }
 
-/// Updates the tooltip and the menu's call list.
+/// Updates the tooltip and the menu's call list; the held call is asked of the core
+/// ([`OperatorDesk::state`](crate::services::operator::OperatorDesk::state)).
 pub fn refresh(app: &AppHandle, live: &[(String, Option<String>)]) {
     let Some(tray) = app.tray_by_id(TRAY_ID) else {
         return;
     };
-    let result = menu(app, live).and_then(|m| {
+    let held = app
+        .state::<Core>()
+        .current()
+        .and_then(|services| services.operator.state())
+        .map(|state| state.call_sid);
+    let calls = TrayCalls {
+        live,
+        held: held.as_deref(),
+    };
+    let result = menu(app, &calls).and_then(|m| {
         tray.set_menu(Some(m))?;
         tray.set_tooltip(Some(tooltip(live.len())))
     });
@@ -126,21 +198,53 @@ fn on_menu(app: &AppHandle, id: &str) {
         HIDE => hide_window(app),
         QUIT => request_quit(app),
         other => {
-            if let Some(sid) = other.strip_prefix(HANG_UP_PREFIX) {
-                let app = app.clone();
-                let sid = sid.to_string();
-                tauri::async_runtime::spawn(async move {
-                    match app.state::<Core>().services().await {
-                        Ok(services) => {
-                            if let Err(e) = services.end_call(&sid).await {
-                                warn!(error = %e, "tray hang-up failed");
-                            }
-                        }
-                        Err(e) => warn!(error = %e, "tray hang-up: the core is not running"),
-                    }
-                });
+            if let Some((action, sid)) = parse_call_action(other) {
+                act_on_call(app, sid, action);
             }
         }
+    }
+}
+
+/// Runs a call action from the tray or a notification through the core, the window's way
+/// (`services.operator`, `Services::end_call`). Taking over shows the call in the window; a failure (no
+/// microphone, another call held) is an alert, and the agent keeps the call.
+pub fn act_on_call(app: &AppHandle, call_sid: &str, action: CallAction) {
+    let app = app.clone();
+    let sid = call_sid.to_string();
+    tauri::async_runtime::spawn(async move {
+        let services = match app.state::<Core>().services().await {
+            Ok(services) => services,
+            Err(e) => {
+                warn!(error = %e, ?action, "tray call action: the core is not running");
+                return;
+            }
+        };
+        let result = match action {
+            CallAction::TakeOver => services.operator.take_over(&sid, None).await.map(|_| ()),
+            CallAction::HandBack => services.operator.hand_back(&sid).await,
+            CallAction::HangUp => services.end_call(&sid).await,
+        };
+        match result {
+            Ok(()) if action == CallAction::TakeOver => show_call(&app, &sid, false),
+            Ok(()) => {}
+            Err(e) => {
+                warn!(error = %e, ?action, "a call action from the tray or a notification failed");
+                let alert = super::alerts::call_action_failed(&sid, action, &e.body());
+                app.state::<super::Desktop>().notifier.deliver(&app, alert);
+            }
+        }
+        // The menu offers "Hand back" for the held call, "Take over" again once it is handed back.
+        let live = app.state::<super::Desktop>().live_calls();
+        refresh(&app, &live);
+    });
+}
+
+/// Shows the window on `call_sid`; with `take_over`, its take-over button has the focus.
+pub fn show_call(app: &AppHandle, call_sid: &str, take_over: bool) {
+    show_window(app);
+    let payload = serde_json::json!({ "call_sid": call_sid, "take_over": take_over });
+    if let Err(e) = app.emit(SHOW_CALL, payload) {
+        warn!(error = %e, "cannot ask the window to show a call");
     }
 }
 
@@ -236,5 +340,52 @@ mod tests {
             hang_up_label("CA0123456789abcdef", None),
             "Hang up CA01234567…"
         );
+    }
+
+    #[test]
+    fn a_live_call_offers_take_over_and_hand_back_while_held() {
+        let labels = |held| -> Vec<String> {
+            call_items("CA1", Some("+15551234567"), held)
+                .into_iter()
+                .map(|(_, label)| label)
+                .collect()
+        };
+        assert_eq!(
+            labels(None),
+            ["Take over +15551234567", "Hang up +15551234567"]
+        );
+        assert_eq!(
+            labels(Some("CA1")),
+            [
+                "Hand back +15551234567 to the agent",
+                "Hang up +15551234567"
+            ]
+        );
+        // Holding another call: this one still offers "Take over" (the core answers `operator_busy`).
+        assert_eq!(labels(Some("CA2"))[0], "Take over +15551234567");
+    }
+
+    #[test]
+    fn menu_ids_round_trip_to_call_actions() {
+        for held in [None, Some("CA9")] {
+            for (id, _) in call_items("CA9", None, held) {
+                let (_, sid) = parse_call_action(&id).expect("a call action");
+                assert_eq!(sid, "CA9");
+            }
+        }
+        assert_eq!(
+            parse_call_action("takeover:CA1"),
+            Some((CallAction::TakeOver, "CA1"))
+        );
+        assert_eq!(
+            parse_call_action("handback:CA1"),
+            Some((CallAction::HandBack, "CA1"))
+        );
+        assert_eq!(
+            parse_call_action("hangup:CA1"),
+            Some((CallAction::HangUp, "CA1"))
+        );
+        assert_eq!(parse_call_action("takeover:"), None);
+        assert_eq!(parse_call_action("show"), None);
     }
 }

@@ -23,6 +23,7 @@ import type {
   PlaceCallRequest,
   PlacedCall,
   ListenState,
+  OperatorState,
   Peaks,
   PlaybackEvent,
   PlaybackState,
@@ -32,7 +33,7 @@ import type {
   SecretKind,
   SecretStatus,
   SessionConfig,
-  Speaker,
+  Side,
   ToolInfo,
   TranscriptRecord,
   TwilioCheck,
@@ -57,6 +58,8 @@ export const CONFIRM_QUIT = 'confirm-quit';
 export const CALL_LEVELS = 'call-levels';
 /** The recording playing through the speakers: position, finished, stopped. */
 export const PLAYBACK_POSITION = 'playback-position';
+/** The tray or a notification asked to show a call (payload: `{call_sid, take_over}`). */
+export const SHOW_CALL = 'show-call';
 
 export { isTauri };
 
@@ -255,7 +258,7 @@ export function listenIn(callSid: string, device?: string | null): Promise<Liste
   return invoke<ListenState>('listen_in', { callSid, device: device ?? null });
 }
 
-export function listenMute(side: Speaker, muted: boolean): Promise<ListenState> {
+export function listenMute(side: Side, muted: boolean): Promise<ListenState> {
   return invoke<ListenState>('listen_mute', { side, muted });
 }
 
@@ -266,6 +269,37 @@ export function listenState(): Promise<ListenState | null> {
 
 export async function listenStop(): Promise<void> {
   await invoke('listen_stop');
+}
+
+// ---- The operator in the loop: whisper, take over, hand back (`verbio::services::operator`) ----
+
+/** A private instruction to the agent; `sayNow` has the agent say it at once, in its own voice. */
+export async function operatorWhisper(callSid: string, text: string, sayNow: boolean): Promise<void> {
+  await invoke('operator_whisper', { callSid, text, sayNow });
+}
+
+/** Takes the call over with the microphone `device` (`null`: the system default). */
+export function operatorTakeOver(callSid: string, device: string | null): Promise<OperatorState> {
+  return invoke<OperatorState>('operator_take_over', { callSid, device });
+}
+
+export async function operatorHandBack(callSid: string): Promise<void> {
+  await invoke('operator_hand_back', { callSid });
+}
+
+/** Mutes (push-to-talk released) or opens the operator's microphone to the caller. */
+export function operatorMute(muted: boolean): Promise<OperatorState> {
+  return invoke<OperatorState>('operator_mute', { muted });
+}
+
+/** The call the operator holds now (with the microphone's level), or null. */
+export function operatorState(): Promise<OperatorState | null> {
+  return invoke<OperatorState | null>('operator_state');
+}
+
+/** The microphones, the system default first. */
+export function inputDevices(): Promise<string[]> {
+  return invoke<string[]>('input_devices');
 }
 
 // ---- Events ----
@@ -292,6 +326,11 @@ export function onConfirmQuit(handler: (liveCalls: number) => void): Promise<Unl
 
 export function onPlaybackEvent(handler: (event: PlaybackEvent) => void): Promise<UnlistenFn> {
   return listen<PlaybackEvent>(PLAYBACK_POSITION, (e) => handler(e.payload));
+}
+
+/** The tray or a notification asked to show a call, with its take-over button focused when `take_over`. */
+export function onShowCall(handler: (request: { call_sid: string; take_over: boolean }) => void): Promise<UnlistenFn> {
+  return listen<{ call_sid: string; take_over: boolean }>(SHOW_CALL, (e) => handler(e.payload));
 }
 
 export function onCallLevels(handler: (levels: CallLevels) => void): Promise<UnlistenFn> {

@@ -12,6 +12,7 @@ import {
   mergeTranscripts,
   pickSelection,
   syncActive,
+  handBackText,
   type CallsState,
   type StoredLine,
 } from './calls';
@@ -293,5 +294,83 @@ describe('pickSelection', () => {
     expect(pickSelection(s, 'GONE')).toBe('CA1');
     expect(pickSelection(s, null)).toBe('CA1');
     expect(pickSelection(emptyCalls(), null)).toBeNull();
+  });
+});
+
+describe('the operator in the loop', () => {
+  const whisper = (sid: string, text: string, at: number, sayNow = false): CallEvent => ({
+    type: 'whisper',
+    call_sid: sid,
+    text,
+    say_now: sayNow,
+    offset_ms: at - 1000,
+    at_ms: at,
+  });
+
+  it('shows a whisper as a private line, flagged when the agent was asked to say it now', () => {
+    const s = fold([started('CA1', 1000), whisper('CA1', ' offer the 10 % discount ', 3000), whisper('CA1', 'Thanks for waiting', 4000, true)]);
+    const lines = must(s.calls.CA1).entries.filter((e) => e.kind === 'line');
+    expect(lines.map((l) => [l.speaker, l.text, l.sayNow])).toEqual([
+      ['whisper', 'offer the 10 % discount', false],
+      ['whisper', 'Thanks for waiting', true],
+    ]);
+    expect(fold([whisper('CA1', '  ', 3000)], s)).toBe(s);
+  });
+
+  it('marks the call held from take-over to hand-back, with a note for each', () => {
+    const held = fold([
+      started('CA1', 1000),
+      { type: 'operator_took_over', call_sid: 'CA1', device: 'USB Headset', offset_ms: 4000, at_ms: 5000 },
+      said('CA1', 'caller', 'Is this a person?', 6000),
+    ]);
+    expect(must(held.calls.CA1).held).toEqual({ device: 'USB Headset', sinceMs: 5000 });
+    const operatorSaid = fold(
+      [{ type: 'transcript', call_sid: 'CA1', speaker: 'operator', text: '(the operator spoke for 4 s)', offset_ms: 6000, interrupted: false, at_ms: 7000 }],
+      held,
+    );
+    const back = fold(
+      [{ type: 'operator_handed_back', call_sid: 'CA1', offset_ms: 8000, turns: 1, reason: 'operator', at_ms: 9000 }],
+      operatorSaid,
+    );
+    const call = must(back.calls.CA1);
+    expect(call.held).toBeNull();
+    expect(call.entries.map((e) => (e.kind === 'line' ? `${e.speaker}: ${e.text}` : `note: ${e.text}`))).toEqual([
+      'note: You took the call over (microphone: USB Headset)',
+      'caller: Is this a person?',
+      'operator: (the operator spoke for 4 s)',
+      'note: You handed the call back to the agent (you spoke 1 turn)',
+    ]);
+  });
+
+  it('says why the agent has the call again', () => {
+    expect(handBackText('microphone_lost', 2)).toBe('Your microphone stopped: the agent has the call again (you spoke 2 turns)');
+    expect(handBackText('time_limit', 0)).toMatch(/time limit/);
+    expect(handBackText('call_ended', 3)).toMatch(/ended while you held it/);
+    const s = fold([
+      started('CA1', 1000),
+      { type: 'operator_took_over', call_sid: 'CA1', device: 'default', offset_ms: 1000, at_ms: 2000 },
+      { type: 'operator_handed_back', call_sid: 'CA1', offset_ms: 2000, turns: 0, reason: 'microphone_lost', at_ms: 3000 },
+    ]);
+    const last = must(s.calls.CA1).entries.at(-1);
+    expect(last?.kind === 'note' && last.tone).toBe('warning');
+  });
+
+  it('ends a hold with the call', () => {
+    const s = fold([
+      started('CA1', 1000),
+      { type: 'operator_took_over', call_sid: 'CA1', device: 'default', offset_ms: 1000, at_ms: 2000 },
+      ended('CA1', 3000),
+    ]);
+    expect(must(s.calls.CA1).held).toBeNull();
+  });
+
+  it('does not show a whisper twice when the stored transcript is merged in', () => {
+    const s = fold([started('CA1', 1000), whisper('CA1', 'ask for the order number', 3000)]);
+    const merged = mergeTranscripts(s, 'CA1', [
+      { speaker: 'whisper', text: 'ask for the order number', offset_ms: 2000 },
+      { speaker: 'operator', text: 'Let me look that up.', offset_ms: 2500 },
+    ]);
+    const lines = must(merged.calls.CA1).entries.filter((e) => e.kind === 'line');
+    expect(lines.map((l) => l.speaker)).toEqual(['whisper', 'operator']);
   });
 });

@@ -1,7 +1,7 @@
 // Folds the core's `call-event` stream into per-call view state. Pure and immutable: every change
 // returns a new state object, so the UI can hold it in `$state.raw` and tests can compare values.
 
-import type { ActiveCall, CallEvent, Speaker, TranscriptRecord } from './types';
+import type { ActiveCall, CallEvent, HandBackReason, Speaker, TranscriptRecord } from './types';
 
 /** Transcript lines kept per call; older lines are dropped first. */
 export const MAX_ENTRIES_PER_CALL = 2000;
@@ -16,6 +16,8 @@ export interface TranscriptLine {
   offsetMs: number;
   interrupted: boolean;
   atMs: number;
+  /** A whisper the agent was asked to say at once. */
+  sayNow?: boolean;
 }
 
 export interface CallNote {
@@ -41,6 +43,8 @@ export interface CallView {
   entries: Entry[];
   bargeIns: number;
   issues: number;
+  /** While the operator holds the call with their microphone: which one, and since when. */
+  held: { device: string; sinceMs: number } | null;
 }
 
 export interface CallsState {
@@ -79,6 +83,7 @@ function newCall(callSid: string, startedAtMs: number): CallView {
     entries: [],
     bargeIns: 0,
     issues: 0,
+    held: null,
   };
 }
 
@@ -110,6 +115,21 @@ function withEntry(call: CallView, entry: Entry): Entry[] {
   return entries.length > MAX_ENTRIES_PER_CALL ? entries.slice(entries.length - MAX_ENTRIES_PER_CALL) : entries;
 }
 
+/** Adds a transcript line to `call`; a blank one adds nothing (but a call seen for the first time is kept). */
+function withLine(
+  state: CallsState,
+  call: CallView,
+  known: boolean,
+  fields: Omit<TranscriptLine, 'kind' | 'id'>,
+): CallsState {
+  const text = fields.text.trim();
+  if (text === '') {
+    return known ? state : put(state, call);
+  }
+  const line: TranscriptLine = { ...fields, kind: 'line', id: state.nextId, text };
+  return put(state, { ...call, entries: withEntry(call, line) }, state.nextId + 1);
+}
+
 /** Applies one event. Events for a call the UI has not seen yet (it opened mid-call) create it. */
 export function applyEvent(state: CallsState, event: CallEvent): CallsState {
   const existing = state.calls[event.call_sid];
@@ -124,21 +144,44 @@ export function applyEvent(state: CallsState, event: CallEvent): CallsState {
         to: event.to,
         startedAtMs: existing ? Math.min(existing.startedAtMs, event.at_ms) : event.at_ms,
       });
-    case 'transcript': {
-      const text = event.text.trim();
-      if (text === '') {
-        return existing ? state : put(state, call);
-      }
-      const line: TranscriptLine = {
-        kind: 'line',
-        id,
+    case 'transcript':
+      return withLine(state, call, existing !== undefined, {
         speaker: event.speaker,
-        text,
+        text: event.text,
         offsetMs: event.offset_ms,
         interrupted: event.interrupted,
         atMs: event.at_ms,
+      });
+    case 'whisper':
+      // A line like the stored `whisper` turn, so a backfill does not show it twice.
+      return withLine(state, call, existing !== undefined, {
+        speaker: 'whisper',
+        text: event.text,
+        offsetMs: event.offset_ms,
+        interrupted: false,
+        atMs: event.at_ms,
+        sayNow: event.say_now,
+      });
+    case 'operator_took_over': {
+      const note: CallNote = {
+        kind: 'note',
+        id,
+        tone: 'info',
+        text: `You took the call over (microphone: ${event.device})`,
+        atMs: event.at_ms,
       };
-      return put(state, { ...call, entries: withEntry(call, line) }, id + 1);
+      const held = { device: event.device, sinceMs: event.at_ms };
+      return put(state, { ...call, held, entries: withEntry(call, note) }, id + 1);
+    }
+    case 'operator_handed_back': {
+      const note: CallNote = {
+        kind: 'note',
+        id,
+        tone: event.reason === 'microphone_lost' ? 'warning' : 'info',
+        text: handBackText(event.reason, event.turns),
+        atMs: event.at_ms,
+      };
+      return put(state, { ...call, held: null, entries: withEntry(call, note) }, id + 1);
     }
     case 'barge_in': {
       const note: CallNote = {
@@ -178,6 +221,7 @@ export function applyEvent(state: CallsState, event: CallEvent): CallsState {
           endedAtMs: Math.max(event.at_ms, call.startedAtMs),
           endReason: event.reason,
           failed: event.failed,
+          held: null,
           entries: withEntry(call, note),
         },
         id + 1,
@@ -212,6 +256,23 @@ export function applyEvent(state: CallsState, event: CallEvent): CallsState {
   }
 }
 
+/** The transcript note for a hand-back: why the agent has the call again. */
+export function handBackText(reason: HandBackReason, turns: number): string {
+  const spoke = turns === 1 ? '1 turn' : `${turns} turns`;
+  switch (reason) {
+    case 'operator':
+      return `You handed the call back to the agent (you spoke ${spoke})`;
+    case 'microphone_lost':
+      return `Your microphone stopped: the agent has the call again (you spoke ${spoke})`;
+    case 'time_limit':
+      return `The call reached its time limit while you held it (you spoke ${spoke})`;
+    case 'call_ended':
+      return `The call ended while you held it (you spoke ${spoke})`;
+    default:
+      return `The agent has the call again (you spoke ${spoke})`;
+  }
+}
+
 /**
  * Reconciles with the core's list of live calls (fetched at start-up and after events were skipped).
  * Calls the list has that the state lacks are added; live calls the state has that the list lacks and
@@ -241,6 +302,7 @@ export function syncActive(
         ...call,
         endedAtMs: Math.max(requestedAtMs, call.startedAtMs),
         endReason: 'no longer active',
+        held: null,
       });
     }
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { errorBody, errorCode, errorMessage, formatClock, formatDuration, formatParty } from './format';
+import { errorBody, errorCode, errorMessage, formatClock, formatDuration, formatParty, speakerLabel } from './format';
 
 describe('formatDuration', () => {
   it.each([
@@ -61,5 +61,16 @@ describe('errorMessage', () => {
       expect(errorCode(value)).toBeNull();
     }
     expect(errorMessage({ error: { code: 3, message: 'm' } })).toBe('{"error":{"code":3,"message":"m"}}');
+  });
+});
+
+describe('speakerLabel', () => {
+  it('labels the operator and whispers', () => {
+    expect(speakerLabel('caller')).toBe('Caller');
+    expect(speakerLabel('agent')).toBe('Agent');
+    expect(speakerLabel('operator')).toBe('You');
+    expect(speakerLabel('operator', 'library')).toBe('Operator');
+    expect(speakerLabel('whisper')).toBe('Whisper (only you see this)');
+    expect(speakerLabel('whisper', 'library')).toMatch(/private/);
   });
 });

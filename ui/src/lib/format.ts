@@ -96,3 +96,20 @@ export function errorMessage(error: unknown): string {
     return String(error);
   }
 }
+
+/**
+ * Who a transcript line is from, as the window labels it. The operator is "You" on a live call (the person
+ * at the desk) and "Operator" in the library, where someone else may read it; a whisper is private.
+ */
+export function speakerLabel(speaker: string, where: 'live' | 'library' = 'live'): string {
+  switch (speaker) {
+    case 'agent':
+      return 'Agent';
+    case 'operator':
+      return where === 'live' ? 'You' : 'Operator';
+    case 'whisper':
+      return where === 'live' ? 'Whisper (only you see this)' : 'Whisper to the agent (private)';
+    default:
+      return 'Caller';
+  }
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chosenDevice, deviceOptions, loadSpeaker, saveSpeaker, SPEAKER_KEY } from './speakers';
+import { chosenDevice, deviceOptions, loadSpeaker, MICROPHONE_KEY, saveSpeaker, SPEAKER_KEY } from './speakers';
 import { memoryStore as memory, type KeyValueStore } from './storage';
 
 describe('speakers', () => {
@@ -44,5 +44,16 @@ describe('speakers', () => {
     };
     expect(loadSpeaker(broken)).toBeNull();
     expect(() => saveSpeaker(broken, 'hdmi')).not.toThrow();
+  });
+
+  it('keeps the microphone apart from the speakers', () => {
+    const store = memory();
+    saveSpeaker(store, 'hdmi');
+    saveSpeaker(store, 'USB Mic', MICROPHONE_KEY);
+    expect(loadSpeaker(store)).toBe('hdmi');
+    expect(loadSpeaker(store, MICROPHONE_KEY)).toBe('USB Mic');
+    saveSpeaker(store, null, MICROPHONE_KEY);
+    expect(store.data.has(MICROPHONE_KEY)).toBe(false);
+    expect(loadSpeaker(store)).toBe('hdmi');
   });
 });

@@ -1,10 +1,13 @@
-// Which output device ("speakers") playback and listen-in use. The choice is a display preference, not a
-// secret, so it lives in the webview's localStorage; the core only ever gets a device name or null.
+// Which output device ("speakers") playback and listen-in use, and which input device (microphone) taking
+// over a call uses. The choices are display preferences, not secrets, so they live in the webview's
+// localStorage; the core only ever gets a device name or null.
 
 import type { KeyValueStore } from './storage';
 
 /** localStorage key of the chosen output device's name (absent: the system default). */
 export const SPEAKER_KEY = 'verbio.speaker';
+/** localStorage key of the chosen microphone's name (absent: the system default). */
+export const MICROPHONE_KEY = 'verbio.microphone';
 
 /**
  * The device to ask the core for: the saved one while the system still has it, else `null` (the
@@ -19,18 +22,18 @@ export function deviceOptions(available: readonly string[]): { value: string; la
   return [{ value: '', label: 'System default' }, ...available.map((name) => ({ value: name, label: name }))];
 }
 
-export function loadSpeaker(store: KeyValueStore | null): string | null {
+export function loadSpeaker(store: KeyValueStore | null, key: string = SPEAKER_KEY): string | null {
   try {
-    return store?.getItem(SPEAKER_KEY) || null;
+    return store?.getItem(key) || null;
   } catch {
     return null; // storage disabled: fall back to the default device
   }
 }
 
-export function saveSpeaker(store: KeyValueStore | null, device: string | null): void {
+export function saveSpeaker(store: KeyValueStore | null, device: string | null, key: string = SPEAKER_KEY): void {
   try {
-    if (device) store?.setItem(SPEAKER_KEY, device);
-    else store?.removeItem(SPEAKER_KEY);
+    if (device) store?.setItem(key, device);
+    else store?.removeItem(key);
   } catch {
     // A preference that cannot be kept only costs the user a click next time.
   }

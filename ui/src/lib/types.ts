@@ -1,7 +1,11 @@
 // Shapes of what the desktop core sends. They mirror the Rust types that serde serializes:
 // `verbio::services::{AppStatus, ActiveCall}` and `verbio::calls::events::CallEvent`.
 
-export type Speaker = 'caller' | 'agent';
+/** Who said a transcript line: the two sides of the call, the operator who took it over, and the operator's
+ * private whispers to the agent (stored as `whisper` turns; the caller never hears them). */
+export type Speaker = 'caller' | 'agent' | 'operator' | 'whisper';
+/** A side of the call's audio (listen-in mutes, recording channels). */
+export type Side = 'caller' | 'agent';
 
 /** `verbio::services::AppStatus`. */
 export interface AppStatus {
@@ -127,6 +131,37 @@ export interface CallCappedEvent {
   at_ms: number;
 }
 
+/** The operator's private instruction to the agent; `say_now` asked the agent to say it at once. */
+export interface WhisperEvent {
+  type: 'whisper';
+  call_sid: string;
+  text: string;
+  say_now: boolean;
+  offset_ms: number;
+  at_ms: number;
+}
+
+/** The operator took the call over with their microphone (`device`); the agent listens only. */
+export interface OperatorTookOverEvent {
+  type: 'operator_took_over';
+  call_sid: string;
+  device: string;
+  offset_ms: number;
+  at_ms: number;
+}
+
+export type HandBackReason = 'operator' | 'microphone_lost' | 'call_ended' | 'time_limit';
+
+/** The agent has the call again; `turns` the operator spoke while holding it. */
+export interface OperatorHandedBackEvent {
+  type: 'operator_handed_back';
+  call_sid: string;
+  offset_ms: number;
+  turns: number;
+  reason: HandBackReason;
+  at_ms: number;
+}
+
 /** `verbio::calls::events::CallEvent`, tagged by `type`. */
 export type CallEvent =
   | CallStarted
@@ -137,7 +172,10 @@ export type CallEvent =
   | CallStatusEvent
   | MachineDetectionEvent
   | ResponseDoneEvent
-  | CallCappedEvent;
+  | CallCappedEvent
+  | WhisperEvent
+  | OperatorTookOverEvent
+  | OperatorHandedBackEvent;
 
 // ---- Session configuration: `verbio::realtime::session::SessionConfig` (serde shapes). ----
 
@@ -374,6 +412,22 @@ export interface ListenState {
   caller_muted: boolean;
   agent_muted: boolean;
   delay_ms: number;
+}
+
+/** `verbio::services::operator::OperatorState`: the call the operator holds with their microphone. */
+export interface OperatorState {
+  call_sid: string;
+  /** The microphone's name. */
+  device: string;
+  /** Unix ms when the operator took over. */
+  since_ms: number;
+  /** Push-to-talk released or muted: the caller hears silence. */
+  muted: boolean;
+  /** The microphone's peak level, -60 (floor) … 0 dBFS. */
+  level_db: number;
+  device_latency_ms: number | null;
+  /** The operator hears the call (the core starts listen-in on it when taking over). */
+  listening: boolean;
 }
 
 /** Audio levels of a live call: dBFS per side. */
