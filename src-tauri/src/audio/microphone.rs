@@ -357,41 +357,6 @@ where
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errors_have_codes_and_clear_messages() {
-        let named = MicrophoneError::NoInputDevice(Some("USB mic".into()));
-        assert_eq!(named.code(), "no_input_device");
-        assert_eq!(
-            named.to_string(),
-            "no microphone (audio input device) named \"USB mic\""
-        );
-        assert_eq!(
-            MicrophoneError::NoInputDevice(None).to_string(),
-            "no microphone (audio input device)"
-        );
-        let broken = MicrophoneError::Unusable("busy".into());
-        assert_eq!(broken.code(), "input_device_unusable");
-        assert!(broken.to_string().contains("busy"));
-    }
-
-    #[test]
-    fn the_last_sample_is_back_dated_by_the_capture_delay() {
-        let now = Instant::now();
-        let ms = Duration::from_millis;
-        // No reported delay: the callback's time.
-        assert_eq!(last_sample_at(now, None, 480, 48_000), now);
-        // 30 ms delay for the first of 10 ms: the last came in 20 ms ago (within rounding).
-        let at = last_sample_at(now, Some(ms(30)), 481, 48_000);
-        assert_eq!(now - at, ms(20));
-        // A delay shorter than the buffer cannot put samples in the future.
-        assert_eq!(last_sample_at(now, Some(ms(5)), 480, 48_000), now);
-    }
-}
-
 /// An open microphone as the operator's desk uses it: the device, or a synthetic one in tests
 /// (`sim::microphone`).
 pub trait MicControls: Send {
@@ -424,5 +389,40 @@ impl MicControls for Microphone {
     }
     fn buffer_frames(&self) -> Option<u32> {
         Microphone::buffer_frames(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_have_codes_and_clear_messages() {
+        let named = MicrophoneError::NoInputDevice(Some("USB mic".into()));
+        assert_eq!(named.code(), "no_input_device");
+        assert_eq!(
+            named.to_string(),
+            "no microphone (audio input device) named \"USB mic\""
+        );
+        assert_eq!(
+            MicrophoneError::NoInputDevice(None).to_string(),
+            "no microphone (audio input device)"
+        );
+        let broken = MicrophoneError::Unusable("busy".into());
+        assert_eq!(broken.code(), "input_device_unusable");
+        assert!(broken.to_string().contains("busy"));
+    }
+
+    #[test]
+    fn the_last_sample_is_back_dated_by_the_capture_delay() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        // No reported delay: the callback's time.
+        assert_eq!(last_sample_at(now, None, 480, 48_000), now);
+        // 30 ms delay for the first of 10 ms: the last came in 20 ms ago (within rounding).
+        let at = last_sample_at(now, Some(ms(30)), 481, 48_000);
+        assert_eq!(now - at, ms(20));
+        // A delay shorter than the buffer cannot put samples in the future.
+        assert_eq!(last_sample_at(now, Some(ms(5)), 480, 48_000), now);
     }
 }

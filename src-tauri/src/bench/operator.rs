@@ -141,10 +141,11 @@ fn tagging_relay(
     rx
 }
 
+/// An open microphone, its frames, and the device's rate (real devices).
+type OpenedMicrophone = (Box<dyn MicControls>, mpsc::Receiver<MicFrame>, Option<u32>);
+
 /// The operator's microphone: the real device, or the synthetic one.
-fn open_microphone(
-    device: Option<&str>,
-) -> Result<(Box<dyn MicControls>, mpsc::Receiver<MicFrame>, Option<u32>), BenchError> {
+fn open_microphone(device: Option<&str>) -> Result<OpenedMicrophone, BenchError> {
     match device {
         None => {
             let (mic, frames) = ToneMicrophone::start(vec![Segment::tone(1000.0, 1000)], true);

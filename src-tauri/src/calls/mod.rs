@@ -1,5 +1,6 @@
 //! Live calls: the per-call bridge task, playout math, call plans, registry and event bus.
 pub mod admission;
+pub mod approvals;
 pub mod bridge;
 pub mod plan;
 pub mod playout;

@@ -206,6 +206,7 @@ pub fn run() -> Result<(), DesktopError> {
             call_commands::listen_stop,
             operator_commands::operator_whisper,
             operator_commands::operator_take_over,
+            operator_commands::operator_prepare,
             operator_commands::operator_hand_back,
             operator_commands::operator_mute,
             operator_commands::operator_state,

@@ -6,7 +6,7 @@ use tauri::State;
 
 use super::commands::Res;
 use super::Core;
-use crate::services::operator::OperatorState;
+use crate::services::operator::{MicrophoneState, OperatorState};
 use crate::types::CallSid;
 
 /// A private instruction to the agent; `say_now` has the agent say it at once.
@@ -37,6 +37,21 @@ pub async fn operator_take_over(
         .await?
         .operator
         .take_over(&call_sid, device.as_deref())
+        .await?)
+}
+
+/// Opens the microphone `device` ahead of a take-over (it stays open two minutes), so taking over
+/// does not wait for the device.
+#[tauri::command]
+pub async fn operator_prepare(
+    core: State<'_, Core>,
+    device: Option<String>,
+) -> Res<MicrophoneState> {
+    Ok(core
+        .services()
+        .await?
+        .operator
+        .prepare(device.as_deref())
         .await?)
 }
 

@@ -283,6 +283,14 @@ export function operatorTakeOver(callSid: string, device: string | null): Promis
   return invoke<OperatorState>('operator_take_over', { callSid, device });
 }
 
+/**
+ * Opens the microphone `device` ahead of a take-over (the core keeps it open two minutes), so taking over
+ * does not wait for the device to start.
+ */
+export async function operatorPrepare(device: string | null): Promise<void> {
+  await invoke('operator_prepare', { device });
+}
+
 export async function operatorHandBack(callSid: string): Promise<void> {
   await invoke('operator_hand_back', { callSid });
 }
