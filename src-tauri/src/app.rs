@@ -125,6 +125,8 @@ pub async fn start_with_connector(
     }
     let bus = EventBus::default();
     let registry = CallRegistry::new(config.bridge.token_ttl);
+    let approvals = crate::calls::approvals::Approvals::default();
+    let tool_desk = crate::services::tools::ToolDesk::new(approvals.clone(), registry.clone());
     let persist_store = store.clone();
     let persist: PersistFn = Arc::new(move |event: &CallEvent| persist_store.apply(event));
     let bridge = Arc::new(BridgeDeps {
@@ -136,6 +138,8 @@ pub async fn start_with_connector(
         settings: config.bridge.clone(),
         actions,
         recorder: Some(recorder.clone()),
+        tools: Some(tool_desk.clone()),
+        approvals: approvals.clone(),
     });
     let recordings = Arc::new(crate::recording::Library::new(
         store.clone(),
@@ -153,6 +157,7 @@ pub async fn start_with_connector(
     ));
     let services = Arc::new(Services::new(CoreParts {
         config,
+        tools: tool_desk,
         store,
         bridge,
         recordings,
@@ -253,6 +258,8 @@ impl LineOpener for PrivateLines {
             // Nothing to ask of Twilio on a private line; recorded like any call.
             actions: None,
             recorder: core.bridge.recorder.clone(),
+            tools: core.bridge.tools.clone(),
+            approvals: core.bridge.approvals.clone(),
         });
         // The core's API: a line has none of its own.
         let reachability = Arc::new(Reachability::new(
@@ -270,6 +277,7 @@ impl LineOpener for PrivateLines {
         ));
         let line = Arc::new(Services::new(CoreParts {
             config,
+            tools: core.tools.clone(),
             store: core.store.clone(),
             bridge,
             recordings: core.recordings.clone(),

@@ -115,6 +115,54 @@ pub enum CallEvent {
         offset_ms: u64,
         at_ms: i64,
     },
+    /// The agent called a tool that does real work (an HTTP endpoint, an MCP server); its result follows
+    /// as [`CallEvent::ToolFinished`].
+    ToolStarted {
+        call_sid: String,
+        call_id: String,
+        tool: String,
+        /// The model's arguments (JSON text).
+        arguments: String,
+        needs_approval: bool,
+        offset_ms: u64,
+        at_ms: i64,
+    },
+    /// A tool call waits for the operator's approval until `expires_at_ms` (then it is declined).
+    ToolApprovalRequested {
+        call_sid: String,
+        call_id: String,
+        tool: String,
+        arguments: String,
+        expires_at_ms: i64,
+        at_ms: i64,
+    },
+    /// The operator answered (`by`: `window`, `api`, …), or nobody did in time (`by`: `timeout`).
+    ToolApprovalSettled {
+        call_sid: String,
+        call_id: String,
+        approved: bool,
+        by: String,
+        at_ms: i64,
+    },
+    /// A tool call ended: its result went to the model (or the failure, in words it can talk about).
+    ToolFinished {
+        call_sid: String,
+        call_id: String,
+        tool: String,
+        arguments: String,
+        outcome: ToolOutcome,
+        /// The result as the model got it (cut to 2,000 characters here; the model got all of it).
+        output: Option<String>,
+        /// Why there is no result.
+        error: Option<String>,
+        failure: Option<crate::tools::FailureKind>,
+        /// From the model's call to the result (approval included).
+        latency_ms: u64,
+        approved_by: Option<String>,
+        /// Where the call was made, on the stream.
+        offset_ms: u64,
+        at_ms: i64,
+    },
     /// Answering-machine detection decided who answered, and what the app did about it
     /// (`hang_up`, `voicemail`, `continue`).
     MachineDetection {
@@ -139,6 +187,10 @@ impl CallEvent {
             | CallEvent::Whisper { call_sid, .. }
             | CallEvent::OperatorTookOver { call_sid, .. }
             | CallEvent::OperatorHandedBack { call_sid, .. }
+            | CallEvent::ToolStarted { call_sid, .. }
+            | CallEvent::ToolApprovalRequested { call_sid, .. }
+            | CallEvent::ToolApprovalSettled { call_sid, .. }
+            | CallEvent::ToolFinished { call_sid, .. }
             | CallEvent::ResponseDone { call_sid, .. } => call_sid,
         }
     }
@@ -168,6 +220,29 @@ impl CallCap {
     /// True for the caps that turn a call away before it streams (the call never started).
     pub fn refuses(self) -> bool {
         self != CallCap::CallLength
+    }
+}
+
+/// How a tool call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolOutcome {
+    Ok,
+    Failed,
+    /// The operator declined it, or did not answer in time.
+    Declined,
+    /// The call ended first.
+    Cancelled,
+}
+
+impl ToolOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolOutcome::Ok => "ok",
+            ToolOutcome::Failed => "failed",
+            ToolOutcome::Declined => "declined",
+            ToolOutcome::Cancelled => "cancelled",
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! - [`outbound`]: the `Outbound` service: placing calls through Twilio, status and answering-machine
 //!   callbacks, transfers;
 //! - [`operator`]: the operator in the loop (whisper, take over, hand back);
+//! - [`tools`]: tools that do real work (HTTP endpoints, MCP servers) and their approvals;
 //! - [`reachability`]: where the app is reached (the live public URL); [`webhooks`]: pointing a
 //!   number's webhook at it;
 //! - `error.rs`: the errors both doors answer with; [`demo`] and [`private_line`]: the simulated call.
@@ -14,6 +15,7 @@ pub mod operator;
 pub mod outbound;
 pub mod private_line;
 pub mod reachability;
+pub mod tools;
 pub mod webhooks;
 
 pub use error::{ErrorBody, ErrorKind, ServiceError};
@@ -85,6 +87,8 @@ pub struct Services {
     pub outbound: Arc<outbound::Outbound>,
     /// The operator in the loop: whispers, taking a call over with the microphone, handing it back.
     pub operator: Arc<operator::OperatorDesk>,
+    /// Tools that do real work, and the operator's approvals of them.
+    pub tools: Arc<tools::ToolDesk>,
     /// Opens the demo call's private line (a build without the simulators has no demo call).
     #[cfg_attr(not(feature = "sim"), allow(dead_code))]
     lines: Arc<dyn LineOpener>,
@@ -96,6 +100,7 @@ pub struct Services {
 /// are the bridge's own: one of each per core).
 pub struct CoreParts {
     pub config: Config,
+    pub tools: Arc<tools::ToolDesk>,
     pub store: StoreHandle,
     pub bridge: Arc<BridgeDeps>,
     pub recordings: Arc<crate::recording::Library>,
@@ -114,6 +119,7 @@ impl Services {
         );
         Services {
             operator,
+            tools: parts.tools,
             session: parts.bridge.session.clone(),
             bus: parts.bridge.bus.clone(),
             registry: parts.bridge.registry.clone(),
@@ -230,6 +236,17 @@ impl Services {
             return Err(ServiceError::UnknownCall(call_sid.to_string()));
         }
         Ok(self.store.transcripts(call_sid).await?)
+    }
+
+    /// A call's tool log (every tool call: arguments, result or error, latency, who approved).
+    pub async fn tool_calls(
+        &self,
+        call_sid: &str,
+    ) -> Result<Vec<crate::store::tool_calls::ToolCallRecord>, ServiceError> {
+        if self.store.call(call_sid).await?.is_none() {
+            return Err(ServiceError::UnknownCall(call_sid.to_string()));
+        }
+        Ok(self.store.tool_calls(call_sid).await?)
     }
 
     pub fn session_config(&self) -> crate::realtime::session::SessionConfig {

@@ -7,3 +7,4 @@ pub mod playout;
 pub mod registry;
 pub mod session_settings;
 pub mod timeline;
+pub mod tool_runner;

@@ -180,6 +180,9 @@ pub struct FunctionTool {
     pub description: String,
     /// JSON Schema of the arguments.
     pub parameters: Value,
+    /// The operator approves each call of it first (while the agent tells the caller it is checking).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub needs_approval: bool,
 }
 
 /// Everything the agent's model session is configured with. The caller can never change it.
@@ -204,6 +207,8 @@ pub struct SessionConfig {
     /// Where `transfer_call` sends the caller (E.164). `None` leaves the tool out.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transfer_number: Option<String>,
+    /// How long a tool call waits for the operator's approval before it is declined, seconds (5–300).
+    pub tool_approval_timeout_secs: u32,
 }
 
 impl Default for SessionConfig {
@@ -223,9 +228,13 @@ impl Default for SessionConfig {
             tools: Vec::new(),
             greeting: Greeting::default(),
             transfer_number: None,
+            tool_approval_timeout_secs: DEFAULT_APPROVAL_TIMEOUT_SECS,
         }
     }
 }
+
+/// How long a tool call waits for the operator's approval by default.
+pub const DEFAULT_APPROVAL_TIMEOUT_SECS: u32 = 30;
 
 /// A session setting out of range.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -252,6 +261,12 @@ impl SessionConfig {
     pub fn validate(&self) -> Result<(), SessionConfigError> {
         if self.model.trim().is_empty() {
             return Err(invalid("model", "must not be empty"));
+        }
+        if !(5..=300).contains(&self.tool_approval_timeout_secs) {
+            return Err(invalid(
+                "tool_approval_timeout_secs",
+                format!("{} is outside 5–300", self.tool_approval_timeout_secs),
+            ));
         }
         if !(0.25..=1.5).contains(&self.speed) {
             return Err(invalid(

@@ -18,6 +18,7 @@ use crate::server::errors::{ApiError, ApiResult};
 use crate::server::extract::{ApiJson, ApiPath, ApiQuery, OptionalApiJson};
 use crate::server::operator_api as op;
 use crate::server::recordings_api as rec;
+use crate::server::tools_api as tools;
 use crate::services::{ServiceError, Services};
 use crate::types::CallSid;
 
@@ -78,6 +79,11 @@ api_routes! {
     post "/operator/microphone" => op::prepare,
     delete "/operator/microphone" => op::close_microphone,
     get "/audio/inputs" => op::inputs,
+    // Tools that do real work (server/tools_api.rs).
+    post "/call/{sid}/tool/{call_id}/approve" => tools::approve,
+    post "/call/{sid}/tool/{call_id}/decline" => tools::decline,
+    get "/tools/pending" => tools::pending,
+    get "/sessions/{id}/tools" => tools::log,
     // Recordings (server/recordings_api.rs).
     get "/recordings" => rec::list,
     get "/recording/{id}" => rec::detail,

@@ -25,6 +25,7 @@ pub mod operator_api;
 pub mod public_url;
 pub mod range;
 pub mod recordings_api;
+pub mod tools_api;
 pub mod twilio;
 pub mod twilio_recordings;
 

@@ -39,6 +39,9 @@ pub enum ServiceError {
     /// The recordings library (files, playback, listen-in, Twilio copies).
     #[error(transparent)]
     Recording(#[from] LibraryError),
+    /// No tool call of that id waits for approval (answered already, timed out, or never asked).
+    #[error("{0}")]
+    NotPending(String),
     /// The operator's desk (whisper, take over, hand back).
     #[error(transparent)]
     Operator(#[from] OperatorError),
@@ -99,6 +102,8 @@ error_kinds! {
     AgentSilenced => (CONFLICT, "agent_silenced"),
     /// The call is saying its last words or being transferred.
     CallEnding => (CONFLICT, "call_ending"),
+    /// No tool call of that id waits for approval.
+    NotPending => (CONFLICT, "not_pending"),
     /// The call's task did not answer in time.
     CallUnresponsive => (SERVICE_UNAVAILABLE, "call_unresponsive"),
     Internal => (INTERNAL_SERVER_ERROR, "internal"),
@@ -142,6 +147,7 @@ impl ServiceError {
             ServiceError::Store(_) => ErrorKind::Internal,
             ServiceError::Recording(e) => library_kind(e),
             ServiceError::Operator(e) => operator_kind(e),
+            ServiceError::NotPending(_) => ErrorKind::NotPending,
         }
     }
 

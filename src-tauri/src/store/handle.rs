@@ -14,7 +14,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::transcripts::NewTranscript;
-use super::{calls, migrations, operator, transcripts, StoreError};
+use super::{calls, migrations, operator, tool_calls, transcripts, StoreError};
 use super::{CallRecord, IssueRecord, TranscriptRecord};
 use crate::events::CallEvent;
 
@@ -113,6 +113,16 @@ impl StoreHandle {
     ) -> impl Future<Output = Result<Vec<calls::ResponseRecord>, StoreError>> + Send + 'static {
         let call_sid = call_sid.to_string();
         self.request(move |conn| calls::responses(conn, &call_sid))
+    }
+
+    /// A call's tool log, in order.
+    pub fn tool_calls(
+        &self,
+        call_sid: &str,
+    ) -> impl Future<Output = Result<Vec<tool_calls::ToolCallRecord>, StoreError>> + Send + 'static
+    {
+        let call_sid = call_sid.to_string();
+        self.request(move |conn| tool_calls::list(conn, &call_sid))
     }
 
     /// The stretches of a call the operator held, in order.
@@ -378,6 +388,40 @@ fn apply_event(conn: &mut Connection, event: &CallEvent) -> Result<(), StoreErro
             offset_ms,
             ..
         } => operator::handed_back(conn, call_sid, reason.as_str(), *offset_ms),
+        CallEvent::ToolFinished {
+            call_sid,
+            call_id,
+            tool,
+            arguments,
+            outcome,
+            output,
+            error,
+            failure,
+            latency_ms,
+            approved_by,
+            offset_ms,
+            at_ms,
+        } => tool_calls::insert(
+            conn,
+            call_sid,
+            &tool_calls::ToolCallRecord {
+                call_id: call_id.clone(),
+                tool: tool.clone(),
+                arguments: arguments.clone(),
+                outcome: outcome.as_str().into(),
+                output: output.clone(),
+                error: error.clone(),
+                failure: failure.map(|f| f.as_str().to_string()),
+                latency_ms: *latency_ms,
+                approved_by: approved_by.clone(),
+                offset_ms: *offset_ms,
+                at_ms: *at_ms,
+            },
+        ),
+        // Live only: the finished call is what the log keeps.
+        CallEvent::ToolStarted { .. }
+        | CallEvent::ToolApprovalRequested { .. }
+        | CallEvent::ToolApprovalSettled { .. } => Ok(()),
         CallEvent::ResponseDone {
             call_sid,
             response_id,
@@ -413,6 +457,10 @@ fn event_kind(event: &CallEvent) -> &'static str {
         CallEvent::Whisper { .. } => "whisper",
         CallEvent::OperatorTookOver { .. } => "operator_took_over",
         CallEvent::OperatorHandedBack { .. } => "operator_handed_back",
+        CallEvent::ToolStarted { .. } => "tool_started",
+        CallEvent::ToolApprovalRequested { .. } => "tool_approval_requested",
+        CallEvent::ToolApprovalSettled { .. } => "tool_approval_settled",
+        CallEvent::ToolFinished { .. } => "tool_finished",
     }
 }
 

@@ -120,13 +120,14 @@ pub const MIGRATIONS: &[&str] = &[
     INSERT OR IGNORE INTO twilio_recording_claims (recording_sid, call_sid, at_ms)
         SELECT twilio_sid, call_sid, started_at_ms FROM recordings WHERE twilio_sid IS NOT NULL;
     CREATE INDEX calls_ended_at ON calls(ended_at_ms);",
-    // 6: the operator in the loop. Transcript lines may be the operator's own turns or their whispers
-    // to the agent (SQLite cannot widen a CHECK: the table is rebuilt with the same ids, so the
-    // full-text index stays valid), and each stretch the operator held the call is kept.
+    // 6: the operator in the loop and tools. Transcript lines may be the operator's own turns, their
+    // whispers to the agent, or a tool's line (SQLite cannot widen a CHECK: the table is rebuilt with
+    // the same ids, so the full-text index stays valid); each stretch the operator held the call is
+    // kept, and every tool call (the tool log).
     "CREATE TABLE transcripts_v6 (
         id          INTEGER PRIMARY KEY,
         call_sid    TEXT NOT NULL REFERENCES calls(call_sid) ON DELETE CASCADE,
-        speaker     TEXT NOT NULL CHECK(speaker IN ('caller','agent','operator','whisper')),
+        speaker     TEXT NOT NULL CHECK(speaker IN ('caller','agent','operator','whisper','tool')),
         text        TEXT NOT NULL,
         offset_ms   INTEGER NOT NULL,
         interrupted INTEGER NOT NULL DEFAULT 0,
@@ -156,7 +157,23 @@ pub const MIGRATIONS: &[&str] = &[
         end_reason    TEXT,
         at_ms         INTEGER NOT NULL
     );
-    CREATE INDEX operator_spans_call_sid ON operator_spans(call_sid);",
+    CREATE INDEX operator_spans_call_sid ON operator_spans(call_sid);
+    CREATE TABLE tool_calls (
+        id          INTEGER PRIMARY KEY,
+        call_sid    TEXT NOT NULL REFERENCES calls(call_sid) ON DELETE CASCADE,
+        call_id     TEXT NOT NULL,
+        tool        TEXT NOT NULL,
+        arguments   TEXT NOT NULL,
+        outcome     TEXT NOT NULL CHECK(outcome IN ('ok','failed','declined','cancelled')),
+        output      TEXT,
+        error       TEXT,
+        failure     TEXT,
+        latency_ms  INTEGER NOT NULL,
+        approved_by TEXT,
+        offset_ms   INTEGER NOT NULL,
+        at_ms       INTEGER NOT NULL
+    );
+    CREATE INDEX tool_calls_call_sid ON tool_calls(call_sid);",
 ];
 
 /// The schema version this build writes.

@@ -9,6 +9,7 @@
 //! - [`calls`]: the `calls` and `call_issues` tables.
 //! - [`transcripts`]: the `transcripts` table.
 //! - [`operator`]: the stretches of calls the operator held with their own microphone.
+//! - [`tool_calls`]: the tool log (also a `tool` line in the transcript).
 //! - [`settings`]: small app choices remembered between runs (never secrets).
 //! - [`recordings`]: the `recordings` table and transcript search (FTS5).
 
@@ -21,6 +22,7 @@ pub mod migrations;
 pub mod operator;
 pub mod recordings;
 pub mod settings;
+pub mod tool_calls;
 pub mod transcripts;
 
 pub use blocking::block_on;

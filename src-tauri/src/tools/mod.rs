@@ -62,3 +62,19 @@ pub enum FailureKind {
     /// No such tool on this call.
     NotAvailable,
 }
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Timeout => "timeout",
+            FailureKind::Unreachable => "unreachable",
+            FailureKind::HttpStatus => "http_status",
+            FailureKind::Malformed => "malformed",
+            FailureKind::TooLarge => "too_large",
+            FailureKind::ServerUnavailable => "server_unavailable",
+            FailureKind::ToolError => "tool_error",
+            FailureKind::Declined => "declined",
+            FailureKind::NotAvailable => "not_available",
+        }
+    }
+}

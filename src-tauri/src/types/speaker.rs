@@ -12,14 +12,17 @@ pub enum Speaker {
     Operator,
     /// A private instruction from the operator to the agent; the caller never hears it.
     Whisper,
+    /// A tool the agent used, with its result (the tool log's line in the transcript).
+    Tool,
 }
 
 impl Speaker {
-    pub const ALL: [Speaker; 4] = [
+    pub const ALL: [Speaker; 5] = [
         Speaker::Caller,
         Speaker::Agent,
         Speaker::Operator,
         Speaker::Whisper,
+        Speaker::Tool,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -28,6 +31,7 @@ impl Speaker {
             Speaker::Agent => "agent",
             Speaker::Operator => "operator",
             Speaker::Whisper => "whisper",
+            Speaker::Tool => "tool",
         }
     }
 

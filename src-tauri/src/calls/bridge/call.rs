@@ -1,7 +1,7 @@
 //! The call's task: reads both sockets and the app's commands, hands each event to the pure parts and
 //! sends what they return. Nothing here decides protocol questions on its own.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,16 +26,18 @@ use super::tool_calls::{FunctionCall, ToolCalls};
 use super::transcript::{Transcript, Turn};
 use super::{close_twilio, BridgeDeps, EndReason};
 use crate::audio::microphone::MicFrame;
+use crate::calls::approvals::PendingApproval;
 use crate::calls::playout::{MarkOutcome, Placed};
 use crate::calls::registry::{CallControl, OperatorRefusal};
 use crate::calls::timeline::{CallTimeline, SessionAudio};
-use crate::events::{CallEvent, HandBackReason};
+use crate::events::{CallEvent, HandBackReason, ToolOutcome};
 use crate::realtime::client::{ConnectFuture, ModelSocket, RealtimeError};
 use crate::realtime::events::{self as rt, ApiError, Role, ServerEvent};
 use crate::realtime::session::{Greeting, OptionalField, Responding, SessionConfig};
 use crate::realtime::tools::{built_in, BuiltIn};
 use crate::recording::recorder::decode_payload;
 use crate::telephony::twilio::media::{self, Inbound, MediaError, BYTES_PER_MS};
+use crate::tools::{FailureKind, ToolFailure, ToolRequest};
 use crate::types::{now_ms, Speaker, StreamUs, TokenUsage};
 
 /// Turns kept for seeding a fresh session (the newest ones).
@@ -54,6 +56,10 @@ const TIME_LIMIT_INSTRUCTIONS: &str = "The call has reached its maximum length a
 const APOLOGY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bad frames logged individually per call before logging only every 1000th (a flood must not flood logs).
 const BAD_FRAME_LOG_LIMIT: u64 = 20;
+/// How long the line may stay quiet while a tool runs before the agent says a few words.
+const KEEPALIVE_AFTER: Duration = Duration::from_secs(2);
+/// A tool result in a call event is cut to this many characters (the model gets all of it).
+const EVENT_OUTPUT_CHARS: usize = 2000;
 /// Client event ids are `vb_<n>`, counted per call.
 const EVENT_ID_PREFIX: &str = "vb_";
 /// Client events remembered to tie an `error` back to what caused it.
@@ -122,6 +128,25 @@ impl LatencyStats {
     }
 }
 
+/// A tool run's end, from its task to the call's.
+struct ToolDone {
+    call_id: String,
+    result: Result<String, ToolFailure>,
+    outcome: ToolOutcome,
+    approved_by: Option<String>,
+}
+
+/// A tool the call is running (or waiting to run for the operator's approval).
+struct RunningTool {
+    tool: String,
+    arguments: String,
+    started: Instant,
+    offset_ms: u64,
+    /// The model session the call was made on: its output can only go to that one.
+    session: u64,
+    task: tokio::task::AbortHandle,
+}
+
 /// A call's state. Lives only inside its task.
 pub(super) struct Call {
     deps: Arc<BridgeDeps>,
@@ -165,6 +190,14 @@ pub(super) struct Call {
     pub(super) recording: Option<crate::recording::CallRecording>,
     /// The operator holds the call (took it over with their microphone).
     operator: Option<OperatorLink>,
+    /// Tools running for this call, by `call_id`, and where their tasks report.
+    running_tools: HashMap<String, RunningTool>,
+    tool_tx: mpsc::Sender<ToolDone>,
+    tool_rx: mpsc::Receiver<ToolDone>,
+    /// When the agent says a few words if the line is still quiet while a tool runs.
+    keepalive_at: Option<Instant>,
+    /// Counts model sessions installed (a function call's output only fits the session that made it).
+    session_number: u64,
 }
 
 /// A frame from a model socket, or its end.
@@ -244,6 +277,7 @@ impl Call {
         );
         let transcription = session.transcription.is_some();
         let limit_at = now.checked_add(settings.max_call_length);
+        let (tool_tx, tool_rx) = mpsc::channel(16);
         Call {
             session,
             deps,
@@ -276,6 +310,11 @@ impl Call {
             bad_frames: 0,
             recording: None,
             operator: None,
+            running_tools: HashMap::new(),
+            tool_tx,
+            tool_rx,
+            keepalive_at: None,
+            session_number: 0,
         }
     }
 
@@ -307,6 +346,10 @@ impl Call {
                 frame = next_model_frame(&mut self.standby) => self.on_standby_frame(frame).await,
                 result = finish_connecting(&mut self.connecting) => self.on_connected(result).await,
                 frame = next_operator_frame(&mut self.operator) => self.on_operator_frame(frame).await,
+                Some(done) = self.tool_rx.recv() => {
+                    self.on_tool_done(done).await;
+                    Ok(())
+                }
                 command = control.recv() => match command {
                     Some(CallControl::HangUp) | None => Err(EndReason::EndedByApp),
                     Some(CallControl::LeaveVoicemail(message)) => self.leave_voicemail(&message).await,
@@ -387,6 +430,7 @@ impl Call {
             self.sequencer.deadline(),
             self.ending.deadline(),
             self.limit_at,
+            self.keepalive_at,
         ]
         .into_iter()
         .flatten()
@@ -399,6 +443,10 @@ impl Call {
         let now = Instant::now();
         if self.ending.deadline().is_some_and(|d| d <= now) {
             return Err(self.ending.deadline_reason());
+        }
+        if self.keepalive_at.is_some_and(|d| d <= now) {
+            self.keepalive_at = None;
+            self.say_still_working().await;
         }
         if self.limit_at.is_some_and(|d| d <= now) {
             self.limit_at = None;
@@ -735,6 +783,7 @@ impl Call {
             None => {}
         }
         let quiet = idle && !self.caller_speaking;
+        self.arm_keepalive(quiet);
         let standby_ready = self.standby.as_ref().is_some_and(|s| s.setup.confirmed());
         if quiet && standby_ready {
             if let Some(fresh) = self.standby.take() {
@@ -753,6 +802,7 @@ impl Call {
     }
 
     async fn shut_down(&mut self, reason: &EndReason) {
+        self.cancel_tools();
         if let Some(mut link) = self.operator.take() {
             let now_us = self.timeline.now_us(Instant::now());
             if let Some(turn) = link.hold.finish() {
@@ -813,6 +863,7 @@ impl Call {
     /// A session becomes the current one: its audio positions and items count from zero, nothing
     /// runs on it yet.
     fn install_session(&mut self, link: ModelLink) -> Option<ModelLink> {
+        self.session_number += 1;
         self.session_audio = SessionAudio::new();
         self.frames.discard();
         self.timeline.new_session();
@@ -1229,17 +1280,7 @@ impl Call {
     /// Seeds the (new) session with the conversation so far, in heard order, then forwards held
     /// caller audio.
     async fn seed_and_flush(&mut self) {
-        let seeds: Vec<(Role, String)> = self
-            .transcript
-            .seeds(MAX_SEED_TURNS)
-            .into_iter()
-            .map(|(role, text)| (role, text.to_string()))
-            .collect();
-        for (role, text) in seeds {
-            let text = match role {
-                Role::System => operator::whisper_note(&text),
-                _ => text,
-            };
+        for (role, text) in self.transcript.seeds(MAX_SEED_TURNS) {
             let id = self.event_id(Sent::ItemCreate);
             self.send_model(rt::message_item_create(&id, role, &text))
                 .await;
@@ -1748,6 +1789,10 @@ impl Call {
                     _ => json!({"error": "transfer is not available on this call"}),
                 }
             }
+            None if self.deps.tools.is_some() => {
+                self.start_tool(call_id, name, arguments).await;
+                return;
+            }
             None => {
                 warn!(call_sid = %self.call_sid, tool = %short(&name), "model called a tool with no handler");
                 json!({"error": format!("tool {:?} is not available", short(&name))})
@@ -1759,6 +1804,273 @@ impl Call {
         self.request_response(Request {
             purpose: Purpose::FollowUp,
             params: None,
+        })
+        .await;
+    }
+
+    /// Starts a tool that does real work, in its own task: the call goes on while it runs (and while it
+    /// waits for the operator's approval, if it needs it), and hears of its end through `tool_rx`.
+    async fn start_tool(&mut self, call_id: String, tool: String, arguments: String) {
+        let Some(runner) = self.deps.tools.clone() else {
+            return;
+        };
+        let needs_approval = runner.needs_approval(&self.session, &tool);
+        let offset_ms = self.offset_ms();
+        info!(call_sid = %self.call_sid, tool = %short(&tool), needs_approval, "agent called a tool");
+        self.deps.emit(CallEvent::ToolStarted {
+            call_sid: self.call_sid.clone(),
+            call_id: call_id.clone(),
+            tool: tool.clone(),
+            arguments: arguments.clone(),
+            needs_approval,
+            offset_ms,
+            at_ms: now_ms(),
+        });
+        let parsed = serde_json::from_str::<serde_json::Value>(&arguments);
+        let approval = needs_approval.then(|| {
+            let asked_at_ms = now_ms();
+            let timeout = Duration::from_secs(u64::from(self.session.tool_approval_timeout_secs));
+            let expires_at_ms = asked_at_ms + timeout.as_millis() as i64;
+            let answer = self.deps.approvals.ask(PendingApproval {
+                call_sid: self.call_sid.clone(),
+                call_id: call_id.clone(),
+                tool: tool.clone(),
+                arguments: arguments.clone(),
+                asked_at_ms,
+                expires_at_ms,
+            });
+            self.deps.emit(CallEvent::ToolApprovalRequested {
+                call_sid: self.call_sid.clone(),
+                call_id: call_id.clone(),
+                tool: tool.clone(),
+                arguments: arguments.clone(),
+                expires_at_ms,
+                at_ms: now_ms(),
+            });
+            (answer, timeout)
+        });
+        let deps = self.deps.clone();
+        let session = self.session.clone();
+        let done = self.tool_tx.clone();
+        let (call_sid, id, name) = (self.call_sid.clone(), call_id.clone(), tool.clone());
+        let task = tokio::spawn(async move {
+            let mut approved_by = None;
+            if let Some((answer, timeout)) = approval {
+                let decision = tokio::time::timeout(timeout, answer).await;
+                let (approved, by) = match decision {
+                    Ok(Ok(decision)) => (decision.approved, decision.by),
+                    // The call ended (its questions were forgotten): nobody reads the result.
+                    Ok(Err(_)) => return,
+                    Err(_) => {
+                        deps.approvals.withdraw(&call_sid, &id);
+                        (false, "timeout".to_string())
+                    }
+                };
+                deps.emit(CallEvent::ToolApprovalSettled {
+                    call_sid: call_sid.clone(),
+                    call_id: id.clone(),
+                    approved,
+                    by: by.clone(),
+                    at_ms: now_ms(),
+                });
+                if !approved {
+                    let message = if by == "timeout" {
+                        format!("the operator did not approve {name} in time, so it was not done")
+                    } else {
+                        format!("the operator declined {name}, so it was not done")
+                    };
+                    let failure = ToolFailure::new(FailureKind::Declined, message);
+                    let _ = done
+                        .send(ToolDone {
+                            call_id: id,
+                            result: Err(failure),
+                            outcome: ToolOutcome::Declined,
+                            approved_by: None,
+                        })
+                        .await;
+                    return;
+                }
+                approved_by = Some(by);
+            }
+            let result = match parsed {
+                Ok(arguments) => {
+                    runner
+                        .run(
+                            session,
+                            ToolRequest {
+                                call_sid,
+                                call_id: id.clone(),
+                                tool: name,
+                                arguments,
+                            },
+                        )
+                        .await
+                }
+                Err(e) => Err(ToolFailure::new(
+                    FailureKind::Malformed,
+                    format!("the arguments for {name} were not valid JSON ({e})"),
+                )),
+            };
+            let outcome = if result.is_ok() {
+                ToolOutcome::Ok
+            } else {
+                ToolOutcome::Failed
+            };
+            let _ = done
+                .send(ToolDone {
+                    call_id: id,
+                    result,
+                    outcome,
+                    approved_by,
+                })
+                .await;
+        });
+        self.running_tools.insert(
+            call_id,
+            RunningTool {
+                tool,
+                arguments,
+                started: Instant::now(),
+                offset_ms,
+                session: self.session_number,
+                task: task.abort_handle(),
+            },
+        );
+        if needs_approval {
+            // The caller hears why nothing happens: a short line, then the keep-alive while waiting.
+            self.request_filler(
+                "Tell the caller in one short sentence that you need a moment to check this. Do not say \
+                 whether it will work.",
+            )
+            .await;
+        }
+    }
+
+    /// A tool ended: its result (or the failure, in words) goes to the model, and the model is asked to
+    /// answer once the response that made the call (or a keep-alive line) is done.
+    async fn on_tool_done(&mut self, done: ToolDone) {
+        let Some(running) = self.running_tools.remove(&done.call_id) else {
+            return;
+        };
+        let latency_ms = running.started.elapsed().as_millis() as u64;
+        let (output, error, failure) = match &done.result {
+            Ok(output) => (Some(output.clone()), None, None),
+            Err(f) => (None, Some(f.message.clone()), Some(f.kind)),
+        };
+        let for_model = match &done.result {
+            Ok(output) => output.clone(),
+            Err(f) => json!({"error": f.message}).to_string(),
+        };
+        info!(call_sid = %self.call_sid, tool = %short(&running.tool), outcome = done.outcome.as_str(), latency_ms, "tool finished");
+        if running.session == self.session_number {
+            let id = self.event_id(Sent::ItemCreate);
+            self.send_model(rt::function_output_create(&id, &done.call_id, &for_model))
+                .await;
+        } else {
+            // The session that made the call was replaced: its function call is not in this one.
+            let note = format!(
+                "The result of the tool {} you called earlier (arguments {}) is: {}",
+                running.tool, running.arguments, for_model
+            );
+            let id = self.event_id(Sent::ItemCreate);
+            self.send_model(rt::message_item_create(&id, Role::System, &note))
+                .await;
+        }
+        let line = crate::store::tool_calls::ToolCallRecord {
+            call_id: done.call_id.clone(),
+            tool: running.tool.clone(),
+            arguments: running.arguments.clone(),
+            outcome: done.outcome.as_str().into(),
+            output: output.clone(),
+            error: error.clone(),
+            failure: failure.map(|f| f.as_str().to_string()),
+            latency_ms,
+            approved_by: done.approved_by.clone(),
+            offset_ms: running.offset_ms,
+            at_ms: now_ms(),
+        };
+        // The transcript keeps it for a replacement session's seeds.
+        self.transcript.note(
+            Speaker::Tool,
+            crate::store::tool_calls::transcript_line(&line),
+            running.offset_ms,
+        );
+        self.deps.emit(CallEvent::ToolFinished {
+            call_sid: self.call_sid.clone(),
+            call_id: done.call_id,
+            tool: running.tool,
+            arguments: running.arguments,
+            outcome: done.outcome,
+            output: output.map(|o| o.chars().take(EVENT_OUTPUT_CHARS).collect()),
+            error,
+            failure,
+            latency_ms,
+            approved_by: done.approved_by,
+            offset_ms: running.offset_ms,
+            at_ms: now_ms(),
+        });
+        self.request_response(Request {
+            purpose: Purpose::FollowUp,
+            params: None,
+        })
+        .await;
+    }
+
+    /// The call ends with tools running: their tasks stop, and the log says they were cancelled.
+    fn cancel_tools(&mut self) {
+        self.deps.approvals.forget_call(&self.call_sid);
+        for (call_id, running) in self.running_tools.drain() {
+            running.task.abort();
+            self.deps.emit(CallEvent::ToolFinished {
+                call_sid: self.call_sid.clone(),
+                call_id,
+                latency_ms: running.started.elapsed().as_millis() as u64,
+                tool: running.tool,
+                arguments: running.arguments,
+                outcome: ToolOutcome::Cancelled,
+                output: None,
+                error: Some("the call ended first".into()),
+                failure: None,
+                approved_by: None,
+                offset_ms: running.offset_ms,
+                at_ms: now_ms(),
+            });
+        }
+    }
+
+    /// While a tool runs and the line is quiet (nothing playing, nothing asked, nobody speaking), the
+    /// agent says a few words after [`KEEPALIVE_AFTER`], so the caller is never left in silence.
+    fn arm_keepalive(&mut self, quiet: bool) {
+        let waiting = !self.running_tools.is_empty()
+            && self.operator.is_none()
+            && !self.ending.saying_last_words();
+        if waiting && quiet {
+            if self.keepalive_at.is_none() {
+                self.keepalive_at = Some(Instant::now() + KEEPALIVE_AFTER);
+            }
+        } else {
+            self.keepalive_at = None;
+        }
+    }
+
+    async fn say_still_working(&mut self) {
+        let Some(tool) = self.running_tools.values().next().map(|r| r.tool.clone()) else {
+            return;
+        };
+        debug!(call_sid = %self.call_sid, tool = %short(&tool), "keeping the line alive while a tool runs");
+        self.request_filler(&format!(
+            "You are still waiting for the result of {tool}. Tell the caller in a few words that you \
+             are still on it. Do not make up a result and do not call any tool."
+        ))
+        .await;
+    }
+
+    /// A short line in the agent's voice and persona, with no tools (they wait for a real result).
+    async fn request_filler(&mut self, what: &str) {
+        let instructions = format!("{}\n\n{what}", self.session.instructions);
+        self.request_response(Request {
+            purpose: Purpose::Filler,
+            params: Some(json!({"instructions": instructions, "tool_choice": "none"})),
         })
         .await;
     }

@@ -90,6 +90,11 @@ pub struct BridgeDeps {
     pub actions: Option<Arc<dyn CallActions>>,
     /// Records calls and feeds listen-in; `None` in setups without recordings.
     pub recorder: Option<Arc<crate::recording::Recorder>>,
+    /// Runs the tools that do real work (HTTP endpoints, MCP servers); `None`: only the built-in tools
+    /// work, the others are answered "not available".
+    pub tools: Option<Arc<dyn crate::calls::tool_runner::ToolRunner>>,
+    /// Tool calls waiting for the operator's approval.
+    pub approvals: crate::calls::approvals::Approvals,
 }
 
 impl BridgeDeps {
@@ -169,6 +174,11 @@ pub async fn handle_media_socket(deps: Arc<BridgeDeps>, socket: WebSocket, publi
         .as_ref()
         .map(|plan| plan.session.clone())
         .unwrap_or_else(|| deps.session.current());
+    // The tools the app adds now (MCP servers that are up) are the call's for its whole length.
+    let session = match &deps.tools {
+        Some(tools) => tools.session_for_call(session),
+        None => session,
+    };
     let info = ActiveCall {
         call_sid: call_sid.clone(),
         stream_sid: stream_sid.clone(),

@@ -18,6 +18,9 @@ pub const SERVER_RESPONSE_WAIT: Duration = Duration::from_secs(3);
 /// Why a response is wanted; decides what survives a barge-in and which request wins a tie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Purpose {
+    /// A few words while a tool runs or waits for approval, so the caller is not left in silence:
+    /// the first thing to give way (a barge-in drops it, any other request replaces it).
+    Filler,
     /// Let the model go on after a tool output or a key press.
     FollowUp,
     /// The speak-first greeting.

@@ -220,18 +220,20 @@ impl Transcript {
     }
 
     /// The newest `max` turns as conversation items for a fresh session, in stream order: the operator's
-    /// turns were said on the agent's side of the line; a whisper stays a note for the model.
-    pub fn seeds(&self, max: usize) -> Vec<(Role, &str)> {
+    /// turns were said on the agent's side of the line; a whisper stays a note for the model, and so
+    /// does a tool's result (the function call itself cannot be carried over).
+    pub fn seeds(&self, max: usize) -> Vec<(Role, String)> {
         let skip = self.turns.len().saturating_sub(max);
         self.turns[skip..]
             .iter()
-            .map(|t| {
-                let role = match t.speaker {
-                    Speaker::Caller => Role::User,
-                    Speaker::Agent | Speaker::Operator => Role::Assistant,
-                    Speaker::Whisper => Role::System,
-                };
-                (role, t.text.as_str())
+            .map(|t| match t.speaker {
+                Speaker::Caller => (Role::User, t.text.clone()),
+                Speaker::Agent | Speaker::Operator => (Role::Assistant, t.text.clone()),
+                Speaker::Whisper => (Role::System, super::operator::whisper_note(&t.text)),
+                Speaker::Tool => (
+                    Role::System,
+                    format!("Earlier in this call you used a tool: {}", t.text),
+                ),
             })
             .collect()
     }

@@ -1,0 +1,305 @@
+//! Tools that do real work, through the real core against the strict Realtime simulator: the operator's
+//! approval (granted, declined, timed out) through the local API, the line kept alive while waiting, the
+//! tool's output always followed by a spoken answer, nothing sent while a response is active, and the
+//! tool log (stored, in the transcript, searchable, on `/api/sessions/{id}/tools`).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{call_sid, speak, start, turn, Harness};
+use serde_json::{json, Value};
+use verbio::events::CallEvent;
+use verbio::realtime::session::{FunctionTool, SessionConfig};
+use verbio::sim::realtime_server::{AgentTurn, SessionLog, SimRealtimeConfig};
+use verbio::sim::twilio_caller::{CallerStep, SimCall};
+use verbio::types::{Secret, Speaker};
+
+const SECOND: Duration = Duration::from_secs(1);
+const API_KEY: &str = "local-api-key-for-tools-tests-00001";
+
+fn tool_turn(text: &str, tone_ms: u32, tool: &str, arguments: &str) -> AgentTurn {
+    AgentTurn {
+        call_tool: Some((tool.into(), arguments.into())),
+        ..turn(text, tone_ms)
+    }
+}
+
+fn refund_tool() -> FunctionTool {
+    FunctionTool {
+        name: "refund".into(),
+        description: "Refund an order".into(),
+        parameters: json!({"type": "object", "properties": {"order": {"type": "string"}}}),
+        needs_approval: true,
+    }
+}
+
+async fn harness(model: SimRealtimeConfig, session: SessionConfig) -> Harness {
+    let h = start(model, |c| c.api_key = Secret::new(API_KEY)).await;
+    h.running
+        .services
+        .update_session_config(session)
+        .expect("session with tools");
+    h
+}
+
+async fn post(h: &Harness, path: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}{path}", h.api))
+        .header("x-api-key", API_KEY)
+        .send()
+        .await
+        .expect("the local API answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(h: &Harness, path: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("{}{path}", h.api))
+        .header("x-api-key", API_KEY)
+        .send()
+        .await
+        .expect("the local API answers")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+/// Waits for the call's next event matching `pick`.
+async fn next_event<T>(
+    events: &mut tokio::sync::broadcast::Receiver<CallEvent>,
+    mut pick: impl FnMut(CallEvent) -> Option<T>,
+) -> T {
+    tokio::time::timeout(20 * SECOND, async {
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    if let Some(found) = pick(event) {
+                        return found;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await
+    .expect("the event came")
+}
+
+/// The tool's output item the model got, and every response after it completed with audio.
+fn assert_answered_after_output(s: &SessionLog, expect_in_output: &str) {
+    let output = s
+        .items_created
+        .iter()
+        .find(|i| i["type"] == "function_call_output")
+        .expect("a function output was sent");
+    let text = output["output"].as_str().unwrap_or_default();
+    assert!(text.contains(expect_in_output), "output {text:?}");
+    assert_eq!(
+        s.response_creates_refused, 0,
+        "nothing created while a response ran"
+    );
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    let last = s.responses.last().expect("responses");
+    assert_eq!(
+        last.status, "completed",
+        "the answer after the output was spoken"
+    );
+}
+
+fn session_with(tools: Vec<FunctionTool>, timeout_secs: u32) -> SessionConfig {
+    SessionConfig {
+        tools,
+        tool_approval_timeout_secs: timeout_secs,
+        ..SessionConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_tool_is_not_run_and_the_agent_says_so() {
+    let mut h = harness(
+        SimRealtimeConfig {
+            script: vec![
+                tool_turn("Let me see.", 400, "refund", r#"{"order":"42"}"#),
+                turn("One moment please.", 600),
+                turn("I am sorry, I cannot refund that.", 800),
+            ],
+            ..SimRealtimeConfig::default()
+        },
+        session_with(vec![refund_tool()], 30),
+    )
+    .await;
+    let mut events = h.running.services.subscribe();
+    let sid = call_sid();
+    let call = SimCall::place(
+        h.caller(&sid),
+        vec![speak(600), CallerStep::Silence(20_000), CallerStep::HangUp],
+    )
+    .await
+    .expect("call placed");
+    let (call_id, expires) = next_event(&mut events, |e| match e {
+        CallEvent::ToolApprovalRequested {
+            call_id,
+            tool,
+            arguments,
+            expires_at_ms,
+            ..
+        } => {
+            assert_eq!(
+                (tool.as_str(), arguments.as_str()),
+                ("refund", r#"{"order":"42"}"#)
+            );
+            Some((call_id, expires_at_ms))
+        }
+        _ => None,
+    })
+    .await;
+    assert!(expires > verbio::types::now_ms() + 20_000);
+    let pending = get(&h, "/api/tools/pending").await;
+    assert_eq!(pending[0]["call_id"], call_id.as_str());
+    // The caller hears the agent say it is checking while the operator decides.
+    call.wait_played(900, 10 * SECOND)
+        .await
+        .expect("the checking line");
+    let (status, body) = post(&h, &format!("/api/call/{sid}/tool/{call_id}/decline")).await;
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = post(&h, &format!("/api/call/{sid}/tool/{call_id}/approve")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("not_pending"))
+    );
+    let finished = next_event(&mut events, |e| match e {
+        CallEvent::ToolFinished { outcome, error, .. } => Some((outcome, error)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(finished.0, verbio::events::ToolOutcome::Declined);
+    let played = call.played_ms();
+    call.wait_played(played + 700, 10 * SECOND)
+        .await
+        .expect("the agent answered the refusal");
+    call.hang_up_now();
+    call.finish().await;
+    h.ended(&sid).await;
+    let s = &h.model.accepted_sessions()[0];
+    assert_answered_after_output(s, "declined");
+    // The checking line had no tools: the decision is the operator's.
+    assert_eq!(s.response_requests[0]["tool_choice"], "none");
+    let log = get(&h, &format!("/api/sessions/{sid}/tools")).await;
+    assert_eq!(log[0]["outcome"], "declined");
+    assert_eq!(log[0]["tool"], "refund");
+    let store = &h.running.services.store;
+    let lines = store.transcripts(&sid).await.expect("transcript");
+    assert!(lines
+        .iter()
+        .any(|l| l.speaker == Speaker::Tool && l.text.starts_with("refund ")));
+    h.validate_client_events("tools_declined");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_nobody_gives_times_out_as_declined() {
+    let mut h = harness(
+        SimRealtimeConfig {
+            script: vec![
+                tool_turn("Let me see.", 400, "refund", r#"{"order":"7"}"#),
+                turn("One moment please.", 500),
+                turn("Still checking.", 500),
+                turn("Still checking.", 500),
+                turn("I could not get that approved.", 600),
+            ],
+            ..SimRealtimeConfig::default()
+        },
+        session_with(vec![refund_tool()], 5),
+    )
+    .await;
+    let mut events = h.running.services.subscribe();
+    let sid = call_sid();
+    let call = SimCall::place(
+        h.caller(&sid),
+        vec![speak(600), CallerStep::Silence(20_000), CallerStep::HangUp],
+    )
+    .await
+    .expect("call placed");
+    let settled = next_event(&mut events, |e| match e {
+        CallEvent::ToolApprovalSettled { approved, by, .. } => Some((approved, by)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(settled, (false, "timeout".to_string()));
+    let played = call.played_ms();
+    call.wait_played(played + 500, 10 * SECOND)
+        .await
+        .expect("the agent said so");
+    call.hang_up_now();
+    call.finish().await;
+    h.ended(&sid).await;
+    let s = &h.model.accepted_sessions()[0];
+    assert_answered_after_output(s, "did not approve");
+    // While waiting 5 s, the line was kept alive: the checking line and at least one more.
+    let fillers = s
+        .response_requests
+        .iter()
+        .filter(|r| r["tool_choice"] == "none")
+        .count();
+    assert!(fillers >= 2, "keep-alive lines while waiting: {fillers}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_tool_runs_and_a_tool_with_nothing_behind_it_is_a_failure_the_agent_talks_about(
+) {
+    let mut h = harness(
+        SimRealtimeConfig {
+            script: vec![
+                tool_turn("Let me see.", 400, "refund", r#"{"order":"9"}"#),
+                turn("One moment please.", 500),
+                turn("The refund system is not connected.", 700),
+            ],
+            ..SimRealtimeConfig::default()
+        },
+        session_with(vec![refund_tool()], 30),
+    )
+    .await;
+    let mut events = h.running.services.subscribe();
+    let sid = call_sid();
+    let call = SimCall::place(
+        h.caller(&sid),
+        vec![speak(600), CallerStep::Silence(20_000), CallerStep::HangUp],
+    )
+    .await
+    .expect("call placed");
+    let call_id = next_event(&mut events, |e| match e {
+        CallEvent::ToolApprovalRequested { call_id, .. } => Some(call_id),
+        _ => None,
+    })
+    .await;
+    let (status, _) = post(&h, &format!("/api/call/{sid}/tool/{call_id}/approve")).await;
+    assert_eq!(status, 202);
+    let (outcome, approved_by) = next_event(&mut events, |e| match e {
+        CallEvent::ToolFinished {
+            outcome,
+            approved_by,
+            ..
+        } => Some((outcome, approved_by)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(outcome, verbio::events::ToolOutcome::Failed);
+    assert_eq!(approved_by.as_deref(), Some("api"));
+    let played = call.played_ms();
+    call.wait_played(played + 600, 10 * SECOND)
+        .await
+        .expect("spoken");
+    call.hang_up_now();
+    call.finish().await;
+    h.ended(&sid).await;
+    assert_answered_after_output(&h.model.accepted_sessions()[0], "nothing behind it");
+    // Unknown call, unknown call id.
+    let (status, _) = post(
+        &h,
+        "/api/call/CA00000000000000000000000000000bad/tool/x/approve",
+    )
+    .await;
+    assert_eq!(status, 404);
+}
