@@ -275,8 +275,8 @@ mod tests {
         assert_eq!(
             t.seeds(10),
             vec![
-                (Role::User, "Is the shop open?"),
-                (Role::Assistant, "Sure, it is open.")
+                (Role::User, "Is the shop open?".to_string()),
+                (Role::Assistant, "Sure, it is open.".to_string())
             ]
         );
     }
@@ -303,7 +303,28 @@ mod tests {
         assert!(t.response_done().is_empty());
         assert_eq!(
             t.seeds(10),
-            vec![(Role::Assistant, "one two three four five")]
+            vec![(Role::Assistant, "one two three four five".to_string())]
+        );
+    }
+
+    #[test]
+    fn whispers_and_tool_lines_are_seeded_as_notes_for_the_model() {
+        let mut t = Transcript::new(true);
+        t.note(Speaker::Whisper, "offer 10 %".into(), 100);
+        t.note(Speaker::Tool, "lookup_order {} → ok".into(), 200);
+        t.note(
+            Speaker::Operator,
+            "(the operator spoke for 4 s)".into(),
+            300,
+        );
+        let seeds = t.seeds(10);
+        assert_eq!(seeds[0].0, Role::System);
+        assert!(seeds[0].1.ends_with("offer 10 %") && seeds[0].1.contains("operator"));
+        assert_eq!(seeds[1].0, Role::System);
+        assert!(seeds[1].1.ends_with("lookup_order {} → ok"));
+        assert_eq!(
+            seeds[2],
+            (Role::Assistant, "(the operator spoke for 4 s)".to_string())
         );
     }
 
@@ -317,7 +338,10 @@ mod tests {
         let seeds = t.seeds(10);
         assert_eq!(
             seeds,
-            vec![(Role::User, UNTRANSCRIBED), (Role::Assistant, "Hello!")]
+            vec![
+                (Role::User, UNTRANSCRIBED.to_string()),
+                (Role::Assistant, "Hello!".to_string())
+            ]
         );
         assert!(t.turns()[0].placeholder);
     }
