@@ -583,8 +583,9 @@ mod tests {
     fn endpoints_default_their_timeout_and_refuse_unknown_fields() {
         let e: ToolEndpoint = serde_json::from_str(r#"{"url": "https://x.example/t"}"#).unwrap();
         assert_eq!(e.timeout_ms, 8000);
-        assert!(serde_json::from_str::<ToolEndpoint>(r#"{"url": "https://x", "tmeout": 1}"#)
-            .is_err());
+        assert!(
+            serde_json::from_str::<ToolEndpoint>(r#"{"url": "https://x", "tmeout": 1}"#).is_err()
+        );
     }
 
     #[test]
