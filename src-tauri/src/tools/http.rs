@@ -190,7 +190,7 @@ fn hex_lower(bytes: &[u8]) -> String {
 }
 
 fn hex_decode(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     (0..hex.len())
@@ -536,7 +536,7 @@ fn timeout_failure(tool: &str, timeout_ms: u64) -> ToolFailure {
 
 /// `8000` → `8`, `1500` → `1.5`, `250` → `0.25`: how a person says it.
 fn seconds(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         return (ms / 1000).to_string();
     }
     let text = format!("{}.{:03}", ms / 1000, ms % 1000);
