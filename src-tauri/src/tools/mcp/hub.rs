@@ -23,7 +23,8 @@ use super::output::{call_output, cut, exposed_name, input_schema};
 use super::{McpServerStatus, McpState, McpTool};
 use crate::tools::{FailureKind, ToolFailure};
 
-/// Told of every state change of a server (the window shows it; the core may log it).
+/// Told of every state change of a server (the window shows it; the core may log it). Called from
+/// the servers' tasks with no lock held: it may call the hub, but should not block.
 pub type StatusCallback = Arc<dyn Fn(McpServerStatus) + Send + Sync>;
 
 /// How often an HTTP server is pinged: nothing else tells that its session is gone.
@@ -105,6 +106,14 @@ struct Live {
     peer: Option<Peer<RoleClient>>,
 }
 
+/// What a call goes to.
+struct Target {
+    server: Arc<Server>,
+    tool: String,
+    peer: Peer<RoleClient>,
+    timeout: Duration,
+}
+
 /// Locks, shrugging off poisoning: a panicked holder left plain data, still worth reading.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
@@ -133,6 +142,9 @@ impl McpHub {
     /// shown as failed and not started. Needs a Tokio runtime.
     pub fn configure(&self, servers: &[McpServerConfig]) {
         let runtime = tokio::runtime::Handle::try_current();
+        // Servers that could not be started; told to `on_status` once the lock is released (it may
+        // call back into the hub).
+        let mut not_started = Vec::new();
         let mut slots = lock(&self.servers);
         slots.retain(|name, slot| {
             let keep = servers
@@ -179,7 +191,7 @@ impl McpHub {
                 (_, problem) => {
                     let message = problem.unwrap_or_default();
                     tracing::warn!(server = %config.name, "MCP server not started: {message}");
-                    server.publish(&self.on_status, McpState::Failed, Some(message), None);
+                    not_started.push((server.clone(), message));
                     None
                 }
             };
@@ -192,6 +204,10 @@ impl McpHub {
                     task,
                 },
             );
+        }
+        drop(slots);
+        for (server, message) in not_started {
+            server.publish(&self.on_status, McpState::Failed, Some(message), None);
         }
     }
 
@@ -256,7 +272,12 @@ impl McpHub {
                 ))
             }
         };
-        let (server, tool, peer, timeout) = self.resolve(name)?;
+        let Target {
+            server,
+            tool,
+            peer,
+            timeout,
+        } = self.resolve(name)?;
         let started = Instant::now();
         let request = CallToolRequestParams::new(tool.clone()).with_arguments(arguments);
         // Dropping the request on timeout sends the server a cancellation.
@@ -283,11 +304,7 @@ impl McpHub {
     }
 
     /// Finds the server, tool, session and timeout of an exposed name, or why it cannot be called.
-    #[allow(clippy::type_complexity)]
-    fn resolve(
-        &self,
-        name: &str,
-    ) -> Result<(Arc<Server>, String, Peer<RoleClient>, Duration), ToolFailure> {
+    fn resolve(&self, name: &str) -> Result<Target, ToolFailure> {
         let slots = lock(&self.servers);
         for slot in slots.values() {
             let config = lock(&slot.server.config).clone();
@@ -319,12 +336,12 @@ impl McpHub {
                     format!("server '{}' has no tool '{allowed}'", config.name),
                 ));
             }
-            return Ok((
-                slot.server.clone(),
-                allowed.clone(),
+            return Ok(Target {
+                server: slot.server.clone(),
+                tool: allowed.clone(),
                 peer,
-                Duration::from_millis(config.timeout_ms),
-            ));
+                timeout: Duration::from_millis(config.timeout_ms),
+            });
         }
         Err(ToolFailure::new(
             FailureKind::NotAvailable,
@@ -454,7 +471,7 @@ fn call_error(server: &Server, tool: &str, error: ServiceError) -> ToolFailure {
 fn seconds(d: Duration) -> String {
     if d < Duration::from_secs(1) {
         format!("{} ms", d.as_millis())
-    } else if d >= Duration::from_secs(120) && d.as_secs() % 60 == 0 {
+    } else if d >= Duration::from_secs(120) && d.as_secs().is_multiple_of(60) {
         format!("{} min", d.as_secs() / 60)
     } else if d.subsec_millis() == 0 {
         format!("{} s", d.as_secs())
