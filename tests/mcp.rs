@@ -345,7 +345,11 @@ async fn an_unreachable_http_server_is_a_clear_failure() {
     )]);
     let status = wait_state(&hub, "crm", McpState::Failed).await;
     let message = status.message.unwrap_or_default();
-    assert!(message.contains("server 'crm'"), "{message}");
+    assert!(
+        message.contains("cannot connect to server 'crm'"),
+        "{message}"
+    );
+    assert!(message.to_lowercase().contains("refused"), "{message}");
     assert!(!message.contains("s3cret"), "{message}");
     hub.shutdown().await;
 }

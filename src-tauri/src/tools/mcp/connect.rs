@@ -128,7 +128,10 @@ async fn connect_stdio(
                 Ok(Ok(status)) => Err(exited_message(server, status)),
                 _ => {
                     stop_child(server, &mut child).await;
-                    Err(format!("server '{server}' failed the MCP handshake: {e}"))
+                    Err(format!(
+                        "server '{server}' failed the MCP handshake: {}",
+                        init_error(&e)
+                    ))
                 }
             }
         }
@@ -163,7 +166,7 @@ async fn connect_http(server: &str, url: &str, handler: Handler) -> Result<Conne
             child: None,
         }),
         Ok(Err(e)) => Err(redact_url(
-            &format!("cannot connect to server '{server}': {e}"),
+            &format!("cannot connect to server '{server}': {}", init_error(&e)),
             url,
         )),
         Err(_) => Err(format!(
@@ -209,6 +212,36 @@ pub(super) fn exited_message(server: &str, status: ExitStatus) -> String {
         }
     }
     format!("server '{server}' exited ({status})")
+}
+
+/// What went wrong in a handshake, in a line.
+fn init_error(error: &rmcp::service::ClientInitializeError) -> String {
+    match error {
+        // Its transport error is a field, not a `source`: follow it by hand.
+        rmcp::service::ClientInitializeError::TransportError { error, .. } => {
+            use rmcp::transport::streamable_http_client::StreamableHttpError;
+            // The HTTP client's own error is not a `source` either; its innermost cause is the
+            // useful part ("Connection refused").
+            match error
+                .error
+                .downcast_ref::<StreamableHttpError<reqwest013::Error>>()
+            {
+                Some(StreamableHttpError::Client(client)) => root_cause(client),
+                _ => root_cause(error),
+            }
+        }
+        other => root_cause(other),
+    }
+}
+
+/// The innermost error of a chain ("Connection refused (os error 111)"): what the operator can act
+/// on, without the SDK's layers of wrapping.
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = error;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    current.to_string()
 }
 
 /// Replaces the configured URL (which may carry a token in its query) by its origin and path.
