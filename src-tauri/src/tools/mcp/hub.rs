@@ -613,18 +613,16 @@ async fn watch_session(
                 });
             }
             _ = &mut quit => {
-                // The session ended; for a stdio server its exit status says why.
-                if let Some(c) = child.as_mut() {
-                    if let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(1), c.wait()).await {
-                        return Some(connect::exited_message(name, status));
-                    }
-                    return Some(format!("server '{name}' closed its output"));
-                }
-                return Some(format!("lost the connection to server '{name}'"));
+                let fallback = if is_http {
+                    format!("lost the connection to server '{name}'")
+                } else {
+                    format!("server '{name}' closed its output")
+                };
+                return Some(why_ended(name, child, fallback).await);
             }
             _ = server.suspect.notified() => {
                 if !connect::ping(peer, PING_TIMEOUT).await {
-                    return Some(format!("server '{name}' stopped answering"));
+                    return Some(why_ended(name, child, format!("server '{name}' stopped answering")).await);
                 }
             }
             _ = ping_every.tick(), if is_http => {
@@ -643,6 +641,21 @@ async fn watch_session(
             }
         }
     }
+}
+
+/// Why a session ended: a stdio server's exit status when it exited (the likeliest cause, and the
+/// most useful to read), else `fallback`.
+async fn why_ended(
+    name: &str,
+    child: &mut Option<tokio::process::Child>,
+    fallback: String,
+) -> String {
+    if let Some(child) = child.as_mut() {
+        if let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(1), child.wait()).await {
+            return connect::exited_message(name, status);
+        }
+    }
+    fallback
 }
 
 #[cfg(test)]
