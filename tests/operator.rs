@@ -470,17 +470,8 @@ async fn take_over_silences_the_agent_and_hand_back_gives_the_call_back() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let detail = h
-        .running
-        .services
-        .recordings
-        .get(recording.id)
-        .await
-        .expect("detail");
-    assert_eq!(
-        detail.operator_spans, spans,
-        "the recording says where the operator's voice is"
-    );
+    let detail = h.running.services.recordings.get(recording.id).await.expect("detail");
+    assert_eq!(detail.operator_spans, spans, "the recording says where the operator's voice is");
     let path = h.data.path().join("recordings").join(&recording.file_name);
     let mut reader = hound::WavReader::open(&path).expect("a WAV");
     let samples: Vec<i16> = reader
