@@ -35,7 +35,32 @@ fn refund_tool() -> FunctionTool {
     }
 }
 
+/// The HTTP tools' signing secrets, as a headless `verbio serve` takes them (the environment wins over
+/// the keychain). Set once, before any test starts a core: changing the environment while other
+/// threads read it is not safe.
+const TOOL_SECRETS: &[(&str, &str)] = &[
+    ("lookup_signed", "tool-secret-for-the-lookup-test-0001"),
+    ("lookup_500", "tool-secret-for-the-failure-tests-01"),
+    ("lookup_bad_json", "tool-secret-for-the-failure-tests-01"),
+    ("lookup_huge", "tool-secret-for-the-failure-tests-01"),
+    ("lookup_slow", "tool-secret-for-the-slow-tool-test1"),
+];
+
+fn secret_of(tool: &str) -> &'static str {
+    TOOL_SECRETS
+        .iter()
+        .find(|(name, _)| *name == tool)
+        .map(|(_, secret)| *secret)
+        .expect("a test tool")
+}
+
 async fn harness(model: SimRealtimeConfig, session: SessionConfig) -> Harness {
+    static SECRETS: std::sync::Once = std::sync::Once::new();
+    SECRETS.call_once(|| {
+        for (tool, secret) in TOOL_SECRETS {
+            std::env::set_var(verbio::secrets::tool_secret_env_var(tool), secret);
+        }
+    });
     let h = start(model, |c| c.api_key = Secret::new(API_KEY)).await;
     h.running
         .services
@@ -358,8 +383,7 @@ async fn call_with_tool(tool: FunctionTool, filler: bool) -> (Harness, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http_tool_is_called_signed_and_its_result_is_spoken() {
-    let secret = "tool-secret-for-the-lookup-test-0001";
-    std::env::set_var("VERBIO_TOOL_SECRET_LOOKUP_SIGNED", secret);
+    let secret = secret_of("lookup_signed");
     let server =
         verbio::sim::tool_server::ToolServer::start(Some(secret.as_bytes().to_vec())).await;
     let (h, sid) = call_with_tool(http_tool("lookup_signed", server.url("/ok"), 8000), false).await;
@@ -383,7 +407,7 @@ async fn an_http_tool_is_called_signed_and_its_result_is_spoken() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_are_outputs_the_agent_talks_about() {
-    let secret = "tool-secret-for-the-failure-tests-01";
+    let secret = secret_of("lookup_500");
     let server =
         verbio::sim::tool_server::ToolServer::start(Some(secret.as_bytes().to_vec())).await;
     for (name, path, expect) in [
@@ -391,7 +415,6 @@ async fn failures_are_outputs_the_agent_talks_about() {
         ("lookup_bad_json", "/malformed", "broken JSON"),
         ("lookup_huge", "/huge", "more than 16 KB"),
     ] {
-        std::env::set_var(verbio::secrets::tool_secret_env_var(name), secret);
         let (h, _) = call_with_tool(http_tool(name, server.url(path), 8000), false).await;
         let s = &h.model.accepted_sessions()[0];
         let output = s
@@ -410,8 +433,7 @@ async fn failures_are_outputs_the_agent_talks_about() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_tool_keeps_the_line_alive_and_times_out() {
-    let secret = "tool-secret-for-the-slow-tool-test1";
-    std::env::set_var("VERBIO_TOOL_SECRET_LOOKUP_SLOW", secret);
+    let secret = secret_of("lookup_slow");
     let server =
         verbio::sim::tool_server::ToolServer::start(Some(secret.as_bytes().to_vec())).await;
     let started = std::time::Instant::now();
