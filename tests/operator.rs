@@ -619,3 +619,71 @@ async fn a_lost_microphone_gives_the_call_back_and_a_second_take_over_works() {
     let issues = store.issues(&sid).await.expect("issues");
     assert!(issues.iter().any(|i| i.code == "microphone_lost"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_rolled_over_while_the_operator_holds_the_call_only_listens() {
+    // The fresh session (a rollover at 3 s) is opened, and set up to answer, while the agent talks; it
+    // takes over while the operator holds the call, so it must be told to only listen, and to answer
+    // again at the hand-back.
+    let mut h = start(
+        SimRealtimeConfig {
+            script: vec![
+                turn("A long answer about everything.", 4000),
+                turn("I am back.", 800),
+            ],
+            ..SimRealtimeConfig::default()
+        },
+        |c| {
+            c.api_key = Secret::new(API_KEY);
+            c.bridge.session_rollover_after = Duration::from_secs(3);
+        },
+    )
+    .await;
+    let sid = call_sid();
+    let call = SimCall::place(
+        h.caller(&sid),
+        vec![speak(600), CallerStep::Silence(30_000), CallerStep::HangUp],
+    )
+    .await
+    .expect("call placed");
+    call.wait_played(1000, 10 * SECOND)
+        .await
+        .expect("the agent talks");
+    eventually(10 * SECOND, "the fresh session is open", || {
+        h.model.accepted_sessions().len() >= 2
+    })
+    .await;
+    let (mic, frames) = ToneMicrophone::start(vec![Segment::tone(OPERATOR_HZ, 400)], false);
+    h.running
+        .services
+        .operator
+        .take_over_with(&sid, Box::new(mic), frames)
+        .await
+        .expect("taken over");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    h.running
+        .services
+        .operator
+        .hand_back(&sid)
+        .await
+        .expect("handed back");
+    let played = call.played_ms();
+    call.wait_played(played + 600, 10 * SECOND)
+        .await
+        .expect("the agent answers on the new session");
+    call.hang_up_now();
+    call.finish().await;
+    h.ended(&sid).await;
+    let sessions = h.model.accepted_sessions();
+    let fresh = &sessions[1];
+    assert_eq!(
+        responding_updates(fresh),
+        vec![true, false, true],
+        "set up to answer, then synced to the hold, then answering again"
+    );
+    assert_eq!(
+        fresh.responses_started, 1,
+        "only the answer after the hand-back"
+    );
+    assert_no_errors(&h);
+}

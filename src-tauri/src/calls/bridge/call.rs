@@ -80,6 +80,8 @@ struct ModelLink {
     tx: SplitSink<ModelSocket, ModelMessage>,
     rx: SplitStream<ModelSocket>,
     setup: Setup,
+    /// Configured to only listen (the operator held the call when it was set up).
+    listen_only: bool,
 }
 
 impl ModelLink {
@@ -567,6 +569,9 @@ impl Call {
 
     /// Switches whether the model answers on its own (a `session.update` of the turn detection only).
     async fn send_responding(&mut self, responding: Responding) {
+        if let Some(link) = self.model.as_mut() {
+            link.listen_only = responding == Responding::ListenOnly;
+        }
         let id = self.event_id(Sent::SessionUpdate);
         self.send_model(rt::session_update(
             &id,
@@ -1153,7 +1158,12 @@ impl Call {
         };
         let (tx, rx) = socket.split();
         let (setup, update) = self.session_update(Vec::new());
-        let mut link = ModelLink { tx, rx, setup };
+        let mut link = ModelLink {
+            tx,
+            rx,
+            setup,
+            listen_only: self.operator.is_some(),
+        };
         let opening = self.lifecycle.connecting();
         if let Err(e) = link.send(update).await {
             return self.on_connect_failed(RealtimeError::Connect(e));
@@ -1280,6 +1290,17 @@ impl Call {
     /// Seeds the (new) session with the conversation so far, in heard order, then forwards held
     /// caller audio.
     async fn seed_and_flush(&mut self) {
+        // A session set up before the operator took over (or handed back), a rollover's standby: it
+        // answers as the hold says now.
+        let held = self.operator.is_some();
+        if self.model.as_ref().is_some_and(|m| m.listen_only != held) {
+            let responding = if held {
+                Responding::ListenOnly
+            } else {
+                Responding::Auto
+            };
+            self.send_responding(responding).await;
+        }
         for (role, text) in self.transcript.seeds(MAX_SEED_TURNS) {
             let id = self.event_id(Sent::ItemCreate);
             self.send_model(rt::message_item_create(&id, role, &text))
@@ -1334,6 +1355,7 @@ impl Call {
                         match self.standby.as_mut() {
                             Some(link) => {
                                 link.setup = setup;
+                                link.listen_only = self.operator.is_some();
                                 link.send(update).await.err()
                             }
                             None => None,
@@ -1585,8 +1607,10 @@ impl Call {
                     self.transcript.set_transcription(false);
                 }
                 let (setup, update) = self.session_update(fields);
+                let listen_only = self.operator.is_some();
                 if let Some(link) = self.model.as_mut() {
                     link.setup = setup;
+                    link.listen_only = listen_only;
                 }
                 self.send_model(update).await;
                 Ok(())
