@@ -68,7 +68,7 @@ pub fn description(device: &cpal::Device, direction: Direction) -> String {
 const OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A cpal stream kept on a thread of its own (streams are not `Send` on every platform), so a device
-/// that hangs while opening costs the opener at most [`OPEN_TIMEOUT`]. Dropping it stops the stream
+/// that hangs while opening costs the opener at most 10 s. Dropping it stops the stream
 /// and joins the thread.
 pub struct StreamThread {
     stop: Option<std::sync::mpsc::Sender<()>>,
