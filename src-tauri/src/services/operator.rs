@@ -99,6 +99,8 @@ struct Desk {
     mic: Option<OpenMic>,
     hold: Option<Hold>,
     generation: u64,
+    /// The open microphone closes after this if no call holds it (pushed back by every use).
+    warm_until: Option<tokio::time::Instant>,
 }
 
 /// See the module docs. One per running core.
@@ -423,17 +425,25 @@ impl OperatorDesk {
     /// Closes the open microphone after [`WARM_FOR`] unless a call holds it by then (or it was
     /// replaced).
     fn arm_warm_timer(&self) {
-        let Some(generation) = self.lock().mic.as_ref().map(|m| m.generation) else {
-            return;
+        let until = tokio::time::Instant::now() + WARM_FOR;
+        let generation = {
+            let mut desk = self.lock();
+            let Some(generation) = desk.mic.as_ref().map(|m| m.generation) else {
+                return;
+            };
+            desk.warm_until = Some(until);
+            generation
         };
         let me = self.me.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(WARM_FOR).await;
+            tokio::time::sleep_until(until).await;
             let Some(desk) = me.upgrade() else { return };
             let idle = {
                 let mut d = desk.lock();
                 let ours = d.mic.as_ref().is_some_and(|m| m.generation == generation);
-                (ours && d.hold.is_none()).then(|| d.mic.take()).flatten()
+                // A later use pushed the deadline back: that use's timer decides.
+                let due = d.warm_until.is_some_and(|u| u <= tokio::time::Instant::now());
+                (ours && due && d.hold.is_none()).then(|| d.mic.take()).flatten()
             };
             if idle.is_some() {
                 info!(
