@@ -23,7 +23,10 @@ import type {
   PlaceCallRequest,
   PlacedCall,
   ListenState,
+  McpServerStatus,
+  McpStatusEvent,
   OperatorState,
+  PendingApproval,
   Peaks,
   PlaybackEvent,
   PlaybackState,
@@ -34,6 +37,7 @@ import type {
   SecretStatus,
   SessionConfig,
   Side,
+  ToolCallRecord,
   ToolInfo,
   TranscriptRecord,
   TwilioCheck,
@@ -310,10 +314,47 @@ export function inputDevices(): Promise<string[]> {
   return invoke<string[]>('input_devices');
 }
 
+// ---- Tools that do real work: approvals, the tool log, MCP servers (`verbio::services::tools`) ----
+
+/** Tool calls waiting for the operator's answer, oldest first. */
+export function toolsPending(): Promise<PendingApproval[]> {
+  return invoke<PendingApproval[]>('tools_pending');
+}
+
+/** Approves or declines a waiting tool call (`not_pending` once answered or timed out). */
+export async function toolDecide(callSid: string, callId: string, approved: boolean): Promise<void> {
+  await invoke('tool_decide', { callSid, callId, approved });
+}
+
+/** A call's tool log. */
+export function toolLog(callSid: string): Promise<ToolCallRecord[]> {
+  return invoke<ToolCallRecord[]>('tool_log', { callSid });
+}
+
+/** Each MCP server of the session: starting, ready (with every tool it lists) or failed (with why). */
+export function mcpStatuses(): Promise<McpServerStatus[]> {
+  return invoke<McpServerStatus[]>('mcp_statuses');
+}
+
+/**
+ * The secret an HTTP tool's requests are signed with (kept in the OS keychain); `generate` makes one when
+ * the tool has none yet. `null`: none and none made.
+ */
+export function toolSecret(name: string, generate: boolean): Promise<string | null> {
+  return invoke<string | null>('tool_secret', { name, generate });
+}
+
 // ---- Events ----
 
 export function onCallEvent(handler: (event: CallEvent) => void): Promise<UnlistenFn> {
   return listen<CallEvent>(CALL_EVENT, (e) => handler(e.payload));
+}
+
+/** An MCP server's state changed (a `call-event` of type `mcp_status`). */
+export function onMcpStatus(handler: (status: McpServerStatus) => void): Promise<UnlistenFn> {
+  return listen<CallEvent | McpStatusEvent>(CALL_EVENT, (e) => {
+    if (e.payload.type === 'mcp_status') handler(e.payload);
+  });
 }
 
 export function onEventsSkipped(handler: (skipped: number) => void): Promise<UnlistenFn> {
