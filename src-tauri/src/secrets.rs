@@ -2,8 +2,11 @@
 //! Windows) through the `keyring` crate. Used by the desktop app and by `verbio serve`.
 //!
 //! Precedence: an environment variable (`OPENAI_API_KEY`, `TWILIO_AUTH_TOKEN`, `NGROK_AUTHTOKEN`,
-//! `VERBIO_API_KEY`) overrides the keychain. Secrets are never written to files, never logged (they travel
+//! `VERBIO_API_KEY`, `VERBIO_TOOL_SECRET_<TOOL>`) overrides the keychain. Secrets are never written to files, never logged (they travel
 //! as [`Secret`], whose `Debug` prints `***`), and the UI only ever gets them back [`mask`]ed.
+//!
+//! Besides the fixed [`SecretKind`]s, each HTTP tool may have a signing secret (`tools::http`), kept in
+//! the same keychain service under the account `tool:<tool name>`.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -83,11 +86,25 @@ pub enum SecretsError {
 }
 
 /// Where secrets are kept. The keychain in production; memory in unit tests of callers.
+///
+/// Entries are named by keychain account: [`SecretKind::id`] for the fixed secrets, [`tool_account`]
+/// for a tool's.
 pub trait SecretStore: Send + Sync {
-    fn get(&self, kind: SecretKind) -> Result<Option<Secret>, SecretsError>;
-    fn set(&self, kind: SecretKind, value: &Secret) -> Result<(), SecretsError>;
+    fn get_account(&self, account: &str) -> Result<Option<Secret>, SecretsError>;
+    fn set_account(&self, account: &str, value: &Secret) -> Result<(), SecretsError>;
     /// Deleting a secret that is not there is not an error.
-    fn delete(&self, kind: SecretKind) -> Result<(), SecretsError>;
+    fn delete_account(&self, account: &str) -> Result<(), SecretsError>;
+
+    fn get(&self, kind: SecretKind) -> Result<Option<Secret>, SecretsError> {
+        self.get_account(kind.id())
+    }
+    fn set(&self, kind: SecretKind, value: &Secret) -> Result<(), SecretsError> {
+        self.set_account(kind.id(), value)
+    }
+    /// Deleting a secret that is not there is not an error.
+    fn delete(&self, kind: SecretKind) -> Result<(), SecretsError> {
+        self.delete_account(kind.id())
+    }
 }
 
 /// The OS keychain, one entry per [`SecretKind`] under `service`.
@@ -113,8 +130,8 @@ impl KeychainStore {
         )
     }
 
-    fn entry(&self, kind: SecretKind) -> Result<keyring::Entry, SecretsError> {
-        keyring::Entry::new(&self.service, kind.id()).map_err(map_keyring_error)
+    fn entry(&self, account: &str) -> Result<keyring::Entry, SecretsError> {
+        keyring::Entry::new(&self.service, account).map_err(map_keyring_error)
     }
 }
 
@@ -137,8 +154,8 @@ fn map_keyring_error(e: keyring::Error) -> SecretsError {
 }
 
 impl SecretStore for KeychainStore {
-    fn get(&self, kind: SecretKind) -> Result<Option<Secret>, SecretsError> {
-        match self.entry(kind)?.get_password() {
+    fn get_account(&self, account: &str) -> Result<Option<Secret>, SecretsError> {
+        match self.entry(account)?.get_password() {
             Ok(value) if value.is_empty() => Ok(None),
             Ok(value) => Ok(Some(Secret::new(value))),
             Err(keyring::Error::NoEntry) => Ok(None),
@@ -146,14 +163,14 @@ impl SecretStore for KeychainStore {
         }
     }
 
-    fn set(&self, kind: SecretKind, value: &Secret) -> Result<(), SecretsError> {
-        self.entry(kind)?
+    fn set_account(&self, account: &str, value: &Secret) -> Result<(), SecretsError> {
+        self.entry(account)?
             .set_password(value.expose())
             .map_err(map_keyring_error)
     }
 
-    fn delete(&self, kind: SecretKind) -> Result<(), SecretsError> {
-        match self.entry(kind)?.delete_credential() {
+    fn delete_account(&self, account: &str) -> Result<(), SecretsError> {
+        match self.entry(account)?.delete_credential() {
             Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
             Err(e) => Err(map_keyring_error(e)),
         }
@@ -163,22 +180,23 @@ impl SecretStore for KeychainStore {
 /// Secrets kept in memory only (tests, or a machine without a keychain for the session).
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    values: Mutex<std::collections::HashMap<SecretKind, Secret>>,
+    /// By keychain account.
+    values: Mutex<std::collections::HashMap<String, Secret>>,
 }
 
 impl SecretStore for MemoryStore {
-    fn get(&self, kind: SecretKind) -> Result<Option<Secret>, SecretsError> {
+    fn get_account(&self, account: &str) -> Result<Option<Secret>, SecretsError> {
         let values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
-        Ok(values.get(&kind).cloned())
+        Ok(values.get(account).cloned())
     }
-    fn set(&self, kind: SecretKind, value: &Secret) -> Result<(), SecretsError> {
+    fn set_account(&self, account: &str, value: &Secret) -> Result<(), SecretsError> {
         let mut values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
-        values.insert(kind, value.clone());
+        values.insert(account.to_string(), value.clone());
         Ok(())
     }
-    fn delete(&self, kind: SecretKind) -> Result<(), SecretsError> {
+    fn delete_account(&self, account: &str) -> Result<(), SecretsError> {
         let mut values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
-        values.remove(&kind);
+        values.remove(account);
         Ok(())
     }
 }
@@ -349,6 +367,127 @@ impl Secrets {
     }
 }
 
+/// The shortest tool secret accepted: an HMAC key shorter than this can be guessed offline from one
+/// signed request.
+pub const TOOL_SECRET_MIN_CHARS: usize = 16;
+const TOOL_SECRET_LABEL: &str = "tool secret";
+
+/// The keychain account of tool `name`'s signing secret: `tool:<name>`, in [`KEYCHAIN_SERVICE`] with
+/// the other secrets.
+pub fn tool_account(name: &str) -> String {
+    format!("tool:{name}")
+}
+
+/// The environment variable that overrides tool `name`'s secret (for a headless `verbio serve`):
+/// `VERBIO_TOOL_SECRET_` and the name upper-cased, anything but ASCII letters and digits as `_`
+/// (`lookup-order` → `VERBIO_TOOL_SECRET_LOOKUP_ORDER`).
+pub fn tool_secret_env_var(name: &str) -> String {
+    let tail: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("VERBIO_TOOL_SECRET_{tail}")
+}
+
+/// What the UI may know about a tool's secret (never its value).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ToolSecretStatus {
+    pub tool: String,
+    pub env_var: String,
+    pub source: SecretSource,
+    /// e.g. `Zm9…a1b2`; `None` when missing.
+    pub masked: Option<String>,
+}
+
+/// Tool secrets: environment over keychain, as for every other secret.
+impl Secrets {
+    /// Tool `name`'s signing secret, if it has one.
+    pub fn tool_secret(&self, name: &str) -> Result<Option<Secret>, SecretsError> {
+        Ok(self.tool_secret_with_source(name)?.0)
+    }
+
+    fn tool_secret_with_source(
+        &self,
+        name: &str,
+    ) -> Result<(Option<Secret>, SecretSource), SecretsError> {
+        check_tool_name(name)?;
+        if let Some(v) = (self.env)(&tool_secret_env_var(name)).filter(|v| !v.is_empty()) {
+            return Ok((Some(Secret::new(v)), SecretSource::Env));
+        }
+        match self.store.get_account(&tool_account(name))? {
+            Some(v) if !v.is_empty() => Ok((Some(v), SecretSource::Keychain)),
+            _ => Ok((None, SecretSource::Missing)),
+        }
+    }
+
+    pub fn tool_secret_status(&self, name: &str) -> Result<ToolSecretStatus, SecretsError> {
+        let (value, source) = self.tool_secret_with_source(name)?;
+        Ok(ToolSecretStatus {
+            tool: name.to_string(),
+            env_var: tool_secret_env_var(name),
+            source,
+            masked: value.as_ref().map(mask),
+        })
+    }
+
+    /// Stores a secret the user already shares with their endpoint (trimmed; at least
+    /// [`TOOL_SECRET_MIN_CHARS`] characters).
+    pub fn set_tool_secret(
+        &self,
+        name: &str,
+        value: &str,
+    ) -> Result<ToolSecretStatus, SecretsError> {
+        check_tool_name(name)?;
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(SecretsError::Empty(TOOL_SECRET_LABEL));
+        }
+        let chars = value.chars().count();
+        if chars > 4096 {
+            return Err(SecretsError::TooLong(TOOL_SECRET_LABEL));
+        }
+        if chars < TOOL_SECRET_MIN_CHARS {
+            return Err(SecretsError::Weak {
+                label: TOOL_SECRET_LABEL,
+                why: format!("is too short (at least {TOOL_SECRET_MIN_CHARS} characters)"),
+            });
+        }
+        self.store
+            .set_account(&tool_account(name), &Secret::new(value))?;
+        self.tool_secret_status(name)
+    }
+
+    /// Makes a new secret for tool `name` (32 random bytes, base64url: 43 characters), stores it in the
+    /// keychain and returns it, this once, for the user to give their endpoint.
+    pub fn generate_tool_secret(&self, name: &str) -> Result<Secret, SecretsError> {
+        check_tool_name(name)?;
+        let secret = new_api_key();
+        self.store.set_account(&tool_account(name), &secret)?;
+        Ok(secret)
+    }
+
+    /// Removes tool `name`'s secret from the keychain (its calls go unsigned unless the environment
+    /// still sets one). Deleting one that is not there is not an error.
+    pub fn delete_tool_secret(&self, name: &str) -> Result<ToolSecretStatus, SecretsError> {
+        check_tool_name(name)?;
+        self.store.delete_account(&tool_account(name))?;
+        self.tool_secret_status(name)
+    }
+}
+
+fn check_tool_name(name: &str) -> Result<(), SecretsError> {
+    if name.is_empty() {
+        return Err(SecretsError::Empty("the tool name"));
+    }
+    Ok(())
+}
+
 /// Why `value` is too weak to be a `kind` secret: only the local API key, which Verbio's own door
 /// checks, has rules; other services judge their own keys.
 fn weakness(kind: SecretKind, value: &str) -> Option<String> {
@@ -488,6 +627,93 @@ mod tests {
         let filled = secrets.fill_config(&mut config).unwrap();
         assert!(filled.is_empty());
         assert!(config.api_key.is_empty(), "/api refuses everything instead");
+    }
+
+    #[test]
+    fn tool_secrets_live_under_tool_accounts_and_env_wins() {
+        let (secrets, store) = secrets_with(&[(
+            "VERBIO_TOOL_SECRET_BOOK_SLOT_V2",
+            "from-env-0123456789abcdef",
+        )]);
+        assert_eq!(secrets.tool_secret("lookup_order").unwrap(), None);
+        let status = secrets
+            .set_tool_secret("lookup_order", "  kept-in-keychain-0123456789  ")
+            .unwrap();
+        assert_eq!(status.source, SecretSource::Keychain);
+        assert_eq!(status.env_var, "VERBIO_TOOL_SECRET_LOOKUP_ORDER");
+        assert_eq!(status.masked.as_deref(), Some("kep…6789"));
+        assert_eq!(
+            store.get_account("tool:lookup_order").unwrap(),
+            Some(Secret::new("kept-in-keychain-0123456789"))
+        );
+        assert_eq!(
+            secrets.tool_secret("lookup_order").unwrap(),
+            Some(Secret::new("kept-in-keychain-0123456789"))
+        );
+        // Other secrets are untouched, and the fixed kinds keep their own accounts.
+        assert_eq!(store.get(SecretKind::OpenaiApiKey).unwrap(), None);
+        secrets.set(SecretKind::NgrokAuthtoken, "2abc").unwrap();
+        assert_eq!(
+            store.get_account("ngrok_authtoken").unwrap(),
+            Some(Secret::new("2abc"))
+        );
+
+        // The environment wins over the keychain (headless `serve`).
+        secrets
+            .set_tool_secret("book-slot.v2", "in-keychain-but-overridden")
+            .unwrap();
+        let status = secrets.tool_secret_status("book-slot.v2").unwrap();
+        assert_eq!(status.source, SecretSource::Env);
+        assert_eq!(
+            secrets.tool_secret("book-slot.v2").unwrap(),
+            Some(Secret::new("from-env-0123456789abcdef"))
+        );
+
+        let status = secrets.delete_tool_secret("lookup_order").unwrap();
+        assert_eq!(status.source, SecretSource::Missing);
+        assert_eq!(secrets.tool_secret("lookup_order").unwrap(), None);
+        secrets.delete_tool_secret("lookup_order").unwrap();
+    }
+
+    #[test]
+    fn tool_secrets_are_generated_strong_and_never_printed() {
+        let (secrets, store) = secrets_with(&[]);
+        let made = secrets.generate_tool_secret("lookup_order").unwrap();
+        let value = made.expose().to_string();
+        assert_eq!(value.len(), 43, "32 bytes, base64url without padding");
+        assert_eq!(
+            store.get_account("tool:lookup_order").unwrap(),
+            Some(made.clone())
+        );
+        assert_ne!(secrets.generate_tool_secret("lookup_order").unwrap(), made);
+        assert!(!format!("{made:?}").contains(&value));
+        let status = secrets.tool_secret_status("lookup_order").unwrap();
+        let shown = format!("{status:?} {}", serde_json::to_string(&status).unwrap());
+        assert!(!shown.contains(&value[3..39]), "{shown}");
+
+        let err = secrets.set_tool_secret("t", "short-hunter2").unwrap_err();
+        assert!(matches!(err, SecretsError::Weak { .. }), "{err:?}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert_eq!(
+            secrets.set_tool_secret("t", "  ").unwrap_err(),
+            SecretsError::Empty("tool secret")
+        );
+        assert!(secrets.set_tool_secret("t", &"x".repeat(5000)).is_err());
+        assert!(secrets.tool_secret("").is_err());
+        assert_eq!(store.get_account("tool:t").unwrap(), None);
+    }
+
+    #[test]
+    fn tool_secret_env_vars_upper_case_and_replace_punctuation() {
+        assert_eq!(
+            tool_secret_env_var("lookup_order"),
+            "VERBIO_TOOL_SECRET_LOOKUP_ORDER"
+        );
+        assert_eq!(
+            tool_secret_env_var("book-slot.v2"),
+            "VERBIO_TOOL_SECRET_BOOK_SLOT_V2"
+        );
+        assert_eq!(tool_account("book-slot"), "tool:book-slot");
     }
 
     #[test]

@@ -48,6 +48,7 @@ mod playout;
 pub mod realtime_server;
 mod realtime_session;
 mod script;
+pub mod tool_server;
 pub mod twilio_caller;
 pub mod twilio_rest_tap;
 mod twiml_scan;

@@ -182,6 +182,9 @@ pub struct SimRealtimeConfig {
     /// Outcome of the Nth response of each session (0-based, in the order they start); past the end
     /// [`TurnOutcome::Completed`].
     pub response_outcomes: Vec<TurnOutcome>,
+    /// What a response the client asks for with `tool_choice: "none"` says (the bridge's short lines while
+    /// a tool runs) instead of the next scripted turn; `None`: such responses take the script's turns too.
+    pub filler: Option<AgentTurn>,
     /// Dotted params (e.g. `"session.audio.input.noise_reduction"`) that a `session.update` may not set: an
     /// update that sets one (even to `null`) is refused with an error naming it, and changes nothing.
     pub reject_session_params: Vec<String>,
@@ -213,6 +216,7 @@ impl Default for SimRealtimeConfig {
             function_call_delta_ms: 20,
             transcript_timing: TranscriptTiming::AfterResponse,
             response_outcomes: Vec::new(),
+            filler: None,
             reject_session_params: Vec::new(),
             ping_interval: Duration::from_secs(5),
             refuse_unknown_models: true,

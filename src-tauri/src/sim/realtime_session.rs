@@ -124,6 +124,8 @@ pub(crate) struct Session {
     /// The conversation, in order.
     items: Vec<Item>,
     responses_started: usize,
+    /// Scripted turns used so far (filler responses use none).
+    script_used: usize,
     response: Option<ActiveResponse>,
     /// A VAD turn ended while the interrupted response was still being cancelled: answer once it is done.
     respond_after_cancel: bool,
@@ -192,6 +194,7 @@ impl Session {
             user_turns: 0,
             items: Vec::new(),
             responses_started: 0,
+            script_used: 0,
             response: None,
             respond_after_cancel: false,
             transcripts: Vec::new(),

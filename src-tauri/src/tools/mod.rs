@@ -3,6 +3,8 @@
 //! hears of the result as an event (`calls::bridge`), with the operator's approval first where a tool
 //! needs it.
 
+pub mod http;
+
 use serde::Serialize;
 
 /// The largest tool result handed to the model, in bytes (a longer one is a failure, not cut: a

@@ -255,12 +255,20 @@ impl Session {
         true
     }
 
-    /// The scripted turn for the next response (the last one repeats).
-    pub(super) fn next_turn(&self) -> AgentTurn {
-        match self.config.script.len() {
-            0 => AgentTurn::default(),
-            n => self.config.script[self.responses_started.min(n - 1)].clone(),
+    /// The scripted turn for the next response (the last one repeats), or the filler for a response
+    /// asked with `tool_choice: "none"` when one is configured.
+    fn next_turn(&mut self, params: &Map<String, Value>) -> AgentTurn {
+        if let Some(filler) = &self.config.filler {
+            if params.get("tool_choice").and_then(Value::as_str) == Some("none") {
+                return filler.clone();
+            }
         }
+        let turn = match self.config.script.len() {
+            0 => AgentTurn::default(),
+            n => self.config.script[self.script_used.min(n - 1)].clone(),
+        };
+        self.script_used += 1;
+        turn
     }
 
     /// Starts a response (the caller checked that none is active). `params`: `response.create`'s `response`.
@@ -270,7 +278,7 @@ impl Session {
         out: &mut Vec<Value>,
     ) {
         let params = params.unwrap_or_default();
-        let turn = self.next_turn();
+        let turn = self.next_turn(&params);
         let seq = self.responses_started;
         let outcome = self
             .config
