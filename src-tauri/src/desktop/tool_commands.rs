@@ -1,13 +1,15 @@
-//! Tauri commands for the tools that do real work (issue 14): the operator's approvals and a call's tool
-//! log. One line each into [`ToolDesk`](crate::services::tools::ToolDesk) (`services.tools`) and
-//! [`Services::tool_calls`](crate::services::Services::tool_calls), which `/api/call/{sid}/tool/{id}/…` and
-//! `/api/sessions/{id}/tools` use too. No logic lives here.
+//! Tauri commands for the tools that do real work (issue 14): the operator's approvals, a call's tool
+//! log and HTTP tools' signing secrets. One line each into [`ToolDesk`](crate::services::tools::ToolDesk)
+//! (`services.tools`), [`Services::tool_calls`](crate::services::Services::tool_calls) (which
+//! `/api/call/{sid}/tool/{id}/…` and `/api/sessions/{id}/tools` use too) and
+//! [`Secrets`](crate::secrets::Secrets)' tool secrets. No logic lives here.
 
 use tauri::State;
 
 use super::commands::Res;
-use super::Core;
+use super::{Core, Desktop};
 use crate::calls::approvals::PendingApproval;
+use crate::secrets::ToolSecretStatus;
 use crate::store::tool_calls::ToolCallRecord;
 use crate::types::CallSid;
 
@@ -41,4 +43,29 @@ pub async fn tool_decide(
 #[tauri::command]
 pub async fn tool_log(core: State<'_, Core>, call_sid: CallSid) -> Res<Vec<ToolCallRecord>> {
     Ok(core.services().await?.tool_calls(&call_sid).await?)
+}
+
+/// Whether HTTP tool `name` has a signing secret, and where from (never its value).
+#[tauri::command(async)]
+pub fn tool_secret_status(desktop: State<'_, Desktop>, name: String) -> Res<ToolSecretStatus> {
+    Ok(desktop.secrets.tool_secret_status(&name)?)
+}
+
+/// Tool `name`'s signing secret, for the user to copy to their endpoint (`None`: it has none).
+#[tauri::command(async)]
+pub fn tool_secret(desktop: State<'_, Desktop>, name: String) -> Res<Option<String>> {
+    Ok(desktop
+        .secrets
+        .tool_secret(&name)?
+        .map(|s| s.expose().to_string()))
+}
+
+/// Makes a new signing secret for tool `name` in the keychain and returns it (to copy to the endpoint).
+#[tauri::command(async)]
+pub fn generate_tool_secret(desktop: State<'_, Desktop>, name: String) -> Res<String> {
+    Ok(desktop
+        .secrets
+        .generate_tool_secret(&name)?
+        .expose()
+        .to_string())
 }

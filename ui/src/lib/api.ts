@@ -39,6 +39,7 @@ import type {
   Side,
   ToolCallRecord,
   ToolInfo,
+  ToolSecretStatus,
   TranscriptRecord,
   TwilioCheck,
   WebhookSetup,
@@ -336,12 +337,19 @@ export function mcpStatuses(): Promise<McpServerStatus[]> {
   return invoke<McpServerStatus[]>('mcp_statuses');
 }
 
-/**
- * The secret an HTTP tool's requests are signed with (kept in the OS keychain); `generate` makes one when
- * the tool has none yet. `null`: none and none made.
- */
-export function toolSecret(name: string, generate: boolean): Promise<string | null> {
-  return invoke<string | null>('tool_secret', { name, generate });
+/** Whether HTTP tool `name` signs its requests, and where its secret comes from (never the value). */
+export function toolSecretStatus(name: string): Promise<ToolSecretStatus> {
+  return invoke<ToolSecretStatus>('tool_secret_status', { name });
+}
+
+/** The secret HTTP tool `name`'s requests are signed with, to copy to the endpoint; `null`: it has none. */
+export function toolSecret(name: string): Promise<string | null> {
+  return invoke<string | null>('tool_secret', { name });
+}
+
+/** Makes a new signing secret for tool `name` (in the keychain) and returns it. */
+export function generateToolSecret(name: string): Promise<string> {
+  return invoke<string>('generate_tool_secret', { name });
 }
 
 // ---- Events ----

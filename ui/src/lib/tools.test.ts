@@ -10,7 +10,10 @@ import {
   emptyMcpDraft,
   endpointUrlProblem,
   joinArgs,
+  makeTool,
   markDecided,
+  newToolProblems,
+  secretText,
   mcpDraftProblems,
   mcpServerProblems,
   mcpStatusText,
@@ -328,5 +331,23 @@ describe('MCP servers', () => {
     expect(failed).toEqual({ text: 'Failed: exited with status 1 — its tools are withdrawn from new calls', tone: 'error' });
     const map = withMcpStatus({}, { name: 'a', state: 'ready', message: undefined as never, tools: undefined as never });
     expect(map.a).toEqual({ name: 'a', state: 'ready', message: null, tools: [] });
+  });
+});
+
+describe('adding a function tool', () => {
+  it('checks the name, the description and the schema', () => {
+    expect(newToolProblems('lookup_order', 'Find it', '{"type":"object","properties":{}}', [])).toEqual({});
+    const bad = newToolProblems('end_call', ' ', '[1]', []);
+    expect(Object.keys(bad).sort()).toEqual(['description', 'name', 'parameters']);
+    expect(newToolProblems('x', 'd', '{', []).parameters).toMatch(/^Not JSON/);
+    expect(newToolProblems('lookup', 'd', '{}', ['lookup']).name).toBe('There is already a tool named lookup.');
+    expect(newToolProblems('has space', 'd', '{}', []).name).toMatch(/Letters, digits/);
+    expect(makeTool(' lookup ', ' Find ', '{"type":"object"}')).toEqual({ name: 'lookup', description: 'Find', parameters: { type: 'object' } });
+  });
+
+  it('describes the signing secret without its value', () => {
+    expect(secretText({ source: 'missing', env_var: 'V', masked: null })).toMatch(/Not signed yet/);
+    expect(secretText({ source: 'keychain', env_var: 'V', masked: 'abc…wxyz' })).toBe('Signed (secret abc…wxyz, in the system keychain).');
+    expect(secretText({ source: 'env', env_var: 'VERBIO_TOOL_SECRET_LOOKUP', masked: 'a…b' })).toBe('Signed with the secret in VERBIO_TOOL_SECRET_LOOKUP.');
   });
 });

@@ -547,3 +547,45 @@ export function mcpServerProblems(servers: readonly McpServer[]): Record<string,
   });
   return errors;
 }
+
+// ---- Adding a function tool ----
+
+/** Names the core gives its own tools. */
+export const BUILT_IN_TOOL_NAMES: readonly string[] = ['end_call', 'transfer_call'];
+
+/** What a new tool starts with: an object with no properties (the model calls it with `{}`). */
+export const EMPTY_PARAMETERS = '{\n  "type": "object",\n  "properties": {}\n}';
+
+/** Field → problem for a new function tool (keys `name`, `description`, `parameters`). */
+export function newToolProblems(name: string, description: string, parameters: string, taken: readonly string[]): Record<string, string> {
+  const errors: Record<string, string> = {};
+  const n = name.trim();
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(n)) errors.name = 'Letters, digits, _ and - (up to 64), as the model will call it.';
+  else if (BUILT_IN_TOOL_NAMES.includes(n) || taken.includes(n)) errors.name = `There is already a tool named ${n}.`;
+  if (description.trim() === '') errors.description = 'Say what it does: the model decides from this when to call it.';
+  try {
+    const parsed: unknown = JSON.parse(parameters);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) errors.parameters = 'A JSON Schema object, like {"type": "object", …}.';
+  } catch (e) {
+    errors.parameters = `Not JSON: ${e instanceof Error ? e.message : String(e)}`;
+  }
+  return errors;
+}
+
+/** The new tool (call only when [`newToolProblems`] found none). */
+export function makeTool(name: string, description: string, parameters: string): FunctionTool {
+  return { name: name.trim(), description: description.trim(), parameters: JSON.parse(parameters) as unknown };
+}
+
+/** How a tool's signing secret is described next to its button. */
+export function secretText(status: { source: 'env' | 'keychain' | 'missing'; env_var: string; masked: string | null } | null): string {
+  if (!status) return 'Requests are signed once the tool has a secret.';
+  switch (status.source) {
+    case 'env':
+      return `Signed with the secret in ${status.env_var}.`;
+    case 'keychain':
+      return `Signed (secret ${status.masked ?? 'set'}, in the system keychain).`;
+    default:
+      return 'Not signed yet: make a secret and give it to your endpoint.';
+  }
+}

@@ -356,6 +356,14 @@ export interface SessionConfig {
   mcp_servers?: McpServer[];
 }
 
+/** `verbio::secrets::ToolSecretStatus`: whether an HTTP tool signs its requests (never the value). */
+export interface ToolSecretStatus {
+  tool: string;
+  env_var: string;
+  source: 'env' | 'keychain' | 'missing';
+  masked: string | null;
+}
+
 /** `verbio::services::ToolInfo`. */
 export interface ToolInfo {
   name: string;

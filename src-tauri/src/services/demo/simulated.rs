@@ -60,7 +60,11 @@ fn agent_script(tool: Option<&FunctionTool>) -> Vec<AgentTurn> {
 /// Arguments for `tool` made from its schema: "4271" for strings, 4271 for numbers, true for flags.
 fn example_arguments(tool: &FunctionTool) -> serde_json::Value {
     let mut arguments = serde_json::Map::new();
-    if let Some(properties) = tool.parameters.get("properties").and_then(|p| p.as_object()) {
+    if let Some(properties) = tool
+        .parameters
+        .get("properties")
+        .and_then(|p| p.as_object())
+    {
         for (name, schema) in properties {
             let value = match schema.get("type").and_then(|t| t.as_str()) {
                 Some("number") | Some("integer") => serde_json::json!(4271),
