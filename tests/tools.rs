@@ -31,6 +31,7 @@ fn refund_tool() -> FunctionTool {
         description: "Refund an order".into(),
         parameters: json!({"type": "object", "properties": {"order": {"type": "string"}}}),
         needs_approval: true,
+        endpoint: None,
     }
 }
 
@@ -302,4 +303,135 @@ async fn an_approved_tool_runs_and_a_tool_with_nothing_behind_it_is_a_failure_th
     )
     .await;
     assert_eq!(status, 404);
+}
+
+fn http_tool(name: &str, url: String, timeout_ms: u64) -> FunctionTool {
+    FunctionTool {
+        name: name.into(),
+        description: "Look up an order".into(),
+        parameters: json!({"type": "object", "properties": {"order": {"type": "string"}}}),
+        needs_approval: false,
+        endpoint: Some(
+            serde_json::from_value(json!({"url": url, "timeout_ms": timeout_ms}))
+                .expect("endpoint"),
+        ),
+    }
+}
+
+/// A call where the model calls `tool` once, then answers; returns the harness after the call ended.
+async fn call_with_tool(tool: FunctionTool, filler: bool) -> (Harness, String) {
+    let name = tool.name.clone();
+    let mut h = harness(
+        SimRealtimeConfig {
+            script: vec![
+                tool_turn("Let me look that up.", 400, &name, r#"{"order":"42"}"#),
+                turn("Here is what I found.", 900),
+            ],
+            filler: filler.then(|| turn("Still on it.", 500)),
+            ..SimRealtimeConfig::default()
+        },
+        session_with(vec![tool], 30),
+    )
+    .await;
+    let mut events = h.running.services.subscribe();
+    let sid = call_sid();
+    let call = SimCall::place(
+        h.caller(&sid),
+        vec![speak(600), CallerStep::Silence(30_000), CallerStep::HangUp],
+    )
+    .await
+    .expect("call placed");
+    next_event(&mut events, |e| match e {
+        CallEvent::ToolFinished { .. } => Some(()),
+        _ => None,
+    })
+    .await;
+    let played = call.played_ms();
+    call.wait_played(played + 800, 10 * SECOND)
+        .await
+        .expect("the agent answered the tool's result");
+    call.hang_up_now();
+    call.finish().await;
+    h.ended(&sid).await;
+    (h, sid)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_tool_is_called_signed_and_its_result_is_spoken() {
+    let secret = "tool-secret-for-the-lookup-test-0001";
+    std::env::set_var("VERBIO_TOOL_SECRET_LOOKUP_SIGNED", secret);
+    let server =
+        verbio::sim::tool_server::ToolServer::start(Some(secret.as_bytes().to_vec())).await;
+    let (h, sid) = call_with_tool(http_tool("lookup_signed", server.url("/ok"), 8000), false).await;
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1);
+    assert!(requests[0].verified, "the signature checked out");
+    let body = requests[0].json().expect("JSON body");
+    assert_eq!(body["call_sid"], sid.as_str());
+    assert_eq!(body["tool"], "lookup_signed");
+    assert_eq!(body["arguments"], json!({"order": "42"}));
+    let s = &h.model.accepted_sessions()[0];
+    assert_answered_after_output(s, "shipped");
+    let log = get(&h, &format!("/api/sessions/{sid}/tools")).await;
+    assert_eq!(log[0]["outcome"], "ok");
+    assert!(log[0]["latency_ms"].as_u64().is_some());
+    // The secret the endpoint verifies with, for the user to copy (the env var wins over the keychain).
+    let shown = get(&h, "/api/tools/lookup_signed/secret").await;
+    assert_eq!(shown["secret"], secret);
+    assert_eq!(shown["env_var"], "VERBIO_TOOL_SECRET_LOOKUP_SIGNED");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_are_outputs_the_agent_talks_about() {
+    let secret = "tool-secret-for-the-failure-tests-01";
+    let server =
+        verbio::sim::tool_server::ToolServer::start(Some(secret.as_bytes().to_vec())).await;
+    for (name, path, expect) in [
+        ("lookup_500", "/500", "500"),
+        ("lookup_bad_json", "/malformed", "broken JSON"),
+        ("lookup_huge", "/huge", "more than 16 KB"),
+    ] {
+        std::env::set_var(verbio::secrets::tool_secret_env_var(name), secret);
+        let (h, _) = call_with_tool(http_tool(name, server.url(path), 8000), false).await;
+        let s = &h.model.accepted_sessions()[0];
+        let output = s
+            .items_created
+            .iter()
+            .find(|i| i["type"] == "function_call_output")
+            .and_then(|i| i["output"].as_str().map(str::to_string))
+            .expect("output");
+        assert!(
+            output.contains("error") && output.contains(expect),
+            "{name}: {output}"
+        );
+        assert_answered_after_output(s, "error");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_tool_keeps_the_line_alive_and_times_out() {
+    let secret = "tool-secret-for-the-slow-tool-test1";
+    std::env::set_var("VERBIO_TOOL_SECRET_LOOKUP_SLOW", secret);
+    let server =
+        verbio::sim::tool_server::ToolServer::start(Some(secret.as_bytes().to_vec())).await;
+    let started = std::time::Instant::now();
+    let (h, sid) = call_with_tool(http_tool("lookup_slow", server.url("/slow"), 5000), true).await;
+    assert!(started.elapsed() < Duration::from_secs(15));
+    let s = &h.model.accepted_sessions()[0];
+    assert_answered_after_output(s, "did not answer within 5 s");
+    // 5 s of waiting: the agent spoke every ~2 s of quiet.
+    let fillers = s
+        .response_requests
+        .iter()
+        .filter(|r| r["tool_choice"] == "none")
+        .count();
+    assert!((1..=3).contains(&fillers), "keep-alive lines: {fillers}");
+    let log = get(&h, &format!("/api/sessions/{sid}/tools")).await;
+    assert_eq!(
+        (log[0]["outcome"].as_str(), log[0]["failure"].as_str()),
+        (Some("failed"), Some("timeout"))
+    );
+    // Searchable with the transcript.
+    let found = get(&h, "/api/recordings?q=lookup_slow").await;
+    assert_eq!(found[0]["call_sid"], sid.as_str(), "{found}");
 }

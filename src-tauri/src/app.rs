@@ -126,7 +126,11 @@ pub async fn start_with_connector(
     let bus = EventBus::default();
     let registry = CallRegistry::new(config.bridge.token_ttl);
     let approvals = crate::calls::approvals::Approvals::default();
-    let tool_desk = crate::services::tools::ToolDesk::new(approvals.clone(), registry.clone());
+    let tool_desk = crate::services::tools::ToolDesk::new(
+        approvals.clone(),
+        registry.clone(),
+        Arc::new(crate::secrets::Secrets::system()),
+    );
     let persist_store = store.clone();
     let persist: PersistFn = Arc::new(move |event: &CallEvent| persist_store.apply(event));
     let bridge = Arc::new(BridgeDeps {

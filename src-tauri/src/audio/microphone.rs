@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 
+use super::devices::{self, Direction};
 pub use super::mic_pipeline::{pipeline_delay, PipelineDelay};
 use super::mic_pipeline::{Encoder, LEVEL_FLOOR_DB};
 
@@ -58,42 +59,12 @@ pub fn input_devices() -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Every input device that offers a format, with its name, the default first. Named as the
-/// speakers name outputs (their helpers are private to `recording::speaker`): the device's
-/// description, with its id added where two share one (ALSA describes a card's PCMs alike).
 fn inputs(host: &cpal::Host) -> Result<Vec<(String, cpal::Device)>, cpal::Error> {
-    // ALSA lists every PCM its configuration defines, plugins that cannot capture too.
-    let mut devices: Vec<cpal::Device> = host
-        .input_devices()?
-        .filter(|d| d.default_input_config().is_ok())
-        .collect();
-    if let Some(default) = host.default_input_device() {
-        // Named as `open(None)` names it.
-        devices.retain(|d| *d != default);
-        devices.insert(0, default);
-    }
-    let described: Vec<String> = devices.iter().map(description).collect();
-    Ok(devices
-        .into_iter()
-        .zip(&described)
-        .map(|(device, name)| {
-            if described.iter().filter(|n| *n == name).count() > 1 {
-                let id = device.id().map(|id| id.id().to_string());
-                (format!("{name} ({})", id.as_deref().unwrap_or("?")), device)
-            } else {
-                (name.clone(), device)
-            }
-        })
-        .collect())
+    devices::named(host, Direction::Input)
 }
 
-/// What the device calls itself (its id where it has no description).
 fn description(device: &cpal::Device) -> String {
-    device
-        .description()
-        .map(|d| d.name().to_string())
-        .or_else(|_| device.id().map(|id| id.id().to_string()))
-        .unwrap_or_else(|_| "microphone".into())
+    devices::description(device, Direction::Input)
 }
 
 /// Written by the audio callback, read by [`Microphone`]'s getters.

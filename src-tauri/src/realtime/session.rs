@@ -183,6 +183,10 @@ pub struct FunctionTool {
     /// The operator approves each call of it first (while the agent tells the caller it is checking).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub needs_approval: bool,
+    /// The user's HTTP endpoint that does the work (a signed POST; see `tools::http`). `None`: nothing
+    /// is behind the tool, and the model hears so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<crate::tools::http::ToolEndpoint>,
 }
 
 /// Everything the agent's model session is configured with. The caller can never change it.
@@ -315,6 +319,11 @@ impl SessionConfig {
                     "tools",
                     format!("{:?} is not a valid tool name", tool.name),
                 ));
+            }
+            if let Some(endpoint) = &tool.endpoint {
+                endpoint.validate().map_err(|why| {
+                    invalid("tools", format!("{}: the endpoint {why}", tool.name))
+                })?;
             }
         }
         if let Greeting::SpeakFirst { opening_line } = &self.greeting {

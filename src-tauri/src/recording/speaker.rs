@@ -13,6 +13,8 @@ use std::time::Duration;
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use rubato::{FastFixedIn, PolynomialDegree, Resampler};
 
+use crate::audio::devices::{self, Direction};
+
 /// Source rate: everything here is telephone audio.
 pub const SOURCE_RATE: u32 = 8000;
 /// Source frames per resampler step (10 ms).
@@ -38,42 +40,12 @@ pub fn output_devices() -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Every output device that offers a format, with its name, the default first. A name is the
-/// device's own description, with its id added where two share one (ALSA lists a card under several
-/// PCMs, `front:`, `sysdefault:`, …, all described by the card's name).
 fn outputs(host: &cpal::Host) -> Result<Vec<(String, cpal::Device)>, cpal::Error> {
-    // ALSA lists every PCM its configuration defines, plugins that cannot open on their own too.
-    let mut devices: Vec<cpal::Device> = host
-        .output_devices()?
-        .filter(|d| d.default_output_config().is_ok())
-        .collect();
-    if let Some(default) = host.default_output_device() {
-        // Named as `open(None)` names it.
-        devices.retain(|d| *d != default);
-        devices.insert(0, default);
-    }
-    let described: Vec<String> = devices.iter().map(description).collect();
-    Ok(devices
-        .into_iter()
-        .zip(&described)
-        .map(|(device, name)| {
-            if described.iter().filter(|n| *n == name).count() > 1 {
-                let id = device.id().map(|id| id.id().to_string());
-                (format!("{name} ({})", id.as_deref().unwrap_or("?")), device)
-            } else {
-                (name.clone(), device)
-            }
-        })
-        .collect())
+    devices::named(host, Direction::Output)
 }
 
-/// What the device calls itself (its id where it has no description).
 fn description(device: &cpal::Device) -> String {
-    device
-        .description()
-        .map(|d| d.name().to_string())
-        .or_else(|_| device.id().map(|id| id.id().to_string()))
-        .unwrap_or_else(|_| "output".into())
+    devices::description(device, Direction::Output)
 }
 
 /// An open output. Dropping it stops the sound and joins its thread.

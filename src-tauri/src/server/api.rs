@@ -83,6 +83,7 @@ api_routes! {
     post "/call/{sid}/tool/{call_id}/approve" => tools::approve,
     post "/call/{sid}/tool/{call_id}/decline" => tools::decline,
     get "/tools/pending" => tools::pending,
+    get "/tools/{name}/secret" => tools::secret,
     get "/sessions/{id}/tools" => tools::log,
     // Recordings (server/recordings_api.rs).
     get "/recordings" => rec::list,

@@ -52,6 +52,15 @@ pub(super) async fn pending(State(s): State<Arc<Services>>) -> ApiResult<Vec<Pen
     Ok(Json(s.tools.pending_approvals()))
 }
 
+/// `GET /api/tools/{name}/secret`: an HTTP tool's signing secret (made on first use), to set up the
+/// endpoint that verifies `X-Verbio-Signature`. The local API never faces the internet.
+pub(super) async fn secret(
+    State(s): State<Arc<Services>>,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<crate::services::tools::ToolSecret> {
+    Ok(Json(s.tools.tool_secret(&name).await?))
+}
+
 /// `GET /api/sessions/{id}/tools`: a call's tool log.
 pub(super) async fn log(
     State(s): State<Arc<Services>>,
