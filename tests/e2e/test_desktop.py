@@ -531,18 +531,37 @@ def main() -> int:
         #      model calls the session's first tool when given the order number), the window shows the prompt
         #      with a countdown and takes the focus; Approve lets it run, and its line shows in the transcript;
         #      on a second call Decline refuses it. Transcript search in the library finds the stored tool line.
+        def press(element_id: str) -> None:
+            """Clicks a button that may sit under the sticky Save bar or a toast: scrolled to the middle first."""
+            for close in driver.find_elements(By.CSS_SELECTOR, ".toast .close"):
+                close.click()
+            element = by_id(element_id)
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+            wait.until(EC.element_to_be_clickable((By.ID, element_id))).click()
+
         tab("session")
-        click("add-tool")
+        press("add-tool")
         by_id("new-tool-name").send_keys("lookup_order")
         by_id("new-tool-description").send_keys("Look up an order's delivery status by its number")
         params = by_id("new-tool-parameters")
         params.clear()
         params.send_keys('{"type": "object", "properties": {"order": {"type": "string"}}, "required": ["order"]}')
-        click("new-tool-add")
+        press("new-tool-add")
         approval_box = by_id("tool-approval-lookup_order")
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", approval_box)
         approval_box.click()
         assert approval_box.is_selected(), "the needs-approval box is ticked"
+        # Behind it, an HTTP endpoint (the stand-in providers answer it; plain http is allowed to this machine
+        # only: another host is refused before saving).
+        press("tool-http-lookup_order")
+        url_field = by_id("tool-url-lookup_order")
+        url_field.send_keys("http://orders.example.com/lookup")
+        text_in("save-blocker", "lookup_order's endpoint")
+        url_field.send_keys(Keys.CONTROL, "a")
+        url_field.send_keys(Keys.BACKSPACE)
+        tool_url = os.environ["TWILIO_API_BASE"] + "/tools/lookup_order"
+        url_field.send_keys(tool_url)
+        WebDriverWait(driver, 5, ignored_exceptions=RETRY_ON).until(lambda d: not d.find_elements(By.ID, "save-blocker"))
         save = by_id("save-session")
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", save)
         save.click()
@@ -568,14 +587,18 @@ def main() -> int:
             except TimeoutException:
                 raise AssertionError("no approval prompt: " + driver.find_element(By.CSS_SELECTOR, "ol.log").text[-400:])
 
+        def tool_lines() -> list:
+            # textContent: WebKitWebDriver's rendered text leaves out the result in the line's second row.
+            return [" ".join((li.get_attribute("textContent") or "").split())
+                    for li in driver.find_elements(By.CSS_SELECTOR, "ol.log li.tool")]
+
         def tool_line(text: str, timeout: float = 30) -> str:
             try:
                 WebDriverWait(driver, timeout, ignored_exceptions=RETRY_ON).until(
-                    lambda d: any(text in li.text for li in d.find_elements(By.CSS_SELECTOR, "ol.log li.tool")))
+                    lambda d: any(text in line for line in tool_lines()))
             except TimeoutException:
-                lines = [li.text for li in driver.find_elements(By.CSS_SELECTOR, "ol.log li.tool")]
-                raise AssertionError(f"no tool line saying {text!r}: {lines}")
-            return next(li.text for li in driver.find_elements(By.CSS_SELECTOR, "ol.log li.tool") if text in li.text)
+                raise AssertionError(f"no tool line saying {text!r}: {tool_lines()}")
+            return next(line for line in tool_lines() if text in line)
 
         def hang_up_if_live() -> None:
             if driver.find_element(By.CSS_SELECTOR, ".chip").text.startswith("Live"):
@@ -599,8 +622,16 @@ def main() -> int:
         card.find_element(By.CSS_SELECTOR, "[data-testid=approve]").click()
         WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(
             lambda d: "Approved" in d.find_element(By.CSS_SELECTOR, "[data-testid=tool-approval]").text)
-        approved = tool_line("approved")
-        assert "lookup_order" in approved, approved
+        approved = tool_line("shipped")
+        assert "lookup_order" in approved and "approved" in approved, approved
+        # The endpoint got the call signed with the tool's secret (made on first use, in the OS keychain).
+        with urllib.request.urlopen(os.environ["TWILIO_API_BASE"] + "/_test/last-tool", timeout=5) as r:
+            sent = json.load(r)
+        secret = keychain_value("tool:lookup_order")
+        parts = dict(p.split("=", 1) for p in (sent.get("signature") or "").split(","))
+        expected = hmac.new(secret.encode(), f"{parts.get('t')}.{sent['body']}".encode(), hashlib.sha256).hexdigest()
+        assert secret and hmac.compare_digest(parts.get("v1", ""), expected), f"the tool call is signed: {sent}"
+        assert json.loads(sent["body"])["arguments"] == {"order": "4271"}, sent["body"]
         step(f"approved from the window; the tool line reads {approved!r}")
         shot("tool-approved")
         # The card goes a few seconds after its answer.

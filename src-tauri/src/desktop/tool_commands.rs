@@ -1,8 +1,8 @@
 //! Tauri commands for the tools that do real work (issue 14): the operator's approvals, a call's tool
 //! log and HTTP tools' signing secrets. One line each into [`ToolDesk`](crate::services::tools::ToolDesk)
 //! (`services.tools`), [`Services::tool_calls`](crate::services::Services::tool_calls) (which
-//! `/api/call/{sid}/tool/{id}/…` and `/api/sessions/{id}/tools` use too) and
-//! [`Secrets`](crate::secrets::Secrets)' tool secrets. No logic lives here.
+//! `/api/call/{sid}/tool/{id}/…`, `/api/sessions/{id}/tools` and `/api/tools/{name}/secret` use too) and
+//! [`Secrets::tool_secret_status`](crate::secrets::Secrets::tool_secret_status). No logic lives here.
 
 use tauri::State;
 
@@ -10,6 +10,7 @@ use super::commands::Res;
 use super::{Core, Desktop};
 use crate::calls::approvals::PendingApproval;
 use crate::secrets::ToolSecretStatus;
+use crate::services::tools::ToolSecret;
 use crate::store::tool_calls::ToolCallRecord;
 use crate::types::CallSid;
 
@@ -51,21 +52,9 @@ pub fn tool_secret_status(desktop: State<'_, Desktop>, name: String) -> Res<Tool
     Ok(desktop.secrets.tool_secret_status(&name)?)
 }
 
-/// Tool `name`'s signing secret, for the user to copy to their endpoint (`None`: it has none).
-#[tauri::command(async)]
-pub fn tool_secret(desktop: State<'_, Desktop>, name: String) -> Res<Option<String>> {
-    Ok(desktop
-        .secrets
-        .tool_secret(&name)?
-        .map(|s| s.expose().to_string()))
-}
-
-/// Makes a new signing secret for tool `name` in the keychain and returns it (to copy to the endpoint).
-#[tauri::command(async)]
-pub fn generate_tool_secret(desktop: State<'_, Desktop>, name: String) -> Res<String> {
-    Ok(desktop
-        .secrets
-        .generate_tool_secret(&name)?
-        .expose()
-        .to_string())
+/// HTTP tool `name`'s signing secret, made (and kept in the keychain) if it has none yet: for the user
+/// to copy to their endpoint, which verifies `X-Verbio-Signature` with it.
+#[tauri::command]
+pub async fn tool_secret(core: State<'_, Core>, name: String) -> Res<ToolSecret> {
+    Ok(core.services().await?.tools.tool_secret(&name).await?)
 }

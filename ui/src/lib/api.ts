@@ -39,6 +39,7 @@ import type {
   Side,
   ToolCallRecord,
   ToolInfo,
+  ToolSecret,
   ToolSecretStatus,
   TranscriptRecord,
   TwilioCheck,
@@ -342,14 +343,12 @@ export function toolSecretStatus(name: string): Promise<ToolSecretStatus> {
   return invoke<ToolSecretStatus>('tool_secret_status', { name });
 }
 
-/** The secret HTTP tool `name`'s requests are signed with, to copy to the endpoint; `null`: it has none. */
-export function toolSecret(name: string): Promise<string | null> {
-  return invoke<string | null>('tool_secret', { name });
-}
-
-/** Makes a new signing secret for tool `name` (in the keychain) and returns it. */
-export function generateToolSecret(name: string): Promise<string> {
-  return invoke<string>('generate_tool_secret', { name });
+/**
+ * The secret HTTP tool `name`'s requests are signed with, made (and kept in the keychain) if it has none yet:
+ * to copy to the endpoint, which verifies `X-Verbio-Signature` with it.
+ */
+export function toolSecret(name: string): Promise<ToolSecret> {
+  return invoke<ToolSecret>('tool_secret', { name });
 }
 
 // ---- Events ----

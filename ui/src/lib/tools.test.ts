@@ -185,6 +185,7 @@ describe('approvals', () => {
     let s: ApprovalsState = applyApprovalEvent({}, asked('CA1', 'fc_1', 1000));
     expect(unanswered(s)).toHaveLength(1);
     expect(secondsLeft(must(s[approvalKey('CA1', 'fc_1')]), 1000)).toBe(30);
+    expect(secondsLeft(must(s[approvalKey('CA1', 'fc_1')]), 400)).toBe(30);
     expect(secondsLeft(must(s[approvalKey('CA1', 'fc_1')]), 30_500)).toBe(1);
     expect(secondsLeft(must(s[approvalKey('CA1', 'fc_1')]), 99_000)).toBe(0);
     s = applyApprovalEvent(s, settled('CA1', 'fc_1', false, 'timeout', 31_000));

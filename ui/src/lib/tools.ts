@@ -231,9 +231,10 @@ export function unanswered(state: ApprovalsState): ApprovalView[] {
     .sort((a, b) => a.askedAtMs - b.askedAtMs);
 }
 
-/** Whole seconds left to answer (0 once expired). */
+/** Whole seconds left to answer (0 once expired); never more than the whole wait (the window's clock ticks late). */
 export function secondsLeft(a: ApprovalView, now: number): number {
-  return Math.max(0, Math.ceil((a.expiresAtMs - now) / 1000));
+  const whole = Math.ceil((a.expiresAtMs - a.askedAtMs) / 1000);
+  return Math.min(whole, Math.max(0, Math.ceil((a.expiresAtMs - now) / 1000)));
 }
 
 /** What the desk reads when its answer was not taken. */

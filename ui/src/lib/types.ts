@@ -364,6 +364,14 @@ export interface ToolSecretStatus {
   masked: string | null;
 }
 
+/** `verbio::services::tools::ToolSecret`: a tool's signing secret, to copy to its endpoint. */
+export interface ToolSecret {
+  tool: string;
+  secret: string;
+  /** Overrides the keychain (for `verbio serve`). */
+  env_var: string;
+}
+
 /** `verbio::services::ToolInfo`. */
 export interface ToolInfo {
   name: string;
