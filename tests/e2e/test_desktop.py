@@ -562,10 +562,16 @@ def main() -> int:
         tool_url = os.environ["TWILIO_API_BASE"] + "/tools/lookup_order"
         url_field.send_keys(tool_url)
         WebDriverWait(driver, 5, ignored_exceptions=RETRY_ON).until(lambda d: not d.find_elements(By.ID, "save-blocker"))
-        save = by_id("save-session")
-        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", save)
-        save.click()
-        step(text_in("session-result", "Saved"))
+        press("save-session")
+        try:
+            step(text_in("session-result", "Saved"))
+        except TimeoutException:
+            shot("tool-session-failed")
+            results = driver.find_elements(By.ID, "session-result")
+            raise AssertionError("the session with the tool was not saved: "
+                                 + (results[0].text if results else "no result")
+                                 + f"; url field {url_field.get_attribute('value')!r}")
+        shot("session-tools")
 
         def start_demo() -> None:
             tab("setup")
