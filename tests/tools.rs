@@ -35,7 +35,32 @@ fn refund_tool() -> FunctionTool {
     }
 }
 
+/// The HTTP tools' signing secrets, as a headless `verbio serve` takes them (the environment wins over
+/// the keychain). Set once, before any test starts a core: changing the environment while other
+/// threads read it is not safe.
+const TOOL_SECRETS: &[(&str, &str)] = &[
+    ("lookup_signed", "tool-secret-for-the-lookup-test-0001"),
+    ("lookup_500", "tool-secret-for-the-failure-tests-01"),
+    ("lookup_bad_json", "tool-secret-for-the-failure-tests-01"),
+    ("lookup_huge", "tool-secret-for-the-failure-tests-01"),
+    ("lookup_slow", "tool-secret-for-the-slow-tool-test1"),
+];
+
+fn secret_of(tool: &str) -> &'static str {
+    TOOL_SECRETS
+        .iter()
+        .find(|(name, _)| *name == tool)
+        .map(|(_, secret)| *secret)
+        .expect("a test tool")
+}
+
 async fn harness(model: SimRealtimeConfig, session: SessionConfig) -> Harness {
+    static SECRETS: std::sync::Once = std::sync::Once::new();
+    SECRETS.call_once(|| {
+        for (tool, secret) in TOOL_SECRETS {
+            std::env::set_var(verbio::secrets::tool_secret_env_var(tool), secret);
+        }
+    });
     let h = start(model, |c| c.api_key = Secret::new(API_KEY)).await;
     h.running
         .services
@@ -358,8 +383,7 @@ async fn call_with_tool(tool: FunctionTool, filler: bool) -> (Harness, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http_tool_is_called_signed_and_its_result_is_spoken() {
-    let secret = "tool-secret-for-the-lookup-test-0001";
-    std::env::set_var("VERBIO_TOOL_SECRET_LOOKUP_SIGNED", secret);
+    let secret = secret_of("lookup_signed");
     let server =
         verbio::sim::tool_server::ToolServer::start(Some(secret.as_bytes().to_vec())).await;
     let (h, sid) = call_with_tool(http_tool("lookup_signed", server.url("/ok"), 8000), false).await;
@@ -383,7 +407,7 @@ async fn an_http_tool_is_called_signed_and_its_result_is_spoken() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_are_outputs_the_agent_talks_about() {
-    let secret = "tool-secret-for-the-failure-tests-01";
+    let secret = secret_of("lookup_500");
     let server =
         verbio::sim::tool_server::ToolServer::start(Some(secret.as_bytes().to_vec())).await;
     for (name, path, expect) in [
@@ -391,7 +415,6 @@ async fn failures_are_outputs_the_agent_talks_about() {
         ("lookup_bad_json", "/malformed", "broken JSON"),
         ("lookup_huge", "/huge", "more than 16 KB"),
     ] {
-        std::env::set_var(verbio::secrets::tool_secret_env_var(name), secret);
         let (h, _) = call_with_tool(http_tool(name, server.url(path), 8000), false).await;
         let s = &h.model.accepted_sessions()[0];
         let output = s
@@ -410,8 +433,7 @@ async fn failures_are_outputs_the_agent_talks_about() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_tool_keeps_the_line_alive_and_times_out() {
-    let secret = "tool-secret-for-the-slow-tool-test1";
-    std::env::set_var("VERBIO_TOOL_SECRET_LOOKUP_SLOW", secret);
+    let secret = secret_of("lookup_slow");
     let server =
         verbio::sim::tool_server::ToolServer::start(Some(secret.as_bytes().to_vec())).await;
     let started = std::time::Instant::now();
@@ -434,4 +456,199 @@ async fn a_slow_tool_keeps_the_line_alive_and_times_out() {
     // Searchable with the transcript.
     let found = get(&h, "/api/recordings?q=lookup_slow").await;
     assert_eq!(found[0]["call_sid"], sid.as_str(), "{found}");
+}
+
+fn mcp_session(servers: serde_json::Value) -> SessionConfig {
+    SessionConfig {
+        mcp_servers: serde_json::from_value(servers).expect("MCP config"),
+        ..SessionConfig::default()
+    }
+}
+
+/// Waits until every configured MCP server is ready.
+async fn mcp_ready(h: &Harness) {
+    common::eventually(20 * SECOND, "the MCP servers are ready", || {
+        let statuses = h.running.services.tools.mcp_statuses();
+        !statuses.is_empty()
+            && statuses
+                .iter()
+                .all(|s| s.state == verbio::tools::mcp::McpState::Ready)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mcp_tool_over_stdio_answers_and_a_crash_mid_call_withdraws_its_tools() {
+    let mut h = harness(
+        SimRealtimeConfig {
+            script: vec![
+                tool_turn("Let me check.", 400, "orders__lookup_order", r#"{"order":"42"}"#),
+                turn("It has shipped.", 700),
+                tool_turn("One more check.", 300, "orders__crash", "{}"),
+                turn("The order system went away, sorry.", 700),
+            ],
+            ..SimRealtimeConfig::default()
+        },
+        mcp_session(json!([{
+            "name": "orders",
+            "transport": {"type": "stdio", "command": env!("CARGO_BIN_EXE_verbio"), "args": ["sim-mcp", "--stdio"]},
+            "allowed_tools": ["lookup_order", "crash"],
+        }])),
+    )
+    .await;
+    mcp_ready(&h).await;
+    let tools = get(&h, "/api/tools").await;
+    let names: Vec<&str> = tools
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"orders__lookup_order") && names.contains(&"end_call"),
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&"orders__slow"),
+        "only allowed tools: {names:?}"
+    );
+    let mut events = h.running.services.subscribe();
+    let sid = call_sid();
+    let call = SimCall::place(
+        h.caller(&sid),
+        vec![
+            speak(600),
+            CallerStep::Silence(2_500),
+            speak(600),
+            CallerStep::Silence(20_000),
+            CallerStep::HangUp,
+        ],
+    )
+    .await
+    .expect("call placed");
+    let mut outcomes = Vec::new();
+    for _ in 0..2 {
+        outcomes.push(
+            next_event(&mut events, |e| match e {
+                CallEvent::ToolFinished {
+                    tool,
+                    outcome,
+                    failure,
+                    ..
+                } => Some((tool, outcome, failure)),
+                _ => None,
+            })
+            .await,
+        );
+    }
+    let played = call.played_ms();
+    call.wait_played(played + 600, 10 * SECOND)
+        .await
+        .expect("the agent talked about it");
+    call.hang_up_now();
+    call.finish().await;
+    h.ended(&sid).await;
+    assert_eq!(outcomes[0].0, "orders__lookup_order");
+    assert_eq!(outcomes[0].1, verbio::events::ToolOutcome::Ok);
+    assert_eq!(outcomes[1].1, verbio::events::ToolOutcome::Failed);
+    assert_eq!(
+        outcomes[1].2,
+        Some(verbio::tools::FailureKind::ServerUnavailable)
+    );
+    let s = &h.model.accepted_sessions()[0];
+    let outputs: Vec<&str> = s
+        .items_created
+        .iter()
+        .filter(|i| i["type"] == "function_call_output")
+        .filter_map(|i| i["output"].as_str())
+        .collect();
+    assert!(outputs[0].contains("shipped"), "{outputs:?}");
+    assert_eq!(s.response_creates_refused, 0);
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    assert_eq!(
+        s.responses.last().map(|r| r.status.as_str()),
+        Some("completed")
+    );
+    // The dead server is a visible problem, and its tools are withdrawn from new calls.
+    let servers = get(&h, "/api/mcp/servers").await;
+    assert_eq!(servers[0]["state"], "failed", "{servers}");
+    assert!(
+        servers[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("exited")),
+        "{servers}"
+    );
+    let tools = get(&h, "/api/tools").await;
+    assert!(
+        tools
+            .as_array()
+            .expect("list")
+            .iter()
+            .all(|t| t["kind"] != "mcp"),
+        "{tools}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mcp_tool_over_streamable_http_needs_approval_when_configured() {
+    let (addr, _server) = verbio::sim::mcp_server::serve_http("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("MCP server");
+    let mut h = harness(
+        SimRealtimeConfig {
+            script: vec![
+                tool_turn(
+                    "Let me check.",
+                    400,
+                    "shop__lookup_order",
+                    r#"{"order":"7"}"#,
+                ),
+                turn("Let me check that with a colleague.", 500),
+                turn("It has shipped.", 700),
+            ],
+            ..SimRealtimeConfig::default()
+        },
+        mcp_session(json!([{
+            "name": "shop",
+            "transport": {"type": "http", "url": format!("http://{addr}/mcp")},
+            "allowed_tools": ["lookup_order"],
+            "needs_approval": ["lookup_order"],
+        }])),
+    )
+    .await;
+    mcp_ready(&h).await;
+    let mut events = h.running.services.subscribe();
+    let sid = call_sid();
+    let call = SimCall::place(
+        h.caller(&sid),
+        vec![speak(600), CallerStep::Silence(20_000), CallerStep::HangUp],
+    )
+    .await
+    .expect("call placed");
+    let call_id = next_event(&mut events, |e| match e {
+        CallEvent::ToolApprovalRequested { call_id, tool, .. } if tool == "shop__lookup_order" => {
+            Some(call_id)
+        }
+        _ => None,
+    })
+    .await;
+    let (status, _) = post(&h, &format!("/api/call/{sid}/tool/{call_id}/approve")).await;
+    assert_eq!(status, 202);
+    let outcome = next_event(&mut events, |e| match e {
+        CallEvent::ToolFinished {
+            outcome, output, ..
+        } => Some((outcome, output)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(outcome.0, verbio::events::ToolOutcome::Ok);
+    assert!(outcome.1.is_some_and(|o| o.contains("shipped")));
+    let played = call.played_ms();
+    call.wait_played(played + 600, 10 * SECOND)
+        .await
+        .expect("spoken");
+    call.hang_up_now();
+    call.finish().await;
+    h.ended(&sid).await;
+    assert_answered_after_output(&h.model.accepted_sessions()[0], "shipped");
 }

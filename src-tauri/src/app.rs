@@ -65,7 +65,11 @@ pub struct Running {
 
 impl Running {
     pub async fn shutdown(self) {
-        tokio::join!(self.public.close(), self.api.close());
+        tokio::join!(
+            self.public.close(),
+            self.api.close(),
+            self.services.tools.shutdown()
+        );
     }
 }
 
@@ -130,6 +134,7 @@ pub async fn start_with_connector(
         approvals.clone(),
         registry.clone(),
         Arc::new(crate::secrets::Secrets::system()),
+        &session.current(),
     );
     let persist_store = store.clone();
     let persist: PersistFn = Arc::new(move |event: &CallEvent| persist_store.apply(event));

@@ -19,6 +19,22 @@ enum Command {
     /// Load-test the bridge with simulated calls over loopback and print the measurements.
     #[cfg(feature = "sim")]
     Bench(verbio::bench::BenchArgs),
+    /// The test MCP server (`verbio::sim::mcp_server`), for the MCP tools' tests.
+    #[cfg(feature = "sim")]
+    #[command(hide = true)]
+    SimMcp(SimMcpArgs),
+}
+
+#[cfg(feature = "sim")]
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct SimMcpArgs {
+    /// Speak MCP on stdin/stdout.
+    #[arg(long)]
+    stdio: bool,
+    /// Serve streamable HTTP on this address (port 0: any free one); prints the URL first.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<std::net::SocketAddr>,
 }
 
 #[derive(clap::Args)]
@@ -35,10 +51,50 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve(args),
         #[cfg(feature = "sim")]
         Some(Command::Bench(args)) => verbio::bench::run(args).map_err(|e| e.to_string()),
+        #[cfg(feature = "sim")]
+        Some(Command::SimMcp(args)) => return sim_mcp(args),
         None => desktop(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("verbio: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the test MCP server; its `crash` tool ends the process with status 3 in both modes.
+#[cfg(feature = "sim")]
+fn sim_mcp(args: SimMcpArgs) -> ExitCode {
+    use verbio::sim::mcp_server;
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("verbio: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match args.http {
+            None => mcp_server::serve_stdio().await.map(|()| ExitCode::SUCCESS),
+            Some(addr) => {
+                let (_, mut server) = mcp_server::serve_http(addr)
+                    .await
+                    .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+                let line = format!("listening on {}\n", server.url());
+                let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), line.as_bytes());
+                tokio::select! {
+                    _ = server.stopped() => {
+                        Ok(ExitCode::from(mcp_server::CRASH_EXIT_STATUS as u8))
+                    }
+                    _ = wait_for_shutdown_signal() => Ok(ExitCode::SUCCESS),
+                }
+            }
+        }
+    });
+    match result {
+        Ok(code) => code,
         Err(message) => {
             eprintln!("verbio: {message}");
             ExitCode::FAILURE

@@ -67,6 +67,13 @@ pub struct ToolInfo {
     pub name: String,
     pub description: String,
     pub built_in: bool,
+    /// What is behind it: `built_in`, `http` (the user's endpoint), `mcp` (an MCP server's tool, from
+    /// a server that is up now), or `none` (offered to the model, answered "not available").
+    pub kind: &'static str,
+    pub needs_approval: bool,
+    /// The MCP server, for `mcp` tools.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
 }
 
 /// The core's services: a small façade over the parts below, one per running app (no global state).
@@ -261,6 +268,7 @@ impl Services {
         self.session
             .replace(session.clone())
             .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        self.tools.configure_mcp(&session);
         Ok(session)
     }
 
@@ -282,12 +290,26 @@ impl Services {
                 name: t.name.into(),
                 description: t.label.into(),
                 built_in: true,
+                kind: "built_in",
+                needs_approval: false,
+                server: None,
             })
             .collect();
         tools.extend(session.tools.iter().map(|t| ToolInfo {
             name: t.name.clone(),
             description: t.description.clone(),
             built_in: false,
+            kind: if t.endpoint.is_some() { "http" } else { "none" },
+            needs_approval: t.needs_approval,
+            server: None,
+        }));
+        tools.extend(self.tools.mcp_tools().into_iter().map(|t| ToolInfo {
+            name: t.name,
+            description: t.description,
+            built_in: false,
+            kind: "mcp",
+            needs_approval: t.needs_approval,
+            server: Some(t.server),
         }));
         tools
     }

@@ -63,3 +63,75 @@ pub fn description(device: &cpal::Device, direction: Direction) -> String {
             Direction::Output => "output".into(),
         })
 }
+
+/// How long a device may take to open.
+const OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A cpal stream kept on a thread of its own (streams are not `Send` on every platform), so a device
+/// that hangs while opening costs the opener at most [`OPEN_TIMEOUT`]. Dropping it stops the stream
+/// and joins the thread.
+pub struct StreamThread {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for StreamThread {
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Runs `build` on a new thread named `name` and keeps its stream there; returns once the stream runs
+/// (with the device's name and rate), or `build`'s error, or `unusable(why)` if the thread could not start
+/// or the device did not open in time (the thread then ends by itself once the device answers).
+pub fn spawn_stream<E: Send + 'static>(
+    name: &str,
+    build: impl FnOnce() -> Result<(cpal::Stream, String, u32), E> + Send + 'static,
+    unusable: impl Fn(String) -> E,
+) -> Result<(StreamThread, String, u32), E> {
+    use std::sync::mpsc;
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(String, u32), E>>();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let stream = match build() {
+                Ok((stream, name, rate)) => {
+                    let _ = ready_tx.send(Ok((name, rate)));
+                    stream
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            // Runs until the StreamThread is dropped (the sender goes away).
+            let _ = stop_rx.recv();
+            drop(stream);
+        })
+        .map_err(|e| unusable(format!("cannot start the audio thread: {e}")))?;
+    match ready_rx.recv_timeout(OPEN_TIMEOUT) {
+        Ok(Ok((device, rate))) => Ok((
+            StreamThread {
+                stop: Some(stop_tx),
+                thread: Some(thread),
+            },
+            device,
+            rate,
+        )),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => Err(unusable(
+            "the audio thread ended while opening the device".into(),
+        )),
+        Err(mpsc::RecvTimeoutError::Timeout) => Err(unusable(format!(
+            "the audio device did not open within {} s",
+            OPEN_TIMEOUT.as_secs()
+        ))),
+    }
+}

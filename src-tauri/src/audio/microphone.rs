@@ -12,13 +12,12 @@
 //! a clear [`MicrophoneError`], never a panic.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 
-use super::devices::{self, Direction};
+use super::devices::{self, Direction, StreamThread};
 pub use super::mic_pipeline::{pipeline_delay, PipelineDelay};
 use super::mic_pipeline::{Encoder, LEVEL_FLOOR_DB};
 
@@ -82,8 +81,8 @@ struct Shared {
 /// An open microphone. Dropping it stops capture (the frame channel then closes) and joins its
 /// thread.
 pub struct Microphone {
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    /// Dropped last: stops the device and joins its thread.
+    _stream: StreamThread,
     pub device: String,
     /// The device's rate, before resampling to 8 kHz.
     pub rate: u32,
@@ -130,22 +129,11 @@ impl Microphone {
     }
 }
 
-impl Drop for Microphone {
-    fn drop(&mut self) {
-        self.stop.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// Opens `device` (or the default input) and starts sending its frames to `frames`.
 pub fn open(
     device: Option<&str>,
     frames: tokio::sync::mpsc::Sender<MicFrame>,
 ) -> Result<Microphone, MicrophoneError> {
-    let (ready_tx, ready_rx) = mpsc::channel::<Result<(String, u32), MicrophoneError>>();
-    let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let wanted = device.map(str::to_string);
     let shared = Arc::new(Shared {
         level: AtomicU32::new(LEVEL_FLOOR_DB.to_bits()),
@@ -155,44 +143,17 @@ pub fn open(
         muted: AtomicBool::new(false),
     });
     let state = shared.clone();
-    let thread = std::thread::Builder::new()
-        .name("verbio-microphone".into())
-        .spawn(move || {
-            let stream = match build(wanted.as_deref(), frames, state) {
-                Ok((stream, name, rate)) => {
-                    let _ = ready_tx.send(Ok((name, rate)));
-                    stream
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                    return;
-                }
-            };
-            // Runs until the Microphone is dropped (the sender goes away).
-            let _ = stop_rx.recv();
-            drop(stream);
-        })
-        .map_err(|e| MicrophoneError::Unusable(format!("cannot start the audio thread: {e}")))?;
-    match ready_rx.recv_timeout(Duration::from_secs(10)) {
-        Ok(Ok((device, rate))) => Ok(Microphone {
-            stop: Some(stop_tx),
-            thread: Some(thread),
-            device,
-            rate,
-            shared,
-        }),
-        Ok(Err(e)) => {
-            let _ = thread.join();
-            Err(e)
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => Err(MicrophoneError::Unusable(
-            "the audio thread ended while opening the device".into(),
-        )),
-        // The thread ends by itself: it finds the stop sender gone once the device answers.
-        Err(mpsc::RecvTimeoutError::Timeout) => Err(MicrophoneError::Unusable(
-            "the audio input device did not open within 10 s".into(),
-        )),
-    }
+    let (stream, device, rate) = devices::spawn_stream(
+        "verbio-microphone",
+        move || build(wanted.as_deref(), frames, state),
+        MicrophoneError::Unusable,
+    )?;
+    Ok(Microphone {
+        _stream: stream,
+        device,
+        rate,
+        shared,
+    })
 }
 
 fn build(

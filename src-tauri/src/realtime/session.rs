@@ -213,6 +213,9 @@ pub struct SessionConfig {
     pub transfer_number: Option<String>,
     /// How long a tool call waits for the operator's approval before it is declined, seconds (5–300).
     pub tool_approval_timeout_secs: u32,
+    /// MCP servers whose allowed tools the agent may use (see `tools::mcp`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mcp_servers: Vec<crate::tools::mcp::McpServerConfig>,
 }
 
 impl Default for SessionConfig {
@@ -233,6 +236,7 @@ impl Default for SessionConfig {
             greeting: Greeting::default(),
             transfer_number: None,
             tool_approval_timeout_secs: DEFAULT_APPROVAL_TIMEOUT_SECS,
+            mcp_servers: Vec::new(),
         }
     }
 }
@@ -326,6 +330,8 @@ impl SessionConfig {
                 })?;
             }
         }
+        crate::tools::mcp::validate_list(&self.mcp_servers)
+            .map_err(|why| invalid("mcp_servers", why))?;
         if let Greeting::SpeakFirst { opening_line } = &self.greeting {
             if opening_line.trim().is_empty() {
                 return Err(invalid(

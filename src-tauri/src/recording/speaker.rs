@@ -6,14 +6,13 @@
 //! usable device (no sound server, unplugged card), never with a panic.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use rubato::{FastFixedIn, PolynomialDegree, Resampler};
 
-use crate::audio::devices::{self, Direction};
+use crate::audio::devices::{self, Direction, StreamThread};
 
 /// Source rate: everything here is telephone audio.
 pub const SOURCE_RATE: u32 = 8000;
@@ -50,8 +49,8 @@ fn description(device: &cpal::Device) -> String {
 
 /// An open output. Dropping it stops the sound and joins its thread.
 pub struct Speaker {
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    /// Dropped last: stops the device and joins its thread.
+    _stream: StreamThread,
     pub device: String,
     pub rate: u32,
     latency_us: Arc<AtomicU64>,
@@ -64,56 +63,22 @@ impl Speaker {
     }
 }
 
-impl Drop for Speaker {
-    fn drop(&mut self) {
-        self.stop.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// Opens `device` (or the default output) and starts playing `source`.
 pub fn open(device: Option<&str>, source: Box<dyn Source>) -> Result<Speaker, SpeakerError> {
-    let (ready_tx, ready_rx) = mpsc::channel::<Result<(String, u32), SpeakerError>>();
-    let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let wanted = device.map(str::to_string);
     let latency_us = Arc::new(AtomicU64::new(0));
     let latency = latency_us.clone();
-    let thread = std::thread::Builder::new()
-        .name("verbio-speaker".into())
-        .spawn(move || {
-            let stream = match build(wanted.as_deref(), source, latency) {
-                Ok((stream, name, rate)) => {
-                    let _ = ready_tx.send(Ok((name, rate)));
-                    stream
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                    return;
-                }
-            };
-            // Runs until the Speaker is dropped (the sender goes away).
-            let _ = stop_rx.recv();
-            drop(stream);
-        })
-        .map_err(|e| SpeakerError::Unusable(format!("cannot start the audio thread: {e}")))?;
-    match ready_rx.recv_timeout(Duration::from_secs(10)) {
-        Ok(Ok((device, rate))) => Ok(Speaker {
-            stop: Some(stop_tx),
-            thread: Some(thread),
-            device,
-            rate,
-            latency_us,
-        }),
-        Ok(Err(e)) => {
-            let _ = thread.join();
-            Err(e)
-        }
-        Err(_) => Err(SpeakerError::Unusable(
-            "the audio device did not open within 10 s".into(),
-        )),
-    }
+    let (stream, device, rate) = devices::spawn_stream(
+        "verbio-speaker",
+        move || build(wanted.as_deref(), source, latency),
+        SpeakerError::Unusable,
+    )?;
+    Ok(Speaker {
+        _stream: stream,
+        device,
+        rate,
+        latency_us,
+    })
 }
 
 fn build(

@@ -84,6 +84,8 @@ api_routes! {
     post "/call/{sid}/tool/{call_id}/decline" => tools::decline,
     get "/tools/pending" => tools::pending,
     get "/tools/{name}/secret" => tools::secret,
+    get "/mcp/servers" => tools::mcp_servers,
+    post "/mcp/servers/{name}/retry" => tools::mcp_retry,
     get "/sessions/{id}/tools" => tools::log,
     // Recordings (server/recordings_api.rs).
     get "/recordings" => rec::list,

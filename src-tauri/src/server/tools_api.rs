@@ -61,6 +61,29 @@ pub(super) async fn secret(
     Ok(Json(s.tools.tool_secret(&name).await?))
 }
 
+/// `GET /api/mcp/servers`: each MCP server's state and the tools it lists.
+pub(super) async fn mcp_servers(
+    State(s): State<Arc<Services>>,
+) -> ApiResult<Vec<crate::tools::mcp::McpServerStatus>> {
+    Ok(Json(s.tools.mcp_statuses()))
+}
+
+/// `POST /api/mcp/servers/{name}/retry`: tries a failed server again now.
+pub(super) async fn mcp_retry(
+    State(s): State<Arc<Services>>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    if s.tools.retry_mcp(&name) {
+        Ok(StatusCode::ACCEPTED)
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no MCP server of that name",
+        ))
+    }
+}
+
 /// `GET /api/sessions/{id}/tools`: a call's tool log.
 pub(super) async fn log(
     State(s): State<Arc<Services>>,

@@ -7,14 +7,16 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
+use tracing::{info, warn};
 
 use super::ServiceError;
 use crate::calls::approvals::{Approvals, Decision, PendingApproval};
 use crate::calls::registry::CallRegistry;
 use crate::calls::tool_runner::ToolRunner;
-use crate::realtime::session::SessionConfig;
+use crate::realtime::session::{FunctionTool, SessionConfig};
 use crate::secrets::Secrets;
 use crate::tools::http::HttpTools;
+use crate::tools::mcp::{McpHub, McpServerStatus, McpState};
 use crate::tools::{FailureKind, ToolFailure, ToolRequest};
 use crate::types::Secret;
 
@@ -25,16 +27,63 @@ pub struct ToolDesk {
     http: Arc<HttpTools>,
     /// Each HTTP tool's signing secret (the keychain; `VERBIO_TOOL_SECRET_<NAME>` wins).
     secrets: Arc<Secrets>,
+    /// The session's MCP servers, kept connected (restarted when they fail).
+    mcp: Arc<McpHub>,
 }
 
 impl ToolDesk {
-    pub fn new(approvals: Approvals, registry: CallRegistry, secrets: Arc<Secrets>) -> Arc<Self> {
+    /// The desk, connecting the MCP servers of `session` (in the background).
+    pub fn new(
+        approvals: Approvals,
+        registry: CallRegistry,
+        secrets: Arc<Secrets>,
+        session: &SessionConfig,
+    ) -> Arc<Self> {
+        let mcp = McpHub::new(Arc::new(|status: McpServerStatus| match status.state {
+            McpState::Failed => warn!(
+                server = %status.name,
+                "MCP server unavailable: {}",
+                status.message.as_deref().unwrap_or("no reason given")
+            ),
+            McpState::Ready => {
+                info!(server = %status.name, tools = status.tools.len(), "MCP server ready")
+            }
+            McpState::Starting => {}
+        }));
+        mcp.configure(&session.mcp_servers);
         Arc::new(ToolDesk {
             approvals,
             registry,
             http: Arc::new(HttpTools::new()),
             secrets,
+            mcp,
         })
+    }
+
+    /// The session's MCP servers changed: start new ones, stop removed ones (live calls keep the tools
+    /// they started with; a removed server's tools fail on them).
+    pub fn configure_mcp(&self, session: &SessionConfig) {
+        self.mcp.configure(&session.mcp_servers);
+    }
+
+    /// Each MCP server's state (and every tool it lists, for the allow-list).
+    pub fn mcp_statuses(&self) -> Vec<McpServerStatus> {
+        self.mcp.statuses()
+    }
+
+    /// The allowed tools of MCP servers that are up now.
+    pub fn mcp_tools(&self) -> Vec<crate::tools::mcp::McpTool> {
+        self.mcp.tools()
+    }
+
+    /// Tries a failed MCP server again now; false when there is no such server.
+    pub fn retry_mcp(&self, name: &str) -> bool {
+        self.mcp.retry(name)
+    }
+
+    /// Stops every MCP server (their processes end).
+    pub async fn shutdown(&self) {
+        self.mcp.shutdown().await;
     }
 
     /// The signing secret of HTTP tool `name`, made (and kept in the keychain) if it has none yet: what
@@ -101,7 +150,25 @@ fn signing_secret(secrets: &Secrets, tool: &str) -> Result<Secret, crate::secret
 
 impl ToolRunner for ToolDesk {
     fn session_for_call(&self, session: Arc<SessionConfig>) -> Arc<SessionConfig> {
-        session
+        let offered = self.mcp.tools();
+        if offered.is_empty() {
+            return session;
+        }
+        let mut call = (*session).clone();
+        for tool in offered {
+            // A session tool of the same name wins (the model cannot tell two apart).
+            if call.tools.iter().any(|t| t.name == tool.name) {
+                continue;
+            }
+            call.tools.push(FunctionTool {
+                name: tool.name,
+                description: tool.description,
+                parameters: tool.input_schema,
+                needs_approval: tool.needs_approval,
+                endpoint: None,
+            });
+        }
+        Arc::new(call)
     }
 
     fn needs_approval(&self, session: &SessionConfig, tool: &str) -> bool {
@@ -121,13 +188,17 @@ impl ToolRunner for ToolDesk {
             .iter()
             .find(|t| t.name == request.tool)
             .and_then(|t| t.endpoint.clone());
-        let (http, secrets) = (self.http.clone(), self.secrets.clone());
+        let (http, secrets, mcp) = (self.http.clone(), self.secrets.clone(), self.mcp.clone());
         async move {
             let Some(endpoint) = endpoint else {
-                return Err(ToolFailure::new(
-                    FailureKind::NotAvailable,
-                    format!("tool {} has nothing behind it on this app", request.tool),
-                ));
+                // Not an HTTP tool: an MCP server's, or nothing at all.
+                return match mcp.call(&request.tool, request.arguments.clone()).await {
+                    Err(f) if f.kind == FailureKind::NotAvailable => Err(ToolFailure::new(
+                        FailureKind::NotAvailable,
+                        format!("tool {} has nothing behind it on this app", request.tool),
+                    )),
+                    other => other,
+                };
             };
             // The keychain may take a moment (D-Bus): not on the runtime's threads.
             let tool = request.tool.clone();

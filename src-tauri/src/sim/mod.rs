@@ -3,6 +3,7 @@
 //! - [`realtime_server`]: a fake OpenAI Realtime GA server, strict like the live one (schema checks, one
 //!   response at a time, asynchronous cancel, energy VAD, scripted answers, outage controls).
 //! - [`twilio_caller`]: a fake Twilio caller (signed webhook, Media Streams socket, playout clock).
+//! - [`mcp_server`]: a small MCP server (stdio or streamable HTTP) for the MCP tools' tests.
 //!
 //! Both parse and build messages as `serde_json::Value` straight from `docs/protocols.md`, never with the
 //! bridge's own wire types: a fake that shared the bridge's types would agree with the bridge's bugs.
@@ -43,6 +44,7 @@
 //! ```
 mod caller_line;
 pub mod frame_tag;
+pub mod mcp_server;
 pub mod microphone;
 mod playout;
 pub mod realtime_server;

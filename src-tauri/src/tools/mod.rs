@@ -4,6 +4,7 @@
 //! needs it.
 
 pub mod http;
+pub mod mcp;
 
 use serde::Serialize;
 
