@@ -217,6 +217,7 @@ pub fn run() -> Result<(), DesktopError> {
             tool_commands::tool_log,
             tool_commands::tool_secret_status,
             tool_commands::tool_secret,
+            tool_commands::mcp_statuses,
         ])
         .on_window_event(|window, event| {
             // Closing the window keeps the app (and its calls) running in the tray, if there is one.

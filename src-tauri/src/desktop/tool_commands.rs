@@ -12,6 +12,7 @@ use crate::calls::approvals::PendingApproval;
 use crate::secrets::ToolSecretStatus;
 use crate::services::tools::ToolSecret;
 use crate::store::tool_calls::ToolCallRecord;
+use crate::tools::mcp::McpServerStatus;
 use crate::types::CallSid;
 
 /// Which door answered, as the `tool_approval_settled` event and the tool log name it.
@@ -57,4 +58,10 @@ pub fn tool_secret_status(desktop: State<'_, Desktop>, name: String) -> Res<Tool
 #[tauri::command]
 pub async fn tool_secret(core: State<'_, Core>, name: String) -> Res<ToolSecret> {
     Ok(core.services().await?.tools.tool_secret(&name).await?)
+}
+
+/// Each MCP server of the session: starting, ready (with every tool it lists) or failed (with why).
+#[tauri::command]
+pub async fn mcp_statuses(core: State<'_, Core>) -> Res<Vec<McpServerStatus>> {
+    Ok(core.services().await?.tools.mcp_statuses())
 }

@@ -394,14 +394,14 @@ function parseEnv(text: string): Record<string, string> {
   return env;
 }
 
-/** Server names are how the agent's tools are told apart: letters, digits, `_` and `-`. */
-const MCP_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+/** Server names prefix their tools' names (`McpServerConfig::name`): lower-case letters, digits, `_` and `-`. */
+const MCP_NAME = /^[a-z0-9_-]{1,32}$/;
 
 /** Field → problem for a draft (keys `name`, `command`, `url`, `env`); `others` are the other servers' names. */
 export function mcpDraftProblems(d: McpDraft, others: readonly string[]): Record<string, string> {
   const errors: Record<string, string> = {};
   const name = d.name.trim();
-  if (!MCP_NAME.test(name)) errors.name = 'A short name: letters, digits, _ and - (up to 64).';
+  if (!MCP_NAME.test(name)) errors.name = 'A short name: lower-case letters, digits, _ and - (up to 32).';
   else if (others.includes(name)) errors.name = `There is already a server named ${name}.`;
   if (d.kind === 'stdio') {
     if (d.command.trim() === '') errors.command = 'The command that starts the server.';
