@@ -99,7 +99,7 @@ dbus-run-session -- bash -c '
 
   status=0
   VERBIO_E2E_APP="$E2E_APP" VERBIO_E2E_SHOTS="$E2E_SHOTS" VERBIO_E2E_DRIVER_URL="http://127.0.0.1:$E2E_DRIVER_PORT" \
-    timeout 240 python3 tests/e2e/test_desktop.py || status=$?
+    timeout 420 python3 tests/e2e/test_desktop.py || status=$?
   kill "$DRIVER" "$PROVIDERS" 2>/dev/null || true
   wait "$DRIVER" 2>/dev/null || true
 

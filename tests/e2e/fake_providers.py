@@ -23,6 +23,8 @@ def main() -> None:
     parser.add_argument("--auth-token", required=True)
     args = parser.parse_args()
     last_call: dict = {}
+    # The last request to the HTTP tool below: its signature header and raw body, for the test to verify.
+    last_tool: dict = {}
     basic = "Basic " + base64.b64encode(f"{args.account_sid}:{args.auth_token}".encode()).decode()
 
     account = f"/2010-04-01/Accounts/{args.account_sid}"
@@ -45,6 +47,8 @@ def main() -> None:
             auth = self.headers.get("Authorization", "")
             if self.path == "/_test/last-call":  # for the test: the form of the last call created
                 return self.reply(200, last_call)
+            if self.path == "/_test/last-tool":
+                return self.reply(200, last_tool)
             if self.path == "/v1/models":
                 if auth == f"Bearer {args.openai_key}":
                     models = ["gpt-4o", "gpt-realtime-2.1", "gpt-realtime-mini", "gpt-realtime-2099-01-01"]
@@ -64,7 +68,13 @@ def main() -> None:
         def do_POST(self):
             auth = self.headers.get("Authorization", "")
             length = int(self.headers.get("Content-Length", "0"))
-            form = dict(parse_qsl(self.rfile.read(length).decode()))
+            raw = self.rfile.read(length)
+            if self.path == "/tools/lookup_order":  # an HTTP tool of the session (issue 14)
+                last_tool.clear()
+                last_tool.update({"signature": self.headers.get("X-Verbio-Signature"), "body": raw.decode()})
+                order = json.loads(raw).get("arguments", {}).get("order")
+                return self.reply(200, {"order": order, "status": "shipped", "arrives": "Thursday"})
+            form = dict(parse_qsl(raw.decode()))
             if self.path == f"{account}/Calls.json":
                 if auth != basic:
                     return self.reply(401, {"code": 20003, "message": "Authenticate", "status": 401})

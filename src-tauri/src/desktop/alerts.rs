@@ -13,6 +13,10 @@
 //! A live call's notification (incoming, answered) offers "Take over" where the notification server shows
 //! actions (the plugin's desktop action types, through D-Bus on Linux); a click on the notification itself
 //! opens the call in the window with its take-over button focused ([`NotificationAction`]).
+//!
+//! A tool call waiting for the operator's approval (issue 14) is a notification with the tool and its
+//! arguments and "Approve" / "Decline" buttons, which answer through `services.tools.decide` (by
+//! `notification`); a click on it opens the call, where the window shows the same question.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,8 +34,16 @@ pub const DESKTOP_ALERT: &str = "desktop-alert";
 /// The notification action type of a live call's alert: one "Take over" button.
 pub const LIVE_CALL_ACTIONS: &str = "live_call";
 const TAKE_OVER_ACTION: &str = "take_over";
+/// The notification action type of a tool call waiting for approval: "Approve" and "Decline".
+pub const TOOL_APPROVAL_ACTIONS: &str = "tool_approval";
+const APPROVE_ACTION: &str = "approve";
+const DECLINE_ACTION: &str = "decline";
 /// The notification's extra field naming its call.
 const CALL_SID_EXTRA: &str = "call_sid";
+/// The notification's extra field naming the tool call it asks about.
+const CALL_ID_EXTRA: &str = "call_id";
+/// Longest arguments a notification shows (they are the model's, and may be long).
+const NOTIFIED_ARGUMENTS_CHARS: usize = 160;
 
 /// What a click on a notification asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,14 +52,28 @@ pub enum NotificationAction {
     TakeOver(String),
     /// The notification itself: show the call with its take-over button focused.
     ShowCall(String),
+    /// "Approve" or "Decline" on a tool call waiting for the operator: `(call_sid, call_id, approved)`.
+    Decide(String, String, bool),
+    /// A click on an approval's notification: show the call (its approval card has the focus).
+    ShowApproval(String),
 }
 
-/// Reads a notification click: the action (`tap` is the notification itself) and the call it named.
-pub fn notification_action(action_id: &str, call_sid: Option<&str>) -> Option<NotificationAction> {
+/// Reads a notification click: the action (`tap` is the notification itself), the call it named and, for
+/// a tool approval, the tool call.
+pub fn notification_action(
+    action_id: &str,
+    call_sid: Option<&str>,
+    call_id: Option<&str>,
+) -> Option<NotificationAction> {
     let sid = call_sid.filter(|s| !s.is_empty())?.to_string();
-    match action_id {
-        TAKE_OVER_ACTION => Some(NotificationAction::TakeOver(sid)),
-        "tap" => Some(NotificationAction::ShowCall(sid)),
+    let id = call_id.filter(|s| !s.is_empty()).map(String::from);
+    match (action_id, id) {
+        (APPROVE_ACTION, Some(id)) => Some(NotificationAction::Decide(sid, id, true)),
+        (DECLINE_ACTION, Some(id)) => Some(NotificationAction::Decide(sid, id, false)),
+        (APPROVE_ACTION | DECLINE_ACTION, None) => None,
+        (TAKE_OVER_ACTION, _) => Some(NotificationAction::TakeOver(sid)),
+        ("tap", Some(_)) => Some(NotificationAction::ShowApproval(sid)),
+        ("tap", None) => Some(NotificationAction::ShowCall(sid)),
         _ => None,
     }
 }
@@ -57,30 +83,143 @@ pub fn notification_action(action_id: &str, call_sid: Option<&str>) -> Option<No
 pub fn register_actions(app: &AppHandle) {
     use tauri_plugin_notification::{Action, ActionType, NotificationExt};
     let notification = app.notification();
-    let types = vec![ActionType::builder(LIVE_CALL_ACTIONS)
-        .actions(vec![Action::builder(TAKE_OVER_ACTION, "Take over").build()])
-        .build()];
+    let types = vec![
+        ActionType::builder(LIVE_CALL_ACTIONS)
+            .actions(vec![Action::builder(TAKE_OVER_ACTION, "Take over").build()])
+            .build(),
+        ActionType::builder(TOOL_APPROVAL_ACTIONS)
+            .actions(vec![
+                Action::builder(APPROVE_ACTION, "Approve").build(),
+                Action::builder(DECLINE_ACTION, "Decline").build(),
+            ])
+            .build(),
+    ];
     if let Err(e) = notification.register_action_types(types) {
         warn!(error = %e, "cannot register the notification actions; notifications show no buttons");
         return;
     }
     let handle = app.clone();
     let registered = notification.on_action(move |performed| {
-        let call_sid = performed
-            .notification()
-            .and_then(|n| n.extra().get(CALL_SID_EXTRA))
-            .and_then(|v| v.as_str());
-        match notification_action(performed.action_id(), call_sid) {
+        let extra = |key: &str| {
+            performed
+                .notification()
+                .and_then(|n| n.extra().get(key))
+                .and_then(|v| v.as_str())
+                .map(String::from)
+        };
+        let (call_sid, call_id) = (extra(CALL_SID_EXTRA), extra(CALL_ID_EXTRA));
+        match notification_action(
+            performed.action_id(),
+            call_sid.as_deref(),
+            call_id.as_deref(),
+        ) {
             Some(NotificationAction::TakeOver(sid)) => {
                 super::tray::act_on_call(&handle, &sid, super::tray::CallAction::TakeOver)
             }
             Some(NotificationAction::ShowCall(sid)) => super::tray::show_call(&handle, &sid, true),
+            Some(NotificationAction::ShowApproval(sid)) => {
+                super::tray::show_call(&handle, &sid, false)
+            }
+            Some(NotificationAction::Decide(sid, id, approved)) => {
+                decide_from_notification(&handle, sid, id, approved)
+            }
             None => {}
         }
     });
     if let Err(e) = registered {
         warn!(error = %e, "cannot listen to notification clicks");
     }
+}
+
+/// Answers a tool approval from its notification's buttons; an answer that comes too late (the window,
+/// the API or the timeout answered first) is an alert saying so.
+fn decide_from_notification(app: &AppHandle, call_sid: String, call_id: String, approved: bool) {
+    use tauri::Manager;
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let result = match app.state::<super::Core>().services().await {
+            Ok(services) => services
+                .tools
+                .decide(
+                    &call_sid,
+                    &call_id,
+                    approved,
+                    super::tool_commands::BY_NOTIFICATION,
+                )
+                .map_err(|e| e.body()),
+            Err(e) => Err(e.body()),
+        };
+        if let Err(error) = result {
+            warn!(
+                code = error.code,
+                "a tool approval from a notification was not taken"
+            );
+            let alert = approval_failed(&call_sid, approved, &error);
+            app.state::<super::Desktop>().notifier.deliver(&app, alert);
+        }
+    });
+}
+
+/// The notification's Approve/Decline came too late, or failed.
+pub fn approval_failed(
+    call_sid: &str,
+    approved: bool,
+    error: &crate::services::ErrorBody,
+) -> Alert {
+    let title = if approved {
+        "Could not approve the tool"
+    } else {
+        "Could not decline the tool"
+    };
+    let body = match error.code {
+        "not_pending" => "It was already answered, or the time to answer ran out.".to_string(),
+        "not_found" => "The call has ended.".to_string(),
+        _ => error.message.clone(),
+    };
+    Alert::new(AlertKind::Error, title, body, call_sid)
+}
+
+/// A tool's arguments as a notification shows them: `{"order":"42"}` → `{order: "42"}`, cut short.
+pub fn short_arguments(arguments: &str) -> String {
+    let shown = match serde_json::from_str::<serde_json::Value>(arguments) {
+        Ok(serde_json::Value::Object(map)) => {
+            let pairs: Vec<String> = map.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            format!("{{{}}}", pairs.join(", "))
+        }
+        Ok(value) => value.to_string(),
+        Err(_) => arguments.trim().to_string(),
+    };
+    if shown.chars().count() > NOTIFIED_ARGUMENTS_CHARS {
+        let cut: String = shown.chars().take(NOTIFIED_ARGUMENTS_CHARS - 1).collect();
+        format!("{cut}…")
+    } else {
+        shown
+    }
+}
+
+/// The alert for a tool call waiting for the operator: what the agent wants to run, on which call, and
+/// how long the answer may take.
+pub fn tool_approval(
+    call_sid: &str,
+    call_id: &str,
+    tool: &str,
+    arguments: &str,
+    party: Option<&str>,
+    seconds_left: i64,
+) -> Alert {
+    let who = party.unwrap_or("an unknown number");
+    let mut alert = Alert::new(
+        AlertKind::ToolApproval,
+        format!("Approve {tool}?"),
+        format!(
+            "The agent wants to run {tool} {} on the call with {who}. Answer within {} s, or it is declined.",
+            short_arguments(arguments),
+            seconds_left.max(0)
+        ),
+        call_sid,
+    );
+    alert.call_id = Some(call_id.to_string());
+    alert
 }
 
 /// A call action from the tray or a notification failed: what the desk should know (the agent keeps the
@@ -120,6 +259,8 @@ pub enum AlertKind {
     MachineAnswered,
     CallEnded,
     Error,
+    /// A tool call waits for the operator's approval (the notification has Approve/Decline).
+    ToolApproval,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -128,6 +269,9 @@ pub struct Alert {
     pub title: String,
     pub body: String,
     pub call_sid: Option<String>,
+    /// The tool call a [`AlertKind::ToolApproval`] asks about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
     /// Whether it was also shown as a system notification.
     pub native: bool,
 }
@@ -139,6 +283,7 @@ impl Alert {
             title: title.into(),
             body: body.into(),
             call_sid: Some(sid.to_string()),
+            call_id: None,
             native: false,
         }
     }
@@ -321,6 +466,25 @@ impl AlertTracker {
                 from,
                 ..
             } => Some(call_capped(call_sid, *cap, from.as_deref())),
+            CallEvent::ToolApprovalRequested {
+                call_sid,
+                call_id,
+                tool,
+                arguments,
+                expires_at_ms,
+                at_ms,
+            } => {
+                let party = self.calls.get(call_sid).and_then(|(p, _)| p.as_deref());
+                let seconds_left = (expires_at_ms - at_ms + 999) / 1000;
+                Some(tool_approval(
+                    call_sid,
+                    call_id,
+                    tool,
+                    arguments,
+                    party,
+                    seconds_left,
+                ))
+            }
             CallEvent::MachineDetection {
                 call_sid,
                 answered_by,
@@ -455,13 +619,21 @@ impl Notifier {
                 .builder()
                 .title(&alert.title)
                 .body(&alert.body);
-            // A live call's notification offers "Take over" (and opens the call when clicked).
-            if let (AlertKind::IncomingCall | AlertKind::CallAnswered, Some(sid)) =
-                (alert.kind, &alert.call_sid)
-            {
-                builder = builder
-                    .action_type_id(LIVE_CALL_ACTIONS)
-                    .extra(CALL_SID_EXTRA, sid);
+            // A live call's notification offers "Take over" (and opens the call when clicked); a tool
+            // approval's offers Approve/Decline.
+            match (alert.kind, &alert.call_sid, &alert.call_id) {
+                (AlertKind::IncomingCall | AlertKind::CallAnswered, Some(sid), _) => {
+                    builder = builder
+                        .action_type_id(LIVE_CALL_ACTIONS)
+                        .extra(CALL_SID_EXTRA, sid);
+                }
+                (AlertKind::ToolApproval, Some(sid), Some(id)) => {
+                    builder = builder
+                        .action_type_id(TOOL_APPROVAL_ACTIONS)
+                        .extra(CALL_SID_EXTRA, sid)
+                        .extra(CALL_ID_EXTRA, id);
+                }
+                _ => {}
             }
             match builder.show() {
                 Ok(()) => alert.native = true,
@@ -743,16 +915,106 @@ mod tests {
     #[test]
     fn a_notification_click_takes_over_or_shows_the_call() {
         assert_eq!(
-            notification_action("take_over", Some("CA1")),
+            notification_action("take_over", Some("CA1"), None),
             Some(NotificationAction::TakeOver("CA1".into()))
         );
         assert_eq!(
-            notification_action("tap", Some("CA1")),
+            notification_action("tap", Some("CA1"), None),
             Some(NotificationAction::ShowCall("CA1".into()))
         );
-        assert_eq!(notification_action("take_over", None), None);
-        assert_eq!(notification_action("take_over", Some("")), None);
-        assert_eq!(notification_action("dismiss", Some("CA1")), None);
+        assert_eq!(notification_action("take_over", None, None), None);
+        assert_eq!(notification_action("take_over", Some(""), None), None);
+        assert_eq!(notification_action("dismiss", Some("CA1"), None), None);
+    }
+
+    #[test]
+    fn an_approval_notification_approves_declines_or_opens_the_call() {
+        assert_eq!(
+            notification_action("approve", Some("CA1"), Some("fc_1")),
+            Some(NotificationAction::Decide(
+                "CA1".into(),
+                "fc_1".into(),
+                true
+            ))
+        );
+        assert_eq!(
+            notification_action("decline", Some("CA1"), Some("fc_1")),
+            Some(NotificationAction::Decide(
+                "CA1".into(),
+                "fc_1".into(),
+                false
+            ))
+        );
+        assert_eq!(
+            notification_action("tap", Some("CA1"), Some("fc_1")),
+            Some(NotificationAction::ShowApproval("CA1".into()))
+        );
+        // Without the tool call named, a button does nothing rather than guess.
+        assert_eq!(notification_action("approve", Some("CA1"), None), None);
+        assert_eq!(notification_action("decline", Some("CA1"), Some("")), None);
+        assert_eq!(notification_action("approve", None, Some("fc_1")), None);
+    }
+
+    #[test]
+    fn a_tool_waiting_for_approval_is_an_alert_with_its_arguments() {
+        let mut t = AlertTracker::default();
+        t.on_event(&started("CA1", Some("+15551234567"), 1_000));
+        let a = t
+            .on_event(&CallEvent::ToolApprovalRequested {
+                call_sid: "CA1".into(),
+                call_id: "fc_1".into(),
+                tool: "refund".into(),
+                arguments: r#"{"order":42,"reason":"late"}"#.into(),
+                expires_at_ms: 31_000,
+                at_ms: 1_200,
+            })
+            .unwrap();
+        assert_eq!(a.kind, AlertKind::ToolApproval);
+        assert_eq!(a.title, "Approve refund?");
+        assert_eq!(
+            a.body,
+            "The agent wants to run refund {order: 42, reason: \"late\"} on the call with +15551234567. \
+             Answer within 30 s, or it is declined."
+        );
+        assert_eq!(
+            (a.call_sid.as_deref(), a.call_id.as_deref()),
+            (Some("CA1"), Some("fc_1"))
+        );
+        // Settling it raises nothing more (the window removes its card).
+        assert!(t
+            .on_event(&CallEvent::ToolApprovalSettled {
+                call_sid: "CA1".into(),
+                call_id: "fc_1".into(),
+                approved: true,
+                by: "window".into(),
+                at_ms: 2_000,
+            })
+            .is_none());
+    }
+
+    #[test]
+    fn arguments_are_shown_short_and_readable() {
+        assert_eq!(short_arguments(r#"{"order":"42"}"#), r#"{order: "42"}"#);
+        assert_eq!(short_arguments("[1,2]"), "[1,2]");
+        assert_eq!(short_arguments(" not json "), "not json");
+        let long = format!(r#"{{"text":"{}"}}"#, "x".repeat(400));
+        let shown = short_arguments(&long);
+        assert_eq!(shown.chars().count(), NOTIFIED_ARGUMENTS_CHARS);
+        assert!(shown.ends_with('…'));
+    }
+
+    #[test]
+    fn a_late_answer_from_a_notification_says_it_was_answered() {
+        let body = crate::services::ErrorBody {
+            code: "not_pending",
+            message: "fc_1 is not waiting".into(),
+        };
+        let a = approval_failed("CA1", true, &body);
+        assert_eq!(a.title, "Could not approve the tool");
+        assert_eq!(
+            a.body,
+            "It was already answered, or the time to answer ran out."
+        );
     }
 
     #[test]

@@ -23,7 +23,10 @@ import type {
   PlaceCallRequest,
   PlacedCall,
   ListenState,
+  McpServerStatus,
+  McpStatusEvent,
   OperatorState,
+  PendingApproval,
   Peaks,
   PlaybackEvent,
   PlaybackState,
@@ -34,7 +37,10 @@ import type {
   SecretStatus,
   SessionConfig,
   Side,
+  ToolCallRecord,
   ToolInfo,
+  ToolSecret,
+  ToolSecretStatus,
   TranscriptRecord,
   TwilioCheck,
   WebhookSetup,
@@ -310,10 +316,52 @@ export function inputDevices(): Promise<string[]> {
   return invoke<string[]>('input_devices');
 }
 
+// ---- Tools that do real work: approvals, the tool log, MCP servers (`verbio::services::tools`) ----
+
+/** Tool calls waiting for the operator's answer, oldest first. */
+export function toolsPending(): Promise<PendingApproval[]> {
+  return invoke<PendingApproval[]>('tools_pending');
+}
+
+/** Approves or declines a waiting tool call (`not_pending` once answered or timed out). */
+export async function toolDecide(callSid: string, callId: string, approved: boolean): Promise<void> {
+  await invoke('tool_decide', { callSid, callId, approved });
+}
+
+/** A call's tool log. */
+export function toolLog(callSid: string): Promise<ToolCallRecord[]> {
+  return invoke<ToolCallRecord[]>('tool_log', { callSid });
+}
+
+/** Each MCP server of the session: starting, ready (with every tool it lists) or failed (with why). */
+export function mcpStatuses(): Promise<McpServerStatus[]> {
+  return invoke<McpServerStatus[]>('mcp_statuses');
+}
+
+/** Whether HTTP tool `name` signs its requests, and where its secret comes from (never the value). */
+export function toolSecretStatus(name: string): Promise<ToolSecretStatus> {
+  return invoke<ToolSecretStatus>('tool_secret_status', { name });
+}
+
+/**
+ * The secret HTTP tool `name`'s requests are signed with, made (and kept in the keychain) if it has none yet:
+ * to copy to the endpoint, which verifies `X-Verbio-Signature` with it.
+ */
+export function toolSecret(name: string): Promise<ToolSecret> {
+  return invoke<ToolSecret>('tool_secret', { name });
+}
+
 // ---- Events ----
 
 export function onCallEvent(handler: (event: CallEvent) => void): Promise<UnlistenFn> {
   return listen<CallEvent>(CALL_EVENT, (e) => handler(e.payload));
+}
+
+/** An MCP server's state changed (a `call-event` of type `mcp_status`). */
+export function onMcpStatus(handler: (status: McpServerStatus) => void): Promise<UnlistenFn> {
+  return listen<CallEvent | McpStatusEvent>(CALL_EVENT, (e) => {
+    if (e.payload.type === 'mcp_status') handler(e.payload);
+  });
 }
 
 export function onEventsSkipped(handler: (skipped: number) => void): Promise<UnlistenFn> {

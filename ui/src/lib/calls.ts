@@ -1,6 +1,7 @@
 // Folds the core's `call-event` stream into per-call view state. Pure and immutable: every change
 // returns a new state object, so the UI can hold it in `$state.raw` and tests can compare values.
 
+import { toolLineText, type ToolInfoLine } from './tools';
 import type { ActiveCall, CallEvent, HandBackReason, Speaker, TranscriptRecord } from './types';
 
 /** Transcript lines kept per call; older lines are dropped first. */
@@ -18,6 +19,8 @@ export interface TranscriptLine {
   atMs: number;
   /** A whisper the agent was asked to say at once. */
   sayNow?: boolean;
+  /** A tool call seen live (`speaker: 'tool'`): its state and result. Stored tool lines have the text alone. */
+  tool?: ToolInfoLine;
 }
 
 export interface CallNote {
@@ -183,6 +186,11 @@ export function applyEvent(state: CallsState, event: CallEvent): CallsState {
       };
       return put(state, { ...call, held: null, entries: withEntry(call, note) }, id + 1);
     }
+    case 'tool_started':
+    case 'tool_approval_requested':
+    case 'tool_approval_settled':
+    case 'tool_finished':
+      return withToolEvent(state, call, event);
     case 'barge_in': {
       const note: CallNote = {
         kind: 'note',
@@ -254,6 +262,77 @@ export function applyEvent(state: CallsState, event: CallEvent): CallsState {
       // An event type this UI does not know yet: keep the state as it is.
       return state;
   }
+}
+
+type ToolEvent = Extract<CallEvent, { type: 'tool_started' | 'tool_approval_requested' | 'tool_approval_settled' | 'tool_finished' }>;
+
+/**
+ * A tool call's line in the transcript, at the moment the agent made it: "Running …" (or waiting for approval)
+ * until `tool_finished` replaces it with the result. The finished line's text is the stored line's, so a
+ * re-sync does not show it twice.
+ */
+function withToolEvent(state: CallsState, call: CallView, event: ToolEvent): CallsState {
+  const at = call.entries.findIndex((e) => e.kind === 'line' && e.tool?.callId === event.call_id);
+  const existing = at === -1 ? undefined : (call.entries[at] as TranscriptLine);
+  let line: TranscriptLine;
+  let nextId = state.nextId;
+  const fresh = (offsetMs: number, info: ToolInfoLine): TranscriptLine => ({
+    kind: 'line',
+    id: nextId++,
+    speaker: 'tool',
+    text: `${info.name} ${info.arguments}`,
+    offsetMs,
+    interrupted: false,
+    atMs: event.at_ms,
+    tool: info,
+  });
+  const base = (name: string, args: string): ToolInfoLine => ({
+    callId: event.call_id,
+    name,
+    arguments: args,
+    state: 'running',
+    result: null,
+    latencyMs: null,
+    approvedBy: null,
+  });
+  switch (event.type) {
+    case 'tool_started': {
+      if (existing?.tool) return state;
+      line = fresh(event.offset_ms, { ...base(event.tool, event.arguments), state: event.needs_approval ? 'waiting' : 'running' });
+      break;
+    }
+    case 'tool_approval_requested': {
+      if (existing?.tool) {
+        if (existing.tool.state !== 'running') return state;
+        line = { ...existing, tool: { ...existing.tool, state: 'waiting' } };
+      } else {
+        // Its `tool_started` was missed (the window opened later): placed by its time.
+        line = fresh(Math.max(0, event.at_ms - call.startedAtMs), { ...base(event.tool, event.arguments), state: 'waiting' });
+      }
+      break;
+    }
+    case 'tool_approval_settled': {
+      if (!existing?.tool || existing.tool.state !== 'waiting') return state;
+      // Declined: `tool_finished` follows at once with the outcome; approved: it runs now.
+      if (!event.approved) return state;
+      line = { ...existing, tool: { ...existing.tool, state: 'running', approvedBy: event.by } };
+      break;
+    }
+    case 'tool_finished': {
+      const info: ToolInfoLine = {
+        ...base(event.tool, event.arguments),
+        state: event.outcome,
+        result: event.output ?? event.error,
+        latencyMs: event.latency_ms,
+        approvedBy: event.approved_by,
+      };
+      const text = toolLineText(event);
+      line = existing ? { ...existing, text, offsetMs: event.offset_ms, tool: info } : { ...fresh(event.offset_ms, info), text };
+      break;
+    }
+  }
+  const entries = existing ? call.entries.map((e, i) => (i === at ? line : e)) : withEntry(call, line);
+  return put(state, { ...call, entries }, nextId);
 }
 
 /** The transcript note for a hand-back: why the agent has the call again. */

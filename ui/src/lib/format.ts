@@ -109,6 +109,8 @@ export function speakerLabel(speaker: string, where: 'live' | 'library' = 'live'
       return where === 'live' ? 'You' : 'Operator';
     case 'whisper':
       return where === 'live' ? 'Whisper (only you see this)' : 'Whisper to the agent (private)';
+    case 'tool':
+      return 'Tool';
     default:
       return 'Caller';
   }

@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
+  addTool,
   charCount,
+  fieldLabel,
+  removeTool,
+  updateTool,
   DISABLED_TOOLS_KEY,
   enabledTools,
   FALLBACK_MODELS,
@@ -179,5 +183,42 @@ describe('tools', () => {
     store.setItem(DISABLED_TOOLS_KEY, JSON.stringify([{ name: 5 }, book]));
     expect(loadDisabledTools(store)).toEqual([book]);
     expect(loadDisabledTools(null)).toEqual([]);
+  });
+});
+
+describe('tools that do real work in the session', () => {
+  const lookup: FunctionTool = { name: 'lookup', description: 'Find an order', parameters: { type: 'object', properties: {} } };
+
+  it('adds, changes and removes function tools', () => {
+    let rows = toolRows([{ name: 'end_call', description: 'Hang up', built_in: true }], []);
+    rows = addTool(rows, lookup);
+    expect(enabledTools(rows)).toEqual([lookup]);
+    rows = updateTool(rows, 'lookup', { ...lookup, needs_approval: true });
+    expect(enabledTools(rows)[0]?.needs_approval).toBe(true);
+    // Built-ins cannot be changed or removed.
+    expect(updateTool(rows, 'end_call', lookup)).toEqual(rows);
+    expect(removeTool(rows, 'end_call')).toEqual(rows);
+    expect(enabledTools(removeTool(rows, 'lookup'))).toEqual([]);
+  });
+
+  it('refuses bad endpoints and approval waits before saving, naming them', () => {
+    const s: SessionConfig = {
+      ...base,
+      tool_approval_timeout_secs: 2,
+      tools: [{ ...lookup, endpoint: { url: 'http://orders.example.com', timeout_ms: 8000 } }],
+    };
+    const errors = validateSession(s);
+    expect(Object.keys(errors).sort()).toEqual(['endpoint:lookup', 'tool_approval_timeout_secs']);
+    expect(saveBlocker(errors)).toBe("Fix Approval wait and lookup's endpoint to save.");
+    expect(fieldLabel('endpoint_timeout:a:b')).toBe("a:b's timeout");
+    expect(fieldLabel('mcp:orders')).toBe('MCP server orders');
+    // A core without the field: nothing to check.
+    expect(validateSession({ ...base })).toEqual({});
+  });
+
+  it('saves tools without unset endpoints or approvals', () => {
+    const saved = sessionForSave({ ...base, tools: [{ ...lookup, needs_approval: false, endpoint: null }] });
+    expect(saved.tools).toEqual([lookup]);
+    expect(Object.keys(saved.tools[0] ?? {})).toEqual(['name', 'description', 'parameters']);
   });
 });

@@ -1,6 +1,7 @@
 // The session form: defaults, validation and the parts of the UI that explain the GA API.
 
 import { e164Problem } from './phone';
+import { approvalTimeoutProblem, mcpServerProblems, toolForSave, toolProblems } from './tools';
 import type { KeyValueStore } from './storage';
 import type { FunctionTool, SessionConfig, ToolInfo, TurnDetection, Voice } from './types';
 
@@ -120,6 +121,9 @@ export function validateSession(s: SessionConfig): Record<string, string> {
     errors.opening_line = 'Speak-first needs an opening line.';
   }
   if (s.transfer_number) put('transfer_number', e164Problem(s.transfer_number));
+  // Absent in a core that predates tool approvals: nothing to check.
+  if (s.tool_approval_timeout_secs !== undefined) put('tool_approval_timeout_secs', approvalTimeoutProblem(s.tool_approval_timeout_secs));
+  Object.assign(errors, toolProblems(s.tools), mcpServerProblems(s.mcp_servers ?? []));
   return errors;
 }
 
@@ -134,21 +138,41 @@ export const FIELD_LABELS: Readonly<Record<string, string>> = {
   prefix_padding_ms: 'Prefix padding',
   silence_duration_ms: 'Silence duration',
   transfer_number: 'Transfer number',
+  tool_approval_timeout_secs: 'Approval wait',
 };
+
+/** A field's name next to Save, including the per-tool and per-server ones (`endpoint:<tool>`, `mcp:<server>`). */
+export function fieldLabel(field: string): string {
+  const [kind, name] = field.split(/:(.*)/s);
+  switch (kind) {
+    case 'endpoint':
+      return `${name}'s endpoint`;
+    case 'endpoint_timeout':
+      return `${name}'s timeout`;
+    case 'mcp':
+      return `MCP server ${name}`;
+    default:
+      return FIELD_LABELS[field] ?? field;
+  }
+}
 
 /** Why Save is disabled, in words ("Fix Speed and Prefix padding to save."), or `null` when it is not. */
 export function saveBlocker(errors: Readonly<Record<string, string>>): string | null {
-  const names = Object.keys(errors).map((f) => FIELD_LABELS[f] ?? f);
+  const names = Object.keys(errors).map(fieldLabel);
   if (names.length === 0) return null;
   const list = names.length === 1 ? names[0] : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
   return `Fix ${list} to save.`;
 }
 
-/** The session as sent to the core: an unset transfer number is left out (the core then offers no transfer tool). */
+/**
+ * The session as sent to the core: an unset transfer number is left out (the core then offers no transfer
+ * tool), and so are the tools' unset endpoints and approvals (`toolForSave`).
+ */
 export function sessionForSave(s: SessionConfig): SessionConfig {
   const { transfer_number, ...rest } = s;
   const number = transfer_number?.trim();
-  return number ? { ...rest, transfer_number: number } : rest;
+  const out: SessionConfig = { ...rest, tools: s.tools.map(toolForSave) };
+  return number ? { ...out, transfer_number: number } : out;
 }
 
 // ---- Tools: the built-in ones (always on) and the session's function tools (on or off). ----
@@ -197,6 +221,21 @@ export const BUILT_IN_TOOLS: readonly ToolInfo[] = [{ name: 'end_call', descript
 /** Switches one tool on or off; built-ins (and tools without a definition) cannot be switched. */
 export function toggleTool(list: readonly ToolRow[], name: string, on: boolean): ToolRow[] {
   return list.map((row) => (row.name === name && !row.built_in && row.def ? { ...row, enabled: on } : row));
+}
+
+/** Replaces one function tool's definition (its approval, its endpoint). */
+export function updateTool(list: readonly ToolRow[], name: string, def: FunctionTool): ToolRow[] {
+  return list.map((row) => (row.name === name && !row.built_in && row.def ? { ...row, def } : row));
+}
+
+/** Adds a new function tool, on, after the others. */
+export function addTool(list: readonly ToolRow[], def: FunctionTool): ToolRow[] {
+  return [...list, { name: def.name, description: def.description, built_in: false, enabled: true, def }];
+}
+
+/** Removes a function tool altogether (built-ins stay). */
+export function removeTool(list: readonly ToolRow[], name: string): ToolRow[] {
+  return list.filter((row) => row.built_in || row.name !== name);
 }
 
 /** `session.tools` for these rows: the enabled function tools, in order. */

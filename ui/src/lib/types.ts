@@ -1,9 +1,10 @@
 // Shapes of what the desktop core sends. They mirror the Rust types that serde serializes:
 // `verbio::services::{AppStatus, ActiveCall}` and `verbio::calls::events::CallEvent`.
 
-/** Who said a transcript line: the two sides of the call, the operator who took it over, and the operator's
- * private whispers to the agent (stored as `whisper` turns; the caller never hears them). */
-export type Speaker = 'caller' | 'agent' | 'operator' | 'whisper';
+/** Who said a transcript line: the two sides of the call, the operator who took it over, the operator's
+ * private whispers to the agent (stored as `whisper` turns; the caller never hears them), and the tools the
+ * agent ran (the tool log's `tool` lines). */
+export type Speaker = 'caller' | 'agent' | 'operator' | 'whisper' | 'tool';
 /** A side of the call's audio (listen-in mutes, recording channels). */
 export type Side = 'caller' | 'agent';
 
@@ -162,6 +163,68 @@ export interface OperatorHandedBackEvent {
   at_ms: number;
 }
 
+/** `ok`, `failed`, `declined` (the operator said no, or nobody answered in time) or `cancelled` (the call ended first). */
+export type ToolOutcome = 'ok' | 'failed' | 'declined' | 'cancelled';
+
+/** The agent called a tool that does real work; `tool_finished` follows. */
+export interface ToolStartedEvent {
+  type: 'tool_started';
+  call_sid: string;
+  call_id: string;
+  tool: string;
+  /** The model's arguments (JSON text). */
+  arguments: string;
+  needs_approval: boolean;
+  offset_ms: number;
+  at_ms: number;
+}
+
+/** A tool call waits for the operator's answer until `expires_at_ms`, then it is declined. */
+export interface ToolApprovalRequestedEvent {
+  type: 'tool_approval_requested';
+  call_sid: string;
+  call_id: string;
+  tool: string;
+  arguments: string;
+  expires_at_ms: number;
+  at_ms: number;
+}
+
+/** The operator answered (`by`: `window`, `notification`, `api`), or nobody did in time (`by`: `timeout`). */
+export interface ToolApprovalSettledEvent {
+  type: 'tool_approval_settled';
+  call_sid: string;
+  call_id: string;
+  approved: boolean;
+  by: string;
+  at_ms: number;
+}
+
+/** A tool call ended; `output` is cut to 2,000 characters here (the model got all of it). */
+export interface ToolFinishedEvent {
+  type: 'tool_finished';
+  call_sid: string;
+  call_id: string;
+  tool: string;
+  arguments: string;
+  outcome: ToolOutcome;
+  output: string | null;
+  error: string | null;
+  failure: string | null;
+  latency_ms: number;
+  approved_by: string | null;
+  offset_ms: number;
+  at_ms: number;
+}
+
+/** An MCP server's state changed (`verbio::services::tools::McpServerStatus`, as an event). */
+export interface McpStatusEvent extends McpServerStatus {
+  type: 'mcp_status';
+  /** MCP servers belong to no call. */
+  call_sid?: string;
+  at_ms?: number;
+}
+
 /** `verbio::calls::events::CallEvent`, tagged by `type`. */
 export type CallEvent =
   | CallStarted
@@ -175,7 +238,36 @@ export type CallEvent =
   | CallCappedEvent
   | WhisperEvent
   | OperatorTookOverEvent
-  | OperatorHandedBackEvent;
+  | OperatorHandedBackEvent
+  | ToolStartedEvent
+  | ToolApprovalRequestedEvent
+  | ToolApprovalSettledEvent
+  | ToolFinishedEvent;
+
+/** `verbio::calls::approvals::PendingApproval`: a tool call waiting for the operator. */
+export interface PendingApproval {
+  call_sid: string;
+  call_id: string;
+  tool: string;
+  arguments: string;
+  asked_at_ms: number;
+  expires_at_ms: number;
+}
+
+/** `verbio::store::tool_calls::ToolCallRecord`: one line of a call's tool log. */
+export interface ToolCallRecord {
+  call_id: string;
+  tool: string;
+  arguments: string;
+  outcome: ToolOutcome;
+  output: string | null;
+  error: string | null;
+  failure: string | null;
+  latency_ms: number;
+  approved_by: string | null;
+  offset_ms: number;
+  at_ms: number;
+}
 
 // ---- Session configuration: `verbio::realtime::session::SessionConfig` (serde shapes). ----
 
@@ -200,10 +292,48 @@ export type TurnDetection =
 
 export type Greeting = { mode: 'wait_for_caller' } | { mode: 'speak_first'; opening_line: string };
 
+/** Where an HTTP tool is POSTed (https, or http on loopback only); `timeout_ms` defaults to 8,000. */
+export interface ToolEndpoint {
+  url: string;
+  timeout_ms?: number;
+}
+
 export interface FunctionTool {
   name: string;
   description: string;
   parameters: unknown;
+  /** The operator approves each call of it first (absent: no). */
+  needs_approval?: boolean;
+  /** The user's HTTP endpoint behind the tool; absent or null: nothing behind it yet. */
+  endpoint?: ToolEndpoint | null;
+}
+
+/** How Verbio reaches an MCP server: a command it starts (stdio) or a streamable HTTP URL. */
+export type McpTransport =
+  | { type: 'stdio'; command: string; args: string[]; env: Record<string, string> }
+  | { type: 'http'; url: string };
+
+/** An MCP server of the session: which of its tools the agent may use, and which need approval. */
+export interface McpServer {
+  name: string;
+  transport: McpTransport;
+  allowed_tools: string[];
+  needs_approval: string[];
+  timeout_ms?: number;
+}
+
+/** `verbio::services::tools::McpServerStatus`: `tools` are every tool the server lists. */
+export interface McpServerStatus {
+  name: string;
+  state: 'starting' | 'ready' | 'failed';
+  message: string | null;
+  tools: McpToolInfo[];
+}
+
+/** One tool an MCP server lists (its description may be absent). */
+export interface McpToolInfo {
+  name: string;
+  description?: string | null;
 }
 
 export interface SessionConfig {
@@ -220,6 +350,26 @@ export interface SessionConfig {
   greeting: Greeting;
   /** Where the built-in `transfer_call` tool and the Transfer button send the caller (E.164); absent: no transfer tool. */
   transfer_number?: string | null;
+  /** How long a tool call waits for the operator's approval before it is declined (5–300 s, default 30). */
+  tool_approval_timeout_secs?: number;
+  /** MCP servers whose allowed tools the agent may use (absent in a core without MCP). */
+  mcp_servers?: McpServer[];
+}
+
+/** `verbio::secrets::ToolSecretStatus`: whether an HTTP tool signs its requests (never the value). */
+export interface ToolSecretStatus {
+  tool: string;
+  env_var: string;
+  source: 'env' | 'keychain' | 'missing';
+  masked: string | null;
+}
+
+/** `verbio::services::tools::ToolSecret`: a tool's signing secret, to copy to its endpoint. */
+export interface ToolSecret {
+  tool: string;
+  secret: string;
+  /** Overrides the keychain (for `verbio serve`). */
+  env_var: string;
 }
 
 /** `verbio::services::ToolInfo`. */
@@ -289,10 +439,12 @@ export interface DesktopInfo {
 
 /** `verbio::desktop::alerts::Alert`. */
 export interface DesktopAlert {
-  kind: 'incoming_call' | 'call_answered' | 'machine_answered' | 'call_ended' | 'error';
+  kind: 'incoming_call' | 'call_answered' | 'machine_answered' | 'call_ended' | 'error' | 'tool_approval';
   title: string;
   body: string;
   call_sid: string | null;
+  /** The tool call a `tool_approval` asks about. */
+  call_id?: string;
   native: boolean;
 }
 
