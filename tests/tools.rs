@@ -497,6 +497,7 @@ async fn an_mcp_tool_over_stdio_answers_and_a_crash_mid_call_withdraws_its_tools
     )
     .await;
     mcp_ready(&h).await;
+    let mut mcp_states = h.running.services.tools.subscribe_mcp();
     let tools = get(&h, "/api/tools").await;
     let names: Vec<&str> = tools
         .as_array()
@@ -569,7 +570,13 @@ async fn an_mcp_tool_over_stdio_answers_and_a_crash_mid_call_withdraws_its_tools
         s.responses.last().map(|r| r.status.as_str()),
         Some("completed")
     );
-    // The dead server is a visible problem, and its tools are withdrawn from new calls.
+    // The dead server is a visible problem (the window hears it as it happens), and its tools are
+    // withdrawn from new calls.
+    let mut failed = false;
+    while let Ok(status) = mcp_states.try_recv() {
+        failed |= status.name == "orders" && status.state == verbio::tools::mcp::McpState::Failed;
+    }
+    assert!(failed, "the failure was published");
     let servers = get(&h, "/api/mcp/servers").await;
     assert_eq!(servers[0]["state"], "failed", "{servers}");
     assert!(

@@ -576,6 +576,25 @@ pub fn call_capped(call_sid: &str, cap: CallCap, from: Option<&str>) -> Alert {
     Alert::new(AlertKind::Error, title, body, call_sid)
 }
 
+/// An MCP server failed (did not start, or died): its tools are gone from new calls until it is back.
+pub fn mcp_failed(status: &crate::tools::mcp::McpServerStatus) -> Alert {
+    Alert {
+        kind: AlertKind::Error,
+        title: format!("MCP server {} is unavailable", status.name),
+        body: format!(
+            "{}. The agent cannot use its tools until it is back.",
+            status
+                .message
+                .as_deref()
+                .unwrap_or("It stopped without saying why")
+                .trim_end_matches('.')
+        ),
+        call_sid: None,
+        call_id: None,
+        native: false,
+    }
+}
+
 /// Shows alerts as system notifications while a notification server answers.
 pub struct Notifier {
     native: AtomicBool,
@@ -663,6 +682,22 @@ fn notification_server() -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_failed_mcp_server_is_an_alert_that_says_why() {
+        let alert = mcp_failed(&crate::tools::mcp::McpServerStatus {
+            name: "orders".into(),
+            state: crate::tools::mcp::McpState::Failed,
+            message: Some("server 'orders' exited with status 1; next try in 5 s".into()),
+            tools: Vec::new(),
+        });
+        assert_eq!(alert.kind, AlertKind::Error);
+        assert_eq!(alert.title, "MCP server orders is unavailable");
+        assert_eq!(
+            alert.body,
+            "server 'orders' exited with status 1; next try in 5 s. The agent cannot use its tools until it is back."
+        );
+    }
     use super::*;
 
     fn started(sid: &str, from: Option<&str>, at_ms: i64) -> CallEvent {

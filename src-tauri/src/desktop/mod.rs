@@ -281,6 +281,8 @@ async fn start_core(app: AppHandle, config: Result<Config, ConfigError>) {
             let events = running.services.subscribe();
             let playback = running.services.recordings.playback_events();
             tauri::async_runtime::spawn(forward_playback(app.clone(), playback));
+            let mcp = running.services.tools.subscribe_mcp();
+            tauri::async_runtime::spawn(forward_mcp(app.clone(), mcp));
             app.state::<Core>().started(running);
             let _ = app.emit(CORE_RESTARTED, ());
             forward_events(&app, events).await;
@@ -315,6 +317,32 @@ async fn restart_core(app: AppHandle) -> Result<(), CommandError> {
 /// Forwards bus events to the webview, the tray and notifications until the bus closes. A slow webview
 /// loses events (the bus never waits for it); it is told how many, so it can re-sync with `active_calls`, and
 /// the tray's call list is re-synced the same way ([`resync_tray`]).
+/// Tauri event carrying an MCP server's new state ([`crate::tools::mcp::McpServerStatus`]).
+pub const MCP_STATUS: &str = "mcp-status";
+
+/// Forwards MCP servers' states to the window; a server that fails is also an alert (in the window
+/// and as a notification), so a dead tool provider is seen wherever the operator is looking.
+async fn forward_mcp(
+    app: AppHandle,
+    mut statuses: broadcast::Receiver<crate::tools::mcp::McpServerStatus>,
+) {
+    loop {
+        match statuses.recv().await {
+            Ok(status) => {
+                if let Err(e) = app.emit(MCP_STATUS, &status) {
+                    warn!(error = %e, "cannot forward an MCP status to the window");
+                }
+                if status.state == crate::tools::mcp::McpState::Failed {
+                    let alert = alerts::mcp_failed(&status);
+                    app.state::<Desktop>().notifier.deliver(&app, alert);
+                }
+            }
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => break,
+        }
+    }
+}
+
 async fn forward_events(app: &AppHandle, mut events: broadcast::Receiver<CallEvent>) {
     // The call the operator held when the tray was last built: its entry says "Hand back" instead.
     let mut held: Option<String> = None;

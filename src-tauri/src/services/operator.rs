@@ -442,8 +442,12 @@ impl OperatorDesk {
                 let mut d = desk.lock();
                 let ours = d.mic.as_ref().is_some_and(|m| m.generation == generation);
                 // A later use pushed the deadline back: that use's timer decides.
-                let due = d.warm_until.is_some_and(|u| u <= tokio::time::Instant::now());
-                (ours && due && d.hold.is_none()).then(|| d.mic.take()).flatten()
+                let due = d
+                    .warm_until
+                    .is_some_and(|u| u <= tokio::time::Instant::now());
+                (ours && due && d.hold.is_none())
+                    .then(|| d.mic.take())
+                    .flatten()
             };
             if idle.is_some() {
                 info!(

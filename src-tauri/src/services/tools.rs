@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
+use tokio::sync::broadcast;
 use tracing::{info, warn};
 
 use super::ServiceError;
@@ -29,6 +30,8 @@ pub struct ToolDesk {
     secrets: Arc<Secrets>,
     /// The session's MCP servers, kept connected (restarted when they fail).
     mcp: Arc<McpHub>,
+    /// Each change of an MCP server's state, for the window.
+    mcp_events: broadcast::Sender<McpServerStatus>,
 }
 
 impl ToolDesk {
@@ -39,16 +42,21 @@ impl ToolDesk {
         secrets: Arc<Secrets>,
         session: &SessionConfig,
     ) -> Arc<Self> {
-        let mcp = McpHub::new(Arc::new(|status: McpServerStatus| match status.state {
-            McpState::Failed => warn!(
-                server = %status.name,
-                "MCP server unavailable: {}",
-                status.message.as_deref().unwrap_or("no reason given")
-            ),
-            McpState::Ready => {
-                info!(server = %status.name, tools = status.tools.len(), "MCP server ready")
+        let (mcp_events, _) = broadcast::channel(64);
+        let publish = mcp_events.clone();
+        let mcp = McpHub::new(Arc::new(move |status: McpServerStatus| {
+            match status.state {
+                McpState::Failed => warn!(
+                    server = %status.name,
+                    "MCP server unavailable: {}",
+                    status.message.as_deref().unwrap_or("no reason given")
+                ),
+                McpState::Ready => {
+                    info!(server = %status.name, tools = status.tools.len(), "MCP server ready")
+                }
+                McpState::Starting => {}
             }
-            McpState::Starting => {}
+            let _ = publish.send(status);
         }));
         mcp.configure(&session.mcp_servers);
         Arc::new(ToolDesk {
@@ -57,7 +65,13 @@ impl ToolDesk {
             http: Arc::new(HttpTools::new()),
             secrets,
             mcp,
+            mcp_events,
         })
+    }
+
+    /// Every change of an MCP server's state from now on.
+    pub fn subscribe_mcp(&self) -> broadcast::Receiver<McpServerStatus> {
+        self.mcp_events.subscribe()
     }
 
     /// The session's MCP servers changed: start new ones, stop removed ones (live calls keep the tools

@@ -24,7 +24,6 @@ import type {
   PlacedCall,
   ListenState,
   McpServerStatus,
-  McpStatusEvent,
   OperatorState,
   PendingApproval,
   Peaks,
@@ -357,11 +356,9 @@ export function onCallEvent(handler: (event: CallEvent) => void): Promise<Unlist
   return listen<CallEvent>(CALL_EVENT, (e) => handler(e.payload));
 }
 
-/** An MCP server's state changed (a `call-event` of type `mcp_status`). */
+/** An MCP server's state changed (the core's `mcp-status` event). */
 export function onMcpStatus(handler: (status: McpServerStatus) => void): Promise<UnlistenFn> {
-  return listen<CallEvent | McpStatusEvent>(CALL_EVENT, (e) => {
-    if (e.payload.type === 'mcp_status') handler(e.payload);
-  });
+  return listen<McpServerStatus>('mcp-status', (e) => handler(e.payload));
 }
 
 export function onEventsSkipped(handler: (skipped: number) => void): Promise<UnlistenFn> {

@@ -217,13 +217,6 @@ export interface ToolFinishedEvent {
   at_ms: number;
 }
 
-/** An MCP server's state changed (`verbio::services::tools::McpServerStatus`, as an event). */
-export interface McpStatusEvent extends McpServerStatus {
-  type: 'mcp_status';
-  /** MCP servers belong to no call. */
-  call_sid?: string;
-  at_ms?: number;
-}
 
 /** `verbio::calls::events::CallEvent`, tagged by `type`. */
 export type CallEvent =
