@@ -200,21 +200,10 @@ export interface ToolApprovalSettledEvent {
   at_ms: number;
 }
 
-/** A tool call ended; `output` is cut to 2,000 characters here (the model got all of it). */
-export interface ToolFinishedEvent {
+/** A tool call ended: its log line (`output` cut to 2,000 characters here; the model got all of it). */
+export interface ToolFinishedEvent extends ToolCallRecord {
   type: 'tool_finished';
   call_sid: string;
-  call_id: string;
-  tool: string;
-  arguments: string;
-  outcome: ToolOutcome;
-  output: string | null;
-  error: string | null;
-  failure: string | null;
-  latency_ms: number;
-  approved_by: string | null;
-  offset_ms: number;
-  at_ms: number;
 }
 
 
