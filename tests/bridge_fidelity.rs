@@ -141,7 +141,7 @@ async fn a_tool_call_is_followed_by_a_sequenced_response() {
         .expect("tool output sent");
     assert!(output["output"]
         .as_str()
-        .is_some_and(|o| o.contains("not available")));
+        .is_some_and(|o| o.contains("nothing behind it")));
     assert_eq!(s.response_creates, 1, "one follow-up response");
     assert_eq!(s.response_creates_refused, 0, "never while a response ran");
     assert_eq!(s.responses.len(), 2);
