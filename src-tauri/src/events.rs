@@ -163,6 +163,18 @@ pub enum CallEvent {
         offset_ms: u64,
         at_ms: i64,
     },
+    /// The agent answered a caller turn: from the end of the caller's speech (`offset_ms`, on the stream)
+    /// to the moment the answer started playing at Twilio, and its parts (endpointing wait, the model's
+    /// time to the first audio, the bridge and Twilio's playout).
+    TurnLatency {
+        call_sid: String,
+        offset_ms: u64,
+        total_ms: u64,
+        endpointing_ms: u64,
+        model_ms: u64,
+        playout_ms: u64,
+        at_ms: i64,
+    },
     /// Answering-machine detection decided who answered, and what the app did about it
     /// (`hang_up`, `voicemail`, `continue`).
     MachineDetection {
@@ -191,6 +203,7 @@ impl CallEvent {
             | CallEvent::ToolApprovalRequested { call_sid, .. }
             | CallEvent::ToolApprovalSettled { call_sid, .. }
             | CallEvent::ToolFinished { call_sid, .. }
+            | CallEvent::TurnLatency { call_sid, .. }
             | CallEvent::ResponseDone { call_sid, .. } => call_sid,
         }
     }

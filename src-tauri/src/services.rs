@@ -61,6 +61,15 @@ pub struct CallStatus {
     pub record: Option<crate::store::calls::CallRecord>,
 }
 
+/// A call's turn latency as heard (`None` figures: no answered turn yet).
+#[derive(Debug, Clone, Serialize)]
+pub struct CallLatency {
+    pub p50_ms: Option<u64>,
+    pub p95_ms: Option<u64>,
+    pub max_ms: Option<u64>,
+    pub turns: Vec<crate::store::latency::TurnLatencyRecord>,
+}
+
 /// A tool the agent can use.
 #[derive(Debug, Clone, Serialize)]
 pub struct ToolInfo {
@@ -243,6 +252,22 @@ impl Services {
             return Err(ServiceError::UnknownCall(call_sid.to_string()));
         }
         Ok(self.store.transcripts(call_sid).await?)
+    }
+
+    /// A call's turn latency as the caller heard it: every answered turn, and p50 / p95 / max.
+    pub async fn turn_latency(&self, call_sid: &str) -> Result<CallLatency, ServiceError> {
+        if self.store.call(call_sid).await?.is_none() {
+            return Err(ServiceError::UnknownCall(call_sid.to_string()));
+        }
+        let turns = self.store.turn_latencies(call_sid).await?;
+        let totals: Vec<u64> = turns.iter().map(|t| t.total_ms).collect();
+        let summary = crate::calls::bridge::turn_latency::summary(&totals);
+        Ok(CallLatency {
+            p50_ms: summary.map(|s| s.0),
+            p95_ms: summary.map(|s| s.1),
+            max_ms: summary.map(|s| s.2),
+            turns,
+        })
     }
 
     /// A call's tool log (every tool call: arguments, result or error, latency, who approved).

@@ -91,7 +91,12 @@ pub struct Playout {
     items: VecDeque<ItemAudio>,
     next_item_seq: u64,
     session: u64,
+    /// Where the most recently echoed chunks started playing, by mark (for turn latency as heard).
+    recent_starts: VecDeque<(u64, StreamUs)>,
 }
+
+/// Chunk play starts kept for [`Playout::started_at`].
+const RECENT_STARTS: usize = 32;
 
 const MARK_PREFIX: &str = "v";
 
@@ -182,6 +187,10 @@ impl Playout {
                 item.played_bytes = (item.played_bytes + chunk.bytes).min(item.sent_bytes);
             }
             let start_us = at;
+            if self.recent_starts.len() == RECENT_STARTS {
+                self.recent_starts.pop_front();
+            }
+            self.recent_starts.push_back((chunk.mark, start_us));
             at += bytes_us(chunk.bytes);
             if let Some(audio) = chunk.audio {
                 placed.push(Placed { start_us, audio });
@@ -198,6 +207,16 @@ impl Playout {
             self.items.pop_front();
         }
         (MarkOutcome::Played, placed)
+    }
+
+    /// Where the chunk before mark `name` started playing, once its echo placed it (recent chunks only).
+    pub fn started_at(&self, name: &str) -> Option<StreamUs> {
+        let mark = name.strip_prefix(MARK_PREFIX)?.parse::<u64>().ok()?;
+        self.recent_starts
+            .iter()
+            .rev()
+            .find(|(m, _)| *m == mark)
+            .map(|(_, start)| *start)
     }
 
     /// Where each queued chunk plays: back to back from the end of the audio that played, each no

@@ -185,6 +185,11 @@ impl CallTimeline {
         self.playout.on_mark(name, now_us)
     }
 
+    /// Where the chunk before mark `name` started playing (once echoed).
+    pub fn chunk_started(&self, name: &str) -> Option<StreamUs> {
+        self.playout.started_at(name)
+    }
+
     /// Queued agent audio stops at `now`. `response_active`: the model may still be adding to the
     /// newest item, so it is cut even if all of it that was sent has played.
     pub fn cut(&mut self, now: Instant, response_active: bool) -> Cut {

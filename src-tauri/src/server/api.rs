@@ -56,6 +56,7 @@ api_routes! {
     post "/call/{sid}/end" => end_call,
     get "/sessions" => sessions,
     get "/sessions/{id}/transcriptions" => transcriptions,
+    get "/sessions/{id}/latency" => latency,
     get "/voices" => voices,
     get "/models" => models,
     get "/tools" => tools,
@@ -173,6 +174,13 @@ async fn transcriptions(
     ApiPath(sid): ApiPath<CallSid>,
 ) -> ApiResult<Vec<crate::store::TranscriptRecord>> {
     Ok(Json(s.transcriptions(&sid).await?))
+}
+
+async fn latency(
+    State(s): State<Arc<Services>>,
+    ApiPath(sid): ApiPath<CallSid>,
+) -> ApiResult<crate::services::CallLatency> {
+    Ok(Json(s.turn_latency(&sid).await?))
 }
 
 async fn voices(State(s): State<Arc<Services>>) -> ApiResult<Vec<&'static str>> {

@@ -14,7 +14,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::transcripts::NewTranscript;
-use super::{calls, migrations, operator, tool_calls, transcripts, StoreError};
+use super::{calls, latency, migrations, operator, tool_calls, transcripts, StoreError};
 use super::{CallRecord, IssueRecord, TranscriptRecord};
 use crate::events::CallEvent;
 
@@ -113,6 +113,16 @@ impl StoreHandle {
     ) -> impl Future<Output = Result<Vec<calls::ResponseRecord>, StoreError>> + Send + 'static {
         let call_sid = call_sid.to_string();
         self.request(move |conn| calls::responses(conn, &call_sid))
+    }
+
+    /// A call's answered turns and their latency as heard, in order.
+    pub fn turn_latencies(
+        &self,
+        call_sid: &str,
+    ) -> impl Future<Output = Result<Vec<latency::TurnLatencyRecord>, StoreError>> + Send + 'static
+    {
+        let call_sid = call_sid.to_string();
+        self.request(move |conn| latency::list(conn, &call_sid))
     }
 
     /// A call's tool log, in order.
@@ -418,6 +428,26 @@ fn apply_event(conn: &mut Connection, event: &CallEvent) -> Result<(), StoreErro
                 at_ms: *at_ms,
             },
         ),
+        CallEvent::TurnLatency {
+            call_sid,
+            offset_ms,
+            total_ms,
+            endpointing_ms,
+            model_ms,
+            playout_ms,
+            at_ms,
+        } => latency::insert(
+            conn,
+            call_sid,
+            &latency::TurnLatencyRecord {
+                offset_ms: *offset_ms,
+                total_ms: *total_ms,
+                endpointing_ms: *endpointing_ms,
+                model_ms: *model_ms,
+                playout_ms: *playout_ms,
+            },
+            *at_ms,
+        ),
         // Live only: the finished call is what the log keeps.
         CallEvent::ToolStarted { .. }
         | CallEvent::ToolApprovalRequested { .. }
@@ -461,6 +491,7 @@ fn event_kind(event: &CallEvent) -> &'static str {
         CallEvent::ToolApprovalRequested { .. } => "tool_approval_requested",
         CallEvent::ToolApprovalSettled { .. } => "tool_approval_settled",
         CallEvent::ToolFinished { .. } => "tool_finished",
+        CallEvent::TurnLatency { .. } => "turn_latency",
     }
 }
 

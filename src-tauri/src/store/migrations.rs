@@ -123,7 +123,7 @@ pub const MIGRATIONS: &[&str] = &[
     // 6: the operator in the loop and tools. Transcript lines may be the operator's own turns, their
     // whispers to the agent, or a tool's line (SQLite cannot widen a CHECK: the table is rebuilt with
     // the same ids, so the full-text index stays valid); each stretch the operator held the call is
-    // kept, and every tool call (the tool log).
+    // kept, every tool call (the tool log), and each answered turn's latency as heard.
     "CREATE TABLE transcripts_v6 (
         id          INTEGER PRIMARY KEY,
         call_sid    TEXT NOT NULL REFERENCES calls(call_sid) ON DELETE CASCADE,
@@ -173,7 +173,18 @@ pub const MIGRATIONS: &[&str] = &[
         offset_ms   INTEGER NOT NULL,
         at_ms       INTEGER NOT NULL
     );
-    CREATE INDEX tool_calls_call_sid ON tool_calls(call_sid);",
+    CREATE INDEX tool_calls_call_sid ON tool_calls(call_sid);
+    CREATE TABLE turn_latencies (
+        id             INTEGER PRIMARY KEY,
+        call_sid       TEXT NOT NULL REFERENCES calls(call_sid) ON DELETE CASCADE,
+        offset_ms      INTEGER NOT NULL,
+        total_ms       INTEGER NOT NULL,
+        endpointing_ms INTEGER NOT NULL,
+        model_ms       INTEGER NOT NULL,
+        playout_ms     INTEGER NOT NULL,
+        at_ms          INTEGER NOT NULL
+    );
+    CREATE INDEX turn_latencies_call_sid ON turn_latencies(call_sid);",
 ];
 
 /// The schema version this build writes.

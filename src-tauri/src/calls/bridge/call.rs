@@ -24,6 +24,7 @@ use super::operator::{self, Hold};
 use super::sequencer::{Outgoing, Purpose, Request, Sequencer};
 use super::tool_calls::{FunctionCall, ToolCalls};
 use super::transcript::{Transcript, Turn};
+use super::turn_latency::TurnLatency;
 use super::{close_twilio, BridgeDeps, EndReason};
 use crate::audio::microphone::MicFrame;
 use crate::calls::approvals::PendingApproval;
@@ -33,7 +34,7 @@ use crate::calls::timeline::{CallTimeline, SessionAudio};
 use crate::events::{CallEvent, HandBackReason, ToolOutcome};
 use crate::realtime::client::{ConnectFuture, ModelSocket, RealtimeError};
 use crate::realtime::events::{self as rt, ApiError, Role, ServerEvent};
-use crate::realtime::session::{Greeting, OptionalField, Responding, SessionConfig};
+use crate::realtime::session::{Greeting, OptionalField, Responding, SessionConfig, TurnDetection};
 use crate::realtime::tools::{built_in, BuiltIn};
 use crate::recording::recorder::decode_payload;
 use crate::telephony::twilio::media::{self, Inbound, MediaError, BYTES_PER_MS};
@@ -200,6 +201,8 @@ pub(super) struct Call {
     keepalive_at: Option<Instant>,
     /// Counts model sessions installed (a function call's output only fits the session that made it).
     session_number: u64,
+    /// Turn latency as the caller hears it.
+    latency: TurnLatency,
 }
 
 /// A frame from a model socket, or its end.
@@ -317,6 +320,7 @@ impl Call {
             tool_rx,
             keepalive_at: None,
             session_number: 0,
+            latency: TurnLatency::new(),
         }
     }
 
@@ -542,6 +546,7 @@ impl Call {
             return Ok(Err(OperatorRefusal::Ending));
         }
         info!(call_sid = %self.call_sid, "the operator takes the call over");
+        self.latency.on_speech_started();
         if self.ending.on_barge_in() {
             info!(call_sid = %self.call_sid, "the operator took over during the goodbye: the call goes on");
         }
@@ -999,6 +1004,9 @@ impl Call {
             Inbound::Mark { mark } => {
                 let (outcome, played) = self.timeline.mark(&mark.name, Instant::now());
                 self.record_heard(played);
+                if outcome == MarkOutcome::Played {
+                    self.on_played(&mark.name);
+                }
                 if outcome == MarkOutcome::Unknown {
                     self.note_bad_frame(
                         "mark",
@@ -1466,6 +1474,7 @@ impl Call {
                 audio_start_ms,
             } => {
                 self.caller_speaking = true;
+                self.latency.on_speech_started();
                 if let Some(id) = item_id {
                     let offset = self.speech_offset_ms(audio_start_ms);
                     self.transcript.caller_started(id, offset);
@@ -1476,8 +1485,27 @@ impl Call {
                 self.sequencer.on_barge_in();
                 self.cut_playback().await
             }
-            ServerEvent::SpeechStopped { item_id, .. } => {
+            ServerEvent::SpeechStopped {
+                item_id,
+                audio_end_ms,
+            } => {
                 self.caller_speaking = false;
+                let now_us = self.timeline.now_us(Instant::now());
+                // `audio_end_ms` is where the server's VAD ended the turn: the caller's last sound plus
+                // the configured silence (semantic VAD has no fixed one; its wait is then not counted).
+                let silence_us = match &self.session.turn_detection {
+                    TurnDetection::ServerVad {
+                        silence_duration_ms,
+                        ..
+                    } => u64::from(*silence_duration_ms) * 1000,
+                    TurnDetection::SemanticVad { .. } => 0,
+                };
+                let speech_end_us = audio_end_ms
+                    .and_then(|ms| self.session_audio.stream_us(ms))
+                    .map_or(now_us, |us| us.saturating_sub(silence_us));
+                if self.operator.is_none() {
+                    self.latency.on_speech_stopped(speech_end_us, now_us);
+                }
                 self.sequencer.on_turn_ended(Instant::now());
                 let now = self.offset_ms();
                 self.transcript.caller_stopped(item_id.as_deref(), now);
@@ -1718,6 +1746,7 @@ impl Call {
         let cut = self.timeline.cut(now, running.is_some());
         let cuts = cut.truncations;
         if had_queued || !cuts.is_empty() {
+            self.latency.on_cleared();
             self.send_twilio(media::clear_message(&self.stream_sid))
                 .await?;
             if let Some(rec) = &self.recording {
@@ -1746,6 +1775,26 @@ impl Call {
         Ok(())
     }
 
+    /// A chunk of agent audio played at Twilio: if it began the answer to the caller's last turn, the
+    /// turn's latency as heard.
+    fn on_played(&mut self, mark: &str) {
+        let Some(started_us) = self.timeline.chunk_started(mark) else {
+            return;
+        };
+        if let Some(m) = self.latency.on_played(mark, started_us) {
+            debug!(call_sid = %self.call_sid, total_ms = m.total_ms, "turn latency as heard");
+            self.deps.emit(CallEvent::TurnLatency {
+                call_sid: self.call_sid.clone(),
+                offset_ms: m.speech_end_ms,
+                total_ms: m.total_ms,
+                endpointing_ms: m.endpointing_ms,
+                model_ms: m.model_ms,
+                playout_ms: m.playout_ms,
+                at_ms: now_ms(),
+            });
+        }
+    }
+
     /// Agent audio to Twilio: `media` then its `mark`, in one socket write.
     async fn send_agent_audio(
         &mut self,
@@ -1768,6 +1817,8 @@ impl Call {
             rec.agent_queued(queued.plays_at, audio);
         }
         let mark = queued.mark;
+        self.latency
+            .on_agent_audio(&mark, self.timeline.now_us(now));
         let media_msg = media::media_message(&self.stream_sid, payload);
         let mark_msg = media::mark_message(&self.stream_sid, &mark);
         let sent = async {

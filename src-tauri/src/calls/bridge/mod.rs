@@ -48,6 +48,7 @@ pub mod operator;
 pub mod sequencer;
 pub mod tool_calls;
 pub mod transcript;
+pub mod turn_latency;
 
 use call::Call;
 
