@@ -9,6 +9,8 @@ use verbio::realtime::session::TurnDetection;
 use verbio::sim::realtime_server::SimRealtimeConfig;
 use verbio::sim::twilio_caller::{CallerStep, SimCall};
 
+const API_KEY: &str = "local-api-key-for-latency-tests-0001";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_answered_turn_is_measured_as_heard() {
     let mut h = start(
@@ -19,6 +21,7 @@ async fn each_answered_turn_is_measured_as_heard() {
         },
         // The simulator's VAD waits its own `silence_ms`; the session says the same, as a real one would.
         |c| {
+            c.api_key = verbio::types::Secret::new(API_KEY);
             c.session.turn_detection = TurnDetection::ServerVad {
                 threshold: 0.5,
                 prefix_padding_ms: 300,
@@ -65,4 +68,36 @@ async fn each_answered_turn_is_measured_as_heard() {
     assert!(latency.p50_ms.is_some() && latency.max_ms >= latency.p50_ms);
     // The caller's second turn ended after the first answer: offsets in stream order.
     assert!(latency.turns[0].offset_ms < latency.turns[1].offset_ms);
+    // The same figures for a Prometheus scraper, and the API's view of the call.
+    let api = |path: &str| {
+        reqwest::Client::new()
+            .get(format!("{}{path}", h.api))
+            .header("x-api-key", API_KEY)
+            .send()
+    };
+    let text = api("/api/metrics")
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        "verbio_calls_started_total 1",
+        "verbio_calls_ended_total{outcome=\"ok\"} 1",
+        "verbio_turn_latency_seconds_count 2",
+        "verbio_active_calls 0",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    let body: serde_json::Value = api(&format!("/api/sessions/{sid}/latency"))
+        .await
+        .expect("latency")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(body["turns"].as_array().map(Vec::len), Some(2));
+    assert_eq!(body["p50_ms"], latency.p50_ms.expect("p50"));
 }

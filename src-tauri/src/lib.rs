@@ -23,6 +23,7 @@ pub mod config;
 pub mod desktop;
 pub mod events;
 pub mod logging;
+pub mod metrics;
 pub mod onboarding;
 pub mod realtime;
 pub mod recording;

@@ -105,6 +105,8 @@ pub struct Services {
     pub operator: Arc<operator::OperatorDesk>,
     /// Tools that do real work, and the operator's approvals of them.
     pub tools: Arc<tools::ToolDesk>,
+    /// The figures `/api/metrics` serves (fed from the call events).
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Opens the demo call's private line (a build without the simulators has no demo call).
     #[cfg_attr(not(feature = "sim"), allow(dead_code))]
     lines: Arc<dyn LineOpener>,
@@ -133,8 +135,11 @@ impl Services {
             parts.recordings.clone(),
             &parts.bridge.bus,
         );
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        metrics.follow(parts.bridge.bus.subscribe());
         Services {
             operator,
+            metrics,
             tools: parts.tools,
             session: parts.bridge.session.clone(),
             bus: parts.bridge.bus.clone(),
@@ -252,6 +257,11 @@ impl Services {
             return Err(ServiceError::UnknownCall(call_sid.to_string()));
         }
         Ok(self.store.transcripts(call_sid).await?)
+    }
+
+    /// The core's figures in the Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        self.metrics.render(self.registry.active_count())
     }
 
     /// A call's turn latency as the caller heard it: every answered turn, and p50 / p95 / max.

@@ -57,6 +57,7 @@ api_routes! {
     get "/sessions" => sessions,
     get "/sessions/{id}/transcriptions" => transcriptions,
     get "/sessions/{id}/latency" => latency,
+    get "/metrics" => metrics,
     get "/voices" => voices,
     get "/models" => models,
     get "/tools" => tools,
@@ -174,6 +175,18 @@ async fn transcriptions(
     ApiPath(sid): ApiPath<CallSid>,
 ) -> ApiResult<Vec<crate::store::TranscriptRecord>> {
     Ok(Json(s.transcriptions(&sid).await?))
+}
+
+/// `GET /api/metrics`: Prometheus text format (scrape with the API key in `X-API-Key`).
+async fn metrics(State(s): State<Arc<Services>>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.metrics_text(),
+    )
+        .into_response()
 }
 
 async fn latency(
