@@ -1778,6 +1778,9 @@ impl Call {
     /// A chunk of agent audio played at Twilio: if it began the answer to the caller's last turn, the
     /// turn's latency as heard.
     fn on_played(&mut self, mark: &str) {
+        if !self.latency.awaits(mark) {
+            return;
+        }
         let Some(started_us) = self.timeline.chunk_started(mark) else {
             return;
         };

@@ -60,6 +60,15 @@ impl TurnLatency {
         }
     }
 
+    /// Whether `mark` is the one that ends the turn being measured (most echoes are not: the call asks
+    /// this before it looks up where a chunk started).
+    pub fn awaits(&self, mark: &str) -> bool {
+        self.waiting
+            .as_ref()
+            .and_then(|w| w.first.as_ref())
+            .is_some_and(|(_, first)| first == mark)
+    }
+
     /// Twilio echoed `mark`, whose chunk started playing at `started_us`: the measure, if that chunk
     /// began the answer.
     pub fn on_played(&mut self, mark: &str, started_us: StreamUs) -> Option<TurnMeasure> {
@@ -114,6 +123,7 @@ mod tests {
         t.on_speech_stopped(10_000_000, 10_500_000);
         t.on_agent_audio("v7", 11_100_000);
         t.on_agent_audio("v8", 11_140_000);
+        assert!(t.awaits("v7") && !t.awaits("v8"));
         assert_eq!(
             t.on_played("v6", 9_000_000),
             None,
