@@ -20,16 +20,9 @@ use verbio::types::Secret;
 const SECOND: Duration = Duration::from_secs(1);
 const API_KEY: &str = "local-api-key-for-operator-tests-0002";
 
+/// Power of `hz` in 8 kHz μ-law audio (the device tests' Goertzel).
 fn power(audio: &[u8], hz: f64) -> f64 {
-    let w = std::f64::consts::TAU * hz / 8000.0;
-    let coeff = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0, 0.0);
-    for &b in audio {
-        let s0 = mulaw::decode(b) as f64 + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    s1 * s1 + s2 * s2 - coeff * s1 * s2
+    audio::power(&(mulaw::decode_all(audio), 8000), hz)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,7 @@
 //! operator's turns and a note, and the agent answers; the recording has the operator on the agent
 //! channel where the caller heard it. Errors are clear and never touch the call.
 
+mod audio;
 mod common;
 
 use std::time::{Duration, Instant};
@@ -29,33 +30,12 @@ async fn harness(model: SimRealtimeConfig) -> Harness {
 }
 
 async fn api(h: &Harness, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let client = reqwest::Client::new();
-    let url = format!("{}{path}", h.api);
-    let mut request = match method {
-        "GET" => client.get(url),
-        _ => client.post(url),
-    }
-    .header("x-api-key", API_KEY);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("the local API answers");
-    let status = response.status().as_u16();
-    let body = response.json().await.unwrap_or(Value::Null);
-    (status, body)
+    h.api_call(method, path, API_KEY, body).await
 }
 
-/// Power of `hz` in 8 kHz μ-law audio (Goertzel), normalised by length.
+/// Power of `hz` in 8 kHz μ-law audio (the device tests' Goertzel).
 fn power(mulaw_audio: &[u8], hz: f64) -> f64 {
-    let w = std::f64::consts::TAU * hz / 8000.0;
-    let coeff = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0, 0.0);
-    for &b in mulaw_audio {
-        let s0 = mulaw::decode(b) as f64 + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (mulaw_audio.len().max(1) as f64).powi(2)
+    audio::power(&(mulaw::decode_all(mulaw_audio), 8000), hz)
 }
 
 /// Which voice a stretch of audio is: the agent's tone, the operator's, or quiet.

@@ -70,26 +70,13 @@ async fn harness(model: SimRealtimeConfig, session: SessionConfig) -> Harness {
 }
 
 async fn post(h: &Harness, path: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{}{path}", h.api))
-        .header("x-api-key", API_KEY)
-        .send()
-        .await
-        .expect("the local API answers");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    h.api_call("POST", path, API_KEY, None).await
 }
 
 async fn get(h: &Harness, path: &str) -> Value {
-    reqwest::Client::new()
-        .get(format!("{}{path}", h.api))
-        .header("x-api-key", API_KEY)
-        .send()
-        .await
-        .expect("the local API answers")
-        .json()
-        .await
-        .expect("JSON")
+    let (status, body) = h.api_call("GET", path, API_KEY, None).await;
+    assert_eq!(status, 200, "GET {path}: {body}");
+    body
 }
 
 /// Waits for the call's next event matching `pick`.

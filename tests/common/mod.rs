@@ -72,6 +72,33 @@ pub async fn start(model: SimRealtimeConfig, tweak: impl FnOnce(&mut Config)) ->
 }
 
 impl Harness {
+    /// A request to the local API (`GET`, or `POST` for any other method) with the API key `key` and an
+    /// optional JSON body: the status and the JSON answer (`Null` when it is not JSON).
+    pub async fn api_call(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let client = reqwest::Client::new();
+        let url = format!("{}{path}", self.api);
+        let mut request = match method {
+            "GET" => client.get(url),
+            _ => client.post(url),
+        }
+        .header("x-api-key", key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the local API answers");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
     pub fn caller(&self, call_sid: &str) -> CallerConfig {
         let mut config = CallerConfig::new(self.base.clone(), AUTH_TOKEN);
         config.account_sid = ACCOUNT_SID.into();
