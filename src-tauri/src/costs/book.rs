@@ -24,7 +24,9 @@ fn read<T>(lock: &RwLock<Arc<T>>) -> Arc<T> {
 }
 
 fn write<T>(lock: &RwLock<Arc<T>>, value: T) {
-    let mut guard = lock.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut guard = lock
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     *guard = Arc::new(value);
 }
 

@@ -80,7 +80,8 @@ impl Budget {
 
     /// Whether the day's budget is spent (new calls are refused).
     pub fn day_spent(&self, spent_today: u64) -> bool {
-        self.cap(BudgetScope::Day).is_some_and(|cap| spent_today >= cap)
+        self.cap(BudgetScope::Day)
+            .is_some_and(|cap| spent_today >= cap)
     }
 }
 
@@ -180,7 +181,10 @@ mod tests {
         assert_eq!(w.observe(&budget, 9 * CENT, 9 * CENT), None);
         assert!(matches!(
             w.observe(&budget, 10 * CENT, 10 * CENT),
-            Some(BudgetStep::Stop { scope: BudgetScope::Call, .. })
+            Some(BudgetStep::Stop {
+                scope: BudgetScope::Call,
+                ..
+            })
         ));
         assert_eq!(w.observe(&budget, 20 * CENT, 20 * CENT), None);
     }
@@ -196,7 +200,10 @@ mod tests {
         // This call spent little, but the day is spent: the call ends.
         assert!(matches!(
             w.observe(&budget, CENT, 50 * CENT),
-            Some(BudgetStep::Stop { scope: BudgetScope::Day, .. })
+            Some(BudgetStep::Stop {
+                scope: BudgetScope::Day,
+                ..
+            })
         ));
         assert!(budget.day_spent(50 * CENT));
         assert!(!budget.day_spent(49 * CENT));
@@ -220,11 +227,26 @@ mod tests {
     fn bad_budgets_are_refused() {
         assert!(Budget::default().validate().is_ok());
         for bad in [
-            Budget { call_usd: Some(0.0), ..Budget::default() },
-            Budget { daily_usd: Some(-1.0), ..Budget::default() },
-            Budget { daily_usd: Some(f64::INFINITY), ..Budget::default() },
-            Budget { wrap_up_percent: 100, ..Budget::default() },
-            Budget { goodbye: "  ".into(), ..Budget::default() },
+            Budget {
+                call_usd: Some(0.0),
+                ..Budget::default()
+            },
+            Budget {
+                daily_usd: Some(-1.0),
+                ..Budget::default()
+            },
+            Budget {
+                daily_usd: Some(f64::INFINITY),
+                ..Budget::default()
+            },
+            Budget {
+                wrap_up_percent: 100,
+                ..Budget::default()
+            },
+            Budget {
+                goodbye: "  ".into(),
+                ..Budget::default()
+            },
         ] {
             assert!(bad.validate().is_err(), "{bad:?}");
         }

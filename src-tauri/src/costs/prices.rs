@@ -112,7 +112,8 @@ impl ModelPrices {
         let uncached_text = m.input_text.saturating_sub(m.cached_text);
         let uncached_audio = m.input_audio.saturating_sub(m.cached_audio);
         let tokens = uncached_text.saturating_mul(per_token(self.text_input))
-            + m.cached_text.saturating_mul(per_token(self.text_cached_input))
+            + m.cached_text
+                .saturating_mul(per_token(self.text_cached_input))
             + uncached_audio.saturating_mul(per_token(self.audio_input))
             + m.cached_audio
                 .saturating_mul(per_token(self.audio_cached_input))
@@ -176,7 +177,12 @@ impl PriceTable {
 fn is_date(s: &str) -> bool {
     let b = s.as_bytes();
     let digits = |r: std::ops::Range<usize>| r.clone().all(|i| b[i].is_ascii_digit());
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' || !digits(0..4) || !digits(5..7) || !digits(8..10)
+    if b.len() != 10
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !digits(0..4)
+        || !digits(5..7)
+        || !digits(8..10)
     {
         return false;
     }
@@ -185,11 +191,7 @@ fn is_date(s: &str) -> bool {
     (1..=12).contains(&month) && (1..=31).contains(&day)
 }
 
-fn row(
-    text: (f64, f64, f64),
-    audio: (f64, f64, f64),
-    note: Option<&str>,
-) -> ModelPrices {
+fn row(text: (f64, f64, f64), audio: (f64, f64, f64), note: Option<&str>) -> ModelPrices {
     ModelPrices {
         text_input: text.0,
         text_cached_input: text.1,
@@ -216,10 +218,7 @@ impl Default for PriceTable {
         let realtime = ((4.0, 0.4, 16.0), (32.0, 0.4, 64.0));
         let realtime_mini = ((0.6, 0.06, 2.4), (10.0, 0.3, 20.0));
         let mut models = BTreeMap::new();
-        models.insert(
-            "gpt-realtime".into(),
-            row(realtime.0, realtime.1, None),
-        );
+        models.insert("gpt-realtime".into(), row(realtime.0, realtime.1, None));
         models.insert(
             "gpt-realtime-mini".into(),
             row(realtime_mini.0, realtime_mini.1, None),
@@ -321,7 +320,11 @@ mod tests {
         assert!(t.validate().is_err());
         let mut t = table.clone();
         t.models.get_mut("gpt-realtime").unwrap().audio_output = -1.0;
-        assert!(t.validate().unwrap_err().0.contains("gpt-realtime.audio_output"));
+        assert!(t
+            .validate()
+            .unwrap_err()
+            .0
+            .contains("gpt-realtime.audio_output"));
         let mut t = table.clone();
         t.models.get_mut("gpt-realtime").unwrap().text_input = 0.000_000_1;
         assert!(t.validate().unwrap_err().0.contains("six decimals"));

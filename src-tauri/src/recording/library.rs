@@ -232,7 +232,10 @@ impl Library {
         Ok(rows
             .into_iter()
             .map(|recording| {
-                let f = figures.get(&recording.call_sid).copied().unwrap_or_default();
+                let f = figures
+                    .get(&recording.call_sid)
+                    .copied()
+                    .unwrap_or_default();
                 RecordingItem {
                     recording,
                     cost_usd: f.cost_pico.map(crate::costs::pico_to_usd),

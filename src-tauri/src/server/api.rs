@@ -237,7 +237,9 @@ async fn put_prices(
     Ok(Json(s.costs.set_prices(table).await?))
 }
 
-async fn get_budget(State(s): State<Arc<Services>>) -> ApiResult<crate::services::costs::BudgetView> {
+async fn get_budget(
+    State(s): State<Arc<Services>>,
+) -> ApiResult<crate::services::costs::BudgetView> {
     Ok(Json(s.costs.budget()))
 }
 

@@ -67,12 +67,18 @@ where
         Ok(value) => match validate(&value) {
             Ok(()) => Some(value),
             Err(e) => {
-                warn!(key, "the saved setting is not valid any more; using the default: {e}");
+                warn!(
+                    key,
+                    "the saved setting is not valid any more; using the default: {e}"
+                );
                 None
             }
         },
         Err(e) => {
-            warn!(key, "the saved setting does not parse; using the default: {e}");
+            warn!(
+                key,
+                "the saved setting does not parse; using the default: {e}"
+            );
             None
         }
     }

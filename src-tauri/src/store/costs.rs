@@ -136,9 +136,8 @@ pub fn call_figures(
     conn: &Connection,
     call_sids: &[String],
 ) -> Result<std::collections::HashMap<String, CallFigures>, StoreError> {
-    let mut cost = conn.prepare_cached(
-        "SELECT SUM(cost_pico), COUNT(*) FROM call_costs WHERE call_sid = ?1",
-    )?;
+    let mut cost =
+        conn.prepare_cached("SELECT SUM(cost_pico), COUNT(*) FROM call_costs WHERE call_sid = ?1")?;
     let mut latency =
         conn.prepare_cached("SELECT total_ms FROM turn_latencies WHERE call_sid = ?1")?;
     let mut out = std::collections::HashMap::new();
@@ -226,7 +225,13 @@ mod tests {
     use super::*;
     use crate::store::migrations::test_db;
 
-    fn row(source: CostSource, model: &str, cost_pico: u64, priced: bool, at_ms: i64) -> CostRecord {
+    fn row(
+        source: CostSource,
+        model: &str,
+        cost_pico: u64,
+        priced: bool,
+        at_ms: i64,
+    ) -> CostRecord {
         CostRecord {
             source,
             model: model.into(),
@@ -243,11 +248,36 @@ mod tests {
     #[test]
     fn a_call_sums_by_source_and_names_unpriced_models() {
         let mut conn = test_db();
-        insert(&mut conn, "CA1", &row(CostSource::Response, "gpt-realtime", 3_000, true, 1)).unwrap();
-        insert(&mut conn, "CA1", &row(CostSource::Response, "gpt-realtime", 4_000, true, 2)).unwrap();
-        insert(&mut conn, "CA1", &row(CostSource::Transcription, "x-transcribe", 0, false, 3)).unwrap();
-        insert(&mut conn, "CA1", &row(CostSource::Summary, "gpt-4.1-mini", 500, true, 4)).unwrap();
-        insert(&mut conn, "CA2", &row(CostSource::Response, "gpt-realtime", 9, true, 5)).unwrap();
+        insert(
+            &mut conn,
+            "CA1",
+            &row(CostSource::Response, "gpt-realtime", 3_000, true, 1),
+        )
+        .unwrap();
+        insert(
+            &mut conn,
+            "CA1",
+            &row(CostSource::Response, "gpt-realtime", 4_000, true, 2),
+        )
+        .unwrap();
+        insert(
+            &mut conn,
+            "CA1",
+            &row(CostSource::Transcription, "x-transcribe", 0, false, 3),
+        )
+        .unwrap();
+        insert(
+            &mut conn,
+            "CA1",
+            &row(CostSource::Summary, "gpt-4.1-mini", 500, true, 4),
+        )
+        .unwrap();
+        insert(
+            &mut conn,
+            "CA2",
+            &row(CostSource::Response, "gpt-realtime", 9, true, 5),
+        )
+        .unwrap();
         let total = call_total(&conn, "CA1").unwrap();
         assert_eq!(total.total_pico, 7_500);
         assert!(!total.priced);
@@ -255,7 +285,10 @@ mod tests {
         assert_eq!(total.by_source.response, pico_to_usd(7_000));
         assert_eq!(total.by_source.summary, pico_to_usd(500));
         assert_eq!(call_total(&conn, "CA3").unwrap().total_pico, 0);
-        assert_eq!(spent_since(&conn, 2).unwrap(), vec![(2, 4_000), (4, 500), (5, 9)]);
+        assert_eq!(
+            spent_since(&conn, 2).unwrap(),
+            vec![(2, 4_000), (4, 500), (5, 9)]
+        );
         let figures = call_figures(&conn, &["CA1".into(), "CA9".into()]).unwrap();
         assert_eq!(figures["CA1"].cost_pico, Some(7_500));
         assert_eq!(figures["CA9"], CallFigures::default());
@@ -265,7 +298,12 @@ mod tests {
     fn days_are_all_there_oldest_first_with_todays_figures() {
         let mut conn = test_db();
         let now = crate::types::now_ms();
-        insert(&mut conn, "CA1", &row(CostSource::Response, "m", 2_000_000_000_000, true, now)).unwrap();
+        insert(
+            &mut conn,
+            "CA1",
+            &row(CostSource::Response, "m", 2_000_000_000_000, true, now),
+        )
+        .unwrap();
         let days = daily(&conn, 7).unwrap();
         assert_eq!(days.len(), 7);
         assert!(days.windows(2).all(|w| w[0].day < w[1].day));

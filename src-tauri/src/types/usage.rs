@@ -16,4 +16,3 @@ pub struct TokenUsage {
     pub output_text: u64,
     pub output_audio: u64,
 }
-

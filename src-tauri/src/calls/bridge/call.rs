@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as ModelMessage;
 use tracing::{debug, info, warn};
 
+use super::call_cost::CallCost;
 use super::ending::{Due, EndKind, Ending};
 use super::frames::{FrameAligner, Ready};
 use super::gaps::GapFiller;
@@ -24,7 +25,6 @@ use super::operator::{self, Hold};
 use super::sequencer::{Outgoing, Purpose, Request, Sequencer};
 use super::tool_calls::{FunctionCall, ToolCalls};
 use super::transcript::{Transcript, Turn};
-use super::call_cost::CallCost;
 use super::turn_latency::TurnLatency;
 use super::{close_twilio, BridgeDeps, EndReason};
 use crate::audio::microphone::MicFrame;
@@ -32,6 +32,8 @@ use crate::calls::approvals::PendingApproval;
 use crate::calls::playout::{MarkOutcome, Placed};
 use crate::calls::registry::{CallControl, OperatorRefusal};
 use crate::calls::timeline::{CallTimeline, SessionAudio};
+use crate::costs::budget::{BudgetScope, BudgetStep};
+use crate::costs::{pico_to_usd, CostSource, Metered};
 use crate::events::{CallEvent, HandBackReason, ToolOutcome};
 use crate::realtime::client::{ConnectFuture, ModelSocket, RealtimeError};
 use crate::realtime::events::{self as rt, ApiError, Role, ServerEvent};
@@ -40,8 +42,6 @@ use crate::realtime::tools::{built_in, BuiltIn};
 use crate::recording::recorder::decode_payload;
 use crate::telephony::twilio::media::{self, Inbound, MediaError, BYTES_PER_MS};
 use crate::tools::{FailureKind, ToolFailure, ToolRequest};
-use crate::costs::budget::{BudgetScope, BudgetStep};
-use crate::costs::{pico_to_usd, CostSource, Metered};
 use crate::types::{now_ms, Speaker, StreamUs, TokenUsage};
 
 /// Turns kept for seeding a fresh session (the newest ones).
@@ -431,8 +431,7 @@ impl Call {
         if let (
             EndReason::VoicemailLeft | EndReason::MaxLength | EndReason::OverBudget,
             Some(actions),
-        ) =
-            (&reason, &self.deps.actions)
+        ) = (&reason, &self.deps.actions)
         {
             tokio::spawn(actions.hang_up(&self.call_sid));
         }
@@ -777,7 +776,9 @@ impl Call {
                 });
                 Ok(())
             }
-            Some(BudgetStep::Stop { scope, spent, cap }) => self.on_budget_spent(scope, spent, cap).await,
+            Some(BudgetStep::Stop { scope, spent, cap }) => {
+                self.on_budget_spent(scope, spent, cap).await
+            }
         }
     }
 
@@ -816,8 +817,9 @@ impl Call {
         .await
     }
 
-    /// Cuts whatever the agent was saying, stops forwarding the other side, has the agent say
-    /// `instructions` (no tools), and ends the call once that has played, or at `grace`.
+    /// Cuts whatever the agent was saying (except for a budget's goodbye, which follows it), stops
+    /// forwarding the other side, has the agent say `instructions` (no tools), and ends the call once
+    /// that has played, or at `grace`.
     async fn say_last_words(
         &mut self,
         kind: EndKind,
@@ -837,11 +839,15 @@ impl Call {
             deadline: Instant::now() + grace,
         };
         self.held_audio.clear();
-        if let Some(Outgoing::Cancel) = self.sequencer.cancel() {
-            let id = self.event_id(Sent::ResponseCancel);
-            self.send_model(rt::response_cancel(&id)).await;
+        // A budget's goodbye follows what the agent is saying (it is paid for, and a cut sentence is
+        // rude); the other last words interrupt it.
+        if kind != EndKind::Budget {
+            if let Some(Outgoing::Cancel) = self.sequencer.cancel() {
+                let id = self.event_id(Sent::ResponseCancel);
+                self.send_model(rt::response_cancel(&id)).await;
+            }
+            self.cut_playback(None).await?;
         }
-        self.cut_playback(None).await?;
         self.request_response(Request {
             purpose: Purpose::LastWords,
             params: Some(json!({"instructions": instructions, "tool_choice": "none"})),
@@ -1571,9 +1577,9 @@ impl Call {
                 }
                 self.sequencer.on_barge_in();
                 let speech_us = audio_start_ms.and_then(|ms| self.session_audio.stream_us(ms));
-                self.cut_playback(Some(speech_us.unwrap_or_else(|| {
-                    self.timeline.now_us(Instant::now())
-                })))
+                self.cut_playback(Some(
+                    speech_us.unwrap_or_else(|| self.timeline.now_us(Instant::now())),
+                ))
                 .await
             }
             ServerEvent::SpeechStopped {

@@ -95,6 +95,10 @@ mod tests {
         assert_eq!(unknown.cost, None);
         assert!(unknown.newly_unpriced);
         assert_eq!(unknown.total, 12_800_000_000);
-        assert!(!call.charge(&book, "no-such-model", &usage, 4_000).newly_unpriced);
+        assert!(
+            !call
+                .charge(&book, "no-such-model", &usage, 4_000)
+                .newly_unpriced
+        );
     }
 }
