@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dailyGeometry, dayLabel, formatMeasure, niceCeil, shortDay, timelineGeometry, turnLabel } from './charts';
+import { dailyGeometry, dayLabel, formatMeasure, niceCeil, shortDay, timeAxis, timelineGeometry, turnLabel } from './charts';
 import type { TurnMark } from './insight';
 import type { DailyStat } from './types';
 
@@ -26,13 +26,23 @@ describe('niceCeil', () => {
   });
 });
 
+describe('time axis', () => {
+  it('ends on a whole step a clock reads well, at most six steps', () => {
+    expect(timeAxis(0)).toEqual({ max: 10_000, step: 10_000 });
+    expect(timeAxis(62_000)).toEqual({ max: 75_000, step: 15_000 });
+    expect(timeAxis(100_000)).toEqual({ max: 120_000, step: 30_000 });
+    expect(timeAxis(29 * 60_000)).toEqual({ max: 30 * 60_000, step: 300_000 });
+    expect(timeAxis(10 * 3_600_000).max).toBeGreaterThanOrEqual(10 * 3_600_000);
+  });
+});
+
 describe('latency timeline', () => {
   it('puts a stacked bar per turn at its offset, scaled to the slowest', () => {
-    // 100 s of call on 380 px; y up to 2 s on 100 px.
-    const g = timelineGeometry([mark(20_000, 500, 1000, 500), mark(60_000, 300, 400, 300)], [], 100_000, box, 1000, pad);
+    // 2 min of call on 380 px; y up to 2 s on 100 px.
+    const g = timelineGeometry([mark(20_000, 500, 1000, 500), mark(60_000, 300, 400, 300)], [], 120_000, box, 1000, pad);
     expect(g.plot).toEqual({ left: 10, top: 10, right: 390, bottom: 110 });
     const [a, b] = g.bars;
-    expect(a?.x).toBeCloseTo(10 + 0.2 * 380 - (a?.width ?? 0) / 2);
+    expect(a?.x).toBeCloseTo(10 + (380 * 20) / 120 - (a?.width ?? 0) / 2, 1);
     expect(a?.segments.map((s) => [s.kind, s.y, s.height])).toEqual([
       ['endpointing', 85, 25],
       ['model', 35, 50],
@@ -42,7 +52,7 @@ describe('latency timeline', () => {
     expect(b?.top).toBe(60);
     expect(g.p95Y).toBe(60);
     expect(a?.label).toBe('Turn at 0:20: 2.00 s (endpointing 500 ms, model 1.00 s, playout 500 ms)');
-    expect(g.xTicks.map((t) => t.label)).toEqual(['0:00', '0:50', '1:40']);
+    expect(g.xTicks.map((t) => t.label)).toEqual(['0:00', '1:00', '2:00']);
     expect(g.yTicks.map((t) => [t.at, t.label])).toEqual([
       [110, '0 ms'],
       [60, '1.00 s'],

@@ -33,6 +33,16 @@ const round = (v: number): number => Math.round(v * 100) / 100;
 const clamp = (v: number, lo: number, hi: number): number => Math.min(Math.max(v, lo), hi);
 const nonNeg = (v: number): number => (Number.isFinite(v) && v > 0 ? v : 0);
 
+/** Time-axis steps: whole seconds and minutes a clock reads well. */
+const TIME_STEPS = [10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 900_000, 1_800_000, 3_600_000];
+
+/** The end of a time axis that covers `ms` (at least 10 s), and its tick step: at most six steps. */
+export function timeAxis(ms: number): { max: number; step: number } {
+  const v = Math.max(nonNeg(ms), 1);
+  const step = TIME_STEPS.find((s) => v / s <= 6) ?? Math.ceil(v / 6 / 3_600_000) * 3_600_000;
+  return { max: Math.ceil(v / step) * step, step };
+}
+
 export type SegmentKind = 'endpointing' | 'model' | 'playout';
 
 export interface Segment {
@@ -108,7 +118,7 @@ export function timelineGeometry(
   const plotW = plot.right - plot.left;
   const plotH = plot.bottom - plot.top;
   const lastMark = Math.max(0, ...turns.map((t) => nonNeg(t.offsetMs) + nonNeg(t.totalMs)), ...bargeIns.map((b) => nonNeg(b.offsetMs)));
-  const xMax = niceCeil(Math.max(nonNeg(durationMs), lastMark), 10_000);
+  const { max: xMax, step: xStep } = timeAxis(Math.max(nonNeg(durationMs), lastMark));
   const yMax = niceCeil(Math.max(0, ...turns.map((t) => nonNeg(t.totalMs)), nonNeg(p95Ms ?? 0)), 500);
   const x = (ms: number): number => round(plot.left + (clamp(nonNeg(ms), 0, xMax) / xMax) * plotW);
   const h = (ms: number): number => (nonNeg(ms) / yMax) * plotH;
@@ -142,7 +152,9 @@ export function timelineGeometry(
     };
   });
 
-  const xTicks: Tick[] = [0, xMax / 2, xMax].map((ms) => ({ at: x(ms), label: formatDuration(ms) }));
+  const xTicks: Tick[] = Array.from({ length: Math.round(xMax / xStep) + 1 }, (_, i) => i * xStep)
+    .filter((ms, i, all) => all.length <= 4 || i % 2 === 0 || ms === xMax)
+    .map((ms) => ({ at: x(ms), label: formatDuration(ms) }));
   const yTicks: Tick[] = [0, yMax / 2, yMax].map((ms) => ({ at: round(plot.bottom - h(ms)), label: formatMs(ms) }));
   const p95Y = p95Ms === null || turns.length === 0 ? null : round(plot.bottom - h(p95Ms));
   const n = turns.length;
