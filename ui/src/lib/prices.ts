@@ -110,9 +110,6 @@ export function budgetProblems(b: Pick<Budget, 'call_usd' | 'daily_usd' | 'wrap_
   const cap = (v: number | null): boolean => v === null || (Number.isFinite(v) && v > 0);
   if (!cap(b.call_usd)) errors.call_usd = 'An amount above $0, or empty for no cap.';
   if (!cap(b.daily_usd)) errors.daily_usd = 'An amount above $0, or empty for no cap.';
-  if (b.call_usd !== null && b.daily_usd !== null && cap(b.call_usd) && cap(b.daily_usd) && b.call_usd > b.daily_usd) {
-    errors.call_usd = "A call's cap above the day's would never be reached.";
-  }
   if (!(Number.isInteger(b.wrap_up_percent) && b.wrap_up_percent >= 1 && b.wrap_up_percent <= 100)) {
     errors.wrap_up_percent = 'A whole percentage, 1–100.';
   }
