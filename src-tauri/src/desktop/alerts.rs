@@ -466,6 +466,24 @@ impl AlertTracker {
                 from,
                 ..
             } => Some(call_capped(call_sid, *cap, from.as_deref())),
+            CallEvent::BudgetWarning {
+                call_sid,
+                scope,
+                spent_usd,
+                cap_usd,
+                ..
+            } => Some(Alert::new(
+                AlertKind::Error,
+                "A call is near its budget",
+                format!(
+                    "It has spent ${spent_usd:.2} of the {} budget (${cap_usd:.2}); the agent was told to wrap up.",
+                    match scope {
+                        crate::costs::budget::BudgetScope::Call => "call's",
+                        crate::costs::budget::BudgetScope::Day => "day's",
+                    }
+                ),
+                call_sid,
+            )),
             CallEvent::ToolApprovalRequested {
                 call_sid,
                 call_id,
@@ -769,6 +787,18 @@ mod tests {
         );
         let long = t.on_event(&capped(CallCap::CallLength)).unwrap();
         assert_eq!(long.title, "A call reached its time limit");
+        let spent = t.on_event(&capped(CallCap::DailyBudget)).unwrap();
+        assert!(spent.body.contains("daily budget"), "{}", spent.body);
+        let near = t
+            .on_event(&CallEvent::BudgetWarning {
+                call_sid: "CA9".into(),
+                scope: crate::costs::budget::BudgetScope::Call,
+                spent_usd: 0.4,
+                cap_usd: 0.5,
+                at_ms: 0,
+            })
+            .unwrap();
+        assert_eq!(near.body, "It has spent $0.40 of the call's budget ($0.50); the agent was told to wrap up.");
     }
 
     #[test]
