@@ -798,7 +798,10 @@ mod tests {
                 at_ms: 0,
             })
             .unwrap();
-        assert_eq!(near.body, "It has spent $0.40 of the call's budget ($0.50); the agent was told to wrap up.");
+        assert_eq!(
+            near.body,
+            "It has spent $0.40 of the call's budget ($0.50); the agent was told to wrap up."
+        );
     }
 
     #[test]
