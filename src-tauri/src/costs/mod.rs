@@ -19,6 +19,8 @@ pub use book::CostBook;
 
 use serde::Serialize;
 
+use crate::realtime::events::{TranscriptionInputDetails, TranscriptionUsage, UsageKind};
+
 /// Picodollars per US dollar.
 pub const PICO_PER_USD: u64 = 1_000_000_000_000;
 
@@ -92,5 +94,65 @@ impl From<crate::types::TokenUsage> for Metered {
             output_audio: u.output_audio,
             audio_ms: 0,
         }
+    }
+}
+
+impl From<TranscriptionUsage> for Metered {
+    fn from(u: TranscriptionUsage) -> Self {
+        let seconds = u.seconds.filter(|s| s.is_finite() && *s >= 0.0);
+        match (u.kind, seconds) {
+            (Some(UsageKind::Duration), Some(s)) => Metered {
+                audio_ms: (s * 1000.0).round() as u64,
+                ..Default::default()
+            },
+            _ => {
+                // Without a split, the input is the turn's audio.
+                let d = u.input_token_details.unwrap_or(TranscriptionInputDetails {
+                    text_tokens: 0,
+                    audio_tokens: u.input_tokens,
+                });
+                Metered {
+                    input_text: d.text_tokens,
+                    input_audio: d.audio_tokens,
+                    output_text: u.output_tokens,
+                    ..Default::default()
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metered(usage: &str) -> Metered {
+        let u: TranscriptionUsage = serde_json::from_str(usage).expect("parses");
+        u.into()
+    }
+
+    #[test]
+    fn transcription_usage_in_tokens_or_seconds() {
+        assert_eq!(
+            metered(
+                r#"{"type":"tokens","input_tokens":14,"output_tokens":5,"total_tokens":19,
+                    "input_token_details":{"text_tokens":2,"audio_tokens":12}}"#
+            ),
+            Metered {
+                input_text: 2,
+                input_audio: 12,
+                output_text: 5,
+                ..Metered::default()
+            }
+        );
+        assert_eq!(
+            metered(r#"{"type":"duration","seconds":2.5}"#).audio_ms,
+            2_500
+        );
+        // No split: the input is the turn's audio.
+        assert_eq!(
+            metered(r#"{"type":"tokens","input_tokens":9,"output_tokens":1}"#).input_audio,
+            9
+        );
     }
 }

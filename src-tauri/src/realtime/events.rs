@@ -250,31 +250,6 @@ pub struct TranscriptionInputDetails {
     pub audio_tokens: u64,
 }
 
-impl From<TranscriptionUsage> for crate::costs::Metered {
-    fn from(u: TranscriptionUsage) -> Self {
-        let seconds = u.seconds.filter(|s| s.is_finite() && *s >= 0.0);
-        match (u.kind, seconds) {
-            (Some(UsageKind::Duration), Some(s)) => crate::costs::Metered {
-                audio_ms: (s * 1000.0).round() as u64,
-                ..Default::default()
-            },
-            _ => {
-                // Without a split, the input is the turn's audio.
-                let d = u.input_token_details.unwrap_or(TranscriptionInputDetails {
-                    text_tokens: 0,
-                    audio_tokens: u.input_tokens,
-                });
-                crate::costs::Metered {
-                    input_text: d.text_tokens,
-                    input_audio: d.audio_tokens,
-                    output_text: u.output_tokens,
-                    ..Default::default()
-                }
-            }
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 pub struct OutputTokenDetails {
     #[serde(default)]
@@ -636,6 +611,27 @@ mod tests {
         .unwrap();
         assert_eq!(v["response"]["instructions"], "Say hello");
         assert_eq!(v["event_id"], "e5");
+    }
+
+    #[test]
+    fn a_transcription_keeps_its_usage_and_survives_a_strange_one() {
+        let with = r#"{"type":"conversation.item.input_audio_transcription.completed","item_id":"i1","content_index":0,"transcript":"hi","usage":{"type":"tokens","input_tokens":7,"output_tokens":1,"total_tokens":8,"input_token_details":{"text_tokens":0,"audio_tokens":7}}}"#;
+        match parse_server_event(with).unwrap() {
+            ServerEvent::InputTranscriptionCompleted { usage, .. } => {
+                assert_eq!(usage.map(|u| u.input_tokens), Some(7));
+            }
+            other => panic!("{other:?}"),
+        }
+        let strange = r#"{"type":"conversation.item.input_audio_transcription.completed","item_id":"i1","content_index":0,"transcript":"hi","usage":{"type":"credits","input_tokens":"many"}}"#;
+        match parse_server_event(strange).unwrap() {
+            ServerEvent::InputTranscriptionCompleted {
+                usage, transcript, ..
+            } => {
+                assert_eq!(usage, None);
+                assert_eq!(transcript, "hi");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
