@@ -14,7 +14,7 @@ use verbio::realtime::session::DEFAULT_MODEL;
 use verbio::sim::realtime_server::SimRealtimeConfig;
 use verbio::sim::twilio_caller::{CallerStep, SimCall};
 
-use common::{call_sid, post_signed_form, speak, start, turn, wait_agent};
+use common::{call_sid, post_signed_form, speak, start, turn, voice_params, wait_agent};
 
 const API_KEY: &str = "local-api-key-for-cost-tests-000001";
 const GOODBYE: &str = "Our time is up for today, thank you and goodbye from Verbio.";
@@ -310,16 +310,7 @@ async fn a_spent_day_budget_ends_the_call_and_refuses_the_next() {
     // The next caller hears why and is hung up; the refusal is an event.
     let refused = call_sid();
     let caller = h.caller(&refused);
-    let params = vec![
-        ("AccountSid", caller.account_sid.as_str()),
-        ("ApiVersion", "2010-04-01"),
-        ("CallSid", caller.call_sid.as_str()),
-        ("CallStatus", "ringing"),
-        ("Direction", "inbound"),
-        ("From", caller.from.as_str()),
-        ("To", caller.to.as_str()),
-    ];
-    let answer = post_signed_form(&h.base, "/twiml", &params).await;
+    let answer = post_signed_form(&h.base, "/twiml", &voice_params(&caller)).await;
     let twiml = answer.text().await.expect("TwiML");
     assert!(
         twiml.contains("<Say") && twiml.contains("<Hangup"),

@@ -8,26 +8,15 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{call_sid, eventually, post_signed_form, speak, start, turn, ACCOUNT_SID};
+use common::{
+    call_sid, eventually, post_signed_form, speak, start, turn, voice_params, ACCOUNT_SID,
+};
 use verbio::events::{CallCap, CallEvent};
 use verbio::sim::realtime_server::SimRealtimeConfig;
 use verbio::sim::twilio_caller::{CallerConfig, CallerStep, SimCall};
 use verbio::sim::SimError;
 
 const SECOND: Duration = Duration::from_secs(1);
-
-/// The voice webhook's parameters as the simulated Twilio posts them for `caller`.
-fn voice_params(caller: &CallerConfig) -> Vec<(&str, &str)> {
-    vec![
-        ("AccountSid", caller.account_sid.as_str()),
-        ("ApiVersion", "2010-04-01"),
-        ("CallSid", caller.call_sid.as_str()),
-        ("CallStatus", "ringing"),
-        ("Direction", "inbound"),
-        ("From", caller.from.as_str()),
-        ("To", caller.to.as_str()),
-    ]
-}
 
 /// Posts `caller`'s signed voice webhook and returns the TwiML.
 async fn twiml(base: &str, caller: &CallerConfig) -> String {

@@ -247,6 +247,19 @@ pub fn numbers_page() -> serde_json::Value {
 }
 
 /// Posts a form to `path` as Twilio would: signed with the auth token over `base + path`.
+/// The voice webhook's parameters as the simulated Twilio posts them for `caller`.
+pub fn voice_params(caller: &CallerConfig) -> Vec<(&str, &str)> {
+    vec![
+        ("AccountSid", caller.account_sid.as_str()),
+        ("ApiVersion", "2010-04-01"),
+        ("CallSid", caller.call_sid.as_str()),
+        ("CallStatus", "ringing"),
+        ("Direction", "inbound"),
+        ("From", caller.from.as_str()),
+        ("To", caller.to.as_str()),
+    ]
+}
+
 pub async fn post_signed_form(
     base: &str,
     path: &str,
