@@ -2,8 +2,11 @@
 //! known delays injected in each part: the simulator's VAD waits `silence_ms` after the caller stops
 //! (endpointing), the model thinks `first_audio_delay` before its first audio (model), and the fake
 //! caller's jitter buffer holds each stretch of agent audio `playout_delay` before it plays on Twilio's
-//! 20 ms clock (playout). The measure must find each within 20 ms. A barge-in's reaction (speech
-//! start → `clear`) includes the VAD's `speech_detect_ms`.
+//! 20 ms clock (playout). The measure must find each within 20 ms of what the simulators actually
+//! added: audio moves in 20 ms frames, so the VAD counts its last silent frame when that frame arrives
+//! (at its start: 10 ms early on average) and a jitter buffer's stretch starts on the next 20 ms tick
+//! after its delay (10 ms late on average). A barge-in's reaction (speech start → `clear`) includes
+//! the VAD's `speech_detect_ms`.
 
 mod common;
 
@@ -20,6 +23,8 @@ const ENDPOINTING_MS: u64 = 400;
 const MODEL_MS: u64 = 300;
 const PLAYOUT_MS: u64 = 120;
 const DETECT_MS: u64 = 100;
+/// Twilio's (and the simulators') frame.
+const FRAME_MS: u64 = 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_answered_turn_is_measured_as_heard() {
@@ -80,11 +85,15 @@ async fn each_answered_turn_is_measured_as_heard() {
     // The cut answer was heard before the cut, so it counts: three answered turns.
     assert_eq!(latency.turns.len(), 3, "{latency:?}");
     for t in &latency.turns {
-        // Each part is the injected delay, give or take the 20 ms frames audio moves in.
+        // Each part is the injected delay, with the frame effects named in the module docs.
         for (part, measured, injected) in [
-            ("endpointing", t.endpointing_ms, ENDPOINTING_MS),
+            (
+                "endpointing",
+                t.endpointing_ms,
+                ENDPOINTING_MS - FRAME_MS / 2,
+            ),
             ("model", t.model_ms, MODEL_MS),
-            ("playout", t.playout_ms, PLAYOUT_MS),
+            ("playout", t.playout_ms, PLAYOUT_MS + FRAME_MS / 2),
         ] {
             assert!(
                 measured.abs_diff(injected) <= 20,
@@ -97,8 +106,9 @@ async fn each_answered_turn_is_measured_as_heard() {
     // The barge-in: Twilio was told to stop once the VAD had heard 100 ms of the caller.
     assert_eq!(latency.interruptions, 1, "{:?}", latency.barge_ins);
     let reaction = latency.barge_ins[0].reaction_ms.expect("reaction measured");
+    // Like endpointing, the VAD decides when the frame that completes its 100 ms arrives (at its start).
     assert!(
-        reaction.abs_diff(DETECT_MS) <= 20,
+        reaction.abs_diff(DETECT_MS - FRAME_MS / 2) <= 20,
         "barge-in reaction {reaction} ms, the VAD needed {DETECT_MS}"
     );
     assert!(latency.barge_ins[0].heard_ms >= 500);

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
 use base64::Engine;
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -85,8 +84,8 @@ enum Sent {
 
 /// One model session socket, split, with where its configuration stands.
 struct ModelLink {
-    tx: SplitSink<ModelSocket, ModelMessage>,
-    rx: SplitStream<ModelSocket>,
+    /// Not split: the call's one task reads and writes it, so no lock is taken per message.
+    socket: ModelSocket,
     setup: Setup,
     /// Configured to only listen (the operator held the call when it was set up).
     listen_only: bool,
@@ -94,7 +93,7 @@ struct ModelLink {
 
 impl ModelLink {
     async fn send(&mut self, text: String) -> Result<(), String> {
-        self.tx
+        self.socket
             .send(ModelMessage::Text(text.into()))
             .await
             .map_err(|e| e.to_string())
@@ -102,7 +101,7 @@ impl ModelLink {
 
     /// Closes the session so it stops costing money; does not wait for the server.
     async fn close(mut self) {
-        let _ = tokio::time::timeout(Duration::from_millis(500), self.tx.close()).await;
+        let _ = tokio::time::timeout(Duration::from_millis(500), self.socket.close(None)).await;
     }
 }
 
@@ -163,7 +162,8 @@ pub(super) struct Call {
     session: Arc<SessionConfig>,
     call_sid: String,
     stream_sid: String,
-    twilio: SplitSink<WebSocket, Message>,
+    /// Twilio's media socket, read and written by this task alone (not split: no lock per message).
+    twilio: WebSocket,
     model: Option<ModelLink>,
     /// A fresh session waiting for a quiet moment to take over (rollover); read all the while.
     standby: Option<ModelLink>,
@@ -219,7 +219,7 @@ type ModelFrame = Option<Result<ModelMessage, tokio_tungstenite::tungstenite::Er
 
 async fn next_model_frame(link: &mut Option<ModelLink>) -> ModelFrame {
     match link {
-        Some(link) => link.rx.next().await,
+        Some(link) => link.socket.next().await,
         None => std::future::pending().await,
     }
 }
@@ -278,7 +278,7 @@ impl Call {
         session: Arc<SessionConfig>,
         call_sid: String,
         stream_sid: String,
-        twilio: SplitSink<WebSocket, Message>,
+        twilio: WebSocket,
     ) -> Self {
         let now = Instant::now();
         let settings = &deps.settings;
@@ -334,11 +334,7 @@ impl Call {
         }
     }
 
-    pub(super) async fn run(
-        mut self,
-        mut twilio_rx: SplitStream<WebSocket>,
-        mut control: mpsc::Receiver<CallControl>,
-    ) -> EndReason {
+    pub(super) async fn run(mut self, mut control: mpsc::Receiver<CallControl>) -> EndReason {
         self.start_connecting(Duration::ZERO);
         let timer = tokio::time::sleep_until(Instant::now());
         tokio::pin!(timer);
@@ -357,7 +353,7 @@ impl Call {
                 }
             }
             let step = tokio::select! {
-                frame = twilio_rx.next() => self.on_twilio_frame(frame).await,
+                frame = self.twilio.next() => self.on_twilio_frame(frame).await,
                 frame = next_model_frame(&mut self.model) => self.on_model_frame(frame).await,
                 frame = next_model_frame(&mut self.standby) => self.on_standby_frame(frame).await,
                 result = finish_connecting(&mut self.connecting) => self.on_connected(result).await,
@@ -1257,11 +1253,9 @@ impl Call {
             Ok(socket) => socket,
             Err(e) => return self.on_connect_failed(e),
         };
-        let (tx, rx) = socket.split();
         let (setup, update) = self.session_update(Vec::new());
         let mut link = ModelLink {
-            tx,
-            rx,
+            socket,
             setup,
             listen_only: self.operator.is_some(),
         };

@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -157,12 +156,12 @@ impl EndReason {
 
 /// Serves one Twilio media socket from upgrade to close; Twilio reached it at `public_base`.
 pub async fn handle_media_socket(deps: Arc<BridgeDeps>, socket: WebSocket, public_base: String) {
-    let (mut twilio_tx, mut twilio_rx) = socket.split();
-    let (stream_sid, start) = match await_start(&mut twilio_rx, deps.settings.start_timeout).await {
+    let mut twilio = socket;
+    let (stream_sid, start) = match await_start(&mut twilio, deps.settings.start_timeout).await {
         Ok(started) => started,
         Err(reason) => {
             warn!(%reason, "media stream refused before start");
-            close_twilio(&mut twilio_tx, CLOSE_POLICY, &reason).await;
+            close_twilio(&mut twilio, CLOSE_POLICY, &reason).await;
             return;
         }
     };
@@ -172,7 +171,7 @@ pub async fn handle_media_socket(deps: Arc<BridgeDeps>, socket: WebSocket, publi
         Ok(p) => p,
         Err(e) => {
             warn!(call_sid = %call_sid, reason = %e, "media stream refused: bad stream token");
-            close_twilio(&mut twilio_tx, CLOSE_POLICY, &e.to_string()).await;
+            close_twilio(&mut twilio, CLOSE_POLICY, &e.to_string()).await;
             return;
         }
     };
@@ -198,7 +197,7 @@ pub async fn handle_media_socket(deps: Arc<BridgeDeps>, socket: WebSocket, publi
         Ok(g) => g,
         Err(e) => {
             warn!(call_sid = %call_sid, "{e}");
-            close_twilio(&mut twilio_tx, CLOSE_POLICY, &e.to_string()).await;
+            close_twilio(&mut twilio, CLOSE_POLICY, &e.to_string()).await;
             return;
         }
     };
@@ -217,13 +216,7 @@ pub async fn handle_media_socket(deps: Arc<BridgeDeps>, socket: WebSocket, publi
         at_ms: info.started_at_ms,
     });
     let span = tracing::info_span!("call", call_sid = %call_sid);
-    let mut call = Call::new(
-        deps.clone(),
-        session,
-        call_sid.clone(),
-        stream_sid,
-        twilio_tx,
-    );
+    let mut call = Call::new(deps.clone(), session, call_sid.clone(), stream_sid, twilio);
     // A call opts out of recording in its plan (calls the app places) or with
     // `<Parameter name="record" value="false"/>`.
     let record = pending.plan.as_ref().is_none_or(|p| p.record)
@@ -233,7 +226,7 @@ pub async fn handle_media_socket(deps: Arc<BridgeDeps>, socket: WebSocket, publi
         .as_ref()
         .map(|r| r.start_call(&call_sid, info.started_at_ms, record));
     // Its own task, so a panic inside one call is contained and still reported as that call's end.
-    let task = tokio::spawn(call.run(twilio_rx, control_rx).instrument(span));
+    let task = tokio::spawn(call.run(control_rx).instrument(span));
     let reason = match task.await {
         Ok(reason) => reason,
         Err(e) => {
@@ -252,10 +245,7 @@ pub async fn handle_media_socket(deps: Arc<BridgeDeps>, socket: WebSocket, publi
 }
 
 /// Reads until Twilio's `start`. Media before `start` is ignored; a silent or closed socket is refused.
-async fn await_start(
-    rx: &mut SplitStream<WebSocket>,
-    timeout: Duration,
-) -> Result<(String, StartMeta), String> {
+async fn await_start(rx: &mut WebSocket, timeout: Duration) -> Result<(String, StartMeta), String> {
     let deadline = Instant::now() + timeout;
     loop {
         let frame = tokio::time::timeout_at(deadline, rx.next())
@@ -287,7 +277,7 @@ fn event_name(event: &Inbound<'_>) -> &'static str {
     }
 }
 
-pub(super) async fn close_twilio(tx: &mut SplitSink<WebSocket, Message>, code: u16, reason: &str) {
+pub(super) async fn close_twilio(tx: &mut WebSocket, code: u16, reason: &str) {
     let reason: String = reason.chars().take(120).collect();
     let _ = tx
         .send(Message::Close(Some(CloseFrame {
