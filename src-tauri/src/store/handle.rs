@@ -452,6 +452,8 @@ fn apply_event(conn: &mut Connection, event: &CallEvent) -> Result<(), StoreErro
         CallEvent::ToolStarted { .. }
         | CallEvent::ToolApprovalRequested { .. }
         | CallEvent::ToolApprovalSettled { .. } => Ok(()),
+        // Kept with its usage by `save_summary` before it is announced.
+        CallEvent::Summary { .. } => Ok(()),
         CallEvent::ResponseDone {
             call_sid,
             response_id,
@@ -492,6 +494,7 @@ fn event_kind(event: &CallEvent) -> &'static str {
         CallEvent::ToolApprovalSettled { .. } => "tool_approval_settled",
         CallEvent::ToolFinished { .. } => "tool_finished",
         CallEvent::TurnLatency { .. } => "turn_latency",
+        CallEvent::Summary { .. } => "summary",
     }
 }
 
