@@ -466,6 +466,7 @@ mod tests {
                 "trust_forwarded",
                 "data_dir",
                 "realtime_url",
+                "openai_api_base",
                 "twilio_account_sid",
                 "session",
                 "session_rollover_secs",

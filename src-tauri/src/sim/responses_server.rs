@@ -712,7 +712,7 @@ mod tests {
             json!({"a": null})
         );
         assert!(body["usage"]["input_tokens"].as_u64().unwrap() > 0);
-        assert_eq!(server.requests().len(), 9);
+        assert_eq!(server.requests().len(), 10);
     }
 
     #[tokio::test]

@@ -197,18 +197,18 @@ mod tests {
         assert_eq!(get(&conn, "CA1").unwrap(), Some(record("CA1", "ZX-4411")));
         assert_eq!(get(&conn, "CA2").unwrap(), None);
 
-        let ids = |q: &str| -> Vec<i64> {
-            recordings::list(&conn, Some(q), 10, 0)
+        fn ids(conn: &Connection, q: &str) -> Vec<i64> {
+            recordings::list(conn, Some(q), 10, 0)
                 .unwrap()
                 .iter()
                 .map(|r| r.id)
                 .collect()
-        };
-        assert_eq!(ids("zx-4411"), [a], "a field value");
-        assert_eq!(ids("parcel"), [a], "the summary");
-        assert_eq!(ids("callback_requested"), [a], "the disposition");
+        }
+        assert_eq!(ids(&conn, "zx-4411"), [a], "a field value");
+        assert_eq!(ids(&conn, "parcel"), [a], "the summary");
+        assert_eq!(ids(&conn, "callback_requested"), [a], "the disposition");
         assert!(
-            ids("order_number").is_empty(),
+            ids(&conn, "order_number").is_empty(),
             "field names are not indexed"
         );
 
@@ -224,7 +224,7 @@ mod tests {
             get(&conn, "CA1").unwrap().unwrap().status,
             SummaryStatus::Failed
         );
-        assert!(ids("parcel").is_empty());
+        assert!(ids(&conn, "parcel").is_empty());
 
         // Deleting the call deletes its summary and its words.
         save(&mut conn, &record("CA1", "ZX-4411")).unwrap();
