@@ -475,7 +475,7 @@ fn check_strict(schema: &Value, at: &str) -> Result<(), Refusal> {
         }
     }
     if let Some(e) = obj.get("enum") {
-        if !e.as_array().is_some_and(|v| !v.is_empty()) {
+        if e.as_array().is_none_or(|v| v.is_empty()) {
             return Err(schema_error("'enum' must be a non-empty array", at));
         }
     }

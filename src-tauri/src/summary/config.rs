@@ -378,8 +378,10 @@ mod tests {
 
     #[test]
     fn dispositions_and_model_are_checked() {
-        let mut c = SummaryConfig::default();
-        c.dispositions = vec![];
+        let mut c = SummaryConfig {
+            dispositions: vec![],
+            ..SummaryConfig::default()
+        };
         assert_eq!(c.validate().unwrap_err().field, "summary.dispositions");
         c.dispositions = vec!["a".into(), "a".into()];
         assert!(c.validate().unwrap_err().message.contains("twice"));
