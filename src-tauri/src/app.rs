@@ -129,6 +129,7 @@ pub async fn start_with_connector(
     }
     let bus = EventBus::default();
     let registry = CallRegistry::new(config.bridge.token_ttl);
+    let costs = Arc::new(crate::services::costs::open_cost_book(&store).await);
     let approvals = crate::calls::approvals::Approvals::default();
     let tool_desk = crate::services::tools::ToolDesk::new(
         approvals.clone(),
@@ -149,6 +150,7 @@ pub async fn start_with_connector(
         recorder: Some(recorder.clone()),
         tools: Some(tool_desk.clone()),
         approvals: approvals.clone(),
+        costs,
     });
     let recordings = Arc::new(crate::recording::Library::new(
         store.clone(),
@@ -269,6 +271,7 @@ impl LineOpener for PrivateLines {
             recorder: core.bridge.recorder.clone(),
             tools: core.bridge.tools.clone(),
             approvals: core.bridge.approvals.clone(),
+            costs: core.bridge.costs.clone(),
         });
         // The core's API: a line has none of its own.
         let reachability = Arc::new(Reachability::new(

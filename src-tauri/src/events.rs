@@ -32,10 +32,35 @@ pub enum CallEvent {
         at_ms: i64,
     },
     /// The caller talked over the agent; `heard_ms` is how much of the agent's item they heard.
+    /// `offset_ms` is where the caller started speaking (on the stream) and `reaction_ms` how long after
+    /// that Twilio was told to stop playing (`None` when the agent was cut for another reason).
     BargeIn {
         call_sid: String,
         item_id: String,
         heard_ms: u64,
+        offset_ms: u64,
+        reaction_ms: Option<u64>,
+        at_ms: i64,
+    },
+    /// The call cost more: `cost_usd` for this `source` on `model`, `call_total_usd` so far. Unpriced
+    /// (`priced: false`, cost 0) when the price table has no row for the model.
+    Cost {
+        call_sid: String,
+        source: crate::costs::CostSource,
+        model: String,
+        usage: crate::costs::Metered,
+        cost_pico: u64,
+        cost_usd: f64,
+        call_total_usd: f64,
+        priced: bool,
+        at_ms: i64,
+    },
+    /// The call came near a budget (`scope`: `call` or `day`): the agent was told to wrap up.
+    BudgetWarning {
+        call_sid: String,
+        scope: crate::costs::budget::BudgetScope,
+        spent_usd: f64,
+        cap_usd: f64,
         at_ms: i64,
     },
     /// A model-side problem (error event, dropped socket, reconnect).
@@ -217,6 +242,8 @@ impl CallEvent {
             | CallEvent::ToolApprovalSettled { call_sid, .. }
             | CallEvent::ToolFinished { call_sid, .. }
             | CallEvent::TurnLatency { call_sid, .. }
+            | CallEvent::Cost { call_sid, .. }
+            | CallEvent::BudgetWarning { call_sid, .. }
             | CallEvent::Summary { call_sid, .. }
             | CallEvent::ResponseDone { call_sid, .. } => call_sid,
         }
@@ -233,6 +260,10 @@ pub enum CallCap {
     DailyMinutes,
     /// The call reached `max_call_length`: it was ended with a goodbye.
     CallLength,
+    /// The call's cost reached the per-call budget: it was ended with the budget's goodbye line.
+    CallBudget,
+    /// The day's money budget was spent: the call was refused, or ended with the goodbye line.
+    DailyBudget,
 }
 
 impl CallCap {
@@ -241,6 +272,8 @@ impl CallCap {
             CallCap::ConcurrentCalls => "concurrent_calls",
             CallCap::DailyMinutes => "daily_minutes",
             CallCap::CallLength => "call_length",
+            CallCap::CallBudget => "call_budget",
+            CallCap::DailyBudget => "daily_budget",
         }
     }
 

@@ -20,6 +20,7 @@ pub mod audio;
 pub mod bench;
 pub mod calls;
 pub mod config;
+pub mod costs;
 #[cfg(feature = "desktop")]
 pub mod desktop;
 pub mod events;

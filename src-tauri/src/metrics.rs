@@ -3,7 +3,8 @@
 //! running core has its own), fed from the call events.
 //!
 //! Calls (started, ended by outcome), call seconds, live calls, turn latency as heard (histogram,
-//! and its parts), tool calls by outcome, and model tokens by kind.
+//! and its parts), barge-ins and their reaction time, tool calls by outcome, model tokens by kind, and
+//! money spent by source.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -22,6 +23,8 @@ use crate::events::CallEvent;
 
 /// Turn latency buckets, seconds: what a caller notices starts around 0.8 s.
 const LATENCY_BUCKETS: [f64; 10] = [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0];
+/// Barge-in reaction buckets, seconds: the agent should stop within a few hundred ms.
+const REACTION_BUCKETS: [f64; 8] = [0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 3.0];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Outcome {
@@ -31,6 +34,11 @@ struct Outcome {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Part {
     part: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Source {
+    source: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -51,6 +59,8 @@ pub struct Metrics {
     turn_latency_parts: Family<Part, Histogram>,
     tool_calls: Family<Outcome, Counter>,
     tokens: Family<TokenKind, Counter>,
+    barge_in_reaction: Histogram,
+    cost: Family<Source, Seconds>,
     /// When each live call started (Unix ms), for its seconds at the end.
     started: Mutex<HashMap<String, i64>>,
 }
@@ -113,8 +123,22 @@ impl Metrics {
             "Model tokens used, by kind",
             tokens.clone(),
         );
+        let barge_in_reaction = Histogram::new(REACTION_BUCKETS);
+        registry.register(
+            "verbio_barge_in_reaction_seconds",
+            "From the caller starting to talk over the agent to Twilio told to stop playing",
+            barge_in_reaction.clone(),
+        );
+        let cost = Family::<Source, Seconds>::default();
+        registry.register(
+            "verbio_cost_usd",
+            "Money spent, US dollars, by source (response, transcription, summary), at the price table's prices",
+            cost.clone(),
+        );
         Metrics {
             registry,
+            barge_in_reaction,
+            cost,
             calls_started,
             calls_ended,
             call_seconds,
@@ -171,6 +195,19 @@ impl Metrics {
                         .get_or_create(&Part { part: part.into() })
                         .observe(*ms as f64 / 1000.0);
                 }
+            }
+            CallEvent::BargeIn {
+                reaction_ms: Some(ms),
+                ..
+            } => self.barge_in_reaction.observe(*ms as f64 / 1000.0),
+            CallEvent::Cost {
+                source, cost_usd, ..
+            } => {
+                self.cost
+                    .get_or_create(&Source {
+                        source: source.as_str().into(),
+                    })
+                    .inc_by(*cost_usd);
             }
             CallEvent::ToolFinished { outcome, .. } => {
                 self.tool_calls
@@ -264,8 +301,28 @@ mod tests {
                 input_cached: 5,
                 output_text: 3,
                 output_audio: 40,
+                ..TokenUsage::default()
             }),
             at_ms: 2_000,
+        });
+        m.observe(&CallEvent::BargeIn {
+            call_sid: "CA1".into(),
+            item_id: "i1".into(),
+            heard_ms: 500,
+            offset_ms: 5_000,
+            reaction_ms: Some(250),
+            at_ms: 6_000,
+        });
+        m.observe(&CallEvent::Cost {
+            call_sid: "CA1".into(),
+            source: crate::costs::CostSource::Response,
+            model: "gpt-realtime".into(),
+            usage: crate::costs::Metered::default(),
+            cost_pico: 2_500_000_000,
+            cost_usd: 0.0025,
+            call_total_usd: 0.0025,
+            priced: true,
+            at_ms: 6_000,
         });
         m.observe(&CallEvent::CallEnded {
             call_sid: "CA1".into(),
@@ -284,6 +341,9 @@ mod tests {
             "verbio_turn_latency_seconds_bucket{le=\"0.75\"} 0",
             "verbio_turn_latency_part_seconds_sum{part=\"model\"} 0.3",
             "verbio_model_tokens_total{kind=\"output_audio\"} 40",
+            "verbio_barge_in_reaction_seconds_bucket{le=\"0.3\"} 1",
+            "verbio_barge_in_reaction_seconds_bucket{le=\"0.2\"} 0",
+            "verbio_cost_usd_total{source=\"response\"} 0.0025",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -11,6 +11,7 @@
 //!   number's webhook at it;
 //! - `error.rs`: the errors both doors answer with; [`demo`] and [`private_line`]: the simulated call.
 
+pub mod costs;
 mod error;
 pub mod operator;
 pub mod outbound;
@@ -70,6 +71,10 @@ pub struct CallLatency {
     pub p95_ms: Option<u64>,
     pub max_ms: Option<u64>,
     pub turns: Vec<crate::store::latency::TurnLatencyRecord>,
+    /// Each time the caller talked over the agent (a further item cut by the same one has no reaction).
+    pub barge_ins: Vec<crate::store::latency::BargeInRecord>,
+    /// How many times the caller talked over the agent.
+    pub interruptions: usize,
 }
 
 /// A tool the agent can use.
@@ -109,6 +114,8 @@ pub struct Services {
     pub tools: Arc<tools::ToolDesk>,
     /// The figures `/api/metrics` serves (fed from the call events).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Prices, budgets, what calls cost and the library's day-by-day figures.
+    pub costs: Arc<costs::CostDesk>,
     /// Post-call summaries (fed from the call events).
     pub summaries: Arc<summary::SummaryDesk>,
     /// Opens the demo call's private line (a build without the simulators has no demo call).
@@ -141,6 +148,10 @@ impl Services {
         );
         let metrics = Arc::new(crate::metrics::Metrics::new());
         metrics.follow(parts.bridge.bus.subscribe());
+        let costs = Arc::new(costs::CostDesk::new(
+            parts.bridge.costs.clone(),
+            parts.store.clone(),
+        ));
         let summaries = summary::SummaryDesk::new(
             parts.store.clone(),
             parts.bridge.bus.clone(),
@@ -153,6 +164,7 @@ impl Services {
         Services {
             operator,
             metrics,
+            costs,
             summaries,
             tools: parts.tools,
             session: parts.bridge.session.clone(),
@@ -285,12 +297,15 @@ impl Services {
         }
         let turns = self.store.turn_latencies(call_sid).await?;
         let totals: Vec<u64> = turns.iter().map(|t| t.total_ms).collect();
-        let summary = crate::calls::bridge::turn_latency::summary(&totals);
+        let summary = crate::types::percentiles::percentiles(&totals);
+        let barge_ins = self.store.barge_ins(call_sid).await?;
         Ok(CallLatency {
             p50_ms: summary.map(|s| s.0),
             p95_ms: summary.map(|s| s.1),
             max_ms: summary.map(|s| s.2),
             turns,
+            interruptions: barge_ins.iter().filter(|b| b.reaction_ms.is_some()).count(),
+            barge_ins,
         })
     }
 

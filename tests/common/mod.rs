@@ -72,7 +72,7 @@ pub async fn start(model: SimRealtimeConfig, tweak: impl FnOnce(&mut Config)) ->
 }
 
 impl Harness {
-    /// A request to the local API (`GET`, or `POST` for any other method) with the API key `key` and an
+    /// A request to the local API (`GET`, `PUT`, or `POST` for any other method) with the API key `key` and an
     /// optional JSON body: the status and the JSON answer (`Null` when it is not JSON).
     pub async fn api_call(
         &self,
@@ -85,6 +85,7 @@ impl Harness {
         let url = format!("{}{path}", self.api);
         let mut request = match method {
             "GET" => client.get(url),
+            "PUT" => client.put(url),
             _ => client.post(url),
         }
         .header("x-api-key", key);

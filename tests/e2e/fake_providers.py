@@ -1,4 +1,4 @@
-"""Stand-ins for OpenAI (GET /v1/models) and Twilio (account fetch, the account's numbers, placing a call)
+"""Stand-ins for OpenAI (GET /v1/models, POST /v1/responses with structured output) and Twilio (account fetch, the account's numbers, placing a call)
 for the desktop end-to-end test.
 
 Accepts exactly one OpenAI key and one Twilio SID/token pair and answers everything else the way the
@@ -14,6 +14,35 @@ import sys
 import uuid
 from urllib.parse import parse_qsl
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def sample(schema: dict):
+    """A value that fits `schema` (the strict subset structured outputs allow)."""
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        return {name: sample(sub) for name, sub in schema.get("properties", {}).items()}
+    return {"string": "ORD-1001", "number": 1.5, "integer": 2, "boolean": True, "null": None}.get(kind)
+
+
+def structured_answer(request: dict) -> dict:
+    """A Responses API answer whose output text fits the request's JSON schema."""
+    schema = request["text"]["format"]["schema"]
+    answer = sample(schema)
+    if isinstance(answer, dict) and "summary" in answer:
+        answer["summary"] = "The caller asked about an order; the agent answered and the call ended politely."
+    text = json.dumps(answer)
+    return {
+        "id": "resp_" + uuid.uuid4().hex, "object": "response", "created_at": 1764900000, "status": "completed",
+        "model": request.get("model"), "error": None, "incomplete_details": None,
+        "output": [{"type": "message", "id": "msg_" + uuid.uuid4().hex, "status": "completed", "role": "assistant",
+                    "content": [{"type": "output_text", "text": text, "annotations": []}]}],
+        "usage": {"input_tokens": 420, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 60,
+                  "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 480},
+    }
 
 
 def main() -> None:
@@ -74,6 +103,11 @@ def main() -> None:
                 last_tool.update({"signature": self.headers.get("X-Verbio-Signature"), "body": raw.decode()})
                 order = json.loads(raw).get("arguments", {}).get("order")
                 return self.reply(200, {"order": order, "status": "shipped", "arrives": "Thursday"})
+            if self.path == "/v1/responses":  # the post-call summary (issue 15)
+                if auth != f"Bearer {args.openai_key}":
+                    return self.reply(401, {"error": {"message": "Incorrect API key provided.",
+                                                      "type": "invalid_request_error", "code": "invalid_api_key"}})
+                return self.reply(200, structured_answer(json.loads(raw)))
             form = dict(parse_qsl(raw.decode()))
             if self.path == f"{account}/Calls.json":
                 if auth != basic:

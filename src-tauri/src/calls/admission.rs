@@ -8,6 +8,7 @@ use tracing::warn;
 
 use crate::calls::registry::{Admission, AdmissionRequest, CallRegistry};
 use crate::config::BridgeSettings;
+use crate::costs::CostBook;
 use crate::events::CallCap;
 use crate::store::StoreHandle;
 use crate::types::now_ms;
@@ -22,7 +23,10 @@ pub fn refusal_message(cap: CallCap) -> &'static str {
         CallCap::ConcurrentCalls => {
             "Sorry, all our lines are busy right now. Please call again later. Goodbye."
         }
-        CallCap::DailyMinutes | CallCap::CallLength => {
+        CallCap::DailyMinutes
+        | CallCap::CallLength
+        | CallCap::CallBudget
+        | CallCap::DailyBudget => {
             "Sorry, we cannot take your call right now. Please call again later. Goodbye."
         }
     }
@@ -33,6 +37,7 @@ pub async fn admit(
     registry: &CallRegistry,
     store: &StoreHandle,
     settings: &BridgeSettings,
+    costs: &CostBook,
     call_sid: &str,
     from: Option<String>,
     to: Option<String>,
@@ -63,6 +68,7 @@ pub async fn admit(
         max_concurrent_calls: settings.max_concurrent_calls as usize,
         answered_in_library,
         over_budget,
+        money_spent: costs.day_spent(now_ms()),
     })
 }
 

@@ -223,6 +223,8 @@ pub enum Admission {
     Busy,
     /// The daily minute budget is used up.
     OverBudget,
+    /// The day's money budget is spent.
+    MoneySpent,
 }
 
 /// What `/twiml` knows about a call before asking the registry.
@@ -237,6 +239,8 @@ pub struct AdmissionRequest {
     pub answered_in_library: bool,
     /// The daily minute budget is used up.
     pub over_budget: bool,
+    /// The day's money budget is spent.
+    pub money_spent: bool,
 }
 
 /// Tokens issued by `/twiml` and for placed calls, the calls that are live now, and the calls the app
@@ -292,6 +296,8 @@ impl CallRegistry {
                 Some(Admission::Busy)
             } else if request.over_budget {
                 Some(Admission::OverBudget)
+            } else if request.money_spent {
+                Some(Admission::MoneySpent)
             } else {
                 None
             };

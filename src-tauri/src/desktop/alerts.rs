@@ -572,6 +572,17 @@ pub fn call_capped(call_sid: &str, cap: CallCap, from: Option<&str>) -> Alert {
             "A call reached its time limit",
             "The agent said goodbye and the call ended (VERBIO_MAX_CALL_SECS).".to_string(),
         ),
+        CallCap::CallBudget => (
+            "A call reached its budget",
+            "The agent said the budget's goodbye line and the call ended (the per-call budget)."
+                .to_string(),
+        ),
+        CallCap::DailyBudget => (
+            "Today's budget is spent",
+            format!(
+                "{who}: the call was refused or ended with the goodbye line (the daily budget). Raise it in Settings to take more calls."
+            ),
+        ),
     };
     Alert::new(AlertKind::Error, title, body, call_sid)
 }

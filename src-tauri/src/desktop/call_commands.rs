@@ -72,7 +72,7 @@ pub async fn recordings(
     q: Option<String>,
     limit: u32,
     offset: u32,
-) -> Res<Vec<RecordingRecord>> {
+) -> Res<Vec<crate::recording::library::RecordingItem>> {
     Ok(core
         .services()
         .await?

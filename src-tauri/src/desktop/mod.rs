@@ -16,6 +16,7 @@
 pub mod alerts;
 mod call_commands;
 mod commands;
+mod insight_commands;
 mod levels;
 mod operator_commands;
 mod state;
@@ -219,6 +220,13 @@ pub fn run() -> Result<(), DesktopError> {
             tool_commands::tool_secret_status,
             tool_commands::tool_secret,
             tool_commands::mcp_statuses,
+            insight_commands::call_latency,
+            insight_commands::call_cost,
+            insight_commands::daily_stats,
+            insight_commands::get_prices,
+            insight_commands::set_prices,
+            insight_commands::get_budget,
+            insight_commands::set_budget,
             summary_commands::call_summary,
             summary_commands::rerun_summary,
         ])

@@ -170,10 +170,27 @@ pub struct Usage {
 
 impl From<Usage> for crate::types::TokenUsage {
     fn from(u: Usage) -> Self {
+        let d = &u.input_token_details;
+        let (cached_text, cached_audio) = match d.cached_tokens_details {
+            Some(split) => (split.text_tokens, split.audio_tokens),
+            None => {
+                // Not split by the server: proportional to the input's own split.
+                let input = d.text_tokens + d.audio_tokens;
+                let audio = if input == 0 {
+                    0
+                } else {
+                    (u128::from(d.cached_tokens) * u128::from(d.audio_tokens) / u128::from(input))
+                        as u64
+                };
+                (d.cached_tokens.saturating_sub(audio), audio)
+            }
+        };
         crate::types::TokenUsage {
-            input_text: u.input_token_details.text_tokens,
-            input_audio: u.input_token_details.audio_tokens,
-            input_cached: u.input_token_details.cached_tokens,
+            input_text: d.text_tokens,
+            input_audio: d.audio_tokens,
+            input_cached: d.cached_tokens,
+            input_cached_text: cached_text,
+            input_cached_audio: cached_audio,
             output_text: u.output_token_details.text_tokens,
             output_audio: u.output_token_details.audio_tokens,
         }
@@ -188,6 +205,74 @@ pub struct InputTokenDetails {
     pub audio_tokens: u64,
     #[serde(default)]
     pub cached_tokens: u64,
+    #[serde(default)]
+    pub cached_tokens_details: Option<CachedTokenDetails>,
+}
+
+/// Which cached input tokens were text and which audio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub struct CachedTokenDetails {
+    #[serde(default)]
+    pub text_tokens: u64,
+    #[serde(default)]
+    pub audio_tokens: u64,
+}
+
+/// What transcribing one caller turn used: tokens (`gpt-4o-transcribe` and its kin) or seconds of
+/// audio (`whisper-1`).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+pub struct TranscriptionUsage {
+    /// `tokens` or `duration`.
+    #[serde(default, rename = "type")]
+    pub kind: Option<UsageKind>,
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
+    #[serde(default)]
+    pub input_token_details: Option<TranscriptionInputDetails>,
+    #[serde(default)]
+    pub seconds: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UsageKind {
+    Tokens,
+    Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub struct TranscriptionInputDetails {
+    #[serde(default)]
+    pub text_tokens: u64,
+    #[serde(default)]
+    pub audio_tokens: u64,
+}
+
+impl From<TranscriptionUsage> for crate::costs::Metered {
+    fn from(u: TranscriptionUsage) -> Self {
+        let seconds = u.seconds.filter(|s| s.is_finite() && *s >= 0.0);
+        match (u.kind, seconds) {
+            (Some(UsageKind::Duration), Some(s)) => crate::costs::Metered {
+                audio_ms: (s * 1000.0).round() as u64,
+                ..Default::default()
+            },
+            _ => {
+                // Without a split, the input is the turn's audio.
+                let d = u.input_token_details.unwrap_or(TranscriptionInputDetails {
+                    text_tokens: 0,
+                    audio_tokens: u.input_tokens,
+                });
+                crate::costs::Metered {
+                    input_text: d.text_tokens,
+                    input_audio: d.audio_tokens,
+                    output_text: u.output_tokens,
+                    ..Default::default()
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -244,6 +329,7 @@ pub enum ServerEvent<'a> {
     InputTranscriptionCompleted {
         item_id: String,
         transcript: String,
+        usage: Option<TranscriptionUsage>,
     },
     InputTranscriptionFailed {
         item_id: String,
@@ -316,10 +402,23 @@ struct RawEvent<'a> {
     error: Option<ApiError>,
     #[serde(default)]
     response: Option<RawResponse>,
+    /// A transcription's usage (responses carry theirs inside `response`). A shape this build does not
+    /// know loses the cost of one turn, never the event.
+    #[serde(default, deserialize_with = "lenient")]
+    usage: Option<TranscriptionUsage>,
     #[serde(default)]
     item: Option<RawItem>,
     #[serde(default)]
     session: Option<RawSession>,
+}
+
+fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = serde_json::Value::deserialize(d)?;
+    Ok(serde_json::from_value(value).ok())
 }
 
 #[derive(Deserialize)]
@@ -435,6 +534,7 @@ pub fn parse_server_event(text: &str) -> Result<ServerEvent<'_>, EventParseError
             ServerEvent::InputTranscriptionCompleted {
                 item_id: need(raw.item_id, "item_id", kind)?,
                 transcript: raw.transcript.unwrap_or_default(),
+                usage: raw.usage,
             }
         }
         "conversation.item.input_audio_transcription.failed" => {

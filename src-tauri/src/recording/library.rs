@@ -57,6 +57,15 @@ pub struct RecordingDetail {
     pub summary: Option<crate::store::summaries::SummaryRecord>,
 }
 
+/// A row of the library: the recording, with its call's cost and p95 turn latency when known.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordingItem {
+    #[serde(flatten)]
+    pub recording: RecordingRecord,
+    pub cost_usd: Option<f64>,
+    pub p95_ms: Option<u64>,
+}
+
 /// The recording switch the UI and the API change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -207,7 +216,7 @@ impl Library {
         search: Option<String>,
         limit: u32,
         offset: u32,
-    ) -> Result<Vec<RecordingRecord>, LibraryError> {
+    ) -> Result<Vec<RecordingItem>, LibraryError> {
         if !(1..=500).contains(&limit) {
             return Err(LibraryError::Invalid(format!(
                 "limit {limit} is outside 1–500"
@@ -219,7 +228,23 @@ impl Library {
                 "search is longer than 200 characters".into(),
             ));
         }
-        Ok(self.store.list_recordings(search, limit, offset).await?)
+        let rows = self.store.list_recordings(search, limit, offset).await?;
+        let sids = rows.iter().map(|r| r.call_sid.clone()).collect();
+        let figures = self.store.call_figures(sids).await?;
+        Ok(rows
+            .into_iter()
+            .map(|recording| {
+                let f = figures
+                    .get(&recording.call_sid)
+                    .copied()
+                    .unwrap_or_default();
+                RecordingItem {
+                    recording,
+                    cost_usd: f.cost_pico.map(crate::costs::pico_to_usd),
+                    p95_ms: f.p95_ms,
+                }
+            })
+            .collect())
     }
 
     pub async fn get(&self, id: i64) -> Result<RecordingDetail, LibraryError> {

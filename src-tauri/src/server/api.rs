@@ -59,6 +59,12 @@ api_routes! {
     get "/sessions/{id}/latency" => latency,
     get "/sessions/{id}/summary" => summary,
     post "/sessions/{id}/summary" => rerun_summary,
+    get "/sessions/{id}/cost" => call_cost,
+    get "/library/daily" => daily_stats,
+    get "/prices" => get_prices,
+    put "/prices" => put_prices,
+    get "/budget" => get_budget,
+    put "/budget" => put_budget,
     get "/metrics" => metrics,
     get "/voices" => voices,
     get "/models" => models,
@@ -215,6 +221,54 @@ async fn rerun_summary(
     ApiPath(sid): ApiPath<CallSid>,
 ) -> ApiResult<crate::store::summaries::SummaryRecord> {
     Ok(Json(s.rerun_summary(&sid).await?))
+}
+
+async fn call_cost(
+    State(s): State<Arc<Services>>,
+    ApiPath(sid): ApiPath<CallSid>,
+) -> ApiResult<crate::store::costs::CallCostTotal> {
+    Ok(Json(s.costs.call_cost(&sid).await?))
+}
+
+#[derive(serde::Deserialize)]
+struct Days {
+    #[serde(default = "fourteen")]
+    days: u32,
+}
+
+fn fourteen() -> u32 {
+    14
+}
+
+async fn daily_stats(
+    State(s): State<Arc<Services>>,
+    ApiQuery(q): ApiQuery<Days>,
+) -> ApiResult<Vec<crate::store::costs::DayStats>> {
+    Ok(Json(s.costs.daily(q.days).await?))
+}
+
+async fn get_prices(State(s): State<Arc<Services>>) -> ApiResult<crate::costs::prices::PriceTable> {
+    Ok(Json(s.costs.prices()))
+}
+
+async fn put_prices(
+    State(s): State<Arc<Services>>,
+    ApiJson(table): ApiJson<crate::costs::prices::PriceTable>,
+) -> ApiResult<crate::costs::prices::PriceTable> {
+    Ok(Json(s.costs.set_prices(table).await?))
+}
+
+async fn get_budget(
+    State(s): State<Arc<Services>>,
+) -> ApiResult<crate::services::costs::BudgetView> {
+    Ok(Json(s.costs.budget()))
+}
+
+async fn put_budget(
+    State(s): State<Arc<Services>>,
+    ApiJson(budget): ApiJson<crate::costs::budget::Budget>,
+) -> ApiResult<crate::services::costs::BudgetView> {
+    Ok(Json(s.costs.set_budget(budget).await?))
 }
 
 async fn voices(State(s): State<Arc<Services>>) -> ApiResult<Vec<&'static str>> {

@@ -52,7 +52,7 @@ pub(super) struct ListQuery {
 pub(super) async fn list(
     State(s): State<Arc<Services>>,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> ApiResult<Vec<RecordingRecord>> {
+) -> ApiResult<Vec<crate::recording::library::RecordingItem>> {
     Ok(Json(s.recordings.list(q.q, q.limit, q.offset).await?))
 }
 

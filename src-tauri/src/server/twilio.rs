@@ -209,6 +209,7 @@ async fn voice_webhook(
         &services.registry,
         &services.store,
         &services.bridge.settings,
+        &services.bridge.costs,
         &call.call_sid,
         call.from.clone(),
         call.to.clone(),
@@ -231,6 +232,7 @@ async fn voice_webhook(
         }
         Admission::Busy => CallCap::ConcurrentCalls,
         Admission::OverBudget => CallCap::DailyMinutes,
+        Admission::MoneySpent => CallCap::DailyBudget,
     };
     let message = admission::refusal_message(cap);
     warn!(call_sid = %call.call_sid, cap = cap.as_str(), "call refused to protect the bill");

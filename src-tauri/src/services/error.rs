@@ -48,6 +48,13 @@ pub enum ServiceError {
     /// The operator's desk (whisper, take over, hand back).
     #[error(transparent)]
     Operator(#[from] OperatorError),
+    #[error(transparent)]
+    Prices(crate::costs::prices::InvalidPrices),
+    #[error(transparent)]
+    Budget(crate::costs::budget::InvalidBudget),
+    /// The day's money budget is spent: no new call until it frees up (or is raised).
+    #[error("today's budget (${0:.2}) is spent: raise it in Settings, or wait until earlier calls leave the 24-hour window")]
+    DayBudgetSpent(f64),
 }
 
 /// Declares [`ErrorKind`] from the table below: each kind once, with its HTTP status and code.
@@ -107,6 +114,10 @@ error_kinds! {
     CallEnding => (CONFLICT, "call_ending"),
     /// No tool call of that id waits for approval.
     NotPending => (CONFLICT, "not_pending"),
+    InvalidPrices => (UNPROCESSABLE_ENTITY, "invalid_prices"),
+    InvalidBudget => (UNPROCESSABLE_ENTITY, "invalid_budget"),
+    /// The day's money budget is spent.
+    OverBudget => (CONFLICT, "over_budget"),
     /// The call's task did not answer in time.
     CallUnresponsive => (SERVICE_UNAVAILABLE, "call_unresponsive"),
     Internal => (INTERNAL_SERVER_ERROR, "internal"),
@@ -152,6 +163,9 @@ impl ServiceError {
             ServiceError::Recording(e) => library_kind(e),
             ServiceError::Operator(e) => operator_kind(e),
             ServiceError::NotPending(_) => ErrorKind::NotPending,
+            ServiceError::Prices(_) => ErrorKind::InvalidPrices,
+            ServiceError::Budget(_) => ErrorKind::InvalidBudget,
+            ServiceError::DayBudgetSpent(_) => ErrorKind::OverBudget,
         }
     }
 

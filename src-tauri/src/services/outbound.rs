@@ -271,6 +271,13 @@ impl Outbound {
         if self.registry.in_flight() >= cap as usize {
             return Err(ServiceError::LinesBusy(cap));
         }
+        // So is the day's money budget: no call is dialled that `/twiml` would refuse anyway.
+        let costs = &self.bridge.costs;
+        if costs.day_spent(crate::types::now_ms()) {
+            return Err(ServiceError::DayBudgetSpent(
+                costs.budget().daily_usd.unwrap_or_default(),
+            ));
+        }
         let twilio = self.twilio()?;
         let public = self.reachability.require_public_url()?;
         let numbers = twilio.list_numbers().await?;

@@ -60,7 +60,7 @@ impl Line {
         stream_sid: String,
         played_ms: Arc<AtomicU64>,
     ) -> Self {
-        let playout = Playout::new(config.record_audio);
+        let playout = Playout::new(config.record_audio).with_start_delay(config.playout_delay);
         Self {
             ws,
             config,

@@ -43,6 +43,10 @@ pub(crate) struct Playout {
     record_audio: bool,
     pub heard: Vec<u8>,
     pub segments: Vec<HeardSegment>,
+    /// The jitter buffer: a stretch of audio starts playing this long after its first bytes arrived.
+    start_delay: std::time::Duration,
+    /// When the first bytes of the stretch waiting to start arrived.
+    waiting_since: Option<Instant>,
 }
 
 impl Playout {
@@ -58,10 +62,21 @@ impl Playout {
             record_audio,
             heard: Vec::new(),
             segments: Vec::new(),
+            start_delay: std::time::Duration::ZERO,
+            waiting_since: None,
         }
     }
 
+    /// Holds each stretch of audio back `delay` before it starts playing (Twilio's jitter buffer).
+    pub(crate) fn with_start_delay(mut self, delay: std::time::Duration) -> Self {
+        self.start_delay = delay;
+        self
+    }
+
     pub(crate) fn enqueue_audio(&mut self, bytes: &[u8]) {
+        if self.audio.is_empty() && self.utterance.is_none() && !bytes.is_empty() {
+            self.waiting_since = Some(Instant::now());
+        }
         self.audio.extend(bytes);
         self.enqueued += bytes.len() as u64;
     }
@@ -101,6 +116,7 @@ impl Playout {
             }
         }
         let played_ms = self.utterance_played_ms();
+        self.waiting_since = None;
         self.audio.clear();
         self.consumed = self.enqueued;
         self.utterance = None;
@@ -128,11 +144,19 @@ impl Playout {
             .marks
             .front()
             .map_or(u64::MAX, |(pos, _)| pos - self.consumed);
+        if self.utterance.is_none() {
+            if let Some(since) = self.waiting_since {
+                if at < since + self.start_delay {
+                    return tick;
+                }
+            }
+        }
         let n = 160usize.min(self.audio.len()).min(until_mark as usize);
         if n == 0 {
             self.utterance = None;
             return tick;
         }
+        self.waiting_since = None;
         if self.utterance.is_none() {
             self.utterance = Some(0);
             self.segments.push(HeardSegment {
@@ -167,6 +191,28 @@ mod tests {
 
     fn at(t0: Instant, ms: u64) -> Instant {
         t0 + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn a_jitter_buffer_holds_each_stretch_back() {
+        let mut p = Playout::new(false).with_start_delay(Duration::from_millis(100));
+        p.enqueue_audio(&[1u8; 320]); // 40 ms
+        p.enqueue_mark("m".into());
+        let t0 = Instant::now();
+        let mut started = None;
+        let mut echoed = None;
+        for t in 0..20u64 {
+            let tick = p.tick(t * 20, at(t0, t * 20));
+            if tick.played > 0 && started.is_none() {
+                started = Some(t * 20);
+            }
+            if !tick.echoes.is_empty() {
+                echoed = Some(t * 20);
+                break;
+            }
+        }
+        assert_eq!(started, Some(100));
+        assert_eq!(echoed, Some(140));
     }
 
     #[test]

@@ -194,6 +194,12 @@ pub struct SimRealtimeConfig {
     /// Refuse the handshake with HTTP 404 when `?model=` is missing or not a known GA Realtime model (a family
     /// such as `gpt-realtime-2.1` or a dated snapshot `gpt-realtime-YYYY-MM-DD`), as the live service does.
     pub refuse_unknown_models: bool,
+    /// The model's "thinking" before each response's first output: nothing of the response is sent until
+    /// this long after it was created (after `response.created`).
+    pub first_audio_delay: Duration,
+    /// How much loud audio the VAD needs before it says speech started (`speech_started` arrives that
+    /// late, with `audio_start_ms` at the first loud frame). Zero: at the first loud frame.
+    pub speech_detect_ms: u32,
 }
 
 impl Default for SimRealtimeConfig {
@@ -220,6 +226,8 @@ impl Default for SimRealtimeConfig {
             reject_session_params: Vec::new(),
             ping_interval: Duration::from_secs(5),
             refuse_unknown_models: true,
+            first_audio_delay: Duration::ZERO,
+            speech_detect_ms: 0,
         }
     }
 }
@@ -331,6 +339,8 @@ pub struct SessionLog {
     pub session_updates_rejected: usize,
     /// `(item_id, transcript)` of every input transcript sent, in order of sending.
     pub transcripts_sent: Vec<(String, String)>,
+    /// The `usage` of each input transcript sent, in the same order.
+    pub transcription_usage: Vec<Value>,
     /// WebSocket Pings sent, and Pongs received (the client answers only while it reads its socket).
     pub pings_sent: u64,
     pub pongs_received: u64,

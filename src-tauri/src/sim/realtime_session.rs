@@ -117,6 +117,8 @@ pub(crate) struct Session {
     /// An incomplete VAD frame left over from the last append.
     pending: Vec<u8>,
     speaking: Option<Speech>,
+    /// Where the current run of loud frames began (speech is detected `speech_detect_ms` into it).
+    loud_since: Option<u64>,
     silence_run_ms: u32,
     /// Audio appended since the last commit or clear, in 1/48 ms.
     uncommitted: u64,
@@ -189,6 +191,7 @@ impl Session {
             input_clock: 0,
             pending: Vec::new(),
             speaking: None,
+            loud_since: None,
             silence_run_ms: 0,
             uncommitted: 0,
             user_turns: 0,
@@ -507,11 +510,13 @@ impl Session {
         self.uncommitted += units;
         if format.rms(frame) > self.config.vad_rms_threshold {
             self.silence_run_ms = 0;
-            if self.speaking.is_none() {
+            let loud_since = *self.loud_since.get_or_insert(start_ms);
+            let heard_ms = self.input_clock / UNITS_PER_MS - loud_since;
+            if self.speaking.is_none() && heard_ms >= u64::from(self.config.speech_detect_ms) {
                 let item_id = new_id("item_");
                 out.push(json!({
                     "type": "input_audio_buffer.speech_started",
-                    "audio_start_ms": start_ms,
+                    "audio_start_ms": loud_since,
                     "item_id": item_id,
                 }));
                 lock(&self.log).speech_started += 1;
@@ -526,13 +531,16 @@ impl Session {
                     self.request_cancel("turn_detected", out);
                 }
             }
-        } else if self.speaking.is_some() {
+        } else if self.speaking.is_none() {
+            self.loud_since = None;
+        } else {
             self.silence_run_ms += 20;
             if self.silence_run_ms >= self.config.silence_ms {
                 let Some(speech) = self.speaking.take() else {
                     return;
                 };
                 self.silence_run_ms = 0;
+                self.loud_since = None;
                 out.push(json!({
                     "type": "input_audio_buffer.speech_stopped",
                     "audio_end_ms": self.input_clock / UNITS_PER_MS,
@@ -611,6 +619,7 @@ impl Session {
                 "input_token_details": {"text_tokens": 0, "audio_tokens": audio}
             })
         };
+        lock(&self.log).transcription_usage.push(usage.clone());
         out.push(json!({
             "type": "conversation.item.input_audio_transcription.completed",
             "item_id": t.item_id,

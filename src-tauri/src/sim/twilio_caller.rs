@@ -61,6 +61,9 @@ pub struct CallerConfig {
     pub probe: Option<mpsc::UnboundedSender<CallerProbe>>,
     /// Hard limit on the call; the caller hangs up when it is reached (so no test can hang).
     pub max_duration: Duration,
+    /// Twilio's jitter buffer: each stretch of agent audio starts playing this long after its first bytes
+    /// arrived (marks after it are echoed correspondingly later).
+    pub playout_delay: Duration,
 }
 
 impl CallerConfig {
@@ -83,6 +86,7 @@ impl CallerConfig {
             tag_base: 0,
             probe: None,
             max_duration: Duration::from_secs(120),
+            playout_delay: Duration::ZERO,
         }
     }
 }

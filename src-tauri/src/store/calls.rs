@@ -429,6 +429,8 @@ pub fn responses(conn: &Connection, call_sid: &str) -> Result<Vec<ResponseRecord
             input_cached: n(5)?,
             output_text: n(6)?,
             output_audio: n(7)?,
+            // The text/audio split of the cached tokens is kept with the cost (`call_costs`).
+            ..Default::default()
         };
         Ok(ResponseRecord {
             response_id: row.get(0)?,

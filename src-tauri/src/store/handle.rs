@@ -14,7 +14,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::transcripts::NewTranscript;
-use super::{calls, latency, migrations, operator, tool_calls, transcripts, StoreError};
+use super::{calls, costs, latency, migrations, operator, tool_calls, transcripts, StoreError};
 use super::{CallRecord, IssueRecord, TranscriptRecord};
 use crate::events::CallEvent;
 
@@ -59,9 +59,6 @@ impl StoreHandle {
     /// Persists a bus event, fire-and-forget: never blocks, never fails the caller. Problems are
     /// logged with the call's SID.
     pub fn apply(&self, event: &CallEvent) {
-        if matches!(event, CallEvent::BargeIn { .. }) {
-            return; // Live-only; nothing to keep.
-        }
         if self.tx.send(Command::Apply(event.clone())).is_err() {
             tracing::warn!(
                 call_sid = %event.call_sid(),
@@ -123,6 +120,52 @@ impl StoreHandle {
     {
         let call_sid = call_sid.to_string();
         self.request(move |conn| latency::list(conn, &call_sid))
+    }
+
+    /// A call's barge-ins, in order.
+    pub fn barge_ins(
+        &self,
+        call_sid: &str,
+    ) -> impl Future<Output = Result<Vec<latency::BargeInRecord>, StoreError>> + Send + 'static
+    {
+        let call_sid = call_sid.to_string();
+        self.request(move |conn| latency::barge_ins(conn, &call_sid))
+    }
+
+    /// What a call cost, by source.
+    pub fn call_cost(
+        &self,
+        call_sid: &str,
+    ) -> impl Future<Output = Result<costs::CallCostTotal, StoreError>> + Send + 'static {
+        let call_sid = call_sid.to_string();
+        self.request(move |conn| costs::call_total(conn, &call_sid))
+    }
+
+    /// Cost and p95 turn latency of each call, for the library's rows.
+    pub fn call_figures(
+        &self,
+        call_sids: Vec<String>,
+    ) -> impl Future<
+        Output = Result<std::collections::HashMap<String, costs::CallFigures>, StoreError>,
+    > + Send
+           + 'static {
+        self.request(move |conn| costs::call_figures(conn, &call_sids))
+    }
+
+    /// Money spent since `since_ms`, row by row (seeds the day's budget).
+    pub fn spent_since(
+        &self,
+        since_ms: i64,
+    ) -> impl Future<Output = Result<Vec<(i64, u64)>, StoreError>> + Send + 'static {
+        self.request(move |conn| costs::spent_since(conn, since_ms))
+    }
+
+    /// Calls, minutes, cost and p95 turn latency for each of the last `days` local days.
+    pub fn daily_stats(
+        &self,
+        days: u32,
+    ) -> impl Future<Output = Result<Vec<costs::DayStats>, StoreError>> + Send + 'static {
+        self.request(move |conn| costs::daily(conn, days))
     }
 
     /// A call's tool log, in order.
@@ -320,7 +363,46 @@ fn apply_event(conn: &mut Connection, event: &CallEvent) -> Result<(), StoreErro
             failed,
             at_ms,
         } => calls::mark_ended(conn, call_sid, reason, *failed, *at_ms),
-        CallEvent::BargeIn { .. } => Ok(()),
+        CallEvent::BargeIn {
+            call_sid,
+            heard_ms,
+            offset_ms,
+            reaction_ms,
+            at_ms,
+            ..
+        } => latency::insert_barge_in(
+            conn,
+            call_sid,
+            &latency::BargeInRecord {
+                offset_ms: *offset_ms,
+                reaction_ms: *reaction_ms,
+                heard_ms: *heard_ms,
+            },
+            *at_ms,
+        ),
+        CallEvent::Cost {
+            call_sid,
+            source,
+            model,
+            usage,
+            cost_pico,
+            priced,
+            at_ms,
+            ..
+        } => costs::insert(
+            conn,
+            call_sid,
+            &costs::CostRecord {
+                source: *source,
+                model: model.clone(),
+                usage: *usage,
+                cost_pico: *cost_pico,
+                priced: *priced,
+                at_ms: *at_ms,
+            },
+        ),
+        // Live only: the cap that follows it (if any) is a `call_capped`.
+        CallEvent::BudgetWarning { .. } => Ok(()),
         CallEvent::CallStatus {
             call_sid,
             status,
@@ -445,8 +527,8 @@ fn apply_event(conn: &mut Connection, event: &CallEvent) -> Result<(), StoreErro
                 endpointing_ms: *endpointing_ms,
                 model_ms: *model_ms,
                 playout_ms: *playout_ms,
+                at_ms: *at_ms,
             },
-            *at_ms,
         ),
         // Live only: the finished call is what the log keeps.
         CallEvent::ToolStarted { .. }
@@ -494,6 +576,8 @@ fn event_kind(event: &CallEvent) -> &'static str {
         CallEvent::ToolApprovalSettled { .. } => "tool_approval_settled",
         CallEvent::ToolFinished { .. } => "tool_finished",
         CallEvent::TurnLatency { .. } => "turn_latency",
+        CallEvent::Cost { .. } => "cost",
+        CallEvent::BudgetWarning { .. } => "budget_warning",
         CallEvent::Summary { .. } => "summary",
     }
 }
@@ -548,6 +632,8 @@ mod tests {
             call_sid: "CA1".into(),
             item_id: "item_1".into(),
             heard_ms: 800,
+            offset_ms: 3_000,
+            reaction_ms: Some(150),
             at_ms: 4_000,
         });
         store.apply(&CallEvent::ModelIssue {

@@ -185,7 +185,36 @@ pub const MIGRATIONS: &[&str] = &[
         at_ms          INTEGER NOT NULL
     );
     CREATE INDEX turn_latencies_call_sid ON turn_latencies(call_sid);",
-    // 7: the post-call summary, one per call (re-running it replaces it), and its words in their own
+    // 7: what each call cost (a ledger: one row per priced usage) and its barge-ins.
+    "CREATE TABLE call_costs (
+        id           INTEGER PRIMARY KEY,
+        call_sid     TEXT NOT NULL REFERENCES calls(call_sid) ON DELETE CASCADE,
+        source       TEXT NOT NULL CHECK(source IN ('response','transcription','summary')),
+        model        TEXT NOT NULL,
+        input_text   INTEGER NOT NULL DEFAULT 0,
+        input_audio  INTEGER NOT NULL DEFAULT 0,
+        cached_text  INTEGER NOT NULL DEFAULT 0,
+        cached_audio INTEGER NOT NULL DEFAULT 0,
+        output_text  INTEGER NOT NULL DEFAULT 0,
+        output_audio INTEGER NOT NULL DEFAULT 0,
+        audio_ms     INTEGER NOT NULL DEFAULT 0,
+        cost_pico    INTEGER NOT NULL,
+        priced       INTEGER NOT NULL,
+        at_ms        INTEGER NOT NULL
+    );
+    CREATE INDEX call_costs_call_sid ON call_costs(call_sid);
+    CREATE INDEX call_costs_at ON call_costs(at_ms);
+    CREATE TABLE barge_ins (
+        id          INTEGER PRIMARY KEY,
+        call_sid    TEXT NOT NULL REFERENCES calls(call_sid) ON DELETE CASCADE,
+        offset_ms   INTEGER NOT NULL,
+        reaction_ms INTEGER,
+        heard_ms    INTEGER NOT NULL,
+        at_ms       INTEGER NOT NULL
+    );
+    CREATE INDEX barge_ins_call_sid ON barge_ins(call_sid);
+    CREATE INDEX turn_latencies_at ON turn_latencies(at_ms);",
+    // 8: the post-call summary, one per call (re-running it replaces it), and its words in their own
     // full-text index (`call_summaries_fts`: the summary, the disposition and the field values, written
     // by `store::summaries`; the trigger empties it when the call and so its summary is deleted).
     "CREATE TABLE call_summaries (

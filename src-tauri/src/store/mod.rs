@@ -8,7 +8,8 @@
 //! - [`migrations`]: the schema, applied in order and tracked with `PRAGMA user_version`.
 //! - [`calls`]: the `calls` and `call_issues` tables.
 //! - [`transcripts`]: the `transcripts` table.
-//! - [`latency`]: each answered turn's latency as the caller heard it.
+//! - [`latency`]: each answered turn's latency as the caller heard it, and each barge-in.
+//! - [`costs`]: what each call cost (a ledger of priced usage), per call and per day.
 //! - [`operator`]: the stretches of calls the operator held with their own microphone.
 //! - [`tool_calls`]: the tool log (also a `tool` line in the transcript).
 //! - [`settings`]: small app choices remembered between runs (never secrets).
@@ -19,6 +20,7 @@ use std::path::PathBuf;
 
 mod blocking;
 pub mod calls;
+pub mod costs;
 mod handle;
 pub mod latency;
 pub mod migrations;

@@ -1,5 +1,6 @@
 //! Small value types every room shares: the leaf of the core's layering (it imports no other room).
 
+pub mod percentiles;
 mod secret;
 mod sid;
 mod speaker;

@@ -51,6 +51,29 @@ describe('command arguments', () => {
     await api.listenStop();
     expect(invoke).toHaveBeenLastCalledWith('listen_stop');
   });
+
+  it('matches the cost, latency, budget and summary commands', async () => {
+    await api.callLatency('CA1');
+    expect(invoke).toHaveBeenLastCalledWith('call_latency', { callSid: 'CA1' });
+    await api.callCost('CA1');
+    expect(invoke).toHaveBeenLastCalledWith('call_cost', { callSid: 'CA1' });
+    await api.dailyStats(14);
+    expect(invoke).toHaveBeenLastCalledWith('daily_stats', { days: 14 });
+    await api.getPrices();
+    expect(invoke).toHaveBeenLastCalledWith('get_prices');
+    const table = { as_of: '2026-11-01', source: 'openai.com/pricing', currency: 'USD' as const, models: {} };
+    await api.setPrices(table);
+    expect(invoke).toHaveBeenLastCalledWith('set_prices', { table });
+    await api.getBudget();
+    expect(invoke).toHaveBeenLastCalledWith('get_budget');
+    const budget = { call_usd: 0.5, daily_usd: null, wrap_up_percent: 80, goodbye: 'Bye', spent_today_usd: 0 };
+    await api.setBudget(budget);
+    expect(invoke).toHaveBeenLastCalledWith('set_budget', { budget });
+    await api.callSummary('CA1');
+    expect(invoke).toHaveBeenLastCalledWith('call_summary', { callSid: 'CA1' });
+    await api.rerunSummary('CA1');
+    expect(invoke).toHaveBeenLastCalledWith('rerun_summary', { callSid: 'CA1' });
+  });
 });
 
 describe('command errors', () => {

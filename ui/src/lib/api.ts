@@ -11,6 +11,12 @@ import type {
   ActiveCall,
   AppStatus,
   BasicSettings,
+  Budget,
+  CallCost,
+  CallLatency,
+  DailyStat,
+  PriceTable,
+  SummaryRecord,
   CallEvent,
   CallLevels,
   ChannelChoice,
@@ -348,6 +354,51 @@ export function toolSecretStatus(name: string): Promise<ToolSecretStatus> {
  */
 export function toolSecret(name: string): Promise<ToolSecret> {
   return invoke<ToolSecret>('tool_secret', { name });
+}
+
+// ---- What each call cost and how fast it felt (issue 15) ----
+
+/** A call's turn latency as heard: every answered turn, p50/p95/max, and its barge-ins. */
+export function callLatency(callSid: string): Promise<CallLatency> {
+  return invoke<CallLatency>('call_latency', { callSid });
+}
+
+/** What a call cost so far, by source. */
+export function callCost(callSid: string): Promise<CallCost> {
+  return invoke<CallCost>('call_cost', { callSid });
+}
+
+/** The library per day for the last `days` days, oldest first, every day present. */
+export function dailyStats(days: number): Promise<DailyStat[]> {
+  return invoke<DailyStat[]>('daily_stats', { days });
+}
+
+export function getPrices(): Promise<PriceTable> {
+  return invoke<PriceTable>('get_prices');
+}
+
+/** Replaces the price table; rejects with `invalid_prices`. */
+export function setPrices(table: PriceTable): Promise<PriceTable> {
+  return invoke<PriceTable>('set_prices', { table });
+}
+
+export function getBudget(): Promise<Budget> {
+  return invoke<Budget>('get_budget');
+}
+
+/** Saves the budgets (`spent_today_usd` is ignored); rejects with `invalid_budget`. */
+export function setBudget(budget: Budget): Promise<Budget> {
+  return invoke<Budget>('set_budget', { budget });
+}
+
+/** A call's post-call summary, or null when there is none (yet). */
+export function callSummary(callSid: string): Promise<SummaryRecord | null> {
+  return invoke<SummaryRecord | null>('call_summary', { callSid });
+}
+
+/** Makes the call's summary again (after a failed or invalid one); resolves to the new record. */
+export function rerunSummary(callSid: string): Promise<SummaryRecord> {
+  return invoke<SummaryRecord>('rerun_summary', { callSid });
 }
 
 // ---- Events ----

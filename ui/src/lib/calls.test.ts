@@ -142,6 +142,36 @@ describe('applyEvent', () => {
     expect(endedCalls(s).map((c) => c.callSid)).toEqual(['CA5']);
   });
 
+  it('tells a budget that ends a call from one that refuses it, and notes a budget warning', () => {
+    const capped = (sid: string, cap: 'call_budget' | 'daily_budget', at: number): CallEvent => ({
+      type: 'call_capped',
+      call_sid: sid,
+      cap,
+      message: 'Thanks for calling, goodbye.',
+      from: '+14155550100',
+      to: null,
+      at_ms: at,
+    });
+    const s = fold([
+      started('CA1', 1000),
+      { type: 'budget_warning', call_sid: 'CA1', scope: 'call', spent_usd: 0.4, cap_usd: 0.5, at_ms: 2000 },
+      capped('CA1', 'call_budget', 3000),
+      started('CA2', 1000),
+      capped('CA2', 'daily_budget', 4000),
+      capped('CA3', 'daily_budget', 5000),
+    ]);
+    const ended = must(s.calls['CA1']);
+    expect(isLive(ended)).toBe(true); // the agent says goodbye; call_ended follows
+    expect(ended.entries.map((e) => e.kind === 'note' && e.text)).toEqual([
+      "Near this call's budget: $0.40 of $0.50 spent; the agent was asked to wrap up",
+      'Budget reached: Thanks for calling, goodbye.',
+    ]);
+    expect(isLive(must(s.calls['CA2']))).toBe(true);
+    const refused = must(s.calls['CA3']);
+    expect(isLive(refused)).toBe(false);
+    expect(refused.entries[0]).toMatchObject({ text: "Call refused (today's budget is spent): Thanks for calling, goodbye." });
+  });
+
   it('creates a call it has not seen start (the UI opened mid-call)', () => {
     const s = fold([said('CA9', 'caller', 'Are you there?', 7000)]);
     const call = s.calls['CA9'];

@@ -1,6 +1,7 @@
 // Folds the core's `call-event` stream into per-call view state. Pure and immutable: every change
 // returns a new state object, so the UI can hold it in `$state.raw` and tests can compare values.
 
+import { formatUsd } from './insight';
 import { toolLineText, type ToolInfoLine } from './tools';
 import type { ActiveCall, CallEvent, HandBackReason, Speaker, TranscriptRecord } from './types';
 
@@ -236,12 +237,17 @@ export function applyEvent(state: CallsState, event: CallEvent): CallsState {
       );
     }
     case 'call_capped': {
-      const refused = event.cap !== 'call_length';
+      const refused = capRefuses(event.cap, call);
+      const budget = event.cap === 'call_budget' || event.cap === 'daily_budget';
       const note: CallNote = {
         kind: 'note',
         id,
         tone: 'warning',
-        text: refused ? `Call refused: ${event.message}` : event.message,
+        text: refused
+          ? `Call refused${budget ? " (today's budget is spent)" : ''}: ${event.message}`
+          : budget
+            ? `Budget reached: ${event.message}`
+            : event.message,
         atMs: event.at_ms,
       };
       const capped: CallView = {
@@ -258,9 +264,35 @@ export function applyEvent(state: CallsState, event: CallEvent): CallsState {
       }
       return put(state, capped, id + 1);
     }
+    case 'budget_warning': {
+      const note: CallNote = {
+        kind: 'note',
+        id,
+        tone: 'warning',
+        text: `Near ${event.scope === 'call' ? "this call's" : "today's"} budget: ${formatUsd(event.spent_usd)} of ${formatUsd(event.cap_usd)} spent; the agent was asked to wrap up`,
+        atMs: event.at_ms,
+      };
+      return put(state, { ...call, entries: withEntry(call, note) }, id + 1);
+    }
     default:
-      // An event type this UI does not know yet: keep the state as it is.
+      // An event type this UI does not know yet (or one `insight.ts` folds): keep the state as it is.
       return state;
+  }
+}
+
+/**
+ * Whether a cap turned the call away before it streamed (the concurrent-call and daily caps; today's budget when the
+ * call never streamed) rather than ending it with a goodbye (its length, its own budget, today's budget mid-call).
+ */
+export function capRefuses(cap: string, call: Pick<CallView, 'streamSid'>): boolean {
+  switch (cap) {
+    case 'call_length':
+    case 'call_budget':
+      return false;
+    case 'daily_budget':
+      return call.streamSid === null;
+    default:
+      return true;
   }
 }
 

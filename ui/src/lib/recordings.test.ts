@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { activeTurn, formatBytes, hasMore, keySeek, mergePeaks, otherParty, scrollDelta, seekPosition, waveformPath } from './recordings';
+import { activeTurn, formatBytes, hasMore, keySeek, mergePeaks, otherParty, recordingFigures, scrollDelta, seekPosition, waveformPath } from './recordings';
 
 describe('recordings helpers', () => {
+  it('sums up what a call cost and how fast it felt, when known', () => {
+    expect(recordingFigures({ cost_usd: 0.0421, p95_ms: 1240 })).toBe('$0.0421 · p95 1.24 s');
+    expect(recordingFigures({ cost_usd: 0.5, p95_ms: null })).toBe('$0.50');
+    expect(recordingFigures({})).toBeNull();
+  });
+
   it('formats sizes', () => {
     expect(formatBytes(512)).toBe('512 B');
     expect(formatBytes(2048)).toBe('2.0 KB');

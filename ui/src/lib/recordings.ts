@@ -1,6 +1,7 @@
 // Pure helpers of the recordings library: sizes, the waveform's shape, and which transcript line is
 // playing.
 
+import { formatMs, formatUsd } from './insight';
 import type { RecordingItem } from './types';
 
 export function formatBytes(n: number): string {
@@ -92,4 +93,12 @@ export function scrollDelta(boxTop: number, boxBottom: number, lineTop: number, 
   if (lineTop < boxTop) return lineTop - boxTop;
   if (lineBottom > boxBottom) return Math.min(lineBottom - boxBottom, lineTop - boxTop);
   return 0;
+}
+
+/** What a recorded call cost and its p95 turn latency, when known ("$0.0421 · p95 1.24 s"), else `null`. */
+export function recordingFigures(item: Pick<RecordingItem, 'cost_usd' | 'p95_ms'>): string | null {
+  const parts: string[] = [];
+  if (typeof item.cost_usd === 'number') parts.push(formatUsd(item.cost_usd));
+  if (typeof item.p95_ms === 'number') parts.push(`p95 ${formatMs(item.p95_ms)}`);
+  return parts.length > 0 ? parts.join(' · ') : null;
 }

@@ -58,6 +58,10 @@ describe('session form', () => {
   it('validates like SessionConfig::validate', () => {
     expect(validateSession(base)).toEqual({});
     expect(validateSession({ ...base, speed: 2 })).toHaveProperty('speed');
+    const summary = { enabled: true, model: '', dispositions: ['a'], fields_schema: { type: 'object' }, instructions: '' };
+    expect(validateSession({ ...base, summary })).toHaveProperty('summary_model');
+    expect(validateSession({ ...base, summary: { ...summary, enabled: false } })).toEqual({});
+    expect(fieldLabel('summary_fields_schema')).toBe('Summary fields');
     expect(validateSession({ ...base, max_output_tokens: 0 })).toHaveProperty('max_output_tokens');
     expect(validateSession({ ...base, max_output_tokens: 4096 })).toEqual({});
     expect(validateSession({ ...base, greeting: { mode: 'speak_first', opening_line: ' ' } })).toHaveProperty('opening_line');

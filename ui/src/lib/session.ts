@@ -1,6 +1,7 @@
 // The session form: defaults, validation and the parts of the UI that explain the GA API.
 
 import { e164Problem } from './phone';
+import { summaryProblems } from './summary';
 import { approvalTimeoutProblem, mcpServerProblems, toolForSave, toolProblems } from './tools';
 import type { KeyValueStore } from './storage';
 import type { FunctionTool, SessionConfig, ToolInfo, TurnDetection, Voice } from './types';
@@ -123,7 +124,7 @@ export function validateSession(s: SessionConfig): Record<string, string> {
   if (s.transfer_number) put('transfer_number', e164Problem(s.transfer_number));
   // Absent in a core that predates tool approvals: nothing to check.
   if (s.tool_approval_timeout_secs !== undefined) put('tool_approval_timeout_secs', approvalTimeoutProblem(s.tool_approval_timeout_secs));
-  Object.assign(errors, toolProblems(s.tools), mcpServerProblems(s.mcp_servers ?? []));
+  Object.assign(errors, toolProblems(s.tools), mcpServerProblems(s.mcp_servers ?? []), summaryProblems(s.summary));
   return errors;
 }
 
@@ -139,6 +140,9 @@ export const FIELD_LABELS: Readonly<Record<string, string>> = {
   silence_duration_ms: 'Silence duration',
   transfer_number: 'Transfer number',
   tool_approval_timeout_secs: 'Approval wait',
+  summary_model: 'Summary model',
+  summary_dispositions: 'Dispositions',
+  summary_fields_schema: 'Summary fields',
 };
 
 /** A field's name next to Save, including the per-tool and per-server ones (`endpoint:<tool>`, `mcp:<server>`). */

@@ -53,6 +53,8 @@ export interface BargeIn {
   call_sid: string;
   item_id: string;
   heard_ms: number;
+  /** From the caller's speech start to Twilio's `clear` being sent (absent in a core before issue 15). */
+  reaction_ms?: number | null;
   at_ms: number;
 }
 
@@ -116,7 +118,7 @@ export interface ResponseDoneEvent {
 }
 
 /** The caps that protect the bill (`verbio::events::CallCap`). */
-export type CallCap = 'concurrent_calls' | 'daily_minutes' | 'call_length';
+export type CallCap = 'concurrent_calls' | 'daily_minutes' | 'call_length' | 'call_budget' | 'daily_budget';
 
 /**
  * A cap turned a call away before it streamed (`concurrent_calls`, `daily_minutes`: the caller heard
@@ -207,6 +209,61 @@ export interface ToolFinishedEvent extends ToolCallRecord {
 }
 
 
+/**
+ * The agent answered a caller turn: from the end of the caller's speech (`offset_ms`, on the call's stream) to
+ * the moment the answer started playing at Twilio, split into endpointing wait, model time to the first audio,
+ * and the bridge with Twilio's playout.
+ */
+export interface TurnLatencyEvent {
+  type: 'turn_latency';
+  call_sid: string;
+  offset_ms: number;
+  total_ms: number;
+  endpointing_ms: number;
+  model_ms: number;
+  playout_ms: number;
+  at_ms: number;
+}
+
+/** What a cost is for: the agent's responses, the caller's transcription, or the post-call summary. */
+export type CostSource = 'response' | 'transcription' | 'summary';
+
+/** Something on the call was priced: `cost_usd` for it, `call_total_usd` so far; `priced` false: `model` has no price. */
+export interface CostEvent {
+  type: 'cost';
+  call_sid: string;
+  source: CostSource;
+  model: string;
+  cost_usd: number;
+  call_total_usd: number;
+  priced: boolean;
+  at_ms: number;
+}
+
+/** The call (or the day) is near its budget: the agent was told to wrap up. */
+export interface BudgetWarningEvent {
+  type: 'budget_warning';
+  call_sid: string;
+  scope: 'call' | 'day';
+  spent_usd: number;
+  cap_usd: number;
+  at_ms: number;
+}
+
+export type SummaryStatus = 'done' | 'failed' | 'invalid';
+
+/** The post-call summary is ready, or could not be made (`failed`, `invalid`: a visible, non-fatal problem). */
+export interface SummaryEvent {
+  type: 'summary';
+  call_sid: string;
+  status: SummaryStatus;
+  summary: string | null;
+  disposition: string | null;
+  fields: Record<string, unknown> | null;
+  error: string | null;
+  at_ms: number;
+}
+
 /** `verbio::calls::events::CallEvent`, tagged by `type`. */
 export type CallEvent =
   | CallStarted
@@ -224,7 +281,11 @@ export type CallEvent =
   | ToolStartedEvent
   | ToolApprovalRequestedEvent
   | ToolApprovalSettledEvent
-  | ToolFinishedEvent;
+  | ToolFinishedEvent
+  | TurnLatencyEvent
+  | CostEvent
+  | BudgetWarningEvent
+  | SummaryEvent;
 
 /** `verbio::calls::approvals::PendingApproval`: a tool call waiting for the operator. */
 export interface PendingApproval {
@@ -336,6 +397,17 @@ export interface SessionConfig {
   tool_approval_timeout_secs?: number;
   /** MCP servers whose allowed tools the agent may use (absent in a core without MCP). */
   mcp_servers?: McpServer[];
+  /** The post-call summary (absent in a core without it). */
+  summary?: SummaryConfig;
+}
+
+/** The post-call summary's settings: a disposition from `dispositions`, and `fields_schema` (a JSON object schema). */
+export interface SummaryConfig {
+  enabled: boolean;
+  model: string;
+  dispositions: string[];
+  fields_schema: Record<string, unknown>;
+  instructions: string;
 }
 
 /** `verbio::secrets::ToolSecretStatus`: whether an HTTP tool signs its requests (never the value). */
@@ -509,11 +581,16 @@ export interface RecordingItem {
   direction: string | null;
   from_number: string | null;
   to_number: string | null;
+  /** What the call cost, when known (absent in a core before issue 15). */
+  cost_usd?: number | null;
+  /** The call's p95 turn latency, when it had answered turns. */
+  p95_ms?: number | null;
 }
 
-/** `RecordingDetail`: the record, flattened, plus its transcript. */
+/** `RecordingDetail`: the record, flattened, plus its transcript (and its post-call summary). */
 export interface RecordingDetail extends RecordingItem {
   transcript: TranscriptRecord[];
+  summary?: SummaryRecord | null;
 }
 
 /** `Peaks`: per bucket, the caller's and the agent's peak (0–1). */
@@ -569,4 +646,95 @@ export interface CallLevels {
   call_sid: string;
   caller_db: number;
   agent_db: number;
+}
+
+// ---- What each call cost and how fast it felt (issue 15). ----
+
+/** One answered turn as stored (`at_ms` may be absent in stored turns). */
+export interface TurnLatencyRecord {
+  offset_ms: number;
+  total_ms: number;
+  endpointing_ms: number;
+  model_ms: number;
+  playout_ms: number;
+  at_ms?: number;
+}
+
+/** One barge-in as stored: where on the stream, how fast the agent stopped, how much of its answer was heard. */
+export interface BargeInRecord {
+  offset_ms: number;
+  reaction_ms: number | null;
+  heard_ms: number;
+}
+
+/** `call_latency`: a call's turn latency as heard (`null` figures: no answered turn yet). */
+export interface CallLatency {
+  p50_ms: number | null;
+  p95_ms: number | null;
+  max_ms: number | null;
+  turns: TurnLatencyRecord[];
+  barge_ins?: BargeInRecord[];
+  interruptions?: number;
+}
+
+/** `call_cost`: what a call cost so far; `priced` false when some model had no price (`unpriced_models`). */
+export interface CallCost {
+  total_usd: number;
+  priced: boolean;
+  unpriced_models: string[];
+  by_source: Record<CostSource, number>;
+}
+
+/** `daily_stats`: one day of the library (every day present, oldest first). */
+export interface DailyStat {
+  day: string;
+  calls: number;
+  minutes: number;
+  cost_usd: number;
+  p95_ms: number | null;
+}
+
+/** One model's prices, USD per 1M tokens (`audio_per_minute` for models billed by the minute, such as whisper-1). */
+export interface ModelPrice {
+  text_input: number;
+  text_cached_input: number;
+  text_output: number;
+  audio_input: number;
+  audio_cached_input: number;
+  audio_output: number;
+  audio_per_minute: number | null;
+  note: string | null;
+}
+
+/** The dated price table calls are priced from (`get_prices`, `set_prices`). */
+export interface PriceTable {
+  as_of: string;
+  source: string;
+  currency: 'USD';
+  models: Record<string, ModelPrice>;
+}
+
+/** `get_budget` / `set_budget`: caps in USD (`null`: none); `spent_today_usd` is read only. */
+export interface Budget {
+  call_usd: number | null;
+  daily_usd: number | null;
+  wrap_up_percent: number;
+  goodbye: string;
+  spent_today_usd: number;
+}
+
+/** A call's post-call summary as stored (`call_summary`, `rerun_summary`, `RecordingDetail.summary`). */
+export interface SummaryRecord {
+  call_sid: string;
+  status: SummaryStatus;
+  summary: string | null;
+  disposition: string | null;
+  fields: Record<string, unknown> | null;
+  error: string | null;
+  model: string | null;
+  input_tokens: number | null;
+  cached_tokens: number | null;
+  output_tokens: number | null;
+  latency_ms: number | null;
+  at_ms: number;
 }

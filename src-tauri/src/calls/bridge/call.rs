@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as ModelMessage;
 use tracing::{debug, info, warn};
 
+use super::call_cost::CallCost;
 use super::ending::{Due, EndKind, Ending};
 use super::frames::{FrameAligner, Ready};
 use super::gaps::GapFiller;
@@ -31,6 +32,8 @@ use crate::calls::approvals::PendingApproval;
 use crate::calls::playout::{MarkOutcome, Placed};
 use crate::calls::registry::{CallControl, OperatorRefusal};
 use crate::calls::timeline::{CallTimeline, SessionAudio};
+use crate::costs::budget::{BudgetScope, BudgetStep};
+use crate::costs::{pico_to_usd, CostSource, Metered};
 use crate::events::{CallEvent, HandBackReason, ToolOutcome};
 use crate::realtime::client::{ConnectFuture, ModelSocket, RealtimeError};
 use crate::realtime::events::{self as rt, ApiError, Role, ServerEvent};
@@ -53,6 +56,10 @@ const TIME_LIMIT_GRACE: Duration = Duration::from_secs(20);
 const TIME_LIMIT_INSTRUCTIONS: &str = "The call has reached its maximum length and ends now. \
     In one short sentence, tell the caller that the time for this call is up, thank them and say \
     goodbye. Do not ask anything.";
+/// What the agent is told when the call comes near a budget.
+const WRAP_UP_NOTE: &str = "The budget for this call is nearly used up. Bring the conversation to \
+    a close now: answer what is open in a sentence or two, then thank the caller and say goodbye. \
+    Do not start anything new.";
 /// How long the apology update may take before the stream is closed anyway.
 const APOLOGY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bad frames logged individually per call before logging only every 1000th (a flood must not flood logs).
@@ -203,6 +210,8 @@ pub(super) struct Call {
     session_number: u64,
     /// Turn latency as the caller hears it.
     latency: TurnLatency,
+    /// What the call has cost so far, and its budgets.
+    cost: CallCost,
 }
 
 /// A frame from a model socket, or its end.
@@ -321,6 +330,7 @@ impl Call {
             keepalive_at: None,
             session_number: 0,
             latency: TurnLatency::new(),
+            cost: CallCost::new(),
         }
     }
 
@@ -418,8 +428,10 @@ impl Call {
         }
         self.shut_down(&reason).await;
         // After last words the line must not stay open at Twilio, whatever TwiML follows the stream.
-        if let (EndReason::VoicemailLeft | EndReason::MaxLength, Some(actions)) =
-            (&reason, &self.deps.actions)
+        if let (
+            EndReason::VoicemailLeft | EndReason::MaxLength | EndReason::OverBudget,
+            Some(actions),
+        ) = (&reason, &self.deps.actions)
         {
             tokio::spawn(actions.hang_up(&self.call_sid));
         }
@@ -555,7 +567,7 @@ impl Call {
             let id = self.event_id(Sent::ResponseCancel);
             self.send_model(rt::response_cancel(&id)).await;
         }
-        self.cut_playback().await?;
+        self.cut_playback(None).await?;
         let now_us = self.timeline.now_us(Instant::now());
         self.operator = Some(OperatorLink {
             hold: Hold::new(device.clone(), now_us),
@@ -729,8 +741,85 @@ impl Call {
         .await
     }
 
-    /// Cuts whatever the agent was saying, stops forwarding the other side, has the agent say
-    /// `instructions` (no tools), and ends the call once that has played, or at `grace`.
+    /// Prices what the model reported using, tells the window, and acts on the budgets: near a cap the
+    /// agent is told to wrap up, at a cap the call ends with the budget's goodbye line.
+    async fn charge(&mut self, source: CostSource, model: &str, usage: Metered) -> Flow {
+        let at_ms = now_ms();
+        let charge = self.cost.charge(&self.deps.costs, model, &usage, at_ms);
+        if charge.newly_unpriced {
+            warn!(call_sid = %self.call_sid, %model, "the price table has no price for this model: the call's cost leaves it out");
+        }
+        self.deps.emit(CallEvent::Cost {
+            call_sid: self.call_sid.clone(),
+            source,
+            model: model.to_string(),
+            usage,
+            cost_pico: charge.cost.unwrap_or(0),
+            cost_usd: pico_to_usd(charge.cost.unwrap_or(0)),
+            call_total_usd: pico_to_usd(charge.total),
+            priced: charge.cost.is_some(),
+            at_ms,
+        });
+        match charge.step {
+            None => Ok(()),
+            Some(BudgetStep::WrapUp { scope, spent, cap }) => {
+                info!(call_sid = %self.call_sid, ?scope, "near the budget: the agent is told to wrap up");
+                let id = self.event_id(Sent::ItemCreate);
+                self.send_model(rt::message_item_create(&id, Role::System, WRAP_UP_NOTE))
+                    .await;
+                self.deps.emit(CallEvent::BudgetWarning {
+                    call_sid: self.call_sid.clone(),
+                    scope,
+                    spent_usd: pico_to_usd(spent),
+                    cap_usd: pico_to_usd(cap),
+                    at_ms,
+                });
+                Ok(())
+            }
+            Some(BudgetStep::Stop { scope, spent, cap }) => {
+                self.on_budget_spent(scope, spent, cap).await
+            }
+        }
+    }
+
+    /// A budget is spent: the agent says the goodbye line and the call ends (like the time limit, the
+    /// caller cannot keep it going). A voicemail, a goodbye or a transfer under way ends the call anyway.
+    async fn on_budget_spent(&mut self, scope: BudgetScope, spent: u64, cap: u64) -> Flow {
+        if self.ending.saying_last_words()
+            || self.ending.transferring().is_some()
+            || matches!(self.ending, Ending::TransferAfterPlayout { .. })
+        {
+            return Ok(());
+        }
+        let (cap_kind, which) = match scope {
+            BudgetScope::Call => (crate::events::CallCap::CallBudget, "call's"),
+            BudgetScope::Day => (crate::events::CallCap::DailyBudget, "day's"),
+        };
+        info!(call_sid = %self.call_sid, ?scope, "a budget is spent; the agent says the goodbye line");
+        self.deps.emit(CallEvent::CallCapped {
+            call_sid: self.call_sid.clone(),
+            cap: cap_kind,
+            message: format!(
+                "The {which} budget (${:.4}) was reached at ${:.4}; the agent says the goodbye line.",
+                pico_to_usd(cap),
+                pico_to_usd(spent)
+            ),
+            from: None,
+            to: None,
+            at_ms: now_ms(),
+        });
+        let goodbye = self.deps.costs.budget().goodbye.clone();
+        self.say_last_words(
+            EndKind::Budget,
+            TIME_LIMIT_GRACE,
+            format!("The call must end now. Say exactly this, then stop: {goodbye}"),
+        )
+        .await
+    }
+
+    /// Cuts whatever the agent was saying (except for a budget's goodbye, which follows it), stops
+    /// forwarding the other side, has the agent say `instructions` (no tools), and ends the call once
+    /// that has played, or at `grace`.
     async fn say_last_words(
         &mut self,
         kind: EndKind,
@@ -750,11 +839,15 @@ impl Call {
             deadline: Instant::now() + grace,
         };
         self.held_audio.clear();
-        if let Some(Outgoing::Cancel) = self.sequencer.cancel() {
-            let id = self.event_id(Sent::ResponseCancel);
-            self.send_model(rt::response_cancel(&id)).await;
+        // A budget's goodbye follows what the agent is saying (it is paid for, and a cut sentence is
+        // rude); the other last words interrupt it.
+        if kind != EndKind::Budget {
+            if let Some(Outgoing::Cancel) = self.sequencer.cancel() {
+                let id = self.event_id(Sent::ResponseCancel);
+                self.send_model(rt::response_cancel(&id)).await;
+            }
+            self.cut_playback(None).await?;
         }
-        self.cut_playback().await?;
         self.request_response(Request {
             purpose: Purpose::LastWords,
             params: Some(json!({"instructions": instructions, "tool_choice": "none"})),
@@ -1483,7 +1576,11 @@ impl Call {
                     info!(call_sid = %self.call_sid, "the caller spoke over the goodbye: the call goes on");
                 }
                 self.sequencer.on_barge_in();
-                self.cut_playback().await
+                let speech_us = audio_start_ms.and_then(|ms| self.session_audio.stream_us(ms));
+                self.cut_playback(Some(
+                    speech_us.unwrap_or_else(|| self.timeline.now_us(Instant::now())),
+                ))
+                .await
             }
             ServerEvent::SpeechStopped {
                 item_id,
@@ -1526,7 +1623,14 @@ impl Call {
             } => {
                 self.on_response_done(response_id, status, details, usage)
                     .await;
-                Ok(())
+                match usage {
+                    Some(usage) => {
+                        let model = self.session.model.clone();
+                        let metered = TokenUsage::from(usage).into();
+                        self.charge(CostSource::Response, &model, metered).await
+                    }
+                    None => Ok(()),
+                }
             }
             ServerEvent::AudioTranscriptDelta { item_id, delta } => {
                 let now = self.offset_ms();
@@ -1546,12 +1650,20 @@ impl Call {
             ServerEvent::InputTranscriptionCompleted {
                 item_id,
                 transcript,
+                usage,
             } => {
                 let now = self.offset_ms();
                 if let Some(turn) = self.transcript.caller_text(&item_id, transcript, now) {
                     self.publish_turn(turn);
                 }
-                Ok(())
+                let model = self.session.transcription.as_ref().map(|t| t.model.clone());
+                match (usage, model) {
+                    (Some(usage), Some(model)) => {
+                        self.charge(CostSource::Transcription, &model, usage.into())
+                            .await
+                    }
+                    _ => Ok(()),
+                }
             }
             ServerEvent::InputTranscriptionFailed { item_id, message } => {
                 let now = self.offset_ms();
@@ -1737,9 +1849,14 @@ impl Call {
 
     /// Stops what Twilio is playing and cuts every unheard item (barge-in, voicemail): `clear` at
     /// once, then `conversation.item.truncate` per item at what the caller heard of it, and late
-    /// deltas of the cut items and response are dropped.
-    async fn cut_playback(&mut self) -> Flow {
+    /// deltas of the cut items and response are dropped. `caller_speech_us`: where the caller started
+    /// talking over the agent (on the stream), for the barge-in's reaction time.
+    async fn cut_playback(&mut self, caller_speech_us: Option<StreamUs>) -> Flow {
         let now = Instant::now();
+        let now_us = self.timeline.now_us(now);
+        let offset_ms = caller_speech_us.unwrap_or(now_us) / 1000;
+        // One interruption, however many items it cuts: the first cut carries the reaction.
+        let mut reaction_ms = caller_speech_us.map(|start| now_us.saturating_sub(start) / 1000);
         self.frames.discard();
         let had_queued = !self.timeline.is_drained();
         let running = self.sequencer.active_response().map(str::to_string);
@@ -1769,6 +1886,8 @@ impl Call {
                 call_sid: self.call_sid.clone(),
                 item_id: cut.item_id,
                 heard_ms: cut.audio_end_ms,
+                offset_ms,
+                reaction_ms: reaction_ms.take(),
                 at_ms: now_ms(),
             });
         }

@@ -13,6 +13,8 @@ pub enum EndKind {
     VoicemailLeft,
     /// The call reached its maximum length; the agent says goodbye.
     TimeLimit,
+    /// A money budget was reached; the agent says the budget's goodbye line.
+    Budget,
 }
 
 impl EndKind {
@@ -21,6 +23,7 @@ impl EndKind {
             EndKind::AgentEnded => EndReason::AgentEnded,
             EndKind::VoicemailLeft => EndReason::VoicemailLeft,
             EndKind::TimeLimit => EndReason::MaxLength,
+            EndKind::Budget => EndReason::OverBudget,
         }
     }
 }
@@ -109,7 +112,7 @@ impl Ending {
         matches!(
             self,
             Ending::AfterPlayout {
-                kind: EndKind::VoicemailLeft | EndKind::TimeLimit,
+                kind: EndKind::VoicemailLeft | EndKind::TimeLimit | EndKind::Budget,
                 ..
             }
         )

@@ -39,6 +39,7 @@ use crate::telephony::twilio::media::{self, Inbound, StartMeta};
 use crate::types::now_ms;
 
 mod call;
+pub mod call_cost;
 pub mod ending;
 pub mod frames;
 pub mod gaps;
@@ -96,6 +97,8 @@ pub struct BridgeDeps {
     pub tools: Option<Arc<dyn crate::calls::tool_runner::ToolRunner>>,
     /// Tool calls waiting for the operator's approval.
     pub approvals: crate::calls::approvals::Approvals,
+    /// Prices, budgets and the day's spend (every call adds to it).
+    pub costs: Arc<crate::costs::CostBook>,
 }
 
 impl BridgeDeps {
@@ -125,6 +128,8 @@ pub enum EndReason {
     Transferred(String),
     /// The call reached its maximum length (`max_call_length`) and the agent said goodbye.
     MaxLength,
+    /// A money budget (the call's or the day's) was reached and the agent said the goodbye line.
+    OverBudget,
 }
 
 impl EndReason {
@@ -145,6 +150,7 @@ impl EndReason {
             EndReason::VoicemailLeft => "voicemail left".into(),
             EndReason::Transferred(number) => format!("transferred to {number}"),
             EndReason::MaxLength => "reached the maximum call length".into(),
+            EndReason::OverBudget => "reached its budget".into(),
         }
     }
 }

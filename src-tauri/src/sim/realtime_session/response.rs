@@ -316,7 +316,7 @@ impl Session {
             id: new_id("resp_"),
             seq,
             stage: Stage::Message,
-            started: Instant::now(),
+            started: Instant::now() + self.config.first_audio_delay,
             format,
             voice,
             modalities,
