@@ -17,7 +17,9 @@ use crate::events::{CallEvent, EventBus};
 use crate::store::summaries::SummaryRecord;
 use crate::store::StoreHandle;
 use crate::summary::request::{transcript_text, Line};
-use crate::summary::{summarise, ClientError, ResponsesClient, SummaryConfig};
+use crate::summary::{
+    summarise, ClientError, ResponsesClient, SummaryConfig, SummaryOutcome, SummaryStatus,
+};
 use crate::types::{now_ms, Secret};
 
 /// Runs and keeps post-call summaries. One per core.
@@ -133,16 +135,13 @@ impl SummaryDesk {
         }));
         let outcome = match &self.client {
             Ok(client) => summarise(client, config, &transcript).await,
-            Err(e) => crate::summary::SummaryOutcome {
-                status: crate::summary::SummaryStatus::Failed,
-                summary: None,
-                disposition: None,
-                fields: None,
-                error: Some(e.to_string()),
-                model: config.model.clone(),
-                usage: None,
-                latency_ms: 0,
-            },
+            Err(e) => SummaryOutcome::problem(
+                SummaryStatus::Failed,
+                &config.model,
+                e.to_string(),
+                None,
+                0,
+            ),
         };
         let usage = outcome.usage.unwrap_or_default();
         let record = SummaryRecord {

@@ -73,17 +73,34 @@ pub struct SummaryOutcome {
 }
 
 impl SummaryOutcome {
-    fn failed(model: &str, error: String, usage: Option<SummaryUsage>, started: Instant) -> Self {
+    /// A summary that could not be made (`failed`) or broke the schema (`invalid`), and why.
+    pub fn problem(
+        status: SummaryStatus,
+        model: &str,
+        error: String,
+        usage: Option<SummaryUsage>,
+        latency_ms: u64,
+    ) -> Self {
         SummaryOutcome {
-            status: SummaryStatus::Failed,
+            status,
             summary: None,
             disposition: None,
             fields: None,
             error: Some(error),
             model: model.to_string(),
             usage,
-            latency_ms: elapsed_ms(started),
+            latency_ms,
         }
+    }
+
+    fn failed(model: &str, error: String, usage: Option<SummaryUsage>, started: Instant) -> Self {
+        Self::problem(
+            SummaryStatus::Failed,
+            model,
+            error,
+            usage,
+            elapsed_ms(started),
+        )
     }
 }
 
@@ -145,10 +162,12 @@ pub async fn summarise(
             usage,
             latency_ms: elapsed_ms(started),
         },
-        Err(e) => SummaryOutcome {
-            status: SummaryStatus::Invalid,
-            error: Some(e.to_string()),
-            ..SummaryOutcome::failed(&config.model, String::new(), usage, started)
-        },
+        Err(e) => SummaryOutcome::problem(
+            SummaryStatus::Invalid,
+            &config.model,
+            e.to_string(),
+            usage,
+            elapsed_ms(started),
+        ),
     }
 }
