@@ -218,7 +218,8 @@ mod tests {
         let failed = bytes(json!({"status": "failed",
             "error": {"code": "server_error", "message": "boom"}, "output": []}));
         assert!(
-            matches!(read(&failed).unwrap().0, Answer::NotDone(m) if m.contains("server_error: boom") || m.contains("(server_error): boom"))
+            read(&failed).unwrap().0
+                == Answer::NotDone("the response failed (server_error): boom".into())
         );
         let empty = bytes(json!({"status": "completed", "output": []}));
         assert!(matches!(read(&empty).unwrap().0, Answer::NotDone(_)));
