@@ -200,6 +200,19 @@ pub enum CallEvent {
         playout_ms: u64,
         at_ms: i64,
     },
+    /// The post-call summary is ready (`done`), or it could not be made (`failed`: no usable answer;
+    /// `invalid`: an answer that does not follow the schema). Made after the call ended; never
+    /// affects it.
+    Summary {
+        call_sid: String,
+        status: crate::summary::SummaryStatus,
+        summary: Option<String>,
+        disposition: Option<String>,
+        /// The user's fields (an object), when `done`.
+        fields: Option<serde_json::Map<String, serde_json::Value>>,
+        error: Option<String>,
+        at_ms: i64,
+    },
     /// Answering-machine detection decided who answered, and what the app did about it
     /// (`hang_up`, `voicemail`, `continue`).
     MachineDetection {
@@ -231,6 +244,7 @@ impl CallEvent {
             | CallEvent::TurnLatency { call_sid, .. }
             | CallEvent::Cost { call_sid, .. }
             | CallEvent::BudgetWarning { call_sid, .. }
+            | CallEvent::Summary { call_sid, .. }
             | CallEvent::ResponseDone { call_sid, .. } => call_sid,
         }
     }

@@ -10,6 +10,7 @@
 //! - [`store`]: SQLite schema, migrations and queries. Never on the hot path.
 //! - [`server`]: the axum router (Twilio routes, `/api`).
 //! - [`services`]: the operations both doors (HTTP API and desktop) call.
+//! - [`summary`]: the post-call summary's settings, request, Responses API client and checks.
 //! - [`tunnel`]: how Twilio reaches a desktop (ngrok, or a user-supplied public URL).
 //! - `sim` (feature `sim`): fake Realtime server and fake Twilio caller for tests, benchmarks and the demo call.
 
@@ -35,6 +36,7 @@ pub mod settings_file;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod store;
+pub mod summary;
 pub mod telephony;
 pub mod tls;
 pub mod tools;

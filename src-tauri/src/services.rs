@@ -5,6 +5,7 @@
 //! - [`outbound`]: the `Outbound` service: placing calls through Twilio, status and answering-machine
 //!   callbacks, transfers;
 //! - [`operator`]: the operator in the loop (whisper, take over, hand back);
+//! - [`summary`]: the post-call summary (run after each call, kept, re-run on request);
 //! - [`tools`]: tools that do real work (HTTP endpoints, MCP servers) and their approvals;
 //! - [`reachability`]: where the app is reached (the live public URL); [`webhooks`]: pointing a
 //!   number's webhook at it;
@@ -16,6 +17,7 @@ pub mod operator;
 pub mod outbound;
 pub mod private_line;
 pub mod reachability;
+pub mod summary;
 pub mod tools;
 pub mod webhooks;
 
@@ -114,6 +116,8 @@ pub struct Services {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Prices, budgets, what calls cost and the library's day-by-day figures.
     pub costs: Arc<costs::CostDesk>,
+    /// Post-call summaries (fed from the call events).
+    pub summaries: Arc<summary::SummaryDesk>,
     /// Opens the demo call's private line (a build without the simulators has no demo call).
     #[cfg_attr(not(feature = "sim"), allow(dead_code))]
     lines: Arc<dyn LineOpener>,
@@ -148,10 +152,20 @@ impl Services {
             parts.bridge.costs.clone(),
             parts.store.clone(),
         ));
+        let summaries = summary::SummaryDesk::new(
+            parts.store.clone(),
+            parts.bridge.bus.clone(),
+            parts.bridge.registry.clone(),
+            parts.bridge.session.clone(),
+            &parts.config.openai_api_base,
+            parts.config.openai_api_key.clone(),
+        );
+        summaries.follow(parts.bridge.bus.subscribe());
         Services {
             operator,
             metrics,
             costs,
+            summaries,
             tools: parts.tools,
             session: parts.bridge.session.clone(),
             bus: parts.bridge.bus.clone(),
@@ -293,6 +307,22 @@ impl Services {
             interruptions: barge_ins.iter().filter(|b| b.reaction_ms.is_some()).count(),
             barge_ins,
         })
+    }
+
+    /// A call's post-call summary (`None`: it has none, yet or at all).
+    pub async fn call_summary(
+        &self,
+        call_sid: &str,
+    ) -> Result<Option<crate::store::summaries::SummaryRecord>, ServiceError> {
+        self.summaries.summary(call_sid).await
+    }
+
+    /// Makes a call's summary again now (after a failed or invalid one, or a changed schema).
+    pub async fn rerun_summary(
+        &self,
+        call_sid: &str,
+    ) -> Result<crate::store::summaries::SummaryRecord, ServiceError> {
+        self.summaries.rerun(call_sid).await
     }
 
     /// A call's tool log (every tool call: arguments, result or error, latency, who approved).

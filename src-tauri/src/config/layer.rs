@@ -124,6 +124,10 @@ settings! {
     realtime_url: Text => realtime_url;
         env "VERBIO_REALTIME_URL", file "realtime_url", flag "realtime-url" "REALTIME_URL";
     openai_api_key: SecretText => openai_api_key; env "OPENAI_API_KEY";
+    /// OpenAI REST base URL for the post-call summary, the key check and the model list (default
+    /// `https://api.openai.com`).
+    openai_api_base: NonEmpty => openai_api_base;
+        env "VERBIO_OPENAI_API_BASE", file "openai_api_base";
     twilio_account_sid: Text => twilio_account_sid;
         env "TWILIO_ACCOUNT_SID", file "twilio_account_sid";
     twilio_auth_token: SecretText => twilio_auth_token; env "TWILIO_AUTH_TOKEN";
@@ -462,6 +466,7 @@ mod tests {
                 "trust_forwarded",
                 "data_dir",
                 "realtime_url",
+                "openai_api_base",
                 "twilio_account_sid",
                 "session",
                 "session_rollover_secs",

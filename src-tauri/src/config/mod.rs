@@ -65,6 +65,8 @@ pub struct Config {
     pub openai_api_key: Secret,
     /// Realtime WebSocket base, `wss://api.openai.com/v1/realtime` by default; `?model=` is appended.
     pub realtime_url: String,
+    /// OpenAI's REST base (`https://api.openai.com`): the post-call summary's `POST /v1/responses`.
+    pub openai_api_base: String,
     pub twilio_account_sid: String,
     pub twilio_auth_token: Secret,
     /// Twilio's shared webhook signing key (HMAC-SHA256 signatures), if the account uses one.
@@ -158,6 +160,8 @@ impl Default for BridgeSettings {
 pub const DEFAULT_PORT: u16 = 8081;
 pub const DEFAULT_API_PORT: u16 = 8082;
 pub const DEFAULT_REALTIME_URL: &str = "wss://api.openai.com/v1/realtime";
+/// OpenAI's REST API (the onboarding's key check uses the same default).
+pub const DEFAULT_OPENAI_API_BASE: &str = "https://api.openai.com";
 
 impl Default for Config {
     fn default() -> Self {
@@ -171,6 +175,7 @@ impl Default for Config {
             data_dir: default_data_dir(),
             openai_api_key: Secret::default(),
             realtime_url: DEFAULT_REALTIME_URL.into(),
+            openai_api_base: DEFAULT_OPENAI_API_BASE.into(),
             twilio_account_sid: String::new(),
             twilio_auth_token: Secret::default(),
             twilio_signing_key: Secret::default(),

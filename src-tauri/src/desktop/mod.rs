@@ -5,7 +5,7 @@
 //! [`CallEvent`](crate::events::CallEvent) to the webview as a `call-event` (and to the tray and
 //! notifications), forwards recording playback positions as `playback-position` and live calls' levels as
 //! `call-levels` ([`levels`], while the window is visible), and exposes the thin
-//! commands in [`commands`], `call_commands`, `operator_commands` and `tool_commands`. A core that fails to start (port in use,
+//! commands in [`commands`], `call_commands`, `operator_commands`, `tool_commands` and `summary_commands`. A core that fails to start (port in use,
 //! bad settings) does not stop the window: the UI shows why, through `app_status`.
 //!
 //! Closing the window hides it when the tray icon was built: calls keep running and the tray icon stays.
@@ -20,6 +20,7 @@ mod insight_commands;
 mod levels;
 mod operator_commands;
 mod state;
+mod summary_commands;
 mod tool_commands;
 mod tray;
 
@@ -226,6 +227,8 @@ pub fn run() -> Result<(), DesktopError> {
             insight_commands::set_prices,
             insight_commands::get_budget,
             insight_commands::set_budget,
+            summary_commands::call_summary,
+            summary_commands::rerun_summary,
         ])
         .on_window_event(|window, event| {
             // Closing the window keeps the app (and its calls) running in the tray, if there is one.

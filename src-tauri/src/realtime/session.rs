@@ -216,6 +216,8 @@ pub struct SessionConfig {
     /// MCP servers whose allowed tools the agent may use (see `tools::mcp`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mcp_servers: Vec<crate::tools::mcp::McpServerConfig>,
+    /// The post-call summary (off by default; see [`crate::summary`]).
+    pub summary: crate::summary::SummaryConfig,
 }
 
 impl Default for SessionConfig {
@@ -237,6 +239,7 @@ impl Default for SessionConfig {
             transfer_number: None,
             tool_approval_timeout_secs: DEFAULT_APPROVAL_TIMEOUT_SECS,
             mcp_servers: Vec::new(),
+            summary: crate::summary::SummaryConfig::default(),
         }
     }
 }
@@ -332,6 +335,9 @@ impl SessionConfig {
         }
         crate::tools::mcp::validate_list(&self.mcp_servers)
             .map_err(|why| invalid("mcp_servers", why))?;
+        self.summary
+            .validate()
+            .map_err(|e| invalid(e.field, e.message))?;
         if let Greeting::SpeakFirst { opening_line } = &self.greeting {
             if opening_line.trim().is_empty() {
                 return Err(invalid(

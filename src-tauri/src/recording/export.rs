@@ -3,7 +3,58 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use serde::Serialize;
+
+use crate::store::calls::CallRecord;
 use crate::store::recordings::RecordingRecord;
+use crate::store::summaries::SummaryRecord;
+use crate::store::TranscriptRecord;
+
+/// What an export writes beside the `.wav` (as `<same name>.json`): the call as the library knows it,
+/// so the recording can be read without the app.
+#[derive(Debug, Serialize)]
+pub struct Sidecar<'a> {
+    /// The sidecar's format; raised when a field changes meaning.
+    pub format: &'static str,
+    pub recording: &'a RecordingRecord,
+    pub call: Option<&'a CallRecord>,
+    pub transcript: Vec<SidecarLine<'a>>,
+    pub summary: Option<&'a SummaryRecord>,
+}
+
+/// One transcript line in the sidecar.
+#[derive(Debug, Serialize)]
+pub struct SidecarLine<'a> {
+    pub speaker: crate::types::Speaker,
+    pub text: &'a str,
+    /// Milliseconds from the start of the call's stream (and of the recording).
+    pub offset_ms: u64,
+    pub interrupted: bool,
+}
+
+/// The sidecar of `recording`.
+pub fn sidecar<'a>(
+    recording: &'a RecordingRecord,
+    call: Option<&'a CallRecord>,
+    transcript: &'a [TranscriptRecord],
+    summary: Option<&'a SummaryRecord>,
+) -> Sidecar<'a> {
+    Sidecar {
+        format: "verbio.call.v1",
+        recording,
+        call,
+        transcript: transcript
+            .iter()
+            .map(|l| SidecarLine {
+                speaker: l.speaker,
+                text: &l.text,
+                offset_ms: l.offset_ms,
+                interrupted: l.interrupted,
+            })
+            .collect(),
+        summary,
+    }
+}
 
 /// Why a destination cannot be used. Only what the path itself says: whether anything exists there is
 /// found out by creating the file, and told in one message whatever the reason (see

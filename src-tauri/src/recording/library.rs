@@ -53,6 +53,8 @@ pub struct RecordingDetail {
     pub transcript: Vec<TranscriptRecord>,
     /// Where the operator held the call: their voice is on the agent channel in these stretches.
     pub operator_spans: Vec<crate::store::operator::OperatorSpan>,
+    /// The call's post-call summary, if one was made.
+    pub summary: Option<crate::store::summaries::SummaryRecord>,
 }
 
 /// A row of the library: the recording, with its call's cost and p95 turn latency when known.
@@ -249,10 +251,12 @@ impl Library {
         let recording = self.record(id).await?;
         let transcript = self.store.transcripts(&recording.call_sid).await?;
         let operator_spans = self.store.operator_spans(&recording.call_sid).await?;
+        let summary = self.store.summary(&recording.call_sid).await?;
         Ok(RecordingDetail {
             recording,
             transcript,
             operator_spans,
+            summary,
         })
     }
 
@@ -322,9 +326,11 @@ impl Library {
     }
 
     /// Copies a finished recording to `dest`: an absolute `.wav` path on this computer without `..`,
-    /// in an existing directory, that does not exist yet (never overwritten). A recording still being
-    /// written (its call is live) is refused. Whatever stops the file from being created, the error is
-    /// the same (it must not tell what exists on the disk).
+    /// in an existing directory, that does not exist yet (never overwritten), and writes the call
+    /// beside it as `<same name>.json` (its metadata, transcript and summary; see
+    /// [`export::sidecar`]), under the same rules. A recording still being written (its call is live)
+    /// is refused. Whatever stops a file from being created, the error is the same (it must not tell
+    /// what exists on the disk); if either cannot be written, neither is left behind.
     pub async fn export(&self, id: i64, dest: &Path) -> Result<u64, LibraryError> {
         if let Some(why) = export::destination_problem(dest) {
             return Err(LibraryError::Invalid(format!("export path {why}")));
@@ -334,20 +340,46 @@ impl Library {
             return Err(LibraryError::StillRecording(id));
         }
         let (path, _) = self.audio_file(id).await?;
+        let call = self.store.call(&r.call_sid).await?;
+        let transcript = self.store.transcripts(&r.call_sid).await?;
+        let summary = self.store.summary(&r.call_sid).await?;
+        let sidecar = export::sidecar(&r, call.as_ref(), &transcript, summary.as_ref());
+        let sidecar = serde_json::to_vec_pretty(&sidecar)
+            .map_err(|e| LibraryError::Invalid(format!("export failed: {e}")))?;
         let dest = dest.to_path_buf();
         tokio::task::spawn_blocking(move || -> Result<u64, LibraryError> {
+            let json_dest = dest.with_extension("json");
+            let unusable =
+                || LibraryError::Invalid(format!("export path {}", export::UNUSABLE_DESTINATION));
             let mut from = std::fs::File::open(&path).map_err(LibraryError::Export)?;
             let mut to = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .open(&dest)
-                .map_err(|_| {
-                    LibraryError::Invalid(format!("export path {}", export::UNUSABLE_DESTINATION))
-                })?;
-            let copied = std::io::copy(&mut from, &mut to).and_then(|n| to.sync_all().map(|()| n));
+                .map_err(|_| unusable())?;
+            let mut json = match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&json_dest)
+            {
+                Ok(file) => file,
+                Err(_) => {
+                    drop(to);
+                    // Ours, just created and still empty.
+                    let _ = std::fs::remove_file(&dest);
+                    return Err(unusable());
+                }
+            };
+            let copied = std::io::copy(&mut from, &mut to)
+                .and_then(|n| to.sync_all().map(|()| n))
+                .and_then(|n| {
+                    std::io::Write::write_all(&mut json, &sidecar)?;
+                    json.sync_all().map(|()| n)
+                });
             if copied.is_err() {
                 // Ours, just created: a half-written copy must not look like an export.
                 let _ = std::fs::remove_file(&dest);
+                let _ = std::fs::remove_file(&json_dest);
             }
             copied.map_err(LibraryError::Export)
         })

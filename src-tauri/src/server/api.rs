@@ -57,6 +57,8 @@ api_routes! {
     get "/sessions" => sessions,
     get "/sessions/{id}/transcriptions" => transcriptions,
     get "/sessions/{id}/latency" => latency,
+    get "/sessions/{id}/summary" => summary,
+    post "/sessions/{id}/summary" => rerun_summary,
     get "/sessions/{id}/cost" => call_cost,
     get "/library/daily" => daily_stats,
     get "/prices" => get_prices,
@@ -200,6 +202,25 @@ async fn latency(
     ApiPath(sid): ApiPath<CallSid>,
 ) -> ApiResult<crate::services::CallLatency> {
     Ok(Json(s.turn_latency(&sid).await?))
+}
+
+/// A call's post-call summary; 404 `not_found` when it has none (yet, or at all).
+async fn summary(
+    State(s): State<Arc<Services>>,
+    ApiPath(sid): ApiPath<CallSid>,
+) -> ApiResult<crate::store::summaries::SummaryRecord> {
+    match s.call_summary(&sid).await? {
+        Some(record) => Ok(Json(record)),
+        None => Err(ServiceError::NoSummary(sid.to_string()).into()),
+    }
+}
+
+/// Makes a call's summary again now; answers with the new one (whatever its status).
+async fn rerun_summary(
+    State(s): State<Arc<Services>>,
+    ApiPath(sid): ApiPath<CallSid>,
+) -> ApiResult<crate::store::summaries::SummaryRecord> {
+    Ok(Json(s.rerun_summary(&sid).await?))
 }
 
 async fn call_cost(

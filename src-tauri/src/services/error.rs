@@ -20,6 +20,9 @@ pub enum ServiceError {
     UnknownCall(String),
     #[error("call {0} has already ended")]
     AlreadyEnded(String),
+    /// The call exists but has no post-call summary.
+    #[error("call {0} has no summary")]
+    NoSummary(String),
     #[error("{0}")]
     Invalid(String),
     #[error("invalid phone number: {0}")]
@@ -146,6 +149,7 @@ impl ServiceError {
         match self {
             ServiceError::UnknownCall(_) => ErrorKind::NotFound,
             ServiceError::AlreadyEnded(_) => ErrorKind::Conflict,
+            ServiceError::NoSummary(_) => ErrorKind::NotFound,
             ServiceError::Invalid(_) => ErrorKind::InvalidValue,
             ServiceError::InvalidNumber(_) => ErrorKind::InvalidPhoneNumber,
             ServiceError::LinesBusy(_) => ErrorKind::LinesBusy,

@@ -3,6 +3,8 @@
 //! - [`realtime_server`]: a fake OpenAI Realtime GA server, strict like the live one (schema checks, one
 //!   response at a time, asynchronous cancel, energy VAD, scripted answers, outage controls).
 //! - [`twilio_caller`]: a fake Twilio caller (signed webhook, Media Streams socket, playout clock).
+//! - [`responses_server`]: a stand-in for OpenAI's Responses API (the post-call summary), strict about
+//!   structured-output schemas, answering from a script.
 //! - [`mcp_server`]: a small MCP server (stdio or streamable HTTP) for the MCP tools' tests.
 //!
 //! Both parse and build messages as `serde_json::Value` straight from `docs/protocols.md`, never with the
@@ -49,6 +51,7 @@ pub mod microphone;
 mod playout;
 pub mod realtime_server;
 mod realtime_session;
+pub mod responses_server;
 mod script;
 pub mod tool_server;
 pub mod twilio_caller;

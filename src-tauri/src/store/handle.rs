@@ -534,6 +534,8 @@ fn apply_event(conn: &mut Connection, event: &CallEvent) -> Result<(), StoreErro
         CallEvent::ToolStarted { .. }
         | CallEvent::ToolApprovalRequested { .. }
         | CallEvent::ToolApprovalSettled { .. } => Ok(()),
+        // Kept with its usage by `save_summary` before it is announced.
+        CallEvent::Summary { .. } => Ok(()),
         CallEvent::ResponseDone {
             call_sid,
             response_id,
@@ -576,6 +578,7 @@ fn event_kind(event: &CallEvent) -> &'static str {
         CallEvent::TurnLatency { .. } => "turn_latency",
         CallEvent::Cost { .. } => "cost",
         CallEvent::BudgetWarning { .. } => "budget_warning",
+        CallEvent::Summary { .. } => "summary",
     }
 }
 

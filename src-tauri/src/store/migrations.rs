@@ -214,6 +214,27 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX barge_ins_call_sid ON barge_ins(call_sid);
     CREATE INDEX turn_latencies_at ON turn_latencies(at_ms);",
+    // 8: the post-call summary, one per call (re-running it replaces it), and its words in their own
+    // full-text index (`call_summaries_fts`: the summary, the disposition and the field values, written
+    // by `store::summaries`; the trigger empties it when the call and so its summary is deleted).
+    "CREATE TABLE call_summaries (
+        call_sid      TEXT PRIMARY KEY REFERENCES calls(call_sid) ON DELETE CASCADE,
+        status        TEXT NOT NULL CHECK(status IN ('done','failed','invalid')),
+        summary       TEXT,
+        disposition   TEXT,
+        fields_json   TEXT,
+        error         TEXT,
+        model         TEXT NOT NULL,
+        input_tokens  INTEGER NOT NULL DEFAULT 0,
+        cached_tokens INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        latency_ms    INTEGER NOT NULL DEFAULT 0,
+        at_ms         INTEGER NOT NULL
+    );
+    CREATE VIRTUAL TABLE call_summaries_fts USING fts5(call_sid UNINDEXED, text);
+    CREATE TRIGGER call_summaries_fts_ad AFTER DELETE ON call_summaries BEGIN
+        DELETE FROM call_summaries_fts WHERE call_sid = old.call_sid;
+    END;",
 ];
 
 /// The schema version this build writes.

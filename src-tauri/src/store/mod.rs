@@ -13,6 +13,7 @@
 //! - [`operator`]: the stretches of calls the operator held with their own microphone.
 //! - [`tool_calls`]: the tool log (also a `tool` line in the transcript).
 //! - [`settings`]: small app choices remembered between runs (never secrets).
+//! - [`summaries`]: each call's post-call summary, and its words for search.
 //! - [`recordings`]: the `recordings` table and transcript search (FTS5).
 
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ pub mod migrations;
 pub mod operator;
 pub mod recordings;
 pub mod settings;
+pub mod summaries;
 pub mod tool_calls;
 pub mod transcripts;
 

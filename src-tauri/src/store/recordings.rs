@@ -1,4 +1,5 @@
-//! Queries on `recordings`, and full-text search over transcripts (`transcripts_fts`, FTS5).
+//! Queries on `recordings`, and full-text search over transcripts (`transcripts_fts`, FTS5) and
+//! summaries (`call_summaries_fts`).
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
@@ -155,7 +156,8 @@ pub fn fts_query(text: &str) -> Option<String> {
     (!terms.is_empty()).then(|| terms.join(" "))
 }
 
-/// Newest first; with `search`, only recordings whose call's transcript matches every word.
+/// Newest first; with `search`, only recordings whose call has a transcript line, or a summary (its
+/// text, disposition or field values, see [`super::summaries`]), that matches every word.
 pub fn list(
     conn: &Connection,
     search: Option<&str>,
@@ -168,6 +170,8 @@ pub fn list(
          WHERE ?1 IS NULL OR r.call_sid IN (
              SELECT t.call_sid FROM transcripts_fts f JOIN transcripts t ON t.id = f.rowid
              WHERE transcripts_fts MATCH ?1)
+           OR r.call_sid IN (
+             SELECT call_sid FROM call_summaries_fts WHERE call_summaries_fts MATCH ?1)
          ORDER BY r.started_at_ms DESC, r.id DESC LIMIT ?2 OFFSET ?3"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
