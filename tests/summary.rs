@@ -208,6 +208,22 @@ async fn a_call_is_summarised_kept_announced_searchable_and_exported() {
     );
     assert_eq!(record["output_tokens"], usage["output_tokens"]);
     assert!(record["latency_ms"].as_u64().is_some());
+    // Its own cost is the call's: gpt-4.1-mini at $0.40 / $0.10 cached / $1.60 per million tokens.
+    let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    let cached = n(&usage["input_tokens_details"]["cached_tokens"]);
+    let by_hand = (n(&usage["input_tokens"]) - cached) * 400_000
+        + cached * 100_000
+        + n(&usage["output_tokens"]) * 1_600_000;
+    assert!(by_hand > 0);
+    let (status, cost) = h
+        .api_call("GET", &format!("/api/sessions/{sid}/cost"), API_KEY, None)
+        .await;
+    assert_eq!(status, 200, "{cost}");
+    assert_eq!(
+        cost["by_source"]["summary"],
+        by_hand as f64 / 1e12,
+        "{cost}"
+    );
 
     // Searchable by a field value, a word of the summary and the disposition; on the recording.
     let (status, found) = h

@@ -159,6 +159,7 @@ impl Services {
             parts.bridge.session.clone(),
             &parts.config.openai_api_base,
             parts.config.openai_api_key.clone(),
+            parts.bridge.costs.clone(),
         );
         summaries.follow(parts.bridge.bus.subscribe());
         Services {

@@ -56,10 +56,6 @@ ACCOUNT_SID = os.environ["E2E_ACCOUNT_SID"]
 AUTH_TOKEN = os.environ["E2E_AUTH_TOKEN"]
 PUBLIC_URL = "https://e2e.example.test"
 APP_PORT = os.environ["VERBIO_PORT"]
-# Issue 15's window steps (cost meter, latency timeline, summary, per-day chart, budget and price settings): they
-# need the core's `call_latency`, `call_cost`, `daily_stats`, `get/set_budget`, `get/set_prices` and summary
-# commands and events. Off until those are merged; VERBIO_E2E_INSIGHT=1 turns them on (then make it the default).
-INSIGHT_E2E = os.environ.get("VERBIO_E2E_INSIGHT", "0") == "1"
 
 started = time.monotonic()
 
@@ -679,12 +675,9 @@ def main() -> int:
         search.send_keys(Keys.ENTER)
 
         # 10c. What each call cost and how fast it felt (issue 15): see check_insight below.
-        if INSIGHT_E2E:
-            check_insight(driver, SimpleNamespace(
-                tab=tab, by_id=by_id, click=click, press=press, text_in=text_in, shot=shot,
-                start_demo=start_demo, hang_up_if_live=hang_up_if_live))
-        else:
-            step("issue 15 window steps skipped (VERBIO_E2E_INSIGHT=1 turns them on)")
+        check_insight(driver, SimpleNamespace(
+            tab=tab, by_id=by_id, click=click, press=press, text_in=text_in, shot=shot,
+            start_demo=start_demo, hang_up_if_live=hang_up_if_live))
 
         # 11. Quitting from the window while a call is live asks first; "Keep running" keeps it, "End calls
         #     and quit" hangs the call up and the app exits (its core stops listening).

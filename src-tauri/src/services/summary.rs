@@ -13,6 +13,7 @@ use tracing::{info, warn};
 use super::ServiceError;
 use crate::calls::registry::CallRegistry;
 use crate::calls::session_settings::SessionSettings;
+use crate::costs::{pico_to_usd, CostBook, CostSource, Metered};
 use crate::events::{CallEvent, EventBus};
 use crate::store::summaries::SummaryRecord;
 use crate::store::StoreHandle;
@@ -30,6 +31,8 @@ pub struct SummaryDesk {
     session: Arc<SessionSettings>,
     /// `Err` when the base URL is unusable: every summary then fails with that reason.
     client: Result<ResponsesClient, ClientError>,
+    /// Prices the summary's own tokens (added to the call's cost and the day's).
+    costs: Arc<CostBook>,
     /// The summary settings of each live call, taken when it started (a call the app placed carries
     /// its own session; settings changed during a call apply to the next one).
     started: Mutex<HashMap<String, SummaryConfig>>,
@@ -44,6 +47,7 @@ impl SummaryDesk {
         session: Arc<SessionSettings>,
         base: &str,
         key: Secret,
+        costs: Arc<CostBook>,
     ) -> Arc<SummaryDesk> {
         let client = ResponsesClient::new(base, key);
         if let Err(e) = &client {
@@ -55,6 +59,7 @@ impl SummaryDesk {
             registry,
             session,
             client,
+            costs,
             started: Mutex::default(),
         })
     }
@@ -170,6 +175,7 @@ impl SummaryDesk {
             }
         }
         self.store.save_summary(record.clone()).await?;
+        self.charge(&record).await?;
         self.bus.publish(CallEvent::Summary {
             call_sid: record.call_sid.clone(),
             status: record.status,
@@ -180,6 +186,43 @@ impl SummaryDesk {
             at_ms: record.at_ms,
         });
         Ok(Some(record))
+    }
+
+    /// Adds the summary's own tokens to the call's cost (a `cost` event, kept in the call's ledger) and
+    /// to the day's spend.
+    async fn charge(&self, record: &SummaryRecord) -> Result<(), crate::store::StoreError> {
+        let usage = Metered {
+            input_text: record.input_tokens,
+            cached_text: record.cached_tokens,
+            output_text: record.output_tokens,
+            ..Metered::default()
+        };
+        if usage == Metered::default() {
+            return Ok(());
+        }
+        let at_ms = now_ms();
+        let cost = self.costs.price(&record.model, &usage);
+        if let Some(pico) = cost {
+            self.costs.spend(at_ms, pico);
+        } else {
+            warn!(call_sid = %record.call_sid, model = %record.model, "the price table has no price for the summary's model");
+        }
+        // The ledger answers after every event before this one is written: the call's total so far.
+        let before = self.store.call_cost(&record.call_sid).await?.total_pico;
+        let event = CallEvent::Cost {
+            call_sid: record.call_sid.clone(),
+            source: CostSource::Summary,
+            model: record.model.clone(),
+            usage,
+            cost_pico: cost.unwrap_or(0),
+            cost_usd: pico_to_usd(cost.unwrap_or(0)),
+            call_total_usd: pico_to_usd(before + cost.unwrap_or(0)),
+            priced: cost.is_some(),
+            at_ms,
+        };
+        self.store.apply(&event);
+        self.bus.publish(event);
+        Ok(())
     }
 
     /// A call's summary (`None`: the call has none).
