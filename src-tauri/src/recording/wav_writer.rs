@@ -134,12 +134,29 @@ mod positioned {
     }
 }
 
-/// Appends the little-endian PCM of μ-law `pairs` (caller, agent) to `out`.
-fn decode_pairs(pairs: &[u8], out: &mut Vec<u8>) {
-    out.reserve(pairs.len() * 2);
-    for &b in pairs {
-        out.extend_from_slice(&mulaw::decode(b).to_le_bytes());
+/// The G.711 table as little-endian PCM bytes, as they go into the file.
+const DECODE_LE: [[u8; 2]; 256] = {
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = mulaw::decode(i as u8).to_le_bytes();
+        i += 1;
     }
+    t
+};
+
+/// The little-endian PCM of μ-law `pairs` (caller, agent), in `pcm` (sized once, then reused: no
+/// zeroing per write).
+fn decode_pairs<'a>(pairs: &[u8], pcm: &'a mut Vec<u8>) -> &'a [u8] {
+    let len = pairs.len() * 2;
+    if pcm.len() < len {
+        pcm.resize(len, 0);
+    }
+    let out = &mut pcm[..len];
+    for (dst, &b) in out.chunks_exact_mut(2).zip(pairs) {
+        dst.copy_from_slice(&DECODE_LE[b as usize]);
+    }
+    out
 }
 
 /// A recording being written. Not thread-safe by design: one writer thread owns it.
@@ -286,10 +303,9 @@ impl TimelineWav {
             let mut pcm = pcm.borrow_mut();
             let mut offset = HEADER_LEN + self.committed * FRAME_BYTES;
             for pairs in self.window[..n * 2].chunks(WRITE_FRAMES * 2) {
-                pcm.clear();
-                decode_pairs(pairs, &mut pcm);
-                positioned::write_all_at(&self.file, &pcm, offset)?;
-                offset += pcm.len() as u64;
+                let bytes = decode_pairs(pairs, &mut pcm);
+                positioned::write_all_at(&self.file, bytes, offset)?;
+                offset += bytes.len() as u64;
             }
             Ok(())
         });
