@@ -290,7 +290,7 @@ impl TimelineWav {
     }
 
     /// Writes window frames before `frame` to disk (silence where nothing was placed): decoded in
-    /// the writer thread's one PCM buffer, one positioned write per [`WRITE_FRAMES`].
+    /// the writer thread's one PCM buffer, one positioned write per 4096 frames.
     pub fn commit_until(&mut self, frame: u64) -> Result<(), WavError> {
         if frame <= self.committed {
             return Ok(());
