@@ -78,16 +78,8 @@ mod tests {
         ledger.add(2 * hour, 7);
         ledger.add(20 * hour, 0);
         assert_eq!(ledger.spent(20 * hour), 12);
-        assert_eq!(
-            ledger.spent(26 * hour),
-            12,
-            "exactly a day old still counts"
-        );
-        assert_eq!(
-            ledger.spent(26 * hour + 1),
-            5,
-            "the entry at 2 h left the window"
-        );
+        assert_eq!(ledger.spent(26 * hour), 12, "exactly a day old still counts");
+        assert_eq!(ledger.spent(26 * hour + 1), 5, "the entry at 2 h left the window");
         assert_eq!(ledger.spent(34 * hour + 1), 0);
     }
 }
