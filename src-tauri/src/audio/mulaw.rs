@@ -14,7 +14,7 @@ pub const SILENCE: u8 = 0xFF;
 /// assert_eq!(verbio::audio::mulaw::decode(0xFF), 0);
 /// assert_eq!(verbio::audio::mulaw::decode(0x00), -32124);
 /// ```
-pub fn decode(byte: u8) -> i16 {
+pub const fn decode(byte: u8) -> i16 {
     DECODE_TABLE[byte as usize]
 }
 

@@ -1,9 +1,9 @@
 //! Call recordings: a live dual-channel WAV of every call, the local library, Twilio's cloud copies,
 //! playback and live listen-in through the speakers.
 //!
-//! - [`wav_writer`]: the stereo 8 kHz WAV written by position, header kept current.
-//! - [`recorder`]: the per-call sink for the call's timeline (`calls::timeline`) and its bounded queue;
-//!   `writer`: one thread writing every file.
+//! - [`wav_writer`]: the stereo 8 kHz WAV written by position (μ-law window, positioned writes).
+//! - [`recorder`]: the per-call sink for the call's timeline (`calls::timeline`), copying into the call's
+//!   bounded feed; `writer`: one thread doing the timeline work and writing every file.
 //! - [`repair`]: fixing recordings a crash left unfinished.
 //! - [`wav_reader`], [`peaks`]: reading recordings back; the waveform.
 //! - [`speaker`], [`playback`], [`listen_in`]: `cpal` output with `rubato` resampling.

@@ -2,15 +2,15 @@
 //!
 //! The bridge holds a [`CallRecording`] per call: a sink for the call's timeline (`calls::timeline`),
 //! which says where each piece of audio belongs. It gets caller frames and agent audio already placed
-//! and hands them to a bounded queue (`try_send`, never waiting) and to listen-in; the writer
-//! (`writer`) owns the files. If the queue is
-//! full (slow disk) the audio is dropped and the recording is marked incomplete with the reason; if the
-//! disk fails, the writer stops writing and marks it incomplete; the call goes on either way.
+//! and copies their μ-law into the call's bounded feed (`writer::Feed`: a buffer reused for the whole
+//! call, never waiting on the writer) and hands it to listen-in; the writer (`writer`) does the
+//! timeline work and owns the files. If the feed is full (slow disk) the audio is dropped and the
+//! recording is marked incomplete with the reason; if the disk fails, the writer stops writing and
+//! marks it incomplete; the call goes on either way.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use tokio::sync::mpsc::error::TrySendError;
 
 use base64::Engine;
 use tracing::warn;
@@ -18,7 +18,7 @@ use tracing::warn;
 use super::listen_in::{LiveAudio, LiveTaps};
 use super::recorder_settings::RecorderSettings;
 use super::wav_writer::{Side, SAMPLE_RATE};
-use super::writer::{Op, WriterJob, WriterPool};
+use super::writer::{Feed, WriterJob, WriterPool};
 use crate::store::StoreHandle;
 use crate::types::StreamUs;
 
@@ -78,19 +78,15 @@ impl Recorder {
     }
 
     fn spawn_writer(&self, call_sid: &str, started_at_ms: i64) -> Option<WriterLink> {
-        // tokio's bounded channel allocates its slots in blocks of 32 as they fill, so an idle queue
-        // costs one block instead of `queue_len` slots per call.
-        let (tx, rx) = tokio::sync::mpsc::channel(self.settings.queue_len);
-        let dropped = Arc::new(AtomicU64::new(0));
+        let feed = Feed::new(self.settings.queue_len);
         let job = WriterJob {
             path: self.dir.join(file_name(call_sid, started_at_ms)),
             call_sid: call_sid.to_string(),
             started_at_ms,
-            dropped: dropped.clone(),
-            rx,
+            feed: feed.clone(),
         };
         match self.pool.add(job) {
-            Ok(()) => Some(WriterLink { tx, dropped }),
+            Ok(()) => Some(WriterLink { feed }),
             Err(e) => {
                 warn!(%call_sid, "recording not started: {e}");
                 None
@@ -109,9 +105,15 @@ pub fn file_name(call_sid: &str, started_at_ms: i64) -> String {
     format!("{safe}-{started_at_ms}.wav")
 }
 
+/// The tap's end of a call's feed; dropping it (the call ended) tells the writer to finish the file.
 struct WriterLink {
-    tx: tokio::sync::mpsc::Sender<Op>,
-    dropped: Arc<AtomicU64>,
+    feed: Arc<Feed>,
+}
+
+impl Drop for WriterLink {
+    fn drop(&mut self) {
+        self.feed.close();
+    }
 }
 
 /// A call's recording and listen-in feed: a sink for the call's timeline. Every method is cheap and
@@ -143,13 +145,13 @@ impl CallRecording {
         self.live.receiver_count() > 0
     }
 
-    fn queue(&mut self, side: Side, start: u64, mulaw: Vec<u8>) {
-        let Some(w) = &self.writer else { return };
-        match w.tx.try_send(Op::Audio { side, start, mulaw }) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Closed(_)) => {
-                w.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+    /// A copy of `mulaw` of `side` from `start_us` into the feed (no allocation once it is warm).
+    fn queue(&self, side: Side, start_us: StreamUs, mulaw: &[u8]) {
+        if let Some(w) = &self.writer {
+            w.feed.push(side, us_to_frame(start_us), |buf| {
+                buf.extend_from_slice(mulaw);
+                true
+            });
         }
     }
 
@@ -160,20 +162,42 @@ impl CallRecording {
     }
 
     /// A caller frame starting at `start_us`: to the file and to listeners.
-    pub fn caller(&mut self, start_us: StreamUs, mulaw: Vec<u8>) {
-        if self.has_listeners() {
-            self.publish(LiveAudio::Audio {
-                side: Side::Caller,
-                start_us,
-                mulaw: mulaw.clone().into(),
+    pub fn caller(&self, start_us: StreamUs, mulaw: &[u8]) {
+        self.publish_caller(start_us, || Some(mulaw.into()));
+        self.queue(Side::Caller, start_us, mulaw);
+    }
+
+    /// A caller frame as Twilio sent it (base64 μ-law): decoded straight into the feed, with no
+    /// buffer of its own. Not base64: nothing recorded (the bridge reports bad frames).
+    pub fn caller_payload(&self, start_us: StreamUs, payload: &str) {
+        self.publish_caller(start_us, || decode_payload(payload).map(Into::into));
+        if let Some(w) = &self.writer {
+            w.feed.push(Side::Caller, us_to_frame(start_us), |buf| {
+                base64::engine::general_purpose::STANDARD
+                    .decode_vec(payload, buf)
+                    .is_ok()
             });
         }
-        self.queue(Side::Caller, us_to_frame(start_us), mulaw);
+    }
+
+    fn publish_caller(&self, start_us: StreamUs, mulaw: impl FnOnce() -> Option<Arc<[u8]>>) {
+        if self.has_listeners() {
+            if let Some(mulaw) = mulaw() {
+                self.publish(LiveAudio::Audio {
+                    side: Side::Caller,
+                    start_us,
+                    mulaw,
+                });
+            }
+        }
     }
 
     /// Agent audio handed to Twilio that will play at `plays_at`: to listeners now (listen-in plays
     /// what the caller is about to hear; the file waits until it has played).
     pub fn agent_queued(&self, plays_at: StreamUs, mulaw: &[u8]) {
+        if !self.has_listeners() {
+            return;
+        }
         self.publish(LiveAudio::Audio {
             side: Side::Agent,
             start_us: plays_at,
@@ -182,15 +206,15 @@ impl CallRecording {
     }
 
     /// Agent audio that played from `start_us`: to the file.
-    pub fn agent_played(&mut self, start_us: StreamUs, mulaw: Vec<u8>) {
-        self.queue(Side::Agent, us_to_frame(start_us), mulaw);
+    pub fn agent_played(&self, start_us: StreamUs, mulaw: &[u8]) {
+        self.queue(Side::Agent, start_us, mulaw);
     }
 
     /// The operator's microphone audio that plays from `start_us` (they hold the call): to the file,
     /// on the agent's channel, where the caller heard it. Not to listen-in: the operator listening in
     /// would hear themselves, late.
-    pub fn operator(&mut self, start_us: StreamUs, mulaw: Vec<u8>) {
-        self.queue(Side::Agent, us_to_frame(start_us), mulaw);
+    pub fn operator(&self, start_us: StreamUs, mulaw: &[u8]) {
+        self.queue(Side::Agent, start_us, mulaw);
     }
 
     /// Queued agent audio was stopped at `at_us` (barge-in): listeners drop what they hold after it.

@@ -1,16 +1,19 @@
-//! How recordings are queued and written.
+//! How recordings are handed over and written.
 
 use std::time::Duration;
 
-/// Knobs; tests shrink the queue to provoke overflow.
+/// Knobs; tests shrink the feed to provoke overflow. See `writer` for what a crash can lose.
 #[derive(Debug, Clone)]
 pub struct RecorderSettings {
-    /// Audio pieces queued per call before new ones are dropped (≈ 3 s of audio; the writer drains
-    /// every 100 ms). Slots are allocated as the queue fills, so an idle queue stays small.
+    /// Pieces of audio a call's feed holds between two writer ticks (100 ms) before new ones are
+    /// dropped: 256 is about 2.5 s of caller frames and agent chunks, far more than a tick.
     pub queue_len: usize,
-    /// Frames this far behind the newest audio go to disk (late agent audio lands in memory).
+    /// Frames this far behind the newest caller audio are settled (late agent audio lands in memory).
     pub commit_lag: Duration,
-    /// The header is rewritten at least this often (bounds what a crash can lose).
+    /// Settled frames are written once this much of them is waiting: one write per file per period.
+    pub commit_every: Duration,
+    /// The header is rewritten at least this often (a crashed file's header may lag this much;
+    /// the start-up repair rebuilds it from the file length).
     pub header_every: Duration,
 }
 
@@ -19,7 +22,8 @@ impl Default for RecorderSettings {
         RecorderSettings {
             queue_len: 256,
             commit_lag: Duration::from_millis(300),
-            header_every: Duration::from_millis(500),
+            commit_every: Duration::from_millis(400),
+            header_every: Duration::from_secs(5),
         }
     }
 }

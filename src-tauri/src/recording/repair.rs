@@ -1,7 +1,8 @@
 //! Repairing recordings the app did not finish (crash, kill, power cut).
 //!
-//! The writer keeps the header current every half second, so a crash leaves a playable file that may
-//! miss the last moments. On start, every recording still marked `recording` is fixed: the sizes in
+//! The writer writes settled audio about every 0.4 s and refreshes the header every 5 s, so a crash
+//! leaves a playable file that may miss the last moments (under a second of audio; see `writer`) and
+//! whose header may be a few seconds behind its data. On start, every recording still marked `recording` is fixed: the sizes in
 //! the header are recomputed from the file's length (dropping a torn last frame), and the library row
 //! says what happened.
 
@@ -146,10 +147,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("crash.wav");
         let mut w = TimelineWav::create(&path).unwrap();
-        w.put(Side::Caller, 0, &vec![1000i16; 8000]).unwrap();
+        w.put(Side::Caller, 0, &[0x20u8; 8000]).unwrap();
         w.commit_until(8000).unwrap();
         w.refresh_header().unwrap();
-        w.put(Side::Caller, 8000, &vec![2000i16; 4000]).unwrap();
+        w.put(Side::Caller, 8000, &[0x10u8; 4000]).unwrap();
         w.commit_until(12_000).unwrap();
         drop(w); // the header still says 1 s; the file holds 1.5 s
                  // And a torn half frame at the end.

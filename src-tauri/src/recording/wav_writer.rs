@@ -1,17 +1,21 @@
 //! A stereo 16-bit 8 kHz WAV written along the call's timeline (left = caller, right = agent).
 //!
 //! Audio is placed by sample position, not appended: caller frames land where Twilio's `timestamp`
-//! says, agent audio where Twilio played it, and anything never written stays silent. Recent frames
-//! sit in a small in-memory window (agent audio is confirmed by a mark echo only after it played,
-//! so it arrives a little late); older frames are on disk, and the rare audio that arrives for them
-//! is patched in place. The header is kept current by [`TimelineWav::refresh_header`] so a crash
-//! leaves a playable file. `hound` cannot seek back into a file it is writing, hence this writer;
-//! reading goes through `hound`.
+//! says, agent audio where Twilio played it, and anything never written stays silent. Everything the
+//! call carries is μ-law, so the frames not yet on disk sit in an in-memory window of μ-law pairs
+//! (2 bytes a frame; agent audio is confirmed by a mark echo only after it played, so it arrives a
+//! little late) and are decoded to PCM with the G.711 table only when they go to disk, in large
+//! positioned writes (`pwrite`, no `lseek`). The rare audio that arrives for frames already on disk
+//! is patched in place (positioned read-modify-write). The header is kept current by
+//! [`TimelineWav::refresh_header`] so a crash leaves a playable file. `hound` cannot seek back into
+//! a file it is writing, hence this writer; reading goes through `hound`.
 
-use std::collections::VecDeque;
+use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use crate::audio::mulaw;
 
 pub const SAMPLE_RATE: u32 = 8000;
 pub const CHANNELS: u16 = 2;
@@ -71,15 +75,103 @@ pub fn header(data_bytes: u32) -> [u8; 44] {
     h
 }
 
+/// Frames decoded and written per `pwrite` at most (32 KiB of PCM, 0.5 s).
+const WRITE_FRAMES: usize = 4096;
+
+thread_local! {
+    /// PCM of the frames being written: one buffer per writing thread (the writer has one), reused
+    /// by every recording, so a recording holds only its μ-law window.
+    static PCM: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Positioned file I/O: no shared cursor, no `lseek` (the app ships on Unix and Windows).
+mod positioned {
+    use std::fs::File;
+    use std::io;
+
+    #[cfg(unix)]
+    pub fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+        std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+    }
+
+    #[cfg(unix)]
+    pub fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+    }
+
+    #[cfg(windows)]
+    pub fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+        use std::os::windows::fs::FileExt;
+        while !buf.is_empty() {
+            match file.seek_write(buf, offset) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    buf = &buf[n..];
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    #[cfg(windows)]
+    pub fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+        use std::os::windows::fs::FileExt;
+        while !buf.is_empty() {
+            match file.seek_read(buf, offset) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The G.711 table as little-endian PCM bytes, as they go into the file.
+const DECODE_LE: [[u8; 2]; 256] = {
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = mulaw::decode(i as u8).to_le_bytes();
+        i += 1;
+    }
+    t
+};
+
+/// The little-endian PCM of μ-law `pairs` (caller, agent), in `pcm` (sized once, then reused: no
+/// zeroing per write).
+fn decode_pairs<'a>(pairs: &[u8], pcm: &'a mut Vec<u8>) -> &'a [u8] {
+    let len = pairs.len() * 2;
+    if pcm.len() < len {
+        pcm.resize(len, 0);
+    }
+    let out = &mut pcm[..len];
+    for (dst, &b) in out.chunks_exact_mut(2).zip(pairs) {
+        dst.copy_from_slice(&DECODE_LE[b as usize]);
+    }
+    out
+}
+
 /// A recording being written. Not thread-safe by design: one writer thread owns it.
 pub struct TimelineWav {
     file: File,
     path: PathBuf,
     /// Frames on disk (everything before the window).
     committed: u64,
-    /// Frames from `committed` on, not yet on disk.
-    window: VecDeque<[i16; 2]>,
+    /// μ-law pairs (caller, agent) of the frames from `committed` on, not yet on disk;
+    /// [`mulaw::SILENCE`] (decodes to 0) where nothing was placed. Its capacity is kept across
+    /// commits, so steady writing allocates nothing.
+    window: Vec<u8>,
     header_frames: u64,
+    /// Frames patched on disk so far (audio later than the window).
+    patched: u64,
 }
 
 impl TimelineWav {
@@ -100,8 +192,9 @@ impl TimelineWav {
             file,
             path: path.to_path_buf(),
             committed: 0,
-            window: VecDeque::new(),
+            window: Vec::new(),
             header_frames: 0,
+            patched: 0,
         })
     }
 
@@ -114,9 +207,19 @@ impl TimelineWav {
         self.committed
     }
 
+    /// Frames held in memory, not yet on disk.
+    pub fn window_frames(&self) -> u64 {
+        self.window.len() as u64 / 2
+    }
+
+    /// Frames that arrived after they were on disk and had to be patched in place.
+    pub fn patched_frames(&self) -> u64 {
+        self.patched
+    }
+
     /// Frames known so far (disk + window).
     pub fn end_frame(&self) -> u64 {
-        self.committed + self.window.len() as u64
+        self.committed + self.window_frames()
     }
 
     fn write_err(&self, source: std::io::Error) -> WavError {
@@ -126,12 +229,13 @@ impl TimelineWav {
         }
     }
 
-    /// Places `samples` of `side` starting at frame `start`, replacing what that side had there.
-    pub fn put(&mut self, side: Side, start: u64, samples: &[i16]) -> Result<(), WavError> {
-        if samples.is_empty() {
+    /// Places the μ-law `audio` of `side` starting at frame `start`, replacing what that side had
+    /// there. Frames still in the window cost a strided copy; frames already on disk are patched.
+    pub fn put(&mut self, side: Side, start: u64, audio: &[u8]) -> Result<(), WavError> {
+        if audio.is_empty() {
             return Ok(());
         }
-        let end = start + samples.len() as u64;
+        let end = start + audio.len() as u64;
         if end > self.end_frame() + MAX_JUMP_FRAMES {
             return Err(WavError::Jump {
                 ms: (end - self.end_frame()) / FRAMES_PER_MS,
@@ -141,65 +245,72 @@ impl TimelineWav {
             return Err(WavError::TooLong);
         }
         let (on_disk, in_window) = if start < self.committed {
-            let n = ((self.committed - start) as usize).min(samples.len());
-            samples.split_at(n)
+            let n = ((self.committed - start) as usize).min(audio.len());
+            audio.split_at(n)
         } else {
-            (&[][..], samples)
+            (&[][..], audio)
         };
         if !on_disk.is_empty() {
             self.patch(side, start, on_disk)?;
         }
         if !in_window.is_empty() {
             let first = start.max(self.committed);
-            let offset = (first - self.committed) as usize;
-            let needed = offset + in_window.len();
+            let at = (first - self.committed) as usize * 2;
+            let needed = at + in_window.len() * 2;
             if self.window.len() < needed {
-                self.window.resize(needed, [0, 0]);
+                // Only the new frames are filled (each frame once, however it arrives).
+                self.window.resize(needed, mulaw::SILENCE);
             }
-            for (i, s) in in_window.iter().enumerate() {
-                self.window[offset + i][side as usize] = *s;
+            let slots = self.window[at + side as usize..needed]
+                .iter_mut()
+                .step_by(2);
+            for (slot, &b) in slots.zip(in_window) {
+                *slot = b;
             }
         }
         Ok(())
     }
 
-    /// Read-modify-write of frames already on disk (late agent audio; rare).
-    fn patch(&mut self, side: Side, start: u64, samples: &[i16]) -> Result<(), WavError> {
+    /// Read-modify-write of frames already on disk: audio later than the writer's commit lag (rare;
+    /// positioned I/O, one read and one write).
+    fn patch(&mut self, side: Side, start: u64, audio: &[u8]) -> Result<(), WavError> {
         let offset = HEADER_LEN + start * FRAME_BYTES;
-        let mut buf = vec![0u8; samples.len() * FRAME_BYTES as usize];
+        let mut buf = vec![0u8; audio.len() * FRAME_BYTES as usize];
         let io = (|| {
-            self.file.seek(SeekFrom::Start(offset))?;
-            self.file.read_exact(&mut buf)?;
-            for (i, s) in samples.iter().enumerate() {
-                let at = i * FRAME_BYTES as usize + side as usize * 2;
-                buf[at..at + 2].copy_from_slice(&s.to_le_bytes());
+            positioned::read_exact_at(&self.file, &mut buf, offset)?;
+            for (frame, &b) in buf.chunks_exact_mut(FRAME_BYTES as usize).zip(audio) {
+                let at = side as usize * 2;
+                frame[at..at + 2].copy_from_slice(&mulaw::decode(b).to_le_bytes());
             }
-            self.file.seek(SeekFrom::Start(offset))?;
-            self.file.write_all(&buf)
+            positioned::write_all_at(&self.file, &buf, offset)
         })();
-        io.map_err(|e| self.write_err(e))
+        io.map_err(|e| self.write_err(e))?;
+        self.patched += audio.len() as u64;
+        Ok(())
     }
 
-    /// Writes window frames before `frame` to disk (silence where nothing was placed).
+    /// Writes window frames before `frame` to disk (silence where nothing was placed): decoded in
+    /// the writer thread's one PCM buffer, one positioned write per 4096 frames.
     pub fn commit_until(&mut self, frame: u64) -> Result<(), WavError> {
         if frame <= self.committed {
             return Ok(());
         }
-        let n = ((frame - self.committed) as usize).min(self.window.len());
+        let n = ((frame - self.committed) as usize).min(self.window.len() / 2);
         if n == 0 {
             return Ok(());
         }
-        let mut buf = Vec::with_capacity(n * FRAME_BYTES as usize);
-        for [left, right] in self.window.drain(..n) {
-            buf.extend_from_slice(&left.to_le_bytes());
-            buf.extend_from_slice(&right.to_le_bytes());
-        }
-        let offset = HEADER_LEN + self.committed * FRAME_BYTES;
-        let io = (|| {
-            self.file.seek(SeekFrom::Start(offset))?;
-            self.file.write_all(&buf)
-        })();
+        let io = PCM.with(|pcm| {
+            let mut pcm = pcm.borrow_mut();
+            let mut offset = HEADER_LEN + self.committed * FRAME_BYTES;
+            for pairs in self.window[..n * 2].chunks(WRITE_FRAMES * 2) {
+                let bytes = decode_pairs(pairs, &mut pcm);
+                positioned::write_all_at(&self.file, bytes, offset)?;
+                offset += bytes.len() as u64;
+            }
+            Ok(())
+        });
         io.map_err(|e| self.write_err(e))?;
+        self.window.drain(..n * 2);
         self.committed += n as u64;
         Ok(())
     }
@@ -210,11 +321,7 @@ impl TimelineWav {
             return Ok(());
         }
         let data = (self.committed * FRAME_BYTES) as u32;
-        let io = (|| {
-            self.file.seek(SeekFrom::Start(0))?;
-            self.file.write_all(&header(data))
-        })();
-        io.map_err(|e| self.write_err(e))?;
+        positioned::write_all_at(&self.file, &header(data), 0).map_err(|e| self.write_err(e))?;
         self.header_frames = self.committed;
         Ok(())
     }
@@ -240,6 +347,11 @@ mod tests {
         (spec, s.chunks(2).map(|c| [c[0], c[1]]).collect())
     }
 
+    /// The PCM a μ-law byte stands for (0 for silence).
+    fn d(b: u8) -> i16 {
+        mulaw::decode(b)
+    }
+
     #[test]
     fn places_by_position_fills_gaps_and_patches_disk() {
         let dir = tempfile::tempdir().unwrap();
@@ -252,9 +364,10 @@ mod tests {
         w.refresh_header().unwrap();
         // Mid-write the header already describes what is on disk.
         let (_, frames) = read(&path);
-        assert_eq!(frames, vec![[1, 0], [2, 0], [3, 0], [0, 0]]);
+        assert_eq!(frames, vec![[d(1), 0], [d(2), 0], [d(3), 0], [0, 0]]);
         // Agent audio straddling disk and window.
-        w.put(Side::Agent, 2, &[-1, -2, -3, -4]).unwrap();
+        w.put(Side::Agent, 2, &[11, 12, 13, 14]).unwrap();
+        assert_eq!(w.patched_frames(), 2);
         assert_eq!(w.finish().unwrap(), 7);
         let (spec, frames) = read(&path);
         assert_eq!(
@@ -263,8 +376,65 @@ mod tests {
         );
         assert_eq!(
             frames,
-            vec![[1, 0], [2, 0], [3, -1], [0, -2], [0, -3], [6, -4], [7, 0]]
+            vec![
+                [d(1), 0],
+                [d(2), 0],
+                [d(3), d(11)],
+                [0, d(12)],
+                [0, d(13)],
+                [d(6), d(14)],
+                [d(7), 0]
+            ]
         );
+    }
+
+    #[test]
+    fn audio_ahead_and_late_within_the_window_never_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.wav");
+        let mut w = TimelineWav::create(&path).unwrap();
+        // Agent audio placed ahead of the caller (its play time), then the caller catches up.
+        w.put(Side::Agent, 100, &[50; 40]).unwrap();
+        assert_eq!(w.end_frame(), 140);
+        for f in 0..20u64 {
+            w.put(Side::Caller, f * 8, &[f as u8 + 1; 8]).unwrap();
+        }
+        w.commit_until(60).unwrap();
+        // Late agent audio for frames still in the window; a barge-in's cut prefix overwriting
+        // part of the earlier agent chunk with what was really heard.
+        w.put(Side::Agent, 60, &[70; 20]).unwrap();
+        w.put(Side::Agent, 120, &[0xFF; 20]).unwrap();
+        assert_eq!(w.patched_frames(), 0);
+        assert_eq!(w.finish().unwrap(), 160);
+        let (_, frames) = read(&path);
+        for (i, [l, r]) in frames.iter().enumerate() {
+            let caller = d(i as u8 / 8 + 1);
+            let agent = match i {
+                60..=79 => d(70),
+                100..=119 => d(50),
+                _ => 0,
+            };
+            assert_eq!((*l, *r), (caller, agent), "frame {i}");
+        }
+    }
+
+    #[test]
+    fn long_commits_go_out_in_chunks_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.wav");
+        let mut w = TimelineWav::create(&path).unwrap();
+        let n = WRITE_FRAMES * 2 + 123;
+        let caller: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+        let agent: Vec<u8> = (0..n).map(|i| (i % 241) as u8).collect();
+        w.put(Side::Caller, 0, &caller).unwrap();
+        w.put(Side::Agent, 0, &agent).unwrap();
+        w.commit_until(WRITE_FRAMES as u64 * 2 + 7).unwrap();
+        assert_eq!(w.window_frames(), 116);
+        w.refresh_header().unwrap();
+        assert_eq!(w.finish().unwrap(), n as u64);
+        let (_, frames) = read(&path);
+        let want: Vec<[i16; 2]> = (0..n).map(|i| [d(caller[i]), d(agent[i])]).collect();
+        assert_eq!(frames, want);
     }
 
     #[test]

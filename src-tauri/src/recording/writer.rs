@@ -1,15 +1,29 @@
 //! The recording writer: one thread for every recording of the running app.
 //!
-//! Each call's tap fills its own bounded queue; this thread wakes every [`TICK`] and drains all of
-//! them, so a call costs no thread, no per-frame wake-up and one batch of writes per tick (a thread per
-//! call woke 50 times a second per call and doubled the bridge's CPU in the benchmark). Per tick and
-//! file: place the queued audio, commit frames older than the commit lag, refresh the header every
-//! `header_every`. A file's error ends only that recording (marked incomplete); the others go on.
+//! Each call's tap appends its audio to the call's [`Feed`] (a copy into a buffer that keeps its
+//! capacity: no allocation, no wake-up, no syscall per frame); this thread wakes every [`TICK`],
+//! swaps each feed's buffer for an empty one and does the timeline work: places the audio in the
+//! recording's μ-law window, and writes out what is settled in large positioned writes. So a call
+//! costs no thread, and its file about 2–3 writes a second.
+//!
+//! **What is settled.** The caller's audio arrives in real time and is the recording's clock; agent
+//! audio arrives after it played (its mark echoed) or, cut by a barge-in, when it was cut, so it is
+//! late by up to a chunk. Frames more than `commit_lag` behind the newest caller audio are settled;
+//! they are written once at least `commit_every` of them are waiting. Agent audio placed ahead of the
+//! caller only lengthens the window (bounded by [`MAX_WINDOW`]); audio later than the lag is patched
+//! on disk (positioned read-modify-write; rare).
+//!
+//! **What a crash can lose.** Frames not yet on disk: at most `commit_lag + commit_every` plus one
+//! tick behind the newest caller audio (0.3 + 0.4 + 0.1 s = 0.8 s with the defaults), and less than
+//! [`MAX_WINDOW`] when agent audio runs ahead of the caller. The header is refreshed every
+//! `header_every` (5 s); a crashed file's header may lag its data by that much, which the start-up
+//! repair (`repair`) fixes from the file length, so only the unwritten window is lost.
+//!
+//! A file's error ends only that recording (marked incomplete); the others go on.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
@@ -18,32 +32,105 @@ use super::recorder_settings::RecorderSettings;
 use super::wav_writer::{
     Side, TimelineWav, WavError, FRAMES_PER_MS, FRAME_BYTES, HEADER_LEN, SAMPLE_RATE,
 };
-use crate::audio::mulaw;
 use crate::store::recordings::{
     NewRecording, RecordingOutcome, STATUS_COMPLETE, STATUS_INCOMPLETE, STATUS_RECORDING,
 };
 use crate::store::StoreHandle;
 
-/// A piece of audio at its place on the timeline, for the writer.
-pub(super) enum Op {
-    Audio {
-        side: Side,
-        start: u64,
-        mulaw: Vec<u8>,
-    },
+/// How often the feeds are drained.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Agent audio ahead of the caller's clock (or a call whose caller audio stopped) is held at most
+/// this long before it is written anyway.
+pub(super) const MAX_WINDOW: Duration = Duration::from_secs(5);
+
+/// One piece of audio in a feed: `len` μ-law bytes of `side` from frame `start`, stored right after
+/// the previous piece's bytes.
+#[derive(Debug, Clone, Copy)]
+struct Piece {
+    side: Side,
+    start: u64,
+    len: u32,
 }
 
-/// How often queued audio is written. The queues hold far more than this (≈ 10 s).
-const TICK: Duration = Duration::from_millis(100);
+/// Audio handed over by a tap and not yet taken by the writer.
+#[derive(Default)]
+struct Pending {
+    pieces: Vec<Piece>,
+    audio: Vec<u8>,
+    /// Pieces refused because the feed was full (the writer fell behind).
+    dropped: u64,
+    /// The call has ended: nothing more will come.
+    closed: bool,
+}
+
+/// A call's hand-over buffer between its tap (the bridge) and the writer thread. The tap copies each
+/// piece in under an uncontended lock; the writer swaps the buffers out once a tick, so both sides
+/// reuse the same two allocations for the whole call.
+pub(super) struct Feed {
+    pending: Mutex<Pending>,
+    max_pieces: usize,
+}
+
+impl Feed {
+    /// A feed that holds at most `max_pieces` pieces between two drains (more are dropped, counted).
+    pub fn new(max_pieces: usize) -> Arc<Feed> {
+        Arc::new(Feed {
+            pending: Mutex::new(Pending {
+                pieces: Vec::with_capacity(max_pieces.min(16)),
+                // About a tick of both sides' audio.
+                audio: Vec::with_capacity(2048),
+                ..Pending::default()
+            }),
+            max_pieces: max_pieces.max(1),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a piece of `side` from frame `start` whose μ-law `fill` appends to the buffer (false:
+    /// nothing usable, nothing added). Never blocks on the writer: it holds the lock for a swap only.
+    pub fn push(&self, side: Side, start: u64, fill: impl FnOnce(&mut Vec<u8>) -> bool) {
+        let mut p = self.lock();
+        if p.pieces.len() >= self.max_pieces {
+            p.dropped += 1;
+            return;
+        }
+        let before = p.audio.len();
+        let ok = fill(&mut p.audio);
+        let len = p.audio.len() - before;
+        match u32::try_from(len) {
+            Ok(len) if ok && len > 0 => p.pieces.push(Piece { side, start, len }),
+            _ => p.audio.truncate(before),
+        }
+    }
+
+    /// The call ended: the writer finishes the file once it has taken what is left.
+    pub fn close(&self) {
+        self.lock().closed = true;
+    }
+
+    /// Swaps the pending audio into `batch` (which must be empty); true once the call has ended.
+    fn take(&self, batch: &mut Pending) -> bool {
+        let mut p = self.lock();
+        std::mem::swap(&mut p.pieces, &mut batch.pieces);
+        std::mem::swap(&mut p.audio, &mut batch.audio);
+        p.closed
+    }
+
+    fn dropped(&self) -> u64 {
+        self.lock().dropped
+    }
+}
 
 /// A recording to start, handed over by the recorder.
 pub(super) struct WriterJob {
     pub path: PathBuf,
     pub call_sid: String,
     pub started_at_ms: i64,
-    /// Audio the tap had to drop (queue full).
-    pub dropped: Arc<AtomicU64>,
-    pub rx: tokio::sync::mpsc::Receiver<Op>,
+    pub feed: Arc<Feed>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,18 +174,49 @@ impl WriterPool {
     }
 }
 
+/// When a recording's window is written out (all in frames).
+#[derive(Debug, Clone, Copy)]
+struct CommitPolicy {
+    lag: u64,
+    every: u64,
+    max_window: u64,
+}
+
+impl CommitPolicy {
+    fn new(settings: &RecorderSettings) -> Self {
+        let frames = |d: Duration| d.as_millis() as u64 * FRAMES_PER_MS;
+        CommitPolicy {
+            lag: frames(settings.commit_lag),
+            every: frames(settings.commit_every).max(1),
+            max_window: frames(MAX_WINDOW.max(settings.commit_lag + settings.commit_every)),
+        }
+    }
+
+    /// The frame to write up to, or `None` while fewer than `every` frames are settled. `caller_end`
+    /// is the end of the newest caller audio (the clock), `newest` the end of any audio.
+    fn commit_to(&self, committed: u64, caller_end: u64, newest: u64) -> Option<u64> {
+        let clock = caller_end.max(newest.saturating_sub(self.max_window));
+        let settled = clock.saturating_sub(self.lag);
+        (settled >= committed + self.every).then_some(settled)
+    }
+}
+
 /// One recording being written.
 struct Slot {
     job: WriterJob,
     id: Option<i64>,
     wav: Option<TimelineWav>,
+    /// The feed's other buffer: empty between ticks, this tick's audio during one.
+    batch: Pending,
+    /// End of the newest caller audio (the recording's clock), and of any audio.
+    caller_end: u64,
     newest: u64,
     last_header: Instant,
     failure: Option<String>,
 }
 
 fn run(jobs: Receiver<WriterJob>, store: StoreHandle, settings: RecorderSettings) {
-    let lag = settings.commit_lag.as_millis() as u64 * FRAMES_PER_MS;
+    let policy = CommitPolicy::new(&settings);
     let mut slots: Vec<Slot> = Vec::new();
     let mut open = true;
     while open || !slots.is_empty() {
@@ -120,7 +238,7 @@ fn run(jobs: Receiver<WriterJob>, store: StoreHandle, settings: RecorderSettings
         }
         let mut i = 0;
         while i < slots.len() {
-            if step(&mut slots[i], lag, &settings) {
+            if step(&mut slots[i], policy, &settings) {
                 let slot = slots.swap_remove(i);
                 finish(slot, &store);
             } else {
@@ -170,59 +288,93 @@ fn start(job: WriterJob, store: &StoreHandle) -> Slot {
         job,
         id,
         wav,
+        batch: Pending::default(),
+        caller_end: 0,
         newest: 0,
         last_header: Instant::now(),
         failure,
     }
 }
 
-/// Drains a recording's queue and writes; true once its call has ended and everything is written.
-fn step(slot: &mut Slot, lag: u64, settings: &RecorderSettings) -> bool {
-    let mut ended = false;
-    let mut ops = Vec::new();
-    loop {
-        match slot.job.rx.try_recv() {
-            Ok(op) => ops.push(op),
-            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
-            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
-                ended = true;
-                break;
-            }
+/// Takes a recording's audio and writes what is settled; true once its call has ended and
+/// everything is written.
+fn step(slot: &mut Slot, policy: CommitPolicy, settings: &RecorderSettings) -> bool {
+    let ended = slot.job.feed.take(&mut slot.batch);
+    let result = match (slot.wav.as_mut(), slot.failure.as_ref()) {
+        // Failed: keep draining so the tap never sees a full feed for nothing.
+        (Some(wav), None) => {
+            let audio = SlotAudio {
+                call_sid: &slot.job.call_sid,
+                batch: &slot.batch,
+                caller_end: &mut slot.caller_end,
+                newest: &mut slot.newest,
+                last_header: &mut slot.last_header,
+            };
+            place_and_commit(audio, wav, policy, settings)
         }
-    }
-    let (Some(wav), None) = (slot.wav.as_mut(), slot.failure.as_ref()) else {
-        return ended; // failed: keep draining so the tap never sees a full queue for nothing
+        _ => Ok(()),
     };
-    let result = (|| {
-        for Op::Audio { side, start, mulaw } in ops {
-            let samples = mulaw::decode_all(&mulaw);
-            match wav.put(side, start, &samples) {
-                // One bogus timestamp must not end the recording: drop that piece only.
-                Err(e @ WavError::Jump { .. }) => {
-                    warn!(call_sid = %slot.job.call_sid, "audio not recorded: {e}");
-                }
-                other => {
-                    other?;
-                    slot.newest = slot.newest.max(start + samples.len() as u64);
-                }
-            }
-        }
-        wav.commit_until(slot.newest.saturating_sub(lag))?;
-        if slot.last_header.elapsed() >= settings.header_every {
-            wav.refresh_header()?;
-            slot.last_header = Instant::now();
-        }
-        Ok::<(), WavError>(())
-    })();
+    slot.batch.pieces.clear();
+    slot.batch.audio.clear();
     if let Err(e) = result {
         warn!(call_sid = %slot.job.call_sid, "recording stopped: {e}");
-        let _ = wav.refresh_header();
+        if let Some(wav) = slot.wav.as_mut() {
+            let _ = wav.refresh_header();
+        }
         slot.failure = Some(e.to_string());
     }
     ended
 }
 
+/// The parts of a slot the placing needs, borrowed apart from its file.
+struct SlotAudio<'a> {
+    call_sid: &'a str,
+    batch: &'a Pending,
+    caller_end: &'a mut u64,
+    newest: &'a mut u64,
+    last_header: &'a mut Instant,
+}
+
+fn place_and_commit(
+    s: SlotAudio<'_>,
+    wav: &mut TimelineWav,
+    policy: CommitPolicy,
+    settings: &RecorderSettings,
+) -> Result<(), WavError> {
+    let mut at = 0;
+    for piece in &s.batch.pieces {
+        let audio = &s.batch.audio[at..at + piece.len as usize];
+        at += piece.len as usize;
+        let end = piece.start + audio.len() as u64;
+        match wav.put(piece.side, piece.start, audio) {
+            // One bogus timestamp must not end the recording: drop that piece only.
+            Err(e @ WavError::Jump { .. }) => {
+                warn!(call_sid = %s.call_sid, "audio not recorded: {e}");
+            }
+            other => {
+                other?;
+                *s.newest = (*s.newest).max(end);
+                if piece.side == Side::Caller {
+                    *s.caller_end = (*s.caller_end).max(end);
+                }
+            }
+        }
+    }
+    if let Some(to) = policy.commit_to(wav.committed_frames(), *s.caller_end, *s.newest) {
+        wav.commit_until(to)?;
+    }
+    if s.last_header.elapsed() >= settings.header_every {
+        wav.refresh_header()?;
+        *s.last_header = Instant::now();
+    }
+    Ok(())
+}
+
 fn finish(mut slot: Slot, store: &StoreHandle) {
+    let patched_ms = slot
+        .wav
+        .as_ref()
+        .map_or(0, |w| w.patched_frames() / FRAMES_PER_MS);
     let frames = match (slot.wav.take(), &slot.failure) {
         (Some(wav), None) => match wav.finish() {
             Ok(frames) => frames,
@@ -234,7 +386,7 @@ fn finish(mut slot: Slot, store: &StoreHandle) {
         (Some(wav), Some(_)) => wav.committed_frames(),
         (None, _) => 0,
     };
-    let dropped = slot.job.dropped.load(Ordering::Relaxed);
+    let dropped = slot.job.feed.dropped();
     let note = match (slot.failure.take(), dropped) {
         (Some(f), _) => Some(f),
         (None, 0) => None,
@@ -255,10 +407,267 @@ fn finish(mut slot: Slot, store: &StoreHandle) {
         channels: 2,
         sample_rate: SAMPLE_RATE as i64,
     };
-    info!(call_sid = %slot.job.call_sid, status = %outcome.status, duration_ms = outcome.duration_ms, "recording finished");
+    info!(call_sid = %slot.job.call_sid, status = %outcome.status, duration_ms = outcome.duration_ms, patched_ms, "recording finished");
     if let Some(id) = slot.id {
         if let Err(e) = crate::store::block_on(store.set_recording_outcome(id, outcome)) {
             warn!(call_sid = %slot.job.call_sid, "recording outcome not saved: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::mulaw;
+
+    fn settings() -> RecorderSettings {
+        RecorderSettings::default()
+    }
+
+    #[test]
+    fn a_feed_hands_over_pieces_in_order_and_reuses_its_buffers() {
+        let feed = Feed::new(3);
+        feed.push(Side::Caller, 0, |b| {
+            b.extend_from_slice(&[1, 2]);
+            true
+        });
+        // Nothing usable (bad base64): nothing added, nothing left behind.
+        feed.push(Side::Caller, 2, |b| {
+            b.extend_from_slice(&[9, 9, 9]);
+            false
+        });
+        feed.push(Side::Agent, 5, |b| {
+            b.extend_from_slice(&[3]);
+            true
+        });
+        let mut batch = Pending::default();
+        assert!(!feed.take(&mut batch));
+        let got: Vec<(Side, u64, u32)> = batch
+            .pieces
+            .iter()
+            .map(|p| (p.side, p.start, p.len))
+            .collect();
+        assert_eq!(got, vec![(Side::Caller, 0, 2), (Side::Agent, 5, 1)]);
+        assert_eq!(batch.audio, vec![1, 2, 3]);
+        // The writer clears its batch and hands it back at the next swap: two allocations in turn.
+        let mine = batch.audio.as_ptr();
+        batch.pieces.clear();
+        batch.audio.clear();
+        feed.push(Side::Caller, 8, |b| {
+            b.push(4);
+            true
+        });
+        assert!(!feed.take(&mut batch));
+        batch.pieces.clear();
+        batch.audio.clear();
+        feed.push(Side::Caller, 9, |b| {
+            b.push(5);
+            true
+        });
+        assert_eq!(
+            feed.lock().audio.as_ptr(),
+            mine,
+            "the first buffer is back in use"
+        );
+        assert!(!feed.take(&mut batch));
+        assert_eq!(batch.audio, vec![5]);
+    }
+
+    #[test]
+    fn a_full_feed_drops_and_counts_and_a_closed_one_says_so() {
+        let feed = Feed::new(2);
+        for i in 0..5 {
+            feed.push(Side::Caller, i * 160, |b| {
+                b.extend_from_slice(&[0x55; 160]);
+                true
+            });
+        }
+        assert_eq!(feed.dropped(), 3);
+        let mut batch = Pending::default();
+        assert!(!feed.take(&mut batch));
+        assert_eq!(batch.pieces.len(), 2);
+        feed.close();
+        batch.pieces.clear();
+        batch.audio.clear();
+        assert!(feed.take(&mut batch));
+        assert!(batch.pieces.is_empty());
+    }
+
+    #[test]
+    fn the_commit_point_follows_the_caller_clock_in_large_steps() {
+        let p = CommitPolicy::new(&settings());
+        let (lag, every) = (300 * FRAMES_PER_MS, 400 * FRAMES_PER_MS);
+        assert_eq!((p.lag, p.every), (lag, every));
+        // Not enough settled yet.
+        assert_eq!(p.commit_to(0, lag + every - 1, 0), None);
+        assert_eq!(p.commit_to(0, lag + every, 0), Some(every));
+        // Agent audio ahead of the caller does not move the clock (it waits in memory)...
+        assert_eq!(p.commit_to(0, 1000, 40_000), None);
+        // ...unless it runs further ahead than the window may hold, or the caller went quiet.
+        let max = MAX_WINDOW.as_millis() as u64 * FRAMES_PER_MS;
+        assert_eq!(
+            p.commit_to(0, 0, max + lag + every),
+            Some(every),
+            "a call without caller audio still gets written"
+        );
+        assert_eq!(p.commit_to(10_000, 12_000, 12_000), None);
+    }
+
+    /// A recording driven like the writer does: the test is the bridge's tap and the clock.
+    struct Rig {
+        feed: Arc<Feed>,
+        batch: Pending,
+        caller_end: u64,
+        newest: u64,
+        last_header: Instant,
+        wav: TimelineWav,
+        policy: CommitPolicy,
+        settings: RecorderSettings,
+        writes: usize,
+    }
+
+    impl Rig {
+        fn new(path: &std::path::Path) -> Rig {
+            let settings = settings();
+            Rig {
+                feed: Feed::new(settings.queue_len),
+                batch: Pending::default(),
+                caller_end: 0,
+                newest: 0,
+                last_header: Instant::now(),
+                wav: TimelineWav::create(path).unwrap(),
+                policy: CommitPolicy::new(&settings),
+                settings,
+                writes: 0,
+            }
+        }
+
+        fn push(&self, side: Side, start: u64, audio: &[u8]) {
+            self.feed.push(side, start, |b| {
+                b.extend_from_slice(audio);
+                true
+            });
+        }
+
+        fn tick(&mut self) {
+            let before = self.wav.committed_frames();
+            self.feed.take(&mut self.batch);
+            let s = SlotAudio {
+                call_sid: "CAtest",
+                batch: &self.batch,
+                caller_end: &mut self.caller_end,
+                newest: &mut self.newest,
+                last_header: &mut self.last_header,
+            };
+            place_and_commit(s, &mut self.wav, self.policy, &self.settings).unwrap();
+            self.batch.pieces.clear();
+            self.batch.audio.clear();
+            if self.wav.committed_frames() != before {
+                self.writes += 1;
+            }
+        }
+    }
+
+    /// μ-law of a recognisable, non-silent value for frame `f` of a side.
+    fn caller_byte(f: u64) -> u8 {
+        (f % 100) as u8
+    }
+    fn agent_byte(f: u64) -> u8 {
+        0x80 | (f % 100) as u8
+    }
+
+    #[test]
+    fn a_call_with_early_late_cut_and_missing_audio_is_exact_and_never_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("call.wav");
+        let mut rig = Rig::new(&path);
+        // 6 s of call in 100 ms ticks; caller frames of 20 ms (160 frames) at their positions, with
+        // 200 ms missing (Twilio sent nothing: silence on the caller's side).
+        let frame = 160u64;
+        let mut expect = vec![[0i16; 2]; 6 * 8000];
+        let gap = 2000 * FRAMES_PER_MS..2200 * FRAMES_PER_MS;
+        for t in 0..60u64 {
+            for f in 0..5 {
+                let start = (t * 5 + f) * frame;
+                if gap.contains(&start) {
+                    continue;
+                }
+                let audio: Vec<u8> = (start..start + frame).map(caller_byte).collect();
+                rig.push(Side::Caller, start, &audio);
+                for i in start..start + frame {
+                    expect[i as usize][0] = mulaw::decode(caller_byte(i));
+                }
+            }
+            let agent = |rig: &Rig, expect: &mut [[i16; 2]], from: u64, to: u64| {
+                let audio: Vec<u8> = (from..to).map(agent_byte).collect();
+                rig.push(Side::Agent, from, &audio);
+                for i in from..to {
+                    expect[i as usize][1] = mulaw::decode(agent_byte(i));
+                }
+            };
+            match t {
+                // Agent chunks of 100 ms echoed after they played: placed 100–250 ms in the past.
+                10..=19 => {
+                    let from = t * 800 - 1200;
+                    agent(&rig, &mut expect, from, from + 800);
+                }
+                // Audio placed ahead of the caller's clock (operator audio scheduled to play).
+                30 => agent(&rig, &mut expect, 31 * 800, 34 * 800),
+                // A barge-in: the heard part of the chunk that was cut, placed where it started.
+                40 => agent(&rig, &mut expect, 39 * 800 + 100, 39 * 800 + 500),
+                _ => {}
+            }
+            rig.tick();
+            // Between commits the file only ever holds what is settled.
+            assert!(
+                rig.wav.committed_frames() + rig.policy.lag <= rig.caller_end.max(rig.policy.lag)
+            );
+        }
+        assert_eq!(
+            rig.wav.patched_frames(),
+            0,
+            "nothing arrived for frames on disk"
+        );
+        // 6 s of audio in writes of at least 400 ms: at most 15 (one every 0.4 s of call).
+        assert!(rig.writes <= 15, "{} writes", rig.writes);
+        assert!(rig.writes >= 10, "{} writes", rig.writes);
+        let Rig { wav, .. } = rig;
+        assert_eq!(wav.finish().unwrap(), 6 * 8000);
+        let mut r = hound::WavReader::open(&path).unwrap();
+        let s: Vec<i16> = r.samples::<i16>().map(|s| s.unwrap()).collect();
+        let got: Vec<[i16; 2]> = s.chunks(2).map(|c| [c[0], c[1]]).collect();
+        for (i, (g, e)) in got.iter().zip(&expect).enumerate() {
+            assert_eq!(g, e, "frame {i}");
+        }
+        assert_eq!(got.len(), expect.len());
+    }
+
+    #[test]
+    fn audio_later_than_the_lag_is_patched_on_disk_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("late.wav");
+        let mut rig = Rig::new(&path);
+        for t in 0..20u64 {
+            let audio: Vec<u8> = (t * 800..(t + 1) * 800).map(caller_byte).collect();
+            rig.push(Side::Caller, t * 800, &audio);
+            rig.tick();
+        }
+        assert!(rig.wav.committed_frames() >= 800);
+        // A second late: frames 0..400 are long on disk.
+        rig.push(Side::Agent, 0, &[0x90; 400]);
+        rig.tick();
+        assert_eq!(rig.wav.patched_frames(), 400);
+        let Rig { wav, .. } = rig;
+        wav.finish().unwrap();
+        let mut r = hound::WavReader::open(&path).unwrap();
+        let s: Vec<i16> = r.samples::<i16>().map(|s| s.unwrap()).collect();
+        for (i, c) in s.chunks(2).enumerate() {
+            let agent = if i < 400 { mulaw::decode(0x90) } else { 0 };
+            assert_eq!(
+                [c[0], c[1]],
+                [mulaw::decode(caller_byte(i as u64)), agent],
+                "frame {i}"
+            );
         }
     }
 }

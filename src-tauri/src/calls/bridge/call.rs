@@ -617,7 +617,7 @@ impl Call {
             link.latency.add(frame.captured_at.elapsed());
         }
         if let Some(rec) = &mut self.recording {
-            rec.operator(at_us, frame.mulaw.to_vec());
+            rec.operator(at_us, &frame.mulaw);
         }
         if let Some(turn) = ended {
             self.operator_turn(turn);
@@ -936,7 +936,7 @@ impl Call {
     fn record_heard(&mut self, heard: Vec<Placed>) {
         if let Some(rec) = &mut self.recording {
             for placed in heard {
-                rec.agent_played(placed.start_us, placed.audio);
+                rec.agent_played(placed.start_us, &placed.audio);
             }
         }
     }
@@ -1072,11 +1072,9 @@ impl Call {
                     None
                 });
                 let start_us = self.timeline.caller_frame(timestamp, Instant::now());
-                if let Some(rec) = &mut self.recording {
-                    // Checked above to be base64.
-                    if let Some(mulaw) = decode_payload(&media.payload) {
-                        rec.caller(start_us, mulaw);
-                    }
+                if let Some(rec) = &self.recording {
+                    // Checked above to be base64; decoded straight into the recording's feed.
+                    rec.caller_payload(start_us, &media.payload);
                 }
                 let pad_ms = self.gaps.on_frame(timestamp, bytes as u64 / BYTES_PER_MS);
                 if pad_ms > 0 {
