@@ -128,7 +128,7 @@ pub fn insert_issue(
     message: &str,
     at_ms: i64,
 ) -> Result<(), StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.savepoint()?;
     ensure_exists(&tx, call_sid, at_ms)?;
     tx.execute(
         "INSERT INTO call_issues (call_sid, code, message, at_ms) VALUES (?1, ?2, ?3, ?4)",
@@ -169,7 +169,7 @@ fn direction_of(direction: &Direction) -> &'static str {
 
 /// Records a status report and keeps the history.
 pub fn apply_status(conn: &mut Connection, update: &StatusUpdate<'_>) -> Result<(), StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.savepoint()?;
     let direction = update.direction.map(direction_of);
     tx.execute(
         "INSERT OR IGNORE INTO calls (call_sid, direction, from_number, to_number, status, started_at_ms)
@@ -260,7 +260,7 @@ pub struct Capped<'a> {
 }
 
 pub fn record_capped(conn: &mut Connection, capped: &Capped<'_>) -> Result<(), StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.savepoint()?;
     if capped.refused {
         tx.execute(
             "INSERT INTO calls (call_sid, from_number, to_number, status, started_at_ms, ended_at_ms,
@@ -320,7 +320,7 @@ pub fn apply_machine_detection(
     action: &str,
     at_ms: i64,
 ) -> Result<(), StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.savepoint()?;
     ensure_exists(&tx, call_sid, at_ms)?;
     tx.execute(
         "UPDATE calls SET answered_by = ?2 WHERE call_sid = ?1",
@@ -388,7 +388,7 @@ pub fn insert_response(
     call_sid: &str,
     response: &ResponseRecord,
 ) -> Result<(), StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.savepoint()?;
     ensure_exists(&tx, call_sid, response.at_ms)?;
     let u = response.usage.unwrap_or_default();
     tx.execute(

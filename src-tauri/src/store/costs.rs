@@ -28,7 +28,7 @@ fn as_u64(v: i64) -> u64 {
 }
 
 pub fn insert(conn: &mut Connection, call_sid: &str, r: &CostRecord) -> Result<(), StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.savepoint()?;
     calls::ensure_exists(&tx, call_sid, r.at_ms)?;
     let u = &r.usage;
     tx.execute(

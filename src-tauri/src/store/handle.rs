@@ -9,6 +9,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -293,26 +294,84 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Events that arrive together are written in one transaction, each in its own savepoint (so a bad
+/// event loses only itself): under load that is a commit every few milliseconds, not one per event
+/// (one per transcript line, response, cost and barge-in of every call). A batch waits at most this
+/// long for company, and never for a read: a query ends it at once.
+const BATCH_WINDOW: Duration = Duration::from_millis(20);
+const BATCH_MAX: usize = 256;
+
 /// The store thread's loop. Ends when every handle is gone and the queue is drained.
 fn run(mut conn: Connection, rx: mpsc::Receiver<Command>) {
-    while let Ok(command) = rx.recv() {
-        // A bug in one command must not take the library down for the rest of the session.
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| match command {
+    let mut next: Option<Command> = None;
+    loop {
+        let command = match next.take() {
+            Some(command) => command,
+            None => match rx.recv() {
+                Ok(command) => command,
+                Err(_) => return,
+            },
+        };
+        match command {
             Command::Apply(event) => {
-                if let Err(e) = apply_event(&mut conn, &event) {
-                    tracing::warn!(
-                        call_sid = %event.call_sid(),
-                        event = event_kind(&event),
-                        error = %e,
-                        "could not save call event"
-                    );
+                let mut batch = vec![event];
+                let deadline = Instant::now() + BATCH_WINDOW;
+                while batch.len() < BATCH_MAX {
+                    match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                        Ok(Command::Apply(event)) => batch.push(event),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
                 }
+                apply_batch(&mut conn, &batch);
             }
-            Command::Run(job) => job(&mut conn),
-        }));
-        if outcome.is_err() {
-            tracing::error!("call library command panicked; continuing");
+            Command::Run(job) => guarded(|| job(&mut conn)),
         }
+    }
+}
+
+/// A bug in one command must not take the library down for the rest of the session.
+fn guarded(f: impl FnOnce()) {
+    if std::panic::catch_unwind(AssertUnwindSafe(f)).is_err() {
+        tracing::error!("call library command panicked; continuing");
+    }
+}
+
+fn apply_one(conn: &mut Connection, event: &CallEvent) {
+    guarded(|| {
+        if let Err(e) = apply_event(conn, event) {
+            tracing::warn!(
+                call_sid = %event.call_sid(),
+                event = event_kind(event),
+                error = %e,
+                "could not save call event"
+            );
+        }
+    });
+}
+
+/// Applies `batch` in one transaction; if that cannot be begun or committed, one by one.
+fn apply_batch(conn: &mut Connection, batch: &[CallEvent]) {
+    if batch.len() > 1 && conn.execute_batch("BEGIN IMMEDIATE").is_ok() {
+        for event in batch {
+            apply_one(conn, event);
+        }
+        match conn.execute_batch("COMMIT") {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(
+                    events = batch.len(),
+                    "could not commit a batch of call events; saving them one by one: {e}"
+                );
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+        }
+    }
+    for event in batch {
+        apply_one(conn, event);
     }
 }
 

@@ -44,7 +44,7 @@ pub fn insert(
     turn: &TurnLatencyRecord,
 ) -> Result<(), StoreError> {
     let at_ms = turn.at_ms;
-    let tx = conn.transaction()?;
+    let tx = conn.savepoint()?;
     calls::ensure_exists(&tx, call_sid, at_ms)?;
     tx.execute(
         "INSERT INTO turn_latencies (call_sid, offset_ms, total_ms, endpointing_ms, model_ms,
@@ -88,7 +88,7 @@ pub fn insert_barge_in(
     b: &BargeInRecord,
     at_ms: i64,
 ) -> Result<(), StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.savepoint()?;
     calls::ensure_exists(&tx, call_sid, at_ms)?;
     tx.execute(
         "INSERT INTO barge_ins (call_sid, offset_ms, reaction_ms, heard_ms, at_ms)

@@ -29,7 +29,7 @@ pub fn took_over(
     offset_ms: u64,
     at_ms: i64,
 ) -> Result<(), StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.savepoint()?;
     calls::ensure_exists(&tx, call_sid, at_ms)?;
     tx.execute(
         "INSERT INTO operator_spans (call_sid, device, start_ms, at_ms) VALUES (?1, ?2, ?3, ?4)",

@@ -82,7 +82,7 @@ fn from_row(row: &Row) -> rusqlite::Result<RecordingRecord> {
 }
 
 pub fn insert(conn: &mut Connection, r: &NewRecording) -> Result<i64, StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.savepoint()?;
     calls::ensure_exists(&tx, &r.call_sid, r.started_at_ms)?;
     tx.execute(
         "INSERT INTO recordings (call_sid, source, file_name, status, started_at_ms, twilio_sid)

@@ -77,7 +77,7 @@ fn search_text(r: &SummaryRecord) -> String {
 
 /// Keeps `r` as its call's summary, replacing an earlier one (a re-run).
 pub fn save(conn: &mut Connection, r: &SummaryRecord) -> Result<(), StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.savepoint()?;
     calls::ensure_exists(&tx, &r.call_sid, r.at_ms)?;
     let fields = r
         .fields

@@ -67,7 +67,7 @@ pub fn insert(
             at_ms: record.at_ms,
         },
     )?;
-    let tx = conn.transaction()?;
+    let tx = conn.savepoint()?;
     calls::ensure_exists(&tx, call_sid, record.at_ms)?;
     tx.execute(
         "INSERT INTO tool_calls (call_sid, call_id, tool, arguments, outcome, output, error, failure,

@@ -46,7 +46,7 @@ impl FromSql for SpeakerColumn {
 /// Stores a line. If its call has no row yet (the start was lost or arrives later), a
 /// placeholder call row is made first so the line is kept.
 pub fn insert(conn: &mut Connection, line: &NewTranscript) -> Result<i64, StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.savepoint()?;
     calls::ensure_exists(&tx, line.call_sid, line.at_ms)?;
     // SQLite integers are signed; an offset past i64::MAX (292 million years) is clamped.
     let offset = i64::try_from(line.offset_ms).unwrap_or(i64::MAX);
