@@ -41,10 +41,12 @@ pub enum RealtimeError {
     Timeout,
 }
 
-/// Small buffers: a call moves ~8 KB/s each way, so tungstenite's 128 KiB defaults only cost memory.
+/// Small buffers: a call moves ~8 KB/s each way, so tungstenite's 128 KiB defaults only cost memory, and
+/// tungstenite zero-fills up to the read buffer's size before every read (audio deltas are 1–5 KB; a
+/// bigger message still arrives whole, in more reads).
 pub fn socket_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(8 * 1024)
+        .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
         .max_write_buffer_size(4 * 1024 * 1024)
         .max_message_size(Some(4 * 1024 * 1024))
