@@ -841,8 +841,7 @@ async fn run_level(calls: usize, seconds: u64, record: bool) -> Result<BenchRepo
         outbound_bytes_lost,
         cpu_seconds_per_call_minute: cpu / call_minutes.max(f64::MIN_POSITIVE),
         bridge_cpu_seconds_per_call_minute: bridge_cpu / call_minutes.max(f64::MIN_POSITIVE),
-        generator_cpu_seconds_per_call_minute: generator_cpu
-            / call_minutes.max(f64::MIN_POSITIVE),
+        generator_cpu_seconds_per_call_minute: generator_cpu / call_minutes.max(f64::MIN_POSITIVE),
         other_processes_cores: other_cores,
         load_average: (w0.load, w1.load),
         generator: "sim".into(),

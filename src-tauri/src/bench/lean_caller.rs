@@ -75,7 +75,10 @@ pub enum Step {
     /// Speak tone `n` of [`Frames::tones`].
     Speak(usize),
     /// Silence until `min_ms` of agent audio has played since the step began (or `timeout_ms` passed).
-    WaitAgent { min_ms: u64, timeout_ms: u64 },
+    WaitAgent {
+        min_ms: u64,
+        timeout_ms: u64,
+    },
     /// Silence until `after_ms` of the current utterance has played, then speak tone `tone` over it.
     Barge {
         after_ms: u64,
@@ -251,9 +254,8 @@ pub fn socket_config() -> WebSocketConfig {
     WebSocketConfig::default().read_buffer_size(8 * 1024)
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Places the call, runs its script, hangs up.
 pub async fn run_call(
@@ -557,9 +559,9 @@ impl Line {
     async fn on_text(&mut self, text: &str) -> Result<(), Gone> {
         let event = find_str(text, &["event"]).unwrap_or("");
         if find_str(text, &["streamSid"]) != Some(self.stream_sid.as_str()) {
-            self.outcome
-                .errors
-                .push(format!("{event:.40} message without this stream's streamSid"));
+            self.outcome.errors.push(format!(
+                "{event:.40} message without this stream's streamSid"
+            ));
             return Ok(());
         }
         match event {

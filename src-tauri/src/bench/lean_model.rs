@@ -184,7 +184,12 @@ struct Shared {
     counters: Arc<ModelCounters>,
 }
 
-async fn serve(stream: TcpStream, shared: Arc<Shared>, id: u64, mut stopped: watch::Receiver<bool>) {
+async fn serve(
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    id: u64,
+    mut stopped: watch::Receiver<bool>,
+) {
     let Ok(mut ws) =
         tokio_tungstenite::accept_async_with_config(stream, Some(socket_config())).await
     else {
@@ -470,7 +475,7 @@ impl Session {
                         .shared
                         .config
                         .tool_every
-                        .is_some_and(|n| n > 0 && self.answered_turns % n == 0);
+                        .is_some_and(|n| n > 0 && self.answered_turns.is_multiple_of(n));
                     self.start_response(tool);
                 }
             }
@@ -490,7 +495,9 @@ impl Session {
             "status": "completed", "content": [{"type": "input_audio", "transcript": null}]
         });
         self.push(json!({"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": previous}));
-        self.push(json!({"type": "conversation.item.added", "previous_item_id": previous, "item": item}));
+        self.push(
+            json!({"type": "conversation.item.added", "previous_item_id": previous, "item": item}),
+        );
         self.items.push(Item {
             id: item_id.clone(),
             audio: None,
@@ -533,7 +540,9 @@ impl Session {
         });
         self.push(json!({"type": "response.output_item.added", "response_id": id, "output_index": 0, "item": item}));
         let previous = self.previous_item();
-        self.push(json!({"type": "conversation.item.added", "previous_item_id": previous, "item": item}));
+        self.push(
+            json!({"type": "conversation.item.added", "previous_item_id": previous, "item": item}),
+        );
         self.push(json!({
             "type": "response.content_part.added", "response_id": id, "item_id": item_id,
             "output_index": 0, "content_index": 0, "part": {"type": "audio", "transcript": ""}
@@ -608,9 +617,7 @@ impl Session {
         if !words.is_empty() {
             let event_id = self.new_id("event_");
             let mut text = String::with_capacity(200);
-            text.push_str(
-                "{\"type\":\"response.output_audio_transcript.delta\",\"event_id\":\"",
-            );
+            text.push_str("{\"type\":\"response.output_audio_transcript.delta\",\"event_id\":\"");
             text.push_str(&event_id);
             text.push_str("\",\"response_id\":\"");
             text.push_str(&id);
@@ -663,7 +670,14 @@ impl Session {
             output.push(self.function_call(&r.id));
         }
         let audio_ms = (r.bytes_sent / 8) as u64;
-        let mut response = self.response_base(&r.id, if cancelled.is_some() { "cancelled" } else { "completed" });
+        let mut response = self.response_base(
+            &r.id,
+            if cancelled.is_some() {
+                "cancelled"
+            } else {
+                "completed"
+            },
+        );
         if let Some(reason) = cancelled {
             response["status_details"] = json!({"type": "cancelled", "reason": reason});
         }
@@ -691,7 +705,9 @@ impl Session {
         });
         self.push(json!({"type": "response.output_item.added", "response_id": response_id, "output_index": 1, "item": item}));
         let previous = self.previous_item();
-        self.push(json!({"type": "conversation.item.added", "previous_item_id": previous, "item": item}));
+        self.push(
+            json!({"type": "conversation.item.added", "previous_item_id": previous, "item": item}),
+        );
         let chars: Vec<char> = arguments.chars().collect();
         for i in 0..3 {
             let piece: String = chars[chars.len() * i / 3..chars.len() * (i + 1) / 3]
@@ -839,7 +855,9 @@ impl Session {
                 Some("item"),
             );
         };
-        self.counters().items_created.fetch_add(1, Ordering::Relaxed);
+        self.counters()
+            .items_created
+            .fetch_add(1, Ordering::Relaxed);
         if item.get("type").and_then(Value::as_str) == Some("function_call_output") {
             self.counters()
                 .function_outputs
@@ -858,8 +876,12 @@ impl Session {
         stored.entry("status").or_insert(json!("completed"));
         let previous = self.previous_item();
         let value = Value::Object(stored);
-        self.push(json!({"type": "conversation.item.added", "previous_item_id": previous, "item": value}));
-        self.push(json!({"type": "conversation.item.done", "previous_item_id": previous, "item": value}));
+        self.push(
+            json!({"type": "conversation.item.added", "previous_item_id": previous, "item": value}),
+        );
+        self.push(
+            json!({"type": "conversation.item.done", "previous_item_id": previous, "item": value}),
+        );
         self.items.push(Item { id, audio: None });
     }
 
@@ -876,11 +898,7 @@ impl Session {
         if let Some(slot) = self.slot {
             self.shared.meter.truncate_received(slot, end_ms);
         }
-        let found = self
-            .items
-            .iter()
-            .find(|i| i.id == item_id)
-            .map(|i| i.audio);
+        let found = self.items.iter().find(|i| i.id == item_id).map(|i| i.audio);
         match found {
             None => self.error(
                 "invalid_value",
@@ -997,9 +1015,7 @@ mod tests {
         assert_eq!(done["response"]["output"].as_array().unwrap().len(), 2);
         // A barge-in cancels the next answer.
         s.out.clear();
-        s.on_text(
-            &json!({"type": "response.create", "event_id": "evt_2"}).to_string(),
-        );
+        s.on_text(&json!({"type": "response.create", "event_id": "evt_2"}).to_string());
         s.on_text(&append(&frame));
         let t = types(&s.out);
         assert!(t.contains(&"input_audio_buffer.speech_started".to_string()));
@@ -1014,7 +1030,10 @@ mod tests {
             "audio": {"input": {"format": {"type": "audio/pcmu"}}, "output": {"format": {"type": "audio/pcmu"}}}}}).to_string());
         let updated: Value = serde_json::from_str(&s.out[0]).unwrap();
         assert_eq!(updated["type"], "session.updated");
-        assert_eq!(updated["session"]["audio"]["output"]["format"]["type"], "audio/pcmu");
+        assert_eq!(
+            updated["session"]["audio"]["output"]["format"]["type"],
+            "audio/pcmu"
+        );
         assert_eq!(updated["session"]["audio"]["output"]["voice"], "marin");
         s.out.clear();
         s.start_response(false);
@@ -1022,12 +1041,18 @@ mod tests {
         s.pump(start + Duration::from_millis(120)); // three deltas: 300 ms of audio
         let item = s.response.as_ref().unwrap().item_id.clone();
         s.out.clear();
-        s.on_text(&json!({"type": "conversation.item.truncate", "event_id": "e2", "item_id": item,
-            "content_index": 0, "audio_end_ms": 250}).to_string());
+        s.on_text(
+            &json!({"type": "conversation.item.truncate", "event_id": "e2", "item_id": item,
+            "content_index": 0, "audio_end_ms": 250})
+            .to_string(),
+        );
         assert_eq!(types(&s.out), vec!["conversation.item.truncated"]);
         s.out.clear();
-        s.on_text(&json!({"type": "conversation.item.truncate", "event_id": "e3", "item_id": item,
-            "content_index": 0, "audio_end_ms": 900}).to_string());
+        s.on_text(
+            &json!({"type": "conversation.item.truncate", "event_id": "e3", "item_id": item,
+            "content_index": 0, "audio_end_ms": 900})
+            .to_string(),
+        );
         let error: Value = serde_json::from_str(&s.out[0]).unwrap();
         assert_eq!(error["error"]["event_id"], "e3");
         assert_eq!(error["error"]["param"], "audio_end_ms");

@@ -185,7 +185,7 @@ impl EncodedFrame {
     pub fn tag_chars(&self, tag: u32) -> [u8; TAG_GROUP_CHARS] {
         let mut frame = self.raw;
         tag_frame(&mut frame, tag);
-        debug_assert!(TAG_LEN < TAG_GROUP_BYTES);
+        const { assert!(TAG_LEN < TAG_GROUP_BYTES) };
         let mut chars = [0u8; TAG_GROUP_CHARS];
         let written = base64::engine::general_purpose::STANDARD
             .encode_slice(&frame[..TAG_GROUP_BYTES], &mut chars)

@@ -221,7 +221,7 @@ pub async fn run(opts: SoakOptions) -> Result<bool, BenchError> {
 
     // Flat after warm-up: the first and last quarter of the steady stretch (warm-up over, calls still
     // being replaced) compared by their peaks.
-    let warm_up = (window_s / 4.0).max(20.0).min(600.0);
+    let warm_up = (window_s / 4.0).clamp(20.0, 600.0);
     let steady: Vec<Sample> = samples
         .iter()
         .copied()
@@ -267,7 +267,9 @@ pub async fn run(opts: SoakOptions) -> Result<bool, BenchError> {
         for row in rows {
             files_seen.insert(row.file_name.clone());
             let path = data.join("recordings").join(&row.file_name);
-            let len = std::fs::metadata(&path).map(|m| m.len() as i64).unwrap_or(-1);
+            let len = std::fs::metadata(&path)
+                .map(|m| m.len() as i64)
+                .unwrap_or(-1);
             let header = std::fs::File::open(&path)
                 .and_then(|mut f| {
                     use std::io::Read;
@@ -412,10 +414,7 @@ pub async fn run(opts: SoakOptions) -> Result<bool, BenchError> {
     let mut pass = true;
     for (what, ok, detail) in &checks {
         pass &= *ok;
-        println!(
-            "  [{}] {what}: {detail}",
-            if *ok { "ok" } else { "FAIL" }
-        );
+        println!("  [{}] {what}: {detail}", if *ok { "ok" } else { "FAIL" });
     }
     for p in problems.iter().skip(1).take(5) {
         println!("        {p}");
