@@ -1,7 +1,9 @@
 //! `verbio bench`: load-tests the bridge with simulated calls over loopback.
 //!
 //! The bridge runs as a child process (`verbio serve`), so its CPU and memory are its own; the load
-//! generator (fake Twilio callers and the fake Realtime server) runs in this process. Every caller frame
+//! generator (fake Twilio callers and the fake Realtime server) runs in this process: by default the lean
+//! one in `bench/` (pre-encoded frames, borrowed scans, batched writes; see `lean_caller` and
+//! `lean_model`), with `--sim-generator` the strict simulator's. Every caller frame
 //! and every model audio delta carries a tag, so each one is matched across the bridge:
 //! - inbound: caller `media` sent → `input_audio_buffer.append` received by the model;
 //! - outbound: model `response.output_audio.delta` sent → Twilio `media` received by the caller;
@@ -9,6 +11,9 @@
 //! - truncate error: `audio_end_ms` of each truncate vs the ms the caller had actually played at the clear.
 //!
 //! `--operator N` measures the operator's take-over path instead (see [`operator`]).
+//!
+//! `--soak` keeps N recorded calls up for M minutes and checks memory, descriptors, loss and every WAV
+//! (see `soak`).
 //!
 //! `--setup-burst N` measures call set-up instead: N signed voice webhooks and media-stream upgrades fired
 //! at once, as Twilio sends them when many calls come in together; none may be refused.

@@ -229,6 +229,7 @@ async fn serve(
             _ = stopped.changed() => break,
             _ = sleep_until_opt(cap) => {
                 session.counters().expired.fetch_add(1, Ordering::Relaxed);
+                session.current_event_id = None; // no client event caused it
                 session.error("session_expired", "Your session hit the maximum duration.", None);
                 close = Some(CloseFrame { code: CloseCode::Normal, reason: "session_expired".into() });
             }
