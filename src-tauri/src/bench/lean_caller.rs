@@ -609,6 +609,7 @@ impl Line {
 
     /// `stop`, then a normal close, then read until the close handshake is done (bounded).
     async fn hang_up(&mut self, mut stop: serde_json::Value) {
+        self.meter.hung_up(self.slot);
         let seq = self.next_seq();
         stop["sequenceNumber"] = json!(seq.to_string());
         if self.ws.feed(Message::text(stop.to_string())).await.is_err() {
@@ -622,7 +623,25 @@ impl Line {
             return;
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
-            while let Some(Ok(_)) = self.ws.next().await {}
+            // Audio still arriving counts as received (it reached the caller before the close).
+            while let Some(Ok(message)) = self.ws.next().await {
+                if let Message::Text(text) = message {
+                    if find_str(text.as_str(), &["event"]) == Some("media") {
+                        let payload = find_str(text.as_str(), &["media", "payload"]).unwrap_or("");
+                        self.audio.clear();
+                        if base64::engine::general_purpose::STANDARD
+                            .decode_vec(payload, &mut self.audio)
+                            .is_ok()
+                        {
+                            for offset in (0..self.audio.len()).step_by(160) {
+                                if let Some(tag) = read_tag(&self.audio[offset..]) {
+                                    self.meter.delta_received(self.slot, tag);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         })
         .await;
     }

@@ -98,7 +98,7 @@ struct Outbound {
     in_flight: VecDeque<InFlight>,
     /// Deltas passed over by a later one (their audio was dropped): lost unless their response was
     /// interrupted, which is only known for sure once the call is over.
-    skipped: Vec<(u32, u32)>,
+    skipped: Vec<(u32, u32, u64)>,
     interrupted: Vec<u32>,
     responses: u32,
     /// `audio_end_ms` of each truncate, and the ms the caller had played at each clear, paired in order.
@@ -114,6 +114,8 @@ pub struct Slot {
     out_of_order: AtomicU64,
     next_chunk: AtomicU64,
     last_speech_ns: AtomicU64,
+    /// When the caller sent `stop` (0: not yet).
+    hung_up_ns: AtomicU64,
     outbound: Mutex<Outbound>,
 }
 
@@ -126,6 +128,7 @@ impl Default for Slot {
             out_of_order: AtomicU64::new(0),
             next_chunk: AtomicU64::new(1),
             last_speech_ns: AtomicU64::new(0),
+            hung_up_ns: AtomicU64::new(0),
             outbound: Mutex::new(Outbound::default()),
         }
     }
@@ -144,7 +147,15 @@ pub struct Totals {
     pub truncate_error_ms_max: f64,
     pub frames_out_of_order: u64,
     pub calls: usize,
+    /// Deltas the model sent within [`HANG_UP_MARGIN_NS`] of the caller's `stop` (or after it) that never
+    /// arrived: the call ended under them, so they are not counted as lost.
+    pub deltas_cut_by_hang_up: u64,
+    /// Each lost delta: (slot, ms from its sending to the caller's hang-up).
+    pub lost_deltas: Vec<(usize, i64)>,
 }
+
+/// A delta sent this close before the caller's `stop` may still have been on its way when the call ended.
+pub const HANG_UP_MARGIN_NS: u64 = 100_000_000;
 
 pub struct Meter {
     epoch: Instant,
@@ -247,7 +258,7 @@ impl Meter {
                 self.outbound.record(now.saturating_sub(d.sent_ns) / 1000);
                 break;
             }
-            o.skipped.push((d.response, d.bytes));
+            o.skipped.push((d.response, d.bytes, d.sent_ns));
         }
     }
 
@@ -276,24 +287,52 @@ impl Meter {
             .push_back(audio_end_ms);
     }
 
+    /// The caller in `slot` is sending `stop`.
+    pub fn hung_up(&self, slot: usize) {
+        self.slot(slot)
+            .hung_up_ns
+            .store(self.now_ns(), Ordering::Relaxed);
+    }
+
     /// Accounts for a finished call (its last frames have had time to arrive) and clears its slot.
     pub fn finish_call(&self, slot: usize) {
         let s = self.slot(slot);
+        let hung_up = s.hung_up_ns.swap(0, Ordering::Relaxed);
+        let cut_from = if hung_up == 0 {
+            u64::MAX
+        } else {
+            hung_up.saturating_sub(HANG_UP_MARGIN_NS)
+        };
         let sent = s.frames_sent.swap(0, Ordering::Relaxed);
         let received = s.frames_received.swap(0, Ordering::Relaxed);
         let out_of_order = s.out_of_order.swap(0, Ordering::Relaxed);
         s.next_chunk.store(1, Ordering::Relaxed);
         s.last_speech_ns.store(0, Ordering::Relaxed);
         let o = std::mem::take(&mut *lock(&s.outbound));
-        let lost_out: u64 = o
-            .skipped
-            .iter()
-            .copied()
-            .chain(o.in_flight.iter().map(|d| (d.response, d.bytes)))
-            .filter(|(response, _)| !o.interrupted.contains(response))
-            .map(|(_, bytes)| u64::from(bytes))
-            .sum();
+        let mut lost_out = 0u64;
+        let mut cut = 0u64;
+        let mut lost_deltas = Vec::new();
+        let to_hang_up_ms = |sent_ns: u64| (hung_up as i64 - sent_ns as i64) / 1_000_000;
+        for (response, bytes, sent_ns, in_flight) in
+            o.skipped.iter().map(|&(r, b, t)| (r, b, t, false)).chain(
+                o.in_flight
+                    .iter()
+                    .map(|d| (d.response, d.bytes, d.sent_ns, true)),
+            )
+        {
+            if o.interrupted.contains(&response) {
+                continue;
+            }
+            if in_flight && sent_ns >= cut_from {
+                cut += 1;
+                continue;
+            }
+            lost_out += u64::from(bytes);
+            lost_deltas.push((slot, to_hang_up_ms(sent_ns)));
+        }
         let mut totals = lock(&self.totals);
+        totals.deltas_cut_by_hang_up += cut;
+        totals.lost_deltas.extend(lost_deltas);
         totals.calls += 1;
         totals.inbound_bytes_lost += sent.saturating_sub(received) * 160;
         totals.outbound_bytes_lost += lost_out;
@@ -434,12 +473,20 @@ mod tests {
         m.clear_received(5, 700);
         m.truncate_received(5, 705);
         m.finish_call(5);
+        // A delta sent just before the caller hung up, that never arrived: cut, not lost.
+        m.frame_sent(6, 1);
+        m.frame_received(Meter::frame_tag(6, 1));
+        let r = m.response_started(6);
+        m.delta_sent(6, 0x8000_0009, 800, r);
+        m.hung_up(6);
+        m.finish_call(6);
         let t = m.totals();
+        assert_eq!(t.deltas_cut_by_hang_up, 1);
         assert_eq!(t.inbound_bytes_lost, 160);
         assert_eq!(t.outbound_bytes_lost, 800);
         assert_eq!(t.frames_out_of_order, 1);
         assert_eq!((t.truncates, t.truncate_error_ms_max), (1, 5.0));
-        assert_eq!(m.inbound.percentiles().count, 2);
+        assert_eq!(m.inbound.percentiles().count, 3);
         assert_eq!(m.outbound.percentiles().count, 2);
         assert_eq!(m.barge_in.percentiles().count, 1);
         assert_eq!(slot_of(0x8000_0001), None);

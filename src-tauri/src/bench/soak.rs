@@ -337,8 +337,19 @@ pub async fn run(opts: SoakOptions) -> Result<bool, BenchError> {
             "zero audio lost",
             totals.inbound_bytes_lost == 0 && totals.outbound_bytes_lost == 0,
             format!(
-                "inbound {} B, outbound {} B ({} frames out of order)",
-                totals.inbound_bytes_lost, totals.outbound_bytes_lost, totals.frames_out_of_order
+                "inbound {} B, outbound {} B ({} frames out of order; {} deltas cut by a hang-up{})",
+                totals.inbound_bytes_lost,
+                totals.outbound_bytes_lost,
+                totals.frames_out_of_order,
+                totals.deltas_cut_by_hang_up,
+                if totals.lost_deltas.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; lost deltas (slot, ms before the hang-up): {:?}",
+                        &totals.lost_deltas[..totals.lost_deltas.len().min(10)]
+                    )
+                }
             ),
         ),
         (
@@ -411,6 +422,14 @@ pub async fn run(opts: SoakOptions) -> Result<bool, BenchError> {
         "  latency: inbound p50 {:.2} / p99 {:.2} ms, outbound p50 {:.2} / p99 {:.2} ms, barge-in p99 {:.2} ms",
         inbound.p50_ms, inbound.p99_ms, outbound.p50_ms, outbound.p99_ms, barge.p99_ms
     );
+    // The bridge's RSS and descriptors over time, about twelve points.
+    let step = (samples.len() / 12).max(1);
+    let timeline: Vec<String> = samples
+        .iter()
+        .step_by(step)
+        .map(|s| format!("{:.0}s {:.1}MiB/{}fd", s.at_s, s.rss_kib / 1024.0, s.fds))
+        .collect();
+    println!("  bridge over time: {}", timeline.join(", "));
     let mut pass = true;
     for (what, ok, detail) in &checks {
         pass &= *ok;
