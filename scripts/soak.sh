@@ -6,7 +6,7 @@
 #                                         instead of the defaults (see BENCHMARKS.md)
 #
 # Calls of mixed length are started and ended continuously; a tenth outlive the fake model's session cap
-# (rollover every 20 s here, cap 30 s), every other turn barges in, every third answer calls the
+# (rollover every 20 s here, cap 80 s), every other turn barges in, every third answer calls the
 # built-in `transfer_call`. Fails (exit 1) unless every call completes with a finalized WAV of its
 # length in the recordings folder and the library, no audio is lost, and the bridge's RSS and open
 # descriptors stay flat. A debug build: the test command has compiled most of it already, where a

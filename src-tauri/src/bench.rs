@@ -81,7 +81,7 @@ pub struct BenchArgs {
     /// With `--soak`: the bridge's session rollover (`VERBIO_SESSION_ROLLOVER_SECS`); default its own (55 min).
     #[arg(long, value_name = "SECS")]
     pub rollover_secs: Option<u64>,
-    /// With `--soak`: the fake model's session cap (default 60 min, or the rollover + 10 s).
+    /// With `--soak`: the fake model's session cap (default 60 min, or the rollover + 60 s).
     #[arg(long, value_name = "SECS")]
     pub session_cap_secs: Option<u64>,
     /// With `--soak`: seconds between samples of the bridge's RSS and descriptors.

@@ -24,7 +24,7 @@ pub struct SoakOptions {
     pub minutes: f64,
     /// The bridge's rollover (`VERBIO_SESSION_ROLLOVER_SECS`); `None`: its default (55 minutes).
     pub rollover_secs: Option<u64>,
-    /// The fake model's session cap; default 60 minutes, or the rollover + 10 s when that is set.
+    /// The fake model's session cap; default 60 minutes, or the rollover + 60 s when that is set.
     pub session_cap_secs: Option<u64>,
     pub sample_secs: u64,
 }
@@ -98,7 +98,7 @@ pub async fn run(opts: SoakOptions) -> Result<bool, BenchError> {
     let window_s = window.as_secs_f64();
     let cap_secs = opts
         .session_cap_secs
-        .or(opts.rollover_secs.map(|r| r + 10))
+        .or(opts.rollover_secs.map(|r| r + 60))
         .unwrap_or(3600);
     let meter = Arc::new(Meter::default());
     let model = LeanModel::start(
