@@ -1,7 +1,9 @@
 //! `verbio bench`: load-tests the bridge with simulated calls over loopback.
 //!
 //! The bridge runs as a child process (`verbio serve`), so its CPU and memory are its own; the load
-//! generator (fake Twilio callers and the fake Realtime server) runs in this process. Every caller frame
+//! generator (fake Twilio callers and the fake Realtime server) runs in this process: by default the lean
+//! one in `bench/` (pre-encoded frames, borrowed scans, batched writes; see `lean_caller` and
+//! `lean_model`), with `--sim-generator` the strict simulator's. Every caller frame
 //! and every model audio delta carries a tag, so each one is matched across the bridge:
 //! - inbound: caller `media` sent → `input_audio_buffer.append` received by the model;
 //! - outbound: model `response.output_audio.delta` sent → Twilio `media` received by the caller;
@@ -9,6 +11,9 @@
 //! - truncate error: `audio_end_ms` of each truncate vs the ms the caller had actually played at the clear.
 //!
 //! `--operator N` measures the operator's take-over path instead (see [`operator`]).
+//!
+//! `--soak` keeps N recorded calls up for M minutes and checks memory, descriptors, loss and every WAV
+//! (see `soak`).
 //!
 //! `--setup-burst N` measures call set-up instead: N signed voice webhooks and media-stream upgrades fired
 //! at once, as Twilio sends them when many calls come in together; none may be refused.
@@ -26,7 +31,12 @@ use crate::sim::realtime_server::{AgentTurn, RealtimeProbe, SimRealtimeConfig, S
 use crate::sim::twilio_caller::{CallerConfig, CallerProbe, CallerReport, CallerStep, SimCall};
 use crate::sim::SimError;
 
+mod lean_caller;
+mod lean_model;
+mod meter;
 pub mod operator;
+pub mod scan;
+mod soak;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
@@ -53,6 +63,30 @@ pub struct BenchArgs {
     /// take-over delay, microphone → Twilio latency and the caller's audio at each switch.
     #[arg(long, value_name = "N")]
     pub operator: Option<usize>,
+    /// Drive the load with the strict simulator's caller and model (`sim::`, the generator used before
+    /// issue 16) instead of the lean generator: for comparing the generators' own cost.
+    #[arg(long)]
+    pub sim_generator: bool,
+    /// Worker threads of the load generator's runtime (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub gen_threads: usize,
+    /// Instead: the soak. `--calls` recorded calls kept up for `--minutes`, mixed lengths, some longer
+    /// than the model's session (rollover), barge-ins, tool calls; RSS and descriptors sampled; every WAV
+    /// and the library checked at the end. Exits non-zero when a check fails.
+    #[arg(long)]
+    pub soak: bool,
+    /// With `--soak`: minutes during which calls are started (each call that ends is replaced).
+    #[arg(long, default_value_t = 60.0)]
+    pub minutes: f64,
+    /// With `--soak`: the bridge's session rollover (`VERBIO_SESSION_ROLLOVER_SECS`); default its own (55 min).
+    #[arg(long, value_name = "SECS")]
+    pub rollover_secs: Option<u64>,
+    /// With `--soak`: the fake model's session cap (default 60 min, or the rollover + 60 s).
+    #[arg(long, value_name = "SECS")]
+    pub session_cap_secs: Option<u64>,
+    /// With `--soak`: seconds between samples of the bridge's RSS and descriptors.
+    #[arg(long, default_value_t = 5)]
+    pub sample_secs: u64,
     /// With `--operator`: capture from this input device (`default` for the system's) instead of a
     /// synthetic microphone.
     #[arg(long, value_name = "DEVICE")]
@@ -111,6 +145,15 @@ pub struct BenchReport {
     pub outbound_bytes_lost: u64,
     pub cpu_seconds_per_call_minute: f64,
     pub bridge_cpu_seconds_per_call_minute: f64,
+    /// The load generator (this process) alone.
+    pub generator_cpu_seconds_per_call_minute: f64,
+    /// Cores used by every other process on the host during the window (from /proc/stat), so a noisy
+    /// machine shows in the numbers.
+    pub other_processes_cores: f64,
+    /// The load average (1 min) at the start and end of the window.
+    pub load_average: (f64, f64),
+    /// `lean` or `sim`.
+    pub generator: String,
     pub rss_kib_per_call: f64,
     /// Every call was recorded to a WAV.
     pub recorded: bool,
@@ -169,8 +212,15 @@ impl BenchReport {
             self.inbound_bytes_lost, self.outbound_bytes_lost
         );
         println!(
-            "  CPU per call-minute: {:.4} s total ({:.4} s bridge alone)",
-            self.cpu_seconds_per_call_minute, self.bridge_cpu_seconds_per_call_minute
+            "  CPU per call-minute: {:.4} s total ({:.4} s bridge alone, {:.4} s {} generator)",
+            self.cpu_seconds_per_call_minute,
+            self.bridge_cpu_seconds_per_call_minute,
+            self.generator_cpu_seconds_per_call_minute,
+            self.generator
+        );
+        println!(
+            "  host: other processes used {:.2} cores; load average {:.2} → {:.2}",
+            self.other_processes_cores, self.load_average.0, self.load_average.1
         );
         println!("  bridge RSS per call: {:.1} KiB", self.rss_kib_per_call);
         if self.recorded {
@@ -189,10 +239,25 @@ impl BenchReport {
 }
 
 pub fn run(args: BenchArgs) -> Result<(), BenchError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(fail)?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if args.gen_threads > 0 {
+        builder.worker_threads(args.gen_threads);
+    }
+    let runtime = builder.enable_all().build().map_err(fail)?;
+    if args.soak {
+        let pass = runtime.block_on(soak::run(soak::SoakOptions {
+            calls: args.calls,
+            minutes: args.minutes,
+            rollover_secs: args.rollover_secs,
+            session_cap_secs: args.session_cap_secs,
+            sample_secs: args.sample_secs,
+        }))?;
+        return if pass {
+            Ok(())
+        } else {
+            Err(fail("the soak's checks did not all hold"))
+        };
+    }
     if let Some(cycles) = args.operator {
         let report = runtime.block_on(operator::run(cycles, args.microphone.clone()))?;
         if args.json {
@@ -218,7 +283,11 @@ pub fn run(args: BenchArgs) -> Result<(), BenchError> {
     };
     let mut reports = Vec::new();
     for calls in levels {
-        let report = runtime.block_on(run_level(calls, args.seconds, !args.no_record))?;
+        let report = if args.sim_generator {
+            runtime.block_on(run_level(calls, args.seconds, !args.no_record))?
+        } else {
+            runtime.block_on(run_level_lean(calls, args.seconds, !args.no_record))?
+        };
         if !args.json {
             report.print();
         }
@@ -258,7 +327,11 @@ impl Drop for Bridge {
     }
 }
 
-fn start_bridge(realtime_url: &str, record: bool) -> Result<Bridge, BenchError> {
+fn start_bridge(
+    realtime_url: &str,
+    record: bool,
+    extra_env: &[(&str, String)],
+) -> Result<Bridge, BenchError> {
     let data = tempfile::tempdir().map_err(fail)?;
     // Another build's `verbio` can be the bridge (A/B against an older commit); this one by default.
     let exe = match std::env::var_os(BRIDGE_EXE_ENV) {
@@ -276,6 +349,7 @@ fn start_bridge(realtime_url: &str, record: bool) -> Result<Bridge, BenchError> 
         .env("VERBIO_RECORD", if record { "true" } else { "false" })
         // The load is the point: the caps that protect a user's bill would refuse most of it.
         .env("VERBIO_MAX_CALLS", "1000000")
+        .envs(extra_env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -352,6 +426,49 @@ fn rss_kib(pid: u32) -> f64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0.0)
+}
+
+/// Busy CPU seconds of the whole host (user + nice + system + irq + softirq + steal, all cores).
+fn host_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = stat.lines().next() else {
+        return 0.0;
+    };
+    let f: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    let at = |i: usize| f.get(i).copied().unwrap_or(0.0);
+    (at(0) + at(1) + at(2) + at(5) + at(6) + at(7)) / 100.0
+}
+
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// CPU of the bridge, this process and the host, read at the start and end of a window.
+struct CpuWindow {
+    at: Instant,
+    bridge: f64,
+    generator: f64,
+    host: f64,
+    load: f64,
+}
+
+impl CpuWindow {
+    fn read(bridge_pid: u32) -> Self {
+        CpuWindow {
+            at: Instant::now(),
+            bridge: cpu_seconds(bridge_pid),
+            generator: cpu_seconds(std::process::id()),
+            host: host_busy_seconds(),
+            load: load_average(),
+        }
+    }
 }
 
 /// A call's script: turns of speech, each answered; every other turn interrupts the answer.
@@ -483,6 +600,103 @@ impl Tally {
     }
 }
 
+/// One level through the lean generator (see [`lean_caller`] and [`lean_model`]).
+async fn run_level_lean(
+    calls: usize,
+    seconds: u64,
+    record: bool,
+) -> Result<BenchReport, BenchError> {
+    let meter = std::sync::Arc::new(meter::Meter::default());
+    let model = lean_model::LeanModel::start(lean_model::ModelConfig::default(), meter.clone())
+        .await
+        .map_err(fail)?;
+    let bridge = start_bridge(&model.url(), record, &[])?;
+    let bridge_pid = bridge.child.id();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rss_before = rss_kib(bridge_pid);
+    let frames = std::sync::Arc::new(lean_caller::Frames::new());
+    let client = reqwest::Client::new();
+    let ramp = Duration::from_millis((calls as u64 * 5).clamp(500, 5000));
+    let mut tasks = Vec::with_capacity(calls);
+    for i in 0..calls.min(meter::MAX_SLOTS - 1) {
+        let spec = lean_caller::CallSpec {
+            bridge_base: bridge.base.clone(),
+            auth_token: "bench-auth-token".into(),
+            call_sid: format!("CA{:032x}", i + 1),
+            slot: i + 1,
+            steps: lean_caller::turns(seconds * 1000),
+            max_duration: Duration::from_secs(seconds + 60),
+        };
+        tasks.push(tokio::spawn(lean_caller::run_call(
+            spec,
+            client.clone(),
+            frames.clone(),
+            meter.clone(),
+        )));
+        tokio::time::sleep(ramp / calls.max(1) as u32).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let w0 = CpuWindow::read(bridge_pid);
+    let disk0 = recording_bytes(bridge.data.path());
+    let window = Duration::from_secs(seconds.saturating_sub(4).max(2));
+    tokio::time::sleep(window / 2).await;
+    let rss_during = rss_kib(bridge_pid);
+    tokio::time::sleep(window / 2).await;
+    let w1 = CpuWindow::read(bridge_pid);
+    let window_secs = w1.at.duration_since(w0.at).as_secs_f64();
+    let bridge_cpu = w1.bridge - w0.bridge;
+    let generator_cpu = w1.generator - w0.generator;
+    let other_cores = (w1.host - w0.host - bridge_cpu - generator_cpu).max(0.0)
+        / window_secs.max(f64::MIN_POSITIVE);
+    let disk = recording_bytes(bridge.data.path()).saturating_sub(disk0);
+    let mut outcomes = Vec::with_capacity(calls);
+    for task in tasks {
+        outcomes.push(task.await.map_err(fail)?);
+    }
+    if let Some(o) = outcomes.iter().find(|o| !o.errors.is_empty()) {
+        eprintln!("first caller error ({}): {}", o.call_sid, o.errors[0]);
+    }
+    // Last frames arrive, writers finish their files once their calls end.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for o in &outcomes {
+        meter.finish_call(o.slot);
+    }
+    let recordings_finalized = finalized_recordings(bridge.data.path());
+    let totals = meter.totals();
+    let call_minutes = calls as f64 * window_secs / 60.0;
+    let per = |cpu: f64| cpu / call_minutes.max(f64::MIN_POSITIVE);
+    let mut report = BenchReport {
+        calls,
+        seconds,
+        completed_calls: outcomes
+            .iter()
+            .filter(|o| o.completed && o.errors.is_empty() && o.frames_sent > 0)
+            .count(),
+        inbound: meter.inbound.percentiles(),
+        outbound: meter.outbound.percentiles(),
+        barge_in: meter.barge_in.percentiles(),
+        truncate_error_ms_max: totals.truncate_error_ms_max,
+        truncates: totals.truncates,
+        inbound_bytes_lost: totals.inbound_bytes_lost,
+        outbound_bytes_lost: totals.outbound_bytes_lost,
+        cpu_seconds_per_call_minute: per(bridge_cpu + generator_cpu),
+        bridge_cpu_seconds_per_call_minute: per(bridge_cpu),
+        generator_cpu_seconds_per_call_minute: per(generator_cpu),
+        other_processes_cores: other_cores,
+        load_average: (w0.load, w1.load),
+        generator: "lean".into(),
+        rss_kib_per_call: (rss_during - rss_before).max(0.0) / calls.max(1) as f64,
+        recorded: record,
+        recording_kib_per_second: disk as f64 / 1024.0 / window_secs.max(f64::MIN_POSITIVE),
+        recordings_finalized,
+        holds_targets: false,
+    };
+    report.check();
+    drop(bridge);
+    drop(model);
+    Ok(report)
+}
+
 async fn run_level(calls: usize, seconds: u64, record: bool) -> Result<BenchReport, BenchError> {
     let (rt_tx, mut rt_rx) = mpsc::unbounded_channel();
     let (caller_tx, mut caller_rx) = mpsc::unbounded_channel();
@@ -498,7 +712,7 @@ async fn run_level(calls: usize, seconds: u64, record: bool) -> Result<BenchRepo
     })
     .await
     .map_err(fail)?;
-    let bridge = start_bridge(&model.url(), record)?;
+    let bridge = start_bridge(&model.url(), record, &[])?;
     let bridge_pid = bridge.child.id();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_before = rss_kib(bridge_pid);
@@ -549,19 +763,20 @@ async fn run_level(calls: usize, seconds: u64, record: bool) -> Result<BenchRepo
     // Measure CPU and memory over the steady middle of the run.
     let settle = Duration::from_secs(2);
     tokio::time::sleep(settle).await;
-    let window_start = Instant::now();
-    let cpu0 = cpu_seconds(std::process::id()) + cpu_seconds(bridge_pid);
-    let bridge_cpu0 = cpu_seconds(bridge_pid);
+    let w0 = CpuWindow::read(bridge_pid);
     let disk0 = recording_bytes(bridge.data.path());
     let window = Duration::from_secs(seconds.saturating_sub(4).max(2));
     tokio::time::sleep(window / 2).await;
     let rss_during = rss_kib(bridge_pid);
     tokio::time::sleep(window / 2).await;
-    let elapsed_min = window_start.elapsed().as_secs_f64() / 60.0;
-    let cpu = cpu_seconds(std::process::id()) + cpu_seconds(bridge_pid) - cpu0;
-    let bridge_cpu = cpu_seconds(bridge_pid) - bridge_cpu0;
+    let w1 = CpuWindow::read(bridge_pid);
+    let window_secs = w1.at.duration_since(w0.at).as_secs_f64();
+    let elapsed_min = window_secs / 60.0;
+    let bridge_cpu = w1.bridge - w0.bridge;
+    let generator_cpu = w1.generator - w0.generator;
+    let cpu = bridge_cpu + generator_cpu;
+    let other_cores = (w1.host - w0.host - cpu).max(0.0) / window_secs.max(f64::MIN_POSITIVE);
     let disk = recording_bytes(bridge.data.path()).saturating_sub(disk0);
-    let window_secs = window_start.elapsed().as_secs_f64();
 
     let mut reports: Vec<CallerReport> = Vec::new();
     for task in tasks {
@@ -631,6 +846,10 @@ async fn run_level(calls: usize, seconds: u64, record: bool) -> Result<BenchRepo
         outbound_bytes_lost,
         cpu_seconds_per_call_minute: cpu / call_minutes.max(f64::MIN_POSITIVE),
         bridge_cpu_seconds_per_call_minute: bridge_cpu / call_minutes.max(f64::MIN_POSITIVE),
+        generator_cpu_seconds_per_call_minute: generator_cpu / call_minutes.max(f64::MIN_POSITIVE),
+        other_processes_cores: other_cores,
+        load_average: (w0.load, w1.load),
+        generator: "sim".into(),
         rss_kib_per_call: (rss_during - rss_before).max(0.0) / calls.max(1) as f64,
         recorded: record,
         recording_kib_per_second: disk as f64 / 1024.0 / window_secs.max(f64::MIN_POSITIVE),
@@ -702,7 +921,7 @@ async fn run_setup_burst(calls: usize) -> Result<SetupBurstReport, BenchError> {
     })
     .await
     .map_err(fail)?;
-    let bridge = start_bridge(&model.url(), false)?;
+    let bridge = start_bridge(&model.url(), false, &[])?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (release, released) = tokio::sync::watch::channel(false);
     // One outcome per call as soon as its set-up is done (or failed), before it waits to be released.

@@ -56,7 +56,7 @@ mod script;
 pub mod tool_server;
 pub mod twilio_caller;
 pub mod twilio_rest_tap;
-mod twiml_scan;
+pub(crate) mod twiml_scan;
 
 use std::time::Duration;
 
