@@ -86,6 +86,9 @@ section "Rust tests: desktop, ngrok tunnel and TLS set-up (default features)"
 cargo test --lib -- desktop tunnel tls 2>&1
 
 # Last, so that cargo test's own summary lines end the output.
+section "Soak (short): 20 recorded calls for 1.5 min, rollover under load, barge-ins, tool calls (scripts/soak.sh)"
+bash scripts/soak.sh
+
 section "Rust tests (cargo test --no-default-features), with Prism as Twilio's REST API and a PulseAudio null sink"
 start_test_audio
 bash scripts/prism.sh start
