@@ -131,7 +131,7 @@ pub fn percentiles(samples: &mut [u64]) -> Percentiles {
 }
 
 /// One run's measurements.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct BenchReport {
     pub calls: usize,
     pub seconds: u64,
@@ -471,6 +471,60 @@ impl CpuWindow {
     }
 }
 
+/// What the bridge used over the steady middle of a run (both generators measure it the same way).
+struct SteadyWindow {
+    secs: f64,
+    bridge_cpu: f64,
+    generator_cpu: f64,
+    /// Cores the rest of the host used meanwhile.
+    other_cores: f64,
+    load: (f64, f64),
+    rss_during_kib: f64,
+    /// Bytes the recordings grew by.
+    disk: u64,
+}
+
+impl SteadyWindow {
+    /// Measures from now over a run of `seconds` (its middle, less a little at each end): CPU at both
+    /// ends, RSS half-way, the recordings' growth.
+    async fn measure(bridge_pid: u32, data: &std::path::Path, seconds: u64) -> Self {
+        let w0 = CpuWindow::read(bridge_pid);
+        let disk0 = recording_bytes(data);
+        let window = Duration::from_secs(seconds.saturating_sub(4).max(2));
+        tokio::time::sleep(window / 2).await;
+        let rss_during_kib = rss_kib(bridge_pid);
+        tokio::time::sleep(window / 2).await;
+        let w1 = CpuWindow::read(bridge_pid);
+        let secs = w1.at.duration_since(w0.at).as_secs_f64();
+        let bridge_cpu = w1.bridge - w0.bridge;
+        let generator_cpu = w1.generator - w0.generator;
+        SteadyWindow {
+            secs,
+            bridge_cpu,
+            generator_cpu,
+            other_cores: (w1.host - w0.host - bridge_cpu - generator_cpu).max(0.0)
+                / secs.max(f64::MIN_POSITIVE),
+            load: (w0.load, w1.load),
+            rss_during_kib,
+            disk: recording_bytes(data).saturating_sub(disk0),
+        }
+    }
+
+    /// Fills the report's CPU, host, memory and disk figures for `calls` calls (RSS above `rss_before_kib`).
+    fn fill(&self, report: &mut BenchReport, rss_before_kib: f64) {
+        let call_minutes = (report.calls as f64 * self.secs / 60.0).max(f64::MIN_POSITIVE);
+        report.cpu_seconds_per_call_minute = (self.bridge_cpu + self.generator_cpu) / call_minutes;
+        report.bridge_cpu_seconds_per_call_minute = self.bridge_cpu / call_minutes;
+        report.generator_cpu_seconds_per_call_minute = self.generator_cpu / call_minutes;
+        report.other_processes_cores = self.other_cores;
+        report.load_average = self.load;
+        report.rss_kib_per_call =
+            (self.rss_during_kib - rss_before_kib).max(0.0) / report.calls.max(1) as f64;
+        report.recording_kib_per_second =
+            self.disk as f64 / 1024.0 / self.secs.max(f64::MIN_POSITIVE);
+    }
+}
+
 /// A call's script: turns of speech, each answered; every other turn interrupts the answer.
 fn script(seconds: u64) -> Vec<CallerStep> {
     let mut steps = vec![CallerStep::Silence(300)];
@@ -636,19 +690,7 @@ async fn run_level_lean(
         tokio::time::sleep(ramp / calls.max(1) as u32).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let w0 = CpuWindow::read(bridge_pid);
-    let disk0 = recording_bytes(bridge.data.path());
-    let window = Duration::from_secs(seconds.saturating_sub(4).max(2));
-    tokio::time::sleep(window / 2).await;
-    let rss_during = rss_kib(bridge_pid);
-    tokio::time::sleep(window / 2).await;
-    let w1 = CpuWindow::read(bridge_pid);
-    let window_secs = w1.at.duration_since(w0.at).as_secs_f64();
-    let bridge_cpu = w1.bridge - w0.bridge;
-    let generator_cpu = w1.generator - w0.generator;
-    let other_cores = (w1.host - w0.host - bridge_cpu - generator_cpu).max(0.0)
-        / window_secs.max(f64::MIN_POSITIVE);
-    let disk = recording_bytes(bridge.data.path()).saturating_sub(disk0);
+    let steady = SteadyWindow::measure(bridge_pid, bridge.data.path(), seconds).await;
     let mut outcomes = Vec::with_capacity(calls);
     for task in tasks {
         outcomes.push(task.await.map_err(fail)?);
@@ -663,8 +705,6 @@ async fn run_level_lean(
     }
     let recordings_finalized = finalized_recordings(bridge.data.path());
     let totals = meter.totals();
-    let call_minutes = calls as f64 * window_secs / 60.0;
-    let per = |cpu: f64| cpu / call_minutes.max(f64::MIN_POSITIVE);
     let mut report = BenchReport {
         calls,
         seconds,
@@ -679,18 +719,12 @@ async fn run_level_lean(
         truncates: totals.truncates,
         inbound_bytes_lost: totals.inbound_bytes_lost,
         outbound_bytes_lost: totals.outbound_bytes_lost,
-        cpu_seconds_per_call_minute: per(bridge_cpu + generator_cpu),
-        bridge_cpu_seconds_per_call_minute: per(bridge_cpu),
-        generator_cpu_seconds_per_call_minute: per(generator_cpu),
-        other_processes_cores: other_cores,
-        load_average: (w0.load, w1.load),
         generator: "lean".into(),
-        rss_kib_per_call: (rss_during - rss_before).max(0.0) / calls.max(1) as f64,
         recorded: record,
-        recording_kib_per_second: disk as f64 / 1024.0 / window_secs.max(f64::MIN_POSITIVE),
         recordings_finalized,
-        holds_targets: false,
+        ..BenchReport::default()
     };
+    steady.fill(&mut report, rss_before);
     report.check();
     drop(bridge);
     drop(model);
@@ -763,20 +797,7 @@ async fn run_level(calls: usize, seconds: u64, record: bool) -> Result<BenchRepo
     // Measure CPU and memory over the steady middle of the run.
     let settle = Duration::from_secs(2);
     tokio::time::sleep(settle).await;
-    let w0 = CpuWindow::read(bridge_pid);
-    let disk0 = recording_bytes(bridge.data.path());
-    let window = Duration::from_secs(seconds.saturating_sub(4).max(2));
-    tokio::time::sleep(window / 2).await;
-    let rss_during = rss_kib(bridge_pid);
-    tokio::time::sleep(window / 2).await;
-    let w1 = CpuWindow::read(bridge_pid);
-    let window_secs = w1.at.duration_since(w0.at).as_secs_f64();
-    let elapsed_min = window_secs / 60.0;
-    let bridge_cpu = w1.bridge - w0.bridge;
-    let generator_cpu = w1.generator - w0.generator;
-    let cpu = bridge_cpu + generator_cpu;
-    let other_cores = (w1.host - w0.host - cpu).max(0.0) / window_secs.max(f64::MIN_POSITIVE);
-    let disk = recording_bytes(bridge.data.path()).saturating_sub(disk0);
+    let steady = SteadyWindow::measure(bridge_pid, bridge.data.path(), seconds).await;
 
     let mut reports: Vec<CallerReport> = Vec::new();
     for task in tasks {
@@ -829,7 +850,6 @@ async fn run_level(calls: usize, seconds: u64, record: bool) -> Result<BenchRepo
         .filter(|(_, item, _)| !interrupted.contains(item))
         .map(|(_, _, bytes)| *bytes as u64)
         .sum();
-    let call_minutes = calls as f64 * elapsed_min;
     let mut report = BenchReport {
         calls,
         seconds,
@@ -844,18 +864,12 @@ async fn run_level(calls: usize, seconds: u64, record: bool) -> Result<BenchRepo
         truncates,
         inbound_bytes_lost,
         outbound_bytes_lost,
-        cpu_seconds_per_call_minute: cpu / call_minutes.max(f64::MIN_POSITIVE),
-        bridge_cpu_seconds_per_call_minute: bridge_cpu / call_minutes.max(f64::MIN_POSITIVE),
-        generator_cpu_seconds_per_call_minute: generator_cpu / call_minutes.max(f64::MIN_POSITIVE),
-        other_processes_cores: other_cores,
-        load_average: (w0.load, w1.load),
         generator: "sim".into(),
-        rss_kib_per_call: (rss_during - rss_before).max(0.0) / calls.max(1) as f64,
         recorded: record,
-        recording_kib_per_second: disk as f64 / 1024.0 / window_secs.max(f64::MIN_POSITIVE),
         recordings_finalized,
-        holds_targets: false,
+        ..BenchReport::default()
     };
+    steady.fill(&mut report, rss_before);
     report.check();
     drop(bridge);
     Ok(report)
