@@ -824,25 +824,10 @@ impl Session {
                 Some("session"),
             );
         };
-        for (key, value) in patch {
-            if key != "audio" {
-                self.session[key] = value.clone();
-                continue;
-            }
-            let Some(audio) = value.as_object() else {
-                continue;
-            };
-            for (direction, fields) in audio {
-                let Some(fields) = fields.as_object() else {
-                    continue;
-                };
-                for (field, value) in fields {
-                    if field == "transcription" {
-                        self.transcription_off = value.is_null();
-                    }
-                    self.session["audio"][direction.as_str()][field.as_str()] = value.clone();
-                }
-            }
+        if let Some(off) =
+            crate::sim::realtime_session::merge_session_update(&mut self.session, patch)
+        {
+            self.transcription_off = off;
         }
         let session = self.session.clone();
         self.push(json!({"type": "session.updated", "session": session}));

@@ -50,7 +50,7 @@ pub mod mcp_server;
 pub mod microphone;
 mod playout;
 pub mod realtime_server;
-mod realtime_session;
+pub(crate) mod realtime_session;
 pub mod responses_server;
 mod script;
 pub mod tool_server;

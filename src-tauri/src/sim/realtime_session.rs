@@ -395,30 +395,8 @@ impl Session {
     /// Merges an accepted update: `audio.input` and `audio.output` key by key, a turn detection of the same
     /// type key by key (of another type: its defaults, then the update's keys), everything else replaced.
     fn apply_update(&mut self, patch: &Map<String, Value>) {
-        for (key, value) in patch {
-            if key != "audio" {
-                self.session[key] = value.clone();
-                continue;
-            }
-            let Some(audio) = value.as_object() else {
-                continue;
-            };
-            for (direction, fields) in audio {
-                let Some(fields) = fields.as_object() else {
-                    continue;
-                };
-                for (field, value) in fields {
-                    let target = &mut self.session["audio"][direction.as_str()][field.as_str()];
-                    if field == "turn_detection" && value.is_object() {
-                        *target = merged_turn_detection(target, value);
-                    } else {
-                        if field == "transcription" {
-                            self.transcription_nulled = value.is_null();
-                        }
-                        *target = value.clone();
-                    }
-                }
-            }
+        if let Some(nulled) = merge_session_update(&mut self.session, patch) {
+            self.transcription_nulled = nulled;
         }
     }
 
@@ -988,6 +966,44 @@ impl Conversation for Session {
             .iter()
             .any(|item| item.call_id.as_deref() == Some(call_id))
     }
+}
+
+/// Merges an accepted `session.update` into `session` as the service does: `audio.input` and
+/// `audio.output` key by key, a turn detection of the same type key by key (of another type: its
+/// defaults, then the update's keys), everything else replaced. Returns whether the update turned input
+/// transcription off (`Some(true)`) or on (`Some(false)`), `None` when it did not touch it. The lean bench
+/// model merges with it too.
+pub(crate) fn merge_session_update(
+    session: &mut Value,
+    patch: &Map<String, Value>,
+) -> Option<bool> {
+    let mut transcription_nulled = None;
+    for (key, value) in patch {
+        if key != "audio" {
+            session[key] = value.clone();
+            continue;
+        }
+        let Some(audio) = value.as_object() else {
+            continue;
+        };
+        for (direction, fields) in audio {
+            let Some(fields) = fields.as_object() else {
+                continue;
+            };
+            for (field, value) in fields {
+                let target = &mut session["audio"][direction.as_str()][field.as_str()];
+                if field == "turn_detection" && value.is_object() {
+                    *target = merged_turn_detection(target, value);
+                } else {
+                    if field == "transcription" {
+                        transcription_nulled = Some(value.is_null());
+                    }
+                    *target = value.clone();
+                }
+            }
+        }
+    }
+    transcription_nulled
 }
 
 /// A turn detection update: merged into the current one of the same type, else onto that type's defaults.
