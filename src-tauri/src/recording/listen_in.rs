@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::Serialize;
 use tokio::sync::broadcast::{self, error::TryRecvError};
@@ -38,32 +38,58 @@ pub enum LiveAudio {
     Clear { at_us: u64 },
 }
 
+/// One call's live feed. Its channel is made by the first listener: a `broadcast` channel keeps its
+/// [`LIVE_CAPACITY`] slots from the start (3.5 KiB), and most calls are never listened to.
+#[derive(Default)]
+pub struct LiveTap {
+    tx: OnceLock<broadcast::Sender<LiveAudio>>,
+}
+
+impl LiveTap {
+    /// True when someone is listening now.
+    pub fn has_listeners(&self) -> bool {
+        self.tx.get().is_some_and(|tx| tx.receiver_count() > 0)
+    }
+
+    /// Hands `audio` to the listeners; false when there are none.
+    pub fn send(&self, audio: LiveAudio) -> bool {
+        self.tx.get().is_some_and(|tx| tx.send(audio).is_ok())
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<LiveAudio> {
+        self.tx
+            .get_or_init(|| broadcast::channel(LIVE_CAPACITY).0)
+            .subscribe()
+    }
+}
+
 /// The live feeds of active calls.
 #[derive(Default)]
 pub struct LiveTaps {
-    calls: Mutex<HashMap<String, broadcast::Sender<LiveAudio>>>,
+    calls: Mutex<HashMap<String, Arc<LiveTap>>>,
 }
 
 impl LiveTaps {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, broadcast::Sender<LiveAudio>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LiveTap>>> {
         self.calls.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The bridge's side of a call's feed (replaces a stale one with the same SID).
-    pub fn open(&self, call_sid: &str) -> broadcast::Sender<LiveAudio> {
-        let (tx, _) = broadcast::channel(LIVE_CAPACITY);
+    /// The bridge's side of a call's feed (replaces a stale one with the same SID). The call is live
+    /// while the bridge holds it.
+    pub fn open(&self, call_sid: &str) -> Arc<LiveTap> {
+        let tap = Arc::new(LiveTap::default());
         let mut calls = self.lock();
-        calls.retain(|_, tx| tx.strong_count() > 1 || tx.receiver_count() > 0);
-        calls.insert(call_sid.to_string(), tx.clone());
-        tx
+        calls.retain(|_, tap| Arc::strong_count(tap) > 1 || tap.has_listeners());
+        calls.insert(call_sid.to_string(), tap.clone());
+        tap
     }
 
     /// A listener for a live call, if it is live.
     pub fn subscribe(&self, call_sid: &str) -> Option<broadcast::Receiver<LiveAudio>> {
         let calls = self.lock();
-        let tx = calls.get(call_sid)?;
-        // Only the registry's own clone left: the call is over.
-        (tx.strong_count() > 1).then(|| tx.subscribe())
+        let tap = calls.get(call_sid)?;
+        // Only the registry's own reference left: the call is over.
+        (Arc::strong_count(tap) > 1).then(|| tap.subscribe())
     }
 }
 
@@ -313,11 +339,16 @@ mod tests {
         let taps = LiveTaps::default();
         assert!(taps.subscribe("CA1").is_none());
         let tx = taps.open("CA1");
+        assert!(
+            !tx.send(audio(Side::Caller, 0, 20, 0x80)),
+            "no channel before a listener"
+        );
+        assert!(tx.tx.get().is_none());
         let mutes = Arc::new(Mutes::default());
         let mut mixer = LiveMixer::new(taps.subscribe("CA1").unwrap(), mutes.clone());
         // 0x80 decodes to a loud positive sample, 0xFF to silence.
-        tx.send(audio(Side::Caller, 1000, 20, 0x80)).unwrap();
-        tx.send(audio(Side::Agent, 1010, 20, 0x80)).unwrap();
+        assert!(tx.send(audio(Side::Caller, 1000, 20, 0x80)));
+        assert!(tx.send(audio(Side::Agent, 1010, 20, 0x80)));
         let mut out = vec![0f32; (8 * PREBUFFER_MS) as usize];
         mixer.fill(&mut out);
         // The prebuffer's silence first.
@@ -331,27 +362,25 @@ mod tests {
             "both sides"
         );
         mutes.caller.store(true, Ordering::Relaxed);
-        tx.send(audio(Side::Caller, 1030, 20, 0x80)).unwrap();
+        assert!(tx.send(audio(Side::Caller, 1030, 20, 0x80)));
         let mut out = vec![0f32; 8 * 20];
         mixer.fill(&mut out);
         assert!(out.iter().all(|s| *s == 0.0), "caller muted");
 
         // Agent audio queued seconds ahead (streamed faster than real time) waits for its turn.
-        tx.send(audio(Side::Agent, 1100, 2000, 0x80)).unwrap();
+        assert!(tx.send(audio(Side::Agent, 1100, 2000, 0x80)));
         mixer.fill(&mut [0f32; 8]);
         assert!(mixer.delay_ms() <= MAX_DELAY_MS);
         assert!(mixer.buf.len() >= 8 * 2000, "queued agent audio kept");
         // A burst of caller frames far ahead of the playhead (the monitor stalled) is caught up.
         for i in 0..40 {
-            tx.send(audio(Side::Caller, 1100 + i * 20, 20, 0x80))
-                .unwrap();
+            assert!(tx.send(audio(Side::Caller, 1100 + i * 20, 20, 0x80)));
         }
         mixer.fill(&mut [0f32; 8]);
         assert!(mixer.delay_ms() <= MAX_DELAY_MS, "{}", mixer.delay_ms());
         // More than the channel holds: the oldest are dropped, never blocking the sender.
         for i in 0..(LIVE_CAPACITY as u64 * 2) {
-            tx.send(audio(Side::Caller, 2000 + i * 20, 20, 0xFF))
-                .unwrap();
+            assert!(tx.send(audio(Side::Caller, 2000 + i * 20, 20, 0xFF)));
         }
         mixer.fill(&mut [0f32; 8]);
         assert!(mixer.dropped > 0);
@@ -365,11 +394,11 @@ mod tests {
         let taps = LiveTaps::default();
         let tx = taps.open("CA2");
         let mut mixer = LiveMixer::new(taps.subscribe("CA2").unwrap(), Arc::new(Mutes::default()));
-        tx.send(audio(Side::Caller, 0, 20, 0x80)).unwrap();
+        assert!(tx.send(audio(Side::Caller, 0, 20, 0x80)));
         // The device asks for far more than has arrived.
         mixer.fill(&mut vec![0f32; 8 * 200]);
         // The next frame arrives late: it is played, not dropped as already past.
-        tx.send(audio(Side::Caller, 20, 20, 0x80)).unwrap();
+        assert!(tx.send(audio(Side::Caller, 20, 20, 0x80)));
         let mut out = vec![0f32; 8 * 20];
         mixer.fill(&mut out);
         assert!(out.iter().all(|s| s.abs() > 0.5), "late frame played");

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use base64::Engine;
 use tracing::warn;
 
-use super::listen_in::{LiveAudio, LiveTaps};
+use super::listen_in::{LiveAudio, LiveTap, LiveTaps};
 use super::recorder_settings::RecorderSettings;
 use super::wav_writer::{Side, SAMPLE_RATE};
 use super::writer::{Feed, WriterJob, WriterPool};
@@ -120,7 +120,7 @@ impl Drop for WriterLink {
 /// never blocks.
 pub struct CallRecording {
     writer: Option<WriterLink>,
-    live: tokio::sync::broadcast::Sender<LiveAudio>,
+    live: Arc<LiveTap>,
 }
 
 /// The μ-law in a Twilio `media` payload; `None` when it is not base64 (the bridge reports that).
@@ -142,7 +142,7 @@ impl CallRecording {
 
     /// True when someone is listening in now.
     pub fn has_listeners(&self) -> bool {
-        self.live.receiver_count() > 0
+        self.live.has_listeners()
     }
 
     /// A copy of `mulaw` of `side` from `start_us` into the feed (no allocation once it is warm).
@@ -156,9 +156,7 @@ impl CallRecording {
     }
 
     fn publish(&self, audio: LiveAudio) {
-        if self.has_listeners() {
-            let _ = self.live.send(audio);
-        }
+        self.live.send(audio);
     }
 
     /// A caller frame starting at `start_us`: to the file and to listeners.

@@ -202,6 +202,12 @@ impl TimelineWav {
         &self.path
     }
 
+    /// Sizes the window for `frames` up front, so it does not grow by doubling past what steady
+    /// writing needs (it still grows when audio runs further ahead).
+    pub fn reserve_window(&mut self, frames: usize) {
+        self.window.reserve_exact(frames * 2);
+    }
+
     /// Frames on disk.
     pub fn committed_frames(&self) -> u64 {
         self.committed

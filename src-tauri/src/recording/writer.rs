@@ -192,6 +192,11 @@ impl CommitPolicy {
         }
     }
 
+    /// Frames the window holds in steady writing: the lag, a commit's worth, and a tick's arrivals.
+    fn steady_window(&self) -> u64 {
+        self.lag + self.every + TICK.as_millis() as u64 * FRAMES_PER_MS
+    }
+
     /// The frame to write up to, or `None` while fewer than `every` frames are settled. `caller_end`
     /// is the end of the newest caller audio (the clock), `newest` the end of any audio.
     fn commit_to(&self, committed: u64, caller_end: u64, newest: u64) -> Option<u64> {
@@ -228,7 +233,7 @@ fn run(jobs: Receiver<WriterJob>, store: StoreHandle, settings: RecorderSettings
                 jobs.try_recv()
             };
             match next {
-                Ok(job) => slots.push(start(job, &store)),
+                Ok(job) => slots.push(start(job, &store, policy)),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     open = false;
@@ -251,7 +256,7 @@ fn run(jobs: Receiver<WriterJob>, store: StoreHandle, settings: RecorderSettings
     }
 }
 
-fn start(job: WriterJob, store: &StoreHandle) -> Slot {
+fn start(job: WriterJob, store: &StoreHandle, policy: CommitPolicy) -> Slot {
     let file_name = job
         .path
         .file_name()
@@ -261,7 +266,11 @@ fn start(job: WriterJob, store: &StoreHandle) -> Slot {
         Some(dir) => std::fs::create_dir_all(dir).map_err(|e| e.to_string()),
         None => Ok(()),
     }
-    .and_then(|_| TimelineWav::create(&job.path).map_err(|e| e.to_string()));
+    .and_then(|_| TimelineWav::create(&job.path).map_err(|e| e.to_string()))
+    .map(|mut wav| {
+        wav.reserve_window(policy.steady_window() as usize);
+        wav
+    });
     let insert = store.add_recording(NewRecording {
         call_sid: job.call_sid.clone(),
         source: "local".into(),

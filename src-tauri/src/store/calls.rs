@@ -3,6 +3,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
+use super::savepoint::atomically;
 use super::StoreError;
 use crate::telephony::twilio::direction::Direction;
 
@@ -87,10 +88,11 @@ pub fn insert_started(
 /// Makes sure a row exists for `call_sid`, so rows referring to it are never lost.
 /// Returns true when a placeholder was inserted.
 pub fn ensure_exists(conn: &Connection, call_sid: &str, at_ms: i64) -> Result<bool, StoreError> {
-    let inserted = conn.execute(
-        "INSERT OR IGNORE INTO calls (call_sid, status, started_at_ms) VALUES (?1, ?2, ?3)",
-        params![call_sid, STATUS_IN_PROGRESS, at_ms],
-    )?;
+    let inserted = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO calls (call_sid, status, started_at_ms) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![call_sid, STATUS_IN_PROGRESS, at_ms])?;
     Ok(inserted > 0)
 }
 
@@ -388,13 +390,15 @@ pub fn insert_response(
     call_sid: &str,
     response: &ResponseRecord,
 ) -> Result<(), StoreError> {
-    let tx = conn.savepoint()?;
-    ensure_exists(&tx, call_sid, response.at_ms)?;
-    let u = response.usage.unwrap_or_default();
-    tx.execute(
+    atomically(conn, |tx| {
+        ensure_exists(tx, call_sid, response.at_ms)?;
+        let u = response.usage.unwrap_or_default();
+        tx.prepare_cached(
         "INSERT INTO call_responses (call_sid, response_id, status, reason, input_text, input_audio,
              input_cached, output_text, output_audio, has_usage, at_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(
         params![
             call_sid,
             response.response_id,
@@ -409,8 +413,8 @@ pub fn insert_response(
             response.at_ms
         ],
     )?;
-    tx.commit()?;
-    Ok(())
+        Ok(())
+    })
 }
 
 /// A call's model responses, oldest first.

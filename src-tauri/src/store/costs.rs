@@ -5,6 +5,7 @@
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
+use super::savepoint::atomically;
 use super::{calls, StoreError};
 use crate::costs::{pico_to_usd, CostSource, Metered};
 
@@ -28,14 +29,15 @@ fn as_u64(v: i64) -> u64 {
 }
 
 pub fn insert(conn: &mut Connection, call_sid: &str, r: &CostRecord) -> Result<(), StoreError> {
-    let tx = conn.savepoint()?;
-    calls::ensure_exists(&tx, call_sid, r.at_ms)?;
-    let u = &r.usage;
-    tx.execute(
-        "INSERT INTO call_costs (call_sid, source, model, input_text, input_audio, cached_text,
+    atomically(conn, |tx| {
+        calls::ensure_exists(tx, call_sid, r.at_ms)?;
+        let u = &r.usage;
+        tx.prepare_cached(
+            "INSERT INTO call_costs (call_sid, source, model, input_text, input_audio, cached_text,
              cached_audio, output_text, output_audio, audio_ms, cost_pico, priced, at_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        params![
+        )?
+        .execute(params![
             call_sid,
             r.source.as_str(),
             r.model,
@@ -49,10 +51,9 @@ pub fn insert(conn: &mut Connection, call_sid: &str, r: &CostRecord) -> Result<(
             as_i64(r.cost_pico),
             r.priced,
             r.at_ms
-        ],
-    )?;
-    tx.commit()?;
-    Ok(())
+        ])?;
+        Ok(())
+    })
 }
 
 /// Dollars per source.

@@ -290,6 +290,8 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     };
     let mut conn = Connection::open(path).map_err(|e| classify(StoreError::Sqlite(e)))?;
     migrations::configure(&conn).map_err(classify)?;
+    // Room for every statement the event writers and the library's queries cache.
+    conn.set_prepared_statement_cache_capacity(64);
     migrations::migrate(&mut conn).map_err(classify)?;
     Ok(conn)
 }

@@ -4,6 +4,7 @@
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
+use super::savepoint::atomically;
 use super::{calls, StoreError};
 
 /// One answered turn, as stored.
@@ -44,12 +45,13 @@ pub fn insert(
     turn: &TurnLatencyRecord,
 ) -> Result<(), StoreError> {
     let at_ms = turn.at_ms;
-    let tx = conn.savepoint()?;
-    calls::ensure_exists(&tx, call_sid, at_ms)?;
-    tx.execute(
-        "INSERT INTO turn_latencies (call_sid, offset_ms, total_ms, endpointing_ms, model_ms,
+    atomically(conn, |tx| {
+        calls::ensure_exists(tx, call_sid, at_ms)?;
+        tx.prepare_cached(
+            "INSERT INTO turn_latencies (call_sid, offset_ms, total_ms, endpointing_ms, model_ms,
              playout_ms, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
+        )?
+        .execute(params![
             call_sid,
             as_i64(turn.offset_ms),
             as_i64(turn.total_ms),
@@ -57,10 +59,9 @@ pub fn insert(
             as_i64(turn.model_ms),
             as_i64(turn.playout_ms),
             at_ms
-        ],
-    )?;
-    tx.commit()?;
-    Ok(())
+        ])?;
+        Ok(())
+    })
 }
 
 /// A call's answered turns, in stream order.
@@ -88,21 +89,21 @@ pub fn insert_barge_in(
     b: &BargeInRecord,
     at_ms: i64,
 ) -> Result<(), StoreError> {
-    let tx = conn.savepoint()?;
-    calls::ensure_exists(&tx, call_sid, at_ms)?;
-    tx.execute(
-        "INSERT INTO barge_ins (call_sid, offset_ms, reaction_ms, heard_ms, at_ms)
+    atomically(conn, |tx| {
+        calls::ensure_exists(tx, call_sid, at_ms)?;
+        tx.prepare_cached(
+            "INSERT INTO barge_ins (call_sid, offset_ms, reaction_ms, heard_ms, at_ms)
          VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
+        )?
+        .execute(params![
             call_sid,
             as_i64(b.offset_ms),
             b.reaction_ms.map(as_i64),
             as_i64(b.heard_ms),
             at_ms
-        ],
-    )?;
-    tx.commit()?;
-    Ok(())
+        ])?;
+        Ok(())
+    })
 }
 
 /// A call's barge-ins, in stream order.

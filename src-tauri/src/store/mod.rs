@@ -15,6 +15,7 @@
 //! - [`settings`]: small app choices remembered between runs (never secrets).
 //! - [`summaries`]: each call's post-call summary, and its words for search.
 //! - [`recordings`]: the `recordings` table and transcript search (FTS5).
+//! - [`savepoint`]: atomic event writes with statements compiled once.
 
 use std::path::PathBuf;
 
@@ -26,6 +27,7 @@ pub mod latency;
 pub mod migrations;
 pub mod operator;
 pub mod recordings;
+pub mod savepoint;
 pub mod settings;
 pub mod summaries;
 pub mod tool_calls;

@@ -4,6 +4,7 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
+use super::savepoint::atomically;
 use super::{calls, StoreError};
 use crate::types::Speaker;
 
@@ -46,25 +47,25 @@ impl FromSql for SpeakerColumn {
 /// Stores a line. If its call has no row yet (the start was lost or arrives later), a
 /// placeholder call row is made first so the line is kept.
 pub fn insert(conn: &mut Connection, line: &NewTranscript) -> Result<i64, StoreError> {
-    let tx = conn.savepoint()?;
-    calls::ensure_exists(&tx, line.call_sid, line.at_ms)?;
-    // SQLite integers are signed; an offset past i64::MAX (292 million years) is clamped.
-    let offset = i64::try_from(line.offset_ms).unwrap_or(i64::MAX);
-    tx.execute(
-        "INSERT INTO transcripts (call_sid, speaker, text, offset_ms, interrupted, at_ms)
+    atomically(conn, |tx| {
+        calls::ensure_exists(tx, line.call_sid, line.at_ms)?;
+        // SQLite integers are signed; an offset past i64::MAX (292 million years) is clamped.
+        let offset = i64::try_from(line.offset_ms).unwrap_or(i64::MAX);
+        tx.prepare_cached(
+            "INSERT INTO transcripts (call_sid, speaker, text, offset_ms, interrupted, at_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
+        )?
+        .execute(params![
             line.call_sid,
             line.speaker.as_str(),
             line.text,
             offset,
             line.interrupted,
             line.at_ms
-        ],
-    )?;
-    let id = tx.last_insert_rowid();
-    tx.commit()?;
-    Ok(id)
+        ])?;
+        let id = tx.last_insert_rowid();
+        Ok(id)
+    })
 }
 
 /// A call's transcript in spoken order: by offset into the stream, then by arrival.

@@ -28,8 +28,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::calls::registry::ActiveCall;
 use crate::calls::registry::CallRegistry;
+use crate::calls::registry::{ActiveCall, CallControl};
 use crate::calls::session_settings::SessionSettings;
 use crate::config::BridgeSettings;
 use crate::events::{CallEvent, EventBus};
@@ -215,18 +215,22 @@ pub async fn handle_media_socket(deps: Arc<BridgeDeps>, socket: WebSocket, publi
         to: info.to,
         at_ms: info.started_at_ms,
     });
-    let span = tracing::info_span!("call", call_sid = %call_sid);
-    let mut call = Call::new(deps.clone(), session, call_sid.clone(), stream_sid, twilio);
     // A call opts out of recording in its plan (calls the app places) or with
     // `<Parameter name="record" value="false"/>`.
     let record = pending.plan.as_ref().is_none_or(|p| p.record)
         && start.custom_parameters.get("record").map(String::as_str) != Some("false");
-    call.recording = deps
+    let recording = deps
         .recorder
         .as_ref()
         .map(|r| r.start_call(&call_sid, info.started_at_ms, record));
-    // Its own task, so a panic inside one call is contained and still reported as that call's end.
-    let task = tokio::spawn(call.run(control_rx).instrument(span));
+    let call = Box::new(Call::new(
+        deps.clone(),
+        session,
+        call_sid.clone(),
+        stream_sid,
+        twilio,
+    ));
+    let task = spawn_call(call, recording, control_rx, &call_sid);
     let reason = match task.await {
         Ok(reason) => reason,
         Err(e) => {
@@ -242,6 +246,20 @@ pub async fn handle_media_socket(deps: Arc<BridgeDeps>, socket: WebSocket, publi
         failed: reason.failed(),
         at_ms: now_ms(),
     });
+}
+
+/// Runs `call` in its own task, so a panic inside one call is contained and still reported as that
+/// call's end. Not async, so nothing it touches takes room in [`handle_media_socket`]'s state, which
+/// lives as long as the call.
+fn spawn_call(
+    mut call: Box<Call>,
+    recording: Option<crate::recording::CallRecording>,
+    control: mpsc::Receiver<CallControl>,
+    call_sid: &str,
+) -> tokio::task::JoinHandle<EndReason> {
+    call.recording = recording;
+    let span = tracing::info_span!("call", call_sid = %call_sid);
+    tokio::spawn(call.run(control).instrument(span))
 }
 
 /// Reads until Twilio's `start`. Media before `start` is ignored; a silent or closed socket is refused.

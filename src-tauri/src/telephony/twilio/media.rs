@@ -120,6 +120,18 @@ fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Er
     Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
+/// The fast path for the 50-a-second `media` frames: a flat struct skips the fields it does not name
+/// in one pass, where the internally tagged [`Inbound`] first buffers the whole message (every key and
+/// value) to find its tag. Anything else, or anything this refuses, takes the full parse, so both
+/// paths accept and refuse the same messages.
+#[derive(Deserialize)]
+struct MediaOnly<'a> {
+    #[serde(borrow)]
+    event: Cow<'a, str>,
+    #[serde(default, borrow)]
+    media: Option<MediaChunk<'a>>,
+}
+
 /// Parses one text frame from Twilio.
 ///
 /// ```
@@ -131,6 +143,20 @@ pub fn parse(text: &str) -> Result<Inbound<'_>, MediaError> {
     if text.len() > MAX_MESSAGE_BYTES {
         return Err(MediaError::TooLarge(text.len()));
     }
+    if let Ok(MediaOnly {
+        event,
+        media: Some(media),
+    }) = serde_json::from_str::<MediaOnly<'_>>(text)
+    {
+        if event == "media" {
+            return Ok(Inbound::Media { media });
+        }
+    }
+    parse_tagged(text)
+}
+
+/// The full parse of any Twilio message (after the size check).
+fn parse_tagged(text: &str) -> Result<Inbound<'_>, MediaError> {
     let mut message: Inbound<'_> =
         serde_json::from_str(text).map_err(|e| MediaError::Malformed(short(&e.to_string())))?;
     if let Inbound::Start { stream_sid, start } = &mut message {
@@ -305,6 +331,28 @@ mod tests {
             let err = stream_sid(text).unwrap_err();
             assert_eq!(err, MediaError::StartWithoutStreamSid, "{text}");
             assert!(err.to_string().contains("start.streamSid"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_media_fast_path_agrees_with_the_full_parse() {
+        let cases = [
+            r#"{"event":"media","sequenceNumber":"3","streamSid":"MZ18","media":{"track":"inbound","chunk":"2","timestamp":"5120","payload":"/////w=="}}"#,
+            r#"{"media":{"payload":"AAAA","timestamp":"20"},"streamSid":"MZ","event":"media"}"#,
+            r#"{"event":"media","media":{"payload":"AA\/A"}}"#,
+            r#"{"event":"media","media":{"track":"inbound"}}"#,
+            r#"{"event":"media"}"#,
+            r#"{"event":"media","media":null}"#,
+            r#"{"event":"media","media":{"payload":7}}"#,
+            r#"{"event":"media","event":"mark","media":{"payload":"AAAA"}}"#,
+            r#"{"event":"mark","media":{"payload":"AAAA"},"mark":{"name":"a1"}}"#,
+            r#"{"event":"Media","media":{"payload":"AAAA"}}"#,
+            r#"{"event":"media","media":{"payload":"AAAA"}} trailing"#,
+            r#"{"event":"media","media":{"payload":"AAAA","timestamp":5}}"#,
+            r#"["media"]"#,
+        ];
+        for text in cases {
+            assert_eq!(parse(text), parse_tagged(text), "{text}");
         }
     }
 
