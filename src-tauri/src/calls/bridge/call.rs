@@ -196,7 +196,8 @@ pub(super) struct Call {
     /// Caller audio held while no configured session takes it: (stream time, bytes, base64 payload).
     held_audio: VecDeque<(StreamUs, usize, String)>,
     next_event: u64,
-    sent: VecDeque<(String, Sent)>,
+    /// Kept by number (the id is `vb_<n>`): 64 strings a call were 4 KiB.
+    sent: VecDeque<(u64, Sent)>,
     bad_frames: u64,
     /// The call's recording and listen-in tap (never blocks; see `recording::recorder`).
     pub(super) recording: Option<crate::recording::CallRecording>,
@@ -1024,7 +1025,7 @@ impl Call {
         if self.sent.len() == SENT_EVENTS_KEPT {
             self.sent.pop_front();
         }
-        self.sent.push_back((id.clone(), kind));
+        self.sent.push_back((self.next_event, kind));
         id
     }
 
@@ -1035,8 +1036,8 @@ impl Call {
     }
 
     fn sent_kind(&self, event_id: Option<&str>) -> Option<Sent> {
-        let id = event_id?;
-        self.sent.iter().find(|(e, _)| e == id).map(|(_, k)| *k)
+        let n: u64 = event_id?.strip_prefix(EVENT_ID_PREFIX)?.parse().ok()?;
+        self.sent.iter().find(|(e, _)| *e == n).map(|(_, k)| *k)
     }
 
     // ---- Twilio side -------------------------------------------------------------------------
