@@ -579,12 +579,13 @@ impl Line {
                     return Ok(());
                 }
                 self.outcome.media_received += 1;
+                let mut response = None;
                 for offset in (0..self.audio.len()).step_by(160) {
                     if let Some(tag) = read_tag(&self.audio[offset..]) {
-                        self.meter.delta_received(self.slot, tag);
+                        response = response.or(self.meter.delta_received(self.slot, tag));
                     }
                 }
-                self.playout.enqueue_audio(self.audio.len());
+                self.playout.enqueue_audio(self.audio.len(), response);
             }
             "mark" => match find_str(text, &["mark", "name"]) {
                 Some(name) => self.playout.enqueue_mark(name.to_string()),
@@ -592,10 +593,10 @@ impl Line {
             },
             "clear" => {
                 let mut echoes = std::mem::take(&mut self.echoes);
-                let played_ms = self.playout.clear(std::time::Instant::now(), &mut echoes);
+                let heard = self.playout.clear(std::time::Instant::now(), &mut echoes);
                 self.echoes = echoes;
                 self.outcome.clears += 1;
-                self.meter.clear_received(self.slot, played_ms);
+                self.meter.clear_received(self.slot, heard);
                 self.feed_echoes().await?;
                 self.flush().await?;
             }

@@ -881,10 +881,10 @@ impl Session {
                 Some("audio_end_ms"),
             );
         };
-        if let Some(slot) = self.slot {
-            self.shared.meter.truncate_received(slot, end_ms);
-        }
         let found = self.items.iter().find(|i| i.id == item_id).map(|i| i.audio);
+        if let (Some(slot), Some(Some((_, response)))) = (self.slot, found) {
+            self.shared.meter.truncate_received(slot, response, end_ms);
+        }
         match found {
             None => self.error(
                 "invalid_value",

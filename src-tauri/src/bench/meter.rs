@@ -101,9 +101,10 @@ struct Outbound {
     skipped: Vec<(u32, u32, u64)>,
     interrupted: Vec<u32>,
     responses: u32,
-    /// `audio_end_ms` of each truncate, and the ms the caller had played at each clear, paired in order.
-    truncates: VecDeque<u64>,
-    played_at_clear: VecDeque<u64>,
+    /// Each truncate: the response whose item it cut, and its `audio_end_ms`.
+    truncates: Vec<(u32, u64)>,
+    /// At each clear, the response the caller was playing (or had played last) and the ms of it heard.
+    heard_at_clear: Vec<(u32, u64)>,
 }
 
 /// One call's measurements.
@@ -246,20 +247,21 @@ impl Meter {
             });
     }
 
-    /// A caller received a delta's tag.
-    pub fn delta_received(&self, slot: usize, tag: u32) {
+    /// A caller received a delta's tag; the response it belongs to.
+    pub fn delta_received(&self, slot: usize, tag: u32) -> Option<u32> {
         let now = self.now_ns();
         let mut o = lock(&self.slot(slot).outbound);
         if !o.in_flight.iter().any(|d| d.tag == tag) {
-            return;
+            return None;
         }
         while let Some(d) = o.in_flight.pop_front() {
             if d.tag == tag {
                 self.outbound.record(now.saturating_sub(d.sent_ns) / 1000);
-                break;
+                return Some(d.response);
             }
             o.skipped.push((d.response, d.bytes, d.sent_ns));
         }
+        None
     }
 
     /// The model heard the caller start speaking.
@@ -269,22 +271,24 @@ impl Meter {
             .store(self.now_ns(), Ordering::Relaxed);
     }
 
-    /// A caller got a `clear` having played `played_ms` of the utterance.
-    pub fn clear_received(&self, slot: usize, played_ms: u64) {
+    /// A caller got a `clear` having heard `heard` (response, ms of it) last (`None`: no agent audio yet).
+    pub fn clear_received(&self, slot: usize, heard: Option<(u32, u64)>) {
         let s = self.slot(slot);
         let speech = s.last_speech_ns.swap(0, Ordering::Relaxed);
         if speech != 0 {
             self.barge_in
                 .record(self.now_ns().saturating_sub(speech) / 1000);
         }
-        lock(&s.outbound).played_at_clear.push_back(played_ms);
+        if let Some(heard) = heard {
+            lock(&s.outbound).heard_at_clear.push(heard);
+        }
     }
 
-    /// The model received a `conversation.item.truncate` at `audio_end_ms`.
-    pub fn truncate_received(&self, slot: usize, audio_end_ms: u64) {
+    /// The model received a `conversation.item.truncate` at `audio_end_ms` of `response`'s item.
+    pub fn truncate_received(&self, slot: usize, response: u32, audio_end_ms: u64) {
         lock(&self.slot(slot).outbound)
             .truncates
-            .push_back(audio_end_ms);
+            .push((response, audio_end_ms));
     }
 
     /// The caller in `slot` is sending `stop`.
@@ -337,11 +341,19 @@ impl Meter {
         totals.inbound_bytes_lost += sent.saturating_sub(received) * 160;
         totals.outbound_bytes_lost += lost_out;
         totals.frames_out_of_order += out_of_order;
-        for (end, heard) in o.truncates.iter().zip(o.played_at_clear.iter()) {
+        // Each truncate against what the caller heard of that response at the last clear that found
+        // it playing (or just played out); none: the caller had not started it, so heard nothing.
+        for &(response, end) in &o.truncates {
+            let heard = o
+                .heard_at_clear
+                .iter()
+                .rev()
+                .find(|(r, _)| *r == response)
+                .map_or(0, |(_, ms)| *ms);
             totals.truncates += 1;
             totals.truncate_error_ms_max = totals
                 .truncate_error_ms_max
-                .max((*end as f64 - *heard as f64).abs());
+                .max((end as f64 - heard as f64).abs());
         }
     }
 
@@ -362,12 +374,18 @@ pub struct LeanPlayout {
     utterance: Option<u64>,
     playing: Option<(Instant, usize)>,
     total_played: u64,
+    /// The response each stretch of queued audio belongs to, and where it ends (in `enqueued` bytes).
+    responses: VecDeque<(Option<u32>, u64)>,
+    /// The response playing or played last, and the bytes of it played.
+    heard: Option<(u32, u64)>,
 }
 
 impl LeanPlayout {
-    pub fn enqueue_audio(&mut self, bytes: usize) {
+    /// Queues `bytes` of `response`'s audio (`None`: not the model's, or not known).
+    pub fn enqueue_audio(&mut self, bytes: usize, response: Option<u32>) {
         self.queued += bytes as u64;
         self.enqueued += bytes as u64;
+        self.responses.push_back((response, self.enqueued));
     }
 
     pub fn enqueue_mark(&mut self, name: String) {
@@ -382,22 +400,25 @@ impl LeanPlayout {
         self.utterance.unwrap_or(0) / 8
     }
 
-    /// Drops the queue and the unplayed rest of the frame playing at `at`; the marks to echo now and the
-    /// ms of the utterance that had played.
-    pub fn clear(&mut self, at: Instant, echoes: &mut Vec<String>) -> u64 {
+    /// Drops the queue and the unplayed rest of the frame playing at `at`; the marks to echo now go to
+    /// `echoes`. Returns the response playing (or played last) and the ms of it heard.
+    pub fn clear(&mut self, at: Instant, echoes: &mut Vec<String>) -> Option<(u32, u64)> {
         if let Some((started, len)) = self.playing.take() {
             let elapsed_us = at.saturating_duration_since(started).as_micros();
             let heard = (elapsed_us * 8 / 1000).min(len as u128) as usize;
             let unplayed = (len - heard) as u64;
             self.total_played -= unplayed;
             self.utterance = self.utterance.map(|p| p - unplayed);
+            if let Some((_, bytes)) = &mut self.heard {
+                *bytes -= unplayed;
+            }
         }
-        let played_ms = self.utterance_played_ms();
         self.queued = 0;
         self.consumed = self.enqueued;
         self.utterance = None;
+        self.responses.clear();
         echoes.extend(self.marks.drain(..).map(|(_, name)| name));
-        played_ms
+        self.heard.map(|(response, bytes)| (response, bytes / 8))
     }
 
     /// One 20 ms tick at `at`: marks whose audio finished go to `echoes`, then up to 160 bytes start.
@@ -423,6 +444,20 @@ impl LeanPlayout {
         }
         self.utterance = Some(self.utterance.unwrap_or(0) + n as u64);
         self.playing = Some((at, n));
+        // A frame never crosses a mark, and the bridge marks every media message: one response.
+        while self
+            .responses
+            .front()
+            .is_some_and(|(_, end)| *end <= self.consumed)
+        {
+            self.responses.pop_front();
+        }
+        if let Some(&(Some(response), _)) = self.responses.front() {
+            match &mut self.heard {
+                Some((r, bytes)) if *r == response => *bytes += n as u64,
+                heard => *heard = Some((response, n as u64)),
+            }
+        }
         self.queued -= n as u64;
         self.consumed += n as u64;
         self.total_played += n as u64;
@@ -470,8 +505,12 @@ mod tests {
         m.response_interrupted(5, r1);
         m.delta_received(5, 0x8000_0003);
         m.speech_started(5);
-        m.clear_received(5, 700);
-        m.truncate_received(5, 705);
+        m.clear_received(5, Some((1, 700)));
+        m.truncate_received(5, 1, 705);
+        // The clear found response 2 played out, and cut response 3 before it started.
+        m.clear_received(5, Some((2, 1500)));
+        m.truncate_received(5, 3, 0);
+        m.truncate_received(5, 2, 1500);
         m.finish_call(5);
         // A delta sent just before the caller hung up, that never arrived: cut, not lost.
         m.frame_sent(6, 1);
@@ -485,7 +524,7 @@ mod tests {
         assert_eq!(t.inbound_bytes_lost, 160);
         assert_eq!(t.outbound_bytes_lost, 800);
         assert_eq!(t.frames_out_of_order, 1);
-        assert_eq!((t.truncates, t.truncate_error_ms_max), (1, 5.0));
+        assert_eq!((t.truncates, t.truncate_error_ms_max), (3, 5.0));
         assert_eq!(m.inbound.percentiles().count, 3);
         assert_eq!(m.outbound.percentiles().count, 2);
         assert_eq!(m.barge_in.percentiles().count, 1);
@@ -499,25 +538,41 @@ mod tests {
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         let mut p = LeanPlayout::default();
         let mut echoes = Vec::new();
-        p.enqueue_audio(100);
+        p.enqueue_audio(100, Some(1));
         p.enqueue_mark("a".into());
-        p.enqueue_audio(100);
+        p.enqueue_audio(100, Some(1));
         assert_eq!(p.tick(at(0), &mut echoes), 100, "never past a mark");
         assert_eq!(p.tick(at(20), &mut echoes), 100);
         assert_eq!(echoes, vec!["a".to_string()]);
         echoes.clear();
-        p.enqueue_audio(1600);
+        p.enqueue_audio(1600, Some(1));
         p.enqueue_mark("b".into());
-        p.enqueue_audio(1600);
+        p.enqueue_audio(1600, Some(2));
         p.enqueue_mark("c".into());
         for t in 2..5 {
             p.tick(at(t * 20), &mut echoes);
         }
         // The utterance so far: 200 bytes, then 3 × 160; a clear 10 ms into the last frame cuts 80 bytes.
         let played = p.clear(at(90), &mut echoes);
-        assert_eq!(played, (200 + 160 * 2 + 80) / 8);
+        // Response 1 played out (200 + 1600 bytes would be; 200 + 2 × 160 + 80 of it were heard).
+        assert_eq!(played, Some((1, (200 + 160 * 2 + 80) / 8)));
         assert_eq!(echoes, vec!["b".to_string(), "c".to_string()]);
         assert_eq!(p.tick(at(100), &mut echoes), 0);
         assert_eq!(p.total_played_ms(), (200 + 160 * 2 + 80) / 8);
+        // Nothing playing: the response heard last, as much as was heard.
+        assert_eq!(
+            p.clear(at(120), &mut echoes),
+            Some((1, (200 + 160 * 2 + 80) / 8))
+        );
+        // Response 2 after response 1 in one stretch: each is counted on its own.
+        p.enqueue_audio(320, Some(3));
+        p.enqueue_mark("d".into());
+        p.enqueue_audio(320, Some(4));
+        p.enqueue_mark("e".into());
+        for t in 7..10 {
+            p.tick(at(t * 20), &mut echoes);
+        }
+        assert_eq!(p.clear(at(190), &mut echoes), Some((4, 10)));
+        assert_eq!(LeanPlayout::default().clear(at(0), &mut echoes), None);
     }
 }

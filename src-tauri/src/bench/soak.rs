@@ -401,8 +401,8 @@ pub async fn run(opts: SoakOptions) -> Result<bool, BenchError> {
             format!("{tool_calls} function calls, {outputs} outputs"),
         ),
         (
-            "barge-ins",
-            clears > 0 && totals.truncates > 0,
+            "barge-ins, each item truncated to what the caller heard of it (±20 ms)",
+            clears > 0 && totals.truncates > 0 && totals.truncate_error_ms_max <= 20.0,
             format!(
                 "{clears} clears, {} truncates (error max {:.0} ms), {} responses cancelled",
                 totals.truncates,

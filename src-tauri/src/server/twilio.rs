@@ -276,9 +276,10 @@ async fn media_stream(
     let deps = services.bridge.clone();
     let public_base = base.as_str().to_string();
     upgrade
-        // tungstenite zero-fills up to this much before every read, even one that finds nothing;
-        // Twilio's messages are ~0.4 KB (a bigger one still arrives whole, in more reads).
-        .read_buffer_size(2 * 1024)
+        // tungstenite zero-fills up to this much before every read, even one that finds nothing, and
+        // keeps it for the whole call; Twilio's messages are ~0.4 KB (a bigger one still arrives
+        // whole, in more reads).
+        .read_buffer_size(1024)
         .write_buffer_size(16 * 1024)
         .max_message_size(MEDIA_MESSAGE_LIMIT)
         .max_frame_size(MEDIA_MESSAGE_LIMIT)
