@@ -32,7 +32,7 @@ impl Inner {
     fn prune(&mut self, since_ms: i64) {
         while let Some(&(start, pico)) = self.entries.front() {
             // Dropped once all of its minute is older than the window.
-            if start + BUCKET_MS - 1 >= since_ms {
+            if start + BUCKET_MS > since_ms {
                 break;
             }
             self.entries.pop_front();

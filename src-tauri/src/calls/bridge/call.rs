@@ -1941,10 +1941,15 @@ impl Call {
             .is_some_and(|r| r.is_recording() || r.has_listeners());
         let audio = wanted.then(|| decode_payload(payload)).flatten();
         let keep = self.recording.as_ref().is_some_and(|r| r.is_recording());
+        // A copy only for listeners; the file's copy moves into the timeline until it has played.
+        let for_listeners = audio
+            .as_ref()
+            .filter(|_| self.recording.as_ref().is_some_and(|r| r.has_listeners()))
+            .cloned();
         let queued = self
             .timeline
-            .agent_sent(item_id, bytes, audio.clone().filter(|_| keep), now);
-        if let (Some(rec), Some(audio)) = (&self.recording, &audio) {
+            .agent_sent(item_id, bytes, audio.filter(|_| keep), now);
+        if let (Some(rec), Some(audio)) = (&self.recording, &for_listeners) {
             rec.agent_queued(queued.plays_at, audio);
         }
         let mark = queued.mark;
