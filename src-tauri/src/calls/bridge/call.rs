@@ -2323,6 +2323,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_call_stays_small() {
+        // Every live call holds one (boxed) for its whole length, and the call loop's future keeps
+        // the box's pointer only; the big, mostly empty parts (model links, sockets) are boxed too.
+        // Was 4.5 KiB before the links were boxed (BENCHMARKS.md, issue 16).
+        let size = std::mem::size_of::<Call>();
+        assert!(size <= 2 * 1024, "Call is {size} bytes");
+    }
+
+    #[test]
     fn silence_is_mulaw_ff_of_the_exact_length() {
         for n in [0usize, 1, 2, 3, 160, 2401] {
             let decoded = base64::engine::general_purpose::STANDARD

@@ -28,8 +28,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::calls::registry::CallRegistry;
-use crate::calls::registry::{ActiveCall, CallControl};
+use crate::calls::registry::{ActiveCall, CallControl, CallRegistry};
 use crate::calls::session_settings::SessionSettings;
 use crate::config::BridgeSettings;
 use crate::events::{CallEvent, EventBus};
