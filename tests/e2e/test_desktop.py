@@ -667,9 +667,19 @@ def main() -> int:
         except TimeoutException:
             raise AssertionError("transcript search does not find the tool line: "
                                  + driver.find_element(By.ID, "panel-recordings").text[-300:])
-        driver.find_elements(By.CSS_SELECTOR, "ul.list .pick")[-1].click()
-        WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(
-            lambda d: any("lookup_order" in li.text for li in d.find_elements(By.CSS_SELECTOR, "ol.turns li.tool")))
+        # The list may re-render under the click (the declined call's recording is still being finished
+        # and listed), so a click that found a replaced item is made again.
+        for attempt in range(3):
+            driver.find_elements(By.CSS_SELECTOR, "ul.list .pick")[-1].click()
+            try:
+                WebDriverWait(driver, 10, ignored_exceptions=RETRY_ON).until(
+                    lambda d: any("lookup_order" in li.text
+                                  for li in d.find_elements(By.CSS_SELECTOR, "ol.turns li.tool")))
+                break
+            except TimeoutException:
+                if attempt == 2:
+                    raise AssertionError("the library's detail does not show the stored tool line: "
+                                         + driver.find_element(By.ID, "panel-recordings").text[-400:])
         step(f"the library shows the stored tool line, and search finds it (call {approved_sid})")
         search.clear()
         search.send_keys(Keys.ENTER)
