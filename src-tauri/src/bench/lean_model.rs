@@ -295,35 +295,12 @@ struct Session {
 
 impl Session {
     fn new(shared: Arc<Shared>, id: u64) -> Self {
-        let session = json!({
-            "type": "realtime",
-            "object": "realtime.session",
-            "id": format!("sess_{id:024x}"),
-            "model": "gpt-realtime",
-            "output_modalities": ["audio"],
-            "instructions": "You are a helpful, witty, and friendly AI.",
-            "tools": [],
-            "tool_choice": "auto",
-            "max_output_tokens": "inf",
-            "tracing": null,
-            "truncation": "auto",
-            "prompt": null,
-            "include": null,
-            "expires_at": 0,
-            "audio": {
-                "input": {
-                    "format": {"type": "audio/pcm", "rate": 24000},
-                    "transcription": null,
-                    "noise_reduction": null,
-                    "turn_detection": {
-                        "type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
-                        "silence_duration_ms": shared.config.silence_ms, "create_response": true,
-                        "interrupt_response": true, "idle_timeout_ms": null
-                    }
-                },
-                "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "marin", "speed": 1.0}
-            }
-        });
+        let session = crate::sim::realtime_session::default_session(
+            format!("sess_{id:024x}"),
+            "gpt-realtime",
+            0,
+            shared.config.silence_ms,
+        );
         Session {
             shared,
             id,

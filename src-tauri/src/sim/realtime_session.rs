@@ -151,35 +151,7 @@ impl Session {
             .session_cap
             .map(|cap| unix_now() + cap.as_secs())
             .unwrap_or(unix_now() + 3600);
-        let session = json!({
-            "type": "realtime",
-            "object": "realtime.session",
-            "id": new_id("sess_"),
-            "model": model,
-            "output_modalities": ["audio"],
-            "instructions": "You are a helpful, witty, and friendly AI.",
-            "tools": [],
-            "tool_choice": "auto",
-            "max_output_tokens": "inf",
-            "tracing": null,
-            "truncation": "auto",
-            "prompt": null,
-            "include": null,
-            "expires_at": expires_at,
-            "audio": {
-                "input": {
-                    "format": AudioFormat::Pcm24k.to_json(),
-                    "transcription": null,
-                    "noise_reduction": null,
-                    "turn_detection": {
-                        "type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
-                        "silence_duration_ms": config.silence_ms, "create_response": true,
-                        "interrupt_response": true, "idle_timeout_ms": null
-                    }
-                },
-                "output": {"format": AudioFormat::Pcm24k.to_json(), "voice": "marin", "speed": 1.0}
-            }
-        });
+        let session = default_session(new_id("sess_"), &model, expires_at, config.silence_ms);
         Self {
             id,
             model,
@@ -966,6 +938,40 @@ impl Conversation for Session {
             .iter()
             .any(|item| item.call_id.as_deref() == Some(call_id))
     }
+}
+
+/// The session object the service starts with (what `session.created` carries), before any update:
+/// its defaults, with `silence_ms` of server VAD. The lean bench model starts from it too.
+pub(crate) fn default_session(id: String, model: &str, expires_at: u64, silence_ms: u32) -> Value {
+    json!({
+        "type": "realtime",
+        "object": "realtime.session",
+        "id": id,
+        "model": model,
+        "output_modalities": ["audio"],
+        "instructions": "You are a helpful, witty, and friendly AI.",
+        "tools": [],
+        "tool_choice": "auto",
+        "max_output_tokens": "inf",
+        "tracing": null,
+        "truncation": "auto",
+        "prompt": null,
+        "include": null,
+        "expires_at": expires_at,
+        "audio": {
+            "input": {
+                "format": AudioFormat::Pcm24k.to_json(),
+                "transcription": null,
+                "noise_reduction": null,
+                "turn_detection": {
+                    "type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
+                    "silence_duration_ms": silence_ms, "create_response": true,
+                    "interrupt_response": true, "idle_timeout_ms": null
+                }
+            },
+            "output": {"format": AudioFormat::Pcm24k.to_json(), "voice": "marin", "speed": 1.0}
+        }
+    })
 }
 
 /// Merges an accepted `session.update` into `session` as the service does: `audio.input` and
