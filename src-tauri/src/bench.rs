@@ -87,6 +87,11 @@ pub struct BenchArgs {
     /// With `--soak`: seconds between samples of the bridge's RSS and descriptors.
     #[arg(long, default_value_t = 5)]
     pub sample_secs: u64,
+    /// With `--soak`: check each call's WAV and library row as soon as the call ends, then delete the
+    /// recording through the local API (`DELETE /api/recording/{id}`), so an hour of 200 recorded calls
+    /// (~11.5 GB) does not need the disk space.
+    #[arg(long)]
+    pub prune: bool,
     /// With `--operator`: capture from this input device (`default` for the system's) instead of a
     /// synthetic microphone.
     #[arg(long, value_name = "DEVICE")]
@@ -251,6 +256,7 @@ pub fn run(args: BenchArgs) -> Result<(), BenchError> {
             rollover_secs: args.rollover_secs,
             session_cap_secs: args.session_cap_secs,
             sample_secs: args.sample_secs,
+            prune: args.prune,
         }))?;
         return if pass {
             Ok(())
@@ -316,6 +322,9 @@ pub const BRIDGE_EXE_ENV: &str = "VERBIO_BENCH_BRIDGE";
 struct Bridge {
     child: Child,
     base: String,
+    /// The local API (`http://127.0.0.1:<port>`) and its key.
+    api: String,
+    api_key: String,
     data: tempfile::TempDir,
     _stdout: BufReader<std::process::ChildStdout>,
 }
@@ -338,8 +347,13 @@ fn start_bridge(
         Some(exe) => std::path::PathBuf::from(exe),
         None => std::env::current_exe().map_err(fail)?,
     };
+    // A fresh key each run (the API wants ≥ 32 characters); only the soak's pruning uses the API.
+    let api_key: String = (0..40)
+        .map(|_| char::from(b'a' + rand::random_range(0..26u8)))
+        .collect();
     let mut child = Command::new(exe)
         .args(["serve", "--port", "0", "--api-port", "0"])
+        .env("VERBIO_API_KEY", &api_key)
         .env("VERBIO_REALTIME_URL", realtime_url)
         .env("OPENAI_API_KEY", "bench-openai-key")
         .env("TWILIO_AUTH_TOKEN", "bench-auth-token")
@@ -367,9 +381,18 @@ fn start_bridge(
         .strip_prefix("verbio serving on ")
         .ok_or_else(|| fail(format!("unexpected bridge output {line:?}")))?
         .to_string();
+    line.clear();
+    stdout.read_line(&mut line).map_err(fail)?;
+    let api = line
+        .trim()
+        .strip_prefix("verbio API on ")
+        .ok_or_else(|| fail(format!("unexpected bridge output {line:?}")))?
+        .to_string();
     Ok(Bridge {
         child,
         base,
+        api,
+        api_key,
         data,
         _stdout: stdout,
     })

@@ -42,6 +42,9 @@ struct ServeArgs {
     // `--port`, `--public-url`, …: the lines of the settings table (`verbio::config`) that have a flag.
     #[command(flatten)]
     settings: verbio::config::CommandLine,
+    /// Async worker threads (default: one for every two cores; see `verbio::server::runtime`).
+    #[arg(long, env = "VERBIO_WORKERS", value_name = "N")]
+    workers: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -128,8 +131,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             }
         }
     }
-    let runtime =
-        tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let runtime = verbio::server::runtime::build(args.workers)
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
         let running = verbio::app::start(config)
             .await

@@ -7,6 +7,7 @@
 //! warm-up. Prints a pass/fail summary; fails the command when anything does not hold.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +28,8 @@ pub struct SoakOptions {
     /// The fake model's session cap; default 60 minutes, or the rollover + 60 s when that is set.
     pub session_cap_secs: Option<u64>,
     pub sample_secs: u64,
+    /// Check each call's recording as soon as its call ends and delete it through the local API.
+    pub prune: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -44,31 +47,43 @@ fn fds(pid: u32) -> usize {
 
 /// A recording as the library has it.
 struct Row {
+    id: i64,
     file_name: String,
     status: String,
     duration_ms: i64,
     size_bytes: i64,
 }
 
-fn library(data: &std::path::Path) -> Result<(HashMap<String, Vec<Row>>, usize), String> {
-    let db = rusqlite::Connection::open_with_flags(
+fn open_library(data: &Path) -> Result<rusqlite::Connection, String> {
+    rusqlite::Connection::open_with_flags(
         data.join("verbio.sqlite3"),
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
     )
-    .map_err(|e| format!("opening the library: {e}"))?;
+    .map_err(|e| format!("opening the library: {e}"))
+}
+
+/// The library's local recordings (all, or one call's), by call.
+fn recording_rows(
+    db: &rusqlite::Connection,
+    call_sid: Option<&str>,
+) -> Result<HashMap<String, Vec<Row>>, String> {
     let mut rows: HashMap<String, Vec<Row>> = HashMap::new();
     let mut stmt = db
-        .prepare("SELECT call_sid, file_name, status, duration_ms, size_bytes FROM recordings WHERE source = 'local'")
+        .prepare(
+            "SELECT call_sid, id, file_name, status, duration_ms, size_bytes FROM recordings \
+             WHERE source = 'local' AND (?1 IS NULL OR call_sid = ?1)",
+        )
         .map_err(|e| e.to_string())?;
     let mapped = stmt
-        .query_map([], |r| {
+        .query_map([call_sid], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 Row {
-                    file_name: r.get(1)?,
-                    status: r.get(2)?,
-                    duration_ms: r.get(3)?,
-                    size_bytes: r.get(4)?,
+                    id: r.get(1)?,
+                    file_name: r.get(2)?,
+                    status: r.get(3)?,
+                    duration_ms: r.get(4)?,
+                    size_bytes: r.get(5)?,
                 },
             ))
         })
@@ -77,6 +92,12 @@ fn library(data: &std::path::Path) -> Result<(HashMap<String, Vec<Row>>, usize),
         let (sid, row) = row.map_err(|e| e.to_string())?;
         rows.entry(sid).or_default().push(row);
     }
+    Ok(rows)
+}
+
+fn library(data: &Path) -> Result<(HashMap<String, Vec<Row>>, usize), String> {
+    let db = open_library(data)?;
+    let rows = recording_rows(&db, None)?;
     let open_calls: usize = db
         .query_row(
             "SELECT COUNT(*) FROM calls WHERE ended_at_ms IS NULL",
@@ -85,6 +106,116 @@ fn library(data: &std::path::Path) -> Result<(HashMap<String, Vec<Row>>, usize),
         )
         .map_err(|e| e.to_string())? as usize;
     Ok((rows, open_calls))
+}
+
+/// One call's recording checked: its length's difference from the call's (ms), or what is wrong.
+type Verdict = Result<i64, String>;
+type Verdicts = Arc<std::sync::Mutex<HashMap<String, Verdict>>>;
+
+/// A call's one WAV complete: status `complete`, the header's data size the file's, the library's size
+/// and duration the file's, its length within 2 s of the call's stream.
+fn check_recording(data: &Path, call_sid: &str, stream_ms: u64, rows: &[Row]) -> Verdict {
+    let [row] = rows else {
+        return Err(format!(
+            "{call_sid}: {} recordings in the library, not one",
+            rows.len()
+        ));
+    };
+    let path = data.join("recordings").join(&row.file_name);
+    let len = std::fs::metadata(&path)
+        .map(|m| m.len() as i64)
+        .unwrap_or(-1);
+    let header = std::fs::File::open(&path)
+        .and_then(|mut f| {
+            use std::io::Read;
+            let mut h = [0u8; 44];
+            f.read_exact(&mut h).map(|()| h)
+        })
+        .map(|h| u32::from_le_bytes([h[40], h[41], h[42], h[43]]) as i64)
+        .unwrap_or(-1);
+    let length_off = (row.duration_ms - stream_ms as i64).abs();
+    if row.status != "complete"
+        || len != row.size_bytes
+        || header != len - 44
+        || row.duration_ms != (len - 44) / 32
+        || length_off > 2000
+    {
+        return Err(format!(
+            "{call_sid}: {} status {}, file {len} B (library {} B, header {header} B), {} ms recorded for a {stream_ms} ms call",
+            row.file_name, row.status, row.size_bytes, row.duration_ms
+        ));
+    }
+    Ok(length_off)
+}
+
+/// `--prune`: one ended call's recording checked, then deleted through the local API (the library's
+/// own delete), and the row and file checked gone.
+struct Prune {
+    data: std::path::PathBuf,
+    api: String,
+    api_key: String,
+    client: reqwest::Client,
+    call_sid: String,
+    stream_ms: u64,
+    verdicts: Verdicts,
+}
+
+impl Prune {
+    async fn run(self) {
+        let verdict = self.check_and_delete().await;
+        self.verdicts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(self.call_sid.clone(), verdict);
+    }
+
+    async fn check_and_delete(&self) -> Verdict {
+        let sid = self.call_sid.as_str();
+        // The writer finalizes the file once the call has ended; give it up to 10 s more.
+        let mut rows = Vec::new();
+        for _ in 0..10 {
+            let db = open_library(&self.data)?;
+            rows = recording_rows(&db, Some(sid))?
+                .remove(sid)
+                .unwrap_or_default();
+            if !rows.is_empty() && rows.iter().all(|r| r.status != "recording") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        if rows.is_empty() {
+            return Err(format!("{sid}: no recording in the library"));
+        }
+        let length_off = check_recording(&self.data, sid, self.stream_ms, &rows)?;
+        for row in &rows {
+            let url = format!("{}/api/recording/{}", self.api, row.id);
+            let response = self
+                .client
+                .delete(&url)
+                .header("x-api-key", &self.api_key)
+                .send()
+                .await
+                .map_err(|e| format!("{sid}: deleting recording {}: {e}", row.id))?;
+            if response.status() != reqwest::StatusCode::NO_CONTENT {
+                return Err(format!(
+                    "{sid}: deleting recording {} answered {}",
+                    row.id,
+                    response.status()
+                ));
+            }
+            if self.data.join("recordings").join(&row.file_name).exists() {
+                return Err(format!(
+                    "{sid}: {} still on disk after its delete",
+                    row.file_name
+                ));
+            }
+        }
+        let db = open_library(&self.data)?;
+        if recording_rows(&db, Some(sid))?.contains_key(sid) {
+            return Err(format!("{sid}: its library row survived the delete"));
+        }
+        Ok(length_off)
+    }
 }
 
 /// Max of a stretch of samples.
@@ -192,14 +323,27 @@ pub async fn run(opts: SoakOptions) -> Result<bool, BenchError> {
     }
     let mut outcomes: Vec<CallOutcome> = Vec::new();
     let mut finishing = JoinSet::new();
+    let pruned: Verdicts = Arc::default();
     while let Some(done) = set.join_next().await {
         let outcome = done.map_err(fail)?;
         // Account for the call once its last frames have had time to arrive.
         let slot = outcome.slot;
         let m = meter.clone();
+        let prune = opts.prune.then(|| Prune {
+            data: bridge.data.path().to_path_buf(),
+            api: bridge.api.clone(),
+            api_key: bridge.api_key.clone(),
+            client: client.clone(),
+            call_sid: outcome.call_sid.clone(),
+            stream_ms: outcome.stream_ms,
+            verdicts: pruned.clone(),
+        });
         finishing.spawn(async move {
             tokio::time::sleep(Duration::from_secs(3)).await;
             m.finish_call(slot);
+            if let Some(prune) = prune {
+                prune.run().await;
+            }
         });
         outcomes.push(outcome);
         if started.elapsed() < window {
@@ -258,43 +402,24 @@ pub async fn run(opts: SoakOptions) -> Result<bool, BenchError> {
     let mut recorded_ok = 0usize;
     let mut worst_length_ms = 0i64;
     let mut files_seen = std::collections::HashSet::new();
+    let pruned = pruned.lock().unwrap_or_else(|p| p.into_inner()).clone();
     for o in &outcomes {
-        let Some(rows) = rows.get(&o.call_sid) else {
-            problems.push(format!("{}: no recording in the library", o.call_sid));
-            continue;
+        let verdict = match pruned.get(&o.call_sid) {
+            Some(verdict) => verdict.clone(),
+            None => match rows.get(&o.call_sid) {
+                Some(rows) => {
+                    files_seen.extend(rows.iter().map(|r| r.file_name.clone()));
+                    check_recording(&data, &o.call_sid, o.stream_ms, rows)
+                }
+                None => Err(format!("{}: no recording in the library", o.call_sid)),
+            },
         };
-        let mut ok = rows.len() == 1;
-        for row in rows {
-            files_seen.insert(row.file_name.clone());
-            let path = data.join("recordings").join(&row.file_name);
-            let len = std::fs::metadata(&path)
-                .map(|m| m.len() as i64)
-                .unwrap_or(-1);
-            let header = std::fs::File::open(&path)
-                .and_then(|mut f| {
-                    use std::io::Read;
-                    let mut h = [0u8; 44];
-                    f.read_exact(&mut h).map(|()| h)
-                })
-                .map(|h| u32::from_le_bytes([h[40], h[41], h[42], h[43]]) as i64)
-                .unwrap_or(-1);
-            let length_off = row.duration_ms - o.stream_ms as i64;
-            worst_length_ms = worst_length_ms.max(length_off.abs());
-            if row.status != "complete"
-                || len != row.size_bytes
-                || header != len - 44
-                || row.duration_ms != (len - 44) / 32
-                || length_off.abs() > 2000
-            {
-                ok = false;
-                problems.push(format!(
-                    "{}: {} status {}, file {len} B (library {} B, header {header} B), {} ms recorded for a {} ms call",
-                    o.call_sid, row.file_name, row.status, row.size_bytes, row.duration_ms, o.stream_ms
-                ));
+        match verdict {
+            Ok(length_off) => {
+                recorded_ok += 1;
+                worst_length_ms = worst_length_ms.max(length_off);
             }
-        }
-        if ok {
-            recorded_ok += 1;
+            Err(problem) => problems.push(problem),
         }
     }
     let files: Vec<String> = std::fs::read_dir(data.join("recordings"))
@@ -305,7 +430,11 @@ pub async fn run(opts: SoakOptions) -> Result<bool, BenchError> {
         })
         .unwrap_or_default();
     let stray_files = files.iter().filter(|f| !files_seen.contains(*f)).count();
-    let stray_rows = rows.len().saturating_sub(outcomes.len());
+    // Rows of no call the soak made, and rows of pruned calls that the delete left behind.
+    let stray_rows = rows
+        .keys()
+        .filter(|sid| pruned.contains_key(*sid) || !outcomes.iter().any(|o| &o.call_sid == *sid))
+        .count();
 
     let totals = meter.totals();
     let completed = outcomes.iter().filter(|o| o.completed).count();
@@ -364,7 +493,14 @@ pub async fn run(opts: SoakOptions) -> Result<bool, BenchError> {
         (
             "library consistent",
             stray_files == 0 && stray_rows == 0 && open_calls == 0,
-            format!("{stray_files} files without a row, {stray_rows} rows without a call, {open_calls} calls not ended"),
+            format!(
+                "{stray_files} files without a row, {stray_rows} rows without a call or left by a delete, {open_calls} calls not ended{}",
+                if opts.prune {
+                    format!("; {} recordings checked and deleted as their calls ended", pruned.len())
+                } else {
+                    String::new()
+                }
+            ),
         ),
         (
             "RSS flat after warm-up (≤ 5 %)",

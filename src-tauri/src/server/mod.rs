@@ -14,6 +14,8 @@
 //! CORS, its own rate limit, a body limit and the API key; Twilio's routes get their own limit, spent only
 //! by requests Twilio did not sign ([`limits::twilio_rate_limit`]), so no flood without a secret can block
 //! call set-up. Connections, request heads and bodies are bounded below the router ([`http`]).
+//!
+//! `verbio serve` runs all of it on a runtime sized by [`runtime`].
 
 pub mod api;
 pub mod auth;
@@ -25,6 +27,7 @@ pub mod operator_api;
 pub mod public_url;
 pub mod range;
 pub mod recordings_api;
+pub mod runtime;
 pub mod tools_api;
 pub mod twilio;
 pub mod twilio_recordings;
