@@ -61,6 +61,7 @@ pub struct Running {
     pub api_addr: SocketAddr,
     public: Served,
     api: Served,
+    _trimmer: crate::heap::Trimmer,
 }
 
 impl Running {
@@ -196,6 +197,7 @@ pub async fn start_with_connector(
         api_addr,
         public,
         api,
+        _trimmer: crate::heap::spawn_trimmer(crate::heap::TRIM_EVERY),
     })
 }
 

@@ -363,6 +363,8 @@ fn start_bridge(
         .env("VERBIO_RECORD", if record { "true" } else { "false" })
         // The load is the point: the caps that protect a user's bill would refuse most of it.
         .env("VERBIO_MAX_CALLS", "1000000")
+        // The soak's `--prune` deletes a recording through `/api` as each call ends (~4 a second).
+        .env("VERBIO_RATE_LIMIT", "1000000")
         .envs(extra_env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -443,10 +445,15 @@ fn cpu_seconds(pid: u32) -> f64 {
 }
 
 fn rss_kib(pid: u32) -> f64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A `kB` line of `/proc/<pid>/status` (`VmRSS:`, `RssAnon:`, …); 0 when unreadable.
+fn status_kib(pid: u32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0.0)
 }

@@ -24,6 +24,7 @@ pub mod costs;
 #[cfg(feature = "desktop")]
 pub mod desktop;
 pub mod events;
+pub mod heap;
 pub mod logging;
 pub mod metrics;
 pub mod onboarding;

@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use super::lean_caller::{run_call, turns, CallOutcome, CallSpec, Frames};
 use super::lean_model::{LeanModel, ModelConfig};
 use super::meter::{Meter, MAX_SLOTS};
-use super::{fail, rss_kib, start_bridge, BenchError};
+use super::{fail, rss_kib, start_bridge, status_kib, BenchError};
 
 #[derive(Debug, Clone)]
 pub struct SoakOptions {
@@ -36,6 +36,8 @@ pub struct SoakOptions {
 struct Sample {
     at_s: f64,
     rss_kib: f64,
+    /// The heap and other anonymous memory (RSS less the binary's and libraries' pages).
+    anon_kib: f64,
     fds: usize,
 }
 
@@ -281,6 +283,7 @@ pub async fn run(opts: SoakOptions) -> Result<bool, BenchError> {
                 let sample = Sample {
                     at_s: started.elapsed().as_secs_f64(),
                     rss_kib: rss_kib(pid),
+                    anon_kib: status_kib(pid, "RssAnon:"),
                     fds: fds(pid),
                 };
                 s.lock().unwrap_or_else(|p| p.into_inner()).push(sample);
@@ -563,7 +566,15 @@ pub async fn run(opts: SoakOptions) -> Result<bool, BenchError> {
     let timeline: Vec<String> = samples
         .iter()
         .step_by(step)
-        .map(|s| format!("{:.0}s {:.1}MiB/{}fd", s.at_s, s.rss_kib / 1024.0, s.fds))
+        .map(|s| {
+            format!(
+                "{:.0}s {:.1}MiB (anon {:.1})/{}fd",
+                s.at_s,
+                s.rss_kib / 1024.0,
+                s.anon_kib / 1024.0,
+                s.fds
+            )
+        })
         .collect();
     println!("  bridge over time: {}", timeline.join(", "));
     let mut pass = true;
