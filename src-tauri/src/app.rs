@@ -104,6 +104,14 @@ pub async fn start_with_connector(
         Ok(n) => info!(recordings = n, "repaired recordings left unfinished"),
         Err(e) => warn!("could not check for unfinished recordings: {e}"),
     }
+    match crate::recording::repair::adopt_unlisted(&store, recorder.dir()).await {
+        Ok(0) => {}
+        Ok(n) => info!(
+            recordings = n,
+            "listed recordings found without a library entry"
+        ),
+        Err(e) => warn!("could not check for recordings without a library entry: {e}"),
+    }
     if config.port != 0 && config.port == config.api_port {
         return Err(StartError::SamePort(config.port));
     }

@@ -5,6 +5,11 @@
 //! whose header may be a few seconds behind its data. On start, every recording still marked `recording` is fixed: the sizes in
 //! the header are recomputed from the file's length (dropping a torn last frame), and the library row
 //! says what happened.
+//!
+//! A call recorded while the library could not be written (a full disk answers every insert with
+//! `SQLITE_FULL`, while the WAV may still get its audio) leaves a file without a row: the writer keeps
+//! the audio rather than drop it. On start such files are repaired the same way and listed
+//! ([`adopt_unlisted`]), so the user sees them and can delete them.
 
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -13,7 +18,9 @@ use std::path::{Path, PathBuf};
 use tracing::{info, warn};
 
 use super::wav_writer::{header, FRAMES_PER_MS, FRAME_BYTES, HEADER_LEN, SAMPLE_RATE};
-use crate::store::recordings::{RecordingOutcome, STATUS_INCOMPLETE, STATUS_REPAIRED};
+use crate::store::recordings::{
+    NewRecording, RecordingOutcome, STATUS_INCOMPLETE, STATUS_RECORDING, STATUS_REPAIRED,
+};
 use crate::store::{StoreError, StoreHandle};
 
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +144,70 @@ pub async fn repair_unfinished(store: &StoreHandle, dir: &Path) -> Result<usize,
     Ok(unfinished.len())
 }
 
+/// The call and start time in a name the recorder gave (`CA…-<ms>.wav`, see
+/// [`super::recorder::file_name`]); `None` for any other file.
+fn recorder_name(file_name: &str) -> Option<(String, i64)> {
+    let (sid, ms) = file_name.strip_suffix(".wav")?.rsplit_once('-')?;
+    let ms: i64 = ms.parse().ok()?;
+    let ours = !sid.is_empty() && sid.chars().all(|c| c.is_ascii_alphanumeric());
+    ours.then(|| (sid.to_string(), ms))
+}
+
+/// Lists the recorder's WAVs that the library has no row for, repaired; returns how many. Run at
+/// start-up, after [`repair_unfinished`] and before any call can start a recording.
+pub async fn adopt_unlisted(store: &StoreHandle, dir: &Path) -> Result<usize, StoreError> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(0); // no recordings folder yet
+    };
+    let listed = store.recording_file_names().await?;
+    let mut adopted = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if listed.contains(&name) {
+            continue;
+        }
+        let Some((call_sid, started_at_ms)) = recorder_name(&name) else {
+            continue;
+        };
+        let repaired = match repair_file(&entry.path()) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!("a recording without a library entry could not be repaired: {e}");
+                continue;
+            }
+        };
+        let id = store
+            .add_finished_recording(
+                NewRecording {
+                    call_sid,
+                    source: "local".into(),
+                    file_name: name,
+                    status: STATUS_RECORDING.into(),
+                    started_at_ms,
+                    twilio_sid: None,
+                },
+                RecordingOutcome {
+                    status: STATUS_REPAIRED.into(),
+                    note: Some(format!(
+                        "found without a library entry (the library could not be written while it was recorded, e.g. a full disk); {} ms kept",
+                        repaired.frames / FRAMES_PER_MS
+                    )),
+                    duration_ms: (repaired.frames / FRAMES_PER_MS) as i64,
+                    size_bytes: (HEADER_LEN + repaired.frames * FRAME_BYTES) as i64,
+                    channels: 2,
+                    sample_rate: SAMPLE_RATE as i64,
+                },
+            )
+            .await?;
+        info!(
+            recording_id = id,
+            "listed a recording found without a library entry"
+        );
+        adopted += 1;
+    }
+    Ok(adopted)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,5 +242,71 @@ mod tests {
         assert!(!repair_file(&path).unwrap().header_fixed);
         std::fs::write(&path, b"not a wav at all").unwrap();
         assert!(matches!(repair_file(&path), Err(RepairError::NotOurs(_))));
+    }
+
+    #[test]
+    fn only_the_recorders_names_are_adopted() {
+        assert_eq!(
+            recorder_name("CA0123abcd-1796516247062.wav"),
+            Some(("CA0123abcd".into(), 1_796_516_247_062))
+        );
+        for other in [
+            "CA1-twilio-RE1.wav",
+            "CA1-12.wav.part",
+            "-12.wav",
+            "notes.txt",
+            "CA/1-12.wav",
+        ] {
+            assert_eq!(recorder_name(other), None, "{other}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_file_recorded_while_the_library_was_full_is_listed_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StoreHandle::open(&dir.path().join("lib.sqlite3")).unwrap();
+        let recordings = dir.path().join("recordings");
+        std::fs::create_dir_all(&recordings).unwrap();
+        // A listed recording, an unlisted one cut off mid-write, and files that are not ours.
+        let listed = recordings.join("CA1-1000.wav");
+        let mut w = TimelineWav::create(&listed).unwrap();
+        w.put(Side::Caller, 0, &[0x20u8; 800]).unwrap();
+        w.commit_until(800).unwrap();
+        drop(w);
+        store
+            .add_recording(NewRecording {
+                call_sid: "CA1".into(),
+                source: "local".into(),
+                file_name: "CA1-1000.wav".into(),
+                status: crate::store::recordings::STATUS_COMPLETE.into(),
+                started_at_ms: 1000,
+                twilio_sid: None,
+            })
+            .await
+            .unwrap();
+        let orphan = recordings.join("CA2-2000.wav");
+        let mut w = TimelineWav::create(&orphan).unwrap();
+        w.put(Side::Agent, 0, &[0x30u8; 1600]).unwrap();
+        w.commit_until(1600).unwrap();
+        drop(w); // header never refreshed: says 0 frames
+        std::fs::write(recordings.join("CA3-twilio-RE3.wav"), b"RIFF").unwrap();
+        std::fs::write(recordings.join("CA4-4000.wav"), b"garbage").unwrap();
+
+        assert_eq!(adopt_unlisted(&store, &recordings).await.unwrap(), 1);
+        let rows = store.recordings_for_call("CA2").await.unwrap();
+        assert_eq!(rows.len(), 1);
+        let row = &rows[0];
+        assert_eq!(
+            (row.status.as_str(), row.duration_ms, row.size_bytes),
+            (STATUS_REPAIRED, 200, 44 + 1600 * 4)
+        );
+        assert!(row
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("without a library entry")));
+        assert_eq!(hound::WavReader::open(&orphan).unwrap().duration(), 1600);
+        // The listed one is untouched, and a second start adopts nothing.
+        assert_eq!(store.recordings_for_call("CA1").await.unwrap().len(), 1);
+        assert_eq!(adopt_unlisted(&store, &recordings).await.unwrap(), 0);
     }
 }

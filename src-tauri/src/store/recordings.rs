@@ -136,6 +136,13 @@ pub fn for_call(conn: &Connection, call_sid: &str) -> Result<Vec<RecordingRecord
 }
 
 /// Recordings left in `recording` state (the app stopped while writing them).
+/// Every file name the library lists (local and Twilio copies).
+pub fn file_names(conn: &Connection) -> Result<std::collections::HashSet<String>, StoreError> {
+    let mut stmt = conn.prepare("SELECT file_name FROM recordings")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 pub fn unfinished(conn: &Connection) -> Result<Vec<RecordingRecord>, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM recordings r LEFT JOIN calls c ON c.call_sid = r.call_sid
@@ -265,6 +272,15 @@ impl super::StoreHandle {
     ) -> impl std::future::Future<Output = Result<Vec<RecordingRecord>, StoreError>> + Send + 'static
     {
         self.request(|conn| unfinished(conn))
+    }
+
+    /// See [`file_names`].
+    pub fn recording_file_names(
+        &self,
+    ) -> impl std::future::Future<Output = Result<std::collections::HashSet<String>, StoreError>>
+           + Send
+           + 'static {
+        self.request(|conn| file_names(conn))
     }
 
     pub fn list_recordings(
