@@ -248,6 +248,14 @@ pub async fn run(opts: SoakOptions) -> Result<bool, BenchError> {
     if let Some(secs) = opts.rollover_secs {
         env.push(("VERBIO_SESSION_ROLLOVER_SECS", secs.to_string()));
     }
+    // The longest calls must outlive the model's session; the bridge's own cap on a call's length
+    // (30 min by default) would end them first, with a goodbye, before any rollover.
+    let long = if opts.minutes >= 10.0 {
+        window_s + 120.0
+    } else {
+        window_s + 10.0
+    };
+    env.push(("VERBIO_MAX_CALL_SECS", format!("{:.0}", long + 600.0)));
     let bridge = start_bridge(&model.url(), true, &env)?;
     let pid = bridge.child.id();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -257,11 +265,6 @@ pub async fn run(opts: SoakOptions) -> Result<bool, BenchError> {
     // Call lengths: most between `lo` and `hi`; a tenth of the first wave outlives the model's session.
     let lo = (window_s / 8.0).clamp(15.0, 30.0);
     let hi = (window_s / 2.0).clamp(45.0, 360.0);
-    let long = if opts.minutes >= 10.0 {
-        window_s + 120.0
-    } else {
-        window_s + 10.0
-    };
     let long_calls = (opts.calls / 10).max(1);
     println!(
         "== soak: {} recorded calls for {:.1} min; lengths {lo:.0}–{hi:.0} s, {long_calls} calls of {long:.0} s; model session cap {cap_secs} s, bridge rollover {}",
