@@ -374,22 +374,19 @@ fn start_bridge(
         .stdout
         .take()
         .ok_or_else(|| fail("no stdout from the bridge"))?;
-    let mut line = String::new();
     // Kept open for the bridge's life: a later line printed into a closed pipe would end it.
     let mut stdout = BufReader::new(stdout);
-    stdout.read_line(&mut line).map_err(fail)?;
-    let base = line
-        .trim()
-        .strip_prefix("verbio serving on ")
-        .ok_or_else(|| fail(format!("unexpected bridge output {line:?}")))?
-        .to_string();
-    line.clear();
-    stdout.read_line(&mut line).map_err(fail)?;
-    let api = line
-        .trim()
-        .strip_prefix("verbio API on ")
-        .ok_or_else(|| fail(format!("unexpected bridge output {line:?}")))?
-        .to_string();
+    // `verbio serve` prints Twilio's address, then the API's.
+    let mut address = |prefix: &str| -> Result<String, BenchError> {
+        let mut line = String::new();
+        stdout.read_line(&mut line).map_err(fail)?;
+        line.trim()
+            .strip_prefix(prefix)
+            .map(str::to_string)
+            .ok_or_else(|| fail(format!("unexpected bridge output {line:?}")))
+    };
+    let base = address("verbio serving on ")?;
+    let api = address("verbio API on ")?;
     Ok(Bridge {
         child,
         base,
