@@ -44,6 +44,25 @@ pub struct Repaired {
     pub trimmed_bytes: u64,
 }
 
+impl Repaired {
+    /// Milliseconds of audio the file holds.
+    pub fn duration_ms(&self) -> u64 {
+        self.frames / FRAMES_PER_MS
+    }
+
+    /// The library's record of a repaired file: its length and size as repaired, and `note`.
+    fn outcome(&self, note: String) -> RecordingOutcome {
+        RecordingOutcome {
+            status: STATUS_REPAIRED.into(),
+            note: Some(note),
+            duration_ms: self.duration_ms() as i64,
+            size_bytes: (HEADER_LEN + self.frames * FRAME_BYTES) as i64,
+            channels: 2,
+            sample_rate: SAMPLE_RATE as i64,
+        }
+    }
+}
+
 /// Rewrites the header of a stereo 16-bit 8 kHz WAV from the file's length.
 pub fn repair_file(path: &Path) -> Result<Repaired, RepairError> {
     let io = |source| RepairError::Io {
@@ -98,27 +117,20 @@ pub async fn repair_unfinished(store: &StoreHandle, dir: &Path) -> Result<usize,
                     header_fixed = r.header_fixed,
                     "repaired an unfinished recording"
                 );
-                RecordingOutcome {
-                    status: STATUS_REPAIRED.into(),
-                    note: Some(format!(
-                        "the app stopped while recording; {} ms kept, header {}{}",
-                        r.frames / FRAMES_PER_MS,
-                        if r.header_fixed {
-                            "rebuilt from the file length"
-                        } else {
-                            "was already current"
-                        },
-                        if r.trimmed_bytes > 0 {
-                            format!(", {} torn bytes cut", r.trimmed_bytes)
-                        } else {
-                            String::new()
-                        },
-                    )),
-                    duration_ms: (r.frames / FRAMES_PER_MS) as i64,
-                    size_bytes: (HEADER_LEN + r.frames * FRAME_BYTES) as i64,
-                    channels: 2,
-                    sample_rate: SAMPLE_RATE as i64,
-                }
+                r.outcome(format!(
+                    "the app stopped while recording; {} ms kept, header {}{}",
+                    r.duration_ms(),
+                    if r.header_fixed {
+                        "rebuilt from the file length"
+                    } else {
+                        "was already current"
+                    },
+                    if r.trimmed_bytes > 0 {
+                        format!(", {} torn bytes cut", r.trimmed_bytes)
+                    } else {
+                        String::new()
+                    },
+                ))
             }
             Err(e) => {
                 warn!(
@@ -186,17 +198,10 @@ pub async fn adopt_unlisted(store: &StoreHandle, dir: &Path) -> Result<usize, St
                     started_at_ms,
                     twilio_sid: None,
                 },
-                RecordingOutcome {
-                    status: STATUS_REPAIRED.into(),
-                    note: Some(format!(
-                        "found without a library entry (the library could not be written while it was recorded, e.g. a full disk); {} ms kept",
-                        repaired.frames / FRAMES_PER_MS
-                    )),
-                    duration_ms: (repaired.frames / FRAMES_PER_MS) as i64,
-                    size_bytes: (HEADER_LEN + repaired.frames * FRAME_BYTES) as i64,
-                    channels: 2,
-                    sample_rate: SAMPLE_RATE as i64,
-                },
+                repaired.outcome(format!(
+                    "found without a library entry (the library could not be written while it was recorded, e.g. a full disk); {} ms kept",
+                    repaired.duration_ms()
+                )),
             )
             .await?;
         info!(

@@ -2,10 +2,10 @@
 //! worker per core).
 //!
 //! A relayed frame is a few microseconds of work, so at hundreds of calls each worker keeps running out
-//! of work and parking: with two workers on two cores, half of the bridge's `futex` calls were workers
-//! parking and waking each other (`perf record -e syscalls:sys_enter_futex` under `verbio bench`),
-//! and one worker used 12 % less CPU per call-minute at 300 recorded calls with the same latency up to
-//! 1,000 calls (BENCHMARKS.md, "Issue 16, the runtime"). The calls' blocking work already runs on its
+//! of work and parking: with two workers on two cores, three quarters of the bridge's `futex` calls were
+//! workers parking and waking each other (`perf record -e syscalls:sys_enter_futex` under `verbio
+//! bench`), and one worker used 12 % less CPU per call-minute at 300 recorded calls with the same
+//! latency up to 1,000 calls (BENCHMARKS.md, "Issue 16, third stretch"). The calls' blocking work already runs on its
 //! own threads (the recording writer, the library's store thread), so the async side needs few
 //! workers: one for every two cores by default, `--workers` / `VERBIO_WORKERS` to choose.
 //!

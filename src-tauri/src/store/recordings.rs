@@ -135,7 +135,6 @@ pub fn for_call(conn: &Connection, call_sid: &str) -> Result<Vec<RecordingRecord
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Recordings left in `recording` state (the app stopped while writing them).
 /// Every file name the library lists (local and Twilio copies).
 pub fn file_names(conn: &Connection) -> Result<std::collections::HashSet<String>, StoreError> {
     let mut stmt = conn.prepare("SELECT file_name FROM recordings")?;
@@ -143,6 +142,7 @@ pub fn file_names(conn: &Connection) -> Result<std::collections::HashSet<String>
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Recordings left in `recording` state (the app stopped while writing them).
 pub fn unfinished(conn: &Connection) -> Result<Vec<RecordingRecord>, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM recordings r LEFT JOIN calls c ON c.call_sid = r.call_sid
