@@ -43,3 +43,4 @@ pub mod tls;
 pub mod tools;
 pub mod tunnel;
 pub mod types;
+pub mod wire;

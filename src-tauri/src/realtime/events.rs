@@ -10,6 +10,8 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::wire::json_scan::{Scan, Value as Scanned};
+
 /// Who a conversation message is from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -454,6 +456,45 @@ fn need(field: Option<String>, what: &str, kind: &str) -> Result<String, EventPa
     field.ok_or_else(|| EventParseError(format!("{kind} without {what}")))
 }
 
+/// The fast path for the deltas that stream a response (audio and its transcript, several a second
+/// per call): a borrowed scan of the fields GA sends with them, the rest stepped over. A message with any
+/// other field, an escape, a value of an unexpected type or a repeated field goes to the full parse, so
+/// both paths accept and refuse the same messages.
+fn scan_delta(text: &str) -> Option<ServerEvent<'_>> {
+    let (mut kind, mut delta, mut item_id, mut response_id) = (None, None, None, None);
+    Scan::object(text, |key, value| {
+        let slot = match key {
+            "type" => &mut kind,
+            "delta" => &mut delta,
+            "item_id" => &mut item_id,
+            "response_id" => &mut response_id,
+            // Read by no event the full parse builds; any JSON value.
+            "event_id" | "output_index" | "content_index" => return Some(()),
+            _ => return None,
+        };
+        match (slot.is_none(), value) {
+            (true, Scanned::Str(s)) => {
+                *slot = Some(s);
+                Some(())
+            }
+            _ => None,
+        }
+    })?;
+    let item_id = item_id?.to_string();
+    match kind? {
+        "response.output_audio.delta" => Some(ServerEvent::AudioDelta {
+            response_id: response_id.map(str::to_string),
+            item_id,
+            delta: Cow::Borrowed(delta.filter(|d| !d.is_empty())?),
+        }),
+        "response.output_audio_transcript.delta" => Some(ServerEvent::AudioTranscriptDelta {
+            item_id,
+            delta: delta.unwrap_or_default().to_string(),
+        }),
+        _ => None,
+    }
+}
+
 /// Parses one server frame.
 ///
 /// ```
@@ -462,6 +503,14 @@ fn need(field: Option<String>, what: &str, kind: &str) -> Result<String, EventPa
 /// assert!(matches!(e, ServerEvent::AudioDelta { ref item_id, .. } if item_id == "i1"));
 /// ```
 pub fn parse_server_event(text: &str) -> Result<ServerEvent<'_>, EventParseError> {
+    match scan_delta(text) {
+        Some(event) => Ok(event),
+        None => parse_in_full(text),
+    }
+}
+
+/// Every event through serde (what [`scan_delta`] leaves).
+fn parse_in_full(text: &str) -> Result<ServerEvent<'_>, EventParseError> {
     let raw: RawEvent<'_> = serde_json::from_str(text)
         .map_err(|e| EventParseError(e.to_string().chars().take(160).collect()))?;
     let kind = raw.kind.as_ref();
@@ -569,6 +618,52 @@ pub fn parse_server_event(text: &str) -> Result<ServerEvent<'_>, EventParseError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// Messages near the fast path's edge, and random corruptions of them: whatever the scan takes, the
+    /// full parse reads the same way.
+    #[test]
+    fn the_fast_path_agrees_with_the_full_parse() {
+        let seeds = [
+            r#"{"type":"response.output_audio.delta","event_id":"event_1","response_id":"resp_1","item_id":"item_1","output_index":0,"content_index":0,"delta":"//8A/w=="}"#,
+            r#"{"type":"response.output_audio_transcript.delta","event_id":"e","response_id":"r","item_id":"i","output_index":0,"content_index":0,"delta":"Hel"}"#,
+            r#" { "type" : "response.output_audio.delta" , "item_id" : "i" , "delta" : "AAAA" } "#,
+            r#"{"type":"response.output_audio.delta","item_id":"i","delta":""}"#,
+            r#"{"type":"response.output_audio.delta","item_id":null,"delta":"AAAA"}"#,
+            r#"{"type":"response.output_audio.delta","item_id":"i","item_id":"j","delta":"AAAA"}"#,
+            r#"{"type":"response.output_audio.delta","item_id":"i","delta":"AAAA","transcript":5}"#,
+            r#"{"type":"response.output_audio_transcript.delta","item_id":"i"}"#,
+            r#"{"type":"response.output_audio_transcript.delta","item_id":"i","delta":"say \"hi\""}"#,
+            r#"{"type":"input_audio_buffer.speech_started","audio_start_ms":12,"item_id":"i"}"#,
+        ];
+        const ALPHABET: &[u8] = b"\"\\{}[],:0123456789aeE+-. \tnulltrue";
+        let mut rng = rand::rngs::StdRng::seed_from_u64(16);
+        let mut taken = 0;
+        for seed in seeds {
+            for round in 0..2000 {
+                let mut bytes = seed.as_bytes().to_vec();
+                if round > 0 {
+                    for _ in 0..rng.random_range(1..4) {
+                        let at = rng.random_range(0..bytes.len());
+                        match rng.random_range(0..4) {
+                            0 => bytes[at] = ALPHABET[rng.random_range(0..ALPHABET.len())],
+                            1 => drop(bytes.remove(at)),
+                            2 => bytes.insert(at, bytes[at]),
+                            _ => bytes.insert(at, b' '),
+                        }
+                    }
+                }
+                let Ok(text) = std::str::from_utf8(&bytes) else {
+                    continue;
+                };
+                if let Some(fast) = scan_delta(text) {
+                    taken += 1;
+                    assert_eq!(Ok(fast), parse_in_full(text), "{text}");
+                }
+            }
+        }
+        assert!(taken > 500, "the fast path took only {taken}");
+    }
 
     #[test]
     fn speech_started_says_where_speech_starts_in_the_input_audio() {

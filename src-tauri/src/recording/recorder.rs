@@ -161,32 +161,17 @@ impl CallRecording {
 
     /// A caller frame starting at `start_us`: to the file and to listeners.
     pub fn caller(&self, start_us: StreamUs, mulaw: &[u8]) {
-        self.publish_caller(start_us, || Some(mulaw.into()));
+        self.publish_caller(start_us, mulaw);
         self.queue(Side::Caller, start_us, mulaw);
     }
 
-    /// A caller frame as Twilio sent it (base64 μ-law): decoded straight into the feed, with no
-    /// buffer of its own. Not base64: nothing recorded (the bridge reports bad frames).
-    pub fn caller_payload(&self, start_us: StreamUs, payload: &str) {
-        self.publish_caller(start_us, || decode_payload(payload).map(Into::into));
-        if let Some(w) = &self.writer {
-            w.feed.push(Side::Caller, us_to_frame(start_us), |buf| {
-                base64::engine::general_purpose::STANDARD
-                    .decode_vec(payload, buf)
-                    .is_ok()
-            });
-        }
-    }
-
-    fn publish_caller(&self, start_us: StreamUs, mulaw: impl FnOnce() -> Option<Arc<[u8]>>) {
+    fn publish_caller(&self, start_us: StreamUs, mulaw: &[u8]) {
         if self.has_listeners() {
-            if let Some(mulaw) = mulaw() {
-                self.publish(LiveAudio::Audio {
-                    side: Side::Caller,
-                    start_us,
-                    mulaw,
-                });
-            }
+            self.publish(LiveAudio::Audio {
+                side: Side::Caller,
+                start_us,
+                mulaw: mulaw.into(),
+            });
         }
     }
 

@@ -195,6 +195,8 @@ pub(super) struct Call {
     greeted: bool,
     /// Caller audio held while no configured session takes it: (stream time, bytes, base64 payload).
     held_audio: VecDeque<(StreamUs, usize, String)>,
+    /// A recorded caller frame's μ-law, decoded once for the file and listen-in (reused per frame).
+    caller_mulaw: Vec<u8>,
     next_event: u64,
     /// Kept by number (the id is `vb_<n>`): 64 strings a call were 4 KiB.
     sent: VecDeque<(u64, Sent)>,
@@ -327,6 +329,7 @@ impl Call {
             caller_speaking: false,
             greeted: false,
             held_audio: VecDeque::new(),
+            caller_mulaw: Vec::new(),
             next_event: 0,
             sent: VecDeque::new(),
             bad_frames: 0,
@@ -1077,7 +1080,14 @@ impl Call {
                     // the agent stop or answer.
                     return Ok(());
                 }
-                let bytes = match media::base64_decoded_len(&media.payload) {
+                // Recorded: decoded once, which also checks it; else only checked (the model takes
+                // the base64 as it came).
+                let checked = match self.recording.is_some() {
+                    true => media::decode_base64(&media.payload, &mut self.caller_mulaw)
+                        .map(<[u8]>::len),
+                    false => media::base64_decoded_len(&media.payload),
+                };
+                let bytes = match checked {
                     Ok(n) => n,
                     Err(e) => {
                         self.note_bad_frame("media frame", &e);
@@ -1090,8 +1100,7 @@ impl Call {
                 });
                 let start_us = self.timeline.caller_frame(timestamp, Instant::now());
                 if let Some(rec) = &self.recording {
-                    // Checked above to be base64; decoded straight into the recording's feed.
-                    rec.caller_payload(start_us, &media.payload);
+                    rec.caller(start_us, &self.caller_mulaw);
                 }
                 let pad_ms = self.gaps.on_frame(timestamp, bytes as u64 / BYTES_PER_MS);
                 if pad_ms > 0 {

@@ -1,0 +1,337 @@
+//! A borrowed, validating scan of one JSON object, for the two messages that arrive 50 times a second
+//! per call (Twilio's `media`, the model's audio delta), where serde's derive spends most of its time
+//! matching and skipping keys the bridge does not read.
+//!
+//! It is a fast path only: it accepts a subset of JSON (no backslash anywhere, nesting at most
+//! [`MAX_DEPTH`] deep) and answers `None` for anything else, so the caller falls back to its full serde
+//! parse. Whatever it accepts is valid JSON with the same meaning serde would give it, so both paths
+//! accept and refuse the same messages.
+//!
+//! ```
+//! use verbio::wire::json_scan::{Scan, Value};
+//! let mut seen = Vec::new();
+//! Scan::object(r#"{"event":"media","n":1.5e3,"media":{"payload":"//8="}}"#, |key, value| {
+//!     seen.push((key, matches!(value, Value::Str(_))));
+//!     Some(())
+//! })
+//! .unwrap();
+//! assert_eq!(seen, [("event", true), ("n", false), ("media", false)]);
+//! ```
+
+/// How deep an unread value may nest before the scan gives up (serde's own limit is 128).
+pub const MAX_DEPTH: usize = 8;
+
+/// One top-level value as the scan hands it over.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
+    /// A string without escapes: its text, borrowed.
+    Str(&'a str),
+    /// An object, still to be scanned (with [`Scan::object`]) if the caller wants its fields.
+    Object(&'a str),
+    /// Anything else, validated: a number, `true`, `false`, `null` or an array.
+    Other,
+}
+
+/// The scanner's position in one message.
+pub struct Scan<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Scan<'a> {
+    /// Scans `text`, which must be exactly one object (whitespace around it allowed), calling `field`
+    /// for each key and value in order. `None` if the text is outside the accepted subset or `field`
+    /// said `None` (say, a key it refuses to see twice).
+    pub fn object(
+        text: &'a str,
+        mut field: impl FnMut(&'a str, Value<'a>) -> Option<()>,
+    ) -> Option<()> {
+        let mut scan = Scan { text, at: 0 };
+        scan.space();
+        scan.fields(0, &mut field)?;
+        scan.space();
+        (scan.at == text.len()).then_some(())
+    }
+
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes().get(self.at).copied()
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.at += 1)
+    }
+
+    fn space(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    /// `{ "key": value, … }` at the cursor, each pair handed to `field`.
+    fn fields(
+        &mut self,
+        depth: usize,
+        field: &mut impl FnMut(&'a str, Value<'a>) -> Option<()>,
+    ) -> Option<()> {
+        self.eat(b'{')?;
+        self.space();
+        if self.eat(b'}').is_some() {
+            return Some(());
+        }
+        loop {
+            self.space();
+            let key = self.string()?;
+            self.space();
+            self.eat(b':')?;
+            self.space();
+            let value = match self.peek()? {
+                b'"' => Value::Str(self.string()?),
+                b'{' => {
+                    let start = self.at;
+                    self.skip_value(depth + 1)?;
+                    Value::Object(self.text.get(start..self.at)?)
+                }
+                _ => {
+                    self.skip_value(depth + 1)?;
+                    Value::Other
+                }
+            };
+            field(key, value)?;
+            self.space();
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A string without escapes or control characters; its text between the quotes.
+    fn string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.at;
+        let bytes = self.bytes();
+        let mut i = start;
+        // Eight bytes at a time until a word holds a quote, a backslash or a control character.
+        while let Some(word) = bytes.get(i..i + 8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(word);
+            if special_in(u64::from_le_bytes(w)) {
+                break;
+            }
+            i += 8;
+        }
+        loop {
+            match *bytes.get(i)? {
+                b'"' => break,
+                b'\\' => return None,
+                c if c < 0x20 => return None,
+                _ => i += 1,
+            }
+        }
+        self.at = i + 1;
+        // Quotes are ASCII, so both ends are character boundaries of the (already UTF-8) text.
+        self.text.get(start..i)
+    }
+
+    /// Any value, checked and stepped over.
+    fn skip_value(&mut self, depth: usize) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b'{' => self.fields(depth, &mut |_, _| Some(())),
+            b'[' => {
+                self.at += 1;
+                self.space();
+                if self.eat(b']').is_some() {
+                    return Some(());
+                }
+                loop {
+                    self.space();
+                    self.skip_value(depth + 1)?;
+                    self.space();
+                    match self.peek()? {
+                        b',' => self.at += 1,
+                        b']' => {
+                            self.at += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            _ => self.number(),
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.at + word.len();
+        (self.bytes().get(self.at..end)? == word).then(|| self.at = end)
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, as JSON has it.
+    fn number(&mut self) -> Option<()> {
+        let _ = self.eat(b'-');
+        match self.peek()? {
+            b'0' => self.at += 1,
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        if self.eat(b'.').is_some() {
+            self.peek().filter(u8::is_ascii_digit)?;
+            self.digits();
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.at += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.at += 1;
+            }
+            self.peek().filter(u8::is_ascii_digit)?;
+            self.digits();
+        }
+        Some(())
+    }
+
+    fn digits(&mut self) {
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.at += 1;
+        }
+    }
+}
+
+/// Whether any byte of `word` is `"`, `\` or below 0x20 (may say yes for a word with none, never no
+/// for one that has one: the byte loop after it is exact).
+fn special_in(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let quote = zero_in(word ^ (ONES * u64::from(b'"')));
+    let backslash = zero_in(word ^ (ONES * u64::from(b'\\')));
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    quote | backslash | control != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(text: &str) -> Option<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        Scan::object(text, |k, v| {
+            out.push((
+                k.to_string(),
+                match v {
+                    Value::Str(s) => format!("s:{s}"),
+                    Value::Object(o) => format!("o:{o}"),
+                    Value::Other => "other".into(),
+                },
+            ));
+            Some(())
+        })?;
+        Some(out)
+    }
+
+    #[test]
+    fn accepts_what_json_accepts_and_hands_over_strings_and_objects() {
+        let got = fields(
+            " {\"a\" : \"x y\",\"b\":{\"c\":[1,-2.5e-3,true,false,null,{}],\"d\":\"\"} ,\"e\":0}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            [
+                ("a".into(), "s:x y".into()),
+                (
+                    "b".into(),
+                    "o:{\"c\":[1,-2.5e-3,true,false,null,{}],\"d\":\"\"}".into()
+                ),
+                ("e".into(), "other".into()),
+            ]
+        );
+        assert_eq!(fields("{}").unwrap(), []);
+        let long = format!("{{\"p\":\"{}\"}}", "ab+/".repeat(300));
+        assert_eq!(fields(&long).unwrap()[0].1.len(), 2 + 1200);
+        assert_eq!(fields("{\"é\":\"ü€😀\"}").unwrap()[0].1, "s:ü€😀");
+    }
+
+    #[test]
+    fn refuses_all_that_serde_refuses_and_what_it_leaves_to_serde() {
+        for bad in [
+            "",
+            "[]",
+            "{",
+            "{\"a\":1,}",
+            "{\"a\" 1}",
+            "{a:1}",
+            "{\"a\":01}",
+            "{\"a\":1.}",
+            "{\"a\":.5}",
+            "{\"a\":1e}",
+            "{\"a\":-}",
+            "{\"a\":+1}",
+            "{\"a\":tru}",
+            "{\"a\":nul}",
+            "{\"a\":[1,]}",
+            "{\"a\":[1 2]}",
+            "{\"a\":\"x\"} x",
+            "{\"a\":\"x\"}{}",
+            "{\"a\":\"unterminated}",
+            "{\"a\":\"tab\there\"}",
+            "{\"a\":\"line\nbreak\"}",
+            // Escapes are valid JSON, but left to serde (which unescapes them).
+            "{\"a\":\"q\\\"\"}",
+            "{\"a\\u0062\":1}",
+        ] {
+            assert!(fields(bad).is_none(), "{bad:?} was accepted");
+            if !bad.contains('\\') {
+                assert!(
+                    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(bad)
+                        .is_err(),
+                    "{bad:?} is a valid JSON object"
+                );
+            }
+        }
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(12), "]".repeat(12));
+        assert!(fields(&deep).is_none(), "too deep for the fast path");
+        let deep = format!(
+            "{{\"a\":{}1{}}}",
+            "{\"a\":".repeat(20_000),
+            "}".repeat(20_000)
+        );
+        assert!(fields(&deep).is_none(), "nested objects count too");
+        let ok = format!(
+            "{{\"a\":{}1{}}}",
+            "{\"a\":".repeat(MAX_DEPTH - 1),
+            "}".repeat(MAX_DEPTH - 1)
+        );
+        assert!(fields(&ok).is_some());
+        assert!(Scan::object("{\"a\":1}", |_, _| None).is_none());
+    }
+
+    #[test]
+    fn special_bytes_are_never_missed() {
+        for special in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+            for at in 0..8 {
+                let mut w = [b'a'; 8];
+                w[at] = special;
+                assert!(special_in(u64::from_le_bytes(w)), "{special:#x} at {at}");
+            }
+        }
+        assert!(!special_in(u64::from_le_bytes(*b"ab+/=9Zz")));
+        assert!(!special_in(u64::from_le_bytes([
+            0x20, 0x7f, 0x80, 0xff, b'!', b'#', b'[', b']'
+        ])));
+    }
+}
