@@ -1,22 +1,25 @@
-//! The model socket: connects to a Realtime GA endpoint over `tokio-tungstenite`.
+//! The model socket: connects to a Realtime GA endpoint and speaks WebSocket over it with the lean
+//! layer the bridge runs on ([`crate::wire::ws`]): the handshake (with `Authorization: Bearer`) and TLS
+//! (rustls, webpki roots) are done here.
 //!
 //! Behind the [`ModelConnector`] trait so the bridge does not care whether it talks to OpenAI,
 //! an Azure-style deployment, or the simulator.
 
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::types::Secret;
+use crate::wire::ws::{client_request, parse_response, Limits, Role, WsConn};
 
 /// An open model session socket.
-pub type ModelSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type ModelSocket = WsConn<ModelStream>;
 
 /// A boxed connect future.
 pub type ConnectFuture = Pin<Box<dyn Future<Output = Result<ModelSocket, RealtimeError>> + Send>>;
@@ -41,19 +44,185 @@ pub enum RealtimeError {
     Timeout,
 }
 
-/// Small buffers: a call moves ~8 KB/s each way, so tungstenite's 128 KiB defaults only cost memory, and
-/// tungstenite zero-fills up to the read buffer's size before every read (audio deltas are 1–5 KB; a
-/// bigger message still arrives whole, in more reads).
-pub fn socket_config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
-        .max_write_buffer_size(4 * 1024 * 1024)
-        .max_message_size(Some(4 * 1024 * 1024))
-        .max_frame_size(Some(4 * 1024 * 1024))
+/// The largest message or frame taken from the model (audio deltas are 1–5 KB; a `session.updated`
+/// with long instructions and many tools is the biggest thing it sends).
+pub const MODEL_MESSAGE_LIMIT: usize = 4 * 1024 * 1024;
+
+/// The byte stream under a model socket: `ws://` (the simulator, a local proxy) or `wss://`.
+pub enum ModelStream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
-/// Connects to `{base_url}?model=…` with `Authorization: Bearer`. Never sends the beta header.
+impl AsyncRead for ModelStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ModelStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            ModelStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ModelStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ModelStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            ModelStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ModelStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            ModelStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ModelStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            ModelStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// One TLS client configuration for every model session (building it parses the root store).
+fn tls_config() -> Arc<rustls::ClientConfig> {
+    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
+            Arc::new(
+                rustls::ClientConfig::builder()
+                    .with_root_certificates(roots)
+                    .with_no_client_auth(),
+            )
+        })
+        .clone()
+}
+
+/// Where a session's socket goes, taken apart from its URL.
+struct Target {
+    tls: bool,
+    /// For the TCP connection and TLS's server name (an IPv6 address without brackets).
+    host: String,
+    port: u16,
+    /// The `Host` header (with the port when it is not the scheme's).
+    host_header: String,
+    path_and_query: String,
+}
+
+impl Target {
+    fn of(url: &str) -> Result<Target, RealtimeError> {
+        let url = url::Url::parse(url).map_err(|e| RealtimeError::BadUrl(e.to_string()))?;
+        let tls = match url.scheme() {
+            "ws" => false,
+            "wss" => true,
+            other => {
+                return Err(RealtimeError::BadUrl(format!(
+                    "scheme {other:?} is not ws or wss"
+                )))
+            }
+        };
+        let host = match url.host() {
+            Some(url::Host::Domain(d)) => d.to_string(),
+            Some(url::Host::Ipv4(a)) => a.to_string(),
+            Some(url::Host::Ipv6(a)) => a.to_string(),
+            None => return Err(RealtimeError::BadUrl("no host".into())),
+        };
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| RealtimeError::BadUrl("no port".into()))?;
+        let host_header = match (url.host_str(), url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            (None, _) => return Err(RealtimeError::BadUrl("no host".into())),
+        };
+        let path_and_query = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        };
+        Ok(Target {
+            tls,
+            host,
+            port,
+            host_header,
+            path_and_query,
+        })
+    }
+}
+
+/// Opens the socket: TCP, TLS for `wss`, the upgrade request, its answer.
+async fn open(target: Target, key: Secret) -> Result<ModelSocket, RealtimeError> {
+    let connect = |e: io::Error| RealtimeError::Connect(e.to_string());
+    let tcp = TcpStream::connect((target.host.as_str(), target.port))
+        .await
+        .map_err(connect)?;
+    // Appends are small and due every 20 ms: never held back waiting to fill a segment.
+    let _ = tcp.set_nodelay(true);
+    let mut stream = if target.tls {
+        let name = rustls::pki_types::ServerName::try_from(target.host.clone())
+            .map_err(|_| RealtimeError::BadUrl(format!("{:?} is not a host name", target.host)))?;
+        let tls = tokio_rustls::TlsConnector::from(tls_config())
+            .connect(name, tcp)
+            .await
+            .map_err(connect)?;
+        ModelStream::Tls(Box::new(tls))
+    } else {
+        ModelStream::Plain(tcp)
+    };
+    let auth = format!("Bearer {}", key.expose());
+    let (request, ws_key) = client_request(
+        &target.host_header,
+        &target.path_and_query,
+        &[("Authorization", auth.as_str())],
+    )
+    .map_err(|_| {
+        RealtimeError::Connect(
+            "the API key or URL holds characters a request header cannot carry".into(),
+        )
+    })?;
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(connect)?;
+    stream.flush().await.map_err(connect)?;
+    let mut answer = Vec::with_capacity(1024);
+    loop {
+        let mut chunk = [0u8; 1024];
+        let n = stream.read(&mut chunk).await.map_err(connect)?;
+        if n == 0 {
+            return Err(RealtimeError::Connect(
+                "the server closed the connection during the upgrade".into(),
+            ));
+        }
+        answer.extend_from_slice(&chunk[..n]);
+        match parse_response(&answer, &ws_key) {
+            Ok(None) => continue,
+            Ok(Some((used, 101))) => {
+                let limits = Limits {
+                    max_message: MODEL_MESSAGE_LIMIT,
+                    max_frame: MODEL_MESSAGE_LIMIT,
+                };
+                // What the server sent right after its answer (often `session.created`) comes first.
+                return Ok(WsConn::new(stream, Role::Client, limits, &answer[used..]));
+            }
+            Ok(Some((_, status))) => return Err(RealtimeError::Rejected(status)),
+            Err(e) => return Err(RealtimeError::Connect(format!("bad upgrade answer: {e}"))),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct RealtimeClient {
     base_url: String,
@@ -92,30 +261,13 @@ impl ModelConnector for RealtimeClient {
         let key = self.api_key.clone();
         let timeout = self.connect_timeout;
         Box::pin(async move {
-            let url = url?;
+            let target = Target::of(&url?)?;
             if key.is_empty() {
                 return Err(RealtimeError::MissingKey);
             }
-            let mut request = url
-                .into_client_request()
-                .map_err(|e| RealtimeError::BadUrl(e.to_string()))?;
-            let auth =
-                HeaderValue::from_str(&format!("Bearer {}", key.expose())).map_err(|_| {
-                    RealtimeError::Connect(
-                        "the API key holds characters a header cannot carry".into(),
-                    )
-                })?;
-            request.headers_mut().insert("Authorization", auth);
-            let attempt =
-                tokio_tungstenite::connect_async_with_config(request, Some(socket_config()), true);
-            match tokio::time::timeout(timeout, attempt).await {
-                Err(_) => Err(RealtimeError::Timeout),
-                Ok(Ok((socket, _))) => Ok(socket),
-                Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp))) => {
-                    Err(RealtimeError::Rejected(resp.status().as_u16()))
-                }
-                Ok(Err(e)) => Err(RealtimeError::Connect(e.to_string())),
-            }
+            tokio::time::timeout(timeout, open(target, key))
+                .await
+                .unwrap_or(Err(RealtimeError::Timeout))
         })
     }
 }

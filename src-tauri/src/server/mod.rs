@@ -23,6 +23,7 @@ pub mod errors;
 pub mod extract;
 pub mod http;
 pub mod limits;
+pub mod media_upgrade;
 pub mod operator_api;
 pub mod public_url;
 pub mod range;

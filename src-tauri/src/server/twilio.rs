@@ -10,7 +10,6 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -23,6 +22,7 @@ use crate::calls::bridge;
 use crate::calls::registry::Admission;
 use crate::events::{CallCap, CallEvent};
 use crate::server::limits::Refusal;
+use crate::server::media_upgrade::MediaUpgrade;
 use crate::server::public_url::SignedBase;
 use crate::services::Services;
 use crate::telephony::twilio::callbacks::{AmdCallback, FromForm, StatusCallback, VoiceWebhook};
@@ -33,6 +33,7 @@ use crate::telephony::twilio::webhooks::{
     AMD_CALLBACK_PATH, MEDIA_STREAM_PATH, RECORDING_STATUS_PATH, STATUS_CALLBACK_PATH, VOICE_PATH,
 };
 use crate::types::now_ms;
+use crate::wire::ws::Limits;
 
 /// Twilio's webhooks are small forms; anything larger is not Twilio.
 const WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
@@ -264,7 +265,7 @@ async fn media_stream(
     State(services): State<Arc<Services>>,
     headers: HeaderMap,
     uri: Uri,
-    upgrade: WebSocketUpgrade,
+    upgrade: MediaUpgrade,
 ) -> Response {
     let base = SignedBase::of(&services, &headers);
     let url = base.websocket_url(&uri);
@@ -275,13 +276,11 @@ async fn media_stream(
     }
     let deps = services.bridge.clone();
     let public_base = base.as_str().to_string();
-    upgrade
-        // tungstenite zero-fills up to this much before every read, even one that finds nothing, and
-        // keeps it for the whole call; Twilio's messages are ~0.4 KB (a bigger one still arrives
-        // whole, in more reads).
-        .read_buffer_size(1024)
-        .write_buffer_size(16 * 1024)
-        .max_message_size(MEDIA_MESSAGE_LIMIT)
-        .max_frame_size(MEDIA_MESSAGE_LIMIT)
-        .on_upgrade(move |socket| bridge::handle_media_socket(deps, socket, public_base))
+    let limits = Limits {
+        max_message: MEDIA_MESSAGE_LIMIT,
+        max_frame: MEDIA_MESSAGE_LIMIT,
+    };
+    upgrade.on_upgrade(limits, move |socket| {
+        bridge::handle_media_socket(deps, socket, public_base)
+    })
 }

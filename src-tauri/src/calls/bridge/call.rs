@@ -5,13 +5,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket};
 use base64::Engine;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message as ModelMessage;
 use tracing::{debug, info, warn};
 
 use super::call_cost::CallCost;
@@ -25,7 +22,7 @@ use super::sequencer::{Outgoing, Purpose, Request, Sequencer};
 use super::tool_calls::{FunctionCall, ToolCalls};
 use super::transcript::{Transcript, Turn};
 use super::turn_latency::TurnLatency;
-use super::{close_twilio, BridgeDeps, EndReason};
+use super::{close_twilio, BridgeDeps, EndReason, MediaSocket};
 use crate::audio::microphone::MicFrame;
 use crate::calls::approvals::PendingApproval;
 use crate::calls::playout::{MarkOutcome, Placed};
@@ -42,6 +39,7 @@ use crate::recording::recorder::decode_payload;
 use crate::telephony::twilio::media::{self, Inbound, MediaError, BYTES_PER_MS};
 use crate::tools::{FailureKind, ToolFailure, ToolRequest};
 use crate::types::{now_ms, Speaker, StreamUs, TokenUsage};
+use crate::wire::ws::{Incoming, TextBytes, WsError};
 
 /// Turns kept for seeding a fresh session (the newest ones).
 const MAX_SEED_TURNS: usize = 200;
@@ -94,14 +92,19 @@ struct ModelLink {
 impl ModelLink {
     async fn send(&mut self, text: String) -> Result<(), String> {
         self.socket
-            .send(ModelMessage::Text(text.into()))
+            .send_text(&text)
             .await
             .map_err(|e| e.to_string())
     }
 
     /// Closes the session so it stops costing money; does not wait for the server.
     async fn close(mut self) {
-        let _ = tokio::time::timeout(Duration::from_millis(500), self.socket.close(None)).await;
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            if self.socket.close(1000, "").await.is_ok() {
+                let _ = self.socket.shutdown().await;
+            }
+        })
+        .await;
     }
 }
 
@@ -163,7 +166,7 @@ pub(super) struct Call {
     call_sid: String,
     stream_sid: String,
     /// Twilio's media socket, read and written by this task alone (not split: no lock per message).
-    twilio: WebSocket,
+    twilio: MediaSocket,
     /// Boxed, like `standby`: a link is 1.4 KiB (the TLS stream), and every call held two slots of
     /// it inline, mostly empty.
     model: Option<Box<ModelLink>>,
@@ -222,7 +225,7 @@ pub(super) struct Call {
 }
 
 /// A frame from a model socket, or its end.
-type ModelFrame = Option<Result<ModelMessage, tokio_tungstenite::tungstenite::Error>>;
+type ModelFrame = Option<Result<Incoming, WsError>>;
 
 async fn next_model_frame(link: &mut Option<Box<ModelLink>>) -> ModelFrame {
     match link {
@@ -255,15 +258,13 @@ async fn finish_connecting(
 
 /// A model socket frame as the bridge needs it: text to parse, nothing to do (pings, pongs, binary), or
 /// the socket is gone and why.
-fn read_frame(
-    frame: ModelFrame,
-) -> Result<Option<tokio_tungstenite::tungstenite::Utf8Bytes>, String> {
+fn read_frame(frame: ModelFrame) -> Result<Option<TextBytes>, String> {
     match frame {
-        Some(Ok(ModelMessage::Text(text))) => Ok(Some(text)),
-        Some(Ok(ModelMessage::Close(close))) => Err(close
-            .map(|c| format!("closed by the model ({}: {})", u16::from(c.code), c.reason))
+        Some(Ok(Incoming::Text(text))) => Ok(Some(text)),
+        Some(Ok(Incoming::Close(close))) => Err(close
+            .map(|(code, reason)| format!("closed by the model ({code}: {reason})"))
             .unwrap_or_else(|| "closed by the model".into())),
-        Some(Ok(_)) => Ok(None),
+        Some(Ok(Incoming::Binary(_))) => Ok(None),
         Some(Err(e)) => Err(e.to_string()),
         None => Err("socket ended".into()),
     }
@@ -288,7 +289,7 @@ impl Call {
         session: Arc<SessionConfig>,
         call_sid: String,
         stream_sid: String,
-        twilio: WebSocket,
+        twilio: MediaSocket,
     ) -> Self {
         let now = Instant::now();
         let settings = &deps.settings;
@@ -1047,20 +1048,19 @@ impl Call {
 
     async fn send_twilio(&mut self, text: String) -> Flow {
         self.twilio
-            .send(Message::Text(text.into()))
+            .send_text(&text)
             .await
             .map_err(|e| EndReason::TwilioSocket(e.to_string()))
     }
 
-    async fn on_twilio_frame(&mut self, frame: Option<Result<Message, axum::Error>>) -> Flow {
+    async fn on_twilio_frame(&mut self, frame: Option<Result<Incoming, WsError>>) -> Flow {
         match frame {
-            Some(Ok(Message::Text(text))) => self.on_twilio_text(text.as_str()).await,
-            Some(Ok(Message::Binary(_))) => {
+            Some(Ok(Incoming::Text(text))) => self.on_twilio_text(text.as_str()).await,
+            Some(Ok(Incoming::Binary(_))) => {
                 self.note_bad_frame("binary frame", &"Twilio sends text frames only");
                 Ok(())
             }
-            Some(Ok(Message::Close(_))) | None => Err(EndReason::CallerHungUp),
-            Some(Ok(_)) => Ok(()),
+            Some(Ok(Incoming::Close(_))) | None => Err(EndReason::CallerHungUp),
             Some(Err(e)) => Err(EndReason::TwilioSocket(e.to_string())),
         }
     }
@@ -1966,12 +1966,15 @@ impl Call {
             .on_agent_audio(&mark, self.timeline.now_us(now));
         let media_msg = media::media_message(&self.stream_sid, payload);
         let mark_msg = media::mark_message(&self.stream_sid, &mark);
-        let sent = async {
-            self.twilio.feed(Message::Text(media_msg.into())).await?;
-            self.twilio.feed(Message::Text(mark_msg.into())).await?;
-            self.twilio.flush().await
-        }
-        .await;
+        // One write for both.
+        let sent = match self
+            .twilio
+            .queue_text(&media_msg)
+            .and_then(|()| self.twilio.queue_text(&mark_msg))
+        {
+            Ok(()) => self.twilio.flush().await,
+            Err(e) => Err(e),
+        };
         sent.map_err(|e| EndReason::TwilioSocket(e.to_string()))
     }
 

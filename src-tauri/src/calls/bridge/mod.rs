@@ -22,8 +22,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn, Instrument};
@@ -35,6 +34,7 @@ use crate::events::{CallEvent, EventBus};
 use crate::realtime::client::ModelConnector;
 use crate::telephony::twilio::media::{self, Inbound, StartMeta};
 use crate::types::now_ms;
+use crate::wire::ws::{Incoming, WsConn};
 
 mod call;
 pub mod call_cost;
@@ -109,6 +109,10 @@ impl BridgeDeps {
     }
 }
 
+/// The media socket as the bridge owns it: the lean WebSocket layer ([`crate::wire::ws`]) over the
+/// connection hyper upgraded.
+pub type MediaSocket = WsConn<TokioIo<hyper::upgrade::Upgraded>>;
+
 /// WebSocket close code for policy violations (no or bad stream token).
 pub const CLOSE_POLICY: u16 = 1008;
 
@@ -154,7 +158,7 @@ impl EndReason {
 }
 
 /// Serves one Twilio media socket from upgrade to close; Twilio reached it at `public_base`.
-pub async fn handle_media_socket(deps: Arc<BridgeDeps>, socket: WebSocket, public_base: String) {
+pub async fn handle_media_socket(deps: Arc<BridgeDeps>, socket: MediaSocket, public_base: String) {
     let mut twilio = socket;
     let (stream_sid, start) = match await_start(&mut twilio, deps.settings.start_timeout).await {
         Ok(started) => started,
@@ -262,22 +266,25 @@ fn spawn_call(
 }
 
 /// Reads until Twilio's `start`. Media before `start` is ignored; a silent or closed socket is refused.
-async fn await_start(rx: &mut WebSocket, timeout: Duration) -> Result<(String, StartMeta), String> {
+async fn await_start(
+    rx: &mut MediaSocket,
+    timeout: Duration,
+) -> Result<(String, StartMeta), String> {
     let deadline = Instant::now() + timeout;
     loop {
         let frame = tokio::time::timeout_at(deadline, rx.next())
             .await
             .map_err(|_| format!("no start event within {} ms", timeout.as_millis()))?;
         match frame {
-            Some(Ok(Message::Text(text))) => match media::parse(text.as_str()) {
+            Some(Ok(Incoming::Text(text))) => match media::parse(text.as_str()) {
                 Ok(Inbound::Start { stream_sid, start }) => return Ok((stream_sid, start)),
                 Ok(Inbound::Connected { .. }) => {}
                 Ok(Inbound::Stop { .. }) => return Err("stream stopped before start".into()),
                 Ok(other) => debug!(event = ?event_name(&other), "event before start ignored"),
                 Err(e) => warn!("bad frame before start ignored: {e}"),
             },
-            Some(Ok(Message::Close(_))) | None => return Err("socket closed before start".into()),
-            Some(Ok(_)) => {}
+            Some(Ok(Incoming::Close(_))) | None => return Err("socket closed before start".into()),
+            Some(Ok(Incoming::Binary(_))) => {}
             Some(Err(e)) => return Err(format!("socket error before start: {e}")),
         }
     }
@@ -294,13 +301,12 @@ fn event_name(event: &Inbound<'_>) -> &'static str {
     }
 }
 
-pub(super) async fn close_twilio(tx: &mut WebSocket, code: u16, reason: &str) {
-    let reason: String = reason.chars().take(120).collect();
-    let _ = tx
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        })))
-        .await;
-    let _ = tx.close().await;
+pub(super) async fn close_twilio(tx: &mut MediaSocket, code: u16, reason: &str) {
+    // Bounded: a peer that stopped reading must not hold the call's end.
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        if tx.close(code, reason).await.is_ok() {
+            let _ = tx.shutdown().await;
+        }
+    })
+    .await;
 }

@@ -141,7 +141,8 @@ pub enum Incoming {
     /// A complete binary message.
     Binary(Bytes),
     /// The peer's close frame: its status code and reason, if it sent one. Our echo has been
-    /// queued (and tried); the next [`WsConn::next`] returns `None`.
+    /// queued (and tried); the next [`WsConn::next`] returns `None`. Then [`WsConn::close`] (to
+    /// be sure the echo is out) and drop or [`WsConn::shutdown`] the connection.
     Close(Option<(u16, String)>),
 }
 
@@ -264,8 +265,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsConn<S> {
     }
 
     /// Frames `text` into the write buffer (masked, with a fresh random key, as a client).
-    /// Nothing is written until [`WsConn::flush`]. Fails with [`WsError::Closed`] once a close
-    /// frame has been queued.
+    /// Nothing is written until [`WsConn::flush`] (or until `next` writes a pong or close reply,
+    /// which carries out what is queued before it, in order). Fails with [`WsError::Closed`] once
+    /// a close frame has been queued.
     pub fn queue_text(&mut self, text: &str) -> Result<(), WsError> {
         self.queue_data(OpCode::Text, text.as_bytes())
     }
