@@ -94,8 +94,9 @@ impl AsyncWrite for ModelStream {
     }
 }
 
-/// One TLS client configuration for every model session (building it parses the root store).
-fn tls_config() -> Arc<rustls::ClientConfig> {
+/// The TLS client configuration every model session uses unless told otherwise: webpki's roots
+/// (built once: building it parses the root store).
+pub fn default_tls_config() -> Arc<rustls::ClientConfig> {
     static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
@@ -163,7 +164,11 @@ impl Target {
 }
 
 /// Opens the socket: TCP, TLS for `wss`, the upgrade request, its answer.
-async fn open(target: Target, key: Secret) -> Result<ModelSocket, RealtimeError> {
+async fn open(
+    target: Target,
+    key: Secret,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<ModelSocket, RealtimeError> {
     let connect = |e: io::Error| RealtimeError::Connect(e.to_string());
     let tcp = TcpStream::connect((target.host.as_str(), target.port))
         .await
@@ -173,7 +178,7 @@ async fn open(target: Target, key: Secret) -> Result<ModelSocket, RealtimeError>
     let mut stream = if target.tls {
         let name = rustls::pki_types::ServerName::try_from(target.host.clone())
             .map_err(|_| RealtimeError::BadUrl(format!("{:?} is not a host name", target.host)))?;
-        let tls = tokio_rustls::TlsConnector::from(tls_config())
+        let tls = tokio_rustls::TlsConnector::from(tls)
             .connect(name, tcp)
             .await
             .map_err(connect)?;
@@ -228,6 +233,7 @@ pub struct RealtimeClient {
     base_url: String,
     api_key: Secret,
     connect_timeout: Duration,
+    tls: Arc<rustls::ClientConfig>,
 }
 
 impl RealtimeClient {
@@ -237,7 +243,15 @@ impl RealtimeClient {
             base_url: base_url.into(),
             api_key,
             connect_timeout: Duration::from_secs(10),
+            tls: default_tls_config(),
         }
+    }
+
+    /// Uses `tls` for `wss` URLs instead of [`default_tls_config`] (say, roots that include a
+    /// proxy's private CA).
+    pub fn with_tls(mut self, tls: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// The URL for `model` (the key is never part of it).
@@ -260,12 +274,13 @@ impl ModelConnector for RealtimeClient {
         let url = self.url_for(model);
         let key = self.api_key.clone();
         let timeout = self.connect_timeout;
+        let tls = self.tls.clone();
         Box::pin(async move {
             let target = Target::of(&url?)?;
             if key.is_empty() {
                 return Err(RealtimeError::MissingKey);
             }
-            tokio::time::timeout(timeout, open(target, key))
+            tokio::time::timeout(timeout, open(target, key, tls))
                 .await
                 .unwrap_or(Err(RealtimeError::Timeout))
         })
@@ -288,6 +303,158 @@ mod tests {
         assert!(RealtimeClient::new("https://x", Secret::new("k"))
             .url_for("m")
             .is_err());
+    }
+
+    /// A one-connection server that reads the upgrade request, then writes `answer(request)` in one
+    /// write; returns its address and the request it got.
+    async fn one_shot(
+        answer: impl FnOnce(&str) -> Vec<u8> + Send + 'static,
+    ) -> (String, tokio::task::JoinHandle<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            while !request.ends_with(b"\r\n\r\n") {
+                let mut byte = [0u8; 1];
+                tcp.read_exact(&mut byte).await.unwrap();
+                request.push(byte[0]);
+            }
+            let request = String::from_utf8(request).unwrap();
+            tcp.write_all(&answer(&request)).await.unwrap();
+            // Keep the socket open until the client is done with it.
+            let _ = tcp.read(&mut [0u8; 64]).await;
+            request
+        });
+        (format!("ws://{addr}/v1/realtime"), task)
+    }
+
+    fn header<'a>(request: &'a str, name: &str) -> &'a str {
+        request
+            .lines()
+            .find_map(|l| {
+                l.split_once(':')
+                    .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            })
+            .map(|(_, v)| v.trim())
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn what_the_server_sends_with_its_answer_is_the_first_message() {
+        let (url, server) = one_shot(|request| {
+            let mut bytes =
+                crate::wire::ws::server_response(header(request, "sec-websocket-key")).into_bytes();
+            // An unmasked text frame, in the same write as the 101.
+            let event = br#"{"type":"session.created"}"#;
+            bytes.extend_from_slice(&[0x81, event.len() as u8]);
+            bytes.extend_from_slice(event);
+            bytes
+        })
+        .await;
+        let client = RealtimeClient::new(url, Secret::new("sk-test-key"));
+        let mut socket = client.connect("gpt-realtime").await.unwrap();
+        match socket.next().await {
+            Some(Ok(crate::wire::ws::Incoming::Text(text))) => {
+                assert_eq!(text.as_str(), r#"{"type":"session.created"}"#)
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(socket);
+        let request = server.await.unwrap();
+        assert!(request.starts_with("GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\n"));
+        assert_eq!(header(&request, "authorization"), "Bearer sk-test-key");
+        assert!(header(&request, "host").starts_with("127.0.0.1:"));
+        assert!(!request.to_ascii_lowercase().contains("openai-beta"));
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_its_status_and_a_bad_answer_a_clear_error() {
+        let (url, _server) =
+            one_shot(|_| b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n".to_vec()).await;
+        let client = RealtimeClient::new(url, Secret::new("sk-wrong"));
+        assert_eq!(
+            client.connect("m").await.err(),
+            Some(RealtimeError::Rejected(401))
+        );
+        // A 101 without the right accept key is not a WebSocket.
+        let (url, _server) = one_shot(|_| {
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Accept: bm90IHRoZSBrZXk=\r\n\r\n"
+                .to_vec()
+        })
+        .await;
+        let client = RealtimeClient::new(url, Secret::new("sk-secret-value"));
+        match client.connect("m").await {
+            Err(RealtimeError::Connect(why)) => assert!(!why.contains("sk-secret-value"), "{why}"),
+            other => panic!("{:?}", other.err()),
+        }
+    }
+
+    /// `wss`: TLS to a server whose certificate (self-signed, for `localhost`) the client is told to
+    /// trust works, and one it is not told to trust is refused, both through the real handshake.
+    #[tokio::test]
+    async fn wss_runs_the_upgrade_over_tls_and_checks_the_certificate() {
+        crate::tls::install_crypto_provider();
+        let cert = rustls::pki_types::CertificateDer::from(
+            include_bytes!("testdata/localhost.cert.der").to_vec(),
+        );
+        let key = rustls::pki_types::PrivateKeyDer::try_from(
+            include_bytes!("testdata/localhost.key.der").to_vec(),
+        )
+        .unwrap();
+        let server = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.clone()], key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut request = Vec::new();
+                    while !request.ends_with(b"\r\n\r\n") {
+                        let mut byte = [0u8; 1];
+                        if tls.read_exact(&mut byte).await.is_err() {
+                            return;
+                        }
+                        request.push(byte[0]);
+                    }
+                    let request = String::from_utf8(request).unwrap();
+                    let mut answer =
+                        crate::wire::ws::server_response(header(&request, "sec-websocket-key"))
+                            .into_bytes();
+                    answer.extend_from_slice(&[0x81, 2, b'o', b'k']);
+                    tls.write_all(&answer).await.unwrap();
+                    tls.flush().await.unwrap();
+                    let _ = tls.read(&mut [0u8; 64]).await;
+                });
+            }
+        });
+        let url = format!("wss://localhost:{port}/v1/realtime");
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert).unwrap();
+        let trusting = Arc::new(
+            rustls::ClientConfig::builder()
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        );
+        let client = RealtimeClient::new(url.clone(), Secret::new("k")).with_tls(trusting);
+        let mut socket = client.connect("m").await.unwrap();
+        assert!(
+            matches!(socket.next().await, Some(Ok(crate::wire::ws::Incoming::Text(t))) if t.as_str() == "ok")
+        );
+        socket.send_text("{}").await.unwrap();
+        let client = RealtimeClient::new(url, Secret::new("k"));
+        match client.connect("m").await {
+            Err(RealtimeError::Connect(why)) => assert!(why.contains("certificate"), "{why}"),
+            other => panic!("{:?}", other.err()),
+        }
     }
 
     #[tokio::test]
