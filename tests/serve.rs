@@ -139,3 +139,65 @@ async fn serve_runs_the_bridge_headless() {
         }
     }
 }
+
+/// Logs that cannot be written (stderr on a full disk: `/dev/full` answers every write with ENOSPC)
+/// are lost, and nothing else: the bridge still answers a call end to end and shuts down cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_that_cannot_be_written_loses_only_the_log() {
+    let model = SimRealtimeServer::start(SimRealtimeConfig::default())
+        .await
+        .expect("fake Realtime server");
+    let data = tempfile::tempdir().expect("temp dir");
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_verbio"))
+        .args(["serve", "--port", "0", "--api-port", "0"])
+        .env("VERBIO_REALTIME_URL", model.url())
+        .env("OPENAI_API_KEY", OPENAI_KEY)
+        .env("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+        .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+        .env("TWILIO_API_BASE", "http://127.0.0.1:9")
+        .env("VERBIO_API_KEY", API_KEY)
+        .env("VERBIO_DATA_DIR", data.path())
+        .env("VERBIO_CONFIG", data.path().join("absent.toml"))
+        .env("VERBIO_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(full))
+        .spawn()
+        .expect("verbio serve starts");
+    let (base, _api) = common::served_on(child.stdout.take().expect("stdout"));
+    let mut caller = CallerConfig::new(base.clone(), AUTH_TOKEN);
+    caller.account_sid = ACCOUNT_SID.into();
+    let steps = vec![
+        CallerStep::Speak {
+            tone_hz: 440.0,
+            ms: 600,
+        },
+        CallerStep::WaitForAgentAudio {
+            min_ms: 600,
+            timeout: Duration::from_secs(10),
+        },
+        CallerStep::HangUp,
+    ];
+    let report = SimCall::place(caller, steps)
+        .await
+        .expect("call placed")
+        .finish()
+        .await;
+    assert!(report.heard_ms >= 600, "the call went on without its logs");
+    let health = reqwest::get(format!("{base}/healthz"))
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+    assert!(child.try_wait().expect("wait").is_none(), "still running");
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs")
+        .success());
+    let status = child.wait().expect("serve exits");
+    assert!(status.success(), "clean shutdown on SIGTERM: {status:?}");
+}

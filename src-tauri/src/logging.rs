@@ -47,7 +47,10 @@ pub fn init(format: LogFormat) {
     let (filter, bad_filter) = filter_from(std::env::var(FILTER_ENV).ok().as_deref());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // A log line that cannot be written (stderr on a full disk) is lost, not reported: the report
+        // goes to stderr with `eprintln!`, which panics when that fails too, in whichever task logged.
+        .log_internal_errors(false);
     let installed = match format {
         LogFormat::Pretty => builder
             .with_ansi(std::io::stderr().is_terminal())
