@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::wire::json_scan::{Scan, Value as Scanned};
+use crate::wire::json_scan::{Field, Scan, Value as Scanned};
 
 /// Who a conversation message is from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -462,14 +462,14 @@ fn need(field: Option<String>, what: &str, kind: &str) -> Result<String, EventPa
 /// both paths accept and refuse the same messages.
 fn scan_delta(text: &str) -> Option<ServerEvent<'_>> {
     let (mut kind, mut delta, mut item_id, mut response_id) = (None, None, None, None);
-    Scan::object(text, |key, value| {
-        let slot = match key {
-            "type" => &mut kind,
-            "delta" => &mut delta,
-            "item_id" => &mut item_id,
-            "response_id" => &mut response_id,
+    Scan::object(text, |Field { parent, key, value }| {
+        let slot = match (parent, key) {
+            (None, "type") => &mut kind,
+            (None, "delta") => &mut delta,
+            (None, "item_id") => &mut item_id,
+            (None, "response_id") => &mut response_id,
             // Read by no event the full parse builds; any JSON value.
-            "event_id" | "output_index" | "content_index" => return Some(()),
+            (None, "event_id" | "output_index" | "content_index") => return Some(()),
             _ => return None,
         };
         match (slot.is_none(), value) {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use base64::Engine as _;
 use serde::Deserialize;
 
-use crate::wire::json_scan::{Scan, Value};
+use crate::wire::json_scan::{Field, Scan, Value};
 
 /// Bytes of μ-law per millisecond at 8 kHz.
 pub const BYTES_PER_MS: u64 = 8;
@@ -147,21 +147,20 @@ pub fn parse(text: &str) -> Result<Inbound<'_>, MediaError> {
 /// repeated field) goes to the full parse, so both paths accept and refuse the same messages.
 fn scan(text: &str) -> Option<Inbound<'_>> {
     let (mut event, mut media, mut mark) = (None, None, None);
-    Scan::object(text, |key, value| match key {
-        "event" => once_str(&mut event, value),
-        "media" => once_object(&mut media, value),
-        "mark" => once_object(&mut mark, value),
+    let (mut track, mut timestamp, mut payload, mut name) = (None, None, None, None);
+    Scan::object(text, |Field { parent, key, value }| match (parent, key) {
+        (None, "event") => once_str(&mut event, value),
+        (None, "media") => once_object(&mut media, value),
+        (None, "mark") => once_object(&mut mark, value),
+        (Some("media"), "track") => once_str(&mut track, value),
+        (Some("media"), "timestamp") => once_str(&mut timestamp, value),
+        (Some("media"), "payload") => once_str(&mut payload, value),
+        (Some("mark"), "name") => once_str(&mut name, value),
         _ => Some(()),
     })?;
     match event? {
         "media" => {
-            let (mut track, mut timestamp, mut payload) = (None, None, None);
-            Scan::object(media?, |key, value| match key {
-                "track" => once_str(&mut track, value),
-                "timestamp" => once_str(&mut timestamp, value),
-                "payload" => once_str(&mut payload, value),
-                _ => Some(()),
-            })?;
+            media?;
             Some(Inbound::Media {
                 media: MediaChunk {
                     track: Cow::Borrowed(track.unwrap_or_default()),
@@ -171,11 +170,7 @@ fn scan(text: &str) -> Option<Inbound<'_>> {
             })
         }
         "mark" => {
-            let mut name = None;
-            Scan::object(mark?, |key, value| match key {
-                "name" => once_str(&mut name, value),
-                _ => Some(()),
-            })?;
+            mark?;
             Some(Inbound::Mark {
                 mark: MarkName {
                     name: name?.to_string(),

@@ -12,9 +12,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::frame::{self, FrameHeader, OpCode};
 
-/// Spare room made in the read buffer before each read. Messages are mostly 0.3–6 KB; one read
-/// often brings several.
-const READ_CHUNK: usize = 4 * 1024;
+/// Spare room made in the read buffer before a read when it runs low. A call's messages are mostly
+/// 0.3–1.5 KB (a bigger one arrives in more reads), and every live call holds two of these buffers.
+const READ_CHUNK: usize = 2 * 1024;
 
 /// The most read-buffer room made at once for a large frame: it grows as the bytes arrive, not
 /// on the peer's say-so (a 16 MiB header followed by silence costs 64 KiB, not 16 MiB).
@@ -209,7 +209,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsConn<S> {
             role,
             limits,
             rbuf,
-            wbuf: Vec::with_capacity(READ_CHUNK),
+            // Grows to the largest batch written (a media frame and its mark) and stays there.
+            wbuf: Vec::new(),
             wpos: 0,
             partial: None,
             control_pending: false,
