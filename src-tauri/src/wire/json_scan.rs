@@ -32,7 +32,6 @@
 /// How deep an unread value may nest before the scan gives up (serde's own limit is 128).
 pub const MAX_DEPTH: usize = 8;
 
-
 /// One top-level value as the scan hands it over.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Value<'a> {
