@@ -20,22 +20,7 @@ async fn serve_runs_the_bridge_headless() {
         .await
         .expect("fake Realtime server");
     let data = tempfile::tempdir().expect("temp dir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_verbio"))
-        .args(["serve", "--port", "0", "--api-port", "0"])
-        .env("VERBIO_REALTIME_URL", model.url())
-        .env("OPENAI_API_KEY", OPENAI_KEY)
-        .env("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
-        .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
-        .env("TWILIO_API_BASE", "http://127.0.0.1:9")
-        .env("VERBIO_API_KEY", API_KEY)
-        .env("VERBIO_DATA_DIR", data.path())
-        .env("VERBIO_CONFIG", data.path().join("absent.toml"))
-        .env("VERBIO_LOG", "debug")
-        .env("VERBIO_LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("verbio serve starts");
+    let mut child = spawn_serve(&model.url(), data.path(), Stdio::piped());
     let (base, api) = common::served_on(child.stdout.take().expect("stdout"));
 
     let health = reqwest::get(format!("{base}/healthz"))
@@ -44,24 +29,7 @@ async fn serve_runs_the_bridge_headless() {
     assert_eq!(health.status(), 200);
     assert_ne!(base, api, "Twilio's routes and the API listen apart");
 
-    let mut caller = CallerConfig::new(base.clone(), AUTH_TOKEN);
-    caller.account_sid = ACCOUNT_SID.into();
-    let steps = vec![
-        CallerStep::Speak {
-            tone_hz: 440.0,
-            ms: 600,
-        },
-        CallerStep::WaitForAgentAudio {
-            min_ms: 600,
-            timeout: Duration::from_secs(10),
-        },
-        CallerStep::HangUp,
-    ];
-    let report = SimCall::place(caller, steps)
-        .await
-        .expect("call placed")
-        .finish()
-        .await;
+    let report = speak_and_hear(&base).await;
     assert!(
         report.heard_ms >= 600,
         "the agent answered through the headless bridge"
@@ -152,40 +120,9 @@ async fn a_log_that_cannot_be_written_loses_only_the_log() {
         .write(true)
         .open("/dev/full")
         .expect("/dev/full");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_verbio"))
-        .args(["serve", "--port", "0", "--api-port", "0"])
-        .env("VERBIO_REALTIME_URL", model.url())
-        .env("OPENAI_API_KEY", OPENAI_KEY)
-        .env("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
-        .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
-        .env("TWILIO_API_BASE", "http://127.0.0.1:9")
-        .env("VERBIO_API_KEY", API_KEY)
-        .env("VERBIO_DATA_DIR", data.path())
-        .env("VERBIO_CONFIG", data.path().join("absent.toml"))
-        .env("VERBIO_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(full))
-        .spawn()
-        .expect("verbio serve starts");
+    let mut child = spawn_serve(&model.url(), data.path(), Stdio::from(full));
     let (base, _api) = common::served_on(child.stdout.take().expect("stdout"));
-    let mut caller = CallerConfig::new(base.clone(), AUTH_TOKEN);
-    caller.account_sid = ACCOUNT_SID.into();
-    let steps = vec![
-        CallerStep::Speak {
-            tone_hz: 440.0,
-            ms: 600,
-        },
-        CallerStep::WaitForAgentAudio {
-            min_ms: 600,
-            timeout: Duration::from_secs(10),
-        },
-        CallerStep::HangUp,
-    ];
-    let report = SimCall::place(caller, steps)
-        .await
-        .expect("call placed")
-        .finish()
-        .await;
+    let report = speak_and_hear(&base).await;
     assert!(report.heard_ms >= 600, "the call went on without its logs");
     let health = reqwest::get(format!("{base}/healthz"))
         .await
@@ -200,4 +137,47 @@ async fn a_log_that_cannot_be_written_loses_only_the_log() {
         .success());
     let status = child.wait().expect("serve exits");
     assert!(status.success(), "clean shutdown on SIGTERM: {status:?}");
+}
+
+/// `verbio serve` on free ports against the fake model at `model_url`, its data in `data`, JSON debug
+/// logs to `stderr`; its addresses come on stdout.
+fn spawn_serve(model_url: &str, data: &std::path::Path, stderr: Stdio) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_verbio"))
+        .args(["serve", "--port", "0", "--api-port", "0"])
+        .env("VERBIO_REALTIME_URL", model_url)
+        .env("OPENAI_API_KEY", OPENAI_KEY)
+        .env("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+        .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+        .env("TWILIO_API_BASE", "http://127.0.0.1:9")
+        .env("VERBIO_API_KEY", API_KEY)
+        .env("VERBIO_DATA_DIR", data)
+        .env("VERBIO_CONFIG", data.join("absent.toml"))
+        .env("VERBIO_LOG", "debug")
+        .env("VERBIO_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("verbio serve starts")
+}
+
+/// A simulated caller on `base`: 600 ms of tone, then waits to hear the agent, then hangs up.
+async fn speak_and_hear(base: &str) -> verbio::sim::twilio_caller::CallerReport {
+    let mut caller = CallerConfig::new(base.to_string(), AUTH_TOKEN);
+    caller.account_sid = ACCOUNT_SID.into();
+    let steps = vec![
+        CallerStep::Speak {
+            tone_hz: 440.0,
+            ms: 600,
+        },
+        CallerStep::WaitForAgentAudio {
+            min_ms: 600,
+            timeout: Duration::from_secs(10),
+        },
+        CallerStep::HangUp,
+    ];
+    SimCall::place(caller, steps)
+        .await
+        .expect("call placed")
+        .finish()
+        .await
 }

@@ -618,7 +618,6 @@ fn parse_in_full(text: &str) -> Result<ServerEvent<'_>, EventParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{Rng, SeedableRng};
 
     /// Messages near the fast path's edge, and random corruptions of them: whatever the scan takes, the
     /// full parse reads the same way.
@@ -636,32 +635,11 @@ mod tests {
             r#"{"type":"response.output_audio_transcript.delta","item_id":"i","delta":"say \"hi\""}"#,
             r#"{"type":"input_audio_buffer.speech_started","audio_start_ms":12,"item_id":"i"}"#,
         ];
-        const ALPHABET: &[u8] = b"\"\\{}[],:0123456789aeE+-. \tnulltrue";
-        let mut rng = rand::rngs::StdRng::seed_from_u64(16);
-        let mut taken = 0;
-        for seed in seeds {
-            for round in 0..2000 {
-                let mut bytes = seed.as_bytes().to_vec();
-                if round > 0 {
-                    for _ in 0..rng.random_range(1..4) {
-                        let at = rng.random_range(0..bytes.len());
-                        match rng.random_range(0..4) {
-                            0 => bytes[at] = ALPHABET[rng.random_range(0..ALPHABET.len())],
-                            1 => drop(bytes.remove(at)),
-                            2 => bytes.insert(at, bytes[at]),
-                            _ => bytes.insert(at, b' '),
-                        }
-                    }
-                }
-                let Ok(text) = std::str::from_utf8(&bytes) else {
-                    continue;
-                };
-                if let Some(fast) = scan_delta(text) {
-                    taken += 1;
-                    assert_eq!(Ok(fast), parse_in_full(text), "{text}");
-                }
-            }
-        }
+        let taken = crate::wire::json_scan::each_corruption(&seeds, 2000, |text| {
+            let fast = scan_delta(text)?;
+            assert_eq!(Ok(fast), parse_in_full(text), "{text}");
+            Some(())
+        });
         assert!(taken > 500, "the fast path took only {taken}");
     }
 

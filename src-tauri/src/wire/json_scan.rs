@@ -222,6 +222,42 @@ impl<'a> Scan<'a> {
     }
 }
 
+/// Test support for the fast paths built on the scan: each of `seeds`, then `rounds - 1` random
+/// corruptions of each (bytes replaced with JSON's own characters, dropped, doubled, spaces put in),
+/// handed to `check` while still UTF-8. Counts the texts `check` took (`Some`), so a test can tell it
+/// exercised its fast path. Seeded: the same texts every run.
+#[cfg(test)]
+pub(crate) fn each_corruption(
+    seeds: &[&str],
+    rounds: usize,
+    mut check: impl FnMut(&str) -> Option<()>,
+) -> usize {
+    use rand::{Rng, SeedableRng};
+    const ALPHABET: &[u8] = b"\"\\{}[],:0123456789aeE+-. \tnulltrue";
+    let mut rng = rand::rngs::StdRng::seed_from_u64(16);
+    let mut taken = 0;
+    for seed in seeds {
+        for round in 0..rounds {
+            let mut bytes = seed.as_bytes().to_vec();
+            if round > 0 {
+                for _ in 0..rng.random_range(1..4) {
+                    let at = rng.random_range(0..bytes.len());
+                    match rng.random_range(0..4) {
+                        0 => bytes[at] = ALPHABET[rng.random_range(0..ALPHABET.len())],
+                        1 => drop(bytes.remove(at)),
+                        2 => bytes.insert(at, bytes[at]),
+                        _ => bytes.insert(at, b' '),
+                    }
+                }
+            }
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                taken += usize::from(check(text).is_some());
+            }
+        }
+    }
+    taken
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -73,6 +73,24 @@ async fn connect_by_hand(mut tcp: TcpStream, host: &str) -> WsConn<TcpStream> {
     }
 }
 
+/// One data frame of a message (`fin`: its last), as tungstenite sends it.
+async fn send_fragment<S>(
+    ws: &mut tokio_tungstenite::WebSocketStream<S>,
+    text: &str,
+    data: Data,
+    fin: bool,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    ws.send(Message::Frame(Frame::message(
+        text.to_string(),
+        TOp::Data(data),
+        fin,
+    )))
+    .await
+    .unwrap();
+}
+
 async fn within<T>(fut: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(60), fut)
         .await
@@ -127,28 +145,10 @@ async fn our_server_with_tungstenite_client() {
             );
 
             // A fragmented text message with a ping between its fragments.
-            ws.send(Message::Frame(Frame::message(
-                "frag-",
-                TOp::Data(Data::Text),
-                false,
-            )))
-            .await
-            .unwrap();
-            ws.send(Message::Frame(Frame::message(
-                "men",
-                TOp::Data(Data::Continue),
-                false,
-            )))
-            .await
-            .unwrap();
+            send_fragment(&mut ws, "frag-", Data::Text, false).await;
+            send_fragment(&mut ws, "men", Data::Continue, false).await;
             ws.send(Message::Ping("mid".into())).await.unwrap();
-            ws.send(Message::Frame(Frame::message(
-                "t ✓",
-                TOp::Data(Data::Continue),
-                true,
-            )))
-            .await
-            .unwrap();
+            send_fragment(&mut ws, "t ✓", Data::Continue, true).await;
             assert_eq!(
                 ws.next().await.unwrap().unwrap(),
                 Message::Pong("mid".into())
@@ -261,21 +261,9 @@ async fn our_client_with_tungstenite_server() {
                 .unwrap();
             // Unprompted: a ping, then a fragmented text with a pong between the fragments.
             ws.send(Message::Ping("srv".into())).await.unwrap();
-            ws.send(Message::Frame(Frame::message(
-                "server-",
-                TOp::Data(Data::Text),
-                false,
-            )))
-            .await
-            .unwrap();
+            send_fragment(&mut ws, "server-", Data::Text, false).await;
             ws.send(Message::Pong("unsolicited".into())).await.unwrap();
-            ws.send(Message::Frame(Frame::message(
-                "fragmented",
-                TOp::Data(Data::Continue),
-                true,
-            )))
-            .await
-            .unwrap();
+            send_fragment(&mut ws, "fragmented", Data::Continue, true).await;
             while let Some(msg) = ws.next().await {
                 match msg.unwrap() {
                     Message::Pong(p) => {
