@@ -100,6 +100,8 @@ pub fn default_tls_config() -> Arc<rustls::ClientConfig> {
     static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
+            // The builder takes the process's provider, which must be chosen first (see `tls.rs`).
+            crate::tls::install_crypto_provider();
             let roots = rustls::RootCertStore {
                 roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
             };
