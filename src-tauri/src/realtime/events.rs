@@ -34,15 +34,41 @@ pub fn session_update(event_id: &str, session: Value) -> String {
 /// `input_audio_buffer.append`; `audio_b64` is base64 μ-law, passed through as it is. The event id is
 /// `{id_prefix}{id_number}`, written in place: this runs fifty times a second per call.
 pub fn input_audio_append(id_prefix: &str, id_number: u64, audio_b64: &str) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(audio_b64.len() + id_prefix.len() + 84);
-    s.push_str(r#"{"type":"input_audio_buffer.append","event_id":""#);
-    s.push_str(id_prefix);
-    let _ = write!(s, "{id_number}");
-    s.push_str(r#"","audio":""#);
-    s.push_str(audio_b64);
-    s.push_str(r#""}"#);
-    s
+    let mut digits = [0u8; 20];
+    input_audio_append_parts(id_prefix, id_number, &mut digits, audio_b64).concat()
+}
+
+/// [`input_audio_append`] as the pieces of its text, for a socket that frames them without building
+/// the string first (50 a second per call). `digits` holds the formatted id.
+pub fn input_audio_append_parts<'a>(
+    id_prefix: &'a str,
+    id_number: u64,
+    digits: &'a mut [u8; 20],
+    audio_b64: &'a str,
+) -> [&'a str; 6] {
+    [
+        r#"{"type":"input_audio_buffer.append","event_id":""#,
+        id_prefix,
+        decimal(id_number, digits),
+        r#"","audio":""#,
+        audio_b64,
+        r#""}"#,
+    ]
+}
+
+/// `n` in decimal, written at the end of `digits`.
+fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &str {
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // ASCII digits only.
+    std::str::from_utf8(&digits[at..]).unwrap_or("0")
 }
 
 /// `conversation.item.truncate`: cut the agent's item to what the caller actually heard.
@@ -660,6 +686,10 @@ mod tests {
 
     #[test]
     fn client_events_have_ga_shapes() {
+        let mut digits = [0u8; 20];
+        for n in [0, 7, 10, 99, 1_000_000, u64::MAX] {
+            assert_eq!(decimal(n, &mut digits), n.to_string());
+        }
         let v: Value = serde_json::from_str(&input_audio_append("e", 1, "//8=")).unwrap();
         assert_eq!(
             v,

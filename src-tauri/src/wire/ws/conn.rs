@@ -273,6 +273,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsConn<S> {
         self.queue_data(OpCode::Text, text.as_bytes())
     }
 
+    /// Frames the concatenation of `parts` as one text message, without building it first.
+    pub fn queue_text_parts(&mut self, parts: &[&str]) -> Result<(), WsError> {
+        if self.close_sent {
+            return Err(WsError::Closed);
+        }
+        let len = parts.iter().map(|p| p.len()).sum();
+        let mask = self.mask_key();
+        self.wbuf.reserve(frame::MAX_HEADER_LEN + len);
+        frame::write_header(&mut self.wbuf, true, OpCode::Text, mask, len);
+        let start = self.wbuf.len();
+        for part in parts {
+            self.wbuf.extend_from_slice(part.as_bytes());
+        }
+        if let Some(key) = mask {
+            frame::apply_mask(&mut self.wbuf[start..], key);
+        }
+        Ok(())
+    }
+
     /// Frames `data` as a binary message; otherwise as [`WsConn::queue_text`].
     pub fn queue_binary(&mut self, data: &[u8]) -> Result<(), WsError> {
         self.queue_data(OpCode::Binary, data)
@@ -323,16 +342,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsConn<S> {
 
     /// Appends one complete frame to the write buffer, masking the copied payload in place.
     fn queue_frame(&mut self, opcode: OpCode, payload: &[u8]) {
-        let mask = match self.role {
-            Role::Client => Some(rand::random::<[u8; 4]>()),
-            Role::Server => None,
-        };
+        let mask = self.mask_key();
         self.wbuf.reserve(frame::MAX_HEADER_LEN + payload.len());
         frame::write_header(&mut self.wbuf, true, opcode, mask, payload.len());
         let start = self.wbuf.len();
         self.wbuf.extend_from_slice(payload);
         if let Some(key) = mask {
             frame::apply_mask(&mut self.wbuf[start..], key);
+        }
+    }
+
+    /// A fresh random masking key for a client's frame (RFC 6455 §5.3), none for a server's.
+    fn mask_key(&self) -> Option<[u8; 4]> {
+        match self.role {
+            Role::Client => Some(rand::random::<[u8; 4]>()),
+            Role::Server => None,
         }
     }
 
@@ -849,6 +873,7 @@ mod tests {
         conn.queue_text("first").unwrap();
         conn.queue_text(&long).unwrap();
         conn.queue_binary(&[9; 3]).unwrap();
+        conn.queue_text_parts(&["pa", "", "rts ", &long]).unwrap();
         assert_eq!(conn.io.writes, 0, "queue does not write");
         conn.flush().await.unwrap();
         assert_eq!(conn.io.writes, 1, "one write for everything queued");
@@ -869,8 +894,9 @@ mod tests {
             got,
             vec![
                 (OpCode::Text, b"first".to_vec()),
-                (OpCode::Text, long.into_bytes()),
+                (OpCode::Text, long.clone().into_bytes()),
                 (OpCode::Binary, vec![9; 3]),
+                (OpCode::Text, format!("parts {long}").into_bytes()),
             ]
         );
         assert!(
