@@ -165,6 +165,8 @@ pub(super) struct Call {
     session: Arc<SessionConfig>,
     call_sid: String,
     stream_sid: String,
+    /// `stream_sid` as it goes into a JSON string, escaped once.
+    stream_sid_json: String,
     /// Twilio's media socket, read and written by this task alone (not split: no lock per message).
     twilio: MediaSocket,
     /// Boxed, like `standby`: a link is 1.4 KiB (the TLS stream), and every call held two slots of
@@ -307,6 +309,7 @@ impl Call {
             session,
             deps,
             call_sid,
+            stream_sid_json: media::json_escaped(&stream_sid).into_owned(),
             stream_sid,
             twilio,
             model: None,
@@ -1979,13 +1982,14 @@ impl Call {
         let mark = queued.mark;
         self.latency
             .on_agent_audio(&mark, self.timeline.now_us(now));
-        let media_msg = media::media_message(&self.stream_sid, payload);
-        let mark_msg = media::mark_message(&self.stream_sid, &mark);
-        // One write for both.
+        // Framed from their pieces, and one write for both.
+        let mark_json = media::json_escaped(&mark);
+        let media_msg = media::media_message_parts(&self.stream_sid_json, payload);
+        let mark_msg = media::mark_message_parts(&self.stream_sid_json, &mark_json);
         let sent = match self
             .twilio
-            .queue_text(&media_msg)
-            .and_then(|()| self.twilio.queue_text(&mark_msg))
+            .queue_text_parts(&media_msg)
+            .and_then(|()| self.twilio.queue_text_parts(&mark_msg))
         {
             Ok(()) => self.twilio.flush().await,
             Err(e) => Err(e),

@@ -288,46 +288,57 @@ pub fn decode_base64<'b>(payload: &str, out: &'b mut Vec<u8>) -> Result<&'b [u8]
 
 /// `media` message carrying base64 μ-law to play to the caller.
 pub fn media_message(stream_sid: &str, payload_b64: &str) -> String {
-    let mut s = String::with_capacity(payload_b64.len() + stream_sid.len() + 48);
-    s.push_str(r#"{"event":"media","streamSid":""#);
-    push_json_str(&mut s, stream_sid);
-    s.push_str(r#"","media":{"payload":""#);
-    s.push_str(payload_b64);
-    s.push_str(r#""}}"#);
-    s
+    media_message_parts(&json_escaped(stream_sid), payload_b64).concat()
+}
+
+/// [`media_message`] as the pieces of its text, for a socket that frames them without building the
+/// string first; `stream_sid_json` is the SID as [`json_escaped`] gives it.
+pub fn media_message_parts<'a>(stream_sid_json: &'a str, payload_b64: &'a str) -> [&'a str; 5] {
+    [
+        r#"{"event":"media","streamSid":""#,
+        stream_sid_json,
+        r#"","media":{"payload":""#,
+        payload_b64,
+        r#""}}"#,
+    ]
 }
 
 /// `mark` message: Twilio echoes it once the audio sent before it has played (or `clear` dropped it).
 pub fn mark_message(stream_sid: &str, name: &str) -> String {
-    let mut s = String::with_capacity(64 + name.len());
-    s.push_str(r#"{"event":"mark","streamSid":""#);
-    push_json_str(&mut s, stream_sid);
-    s.push_str(r#"","mark":{"name":""#);
-    push_json_str(&mut s, name);
-    s.push_str(r#""}}"#);
-    s
+    mark_message_parts(&json_escaped(stream_sid), &json_escaped(name)).concat()
+}
+
+/// [`mark_message`] as the pieces of its text; both values as [`json_escaped`] gives them.
+pub fn mark_message_parts<'a>(stream_sid_json: &'a str, name_json: &'a str) -> [&'a str; 5] {
+    [
+        r#"{"event":"mark","streamSid":""#,
+        stream_sid_json,
+        r#"","mark":{"name":""#,
+        name_json,
+        r#""}}"#,
+    ]
 }
 
 /// `clear` message: drops every buffered byte of agent audio at Twilio.
 pub fn clear_message(stream_sid: &str) -> String {
     let mut s = String::with_capacity(48);
     s.push_str(r#"{"event":"clear","streamSid":""#);
-    push_json_str(&mut s, stream_sid);
+    s.push_str(&json_escaped(stream_sid));
     s.push_str(r#""}"#);
     s
 }
 
-/// Appends `value` JSON-escaped (without quotes). Stream SIDs and mark names are ASCII in practice;
-/// escaping keeps a hostile value from breaking the frame.
-fn push_json_str(out: &mut String, value: &str) {
+/// `value` JSON-escaped, without quotes: as it is when it needs nothing (stream SIDs and mark names are
+/// ASCII in practice), escaped otherwise, so a hostile value cannot break the frame.
+pub fn json_escaped(value: &str) -> Cow<'_, str> {
     if value
         .bytes()
         .all(|c| c >= 0x20 && c != b'"' && c != b'\\' && c < 0x7f)
     {
-        out.push_str(value);
+        Cow::Borrowed(value)
     } else {
         let quoted = serde_json::Value::String(value.to_string()).to_string();
-        out.push_str(&quoted[1..quoted.len() - 1]);
+        Cow::Owned(quoted[1..quoted.len() - 1].to_string())
     }
 }
 
