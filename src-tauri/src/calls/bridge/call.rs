@@ -41,8 +41,8 @@ use crate::tools::{FailureKind, ToolFailure, ToolRequest};
 use crate::types::{now_ms, Speaker, StreamUs, TokenUsage};
 use crate::wire::ws::{Incoming, TextBytes, WsError};
 
-/// Turns kept for seeding a fresh session (the newest ones).
-const MAX_SEED_TURNS: usize = 200;
+/// Turns kept for seeding a fresh session (the newest ones): all the transcript keeps.
+const MAX_SEED_TURNS: usize = super::transcript::KEPT_TURNS;
 /// How long the agent's goodbye may keep playing after it called `end_call`.
 const END_CALL_GRACE: Duration = Duration::from_secs(15);
 /// How long a voicemail may take to say.

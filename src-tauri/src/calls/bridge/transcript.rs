@@ -16,6 +16,10 @@ use crate::types::Speaker;
 /// Seed text for a caller turn whose words are unknown (transcription off or failed).
 pub const UNTRANSCRIBED: &str = "[the caller spoke here; their words were not transcribed]";
 
+/// The newest turns a call keeps in memory: enough to seed a replacement session. The library has
+/// every turn (each is stored as it ends), so a long call's memory stays flat.
+pub const KEPT_TURNS: usize = 200;
+
 /// One finished turn.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Turn {
@@ -65,7 +69,7 @@ impl Transcript {
         self.transcription = on;
     }
 
-    /// Turns so far, in stream order.
+    /// The newest turns (at most [`KEPT_TURNS`]), in stream order.
     pub fn turns(&self) -> &[Turn] {
         &self.turns
     }
@@ -216,6 +220,9 @@ impl Transcript {
             .turns
             .partition_point(|t| t.offset_ms <= turn.offset_ms);
         self.turns.insert(at, turn.clone());
+        if let Some(excess) = self.turns.len().checked_sub(KEPT_TURNS) {
+            self.turns.drain(..excess);
+        }
         Some(turn)
     }
 
@@ -355,6 +362,26 @@ mod tests {
         let seeds = t.seeds(2);
         assert_eq!(seeds.len(), 2);
         assert_eq!(seeds[1].1, "[caller pressed 4]");
+    }
+
+    #[test]
+    fn a_long_call_keeps_only_the_newest_turns_in_memory() {
+        let mut t = Transcript::new(true);
+        for i in 0..(3 * KEPT_TURNS as u64) {
+            t.note(Speaker::Caller, format!("turn {i}"), i * 10);
+        }
+        assert_eq!(t.turns().len(), KEPT_TURNS);
+        let newest = 3 * KEPT_TURNS as u64 - 1;
+        assert_eq!(t.turns()[KEPT_TURNS - 1].text, format!("turn {newest}"));
+        assert_eq!(
+            t.turns()[0].text,
+            format!("turn {}", newest + 1 - KEPT_TURNS as u64)
+        );
+        // A late turn is still placed by its offset among the kept ones.
+        t.note(Speaker::Agent, "late".into(), (newest - 1) * 10 + 5);
+        assert_eq!(t.turns().len(), KEPT_TURNS);
+        assert_eq!(t.turns()[KEPT_TURNS - 2].text, "late");
+        assert_eq!(t.seeds(KEPT_TURNS).len(), KEPT_TURNS);
     }
 
     #[test]
