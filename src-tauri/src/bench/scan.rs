@@ -147,19 +147,9 @@ fn skip_value(bytes: &[u8], i: usize) -> Option<usize> {
 }
 
 /// Appends `n` in decimal.
-pub fn push_u64(out: &mut String, mut n: u64) {
+pub fn push_u64(out: &mut String, n: u64) {
     let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    // Only ASCII digits were written.
-    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or("0"));
+    out.push_str(crate::wire::decimal::decimal(n, &mut digits));
 }
 
 /// A 160-byte μ-law frame pre-encoded in base64, whose first [`TAG_GROUP_BYTES`] bytes are re-encoded per

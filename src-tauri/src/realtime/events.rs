@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::wire::decimal::decimal;
 use crate::wire::json_scan::{Field, Scan, Value as Scanned};
 
 /// Who a conversation message is from.
@@ -54,21 +55,6 @@ pub fn input_audio_append_parts<'a>(
         audio_b64,
         r#""}"#,
     ]
-}
-
-/// `n` in decimal, written at the end of `digits`.
-fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &str {
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    // ASCII digits only.
-    std::str::from_utf8(&digits[at..]).unwrap_or("0")
 }
 
 /// `conversation.item.truncate`: cut the agent's item to what the caller actually heard.
@@ -686,10 +672,6 @@ mod tests {
 
     #[test]
     fn client_events_have_ga_shapes() {
-        let mut digits = [0u8; 20];
-        for n in [0, 7, 10, 99, 1_000_000, u64::MAX] {
-            assert_eq!(decimal(n, &mut digits), n.to_string());
-        }
         let v: Value = serde_json::from_str(&input_audio_append("e", 1, "//8=")).unwrap();
         assert_eq!(
             v,
