@@ -2,6 +2,7 @@
 pub mod admission;
 pub mod approvals;
 pub mod bridge;
+pub mod control_channel;
 pub mod plan;
 pub mod playout;
 pub mod registry;

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::audio::microphone::MicFrame;
+use crate::calls::control_channel::ControlSender;
 use crate::calls::plan::CallPlan;
 use crate::telephony::twilio::status::CallStatus;
 
@@ -105,7 +106,7 @@ pub struct DuplicateCall(pub String);
 
 struct LiveCall {
     info: ActiveCall,
-    control: mpsc::Sender<CallControl>,
+    control: ControlSender,
 }
 
 /// A call the app placed that has not finished.
@@ -446,7 +447,7 @@ impl CallRegistry {
     pub fn register(
         &self,
         info: ActiveCall,
-        control: mpsc::Sender<CallControl>,
+        control: ControlSender,
     ) -> Result<LiveGuard, DuplicateCall> {
         let sid = info.call_sid.clone();
         let mut inner = self.lock();
@@ -521,6 +522,7 @@ fn new_token() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::calls::control_channel;
 
     fn info(sid: &str) -> ActiveCall {
         ActiveCall {
@@ -580,7 +582,7 @@ mod tests {
         assert_eq!(r.admit(request("CA1", 1)), Admission::Stream(t.clone()));
         r.redeem(Some(&t), "CA1").unwrap();
         assert_eq!(r.admit(request("CA1", 100)), Admission::Replayed, "live");
-        let (tx, _rx) = mpsc::channel(1);
+        let (tx, _rx) = control_channel::channel(1);
         drop(r.register(info("CA1"), tx).unwrap());
         assert_eq!(r.admit(request("CA1", 100)), Admission::Replayed, "ended");
         // Older than the registry remembers: the library still knows it streamed.
@@ -616,7 +618,7 @@ mod tests {
         // Replaying the refused call's webhook later mints nothing, even with room.
         assert_eq!(r.admit(request("CA3", 100)), Admission::Replayed);
         r.redeem(Some(&a), "CA1").unwrap();
-        let (tx, _rx) = mpsc::channel(1);
+        let (tx, _rx) = control_channel::channel(1);
         let live = r.register(info("CA1"), tx).unwrap();
         assert_eq!(r.admit(request("CA4", 2)), Admission::Busy, "live counts");
         drop(live);
@@ -655,7 +657,7 @@ mod tests {
     #[test]
     fn live_ms_adds_up_live_calls() {
         let r = CallRegistry::new(Duration::from_secs(60));
-        let (tx, _rx) = mpsc::channel(1);
+        let (tx, _rx) = control_channel::channel(1);
         let mut a = info("CA1");
         a.started_at_ms = 1_000;
         let mut b = info("CA2");
@@ -732,7 +734,7 @@ mod tests {
     #[test]
     fn live_calls_are_listed_until_their_guard_drops() {
         let r = CallRegistry::new(Duration::from_secs(60));
-        let (tx, mut rx) = mpsc::channel(1);
+        let (tx, mut rx) = control_channel::channel(1);
         let guard = r.register(info("CA1"), tx.clone()).unwrap();
         assert!(r.register(info("CA1"), tx).is_err());
         assert_eq!(r.active().len(), 1);

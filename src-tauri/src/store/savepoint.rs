@@ -5,12 +5,50 @@
 //! of the store thread's CPU under load (BENCHMARKS.md, issue 16). The event writers use this and
 //! `prepare_cached` instead.
 
+use std::cell::Cell;
+
 use rusqlite::Connection;
 
 use super::StoreError;
 
+thread_local! {
+    /// Set while [`all_or_nothing`] runs on this thread.
+    static ALL_OR_NOTHING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with [`atomically`] reduced to a plain call, for a caller that undoes the whole
+/// transaction if any write in it fails (and then redoes the writes one savepoint each). The
+/// savepoints cost two statements per write, and each `RELEASE` makes full-text indexes flush what
+/// they hold, so a batch written this way costs markedly less (BENCHMARKS.md, issue 16).
+///
+/// ```
+/// # use verbio::store::savepoint::{all_or_nothing, atomically};
+/// let conn = rusqlite::Connection::open_in_memory().unwrap();
+/// conn.execute_batch("CREATE TABLE t (x INTEGER NOT NULL); BEGIN").unwrap();
+/// let failed = all_or_nothing(|| {
+///     atomically(&conn, |c| Ok(c.execute("INSERT INTO t VALUES (1)", [])?)).unwrap();
+///     atomically(&conn, |c| Ok(c.execute("INSERT INTO t VALUES (NULL)", [])?)).is_err()
+/// });
+/// assert!(failed);
+/// conn.execute_batch("ROLLBACK").unwrap(); // the caller's part: nothing of the batch stays
+/// let rows: i64 = conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).unwrap();
+/// assert_eq!(rows, 0);
+/// ```
+pub fn all_or_nothing<T>(f: impl FnOnce() -> T) -> T {
+    /// Clears the flag even if `f` panics.
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            ALL_OR_NOTHING.set(self.0);
+        }
+    }
+    let _reset = Reset(ALL_OR_NOTHING.replace(true));
+    f()
+}
+
 /// Runs `f` atomically: everything it wrote stays, or (on its error) none of it does. Nests inside
-/// a transaction or another savepoint.
+/// a transaction or another savepoint. Inside [`all_or_nothing`] the caller undoes everything on an
+/// error, so no savepoint is taken.
 ///
 /// ```
 /// # use verbio::store::savepoint::atomically;
@@ -29,6 +67,9 @@ pub fn atomically<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
+    if ALL_OR_NOTHING.get() {
+        return f(conn);
+    }
     conn.prepare_cached("SAVEPOINT verbio_event")?.execute([])?;
     let result = f(conn).and_then(|value| {
         conn.prepare_cached("RELEASE verbio_event")?.execute([])?;

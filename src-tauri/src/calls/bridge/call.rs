@@ -25,6 +25,7 @@ use super::turn_latency::TurnLatency;
 use super::{close_twilio, BridgeDeps, EndReason, MediaSocket};
 use crate::audio::microphone::MicFrame;
 use crate::calls::approvals::PendingApproval;
+use crate::calls::control_channel::ControlReceiver;
 use crate::calls::playout::{MarkOutcome, Placed};
 use crate::calls::registry::{CallControl, OperatorRefusal};
 use crate::calls::timeline::{CallTimeline, SessionAudio};
@@ -353,7 +354,7 @@ impl Call {
     /// (the argument and the binding), which was 1.6 KiB twice for every call.
     pub(super) async fn run(
         mut self: Box<Self>,
-        mut control: mpsc::Receiver<CallControl>,
+        mut control: ControlReceiver,
     ) -> EndReason {
         self.start_connecting(Duration::ZERO);
         let timer = tokio::time::sleep_until(Instant::now());

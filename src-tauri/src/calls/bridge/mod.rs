@@ -23,11 +23,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::calls::registry::{ActiveCall, CallControl, CallRegistry};
+use crate::calls::control_channel::{self, ControlReceiver};
+use crate::calls::registry::{ActiveCall, CallRegistry};
 use crate::calls::session_settings::SessionSettings;
 use crate::config::BridgeSettings;
 use crate::events::{CallEvent, EventBus};
@@ -195,7 +195,7 @@ pub async fn handle_media_socket(deps: Arc<BridgeDeps>, socket: MediaSocket, pub
         to: pending.to.clone(),
         started_at_ms: now_ms(),
     };
-    let (control_tx, control_rx) = mpsc::channel(8);
+    let (control_tx, control_rx) = control_channel::channel(8);
     let guard = match deps.registry.register(info.clone(), control_tx) {
         Ok(g) => g,
         Err(e) => {
@@ -257,7 +257,7 @@ pub async fn handle_media_socket(deps: Arc<BridgeDeps>, socket: MediaSocket, pub
 fn spawn_call(
     mut call: Box<Call>,
     recording: Option<crate::recording::CallRecording>,
-    control: mpsc::Receiver<CallControl>,
+    control: ControlReceiver,
     call_sid: &str,
 ) -> tokio::task::JoinHandle<EndReason> {
     call.recording = recording;
