@@ -40,11 +40,7 @@ struct Doorbell {
 impl Doorbell {
     fn ring(&self) {
         self.rung.store(true, Ordering::Release);
-        let waker = self
-            .waker
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let waker = self.waker.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -128,8 +124,11 @@ impl ControlReceiver {
             // A ring before the waker was stored woke no one: look at the queue now.
             self.bell.rung.store(true, Ordering::Release);
         }
-        // Acquire pairs with the sender's release: what it queued before ringing is visible below.
-        if !self.bell.rung.swap(false, Ordering::AcqRel) {
+        // A plain load first: the bell is almost never rung, and a swap would write its cache line on
+        // every wake-up. Acquire pairs with the sender's release: what it queued before ringing is
+        // visible below.
+        if !self.bell.rung.load(Ordering::Relaxed) || !self.bell.rung.swap(false, Ordering::AcqRel)
+        {
             return Poll::Pending;
         }
         match self.rx.try_recv() {

@@ -367,7 +367,7 @@ fn apply_batch(conn: &mut Connection, batch: &[CallEvent]) {
             batch.iter().all(|event| {
                 std::panic::catch_unwind(AssertUnwindSafe(|| apply_event(conn, event)))
                     .is_ok_and(|written| written.is_ok())
-            })
+            }) && transcripts::index_pending(conn).is_ok()
         });
         if all_written && conn.execute_batch("COMMIT").is_ok() {
             return;
@@ -377,6 +377,7 @@ fn apply_batch(conn: &mut Connection, batch: &[CallEvent]) {
             for event in batch {
                 apply_one(conn, event);
             }
+            index_pending(conn);
             match conn.execute_batch("COMMIT") {
                 Ok(()) => return,
                 Err(e) => {
@@ -391,6 +392,14 @@ fn apply_batch(conn: &mut Connection, batch: &[CallEvent]) {
     }
     for event in batch {
         apply_one(conn, event);
+    }
+    index_pending(conn);
+}
+
+/// Brings the transcript search index up to date; a failure leaves the lines waiting for the next try.
+fn index_pending(conn: &Connection) {
+    if let Err(e) = transcripts::index_pending(conn) {
+        tracing::warn!("could not index transcript lines for search: {e}");
     }
 }
 

@@ -235,6 +235,30 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER call_summaries_fts_ad AFTER DELETE ON call_summaries BEGIN
         DELETE FROM call_summaries_fts WHERE call_sid = old.call_sid;
     END;",
+    // 9: new transcript lines are added to the search index in batches, not one statement each.
+    // FTS5 writes out what it holds at every statement of a transaction that touches it, which made
+    // indexing a line cost several times its insert (BENCHMARKS.md, issue 16). A new line's id waits
+    // in `transcripts_fts_pending` until `transcripts::index_pending` adds the waiting lines in one
+    // statement (after each batch of call events, and before every search); a waiting line that is
+    // deleted or edited only leaves the queue or stays in it.
+    "CREATE TABLE transcripts_fts_pending (id INTEGER PRIMARY KEY);
+    DROP TRIGGER transcripts_fts_ai;
+    DROP TRIGGER transcripts_fts_ad;
+    DROP TRIGGER transcripts_fts_au;
+    CREATE TRIGGER transcripts_fts_ai AFTER INSERT ON transcripts BEGIN
+        INSERT INTO transcripts_fts_pending (id) VALUES (new.id);
+    END;
+    CREATE TRIGGER transcripts_fts_ad AFTER DELETE ON transcripts BEGIN
+        INSERT INTO transcripts_fts(transcripts_fts, rowid, text)
+            SELECT 'delete', old.id, old.text
+            WHERE NOT EXISTS (SELECT 1 FROM transcripts_fts_pending WHERE id = old.id);
+        DELETE FROM transcripts_fts_pending WHERE id = old.id;
+    END;
+    CREATE TRIGGER transcripts_fts_au AFTER UPDATE ON transcripts
+        WHEN NOT EXISTS (SELECT 1 FROM transcripts_fts_pending WHERE id = old.id) BEGIN
+        INSERT INTO transcripts_fts(transcripts_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        INSERT INTO transcripts_fts(rowid, text) VALUES (new.id, new.text);
+    END;",
 ];
 
 /// The schema version this build writes.

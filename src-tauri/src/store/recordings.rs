@@ -172,6 +172,10 @@ pub fn list(
     offset: u32,
 ) -> Result<Vec<RecordingRecord>, StoreError> {
     let query = search.and_then(fts_query);
+    if query.is_some() {
+        // Lines written since the last batch of call events are found too.
+        super::transcripts::index_pending(conn)?;
+    }
     let sql = format!(
         "SELECT {COLUMNS} FROM recordings r LEFT JOIN calls c ON c.call_sid = r.call_sid
          WHERE ?1 IS NULL OR r.call_sid IN (

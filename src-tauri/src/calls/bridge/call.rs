@@ -2,6 +2,7 @@
 //! sends what they return. Nothing here decides protocol questions on its own.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::{poll_fn, Future};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -352,14 +353,15 @@ impl Call {
 
     /// The call's loop. `self` comes boxed: an async fn keeps its by-value receiver twice in its state
     /// (the argument and the binding), which was 1.6 KiB twice for every call.
-    pub(super) async fn run(
-        mut self: Box<Self>,
-        mut control: ControlReceiver,
-    ) -> EndReason {
+    pub(super) async fn run(mut self: Box<Self>, mut control: ControlReceiver) -> EndReason {
         self.start_connecting(Duration::ZERO);
         let timer = tokio::time::sleep_until(Instant::now());
         tokio::pin!(timer);
         let mut armed: Option<Instant> = None;
+        // Whether the armed timer has been polled since it was set: from then on it holds the task's
+        // waker, and is polled again only once it has fired. (Polling a pending sleep re-registers the
+        // waker, a compare-and-swap on each of the ~60 wake-ups a second.)
+        let mut timer_polled = false;
         let reason = loop {
             if let Err(reason) = self.between_events().await {
                 break reason;
@@ -371,8 +373,10 @@ impl Call {
                 armed = deadline;
                 if let Some(at) = deadline {
                     timer.as_mut().reset(at);
+                    timer_polled = false;
                 }
             }
+            let timer_wanted = armed.is_some() && (!timer_polled || timer.is_elapsed());
             let step = tokio::select! {
                 frame = self.twilio.next() => self.on_twilio_frame(frame).await,
                 frame = next_model_frame(&mut self.model) => self.on_model_frame(frame).await,
@@ -423,7 +427,10 @@ impl Call {
                         Ok(())
                     }
                 },
-                _ = &mut timer, if armed.is_some() => {
+                _ = poll_fn(|cx| {
+                    timer_polled = true;
+                    timer.as_mut().poll(cx)
+                }), if timer_wanted => {
                     armed = None;
                     self.on_timer().await
                 }
