@@ -279,11 +279,19 @@ fn sextet(c: u8) -> u8 {
 /// Decodes a canonical padded base64 `payload` into `out` (cleared first, its capacity reused: one
 /// buffer per call, no allocation per frame). Refuses what [`base64_decoded_len`] refuses.
 pub fn decode_base64<'b>(payload: &str, out: &'b mut Vec<u8>) -> Result<&'b [u8], MediaError> {
-    out.clear();
-    base64::engine::general_purpose::STANDARD
-        .decode_vec(payload, out)
-        .map_err(|_| MediaError::BadBase64)?;
-    Ok(out)
+    // Decoded in place: the buffer is only zero-filled where it grows (by a byte or two for frames of
+    // one size), where `decode_vec` would zero the whole frame first.
+    out.resize(base64::decoded_len_estimate(payload.len()), 0);
+    match base64::engine::general_purpose::STANDARD.decode_slice(payload, out) {
+        Ok(n) => {
+            out.truncate(n);
+            Ok(out)
+        }
+        Err(_) => {
+            out.clear();
+            Err(MediaError::BadBase64)
+        }
+    }
 }
 
 /// `media` message carrying base64 μ-law to play to the caller.
