@@ -3,8 +3,7 @@
 //! The bridge holds a [`CallRecording`] per call: a sink for the call's timeline (`calls::timeline`),
 //! which says where each piece of audio belongs. It gets caller frames and agent audio already placed
 //! and copies their μ-law into the call's bounded feed (`writer::Feed`: a buffer reused for the whole
-//! call, never waiting on the writer; a few pieces at a time, see `writer::Stage`) and hands it to
-//! listen-in; the writer (`writer`) does the
+//! call, never waiting on the writer) and hands it to listen-in; the writer (`writer`) does the
 //! timeline work and owns the files. If the feed is full (slow disk) the audio is dropped and the
 //! recording is marked incomplete with the reason; if the disk fails, the writer stops writing and
 //! marks it incomplete; the call goes on either way.
@@ -19,7 +18,7 @@ use tracing::warn;
 use super::listen_in::{LiveAudio, LiveTap, LiveTaps};
 use super::recorder_settings::RecorderSettings;
 use super::wav_writer::{Side, SAMPLE_RATE};
-use super::writer::{Feed, Stage, WriterJob, WriterPool};
+use super::writer::{Feed, WriterJob, WriterPool};
 use crate::store::StoreHandle;
 use crate::types::StreamUs;
 
@@ -87,10 +86,7 @@ impl Recorder {
             feed: feed.clone(),
         };
         match self.pool.add(job) {
-            Ok(()) => Some(WriterLink {
-                feed,
-                stage: Stage::default(),
-            }),
+            Ok(()) => Some(WriterLink { feed }),
             Err(e) => {
                 warn!(%call_sid, "recording not started: {e}");
                 None
@@ -112,17 +108,16 @@ pub fn file_name(call_sid: &str, started_at_ms: i64) -> String {
 /// The tap's end of a call's feed; dropping it (the call ended) tells the writer to finish the file.
 struct WriterLink {
     feed: Arc<Feed>,
-    /// Pieces not yet handed to the feed.
-    stage: Stage,
 }
 
 impl Drop for WriterLink {
     fn drop(&mut self) {
-        self.feed.hand_over(&mut self.stage);
         self.feed.close();
     }
 }
 
+/// A call's recording and listen-in feed: a sink for the call's timeline. Every method is cheap and
+/// never blocks.
 pub struct CallRecording {
     writer: Option<WriterLink>,
     live: Arc<LiveTap>,
@@ -151,11 +146,12 @@ impl CallRecording {
     }
 
     /// A copy of `mulaw` of `side` from `start_us` into the feed (no allocation once it is warm).
-    fn queue(&mut self, side: Side, start_us: StreamUs, mulaw: &[u8]) {
-        if let Some(w) = &mut self.writer {
-            if w.stage.push(side, us_to_frame(start_us), mulaw) {
-                w.feed.hand_over(&mut w.stage);
-            }
+    fn queue(&self, side: Side, start_us: StreamUs, mulaw: &[u8]) {
+        if let Some(w) = &self.writer {
+            w.feed.push(side, us_to_frame(start_us), |buf| {
+                buf.extend_from_slice(mulaw);
+                true
+            });
         }
     }
 
@@ -164,7 +160,7 @@ impl CallRecording {
     }
 
     /// A caller frame starting at `start_us`: to the file and to listeners.
-    pub fn caller(&mut self, start_us: StreamUs, mulaw: &[u8]) {
+    pub fn caller(&self, start_us: StreamUs, mulaw: &[u8]) {
         self.publish_caller(start_us, mulaw);
         self.queue(Side::Caller, start_us, mulaw);
     }
@@ -193,14 +189,14 @@ impl CallRecording {
     }
 
     /// Agent audio that played from `start_us`: to the file.
-    pub fn agent_played(&mut self, start_us: StreamUs, mulaw: &[u8]) {
+    pub fn agent_played(&self, start_us: StreamUs, mulaw: &[u8]) {
         self.queue(Side::Agent, start_us, mulaw);
     }
 
     /// The operator's microphone audio that plays from `start_us` (they hold the call): to the file,
     /// on the agent's channel, where the caller heard it. Not to listen-in: the operator listening in
     /// would hear themselves, late.
-    pub fn operator(&mut self, start_us: StreamUs, mulaw: &[u8]) {
+    pub fn operator(&self, start_us: StreamUs, mulaw: &[u8]) {
         self.queue(Side::Agent, start_us, mulaw);
     }
 

@@ -1,8 +1,7 @@
 //! The recording writer: one thread for every recording of the running app.
 //!
-//! Each call's tap gathers its audio in a [`Stage`] and appends it to the call's [`Feed`] a few
-//! pieces at a time (a copy into a buffer that keeps its capacity: no allocation, no wake-up, no
-//! syscall per frame, one lock per hand-over); this thread wakes every [`TICK`],
+//! Each call's tap appends its audio to the call's [`Feed`] (a copy into a buffer that keeps its
+//! capacity: no allocation, no wake-up, no syscall per frame); this thread wakes every [`TICK`],
 //! swaps each feed's buffer for an empty one and does the timeline work: places the audio in the
 //! recording's μ-law window, and writes out what is settled in large positioned writes. So a call
 //! costs no thread, and its file about 2–3 writes a second.
@@ -15,8 +14,7 @@
 //! on disk (positioned read-modify-write; rare).
 //!
 //! **What a crash can lose.** Frames not yet on disk: at most `commit_lag + commit_every` plus one
-//! tick behind the newest caller audio, plus what a tap holds before handing it over ([`Stage`]:
-//! 0.3 + 0.4 + 0.1 + 0.16 s ≈ 1 s with the defaults), and less than
+//! tick behind the newest caller audio (0.3 + 0.4 + 0.1 s = 0.8 s with the defaults), and less than
 //! [`MAX_WINDOW`] when agent audio runs ahead of the caller. The header is refreshed every
 //! `header_every` (5 s); a crashed file's header may lag its data by that much, which the start-up
 //! repair (`repair`) fixes from the file length, so only the unwritten window is lost.
@@ -92,6 +90,23 @@ impl Feed {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Adds a piece of `side` from frame `start` whose μ-law `fill` appends to the buffer (false:
+    /// nothing usable, nothing added). Never blocks on the writer: it holds the lock for a swap only.
+    pub fn push(&self, side: Side, start: u64, fill: impl FnOnce(&mut Vec<u8>) -> bool) {
+        let mut p = self.lock();
+        if p.pieces.len() >= self.max_pieces {
+            p.dropped += 1;
+            return;
+        }
+        let before = p.audio.len();
+        let ok = fill(&mut p.audio);
+        let len = p.audio.len() - before;
+        match u32::try_from(len) {
+            Ok(len) if ok && len > 0 => p.pieces.push(Piece { side, start, len }),
+            _ => p.audio.truncate(before),
+        }
+    }
+
     /// The call ended: the writer finishes the file once it has taken what is left.
     pub fn close(&self) {
         self.lock().closed = true;
@@ -107,49 +122,6 @@ impl Feed {
 
     fn dropped(&self) -> u64 {
         self.lock().dropped
-    }
-
-    /// Moves what `stage` gathered into the feed under one lock and empties it. Pieces past the
-    /// feed's bound (the writer fell behind) are dropped, the newest first, and counted.
-    pub fn hand_over(&self, stage: &mut Stage) {
-        if stage.pieces.is_empty() {
-            return;
-        }
-        let mut p = self.lock();
-        let room = self.max_pieces.saturating_sub(p.pieces.len());
-        let kept = stage.pieces.len().min(room);
-        let bytes: usize = stage.pieces[..kept].iter().map(|x| x.len as usize).sum();
-        p.pieces.extend_from_slice(&stage.pieces[..kept]);
-        p.audio.extend_from_slice(&stage.audio[..bytes]);
-        p.dropped += (stage.pieces.len() - kept) as u64;
-        drop(p);
-        stage.pieces.clear();
-        stage.audio.clear();
-    }
-}
-
-/// Pieces a tap gathers on its own before handing them to its feed in one go. Taking the feed's
-/// lock costs two atomic read-modify-writes, each of which waits for the core's pending stores (the
-/// frame just copied) to drain: 4 % of the bridge's user CPU when it was taken for every frame
-/// (BENCHMARKS.md, issue 16). Handed over every [`Stage::HAND_OVER_AT`] pieces, and when the call
-/// ends.
-#[derive(Default)]
-pub(super) struct Stage {
-    pieces: Vec<Piece>,
-    audio: Vec<u8>,
-}
-
-impl Stage {
-    /// Pieces gathered before a hand-over: 160 ms of caller frames, less when the agent speaks.
-    pub const HAND_OVER_AT: usize = 8;
-
-    /// Adds `mulaw` of `side` from frame `start`; true once it is time to hand over.
-    pub fn push(&mut self, side: Side, start: u64, mulaw: &[u8]) -> bool {
-        if let Ok(len @ 1..) = u32::try_from(mulaw.len()) {
-            self.audio.extend_from_slice(mulaw);
-            self.pieces.push(Piece { side, start, len });
-        }
-        self.pieces.len() >= Self::HAND_OVER_AT
     }
 }
 
@@ -461,24 +433,22 @@ mod tests {
         RecorderSettings::default()
     }
 
-    /// One piece, handed over at once.
-    fn push_one(feed: &Feed, side: Side, start: u64, audio: &[u8]) {
-        let mut stage = Stage::default();
-        stage.push(side, start, audio);
-        feed.hand_over(&mut stage);
-    }
-
     #[test]
     fn a_feed_hands_over_pieces_in_order_and_reuses_its_buffers() {
         let feed = Feed::new(3);
-        let mut stage = Stage::default();
-        assert!(!stage.push(Side::Caller, 0, &[1, 2]));
-        // Nothing to record: nothing added.
-        assert!(!stage.push(Side::Caller, 2, &[]));
-        assert!(!stage.push(Side::Agent, 5, &[3]));
-        assert!(feed.lock().pieces.is_empty(), "gathered, not handed over");
-        feed.hand_over(&mut stage);
-        assert!(stage.pieces.is_empty() && stage.audio.is_empty());
+        feed.push(Side::Caller, 0, |b| {
+            b.extend_from_slice(&[1, 2]);
+            true
+        });
+        // Nothing usable (bad base64): nothing added, nothing left behind.
+        feed.push(Side::Caller, 2, |b| {
+            b.extend_from_slice(&[9, 9, 9]);
+            false
+        });
+        feed.push(Side::Agent, 5, |b| {
+            b.extend_from_slice(&[3]);
+            true
+        });
         let mut batch = Pending::default();
         assert!(!feed.take(&mut batch));
         let got: Vec<(Side, u64, u32)> = batch
@@ -492,11 +462,17 @@ mod tests {
         let mine = batch.audio.as_ptr();
         batch.pieces.clear();
         batch.audio.clear();
-        push_one(&feed, Side::Caller, 8, &[4]);
+        feed.push(Side::Caller, 8, |b| {
+            b.push(4);
+            true
+        });
         assert!(!feed.take(&mut batch));
         batch.pieces.clear();
         batch.audio.clear();
-        push_one(&feed, Side::Caller, 9, &[5]);
+        feed.push(Side::Caller, 9, |b| {
+            b.push(5);
+            true
+        });
         assert_eq!(
             feed.lock().audio.as_ptr(),
             mine,
@@ -507,29 +483,13 @@ mod tests {
     }
 
     #[test]
-    fn a_stage_asks_to_be_handed_over_when_full_and_a_full_feed_keeps_the_oldest() {
-        let mut stage = Stage::default();
-        let full: Vec<bool> = (0..Stage::HAND_OVER_AT as u64)
-            .map(|i| stage.push(Side::Caller, i, &[i as u8; 2]))
-            .collect();
-        assert_eq!(full.iter().filter(|&&f| f).count(), 1);
-        assert_eq!(full.last(), Some(&true));
-        let feed = Feed::new(3);
-        push_one(&feed, Side::Agent, 100, &[0xAA]);
-        feed.hand_over(&mut stage);
-        assert_eq!(feed.dropped(), Stage::HAND_OVER_AT as u64 - 2);
-        let mut batch = Pending::default();
-        feed.take(&mut batch);
-        let starts: Vec<u64> = batch.pieces.iter().map(|p| p.start).collect();
-        assert_eq!(starts, [100, 0, 1]);
-        assert_eq!(batch.audio, [0xAA, 0, 0, 1, 1]);
-    }
-
-    #[test]
     fn a_full_feed_drops_and_counts_and_a_closed_one_says_so() {
         let feed = Feed::new(2);
         for i in 0..5 {
-            push_one(&feed, Side::Caller, i * 160, &[0x55; 160]);
+            feed.push(Side::Caller, i * 160, |b| {
+                b.extend_from_slice(&[0x55; 160]);
+                true
+            });
         }
         assert_eq!(feed.dropped(), 3);
         let mut batch = Pending::default();
@@ -592,7 +552,10 @@ mod tests {
         }
 
         fn push(&self, side: Side, start: u64, audio: &[u8]) {
-            push_one(&self.feed, side, start, audio);
+            self.feed.push(side, start, |b| {
+                b.extend_from_slice(audio);
+                true
+            });
         }
 
         fn tick(&mut self) {

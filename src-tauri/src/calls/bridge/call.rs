@@ -1113,7 +1113,7 @@ impl Call {
                     None
                 });
                 let start_us = self.timeline.caller_frame(timestamp, Instant::now());
-                if let Some(rec) = &mut self.recording {
+                if let Some(rec) = &self.recording {
                     rec.caller(start_us, &self.caller_mulaw);
                 }
                 let pad_ms = self.gaps.on_frame(timestamp, bytes as u64 / BYTES_PER_MS);
