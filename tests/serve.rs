@@ -54,6 +54,17 @@ async fn serve_runs_the_bridge_headless() {
         .expect("public port");
     assert_eq!(public.status(), 404);
 
+    // The heap on huge pages: `serve` restarted itself (same process) with glibc's tunable.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let environ = std::fs::read(format!("/proc/{}/environ", child.id())).expect("environ");
+        let tunables = environ
+            .split(|b| *b == 0)
+            .find_map(|var| var.strip_prefix(b"GLIBC_TUNABLES="))
+            .map(|v| String::from_utf8_lossy(v).into_owned());
+        assert_eq!(tunables.as_deref(), Some("glibc.malloc.hugetlb=1"));
+    }
+
     let pid = child.id().to_string();
     let killed = Command::new("kill")
         .args(["-TERM", &pid])
@@ -144,6 +155,8 @@ async fn a_log_that_cannot_be_written_loses_only_the_log() {
 fn spawn_serve(model_url: &str, data: &std::path::Path, stderr: Stdio) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_verbio"))
         .args(["serve", "--port", "0", "--api-port", "0"])
+        .env_remove("GLIBC_TUNABLES")
+        .env_remove(verbio::huge_pages::SWITCH)
         .env("VERBIO_REALTIME_URL", model_url)
         .env("OPENAI_API_KEY", OPENAI_KEY)
         .env("TWILIO_ACCOUNT_SID", ACCOUNT_SID)

@@ -25,6 +25,7 @@ pub mod costs;
 pub mod desktop;
 pub mod events;
 pub mod heap;
+pub mod huge_pages;
 pub mod logging;
 pub mod metrics;
 pub mod onboarding;

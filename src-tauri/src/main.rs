@@ -49,6 +49,10 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Serve(_))) {
+        // Before anything else starts: the process is replaced (same id) unless already done.
+        verbio::huge_pages::restart_with_huge_pages();
+    }
     verbio::logging::init(verbio::logging::LogFormat::from_env());
     let result = match cli.command {
         Some(Command::Serve(args)) => serve(args),

@@ -391,23 +391,14 @@ struct RawEvent<'a> {
     error: Option<ApiError>,
     #[serde(default)]
     response: Option<RawResponse>,
-    /// A transcription's usage (responses carry theirs inside `response`). A shape this build does not
-    /// know loses the cost of one turn, never the event.
-    #[serde(default, deserialize_with = "lenient")]
-    usage: Option<TranscriptionUsage>,
+    /// A transcription's usage (responses carry theirs inside `response`), read once the event is
+    /// known to be one. A shape this build does not know loses the cost of one turn, never the event.
+    #[serde(default, borrow)]
+    usage: Option<&'a serde_json::value::RawValue>,
     #[serde(default)]
     item: Option<RawItem>,
     #[serde(default)]
     session: Option<RawSession>,
-}
-
-fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::de::DeserializeOwned,
-{
-    let value = serde_json::Value::deserialize(d)?;
-    Ok(serde_json::from_value(value).ok())
 }
 
 #[derive(Deserialize)]
@@ -515,10 +506,57 @@ fn scan_delta(text: &str) -> Option<ServerEvent<'_>> {
 /// assert!(matches!(e, ServerEvent::AudioDelta { ref item_id, .. } if item_id == "i1"));
 /// ```
 pub fn parse_server_event(text: &str) -> Result<ServerEvent<'_>, EventParseError> {
-    match scan_delta(text) {
-        Some(event) => Ok(event),
-        None => parse_in_full(text),
+    if let Some(event) = scan_delta(text) {
+        return Ok(event);
     }
+    match leading_type(text) {
+        // An event the bridge does not read (`conversation.item.added`, `response.content_part.done`, …:
+        // several per turn) is only checked to be JSON, not built field by field.
+        Some(kind) if !BUILT.contains(&kind) => {
+            serde_json::from_str::<serde::de::IgnoredAny>(text)
+                .map_err(|e| EventParseError(e.to_string().chars().take(160).collect()))?;
+            Ok(ServerEvent::Other(kind.to_string()))
+        }
+        _ => parse_in_full(text),
+    }
+}
+
+/// The events [`parse_in_full`] builds (anything else is [`ServerEvent::Other`]).
+const BUILT: &[&str] = &[
+    "response.output_audio.delta",
+    "response.output_audio_transcript.delta",
+    "session.created",
+    "session.updated",
+    "input_audio_buffer.speech_started",
+    "input_audio_buffer.speech_stopped",
+    "response.created",
+    "response.output_audio.done",
+    "response.output_audio_transcript.done",
+    "conversation.item.input_audio_transcription.completed",
+    "conversation.item.input_audio_transcription.failed",
+    "response.function_call_arguments.done",
+    "response.output_item.added",
+    "response.output_item.done",
+    "conversation.item.truncated",
+    "response.done",
+    "error",
+];
+
+/// The event's type when it is the object's first member, as the service writes it (`{"type":"…",`),
+/// and has no escapes; otherwise `None` (and the full parse finds it).
+fn leading_type(text: &str) -> Option<&str> {
+    let json_space = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r');
+    let rest = text
+        .trim_start_matches(json_space)
+        .strip_prefix('{')?
+        .trim_start_matches(json_space)
+        .strip_prefix("\"type\"")?
+        .trim_start_matches(json_space)
+        .strip_prefix(':')?
+        .trim_start_matches(json_space)
+        .strip_prefix('"')?;
+    let end = rest.find(['"', '\\'])?;
+    (rest.as_bytes()[end] == b'"').then(|| &rest[..end])
 }
 
 /// Every event through serde (what [`scan_delta`] leaves).
@@ -570,7 +608,7 @@ fn parse_in_full(text: &str) -> Result<ServerEvent<'_>, EventParseError> {
             ServerEvent::InputTranscriptionCompleted {
                 item_id: need(raw.item_id, "item_id", kind)?,
                 transcript: raw.transcript.unwrap_or_default(),
-                usage: raw.usage,
+                usage: raw.usage.and_then(|u| serde_json::from_str(u.get()).ok()),
             }
         }
         "conversation.item.input_audio_transcription.failed" => {
@@ -653,6 +691,41 @@ mod tests {
             Some(())
         });
         assert!(taken > 500, "the fast path took only {taken}");
+    }
+
+    /// Events the bridge does not read skip the field-by-field parse; whatever that path takes, the full
+    /// parse reads as the same `Other` event, or refuses only for fields the bridge never reads.
+    #[test]
+    fn ignored_events_are_checked_as_json_and_agree_with_the_full_parse() {
+        let seeds = [
+            r#"{"type":"conversation.item.added","event_id":"e","previous_item_id":null,"item":{"id":"i","type":"message","status":"completed","role":"user","content":[{"type":"input_audio","transcript":null}]}}"#,
+            r#"{"type":"response.content_part.done","event_id":"e","response_id":"r","item_id":"i","output_index":0,"content_index":0,"part":{"type":"audio","transcript":"Hi"}}"#,
+            r#" { "type" : "input_audio_buffer.committed" , "previous_item_id" : "a" , "item_id" : "b" } "#,
+            r#"{"type":"rate_limits.updated","rate_limits":[{"name":"tokens","limit":1,"remaining":1,"reset_seconds":0.5}]}"#,
+        ];
+        let taken = crate::wire::json_scan::each_corruption(&seeds, 2000, |text| {
+            let kind = leading_type(text).filter(|k| !BUILT.contains(k))?;
+            let skipped = parse_server_event(text);
+            match parse_in_full(text) {
+                Ok(full) => assert_eq!(skipped, Ok(full), "{text}"),
+                Err(_) => {
+                    // Refused in full: it is not JSON (then refused here too), or a field the bridge
+                    // never reads has a type the full parse does not expect.
+                    if serde_json::from_str::<Value>(text).is_err() {
+                        assert!(skipped.is_err(), "{text}");
+                    }
+                }
+            }
+            assert!(!kind.contains('"'));
+            Some(())
+        });
+        assert!(taken > 500, "the skip took only {taken}");
+        assert!(parse_server_event(r#"{"type":"conversation.item.added","item":{}"#).is_err());
+        assert!(parse_server_event(r#"{"type":"conversation.item.added"} x"#).is_err());
+        assert_eq!(
+            parse_server_event(r#"{"type":"response.content_part.added","part":{}}"#),
+            Ok(ServerEvent::Other("response.content_part.added".into()))
+        );
     }
 
     #[test]

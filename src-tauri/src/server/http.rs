@@ -254,9 +254,16 @@ impl http_body::Body for BoundedBody {
 
 /// A connection holding one of the listener's slots for as long as it is open, also once upgraded to a
 /// WebSocket (hyper hands this stream to the socket).
-struct Slotted {
+pub(crate) struct Slotted {
     stream: TcpStream,
     _slot: OwnedSemaphorePermit,
+}
+
+impl Slotted {
+    /// The stream and the slot it holds, for a media socket that takes the stream back from hyper.
+    pub(crate) fn into_parts(self) -> (TcpStream, OwnedSemaphorePermit) {
+        (self.stream, self._slot)
+    }
 }
 
 impl AsyncRead for Slotted {

@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
+use super::http::Slotted;
+use crate::calls::bridge::media_stream::MediaStream;
 use crate::calls::bridge::MediaSocket;
 use crate::wire::ws::{accept_key, Limits, Role, WsConn};
 
@@ -120,7 +122,21 @@ impl MediaUpgrade {
         tokio::spawn(async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
-                    let socket = WsConn::new(TokioIo::new(upgraded), Role::Server, limits, &[]);
+                    // The server's own stream taken back whole, with what hyper read past the request.
+                    let socket = match upgraded.downcast::<TokioIo<Slotted>>() {
+                        Ok(parts) => {
+                            let (stream, slot) = parts.io.into_inner().into_parts();
+                            let stream = MediaStream::Tcp {
+                                stream,
+                                slot: Some(slot),
+                            };
+                            WsConn::new(stream, Role::Server, limits, &parts.read_buf)
+                        }
+                        Err(upgraded) => {
+                            let stream = MediaStream::Upgraded(TokioIo::new(upgraded));
+                            WsConn::new(stream, Role::Server, limits, &[])
+                        }
+                    };
                     callback(socket).await;
                 }
                 Err(e) => tracing::debug!("media socket upgrade failed: {e}"),
@@ -178,5 +194,70 @@ mod tests {
             check(&Method::GET, &headers(&old)),
             Err(UpgradeRefused::WrongVersion)
         );
+    }
+
+    /// Through the real server: the call gets the TCP stream itself (not hyper's wrapper), and a frame
+    /// the client sent in the same write as its request (which hyper read past the request) is not lost.
+    #[tokio::test]
+    async fn the_call_takes_the_tcp_stream_back_with_what_hyper_read_ahead() {
+        use crate::server::http::{serve, HttpLimits};
+        use crate::wire::ws::{client_request, parse_response, Incoming};
+        use axum::routing::get;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let (seen_tx, seen_rx) = tokio::sync::oneshot::channel::<(bool, String)>();
+        let seen_tx = std::sync::Arc::new(std::sync::Mutex::new(Some(seen_tx)));
+        let router = axum::Router::new().route(
+            "/media",
+            get(move |upgrade: MediaUpgrade| {
+                let seen_tx = seen_tx.clone();
+                async move {
+                    upgrade.on_upgrade(Limits::default(), move |mut socket| async move {
+                        let tcp = socket.get_ref().is_tcp();
+                        let text = match socket.next().await {
+                            Some(Ok(Incoming::Text(t))) => t.as_str().to_string(),
+                            other => format!("{other:?}"),
+                        };
+                        if let Some(tx) = seen_tx.lock().unwrap().take() {
+                            let _ = tx.send((tcp, text));
+                        }
+                    })
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(serve(listener, router, HttpLimits::default(), async {
+            let _ = stopped.await;
+        }));
+
+        let (request, key) = client_request(&addr.to_string(), "/media", &[]).unwrap();
+        // "hello" as one masked text frame, right behind the request.
+        let mask = [0x11, 0x22, 0x33, 0x44];
+        let mut bytes = request.into_bytes();
+        bytes.extend_from_slice(&[0x81, 0x80 | 5]);
+        bytes.extend_from_slice(&mask);
+        bytes.extend(b"hello".iter().zip(mask.iter().cycle()).map(|(b, k)| b ^ k));
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(&bytes).await.unwrap();
+        let mut answer = Vec::new();
+        let status = loop {
+            let mut chunk = [0u8; 512];
+            let n = tcp.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the server closed before answering");
+            answer.extend_from_slice(&chunk[..n]);
+            if let Some((_, status)) = parse_response(&answer, &key).unwrap() {
+                break status;
+            }
+        };
+        assert_eq!(status, 101);
+        let (tcp_direct, text) = tokio::time::timeout(std::time::Duration::from_secs(5), seen_rx)
+            .await
+            .expect("the socket's callback ran")
+            .unwrap();
+        assert!(tcp_direct, "the media socket runs on hyper's wrapper");
+        assert_eq!(text, "hello");
+        let _ = stop.send(());
     }
 }

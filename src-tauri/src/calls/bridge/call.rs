@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::call_cost::CallCost;
+use super::dropped::DroppedIds;
 use super::ending::{Due, EndKind, Ending};
 use super::frames::{FrameAligner, Ready};
 use super::gaps::GapFiller;
@@ -196,8 +197,8 @@ pub(super) struct Call {
     /// When the call reaches its maximum length; `None` once it did.
     limit_at: Option<Instant>,
     /// Items and responses cut by barge-in: their late deltas are dropped.
-    dropped_items: VecDeque<String>,
-    dropped_responses: VecDeque<String>,
+    dropped_items: DroppedIds,
+    dropped_responses: DroppedIds,
     caller_speaking: bool,
     greeted: bool,
     /// Caller audio held while no configured session takes it: (stream time, bytes, base64 payload).
@@ -330,8 +331,8 @@ impl Call {
             tools: ToolCalls::new(),
             ending: Ending::Open,
             limit_at,
-            dropped_items: VecDeque::new(),
-            dropped_responses: VecDeque::new(),
+            dropped_items: DroppedIds::default(),
+            dropped_responses: DroppedIds::default(),
             caller_speaking: false,
             greeted: false,
             held_audio: VecDeque::new(),
@@ -1916,11 +1917,11 @@ impl Call {
         }
         self.record_heard(cut.heard);
         if let Some(response) = running {
-            push_bounded(&mut self.dropped_responses, response);
+            self.dropped_responses.insert(response);
         }
         for cut in cuts {
             debug!(item_id = %cut.item_id, heard_ms = cut.audio_end_ms, sent_ms = cut.sent_ms, "barge-in");
-            push_bounded(&mut self.dropped_items, cut.item_id.clone());
+            self.dropped_items.insert(cut.item_id.clone());
             self.transcript
                 .agent_truncated(&cut.item_id, cut.audio_end_ms);
             let id = self.event_id(Sent::Truncate);
@@ -2344,13 +2345,6 @@ fn describe_length(length: Duration) -> String {
     } else {
         format!("{:.0} s", length.as_secs_f64())
     }
-}
-
-fn push_bounded(list: &mut VecDeque<String>, value: String) {
-    if list.len() >= 16 {
-        list.pop_front();
-    }
-    list.push_back(value);
 }
 
 fn short(s: &str) -> String {

@@ -22,7 +22,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 use tracing::{debug, info, warn, Instrument};
 
@@ -38,10 +37,12 @@ use crate::wire::ws::{Incoming, WsConn};
 
 mod call;
 pub mod call_cost;
+pub mod dropped;
 pub mod ending;
 pub mod frames;
 pub mod gaps;
 pub mod lifecycle;
+pub mod media_stream;
 pub mod model_setup;
 pub mod operator;
 pub mod sequencer;
@@ -111,7 +112,7 @@ impl BridgeDeps {
 
 /// The media socket as the bridge owns it: the lean WebSocket layer ([`crate::wire::ws`]) over the
 /// connection hyper upgraded.
-pub type MediaSocket = WsConn<TokioIo<hyper::upgrade::Upgraded>>;
+pub type MediaSocket = WsConn<media_stream::MediaStream>;
 
 /// WebSocket close code for policy violations (no or bad stream token).
 pub const CLOSE_POLICY: u16 = 1008;
