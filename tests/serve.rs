@@ -62,7 +62,10 @@ async fn serve_runs_the_bridge_headless() {
             .split(|b| *b == 0)
             .find_map(|var| var.strip_prefix(b"GLIBC_TUNABLES="))
             .map(|v| String::from_utf8_lossy(v).into_owned());
-        assert_eq!(tunables.as_deref(), Some("glibc.malloc.hugetlb=1"));
+        assert_eq!(
+            tunables.as_deref(),
+            Some("glibc.malloc.hugetlb=1:glibc.malloc.arena_max=1")
+        );
     }
 
     let pid = child.id().to_string();

@@ -4,20 +4,33 @@
 //! touches a few dozen cache lines spread over many pages of one call's state (its task, sockets,
 //! buffers, recording feed), and by the time that call's next frame comes the lines and their TLB
 //! entries belong to the other calls. With the heap on 2 MiB pages a TLB entry covers 512 times as much
-//! of it. Measured at 300 recorded calls (BENCHMARKS.md, issue 16, sixth stretch): the bridge's user CPU
-//! fell by about a fifth and p99 added latency by a quarter, with RSS per call unchanged.
+//! of it. Measured at 300 recorded calls (BENCHMARKS.md, issue 16, sixth stretch; four runs each,
+//! alternated): the bridge's user CPU fell by about 9 % (mean 0.0226 → 0.0205 CPU-s per call-minute),
+//! its total by about 5 %. (The bench's load generator gained nothing measurable from the same, so it
+//! stays on ordinary pages; a bridge inherits `GLIBC_TUNABLES`, so A/B runs must not set it for both.)
 //!
-//! glibc does this when its `glibc.malloc.hugetlb=1` tunable is set (glibc 2.35 and later; it
-//! `madvise`s each heap it grows with `MADV_HUGEPAGE`), but reads tunables only at start-up. So `serve`
-//! restarts itself once, at its first line, with the tunable added to `GLIBC_TUNABLES`: same process
-//! id, same arguments, same environment otherwise. `VERBIO_HUGE_PAGES=0` turns this off; a kernel whose
-//! transparent huge pages are `never`, an older glibc or another C library simply ignore it.
+//! glibc does this when its `glibc.malloc.hugetlb=1` tunable is set (glibc 2.35 and later): it
+//! `madvise`s the main heap with `MADV_HUGEPAGE` as it grows it. Only the main heap, though: with the
+//! tunable alone the async worker allocated from a thread arena and got no huge page at all
+//! (`AnonHugePages: 0 kB`), so `glibc.malloc.arena_max=1` puts every thread on the main heap (the
+//! blocking threads, store and recorder, allocate little; with them the heap had 18 MiB of huge pages
+//! at 300 calls). glibc reads tunables only at start-up, so `serve` restarts itself once, at its first
+//! line, with both added to `GLIBC_TUNABLES`: same process id, same arguments, same environment
+//! otherwise. `VERBIO_HUGE_PAGES=0` turns this off, and a `glibc.malloc.hugetlb` already there is left
+//! as it is; a kernel whose transparent huge pages are `never`, an older glibc or another C library
+//! simply ignore it. The cost: RSS per call ~3 KiB higher (whole 2 MiB pages stay resident).
 
 /// `VERBIO_HUGE_PAGES=0` keeps the heap on ordinary pages.
 pub const SWITCH: &str = "VERBIO_HUGE_PAGES";
 
 /// glibc's tunable (and the value that asks for `madvise`d transparent huge pages).
 const TUNABLE: &str = "glibc.malloc.hugetlb";
+
+/// What is added: huge pages, and one arena (the main heap, the one glibc madvises).
+const ADDED: &str = "glibc.malloc.hugetlb=1:glibc.malloc.arena_max=1";
+
+/// The arena limit (kept as the user set it, when they did).
+const ARENA_MAX: &str = "glibc.malloc.arena_max";
 
 /// `GLIBC_TUNABLES` with huge pages asked for, or `None` when they already are, or when the switch
 /// is off.
@@ -26,10 +39,10 @@ fn tunables(current: Option<&std::ffi::OsStr>, switch: Option<&std::ffi::OsStr>)
         return None;
     }
     match current.map(|c| c.to_str()) {
-        None => Some(format!("{TUNABLE}=1")),
+        None | Some(Some("")) => Some(ADDED.to_string()),
         Some(Some(c)) if c.contains(TUNABLE) => None,
-        Some(Some("")) => Some(format!("{TUNABLE}=1")),
-        Some(Some(c)) => Some(format!("{c}:{TUNABLE}=1")),
+        Some(Some(c)) if c.contains(ARENA_MAX) => Some(format!("{c}:{TUNABLE}=1")),
+        Some(Some(c)) => Some(format!("{c}:{ADDED}")),
         // Not UTF-8: not ours to rewrite.
         Some(None) => None,
     }
@@ -66,14 +79,14 @@ mod tests {
 
     #[test]
     fn the_tunable_is_added_once_and_kept_with_others() {
+        let added = "glibc.malloc.hugetlb=1:glibc.malloc.arena_max=1";
+        assert_eq!(tunables(None, None).as_deref(), Some(added));
+        assert_eq!(tunables(Some(OsStr::new("")), None).as_deref(), Some(added));
         assert_eq!(
-            tunables(None, None).as_deref(),
-            Some("glibc.malloc.hugetlb=1")
+            tunables(Some(OsStr::new("glibc.malloc.tcache_count=0")), None).as_deref(),
+            Some(format!("glibc.malloc.tcache_count=0:{added}").as_str())
         );
-        assert_eq!(
-            tunables(Some(OsStr::new("")), None).as_deref(),
-            Some("glibc.malloc.hugetlb=1")
-        );
+        // The user's own arena limit stays.
         assert_eq!(
             tunables(Some(OsStr::new("glibc.malloc.arena_max=2")), None).as_deref(),
             Some("glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1")
