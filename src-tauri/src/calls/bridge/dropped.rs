@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 /// How many ids are kept: a late delta arrives within one or two responses of its cut.
 const KEPT: usize = 16;
 
-/// The latest [`KEPT`] dropped ids.
+/// The latest 16 dropped ids.
 #[derive(Debug, Default)]
 pub struct DroppedIds {
     ids: VecDeque<String>,
