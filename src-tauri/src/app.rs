@@ -71,6 +71,10 @@ impl Running {
             self.api.close(),
             self.services.tools.shutdown()
         );
+        // The calls' last events may wait in the library's batch window: written before the process goes.
+        if let Err(e) = self.services.store.flush().await {
+            warn!("could not finish writing the call library: {e}");
+        }
     }
 }
 

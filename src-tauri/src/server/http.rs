@@ -253,17 +253,10 @@ impl http_body::Body for BoundedBody {
 }
 
 /// A connection holding one of the listener's slots for as long as it is open, also once upgraded to a
-/// WebSocket (hyper hands this stream to the socket).
-pub(crate) struct Slotted {
+/// WebSocket (a media socket takes this stream back from hyper: `server::media_upgrade`).
+pub struct Slotted {
     stream: TcpStream,
     _slot: OwnedSemaphorePermit,
-}
-
-impl Slotted {
-    /// The stream and the slot it holds, for a media socket that takes the stream back from hyper.
-    pub(crate) fn into_parts(self) -> (TcpStream, OwnedSemaphorePermit) {
-        (self.stream, self._slot)
-    }
 }
 
 impl AsyncRead for Slotted {

@@ -9,10 +9,20 @@ use axum::response::{IntoResponse, Response};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
+use tokio_util::either::Either;
+
 use super::http::Slotted;
-use crate::calls::bridge::media_stream::MediaStream;
 use crate::calls::bridge::MediaSocket;
 use crate::wire::ws::{accept_key, Limits, Role, WsConn};
+
+/// The byte stream under a call's media socket: the server's own TCP connection taken back from hyper
+/// (always, from [`super::http::serve`]), or hyper's `Upgraded` for anything else.
+///
+/// hyper hands an upgraded connection back as `Upgraded`: a boxed `dyn Io` behind a rewind buffer, so
+/// every read and write went through two more layers and one more heap object than the stream itself;
+/// at hundreds of calls the bridge is bound by cache misses, one per object a frame touches
+/// (BENCHMARKS.md, issue 16, sixth stretch).
+pub type MediaStream = Either<Slotted, TokioIo<hyper::upgrade::Upgraded>>;
 
 /// A checked request to upgrade to a WebSocket.
 pub struct MediaUpgrade {
@@ -125,15 +135,11 @@ impl MediaUpgrade {
                     // The server's own stream taken back whole, with what hyper read past the request.
                     let socket = match upgraded.downcast::<TokioIo<Slotted>>() {
                         Ok(parts) => {
-                            let (stream, slot) = parts.io.into_inner().into_parts();
-                            let stream = MediaStream::Tcp {
-                                stream,
-                                slot: Some(slot),
-                            };
+                            let stream: MediaStream = Either::Left(parts.io.into_inner());
                             WsConn::new(stream, Role::Server, limits, &parts.read_buf)
                         }
                         Err(upgraded) => {
-                            let stream = MediaStream::Upgraded(TokioIo::new(upgraded));
+                            let stream: MediaStream = Either::Right(TokioIo::new(upgraded));
                             WsConn::new(stream, Role::Server, limits, &[])
                         }
                     };
@@ -213,7 +219,7 @@ mod tests {
                 let seen_tx = seen_tx.clone();
                 async move {
                     upgrade.on_upgrade(Limits::default(), move |mut socket| async move {
-                        let tcp = socket.get_ref().is_tcp();
+                        let tcp = matches!(socket.get_ref(), Either::Left(_));
                         let text = match socket.next().await {
                             Some(Ok(Incoming::Text(t))) => t.as_str().to_string(),
                             other => format!("{other:?}"),

@@ -42,7 +42,6 @@ pub mod ending;
 pub mod frames;
 pub mod gaps;
 pub mod lifecycle;
-pub mod media_stream;
 pub mod model_setup;
 pub mod operator;
 pub mod sequencer;
@@ -111,8 +110,8 @@ impl BridgeDeps {
 }
 
 /// The media socket as the bridge owns it: the lean WebSocket layer ([`crate::wire::ws`]) over the
-/// connection hyper upgraded.
-pub type MediaSocket = WsConn<media_stream::MediaStream>;
+/// connection hyper upgraded ([`crate::server::media_upgrade::MediaStream`]).
+pub type MediaSocket = WsConn<crate::server::media_upgrade::MediaStream>;
 
 /// WebSocket close code for policy violations (no or bad stream token).
 pub const CLOSE_POLICY: u16 = 1008;
