@@ -31,13 +31,13 @@ use axum::Router;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
 use tracing::{debug, warn};
 
 use crate::server::errors::ApiError;
+use crate::wire::slotted::Slotted;
 
 /// hyper refuses a read buffer below this (it panics).
 const HYPER_MIN_BUF: usize = 8192;
@@ -115,10 +115,7 @@ pub async fn serve(
         };
         // Media frames are small and due every 20 ms: never held back waiting to fill a segment.
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(Slotted {
-            stream,
-            _slot: slot,
-        });
+        let io = TokioIo::new(Slotted::new(stream, slot));
         let router = router.clone();
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let router = router.clone();
@@ -252,53 +249,6 @@ impl http_body::Body for BoundedBody {
     }
 }
 
-/// A connection holding one of the listener's slots for as long as it is open, also once upgraded to a
-/// WebSocket (a media socket takes this stream back from hyper: `server::media_upgrade`).
-pub struct Slotted {
-    stream: TcpStream,
-    _slot: OwnedSemaphorePermit,
-}
-
-impl AsyncRead for Slotted {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Slotted {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-}
-
 /// Accept errors: a client that gave up is skipped; anything else (out of file descriptors) pauses
 /// accepting briefly, logged at most once a minute.
 #[derive(Default)]
@@ -339,6 +289,7 @@ mod tests {
     use super::*;
     use axum::routing::{get, post};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
 
     fn quick() -> HttpLimits {
         HttpLimits {

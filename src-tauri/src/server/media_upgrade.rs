@@ -11,18 +11,9 @@ use hyper_util::rt::TokioIo;
 
 use tokio_util::either::Either;
 
-use super::http::Slotted;
-use crate::calls::bridge::MediaSocket;
+use crate::calls::bridge::{MediaSocket, MediaStream};
+use crate::wire::slotted::Slotted;
 use crate::wire::ws::{accept_key, Limits, Role, WsConn};
-
-/// The byte stream under a call's media socket: the server's own TCP connection taken back from hyper
-/// (always, from [`super::http::serve`]), or hyper's `Upgraded` for anything else.
-///
-/// hyper hands an upgraded connection back as `Upgraded`: a boxed `dyn Io` behind a rewind buffer, so
-/// every read and write went through two more layers and one more heap object than the stream itself;
-/// at hundreds of calls the bridge is bound by cache misses, one per object a frame touches
-/// (BENCHMARKS.md, issue 16, sixth stretch).
-pub type MediaStream = Either<Slotted, TokioIo<hyper::upgrade::Upgraded>>;
 
 /// A checked request to upgrade to a WebSocket.
 pub struct MediaUpgrade {

@@ -33,6 +33,7 @@ use crate::events::{CallEvent, EventBus};
 use crate::realtime::client::ModelConnector;
 use crate::telephony::twilio::media::{self, Inbound, StartMeta};
 use crate::types::now_ms;
+use crate::wire::slotted::Slotted;
 use crate::wire::ws::{Incoming, WsConn};
 
 mod call;
@@ -110,8 +111,18 @@ impl BridgeDeps {
 }
 
 /// The media socket as the bridge owns it: the lean WebSocket layer ([`crate::wire::ws`]) over the
-/// connection hyper upgraded ([`crate::server::media_upgrade::MediaStream`]).
-pub type MediaSocket = WsConn<crate::server::media_upgrade::MediaStream>;
+/// connection hyper upgraded ([`MediaStream`]).
+pub type MediaSocket = WsConn<MediaStream>;
+
+/// The byte stream under a call's media socket: the server's own TCP connection taken back from hyper
+/// (always, from the server's own `serve`), or hyper's `Upgraded` for anything else.
+///
+/// hyper hands an upgraded connection back as `Upgraded`: a boxed `dyn Io` behind a rewind buffer, so
+/// every read and write went through two more layers and one more heap object than the stream itself;
+/// at hundreds of calls the bridge is bound by cache misses, one per object a frame touches
+/// (BENCHMARKS.md, issue 16, sixth stretch).
+pub type MediaStream =
+    tokio_util::either::Either<Slotted, hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
 
 /// WebSocket close code for policy violations (no or bad stream token).
 pub const CLOSE_POLICY: u16 = 1008;
