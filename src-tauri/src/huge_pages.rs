@@ -16,7 +16,8 @@
 //! blocking threads, store and recorder, allocate little; with them the heap had 18 MiB of huge pages
 //! at 300 calls). glibc reads tunables only at start-up, so `serve` restarts itself once, at its first
 //! line, with both added to `GLIBC_TUNABLES`: same process id, same arguments, same environment
-//! otherwise. `VERBIO_HUGE_PAGES=0` turns this off, and a `glibc.malloc.hugetlb` already there is left
+//! otherwise (the restarted process puts `GLIBC_TUNABLES` back as it was, so what it starts inherits
+//! the user's). `VERBIO_HUGE_PAGES=0` turns this off, and a `glibc.malloc.hugetlb` already there is left
 //! as it is; a kernel whose transparent huge pages are `never`, an older glibc or another C library
 //! simply ignore it. The cost: RSS per call ~3 KiB higher (whole 2 MiB pages stay resident).
 
@@ -31,6 +32,10 @@ const ADDED: &str = "glibc.malloc.hugetlb=1:glibc.malloc.arena_max=1";
 
 /// The arena limit (kept as the user set it, when they did).
 const ARENA_MAX: &str = "glibc.malloc.arena_max";
+
+/// Set on the restarted process: the `GLIBC_TUNABLES` from before the restart (empty: none), put back
+/// once glibc has read its own, so the processes `serve` starts (MCP servers) inherit the user's.
+const RESTARTED: &str = "VERBIO_HUGE_PAGES_RESTARTED";
 
 /// `GLIBC_TUNABLES` with huge pages asked for, or `None` when they already are, or when the switch
 /// is off.
@@ -49,11 +54,21 @@ fn tunables(current: Option<&std::ffi::OsStr>, switch: Option<&std::ffi::OsStr>)
 }
 
 /// Replaces this process with itself, huge pages asked for; returns only when it did not (already
-/// asked, switched off, not glibc on Linux, or the exec failed, which is logged).
+/// asked, switched off, not glibc on Linux, or the exec failed, which is printed), or when this is the
+/// restarted process (which then puts the environment back as it was). Call it first thing in `main`,
+/// while the process has one thread.
 pub fn restart_with_huge_pages() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         use std::os::unix::process::CommandExt;
+        if let Some(before) = std::env::var_os(RESTARTED) {
+            std::env::remove_var(RESTARTED);
+            match before.is_empty() {
+                true => std::env::remove_var("GLIBC_TUNABLES"),
+                false => std::env::set_var("GLIBC_TUNABLES", before),
+            }
+            return;
+        }
         let current = std::env::var_os("GLIBC_TUNABLES");
         let switch = std::env::var_os(SWITCH);
         let Some(tunables) = tunables(current.as_deref(), switch.as_deref()) else {
@@ -67,8 +82,15 @@ pub fn restart_with_huge_pages() {
         if let Some(arg0) = args.next() {
             command.arg0(arg0);
         }
-        let error = command.args(args).env("GLIBC_TUNABLES", tunables).exec();
-        tracing::warn!("could not restart with the heap on huge pages ({error}); going on without");
+        let error = command
+            .args(args)
+            .env("GLIBC_TUNABLES", tunables)
+            .env(RESTARTED, current.unwrap_or_default())
+            .exec();
+        // Before logging is set up.
+        eprintln!(
+            "verbio: could not restart with the heap on huge pages ({error}); going on without"
+        );
     }
 }
 
