@@ -161,8 +161,8 @@ async fn a_log_that_cannot_be_written_loses_only_the_log() {
 
 /// `verbio serve` on free ports against the fake model at `model_url`, its data in `data`, JSON debug
 /// logs to `stderr`; its addresses come on stdout.
-fn spawn_serve(model_url: &str, data: &std::path::Path, stderr: Stdio) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_verbio"))
+fn spawn_serve(model_url: &str, data: &std::path::Path, stderr: Stdio) -> Served {
+    let child = Command::new(env!("CARGO_BIN_EXE_verbio"))
         .args(["serve", "--port", "0", "--api-port", "0"])
         .env_remove("GLIBC_TUNABLES")
         .env_remove(verbio::huge_pages::SWITCH)
@@ -180,7 +180,34 @@ fn spawn_serve(model_url: &str, data: &std::path::Path, stderr: Stdio) -> std::p
         .stdout(Stdio::piped())
         .stderr(stderr)
         .spawn()
-        .expect("verbio serve starts")
+        .expect("verbio serve starts");
+    Served(child)
+}
+
+/// A `verbio serve` child that is killed if the test ends without stopping it (a failed assertion), so a
+/// failing test leaves no server running behind it.
+struct Served(std::process::Child);
+
+impl std::ops::Deref for Served {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Served {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
 
 /// A simulated caller on `base`: 600 ms of tone, then waits to hear the agent, then hangs up.
