@@ -42,7 +42,7 @@ pub struct StoreHandle {
 /// (at 300 calls that was ~1,000 futex wake-ups and store-thread switches a second, one per event).
 struct QueryBell {
     /// Set by a query, cleared by the store thread when it wakes for it.
-    rung: AtomicBool,
+    rung: Arc<AtomicBool>,
     store_thread: Thread,
 }
 
@@ -51,20 +51,20 @@ impl QueryBell {
         self.rung.store(true, Ordering::Release);
         self.store_thread.unpark();
     }
+}
 
-    /// Parks the store thread until `deadline`, or until a query rings. (A park may also end early for
-    /// no reason, hence the loop.)
-    fn wait_until(&self, deadline: Instant) {
-        loop {
-            if self.rung.swap(false, Ordering::Acquire) {
-                return;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return;
-            }
-            std::thread::park_timeout(deadline - now);
+/// Parks the store thread until `deadline`, or until a query rings (sets `rung`). (A park may also end
+/// early for no reason, hence the loop.)
+fn wait_until(rung: &AtomicBool, deadline: Instant) {
+    loop {
+        if rung.swap(false, Ordering::Acquire) {
+            return;
         }
+        let now = Instant::now();
+        if now >= deadline {
+            return;
+        }
+        std::thread::park_timeout(deadline - now);
     }
 }
 
@@ -86,21 +86,16 @@ impl StoreHandle {
         }
         let conn = open_connection(path)?;
         let (tx, rx) = mpsc::channel();
-        let (bell_tx, bell_rx) = mpsc::sync_channel::<Arc<QueryBell>>(1);
+        let rung = Arc::new(AtomicBool::new(false));
+        let heard = rung.clone();
         let store_thread = std::thread::Builder::new()
             .name("verbio-store".into())
-            .spawn(move || {
-                // The bell names this thread, so it is made once the thread exists.
-                if let Ok(bell) = bell_rx.recv() {
-                    run(conn, rx, &bell);
-                }
-            })
+            .spawn(move || run(conn, rx, &heard))
             .map_err(StoreError::Thread)?;
         let bell = Arc::new(QueryBell {
-            rung: AtomicBool::new(false),
+            rung,
             store_thread: store_thread.thread().clone(),
         });
-        let _ = bell_tx.send(bell.clone());
         Ok(StoreHandle { tx, bell })
     }
 
@@ -355,7 +350,7 @@ const BATCH_WINDOW: Duration = Duration::from_millis(100);
 const BATCH_MAX: usize = 1024;
 
 /// The store thread's loop. Ends when every handle is gone and the queue is drained.
-fn run(mut conn: Connection, rx: mpsc::Receiver<Command>, bell: &QueryBell) {
+fn run(mut conn: Connection, rx: mpsc::Receiver<Command>, rung: &AtomicBool) {
     let mut next: Option<Command> = None;
     // A full batch left events queued: the next one takes them without waiting.
     let mut backlog = false;
@@ -371,7 +366,7 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Command>, bell: &QueryBell) {
             Command::Apply(event) => {
                 let mut batch = vec![event];
                 if !backlog {
-                    bell.wait_until(Instant::now() + BATCH_WINDOW);
+                    wait_until(rung, Instant::now() + BATCH_WINDOW);
                 }
                 backlog = false;
                 loop {
