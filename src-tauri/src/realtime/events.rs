@@ -514,10 +514,17 @@ pub fn parse_server_event(text: &str) -> Result<ServerEvent<'_>, EventParseError
         // several per turn) is only checked to be JSON, not built field by field.
         Some(kind) if !BUILT.contains(&kind) => {
             serde_json::from_str::<serde::de::IgnoredAny>(text)
-                .map_err(|e| EventParseError(e.to_string().chars().take(160).collect()))?;
+                .map_err(EventParseError::from_json)?;
             Ok(ServerEvent::Other(kind.to_string()))
         }
         _ => parse_in_full(text),
+    }
+}
+
+impl EventParseError {
+    /// serde's message, cut short: it quotes the frame near the error.
+    fn from_json(e: serde_json::Error) -> Self {
+        EventParseError(e.to_string().chars().take(160).collect())
     }
 }
 
@@ -561,8 +568,7 @@ fn leading_type(text: &str) -> Option<&str> {
 
 /// Every event through serde (what [`scan_delta`] leaves).
 fn parse_in_full(text: &str) -> Result<ServerEvent<'_>, EventParseError> {
-    let raw: RawEvent<'_> = serde_json::from_str(text)
-        .map_err(|e| EventParseError(e.to_string().chars().take(160).collect()))?;
+    let raw: RawEvent<'_> = serde_json::from_str(text).map_err(EventParseError::from_json)?;
     let kind = raw.kind.as_ref();
     Ok(match kind {
         "response.output_audio.delta" => ServerEvent::AudioDelta {
