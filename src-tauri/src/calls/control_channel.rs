@@ -112,7 +112,8 @@ impl ControlReceiver {
         self.rx.try_recv()
     }
 
-    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<CallControl>> {
+    /// Poll form of [`ControlReceiver::recv`].
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<CallControl>> {
         if !self
             .registered
             .as_ref()

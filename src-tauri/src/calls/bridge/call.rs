@@ -3,6 +3,8 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +23,7 @@ use super::lifecycle::{Lifecycle, Lost, Next, Placement};
 use super::model_setup::{Setup, SetupStep};
 use super::operator::{self, Hold};
 use super::sequencer::{Outgoing, Purpose, Request, Sequencer};
+use super::sources::{Source, Sources};
 use super::tool_calls::{FunctionCall, ToolCalls};
 use super::transcript::{Transcript, Turn};
 use super::turn_latency::TurnLatency;
@@ -227,38 +230,31 @@ pub(super) struct Call {
     latency: TurnLatency,
     /// What the call has cost so far, and its budgets.
     cost: CallCost,
+    /// Which of the loop's sources woke it. Whoever puts a source in place calls `poll_all`.
+    sources: Sources,
 }
 
 /// A frame from a model socket, or its end.
 type ModelFrame = Option<Result<Incoming, WsError>>;
 
-async fn next_model_frame(link: &mut Option<Box<ModelLink>>) -> ModelFrame {
-    match link {
-        Some(link) => link.socket.next().await,
-        None => std::future::pending().await,
-    }
+/// What woke the call's loop, taken from its source.
+enum Event {
+    Twilio(Option<Result<Incoming, WsError>>),
+    Model(ModelFrame),
+    Standby(ModelFrame),
+    /// The socket comes boxed: inline it would widen every event by 1.4 KiB.
+    Connected(Result<Box<ModelSocket>, RealtimeError>),
+    Operator(Option<MicFrame>),
+    ToolDone(Box<ToolDone>),
+    Control(Option<CallControl>),
+    Timer,
 }
 
-/// The operator's next microphone frame; `None` once the microphone stopped (it is gone).
-async fn next_operator_frame(link: &mut Option<OperatorLink>) -> Option<MicFrame> {
-    match link {
-        Some(link) => link.audio.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// The socket comes boxed: inline it would widen the call loop's every wake-up by 1.4 KiB.
-async fn finish_connecting(
-    slot: &mut Option<ConnectFuture>,
-) -> Result<Box<ModelSocket>, RealtimeError> {
-    match slot {
-        Some(future) => {
-            let result = future.await;
-            *slot = None;
-            result.map(Box::new)
-        }
-        None => std::future::pending().await,
-    }
+/// The loop's one timer as a source: polled once after each reset, then only when it fires.
+struct TimerSlot<'a> {
+    sleep: Pin<&'a mut tokio::time::Sleep>,
+    armed: bool,
+    polled: &'a mut bool,
 }
 
 /// A model socket frame as the bridge needs it: text to parse, nothing to do (pings, pongs, binary), or
@@ -349,6 +345,7 @@ impl Call {
             session_number: 0,
             latency: TurnLatency::new(),
             cost: CallCost::new(),
+            sources: Sources::new(),
         }
     }
 
@@ -359,9 +356,8 @@ impl Call {
         let timer = tokio::time::sleep_until(Instant::now());
         tokio::pin!(timer);
         let mut armed: Option<Instant> = None;
-        // Whether the armed timer has been polled since it was set: from then on it holds the task's
-        // waker, and is polled again only once it has fired. (Polling a pending sleep re-registers the
-        // waker, a compare-and-swap on each of the ~60 wake-ups a second.)
+        // Whether the armed timer has been polled since it was set: from then on it holds its
+        // source's waker, and is polled again only once that fires.
         let mut timer_polled = false;
         let reason = loop {
             if let Err(reason) = self.between_events().await {
@@ -377,61 +373,29 @@ impl Call {
                     timer_polled = false;
                 }
             }
-            let timer_wanted = armed.is_some() && (!timer_polled || timer.is_elapsed());
-            let step = tokio::select! {
-                frame = self.twilio.next() => self.on_twilio_frame(frame).await,
-                frame = next_model_frame(&mut self.model) => self.on_model_frame(frame).await,
-                frame = next_model_frame(&mut self.standby) => self.on_standby_frame(frame).await,
-                result = finish_connecting(&mut self.connecting) => {
-                    // Boxed, as `shut_down` below: rare, and its state would otherwise sit inline in
-                    // every call's task for the whole call.
-                    Box::pin(self.on_connected(result)).await
-                }
-                frame = next_operator_frame(&mut self.operator) => self.on_operator_frame(frame).await,
-                // Polled only while a tool runs: an idle channel still costs a lock-free pop and a
-                // waker registration on every wake-up, 50 a second. (A tool aborted as the call ends
-                // may leave a result behind; results for tools not running are ignored anyway.)
-                Some(done) = self.tool_rx.recv(), if !self.running_tools.is_empty() => {
+            let event = poll_fn(|cx| {
+                let timer = TimerSlot {
+                    sleep: timer.as_mut(),
+                    armed: armed.is_some(),
+                    polled: &mut timer_polled,
+                };
+                self.poll_sources(cx, &mut control, timer)
+            })
+            .await;
+            let step = match event {
+                Event::Twilio(frame) => self.on_twilio_frame(frame).await,
+                Event::Model(frame) => self.on_model_frame(frame).await,
+                Event::Standby(frame) => self.on_standby_frame(frame).await,
+                // Boxed, as `shut_down` below: rare, and its state would otherwise sit inline in
+                // every call's task for the whole call.
+                Event::Connected(result) => Box::pin(self.on_connected(result)).await,
+                Event::Operator(frame) => self.on_operator_frame(frame).await,
+                Event::ToolDone(done) => {
                     self.on_tool_done(*done).await;
                     Ok(())
                 }
-                command = control.recv() => match command {
-                    Some(CallControl::HangUp) | None => Err(EndReason::EndedByApp),
-                    Some(CallControl::LeaveVoicemail(message)) => self.leave_voicemail(&message).await,
-                    Some(CallControl::Whisper { text, say_now, done }) => {
-                        let outcome = self.whisper(text, say_now).await;
-                        let _ = done.send(outcome);
-                        Ok(())
-                    }
-                    Some(CallControl::TakeOver { device, audio, done }) => {
-                        match self.take_over(device, audio).await {
-                            Ok(outcome) => {
-                                let _ = done.send(outcome);
-                                Ok(())
-                            }
-                            Err(end) => Err(end),
-                        }
-                    }
-                    Some(CallControl::HandBack { done }) => {
-                        let outcome = match self.operator.is_some() {
-                            true => {
-                                self.hand_back(HandBackReason::Operator).await;
-                                Ok(())
-                            }
-                            false => Err(OperatorRefusal::NotHeld),
-                        };
-                        let _ = done.send(outcome);
-                        Ok(())
-                    }
-                    Some(other) => {
-                        self.on_transfer_control(other);
-                        Ok(())
-                    }
-                },
-                _ = poll_fn(|cx| {
-                    timer_polled = true;
-                    timer.as_mut().poll(cx)
-                }), if timer_wanted => {
+                Event::Control(command) => self.on_control(command).await,
+                Event::Timer => {
                     armed = None;
                     self.on_timer().await
                 }
@@ -510,6 +474,123 @@ impl Call {
             self.follow(next)?;
         }
         self.on_setup_timeout().await
+    }
+
+    /// Which source has something, polling only those that woke (see `sources`). A source that gives
+    /// something rare (anything but a socket's frame) makes every source due next time: its handler may
+    /// put new ones in place.
+    fn poll_sources(
+        &mut self,
+        cx: &mut Context<'_>,
+        control: &mut ControlReceiver,
+        timer: TimerSlot<'_>,
+    ) -> Poll<Event> {
+        let mut due = self.sources.due(cx.waker());
+        if timer.armed && !*timer.polled {
+            // Reset since it was last polled: it must be polled to register again.
+            due = due.with(Source::Timer);
+        }
+        let TimerSlot {
+            mut sleep,
+            armed,
+            polled,
+        } = timer;
+        for source in self.sources.order() {
+            if !due.contains(source) {
+                continue;
+            }
+            due = due.without(source);
+            let mut cx = Context::from_waker(self.sources.waker(source));
+            let cx = &mut cx;
+            let event = match source {
+                Source::Twilio => self.twilio.poll_next(cx).map(Event::Twilio),
+                Source::Model => match self.model.as_mut() {
+                    Some(link) => link.socket.poll_next(cx).map(Event::Model),
+                    None => Poll::Pending,
+                },
+                Source::Standby => match self.standby.as_mut() {
+                    Some(link) => link.socket.poll_next(cx).map(Event::Standby),
+                    None => Poll::Pending,
+                },
+                Source::Connecting => match self.connecting.as_mut().map(|f| f.as_mut().poll(cx)) {
+                    Some(Poll::Ready(result)) => {
+                        self.connecting = None;
+                        Poll::Ready(Event::Connected(result.map(Box::new)))
+                    }
+                    _ => Poll::Pending,
+                },
+                Source::Operator => match self.operator.as_mut() {
+                    Some(link) => link.audio.poll_recv(cx).map(Event::Operator),
+                    None => Poll::Pending,
+                },
+                // Polled only while a tool runs. (A tool aborted as the call ends may leave a result
+                // behind; results for tools not running are ignored anyway.)
+                Source::Tools if !self.running_tools.is_empty() => match self.tool_rx.poll_recv(cx)
+                {
+                    Poll::Ready(Some(done)) => Poll::Ready(Event::ToolDone(done)),
+                    // The call holds a sender: the channel cannot close.
+                    Poll::Ready(None) | Poll::Pending => Poll::Pending,
+                },
+                Source::Tools => Poll::Pending,
+                Source::Control => control.poll_recv(cx).map(Event::Control),
+                Source::Timer if armed => {
+                    *polled = true;
+                    sleep.as_mut().poll(cx).map(|()| Event::Timer)
+                }
+                Source::Timer => Poll::Pending,
+            };
+            if let Poll::Ready(event) = event {
+                match event {
+                    Event::Twilio(_) | Event::Model(_) => self.sources.settle(Some(source), due),
+                    _ => self.sources.poll_all(),
+                }
+                return Poll::Ready(event);
+            }
+        }
+        self.sources.settle(None, due);
+        Poll::Pending
+    }
+
+    async fn on_control(&mut self, command: Option<CallControl>) -> Flow {
+        match command {
+            Some(CallControl::HangUp) | None => Err(EndReason::EndedByApp),
+            Some(CallControl::LeaveVoicemail(message)) => self.leave_voicemail(&message).await,
+            Some(CallControl::Whisper {
+                text,
+                say_now,
+                done,
+            }) => {
+                let outcome = self.whisper(text, say_now).await;
+                let _ = done.send(outcome);
+                Ok(())
+            }
+            Some(CallControl::TakeOver {
+                device,
+                audio,
+                done,
+            }) => match self.take_over(device, audio).await {
+                Ok(outcome) => {
+                    let _ = done.send(outcome);
+                    Ok(())
+                }
+                Err(end) => Err(end),
+            },
+            Some(CallControl::HandBack { done }) => {
+                let outcome = match self.operator.is_some() {
+                    true => {
+                        self.hand_back(HandBackReason::Operator).await;
+                        Ok(())
+                    }
+                    false => Err(OperatorRefusal::NotHeld),
+                };
+                let _ = done.send(outcome);
+                Ok(())
+            }
+            Some(other) => {
+                self.on_transfer_control(other);
+                Ok(())
+            }
+        }
     }
 
     /// The app's transfer by hand: the REST redirect is the app's; the call only has to know why its
@@ -606,6 +687,7 @@ impl Call {
             audio,
             latency: LatencyStats::default(),
         });
+        self.sources.poll_all();
         self.send_responding(Responding::ListenOnly).await;
         self.deps.emit(CallEvent::OperatorTookOver {
             call_sid: self.call_sid.clone(),
@@ -1004,6 +1086,8 @@ impl Call {
         self.timeline.new_session();
         self.sequencer.reset();
         self.tools.on_response_done();
+        // The link may come from the standby slot, its socket registered under the standby's waker.
+        self.sources.poll_all();
         self.model.replace(link)
     }
 
@@ -1271,6 +1355,7 @@ impl Call {
             })
         };
         self.connecting = Some(future);
+        self.sources.poll_all();
     }
 
     /// Does what the lifecycle decided.
@@ -1316,7 +1401,10 @@ impl Call {
         }
         match self.lifecycle.on_connected(self.model.is_some()) {
             // Configured now, seeded at the switch so it gets every turn up to that moment.
-            Placement::Standby => self.standby = Some(link),
+            Placement::Standby => {
+                self.standby = Some(link);
+                self.sources.poll_all();
+            }
             Placement::Current { replaces } => {
                 self.reconnecting = replaces;
                 self.needs_seed = replaces;
@@ -2187,6 +2275,7 @@ impl Call {
                 task: task.abort_handle(),
             },
         );
+        self.sources.poll_all();
         if needs_approval {
             // The caller hears why nothing happens: a short line, then the keep-alive while waiting.
             self.request_filler(

@@ -46,6 +46,7 @@ pub mod lifecycle;
 pub mod model_setup;
 pub mod operator;
 pub mod sequencer;
+pub mod sources;
 pub mod tool_calls;
 pub mod transcript;
 pub mod turn_latency;

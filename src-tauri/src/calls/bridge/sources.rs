@@ -1,0 +1,305 @@
+//! Which of a call's event sources woke its task, so a wake-up polls only those.
+//!
+//! A call's loop waits on its Twilio socket, its model socket, a standby session, a connection on its
+//! way, the operator's microphone, its tools, the app's commands and a timer. Polling all of them on
+//! each of the ~60 audio wake-ups a second touched a cold cache line or two per source (a socket's
+//! readiness, the command channel's doorbell) at 300 calls per core, where nothing stays cached
+//! between one call's frames (BENCHMARKS.md, issue 16, seventh stretch). So each source is polled with
+//! its own waker, which marks its bit and then wakes the task; the loop polls the sources whose bits
+//! are set, plus the ones that last gave something (they may have more).
+//!
+//! The rules that keep it from missing anything:
+//! - A source put in place (a new model link, a connection started, the operator's microphone, a tool)
+//!   has registered no waker yet: whoever installs it calls [`Sources::poll_all`].
+//! - A wake-up with no bit set came from the task's own waker (a handler awaited something with it):
+//!   everything is polled, so nothing that registered that waker is left unread.
+//!
+//! ```
+//! use std::task::{Context, Waker};
+//! use verbio::calls::bridge::sources::{Due, Source, Sources};
+//!
+//! let mut sources = Sources::new();
+//! let task = Waker::noop();
+//! // The first look polls everything.
+//! assert!(sources.due(task).contains(Source::Model));
+//! sources.settle(None, Due::NONE);
+//! // Only the socket that woke is due next.
+//! sources.waker(Source::Twilio).wake_by_ref();
+//! let due = sources.due(task);
+//! assert!(due.contains(Source::Twilio) && !due.contains(Source::Model));
+//! ```
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Wake, Waker};
+
+/// A call loop's event sources, in the order a wake-up polls them (rotated for fairness).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Twilio,
+    Model,
+    Standby,
+    Connecting,
+    Operator,
+    Tools,
+    Control,
+    Timer,
+}
+
+impl Source {
+    /// Every source, in polling order.
+    pub const ALL: [Source; 8] = [
+        Source::Twilio,
+        Source::Model,
+        Source::Standby,
+        Source::Connecting,
+        Source::Operator,
+        Source::Tools,
+        Source::Control,
+        Source::Timer,
+    ];
+
+    fn bit(self) -> u32 {
+        1 << self as u32
+    }
+}
+
+const ALL_BITS: u32 = (1 << Source::ALL.len()) - 1;
+
+/// A set of sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due(u32);
+
+impl Due {
+    /// None.
+    pub const NONE: Due = Due(0);
+
+    pub fn contains(self, source: Source) -> bool {
+        self.0 & source.bit() != 0
+    }
+
+    /// `self` and `source`.
+    pub fn with(self, source: Source) -> Due {
+        Due(self.0 | source.bit())
+    }
+
+    /// `self` without `source`.
+    pub fn without(self, source: Source) -> Due {
+        Due(self.0 & !source.bit())
+    }
+}
+
+/// What the sources' wakers share with the loop: the bits set since it last looked, and the task.
+#[derive(Default)]
+struct Shared {
+    woken: AtomicU32,
+    task: Mutex<Option<Waker>>,
+}
+
+/// One source's waker.
+struct SourceWake {
+    shared: Arc<Shared>,
+    bit: u32,
+}
+
+impl Wake for SourceWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        // Only the first bit since the loop last looked wakes the task; later ones ride along.
+        // AcqRel: what the source did before waking is visible to the loop that sees the bit.
+        if self.shared.woken.fetch_or(self.bit, Ordering::AcqRel) != 0 {
+            return;
+        }
+        let task = self.shared.task.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(task) = task.as_ref() {
+            task.wake_by_ref();
+        }
+    }
+}
+
+/// A call loop's per-source wakers and what is due.
+pub struct Sources {
+    shared: Arc<Shared>,
+    wakers: [Waker; Source::ALL.len()],
+    /// The task waker last stored in `shared` (compared, not re-stored, on each poll).
+    registered: Option<Waker>,
+    /// Sources to poll on the next look whether or not they woke: the one that last gave something,
+    /// the ones not reached then, or all of them.
+    carry: u32,
+    /// Where the next look starts polling, so a busy source cannot starve the others.
+    first: usize,
+}
+
+impl Default for Sources {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sources {
+    /// Wakers for every source; the first look polls them all.
+    pub fn new() -> Self {
+        let shared = Arc::new(Shared::default());
+        let wakers = Source::ALL.map(|source| {
+            Waker::from(Arc::new(SourceWake {
+                shared: shared.clone(),
+                bit: source.bit(),
+            }))
+        });
+        Self {
+            shared,
+            wakers,
+            registered: None,
+            carry: ALL_BITS,
+            first: 0,
+        }
+    }
+
+    /// The waker to poll `source` with.
+    pub fn waker(&self, source: Source) -> &Waker {
+        &self.wakers[source as usize]
+    }
+
+    /// Poll every source on the next look (one was put in place and has registered nothing yet).
+    pub fn poll_all(&mut self) {
+        self.carry = ALL_BITS;
+    }
+
+    /// The sources to poll now, the task being polled with `task`. End the look with [`Sources::settle`].
+    pub fn due(&mut self, task: &Waker) -> Due {
+        if !self
+            .registered
+            .as_ref()
+            .is_some_and(|w| w.will_wake(task))
+        {
+            *self.shared.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task.clone());
+            self.registered = Some(task.clone());
+            // A wake before the task's waker was stored woke no one.
+            self.carry = ALL_BITS;
+        }
+        let woken = self.shared.woken.swap(0, Ordering::AcqRel);
+        match woken | self.carry {
+            // Woken by the task's own waker: look everywhere.
+            0 => Due(ALL_BITS),
+            due => Due(due),
+        }
+    }
+
+    /// The sources in the order to poll them this time.
+    pub fn order(&self) -> [Source; Source::ALL.len()] {
+        let mut order = Source::ALL;
+        order.rotate_left(self.first);
+        order
+    }
+
+    /// Ends a look: `gave` is the source that gave an event (polled again next time, and the next
+    /// look starts after it), `unpolled` the due sources not reached.
+    pub fn settle(&mut self, gave: Option<Source>, unpolled: Due) {
+        self.carry = unpolled.0;
+        if let Some(source) = gave {
+            self.carry |= source.bit();
+            self.first = (source as usize + 1) % Source::ALL.len();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Counts its wake-ups.
+    struct Counter(AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counting() -> (Arc<Counter>, Waker) {
+        let counter = Arc::new(Counter(AtomicUsize::new(0)));
+        (counter.clone(), Waker::from(counter))
+    }
+
+    fn quiet(sources: &mut Sources, task: &Waker) {
+        let _ = sources.due(task);
+        sources.settle(None, Due::NONE);
+    }
+
+    #[test]
+    fn the_first_look_polls_everything() {
+        let (_, task) = counting();
+        let mut sources = Sources::new();
+        let due = sources.due(&task);
+        assert!(Source::ALL.iter().all(|s| due.contains(*s)));
+    }
+
+    #[test]
+    fn a_source_wakes_the_task_once_and_only_it_is_due() {
+        let (count, task) = counting();
+        let mut sources = Sources::new();
+        quiet(&mut sources, &task);
+        sources.waker(Source::Model).wake_by_ref();
+        sources.waker(Source::Model).wake_by_ref();
+        sources.waker(Source::Control).wake_by_ref();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "one wake-up for three wakes");
+        let due = sources.due(&task);
+        assert!(due.contains(Source::Model) && due.contains(Source::Control));
+        assert!(!due.contains(Source::Twilio) && !due.contains(Source::Timer));
+        sources.settle(None, Due::NONE);
+        sources.waker(Source::Twilio).wake_by_ref();
+        assert_eq!(count.0.load(Ordering::SeqCst), 2, "woken again after the loop looked");
+    }
+
+    #[test]
+    fn a_wake_up_without_a_source_polls_everything() {
+        let (_, task) = counting();
+        let mut sources = Sources::new();
+        quiet(&mut sources, &task);
+        let due = sources.due(&task);
+        assert!(Source::ALL.iter().all(|s| due.contains(*s)));
+    }
+
+    #[test]
+    fn what_gave_or_was_not_reached_is_due_again_and_the_next_look_starts_after_it() {
+        let (_, task) = counting();
+        let mut sources = Sources::new();
+        quiet(&mut sources, &task);
+        sources.waker(Source::Twilio).wake_by_ref();
+        sources.waker(Source::Tools).wake_by_ref();
+        let due = sources.due(&task);
+        sources.settle(Some(Source::Twilio), due.without(Source::Twilio));
+        let due = sources.due(&task);
+        assert!(due.contains(Source::Twilio) && due.contains(Source::Tools));
+        assert!(!due.contains(Source::Model));
+        assert_eq!(sources.order()[0], Source::Model);
+    }
+
+    #[test]
+    fn poll_all_makes_every_source_due() {
+        let (_, task) = counting();
+        let mut sources = Sources::new();
+        quiet(&mut sources, &task);
+        sources.waker(Source::Twilio).wake_by_ref();
+        sources.poll_all();
+        let due = sources.due(&task);
+        assert!(Source::ALL.iter().all(|s| due.contains(*s)));
+    }
+
+    #[test]
+    fn a_new_task_waker_is_stored_and_everything_is_looked_at() {
+        let (first_count, first) = counting();
+        let (second_count, second) = counting();
+        let mut sources = Sources::new();
+        quiet(&mut sources, &first);
+        let _ = sources.due(&second);
+        sources.settle(None, Due::NONE);
+        sources.waker(Source::Timer).wake_by_ref();
+        assert_eq!(first_count.0.load(Ordering::SeqCst), 0);
+        assert_eq!(second_count.0.load(Ordering::SeqCst), 1);
+    }
+}
