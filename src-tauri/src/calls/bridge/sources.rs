@@ -31,7 +31,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Wake, Waker};
+use std::task::Waker;
 
 /// A call loop's event sources, in the order a wake-up polls them (rotated for fairness).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,33 +90,83 @@ impl Due {
 }
 
 /// What the sources' wakers share with the loop: the bits set since it last looked, and the task.
+/// One cache line, the `Arc`'s counts included: a wake-up touches nothing else of the call's until the
+/// loop runs.
 #[derive(Default)]
+#[repr(align(64))]
 struct Shared {
     woken: AtomicU32,
     task: Mutex<Option<Waker>>,
 }
 
-/// One source's waker.
-struct SourceWake {
-    shared: Arc<Shared>,
-    bit: u32,
-}
-
-impl Wake for SourceWake {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
+impl Shared {
+    fn wake(&self, bit: u32) {
         // Only the first bit since the loop last looked wakes the task; later ones ride along.
         // AcqRel: what the source did before waking is visible to the loop that sees the bit.
-        if self.shared.woken.fetch_or(self.bit, Ordering::AcqRel) != 0 {
+        if self.woken.fetch_or(bit, Ordering::AcqRel) != 0 {
             return;
         }
-        let task = self.shared.task.lock().unwrap_or_else(|p| p.into_inner());
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(task) = task.as_ref() {
             task.wake_by_ref();
         }
+    }
+}
+
+/// A source's waker is the shared `Arc`'s pointer with the source's index in its low bits (the
+/// allocation is 64-byte aligned): no allocation of its own, so waking it and counting its clones
+/// touch only the shared line.
+mod tagged {
+    use super::Shared;
+    use std::sync::Arc;
+    use std::task::{RawWaker, RawWakerVTable, Waker};
+
+    const INDEX_MASK: usize = 0b111;
+    const _: () = assert!(std::mem::align_of::<Shared>() > INDEX_MASK);
+    const _: () = assert!(super::Source::ALL.len() <= INDEX_MASK + 1);
+
+    static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop_waker);
+
+    fn split(data: *const ()) -> (*const Shared, u32) {
+        let data = data as usize;
+        (
+            (data & !INDEX_MASK) as *const Shared,
+            1 << (data & INDEX_MASK),
+        )
+    }
+
+    /// A waker for source `index`, holding one count of `shared`.
+    pub(super) fn waker(shared: &Arc<Shared>, index: usize) -> Waker {
+        let ptr = Arc::into_raw(shared.clone()) as usize;
+        debug_assert_eq!(ptr & INDEX_MASK, 0);
+        // SAFETY: the data is an `Arc<Shared>` pointer (one count, taken above) tagged with an index
+        // below its alignment, which every function of VTABLE untags before use.
+        unsafe { Waker::from_raw(RawWaker::new((ptr | index) as *const (), &VTABLE)) }
+    }
+
+    unsafe fn clone(data: *const ()) -> RawWaker {
+        // SAFETY: `data` holds a count of a live `Arc<Shared>` (see `waker`), so adding one is sound.
+        unsafe { Arc::increment_strong_count(split(data).0) };
+        RawWaker::new(data, &VTABLE)
+    }
+
+    unsafe fn wake(data: *const ()) {
+        // SAFETY: as `wake_by_ref`, then this waker's count is given back.
+        unsafe {
+            wake_by_ref(data);
+            drop_waker(data);
+        }
+    }
+
+    unsafe fn wake_by_ref(data: *const ()) {
+        let (shared, bit) = split(data);
+        // SAFETY: the waker holds a count, so the `Shared` is alive.
+        unsafe { (*shared).wake(bit) };
+    }
+
+    unsafe fn drop_waker(data: *const ()) {
+        // SAFETY: gives back the count this waker held.
+        unsafe { Arc::decrement_strong_count(split(data).0) };
     }
 }
 
@@ -143,12 +193,7 @@ impl Sources {
     /// Wakers for every source; the first look polls them all.
     pub fn new() -> Self {
         let shared = Arc::new(Shared::default());
-        let wakers = Source::ALL.map(|source| {
-            Waker::from(Arc::new(SourceWake {
-                shared: shared.clone(),
-                bit: source.bit(),
-            }))
-        });
+        let wakers = Source::ALL.map(|source| tagged::waker(&shared, source as usize));
         Self {
             shared,
             wakers,
@@ -170,11 +215,7 @@ impl Sources {
 
     /// The sources to poll now, the task being polled with `task`. End the look with [`Sources::settle`].
     pub fn due(&mut self, task: &Waker) -> Due {
-        if !self
-            .registered
-            .as_ref()
-            .is_some_and(|w| w.will_wake(task))
-        {
+        if !self.registered.as_ref().is_some_and(|w| w.will_wake(task)) {
             *self.shared.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task.clone());
             self.registered = Some(task.clone());
             // A wake before the task's waker was stored woke no one.
@@ -210,6 +251,7 @@ impl Sources {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
 
     /// Counts its wake-ups.
     struct Counter(AtomicUsize);
@@ -231,6 +273,21 @@ mod tests {
     }
 
     #[test]
+    fn the_wakers_and_their_clones_hold_the_shared_state_until_the_last_is_dropped() {
+        let sources = Sources::new();
+        let shared = Arc::downgrade(&sources.shared);
+        let clone = sources.waker(Source::Timer).clone();
+        assert_eq!(
+            Arc::strong_count(&sources.shared),
+            1 + Source::ALL.len() + 1
+        );
+        drop(sources);
+        assert!(shared.upgrade().is_some(), "a clone still holds it");
+        clone.wake();
+        assert!(shared.upgrade().is_none(), "freed with the last waker");
+    }
+
+    #[test]
     fn the_first_look_polls_everything() {
         let (_, task) = counting();
         let mut sources = Sources::new();
@@ -246,13 +303,21 @@ mod tests {
         sources.waker(Source::Model).wake_by_ref();
         sources.waker(Source::Model).wake_by_ref();
         sources.waker(Source::Control).wake_by_ref();
-        assert_eq!(count.0.load(Ordering::SeqCst), 1, "one wake-up for three wakes");
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            1,
+            "one wake-up for three wakes"
+        );
         let due = sources.due(&task);
         assert!(due.contains(Source::Model) && due.contains(Source::Control));
         assert!(!due.contains(Source::Twilio) && !due.contains(Source::Timer));
         sources.settle(None, Due::NONE);
         sources.waker(Source::Twilio).wake_by_ref();
-        assert_eq!(count.0.load(Ordering::SeqCst), 2, "woken again after the loop looked");
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            2,
+            "woken again after the loop looked"
+        );
     }
 
     #[test]
