@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 use super::call_cost::CallCost;
 use super::dropped::DroppedIds;
 use super::ending::{Due, EndKind, Ending};
-use super::frames::{FrameAligner, Ready};
+use super::frames::{Chunk, FrameAligner, Ready};
 use super::gaps::GapFiller;
 use super::lifecycle::{Lifecycle, Lost, Next, Placement};
 use super::model_setup::{Setup, SetupStep};
@@ -1628,7 +1628,14 @@ impl Call {
                 item_id,
                 delta,
             } => {
-                let bytes = match media::base64_decoded_len(&delta) {
+                // Decoded once when the recording or a listener wants the μ-law (which checks it too),
+                // else only checked: Twilio takes the base64 as it came.
+                let mut mulaw = self.agent_audio_wanted().then(Vec::new);
+                let checked = match mulaw.as_mut() {
+                    Some(buf) => media::decode_base64(&delta, buf).map(|audio| audio.len()),
+                    None => media::base64_decoded_len(&delta),
+                };
+                let bytes = match checked {
                     Ok(n) => n,
                     Err(e) => {
                         self.note_bad_frame("audio delta", &e);
@@ -1656,7 +1663,8 @@ impl Call {
                 // it, which may be seconds after this delta is sent.
                 self.transcript
                     .agent_audio(&item_id, bytes, || timeline.play_start_ms(now));
-                let (previous, ready) = match self.frames.push(&item_id, &delta, bytes) {
+                let pushed = self.frames.push(&item_id, &delta, bytes, mulaw.as_deref());
+                let (previous, ready) = match pushed {
                     Ok(chunks) => chunks,
                     Err(e) => {
                         self.note_bad_frame("audio delta", &e);
@@ -1664,22 +1672,20 @@ impl Call {
                     }
                 };
                 if let Some(left) = previous {
-                    self.send_agent_audio(&left.item_id, &left.payload, left.bytes, now)
-                        .await?;
+                    self.send_chunk(left, now).await?;
                 }
                 match ready {
                     Ready::Nothing => Ok(()),
-                    Ready::AsIs => self.send_agent_audio(&item_id, &delta, bytes, now).await,
-                    Ready::Chunk(c) => {
-                        self.send_agent_audio(&c.item_id, &c.payload, c.bytes, now)
+                    Ready::AsIs => {
+                        self.send_agent_audio(&item_id, &delta, bytes, mulaw, now)
                             .await
                     }
+                    Ready::Chunk(c) => self.send_chunk(c, now).await,
                 }
             }
             ServerEvent::AudioDone { .. } => {
                 if let Some(last) = self.frames.flush() {
-                    self.send_agent_audio(&last.item_id, &last.payload, last.bytes, Instant::now())
-                        .await?;
+                    self.send_chunk(last, Instant::now()).await?;
                 }
                 Ok(())
             }
@@ -1941,9 +1947,7 @@ impl Call {
     ) {
         if let Some(last) = self.frames.flush() {
             // A failed send ends the call at the next Twilio read; nothing else to do here.
-            let _ = self
-                .send_agent_audio(&last.item_id, &last.payload, last.bytes, Instant::now())
-                .await;
+            let _ = self.send_chunk(last, Instant::now()).await;
         }
         for turn in self.transcript.response_done() {
             self.publish_turn(turn);
@@ -2051,19 +2055,38 @@ impl Call {
     }
 
     /// Agent audio to Twilio: `media` then its `mark`, in one socket write.
+    /// Whether the agent's μ-law itself is wanted: by the file (once played) or a listener (now).
+    fn agent_audio_wanted(&self) -> bool {
+        self.recording
+            .as_ref()
+            .is_some_and(|r| r.is_recording() || r.has_listeners())
+    }
+
+    /// Re-cut agent audio to Twilio (its μ-law came with it).
+    async fn send_chunk(&mut self, chunk: Chunk, now: Instant) -> Flow {
+        let Chunk {
+            item_id,
+            payload,
+            bytes,
+            mulaw,
+        } = chunk;
+        self.send_agent_audio(&item_id, &payload, bytes, Some(mulaw), now)
+            .await
+    }
+
+    /// Agent audio to Twilio; `mulaw` is `payload` decoded, if it was.
     async fn send_agent_audio(
         &mut self,
         item_id: &str,
         payload: &str,
         bytes: usize,
+        mulaw: Option<Vec<u8>>,
         now: Instant,
     ) -> Flow {
-        // The μ-law itself only when someone wants it: the file (once played) or a listener (now).
-        let wanted = self
-            .recording
-            .as_ref()
-            .is_some_and(|r| r.is_recording() || r.has_listeners());
-        let audio = wanted.then(|| decode_payload(payload)).flatten();
+        let audio = match self.agent_audio_wanted() {
+            true => mulaw.or_else(|| decode_payload(payload)),
+            false => None,
+        };
         let keep = self.recording.as_ref().is_some_and(|r| r.is_recording());
         // A copy only for listeners; the file's copy moves into the timeline until it has played.
         let for_listeners = audio
