@@ -307,6 +307,55 @@ async fn session_rollover_keeps_the_call_and_the_conversation() {
     h.validate_client_events("rollover");
 }
 
+/// The fresh session is ready while the caller is talking, so it waits in the standby slot (read all
+/// the while) and takes over later, at a quiet moment after a plain audio frame: the call loop must
+/// then read it as the current session (`calls::bridge::sources`: its socket had registered as the
+/// standby's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollover_held_back_by_speech_takes_over_later_and_is_heard() {
+    let mut h = start(
+        SimRealtimeConfig {
+            script: vec![turn("First answer.", 500), turn("Second answer.", 500)],
+            session_cap: Some(Duration::from_secs(8)),
+            ..SimRealtimeConfig::default()
+        },
+        |c| c.bridge.session_rollover_after = Duration::from_millis(1000),
+    )
+    .await;
+    let sid = call_sid();
+    let call = SimCall::place(
+        h.caller(&sid),
+        vec![
+            speak(2500),
+            wait_agent(500),
+            CallerStep::Silence(1500),
+            speak(600),
+            wait_agent(500),
+            CallerStep::HangUp,
+        ],
+    )
+    .await
+    .expect("call placed");
+    let report = call.finish().await;
+    let ended = h.ended(&sid).await;
+    assert!(
+        matches!(ended, CallEvent::CallEnded { failed: false, .. }),
+        "{ended:?}"
+    );
+    assert!(
+        report.heard.len() >= 2 * 500 * 8,
+        "both answers heard: {} bytes",
+        report.heard.len()
+    );
+    let sessions = h.model.accepted_sessions();
+    assert!(sessions.len() >= 2, "a fresh session took over");
+    assert!(
+        sessions[1].appended_audio_bytes > 0,
+        "the caller's second turn went to the new session"
+    );
+    h.validate_client_events("rollover held back");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_model_socket_is_reconnected_without_dropping_the_caller() {
     let mut h = start(

@@ -7,7 +7,8 @@
 //! function calls), `transcript` (turns in heard order; seeds for replacement sessions), `ending`
 //! (open / ending after playout / transferring), `gaps` (silence for holes in Twilio's media),
 //! `frames` (agent audio to Twilio in whole 20 ms frames), `operator` (the operator's hold on the
-//! call: where their microphone frames play, their turns, what the model is told), and
+//! call: where their microphone frames play, their turns, what the model is told), `sources` (which
+//! of the loop's sockets, timer and channels woke it, so a wake-up polls only those), and
 //! `crate::calls::playout` (what the caller heard, for barge-in).
 //!
 //! The hot path (a Twilio frame in → `input_audio_buffer.append` out; an audio delta in → Twilio
