@@ -26,7 +26,9 @@ printf 'binary %s\t%s bytes\n' "$APP" "$(stat -c %s "$APP")"
 
 WORK="$(mktemp -d -t verbio-bench.XXXXXX)"
 mkdir -p "$WORK/run" && chmod 700 "$WORK/run"
-Xvfb :96 -screen 0 1280x800x24 -nolisten tcp >"$WORK/xvfb.log" 2>&1 &
+# -noreset: Xvfb resets when its last client leaves (the readiness probe is one), and a client
+# connecting during that reset fails (seen: "Failed to initialize GTK" in CI).
+Xvfb :96 -screen 0 1280x800x24 -nolisten tcp -noreset >"$WORK/xvfb.log" 2>&1 &
 XVFB=$!
 trap 'kill $XVFB 2>/dev/null || true; rm -rf "$WORK"' EXIT
 sleep 1

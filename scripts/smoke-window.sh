@@ -59,7 +59,9 @@ if xwininfo -display "$DISPLAY_NUM" -root >/dev/null 2>&1; then
   log "using the running X display $DISPLAY_NUM"
 else
   log "starting Xvfb $DISPLAY_NUM"
-  Xvfb "$DISPLAY_NUM" -screen 0 1280x800x24 -nolisten tcp >"$WORK/xvfb.log" 2>&1 &
+  # -noreset: Xvfb resets when its last client leaves (the readiness probe is one), and a client
+  # connecting during that reset fails (seen: "Failed to initialize GTK" in CI).
+  Xvfb "$DISPLAY_NUM" -screen 0 1280x800x24 -nolisten tcp -noreset >"$WORK/xvfb.log" 2>&1 &
   XVFB_PID=$!
   for _ in $(seq 1 50); do
     xwininfo -display "$DISPLAY_NUM" -root >/dev/null 2>&1 && break

@@ -49,7 +49,9 @@ trap cleanup EXIT
 
 if ! xwininfo -display "$DISPLAY_NUM" -root >/dev/null 2>&1; then
   log "starting Xvfb $DISPLAY_NUM"
-  Xvfb "$DISPLAY_NUM" -screen 0 1280x800x24 -nolisten tcp >"$WORK/xvfb.log" 2>&1 &
+  # -noreset: Xvfb resets when its last client leaves (the readiness probe is one), and a client
+  # connecting during that reset fails (seen: "Failed to initialize GTK" in CI).
+  Xvfb "$DISPLAY_NUM" -screen 0 1280x800x24 -nolisten tcp -noreset >"$WORK/xvfb.log" 2>&1 &
   XVFB_PID=$!
   for _ in $(seq 1 50); do xwininfo -display "$DISPLAY_NUM" -root >/dev/null 2>&1 && break; sleep 0.1; done
   xwininfo -display "$DISPLAY_NUM" -root >/dev/null 2>&1 || fail "Xvfb did not come up"

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{call_sid, eventually, speak, start, turn, wait_agent};
 use verbio::events::CallEvent;
 use verbio::realtime::session::Greeting;
-use verbio::sim::realtime_server::{AgentTurn, SimRealtimeConfig};
+use verbio::sim::realtime_server::{AgentTurn, SessionLog, SimRealtimeConfig};
 use verbio::sim::twilio_caller::{CallerStep, SimCall};
 use verbio::sim::SimError;
 use verbio::types::Speaker;
@@ -246,31 +246,27 @@ async fn no_greeting_until_the_caller_speaks() {
     assert_eq!(h.model.accepted_sessions()[0].response_creates, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn session_rollover_keeps_the_call_and_the_conversation() {
+/// A call whose model session is rolled over after `rollover_after`: both answers are heard, a fresh
+/// session takes over and gets the caller's later turn. Returns the sessions the model accepted.
+async fn rolled_over_call(
+    rollover_after: Duration,
+    session_cap: Duration,
+    steps: Vec<CallerStep>,
+    label: &str,
+) -> Vec<SessionLog> {
     let mut h = start(
         SimRealtimeConfig {
             script: vec![turn("First answer.", 500), turn("Second answer.", 500)],
-            session_cap: Some(Duration::from_secs(6)),
+            session_cap: Some(session_cap),
             ..SimRealtimeConfig::default()
         },
-        |c| c.bridge.session_rollover_after = Duration::from_millis(2500),
+        |c| c.bridge.session_rollover_after = rollover_after,
     )
     .await;
     let sid = call_sid();
-    let call = SimCall::place(
-        h.caller(&sid),
-        vec![
-            speak(600),
-            wait_agent(500),
-            CallerStep::Silence(2500),
-            speak(600),
-            wait_agent(500),
-            CallerStep::HangUp,
-        ],
-    )
-    .await
-    .expect("call placed");
+    let call = SimCall::place(h.caller(&sid), steps)
+        .await
+        .expect("call placed");
     let report = call.finish().await;
     let ended = h.ended(&sid).await;
     assert!(
@@ -284,6 +280,31 @@ async fn session_rollover_keeps_the_call_and_the_conversation() {
     );
     let sessions = h.model.accepted_sessions();
     assert!(sessions.len() >= 2, "a fresh session took over");
+    assert!(
+        sessions[1].appended_audio_bytes > 0,
+        "the caller's second turn went to the new session"
+    );
+    h.validate_client_events(label);
+    sessions
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_rollover_keeps_the_call_and_the_conversation() {
+    let steps = vec![
+        speak(600),
+        wait_agent(500),
+        CallerStep::Silence(2500),
+        speak(600),
+        wait_agent(500),
+        CallerStep::HangUp,
+    ];
+    let sessions = rolled_over_call(
+        Duration::from_millis(2500),
+        Duration::from_secs(6),
+        steps,
+        "rollover",
+    )
+    .await;
     assert!(sessions[0].closed, "the old session was closed");
     let seeded: Vec<String> = sessions[1]
         .items_created
@@ -300,60 +321,28 @@ async fn session_rollover_keeps_the_call_and_the_conversation() {
         seeded.iter().any(|i| i.contains("\"user\"")),
         "new session got the caller's earlier turn: {seeded:?}"
     );
-    assert!(
-        sessions[1].appended_audio_bytes > 0,
-        "the caller's second turn went to the new session"
-    );
-    h.validate_client_events("rollover");
 }
 
 /// The fresh session is ready while the caller is talking, so it waits in the standby slot (read all
-/// the while) and takes over later, at a quiet moment after a plain audio frame: the call loop must
-/// then read it as the current session (`calls::bridge::sources`: its socket had registered as the
-/// standby's).
+/// the while) and takes over later, at a quiet moment: the call loop must then read it as the current
+/// session (`calls::bridge::sources`: its socket had registered as the standby's).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollover_held_back_by_speech_takes_over_later_and_is_heard() {
-    let mut h = start(
-        SimRealtimeConfig {
-            script: vec![turn("First answer.", 500), turn("Second answer.", 500)],
-            session_cap: Some(Duration::from_secs(8)),
-            ..SimRealtimeConfig::default()
-        },
-        |c| c.bridge.session_rollover_after = Duration::from_millis(1000),
+    let steps = vec![
+        speak(2500),
+        wait_agent(500),
+        CallerStep::Silence(1500),
+        speak(600),
+        wait_agent(500),
+        CallerStep::HangUp,
+    ];
+    rolled_over_call(
+        Duration::from_millis(1000),
+        Duration::from_secs(8),
+        steps,
+        "rollover held back",
     )
     .await;
-    let sid = call_sid();
-    let call = SimCall::place(
-        h.caller(&sid),
-        vec![
-            speak(2500),
-            wait_agent(500),
-            CallerStep::Silence(1500),
-            speak(600),
-            wait_agent(500),
-            CallerStep::HangUp,
-        ],
-    )
-    .await
-    .expect("call placed");
-    let report = call.finish().await;
-    let ended = h.ended(&sid).await;
-    assert!(
-        matches!(ended, CallEvent::CallEnded { failed: false, .. }),
-        "{ended:?}"
-    );
-    assert!(
-        report.heard.len() >= 2 * 500 * 8,
-        "both answers heard: {} bytes",
-        report.heard.len()
-    );
-    let sessions = h.model.accepted_sessions();
-    assert!(sessions.len() >= 2, "a fresh session took over");
-    assert!(
-        sessions[1].appended_audio_bytes > 0,
-        "the caller's second turn went to the new session"
-    );
-    h.validate_client_events("rollover held back");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
