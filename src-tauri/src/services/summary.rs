@@ -15,6 +15,7 @@ use crate::calls::registry::CallRegistry;
 use crate::calls::session_settings::SessionSettings;
 use crate::costs::{pico_to_usd, CostBook, CostSource, Metered};
 use crate::events::{CallEvent, EventBus};
+use crate::realtime::session::SessionConfig;
 use crate::store::summaries::SummaryRecord;
 use crate::store::StoreHandle;
 use crate::summary::request::{transcript_text, Line};
@@ -33,9 +34,10 @@ pub struct SummaryDesk {
     client: Result<ResponsesClient, ClientError>,
     /// Prices the summary's own tokens (added to the call's cost and the day's).
     costs: Arc<CostBook>,
-    /// The summary settings of each live call, taken when it started (a call the app placed carries
-    /// its own session; settings changed during a call apply to the next one).
-    started: Mutex<HashMap<String, SummaryConfig>>,
+    /// The session each live call started with, for its summary settings (a call the app placed
+    /// carries its own session; settings changed during a call apply to the next one). Shared, not
+    /// copied: a copy per call was ~1 KiB of every live call's memory (heaptrack, issue 16).
+    started: Mutex<HashMap<String, Arc<SessionConfig>>>,
 }
 
 impl SummaryDesk {
@@ -86,25 +88,26 @@ impl SummaryDesk {
         });
     }
 
-    fn started(&self) -> std::sync::MutexGuard<'_, HashMap<String, SummaryConfig>> {
+    fn started(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<SessionConfig>>> {
         self.started.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn on_event(self: &Arc<Self>, event: &CallEvent) {
         match event {
             CallEvent::CallStarted { call_sid, .. } => {
-                let config = match self.registry.placed_plan(call_sid) {
-                    Some(plan) => plan.session.summary.clone(),
-                    None => self.session.current().summary.clone(),
+                let session = match self.registry.placed_plan(call_sid) {
+                    Some(plan) => plan.session.clone(),
+                    None => self.session.current(),
                 };
-                self.started().insert(call_sid.clone(), config);
+                self.started().insert(call_sid.clone(), session);
             }
             CallEvent::CallEnded { call_sid, .. } => {
-                let config = self
+                let session = self
                     .started()
                     .remove(call_sid)
                     // Started before this desk listened (or its start was missed): today's settings.
-                    .unwrap_or_else(|| self.session.current().summary.clone());
+                    .unwrap_or_else(|| self.session.current());
+                let config = &session.summary;
                 let has_key = self.client.as_ref().is_ok_and(ResponsesClient::has_key);
                 if !config.enabled || !has_key {
                     return;
@@ -112,7 +115,7 @@ impl SummaryDesk {
                 let (desk, call_sid) = (self.clone(), call_sid.clone());
                 // Its own task: never holds up the bus, another call or the next event.
                 tokio::spawn(async move {
-                    match desk.run(&call_sid, &config).await {
+                    match desk.run(&call_sid, &session.summary).await {
                         Ok(Some(_)) | Ok(None) => {}
                         Err(e) => warn!(call_sid = %call_sid, "post-call summary not kept: {e}"),
                     }
