@@ -1,12 +1,12 @@
-//! The channel that carries the app's commands ([`CallControl`]) to a live call's task, built so an
-//! idle channel costs the call nothing.
+//! The channel that carries the app's commands ([`CallControl`]) to a live call's task: a plain
+//! tokio `mpsc` channel, named once here so the registry (the sending end) and the bridge (the
+//! receiving end) agree on it.
 //!
-//! The call's loop waits on its two sockets, its timers and this channel together, and wakes about
-//! 60 times a second for audio. A tokio `mpsc` receiver polled on each of those wake-ups pops its
-//! (empty) queue and re-registers the task's waker every time: ~4 % of the bridge's user CPU at 300
-//! calls (`perf`, BENCHMARKS.md, issue 16), for a channel that carries a few commands per call. Here
-//! the sender rings a doorbell after each command; the receiver looks at the queue only when the bell
-//! has rung, and stores the task's waker once (a task keeps its waker), not on every poll.
+//! An idle channel costs the call nothing without help: the call's loop polls each of its sources
+//! only when that source's own waker fired (`calls::bridge::sources`), so this receiver is polled
+//! when a command comes or a sender goes, not on each of the ~60 audio wake-ups a second. (Before
+//! those wakers, a doorbell in front of the queue kept the loop from re-registering its waker here
+//! on every wake-up: ~4 % of the bridge's user CPU at 300 calls, BENCHMARKS.md, issue 16.)
 //!
 //! ```
 //! use verbio::calls::control_channel;
@@ -14,140 +14,36 @@
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let (tx, mut rx) = control_channel::channel(8);
-//! assert!(tx.try_send(CallControl::HangUp).is_ok());
-//! assert!(matches!(rx.recv().await, Some(CallControl::HangUp)));
+//! assert!(tx.try_send(Box::new(CallControl::HangUp)).is_ok());
+//! assert!(matches!(rx.recv().await.as_deref(), Some(CallControl::HangUp)));
 //! drop(tx);
 //! assert!(rx.recv().await.is_none());
 //! # });
 //! ```
 
-use std::future::poll_fn;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
-
-use tokio::sync::mpsc::{self, error::TryRecvError, error::TrySendError};
+use tokio::sync::mpsc;
 
 use super::registry::CallControl;
 
-/// What both ends share: whether something happened since the receiver last looked, and whom to wake.
-#[derive(Default)]
-struct Doorbell {
-    rung: AtomicBool,
-    waker: Mutex<Option<Waker>>,
-}
+/// The app's end: cloning is cheap, and the receiver learns when the last clone is gone.
+///
+/// Commands travel boxed: tokio's channel allocates its slots 32 at a time, so every live call
+/// holds 32 × the message's size (~1.5 KiB for a bare `CallControl`, 256 bytes boxed).
+pub type ControlSender = mpsc::Sender<Box<CallControl>>;
 
-impl Doorbell {
-    fn ring(&self) {
-        self.rung.store(true, Ordering::Release);
-        let waker = self.waker.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-}
+/// The call's end: `poll_recv` for its loop, `try_recv` for the commands left when it ends.
+pub type ControlReceiver = mpsc::Receiver<Box<CallControl>>;
 
-/// A channel for at most `capacity` queued commands.
+/// A channel for at most `capacity` queued commands (at least one).
 pub fn channel(capacity: usize) -> (ControlSender, ControlReceiver) {
-    let (tx, rx) = mpsc::channel(capacity.max(1));
-    let bell = Arc::new(Doorbell::default());
-    (
-        ControlSender {
-            tx: Some(tx),
-            bell: bell.clone(),
-        },
-        ControlReceiver {
-            rx,
-            bell,
-            registered: None,
-        },
-    )
-}
-
-/// The app's end. Cloning is cheap; dropping any clone rings, so the receiver notices when the last
-/// one is gone.
-#[derive(Clone)]
-pub struct ControlSender {
-    /// `None` only inside `drop`, which lets the sender go before it rings.
-    tx: Option<mpsc::Sender<CallControl>>,
-    bell: Arc<Doorbell>,
-}
-
-impl ControlSender {
-    /// Queues `command` without waiting; refused when the queue is full or the call has ended.
-    pub fn try_send(&self, command: CallControl) -> Result<(), TrySendError<CallControl>> {
-        let Some(tx) = &self.tx else {
-            return Err(TrySendError::Closed(command));
-        };
-        tx.try_send(command)?;
-        self.bell.ring();
-        Ok(())
-    }
-}
-
-impl Drop for ControlSender {
-    fn drop(&mut self) {
-        // First let go of the sender: if it was the last, the receiver must find the queue closed.
-        drop(self.tx.take());
-        self.bell.ring();
-    }
-}
-
-/// The call's end.
-pub struct ControlReceiver {
-    rx: mpsc::Receiver<CallControl>,
-    bell: Arc<Doorbell>,
-    /// The waker last stored in the bell (compared, not re-stored, on each poll).
-    registered: Option<Waker>,
-}
-
-impl ControlReceiver {
-    /// The next command; `None` once every sender is gone and the queue is empty. Cancel-safe.
-    pub async fn recv(&mut self) -> Option<CallControl> {
-        poll_fn(|cx| self.poll_recv(cx)).await
-    }
-
-    /// A command already queued, without waiting.
-    pub fn try_recv(&mut self) -> Result<CallControl, TryRecvError> {
-        self.rx.try_recv()
-    }
-
-    /// Poll form of [`ControlReceiver::recv`].
-    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<CallControl>> {
-        if !self
-            .registered
-            .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()))
-        {
-            let waker = cx.waker().clone();
-            *self.bell.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(waker.clone());
-            self.registered = Some(waker);
-            // A ring before the waker was stored woke no one: look at the queue now.
-            self.bell.rung.store(true, Ordering::Release);
-        }
-        // A plain load first: the bell is almost never rung, and a swap would write its cache line on
-        // every wake-up. Acquire pairs with the sender's release: what it queued before ringing is
-        // visible below.
-        if !self.bell.rung.load(Ordering::Relaxed) || !self.bell.rung.swap(false, Ordering::AcqRel)
-        {
-            return Poll::Pending;
-        }
-        match self.rx.try_recv() {
-            Ok(command) => {
-                // More may be queued: look again on the next poll.
-                self.bell.rung.store(true, Ordering::Release);
-                Poll::Ready(Some(command))
-            }
-            Err(TryRecvError::Empty) => Poll::Pending,
-            Err(TryRecvError::Disconnected) => Poll::Ready(None),
-        }
-    }
+    mpsc::channel(capacity.max(1))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+    use tokio::sync::mpsc::error::TrySendError;
 
     #[tokio::test]
     async fn a_waiting_receiver_is_woken_by_a_command_from_another_task() {
@@ -155,12 +51,13 @@ mod tests {
         let waiting = tokio::spawn(async move { rx.recv().await });
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiting.is_finished(), "nothing was sent yet");
-        tx.try_send(CallControl::HangUp).expect("room in the queue");
+        tx.try_send(Box::new(CallControl::HangUp))
+            .expect("room in the queue");
         let got = tokio::time::timeout(Duration::from_secs(5), waiting)
             .await
             .expect("woken")
             .expect("the task ran");
-        assert!(matches!(got, Some(CallControl::HangUp)));
+        assert!(matches!(got.as_deref(), Some(CallControl::HangUp)));
     }
 
     #[tokio::test]
@@ -172,7 +69,7 @@ mod tests {
                     0 => CallControl::TransferFailed,
                     _ => CallControl::Transferred(i.to_string()),
                 };
-                while tx.try_send(command()).is_err() {
+                while tx.try_send(Box::new(command())).is_err() {
                     tokio::task::yield_now().await;
                 }
             }
@@ -182,7 +79,7 @@ mod tests {
             .await
             .expect("no command is left waiting")
         {
-            match command {
+            match *command {
                 CallControl::TransferFailed => assert_eq!(got % 2, 0),
                 CallControl::Transferred(n) => assert_eq!(n, got.to_string()),
                 _ => panic!("unexpected command"),
@@ -212,11 +109,11 @@ mod tests {
     #[test]
     fn a_full_queue_refuses_and_keeps_what_it_holds() {
         let (tx, mut rx) = channel(1);
-        tx.try_send(CallControl::HangUp).expect("room");
+        tx.try_send(Box::new(CallControl::HangUp)).expect("room");
         assert!(matches!(
-            tx.try_send(CallControl::TransferFailed),
-            Err(TrySendError::Full(CallControl::TransferFailed))
+            tx.try_send(Box::new(CallControl::TransferFailed)),
+            Err(TrySendError::Full(c)) if matches!(*c, CallControl::TransferFailed)
         ));
-        assert!(matches!(rx.try_recv(), Ok(CallControl::HangUp)));
+        assert!(matches!(rx.try_recv().as_deref(), Ok(CallControl::HangUp)));
     }
 }

@@ -491,7 +491,7 @@ impl CallRegistry {
 
     pub fn control(&self, call_sid: &str, command: CallControl) -> bool {
         let sender = self.lock().live.get(call_sid).map(|c| c.control.clone());
-        sender.is_some_and(|s| s.try_send(command).is_ok())
+        sender.is_some_and(|s| s.try_send(Box::new(command)).is_ok())
     }
 }
 
@@ -739,7 +739,7 @@ mod tests {
         assert!(r.register(info("CA1"), tx).is_err());
         assert_eq!(r.active().len(), 1);
         assert!(r.control("CA1", CallControl::HangUp));
-        assert!(matches!(rx.try_recv().unwrap(), CallControl::HangUp));
+        assert!(matches!(*rx.try_recv().unwrap(), CallControl::HangUp));
         assert!(!r.control("CA2", CallControl::HangUp));
         drop(guard);
         assert_eq!(r.active_count(), 0);

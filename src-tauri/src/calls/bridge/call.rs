@@ -406,7 +406,7 @@ impl Call {
         };
         // A transfer by hand announced just before Twilio stopped the stream may still be queued.
         while let Ok(command) = control.try_recv() {
-            self.on_transfer_control(command);
+            self.on_transfer_control(*command);
         }
         let reason = match (reason, self.ending.transferring()) {
             (EndReason::CallerHungUp, Some(number)) => EndReason::Transferred(number.to_string()),
@@ -532,7 +532,7 @@ impl Call {
                     Poll::Ready(None) | Poll::Pending => Poll::Pending,
                 },
                 Source::Tools => Poll::Pending,
-                Source::Control => control.poll_recv(cx).map(Event::Control),
+                Source::Control => control.poll_recv(cx).map(|c| Event::Control(c.map(|c| *c))),
                 Source::Timer if armed => {
                     *polled = true;
                     sleep.as_mut().poll(cx).map(|()| Event::Timer)
@@ -1628,9 +1628,15 @@ impl Call {
                 item_id,
                 delta,
             } => {
-                // Decoded once when the recording or a listener wants the μ-law (which checks it too),
-                // else only checked: Twilio takes the base64 as it came.
-                let mut mulaw = self.agent_audio_wanted().then(Vec::new);
+                // Audio of a cut item, or while the operator holds the call, is never played.
+                let dropped = self.operator.is_some()
+                    || self.dropped_items.contains(&item_id)
+                    || response_id
+                        .as_ref()
+                        .is_some_and(|r| self.dropped_responses.contains(r));
+                // Decoded once when it will play and the recording or a listener wants the μ-law
+                // (which checks it too), else only checked: Twilio takes the base64 as it came.
+                let mut mulaw = (confirmed && !dropped && self.agent_audio_wanted()).then(Vec::new);
                 let checked = match mulaw.as_mut() {
                     Some(buf) => media::decode_base64(&delta, buf).map(|audio| audio.len()),
                     None => media::base64_decoded_len(&delta),
@@ -1647,12 +1653,7 @@ impl Call {
                     self.note_bad_frame("audio before the session was confirmed", &item_id);
                     return Ok(());
                 }
-                if self.operator.is_some()
-                    || self.dropped_items.contains(&item_id)
-                    || response_id
-                        .as_ref()
-                        .is_some_and(|r| self.dropped_responses.contains(r))
-                {
+                if dropped {
                     // Counted (the words heard are estimated from it), never played.
                     self.transcript.agent_audio(&item_id, bytes, || 0);
                     return Ok(());
