@@ -22,8 +22,11 @@ PID="$(pgrep -f "$(basename "$BRIDGE") serve" | head -1)"
 snapshot() {
   awk '{print "process", $14, $15}' "/proc/$PID/stat"
   for t in /proc/"$PID"/task/*; do
-    printf '%s ' "$(tr ' ' '_' <"$t/comm")"
-    sed 's/^.*) //' "$t/stat" | awk '{print $12, $13}'
+    # A thread may end between the listing and the read (a blocking-pool thread): skip it.
+    local comm stat
+    comm="$(tr ' ' '_' <"$t/comm" 2>/dev/null)" || continue
+    stat="$(sed 's/^.*) //' "$t/stat" 2>/dev/null)" || continue
+    echo "$comm $(awk '{print $12, $13}' <<<"$stat")"
   done
 }
 BEFORE="$(snapshot)"

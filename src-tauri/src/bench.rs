@@ -513,14 +513,22 @@ struct SteadyWindow {
 
 impl SteadyWindow {
     /// Measures from now over a run of `seconds` (its middle, less a little at each end): CPU at both
-    /// ends, RSS half-way, the recordings' growth.
+    /// ends, RSS as the median of a sample a second, the recordings' growth.
+    ///
+    /// A median, not one sample: RSS moves by whole huge pages (2 MiB) as `khugepaged` collapses the
+    /// heap and the periodic trim splits it again, so one sample lands anywhere in a swing of several
+    /// MiB (BENCHMARKS.md, issue 16, seventh stretch).
     async fn measure(bridge_pid: u32, data: &std::path::Path, seconds: u64) -> Self {
         let w0 = CpuWindow::read(bridge_pid);
         let disk0 = recording_bytes(data);
         let window = Duration::from_secs(seconds.saturating_sub(4).max(2));
-        tokio::time::sleep(window / 2).await;
-        let rss_during_kib = rss_kib(bridge_pid);
-        tokio::time::sleep(window / 2).await;
+        let samples = window.as_secs().clamp(2, 120) as u32;
+        let mut rss = Vec::with_capacity(samples as usize);
+        for _ in 0..samples {
+            tokio::time::sleep(window / samples).await;
+            rss.push(rss_kib(bridge_pid));
+        }
+        let rss_during_kib = median(&mut rss);
         let w1 = CpuWindow::read(bridge_pid);
         let secs = w1.at.duration_since(w0.at).as_secs_f64();
         let bridge_cpu = w1.bridge - w0.bridge;
@@ -549,6 +557,16 @@ impl SteadyWindow {
             (self.rss_during_kib - rss_before_kib).max(0.0) / report.calls.max(1) as f64;
         report.recording_kib_per_second =
             self.disk as f64 / 1024.0 / self.secs.max(f64::MIN_POSITIVE);
+    }
+}
+
+/// The middle value (the mean of the two middle ones for an even count); 0 for none.
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
 }
 
@@ -1065,5 +1083,12 @@ mod tests {
         assert_eq!(percentiles(&mut []), Percentiles::default());
         let mut one = vec![2500];
         assert_eq!(percentiles(&mut one).p99_ms, 2.5);
+    }
+
+    #[test]
+    fn the_median_ignores_a_swing_at_either_end() {
+        assert_eq!(median(&mut [40.0, 52.0, 41.0, 39.0, 53.0]), 41.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&mut []), 0.0);
     }
 }

@@ -164,6 +164,8 @@ pub struct WsConn<S> {
     limits: Limits,
     /// Bytes read but not yet parsed; a message's payload is split off the front.
     rbuf: BytesMut,
+    /// `rbuf` was grown past [`READ_CHUNK`] (for a large frame): shrink it at the next refill.
+    rbuf_grown: bool,
     /// Frames queued for writing; `wbuf[wpos..]` is still unwritten.
     wbuf: Vec<u8>,
     wpos: usize,
@@ -208,6 +210,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsConn<S> {
             io,
             role,
             limits,
+            rbuf_grown: already_read.len() > READ_CHUNK,
             rbuf,
             // Grows to the largest batch written (a media frame and its mark) and stays there.
             wbuf: Vec::new(),
@@ -404,12 +407,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsConn<S> {
     /// Reads once into the read buffer's spare capacity (uninitialised: never zero-filled).
     /// `Ok(0)` is EOF.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let missing = self.missing_for_next_frame();
-        let spare = self.rbuf.capacity() - self.rbuf.len();
-        if spare < READ_CHUNK / 4 || spare < missing.min(MAX_RESERVE_STEP) {
-            self.rbuf
-                .reserve(missing.clamp(READ_CHUNK, MAX_RESERVE_STEP));
-        }
+        self.make_room();
         let spare = self.rbuf.spare_capacity_mut();
         let mut read_buf = ReadBuf::uninit(spare);
         let before = read_buf.filled().as_ptr();
@@ -426,6 +424,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsConn<S> {
         // `ReadBuf` contract; the pointer check above makes sure they are ours).
         unsafe { self.rbuf.advance_mut(n) };
         Poll::Ready(Ok(n))
+    }
+
+    /// Makes room to read into when the buffer runs low, keeping it at [`READ_CHUNK`] while the
+    /// frames fit in that.
+    ///
+    /// `BytesMut::reserve` doubles the allocation whenever it cannot reuse it in place, and it can
+    /// move the unread tail to the front only when the tail is shorter than what was read before
+    /// it: a small event read just before part of an audio delta is enough, and the buffer would
+    /// stay at twice [`READ_CHUNK`] for good, on both of a call's sockets (heaptrack, issue 16). So
+    /// a tail that fits moves into a fresh buffer of [`READ_CHUNK`] instead (the old one is freed
+    /// once the messages cut from it are dropped), and a buffer grown for a large frame is given
+    /// back the same way at the first refill after it.
+    fn make_room(&mut self) {
+        let missing = self.missing_for_next_frame().min(MAX_RESERVE_STEP);
+        let len = self.rbuf.len();
+        let spare = self.rbuf.capacity() - len;
+        if spare >= READ_CHUNK / 4 && spare >= missing {
+            return;
+        }
+        if len + missing <= READ_CHUNK {
+            if !self.rbuf_grown && self.rbuf.try_reclaim(READ_CHUNK - len) {
+                return;
+            }
+            let mut fresh = BytesMut::with_capacity(READ_CHUNK);
+            fresh.extend_from_slice(&self.rbuf);
+            self.rbuf = fresh;
+            self.rbuf_grown = false;
+        } else {
+            self.rbuf.reserve(missing.max(READ_CHUNK));
+            self.rbuf_grown = true;
+        }
     }
 
     /// How many more bytes the frame at the front of the buffer needs (0 when its header is not
@@ -1080,6 +1109,63 @@ mod tests {
         at_limit.extend(cf(0x80, b"90"));
         let mut conn = WsConn::new(Mock::new(at_limit), Role::Server, l, &[]);
         assert_eq!(ok_all(drain(&mut conn).await), vec![text("1234567890")]);
+    }
+
+    /// A call's traffic: small events and ~1.3 KB audio deltas, read in pieces that split frames.
+    fn mixed_frames(n: usize) -> (Vec<u8>, Vec<String>) {
+        let (mut input, mut sent) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            let body = match i % 3 {
+                0 => "e".repeat(180 + i % 50),
+                _ => "d".repeat(1300 + i % 40),
+            };
+            input.extend(cf(0x81, body.as_bytes()));
+            sent.push(body);
+        }
+        (input, sent)
+    }
+
+    #[tokio::test]
+    async fn the_read_buffer_stays_at_one_chunk_for_a_calls_frames() {
+        let (input, sent) = mixed_frames(300);
+        let mut mock = Mock::new(input);
+        mock.chunk = 700;
+        let mut conn = WsConn::new(mock, Role::Server, Limits::default(), &[]);
+        let mut got = 0;
+        while let Some(msg) = conn.next().await {
+            assert_eq!(msg.unwrap(), text(&sent[got]));
+            got += 1;
+            // Past one chunk only if the allocation grew (`capacity` counts from the read point).
+            assert!(
+                conn.rbuf.capacity() <= READ_CHUNK,
+                "after message {got}: {}",
+                conn.rbuf.capacity()
+            );
+        }
+        assert_eq!(got, sent.len());
+    }
+
+    #[tokio::test]
+    async fn a_buffer_grown_for_a_large_frame_is_given_back() {
+        let big = "b".repeat(6000);
+        let mut input = cf(0x81, big.as_bytes());
+        let (rest, sent) = mixed_frames(30);
+        input.extend(rest);
+        let mut mock = Mock::new(input);
+        mock.chunk = 700;
+        let mut conn = WsConn::new(mock, Role::Server, Limits::default(), &[]);
+        assert_eq!(conn.next().await.unwrap().unwrap(), text(&big));
+        assert!(conn.rbuf_grown);
+        for body in &sent {
+            assert_eq!(conn.next().await.unwrap().unwrap(), text(body));
+        }
+        assert!(!conn.rbuf_grown);
+        assert!(
+            conn.rbuf.capacity() <= READ_CHUNK,
+            "{}",
+            conn.rbuf.capacity()
+        );
+        assert!(conn.next().await.is_none());
     }
 
     #[tokio::test]
