@@ -19,7 +19,8 @@
 //! otherwise (the restarted process puts `GLIBC_TUNABLES` back as it was, so what it starts inherits
 //! the user's). `VERBIO_HUGE_PAGES=0` turns this off, and a `glibc.malloc.hugetlb` already there is left
 //! as it is; a kernel whose transparent huge pages are `never`, an older glibc or another C library
-//! simply ignore it. The cost: RSS per call ~3 KiB higher (whole 2 MiB pages stay resident).
+//! simply ignore it. The cost: RSS moves by whole 2 MiB pages (`khugepaged` collapses the heap, the
+//! periodic trim splits it), so at 300 calls its median per call is 62–68 KiB against 62–63 KiB.
 
 /// `VERBIO_HUGE_PAGES=0` keeps the heap on ordinary pages.
 pub const SWITCH: &str = "VERBIO_HUGE_PAGES";
