@@ -148,10 +148,7 @@ impl CallRecording {
     /// A copy of `mulaw` of `side` from `start_us` into the feed (no allocation once it is warm).
     fn queue(&self, side: Side, start_us: StreamUs, mulaw: &[u8]) {
         if let Some(w) = &self.writer {
-            w.feed.push(side, us_to_frame(start_us), |buf| {
-                buf.extend_from_slice(mulaw);
-                true
-            });
+            w.feed.push(side, us_to_frame(start_us), mulaw);
         }
     }
 

@@ -90,21 +90,27 @@ impl Feed {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds a piece of `side` from frame `start` whose μ-law `fill` appends to the buffer (false:
-    /// nothing usable, nothing added). Never blocks on the writer: it holds the lock for a swap only.
-    pub fn push(&self, side: Side, start: u64, fill: impl FnOnce(&mut Vec<u8>) -> bool) {
+    /// Adds `mulaw`, a piece of `side` from frame `start` (an empty one is skipped). Never blocks on
+    /// the writer: it holds the lock for a swap only.
+    pub fn push(&self, side: Side, start: u64, mulaw: &[u8]) {
+        let len = match u32::try_from(mulaw.len()) {
+            Ok(0) | Err(_) => return,
+            Ok(len) => len,
+        };
         let mut p = self.lock();
         if p.pieces.len() >= self.max_pieces {
             p.dropped += 1;
             return;
         }
-        let before = p.audio.len();
-        let ok = fill(&mut p.audio);
-        let len = p.audio.len() - before;
-        match u32::try_from(len) {
-            Ok(len) if ok && len > 0 => p.pieces.push(Piece { side, start, len }),
-            _ => p.audio.truncate(before),
+        // Grown by what the piece needs, not doubled: the call keeps both of its buffers for its
+        // whole life, and one tick a little busier than the rest (two agent chunks heard in it)
+        // doubled them for good (~3 KiB a call, heaptrack, issue 16). A tick's size soon stops
+        // growing, so this reallocates a few times a call.
+        if p.audio.capacity() - p.audio.len() < mulaw.len() {
+            p.audio.reserve_exact(mulaw.len());
         }
+        p.audio.extend_from_slice(mulaw);
+        p.pieces.push(Piece { side, start, len });
     }
 
     /// The call ended: the writer finishes the file once it has taken what is left.
@@ -436,19 +442,10 @@ mod tests {
     #[test]
     fn a_feed_hands_over_pieces_in_order_and_reuses_its_buffers() {
         let feed = Feed::new(3);
-        feed.push(Side::Caller, 0, |b| {
-            b.extend_from_slice(&[1, 2]);
-            true
-        });
-        // Nothing usable (bad base64): nothing added, nothing left behind.
-        feed.push(Side::Caller, 2, |b| {
-            b.extend_from_slice(&[9, 9, 9]);
-            false
-        });
-        feed.push(Side::Agent, 5, |b| {
-            b.extend_from_slice(&[3]);
-            true
-        });
+        feed.push(Side::Caller, 0, &[1, 2]);
+        // Nothing to add: no piece.
+        feed.push(Side::Caller, 2, &[]);
+        feed.push(Side::Agent, 5, &[3]);
         let mut batch = Pending::default();
         assert!(!feed.take(&mut batch));
         let got: Vec<(Side, u64, u32)> = batch
@@ -462,17 +459,11 @@ mod tests {
         let mine = batch.audio.as_ptr();
         batch.pieces.clear();
         batch.audio.clear();
-        feed.push(Side::Caller, 8, |b| {
-            b.push(4);
-            true
-        });
+        feed.push(Side::Caller, 8, &[4]);
         assert!(!feed.take(&mut batch));
         batch.pieces.clear();
         batch.audio.clear();
-        feed.push(Side::Caller, 9, |b| {
-            b.push(5);
-            true
-        });
+        feed.push(Side::Caller, 9, &[5]);
         assert_eq!(
             feed.lock().audio.as_ptr(),
             mine,
@@ -483,13 +474,32 @@ mod tests {
     }
 
     #[test]
+    fn a_busier_tick_grows_a_feed_to_its_size_not_to_twice_it() {
+        let feed = Feed::new(256);
+        let mut batch = Pending::default();
+        // Ticks of caller frames and agent chunks (1.6 KB), and every fifth one a chunk more.
+        for tick in 0..50u64 {
+            let chunks = if tick % 5 == 4 { 3 } else { 1 };
+            for i in 0..5 {
+                feed.push(Side::Caller, tick * 800 + i * 160, &[0x55; 160]);
+            }
+            for i in 0..chunks {
+                feed.push(Side::Agent, tick * 800 + i * 800, &[0x66; 800]);
+            }
+            assert!(!feed.take(&mut batch));
+            assert_eq!(batch.audio.len(), 800 + chunks as usize * 800);
+            // The busiest tick is 3,200 bytes; doubling from 2,048 made both buffers 4,096.
+            assert!(batch.audio.capacity() <= 3200, "{}", batch.audio.capacity());
+            batch.pieces.clear();
+            batch.audio.clear();
+        }
+    }
+
+    #[test]
     fn a_full_feed_drops_and_counts_and_a_closed_one_says_so() {
         let feed = Feed::new(2);
         for i in 0..5 {
-            feed.push(Side::Caller, i * 160, |b| {
-                b.extend_from_slice(&[0x55; 160]);
-                true
-            });
+            feed.push(Side::Caller, i * 160, &[0x55; 160]);
         }
         assert_eq!(feed.dropped(), 3);
         let mut batch = Pending::default();
@@ -552,10 +562,7 @@ mod tests {
         }
 
         fn push(&self, side: Side, start: u64, audio: &[u8]) {
-            self.feed.push(side, start, |b| {
-                b.extend_from_slice(audio);
-                true
-            });
+            self.feed.push(side, start, audio);
         }
 
         fn tick(&mut self) {
