@@ -20,7 +20,7 @@
 //! the user's). `VERBIO_HUGE_PAGES=0` turns this off, and a `glibc.malloc.hugetlb` already there is left
 //! as it is; a kernel whose transparent huge pages are `never`, an older glibc or another C library
 //! simply ignore it. The cost: RSS moves by whole 2 MiB pages (`khugepaged` collapses the heap, the
-//! periodic trim splits it), so at 300 calls its median per call is 62–68 KiB against 62–63 KiB.
+//! periodic trim splits it), so at 300 calls its median per call is 60–64 KiB against ~60 KiB.
 
 /// `VERBIO_HUGE_PAGES=0` keeps the heap on ordinary pages.
 pub const SWITCH: &str = "VERBIO_HUGE_PAGES";
