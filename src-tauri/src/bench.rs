@@ -526,9 +526,11 @@ impl SteadyWindow {
         let mut rss = Vec::with_capacity(samples as usize);
         for _ in 0..samples {
             tokio::time::sleep(window / samples).await;
-            rss.push(rss_kib(bridge_pid));
+            // Whole kB, as /proc gives them.
+            rss.push(rss_kib(bridge_pid) as u64);
         }
-        let rss_during_kib = median(&mut rss);
+        let rss_during_kib = crate::types::percentiles::percentiles(&rss)
+            .map_or(0.0, |(median, _, _)| median as f64);
         let w1 = CpuWindow::read(bridge_pid);
         let secs = w1.at.duration_since(w0.at).as_secs_f64();
         let bridge_cpu = w1.bridge - w0.bridge;
@@ -557,16 +559,6 @@ impl SteadyWindow {
             (self.rss_during_kib - rss_before_kib).max(0.0) / report.calls.max(1) as f64;
         report.recording_kib_per_second =
             self.disk as f64 / 1024.0 / self.secs.max(f64::MIN_POSITIVE);
-    }
-}
-
-/// The middle value (the mean of the two middle ones for an even count); 0 for none.
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
 }
 
@@ -1083,12 +1075,5 @@ mod tests {
         assert_eq!(percentiles(&mut []), Percentiles::default());
         let mut one = vec![2500];
         assert_eq!(percentiles(&mut one).p99_ms, 2.5);
-    }
-
-    #[test]
-    fn the_median_ignores_a_swing_at_either_end() {
-        assert_eq!(median(&mut [40.0, 52.0, 41.0, 39.0, 53.0]), 41.0);
-        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
-        assert_eq!(median(&mut []), 0.0);
     }
 }

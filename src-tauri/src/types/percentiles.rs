@@ -1,4 +1,4 @@
-//! Nearest-rank percentiles, for latency figures.
+//! Nearest-rank percentiles, for latency figures (and the bench's median RSS).
 
 /// Nearest-rank percentiles of a call's turn latencies: (p50, p95, max), ms.
 pub fn percentiles(totals: &[u64]) -> Option<(u64, u64, u64)> {
