@@ -105,10 +105,8 @@ impl Feed {
         // Grown by what the piece needs, not doubled: the call keeps both of its buffers for its
         // whole life, and one tick a little busier than the rest (two agent chunks heard in it)
         // doubled them for good (~3 KiB a call, heaptrack, issue 16). A tick's size soon stops
-        // growing, so this reallocates a few times a call.
-        if p.audio.capacity() - p.audio.len() < mulaw.len() {
-            p.audio.reserve_exact(mulaw.len());
-        }
+        // growing, so this reallocates a few times a call (never when the piece fits).
+        p.audio.reserve_exact(mulaw.len());
         p.audio.extend_from_slice(mulaw);
         p.pieces.push(Piece { side, start, len });
     }
