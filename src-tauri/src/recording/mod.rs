@@ -3,7 +3,8 @@
 //!
 //! - [`wav_writer`]: the stereo 8 kHz WAV written by position (μ-law window, positioned writes).
 //! - [`recorder`]: the per-call sink for the call's timeline (`calls::timeline`), copying into the call's
-//!   bounded feed; `writer`: one thread doing the timeline work and writing every file.
+//!   bounded feed; `writer`: one thread doing the timeline work and writing every file, its
+//!   recordings taking turns through its tick ([`staggered`]).
 //! - [`repair`]: fixing recordings a crash left unfinished.
 //! - [`wav_reader`], [`peaks`]: reading recordings back; the waveform.
 //! - [`speaker`], [`playback`], [`listen_in`]: `cpal` output with `rubato` resampling.
@@ -20,6 +21,7 @@ pub mod recorder;
 mod recorder_settings;
 pub mod repair;
 pub mod speaker;
+pub mod staggered;
 pub mod twilio_cloud;
 pub mod wav_reader;
 pub mod wav_writer;

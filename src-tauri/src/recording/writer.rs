@@ -1,8 +1,9 @@
 //! The recording writer: one thread for every recording of the running app.
 //!
 //! Each call's tap appends its audio to the call's [`Feed`] (a copy into a buffer that keeps its
-//! capacity: no allocation, no wake-up, no syscall per frame); this thread wakes every [`TICK`],
-//! swaps each feed's buffer for an empty one and does the timeline work: places the audio in the
+//! capacity: no allocation, no wake-up, no syscall per frame); this thread visits each recording once
+//! every [`TICK`] (at most a tenth of them at a time, spread over the tick: `staggered`),
+//! swaps its feed's buffer for an empty one and does the timeline work: places the audio in the
 //! recording's μ-law window, and writes out what is settled in large positioned writes. So a call
 //! costs no thread, and its file about 2–3 writes a second.
 //!
@@ -29,6 +30,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use super::recorder_settings::RecorderSettings;
+use super::staggered::{Staggered, GROUPS, GROUP_FILL};
 use super::wav_writer::{
     Side, TimelineWav, WavError, FRAMES_PER_MS, FRAME_BYTES, HEADER_LEN, SAMPLE_RATE,
 };
@@ -226,7 +228,9 @@ struct Slot {
 
 fn run(jobs: Receiver<WriterJob>, store: StoreHandle, settings: RecorderSettings) {
     let policy = CommitPolicy::new(&settings);
-    let mut slots: Vec<Slot> = Vec::new();
+    // Each recording is visited once a tick, a group per slice of it (see `staggered`).
+    let mut slots: Staggered<Slot> = Staggered::new(GROUPS, GROUP_FILL);
+    let slice = TICK / GROUPS as u32;
     let mut open = true;
     while open || !slots.is_empty() {
         // New recordings (wait for one when idle, so an idle app costs nothing).
@@ -237,7 +241,7 @@ fn run(jobs: Receiver<WriterJob>, store: StoreHandle, settings: RecorderSettings
                 jobs.try_recv()
             };
             match next {
-                Ok(job) => slots.push(start(job, &store, policy)),
+                Ok(job) => slots.add(start(job, &store, policy)),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     open = false;
@@ -245,17 +249,18 @@ fn run(jobs: Receiver<WriterJob>, store: StoreHandle, settings: RecorderSettings
                 }
             }
         }
+        let (group, wait) = slots.turn();
         let mut i = 0;
-        while i < slots.len() {
-            if step(&mut slots[i], policy, &settings) {
-                let slot = slots.swap_remove(i);
+        while i < group.len() {
+            if step(&mut group[i], policy, &settings) {
+                let slot = group.swap_remove(i);
                 finish(slot, &store);
             } else {
                 i += 1;
             }
         }
         if !slots.is_empty() {
-            std::thread::sleep(TICK);
+            std::thread::sleep(slice * wait);
         }
     }
 }
