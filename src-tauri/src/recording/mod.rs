@@ -4,7 +4,9 @@
 //! - [`wav_writer`]: the stereo 8 kHz WAV written by position (μ-law window, positioned writes).
 //! - [`recorder`]: the per-call sink for the call's timeline (`calls::timeline`), copying into the call's
 //!   bounded feed; `writer`: one thread doing the timeline work and writing every file, its
-//!   recordings taking turns through its tick ([`staggered`]).
+//!   recordings taking turns through its tick ([`staggered`]); `closer`: the thread that lists each
+//!   recording in the library and, when it ends, syncs its file and saves its outcome, so neither a
+//!   slow disk nor a busy library holds up the writer.
 //! - [`repair`]: fixing recordings a crash left unfinished.
 //! - [`wav_reader`], [`peaks`]: reading recordings back; the waveform.
 //! - [`speaker`], [`playback`], [`listen_in`]: `cpal` output with `rubato` resampling.
@@ -12,6 +14,7 @@
 //! - [`export`]: export destinations: checks, suggested name and folder.
 //! - [`library`]: the operations both doors call.
 
+mod closer;
 pub mod export;
 pub mod library;
 pub mod listen_in;

@@ -153,4 +153,56 @@ mod tests {
         let (group, wait) = groups.turn();
         assert_eq!((group.as_slice(), wait), (&[7u8][..], 1));
     }
+
+    /// The writer's loop as it runs: calls start before each turn and end during their group's turn,
+    /// hundreds at once. No recording already visited waits more than one tick (`GROUPS` slices) for
+    /// its next visit, and a new one waits at most two ticks for its first, whatever the churn (a
+    /// feed holds ~2.5 s, 25 ticks).
+    #[test]
+    fn under_heavy_churn_no_recording_waits_more_than_a_tick_between_visits() {
+        let mut groups: Staggered<(u64, u64)> = Staggered::new(GROUPS, GROUP_FILL);
+        // A small LCG: the same churn every run.
+        let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut rand = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        // (id, slice of its last visit or of its start); `seen` tells the first visit from the rest.
+        let mut seen = std::collections::HashSet::new();
+        let (mut now, mut next_id, mut visits) = (0u64, 0u64, 0u64);
+        for _ in 0..20_000 {
+            let target = if (now / 2_000) % 2 == 0 { 400 } else { 20 };
+            let starts = if (groups.len() as u64) < target {
+                rand(40)
+            } else {
+                rand(3)
+            };
+            for _ in 0..starts {
+                groups.add((next_id, now));
+                next_id += 1;
+            }
+            let (group, wait) = groups.turn();
+            let mut i = 0;
+            while i < group.len() {
+                let (id, last) = group[i];
+                let limit = if seen.insert(id) { 2 } else { 1 } * GROUPS as u64;
+                assert!(
+                    now - last <= limit,
+                    "recording {id} waited {} slices (limit {limit})",
+                    now - last
+                );
+                visits += 1;
+                if rand(100) < 3 {
+                    group.swap_remove(i);
+                } else {
+                    group[i].1 = now;
+                    i += 1;
+                }
+            }
+            now += u64::from(wait);
+        }
+        assert!(visits > 500_000, "{visits} visits");
+    }
 }

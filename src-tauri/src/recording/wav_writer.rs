@@ -332,13 +332,49 @@ impl TimelineWav {
         Ok(())
     }
 
-    /// Writes everything, fixes the header and syncs; returns the frames in the file.
-    pub fn finish(mut self) -> Result<u64, WavError> {
+    /// Writes everything and fixes the header, without waiting for the disk: the file plays from
+    /// the page cache at once, and [`SealedWav::sync`] makes it durable later, on a thread that may
+    /// wait (an `fsync` under disk pressure can take seconds).
+    pub fn seal(mut self) -> Result<SealedWav, WavError> {
         let end = self.end_frame();
         self.commit_until(end)?;
         self.refresh_header()?;
-        self.file.sync_all().map_err(|e| self.write_err(e))?;
-        Ok(self.committed)
+        Ok(SealedWav {
+            file: self.file,
+            path: self.path,
+            frames: self.committed,
+        })
+    }
+
+    /// Writes everything, fixes the header and syncs; returns the frames in the file.
+    pub fn finish(self) -> Result<u64, WavError> {
+        self.seal()?.sync()
+    }
+}
+
+/// A recording with every frame written and its header right, not yet synced to disk.
+#[derive(Debug)]
+pub struct SealedWav {
+    file: File,
+    path: PathBuf,
+    frames: u64,
+}
+
+impl SealedWav {
+    /// Frames in the file.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// Waits until the file is on disk; returns its frames.
+    pub fn sync(self) -> Result<u64, WavError> {
+        match self.file.sync_all() {
+            Ok(()) => Ok(self.frames),
+            Err(source) => Err(WavError::Write {
+                path: self.path,
+                source,
+            }),
+        }
     }
 }
 

@@ -20,6 +20,9 @@
 //! `header_every` (5 s); a crashed file's header may lag its data by that much, which the start-up
 //! repair (`repair`) fixes from the file length, so only the unwritten window is lost.
 //!
+//! **Never waiting.** The library and `fsync` can each take seconds; this thread does neither. It
+//! hands each recording's row, and at its end the sealed file and outcome, to `closer`.
+//!
 //! A file's error ends only that recording (marked incomplete); the others go on.
 
 use std::path::PathBuf;
@@ -27,16 +30,13 @@ use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tracing::{info, warn};
+use tracing::warn;
 
+use super::closer::{outcome, CloseJob, Closer, RecordingKey};
 use super::recorder_settings::RecorderSettings;
 use super::staggered::{Staggered, GROUPS, GROUP_FILL};
-use super::wav_writer::{
-    Side, TimelineWav, WavError, FRAMES_PER_MS, FRAME_BYTES, HEADER_LEN, SAMPLE_RATE,
-};
-use crate::store::recordings::{
-    NewRecording, RecordingOutcome, STATUS_COMPLETE, STATUS_INCOMPLETE, STATUS_RECORDING,
-};
+use super::wav_writer::{Side, TimelineWav, WavError, FRAMES_PER_MS};
+use crate::store::recordings::{NewRecording, STATUS_RECORDING};
 use crate::store::StoreHandle;
 
 /// How often the feeds are drained.
@@ -167,11 +167,11 @@ impl WriterPool {
         let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
         if jobs.is_none() {
             let (tx, rx) = mpsc::channel();
-            let store = self.store.clone();
+            let closer = Closer::spawn(self.store.clone()).map_err(PoolError::Spawn)?;
             let settings = self.settings.clone();
             std::thread::Builder::new()
                 .name("verbio-recorder".into())
-                .spawn(move || run(rx, store, settings))
+                .spawn(move || run(rx, closer, settings))
                 .map_err(PoolError::Spawn)?;
             *jobs = Some(tx);
         }
@@ -215,7 +215,7 @@ impl CommitPolicy {
 /// One recording being written.
 struct Slot {
     job: WriterJob,
-    id: Option<i64>,
+    key: RecordingKey,
     wav: Option<TimelineWav>,
     /// The feed's other buffer: empty between ticks, this tick's audio during one.
     batch: Pending,
@@ -226,8 +226,9 @@ struct Slot {
     failure: Option<String>,
 }
 
-fn run(jobs: Receiver<WriterJob>, store: StoreHandle, settings: RecorderSettings) {
+fn run(jobs: Receiver<WriterJob>, closer: Closer, settings: RecorderSettings) {
     let policy = CommitPolicy::new(&settings);
+    let mut started: RecordingKey = 0;
     // Each recording is visited once a tick, a group per slice of it (see `staggered`).
     let mut slots: Staggered<Slot> = Staggered::new(GROUPS, GROUP_FILL);
     let slice = TICK / GROUPS as u32;
@@ -241,7 +242,10 @@ fn run(jobs: Receiver<WriterJob>, store: StoreHandle, settings: RecorderSettings
                 jobs.try_recv()
             };
             match next {
-                Ok(job) => slots.add(start(job, &store, policy)),
+                Ok(job) => {
+                    started += 1;
+                    slots.add(start(job, started, &closer, policy));
+                }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     open = false;
@@ -254,7 +258,7 @@ fn run(jobs: Receiver<WriterJob>, store: StoreHandle, settings: RecorderSettings
         while i < group.len() {
             if step(&mut group[i], policy, &settings) {
                 let slot = group.swap_remove(i);
-                finish(slot, &store);
+                finish(slot, &closer);
             } else {
                 i += 1;
             }
@@ -265,7 +269,7 @@ fn run(jobs: Receiver<WriterJob>, store: StoreHandle, settings: RecorderSettings
     }
 }
 
-fn start(job: WriterJob, store: &StoreHandle, policy: CommitPolicy) -> Slot {
+fn start(job: WriterJob, key: RecordingKey, closer: &Closer, policy: CommitPolicy) -> Slot {
     let file_name = job
         .path
         .file_name()
@@ -280,21 +284,17 @@ fn start(job: WriterJob, store: &StoreHandle, policy: CommitPolicy) -> Slot {
         wav.reserve_window(policy.steady_window() as usize);
         wav
     });
-    let insert = store.add_recording(NewRecording {
-        call_sid: job.call_sid.clone(),
-        source: "local".into(),
-        file_name,
-        status: STATUS_RECORDING.into(),
-        started_at_ms: job.started_at_ms,
-        twilio_sid: None,
+    closer.send(CloseJob::List {
+        key,
+        row: NewRecording {
+            call_sid: job.call_sid.clone(),
+            source: "local".into(),
+            file_name,
+            status: STATUS_RECORDING.into(),
+            started_at_ms: job.started_at_ms,
+            twilio_sid: None,
+        },
     });
-    let id = match crate::store::block_on(insert) {
-        Ok(id) => Some(id),
-        Err(e) => {
-            warn!(call_sid = %job.call_sid, "recording not listed in the library: {e}");
-            None
-        }
-    };
     let (wav, failure) = match created {
         Ok(wav) => (Some(wav), None),
         Err(e) => {
@@ -304,7 +304,7 @@ fn start(job: WriterJob, store: &StoreHandle, policy: CommitPolicy) -> Slot {
     };
     Slot {
         job,
-        id,
+        key,
         wav,
         batch: Pending::default(),
         caller_end: 0,
@@ -388,21 +388,25 @@ fn place_and_commit(
     Ok(())
 }
 
-fn finish(mut slot: Slot, store: &StoreHandle) {
+fn finish(mut slot: Slot, closer: &Closer) {
     let patched_ms = slot
         .wav
         .as_ref()
         .map_or(0, |w| w.patched_frames() / FRAMES_PER_MS);
-    let frames = match (slot.wav.take(), &slot.failure) {
-        (Some(wav), None) => match wav.finish() {
-            Ok(frames) => frames,
+    // Sealed here (its last writes, no waiting for the disk); the closer syncs it.
+    let (file, frames) = match (slot.wav.take(), &slot.failure) {
+        (Some(wav), None) => match wav.seal() {
+            Ok(sealed) => {
+                let frames = sealed.frames();
+                (Some(sealed), frames)
+            }
             Err(e) => {
                 slot.failure = Some(e.to_string());
-                0
+                (None, 0)
             }
         },
-        (Some(wav), Some(_)) => wav.committed_frames(),
-        (None, _) => 0,
+        (Some(wav), Some(_)) => (None, wav.committed_frames()),
+        (None, _) => (None, 0),
     };
     let dropped = slot.job.feed.dropped();
     let note = match (slot.failure.take(), dropped) {
@@ -412,25 +416,13 @@ fn finish(mut slot: Slot, store: &StoreHandle) {
             "{n} pieces of audio were dropped because the disk could not keep up"
         )),
     };
-    let outcome = RecordingOutcome {
-        status: if note.is_some() {
-            STATUS_INCOMPLETE
-        } else {
-            STATUS_COMPLETE
-        }
-        .into(),
-        note,
-        duration_ms: (frames / FRAMES_PER_MS) as i64,
-        size_bytes: (HEADER_LEN + frames * FRAME_BYTES) as i64,
-        channels: 2,
-        sample_rate: SAMPLE_RATE as i64,
-    };
-    info!(call_sid = %slot.job.call_sid, status = %outcome.status, duration_ms = outcome.duration_ms, patched_ms, "recording finished");
-    if let Some(id) = slot.id {
-        if let Err(e) = crate::store::block_on(store.set_recording_outcome(id, outcome)) {
-            warn!(call_sid = %slot.job.call_sid, "recording outcome not saved: {e}");
-        }
-    }
+    closer.send(CloseJob::Close {
+        key: slot.key,
+        call_sid: slot.job.call_sid,
+        file,
+        outcome: outcome(frames, note),
+        patched_ms,
+    });
 }
 
 #[cfg(test)]
@@ -688,5 +680,91 @@ mod tests {
                 "frame {i}"
             );
         }
+    }
+
+    /// Polls `done` until it holds or `within` passes; true if it held.
+    fn eventually(within: Duration, mut done: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if done() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        done()
+    }
+
+    /// The writer never waits for the library or the disk. With the library locked by another
+    /// connection (as a backup tool, or a long checkpoint, holds it) while one recording starts and
+    /// another ends, a live recording's feed is still drained every tick; once the library is free,
+    /// every row is there with its outcome. When the writer listed and closed recordings itself, one
+    /// such wait stalled every live recording until their feeds overflowed (issue 16).
+    #[test]
+    fn a_locked_library_never_stops_the_writer_draining_live_recordings() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("verbio.sqlite3");
+        let store = StoreHandle::open(&db).unwrap();
+        let settings = RecorderSettings {
+            queue_len: 8,
+            ..settings()
+        };
+        let pool = WriterPool::new(store.clone(), settings.clone());
+        let job = |sid: &str| {
+            let feed = Feed::new(settings.queue_len);
+            let job = WriterJob {
+                path: dir.path().join(format!("{sid}.wav")),
+                call_sid: sid.into(),
+                started_at_ms: 1,
+                feed: feed.clone(),
+            };
+            (job, feed)
+        };
+        let rows = |sid: &str| crate::store::block_on(store.recordings_for_call(sid)).unwrap();
+        let (live_job, live) = job("CAlive");
+        let (ending_job, ending) = job("CAending");
+        pool.add(live_job).unwrap();
+        pool.add(ending_job).unwrap();
+        assert!(eventually(Duration::from_secs(10), || rows("CAending")
+            .len()
+            == 1));
+
+        let lock = rusqlite::Connection::open(&db).unwrap();
+        lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let (starting_job, _starting) = job("CAstarting");
+        pool.add(starting_job).unwrap();
+        ending.close();
+        // Ten ticks' worth, each drained before the next (the library's busy timeout is 5 s).
+        for i in 0..10u64 {
+            live.push(Side::Caller, i * 160, &[0x55; 160]);
+            assert!(
+                eventually(Duration::from_secs(2), || live.lock().pieces.is_empty()),
+                "piece {i} not taken while the library was locked"
+            );
+        }
+        lock.execute_batch("COMMIT").unwrap();
+        drop(lock);
+        live.close();
+
+        let finished = |sid: &str| {
+            let r = rows(sid);
+            (r.len() == 1 && r[0].status != STATUS_RECORDING).then(|| r[0].clone())
+        };
+        assert!(eventually(Duration::from_secs(10), || {
+            finished("CAlive").is_some() && finished("CAending").is_some()
+        }));
+        let live_row = finished("CAlive").unwrap();
+        assert_eq!(
+            (
+                live_row.status.as_str(),
+                live_row.duration_ms,
+                live_row.note
+            ),
+            ("complete", 200, None),
+            "every piece written, none dropped"
+        );
+        assert_eq!(finished("CAending").unwrap().status, "complete");
+        let starting = rows("CAstarting");
+        assert_eq!(starting.len(), 1, "listed once the library was free");
+        assert_eq!(starting[0].status, STATUS_RECORDING, "its call goes on");
     }
 }
