@@ -16,8 +16,10 @@ use std::sync::mpsc::{self, Receiver, Sender};
 
 use tracing::{info, warn};
 
-use super::wav_writer::{SealedWav, FRAMES_PER_MS, FRAME_BYTES, HEADER_LEN};
-use crate::store::recordings::{NewRecording, RecordingOutcome, STATUS_INCOMPLETE};
+use super::wav_writer::{SealedWav, FRAMES_PER_MS, FRAME_BYTES, HEADER_LEN, SAMPLE_RATE};
+use crate::store::recordings::{
+    NewRecording, RecordingOutcome, STATUS_COMPLETE, STATUS_INCOMPLETE,
+};
 use crate::store::StoreHandle;
 
 /// Which recording a job is about: the writer numbers them as they start.
@@ -106,7 +108,6 @@ fn run(jobs: Receiver<CloseJob>, store: StoreHandle) {
 
 /// The outcome of a recording of `frames` frames; `note` says why it is incomplete, if it is.
 pub(super) fn outcome(frames: u64, note: Option<String>) -> RecordingOutcome {
-    use crate::store::recordings::STATUS_COMPLETE;
     RecordingOutcome {
         status: if note.is_some() {
             STATUS_INCOMPLETE
@@ -118,6 +119,6 @@ pub(super) fn outcome(frames: u64, note: Option<String>) -> RecordingOutcome {
         duration_ms: (frames / FRAMES_PER_MS) as i64,
         size_bytes: (HEADER_LEN + frames * FRAME_BYTES) as i64,
         channels: 2,
-        sample_rate: super::wav_writer::SAMPLE_RATE as i64,
+        sample_rate: SAMPLE_RATE as i64,
     }
 }
