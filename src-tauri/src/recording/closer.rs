@@ -32,13 +32,14 @@ pub(super) enum CloseJob {
         key: RecordingKey,
         row: NewRecording,
     },
-    /// A recording ended: sync its file (if it has one), then save `outcome`, which turns
-    /// incomplete if the sync fails.
+    /// A recording ended with `frames` in its file: sync the file (if it has one), then save the
+    /// outcome, incomplete if `note` says why or the sync fails.
     Close {
         key: RecordingKey,
         call_sid: String,
         file: Option<SealedWav>,
-        outcome: RecordingOutcome,
+        frames: u64,
+        note: Option<String>,
         patched_ms: u64,
     },
 }
@@ -85,15 +86,15 @@ fn run(jobs: Receiver<CloseJob>, store: StoreHandle) {
                 key,
                 call_sid,
                 file,
-                mut outcome,
+                frames,
+                note,
                 patched_ms,
             } => {
-                if let Some(file) = file {
-                    if let Err(e) = file.sync() {
-                        outcome.status = STATUS_INCOMPLETE.into();
-                        outcome.note = Some(e.to_string());
-                    }
-                }
+                let note = match file.map(SealedWav::sync) {
+                    Some(Err(e)) => Some(e.to_string()),
+                    _ => note,
+                };
+                let outcome = outcome(frames, note);
                 info!(%call_sid, status = %outcome.status, duration_ms = outcome.duration_ms, patched_ms, "recording finished");
                 if let Some(id) = rows.remove(&key) {
                     if let Err(e) = crate::store::block_on(store.set_recording_outcome(id, outcome))
@@ -107,7 +108,7 @@ fn run(jobs: Receiver<CloseJob>, store: StoreHandle) {
 }
 
 /// The outcome of a recording of `frames` frames; `note` says why it is incomplete, if it is.
-pub(super) fn outcome(frames: u64, note: Option<String>) -> RecordingOutcome {
+fn outcome(frames: u64, note: Option<String>) -> RecordingOutcome {
     RecordingOutcome {
         status: if note.is_some() {
             STATUS_INCOMPLETE

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use tracing::warn;
 
-use super::closer::{outcome, CloseJob, Closer, RecordingKey};
+use super::closer::{CloseJob, Closer, RecordingKey};
 use super::recorder_settings::RecorderSettings;
 use super::staggered::{Staggered, GROUPS, GROUP_FILL};
 use super::wav_writer::{Side, TimelineWav, WavError, FRAMES_PER_MS};
@@ -420,7 +420,8 @@ fn finish(mut slot: Slot, closer: &Closer) {
         key: slot.key,
         call_sid: slot.job.call_sid,
         file,
-        outcome: outcome(frames, note),
+        frames,
+        note,
         patched_ms,
     });
 }
