@@ -23,7 +23,7 @@ use super::lifecycle::{Lifecycle, Lost, Next, Placement};
 use super::model_setup::{Setup, SetupStep};
 use super::operator::{self, Hold};
 use super::sequencer::{Outgoing, Purpose, Request, Sequencer};
-use super::sources::{Source, Sources};
+use super::sources::{Due as SourceSet, Source, Sources};
 use super::tool_calls::{FunctionCall, ToolCalls};
 use super::transcript::{Transcript, Turn};
 use super::turn_latency::TurnLatency;
@@ -495,6 +495,8 @@ impl Call {
             armed,
             polled,
         } = timer;
+        // Sources found with nothing in their slot (see `Sources::vacant`).
+        let mut empty = SourceSet::NONE;
         for source in self.sources.order() {
             if !due.contains(source) {
                 continue;
@@ -506,11 +508,17 @@ impl Call {
                 Source::Twilio => self.twilio.poll_next(cx).map(Event::Twilio),
                 Source::Model => match self.model.as_mut() {
                     Some(link) => link.socket.poll_next(cx).map(Event::Model),
-                    None => Poll::Pending,
+                    None => {
+                        empty = empty.with(source);
+                        Poll::Pending
+                    }
                 },
                 Source::Standby => match self.standby.as_mut() {
                     Some(link) => link.socket.poll_next(cx).map(Event::Standby),
-                    None => Poll::Pending,
+                    None => {
+                        empty = empty.with(source);
+                        Poll::Pending
+                    }
                 },
                 Source::Connecting => match self.connecting.as_mut().map(|f| f.as_mut().poll(cx)) {
                     Some(Poll::Ready(result)) => {
@@ -521,7 +529,10 @@ impl Call {
                 },
                 Source::Operator => match self.operator.as_mut() {
                     Some(link) => link.audio.poll_recv(cx).map(Event::Operator),
-                    None => Poll::Pending,
+                    None => {
+                        empty = empty.with(source);
+                        Poll::Pending
+                    }
                 },
                 // Polled only while a tool runs. (A tool aborted as the call ends may leave a result
                 // behind; results for tools not running are ignored anyway.)
@@ -541,13 +552,21 @@ impl Call {
             };
             if let Poll::Ready(event) = event {
                 match event {
-                    Event::Twilio(_) | Event::Model(_) => self.sources.settle(Some(source), due),
+                    // Whether a vacant source woke it does not matter here: the loop looks again after
+                    // handling the event, and `settle` has made every source due for that look.
+                    Event::Twilio(_) | Event::Model(_) => {
+                        self.sources.vacant(empty);
+                        let _ = self.sources.settle(Some(source), due);
+                    }
                     _ => self.sources.poll_all(),
                 }
                 return Poll::Ready(event);
             }
         }
-        self.sources.settle(None, due);
+        self.sources.vacant(empty);
+        if self.sources.settle(None, due) {
+            cx.waker().wake_by_ref();
+        }
         Poll::Pending
     }
 

@@ -13,6 +13,10 @@
 //!   has registered no waker yet: whoever installs it calls [`Sources::poll_all`].
 //! - A wake-up with no bit set came from the task's own waker (a handler awaited something with it):
 //!   everything is polled, so nothing that registered that waker is left unread.
+//! - The net under the first rule: a source that woke the task but whose slot the loop finds empty
+//!   ([`Sources::vacant`]) was registered by something that has since moved (a standby session that
+//!   became the current one), so the loop looks at everything again at once rather than waiting for
+//!   the next timer or command to do it.
 //!
 //! ```
 //! use std::task::{Context, Waker};
@@ -22,7 +26,7 @@
 //! let task = Waker::noop();
 //! // The first look polls everything.
 //! assert!(sources.due(task).contains(Source::Model));
-//! sources.settle(None, Due::NONE);
+//! assert!(!sources.settle(None, Due::NONE));
 //! // Only the socket that woke is due next.
 //! sources.waker(Source::Twilio).wake_by_ref();
 //! let due = sources.due(task);
@@ -181,6 +185,10 @@ pub struct Sources {
     carry: u32,
     /// Where the next look starts polling, so a busy source cannot starve the others.
     first: usize,
+    /// The bits the sources' wakers set for this look (not the carried ones).
+    woken: u32,
+    /// A source woke this look but its slot was empty: look at everything again at once.
+    moved: bool,
 }
 
 impl Default for Sources {
@@ -200,6 +208,8 @@ impl Sources {
             registered: None,
             carry: ALL_BITS,
             first: 0,
+            woken: 0,
+            moved: false,
         }
     }
 
@@ -222,6 +232,7 @@ impl Sources {
             self.carry = ALL_BITS;
         }
         let woken = self.shared.woken.swap(0, Ordering::AcqRel);
+        self.woken = woken;
         match woken | self.carry {
             // Woken by the task's own waker: look everywhere.
             0 => Due(ALL_BITS),
@@ -237,12 +248,30 @@ impl Sources {
     }
 
     /// Ends a look: `gave` is the source that gave an event (polled again next time, and the next
-    /// look starts after it), `unpolled` the due sources not reached.
-    pub fn settle(&mut self, gave: Option<Source>, unpolled: Due) {
+    /// look starts after it), `unpolled` the due sources not reached. Returns whether to look again at
+    /// once, at every source (see [`Sources::vacant`]): when no source gave, the caller wakes its
+    /// task; when one did, the loop looks again after handling it anyway.
+    #[must_use = "a look that found a moved source must wake the task"]
+    pub fn settle(&mut self, gave: Option<Source>, unpolled: Due) -> bool {
         self.carry = unpolled.0;
         if let Some(source) = gave {
             self.carry |= source.bit();
             self.first = (source as usize + 1) % Source::ALL.len();
+        }
+        let moved = std::mem::take(&mut self.moved);
+        if moved {
+            self.carry = ALL_BITS;
+        }
+        moved
+    }
+
+    /// The loop found the slots of `empty` empty this look. If one of those sources' own wakers woke
+    /// it, whatever registered the waker has moved (a standby link that became the current one, its
+    /// socket still registered under the standby's waker): [`Sources::settle`] then asks for another
+    /// look at everything.
+    pub fn vacant(&mut self, empty: Due) {
+        if self.woken & empty.0 != 0 {
+            self.moved = true;
         }
     }
 }
@@ -269,7 +298,7 @@ mod tests {
 
     fn quiet(sources: &mut Sources, task: &Waker) {
         let _ = sources.due(task);
-        sources.settle(None, Due::NONE);
+        assert!(!sources.settle(None, Due::NONE));
     }
 
     #[test]
@@ -311,7 +340,7 @@ mod tests {
         let due = sources.due(&task);
         assert!(due.contains(Source::Model) && due.contains(Source::Control));
         assert!(!due.contains(Source::Twilio) && !due.contains(Source::Timer));
-        sources.settle(None, Due::NONE);
+        assert!(!sources.settle(None, Due::NONE));
         sources.waker(Source::Twilio).wake_by_ref();
         assert_eq!(
             count.0.load(Ordering::SeqCst),
@@ -337,7 +366,7 @@ mod tests {
         sources.waker(Source::Twilio).wake_by_ref();
         sources.waker(Source::Tools).wake_by_ref();
         let due = sources.due(&task);
-        sources.settle(Some(Source::Twilio), due.without(Source::Twilio));
+        assert!(!sources.settle(Some(Source::Twilio), due.without(Source::Twilio)));
         let due = sources.due(&task);
         assert!(due.contains(Source::Twilio) && due.contains(Source::Tools));
         assert!(!due.contains(Source::Model));
@@ -361,10 +390,39 @@ mod tests {
         let (second_count, second) = counting();
         let mut sources = Sources::new();
         quiet(&mut sources, &first);
-        let _ = sources.due(&second);
-        sources.settle(None, Due::NONE);
+        quiet(&mut sources, &second);
         sources.waker(Source::Timer).wake_by_ref();
         assert_eq!(first_count.0.load(Ordering::SeqCst), 0);
         assert_eq!(second_count.0.load(Ordering::SeqCst), 1);
+    }
+
+    /// A standby session's socket registered under the standby's waker; the session then became the
+    /// current one. Its next frame wakes the standby's bit, whose slot is now empty: without another
+    /// look the model source would not be polled until a timer or command came.
+    #[test]
+    fn a_wake_for_a_source_found_vacant_makes_the_loop_look_everywhere_at_once() {
+        let (_, task) = counting();
+        let mut sources = Sources::new();
+        quiet(&mut sources, &task);
+        sources.waker(Source::Standby).wake_by_ref();
+        let due = sources.due(&task);
+        assert!(due.contains(Source::Standby) && !due.contains(Source::Model));
+        sources.vacant(Due::NONE.with(Source::Standby));
+        assert!(sources.settle(None, Due::NONE), "look again at once");
+        let due = sources.due(&task);
+        assert!(Source::ALL.iter().all(|s| due.contains(*s)));
+        assert!(!sources.settle(None, Due::NONE), "only once");
+    }
+
+    #[test]
+    fn an_empty_slot_polled_without_its_own_wake_is_no_reason_to_look_again() {
+        let (_, task) = counting();
+        let mut sources = Sources::new();
+        quiet(&mut sources, &task);
+        sources.waker(Source::Twilio).wake_by_ref();
+        sources.poll_all();
+        let _ = sources.due(&task);
+        sources.vacant(Due::NONE.with(Source::Standby).with(Source::Operator));
+        assert!(!sources.settle(Some(Source::Twilio), Due::NONE));
     }
 }
