@@ -16,7 +16,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 
 use tracing::{info, warn};
 
-use super::wav_writer::{SealedWav, FRAMES_PER_MS, FRAME_BYTES, HEADER_LEN, SAMPLE_RATE};
+use super::wav_writer::SealedWav;
 use crate::store::recordings::{
     NewRecording, RecordingOutcome, STATUS_COMPLETE, STATUS_INCOMPLETE,
 };
@@ -109,17 +109,10 @@ fn run(jobs: Receiver<CloseJob>, store: StoreHandle) {
 
 /// The outcome of a recording of `frames` frames; `note` says why it is incomplete, if it is.
 fn outcome(frames: u64, note: Option<String>) -> RecordingOutcome {
-    RecordingOutcome {
-        status: if note.is_some() {
-            STATUS_INCOMPLETE
-        } else {
-            STATUS_COMPLETE
-        }
-        .into(),
-        note,
-        duration_ms: (frames / FRAMES_PER_MS) as i64,
-        size_bytes: (HEADER_LEN + frames * FRAME_BYTES) as i64,
-        channels: 2,
-        sample_rate: SAMPLE_RATE as i64,
-    }
+    let status = if note.is_some() {
+        STATUS_INCOMPLETE
+    } else {
+        STATUS_COMPLETE
+    };
+    super::wav_outcome(status, note, frames)
 }

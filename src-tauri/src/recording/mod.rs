@@ -30,9 +30,29 @@ pub mod wav_reader;
 pub mod wav_writer;
 mod writer;
 
+use crate::store;
 pub use library::{Library, LibraryError};
 pub use recorder::{CallRecording, Recorder};
 pub use recorder_settings::RecorderSettings;
+
+/// The library's record of one of our timeline WAVs (stereo, 16-bit, 8 kHz) holding `frames` frames:
+/// its length and size follow from the frames, whether the writer just finished it or start-up repair
+/// rewrote its header.
+fn wav_outcome(
+    status: &str,
+    note: Option<String>,
+    frames: u64,
+) -> store::recordings::RecordingOutcome {
+    use wav_writer::{CHANNELS, FRAMES_PER_MS, FRAME_BYTES, HEADER_LEN, SAMPLE_RATE};
+    store::recordings::RecordingOutcome {
+        status: status.into(),
+        note,
+        duration_ms: (frames / FRAMES_PER_MS) as i64,
+        size_bytes: (HEADER_LEN + frames * FRAME_BYTES) as i64,
+        channels: CHANNELS.into(),
+        sample_rate: SAMPLE_RATE.into(),
+    }
+}
 
 /// Recording settings (part of the app's `Config`, which reads them from the file and the environment).
 #[derive(Debug, Clone)]

@@ -52,14 +52,7 @@ impl Repaired {
 
     /// The library's record of a repaired file: its length and size as repaired, and `note`.
     fn outcome(&self, note: String) -> RecordingOutcome {
-        RecordingOutcome {
-            status: STATUS_REPAIRED.into(),
-            note: Some(note),
-            duration_ms: self.duration_ms() as i64,
-            size_bytes: (HEADER_LEN + self.frames * FRAME_BYTES) as i64,
-            channels: 2,
-            sample_rate: SAMPLE_RATE as i64,
-        }
+        super::wav_outcome(STATUS_REPAIRED, Some(note), self.frames)
     }
 }
 
