@@ -72,6 +72,29 @@ async fn serve_runs_the_bridge_headless() {
             "GLIBC_TUNABLES={tunables}"
         );
         assert_eq!(var("VERBIO_HUGE_PAGES_RESTARTED").as_deref(), Some(""));
+
+        // The threads' scheduling (`thread_sched`): the recording and library threads are
+        // `SCHED_BATCH` (policy 3, the 41st field of a thread's `stat`), the async worker is not.
+        let policies: Vec<(String, String)> =
+            std::fs::read_dir(format!("/proc/{}/task", child.id()))
+                .expect("threads")
+                .flatten()
+                .filter_map(|task| {
+                    let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+                    let (name, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+                    Some((name.to_owned(), rest.split(' ').nth(38)?.to_owned()))
+                })
+                .collect();
+        let policy = |thread: &str| {
+            policies
+                .iter()
+                .find(|(name, _)| name == thread)
+                .map(|(_, policy)| policy.as_str())
+        };
+        for background in ["verbio-store", "verbio-recorder", "verbio-rec-clos"] {
+            assert_eq!(policy(background), Some("3"), "{background}: {policies:?}");
+        }
+        assert_eq!(policy("verbio-worker"), Some("0"), "{policies:?}");
     }
 
     let pid = child.id().to_string();
@@ -167,6 +190,7 @@ fn spawn_serve(model_url: &str, data: &std::path::Path, stderr: Stdio) -> Served
         .env_remove("GLIBC_TUNABLES")
         .env_remove(verbio::huge_pages::SWITCH)
         .env_remove("VERBIO_HUGE_PAGES_RESTARTED")
+        .env_remove("VERBIO_THREAD_SCHED")
         .env("VERBIO_REALTIME_URL", model_url)
         .env("OPENAI_API_KEY", OPENAI_KEY)
         .env("TWILIO_ACCOUNT_SID", ACCOUNT_SID)

@@ -40,6 +40,7 @@ pub mod sim;
 pub mod store;
 pub mod summary;
 pub mod telephony;
+pub mod thread_sched;
 pub mod tls;
 pub mod tools;
 pub mod tunnel;

@@ -55,7 +55,10 @@ impl Closer {
         let (jobs, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("verbio-rec-close".into())
-            .spawn(move || run(rx, store))?;
+            .spawn(move || {
+                crate::thread_sched::background();
+                run(rx, store)
+            })?;
         Ok(Closer { jobs })
     }
 

@@ -171,7 +171,10 @@ impl WriterPool {
             let settings = self.settings.clone();
             std::thread::Builder::new()
                 .name("verbio-recorder".into())
-                .spawn(move || run(rx, closer, settings))
+                .spawn(move || {
+                    crate::thread_sched::background();
+                    run(rx, closer, settings)
+                })
                 .map_err(PoolError::Spawn)?;
             *jobs = Some(tx);
         }

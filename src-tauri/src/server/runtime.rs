@@ -28,6 +28,7 @@ pub fn build(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime>
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .thread_name("verbio-worker")
+        .on_thread_start(crate::thread_sched::latency_sensitive)
         .enable_all()
         .build()
 }

@@ -90,7 +90,10 @@ impl StoreHandle {
         let heard = rung.clone();
         let store_thread = std::thread::Builder::new()
             .name("verbio-store".into())
-            .spawn(move || run(conn, rx, &heard))
+            .spawn(move || {
+                crate::thread_sched::background();
+                run(conn, rx, &heard)
+            })
             .map_err(StoreError::Thread)?;
         let bell = Arc::new(QueryBell {
             rung,
