@@ -95,6 +95,38 @@ async fn serve_runs_the_bridge_headless() {
             assert_eq!(policy(background), Some("3"), "{background}: {policies:?}");
         }
         assert_eq!(policy("verbio-worker"), Some("0"), "{policies:?}");
+        // And the worker took the short slice, where the kernel takes one (6.12+) and shows it.
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let mut version = release.split(|c: char| !c.is_ascii_digit());
+        let mut number = || {
+            version
+                .next()
+                .and_then(|v| v.parse::<u32>().ok())
+                .unwrap_or(0)
+        };
+        if (number(), number()) >= (6, 12) {
+            let slices: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", child.id()))
+                .expect("threads")
+                .flatten()
+                .filter(|task| {
+                    std::fs::read_to_string(task.path().join("comm"))
+                        .is_ok_and(|name| name.trim() == "verbio-worker")
+                })
+                .filter_map(|task| std::fs::read_to_string(task.path().join("sched")).ok())
+                .filter_map(|sched| {
+                    sched
+                        .lines()
+                        .find(|l| l.starts_with("se.slice"))
+                        .and_then(|l| l.split(':').nth(1))
+                        .map(|v| v.trim().to_owned())
+                })
+                .collect();
+            // (tokio's blocking threads share the workers' name and keep the default slice.)
+            assert!(
+                slices.iter().any(|s| s == "100000"),
+                "the workers' slices: {slices:?}"
+            );
+        }
     }
 
     let pid = child.id().to_string();

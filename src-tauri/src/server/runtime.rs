@@ -28,7 +28,15 @@ pub fn build(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime>
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .thread_name("verbio-worker")
-        .on_thread_start(crate::thread_sched::latency_sensitive)
+        // Once per worker, as it first goes idle: tokio calls this hook on its workers only, where
+        // `on_thread_start` would give the blocking pool's threads (the heap trim, file work) the
+        // short slice too.
+        .on_thread_park(|| {
+            thread_local!(static ASKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+            if !ASKED.with(|asked| asked.replace(true)) {
+                crate::thread_sched::latency_sensitive();
+            }
+        })
         .enable_all()
         .build()
 }
