@@ -495,8 +495,8 @@ impl Call {
             armed,
             polled,
         } = timer;
-        // Sources found with nothing in their slot (see `Sources::vacant`).
-        let mut empty = SourceSet::NONE;
+        // Sources found with nothing in their slot (see `Sources::settle`).
+        let mut vacant = SourceSet::NONE;
         for source in self.sources.order() {
             if !due.contains(source) {
                 continue;
@@ -509,14 +509,14 @@ impl Call {
                 Source::Model => match self.model.as_mut() {
                     Some(link) => link.socket.poll_next(cx).map(Event::Model),
                     None => {
-                        empty = empty.with(source);
+                        vacant = vacant.with(source);
                         Poll::Pending
                     }
                 },
                 Source::Standby => match self.standby.as_mut() {
                     Some(link) => link.socket.poll_next(cx).map(Event::Standby),
                     None => {
-                        empty = empty.with(source);
+                        vacant = vacant.with(source);
                         Poll::Pending
                     }
                 },
@@ -530,7 +530,7 @@ impl Call {
                 Source::Operator => match self.operator.as_mut() {
                     Some(link) => link.audio.poll_recv(cx).map(Event::Operator),
                     None => {
-                        empty = empty.with(source);
+                        vacant = vacant.with(source);
                         Poll::Pending
                     }
                 },
@@ -555,16 +555,14 @@ impl Call {
                     // Whether a vacant source woke it does not matter here: the loop looks again after
                     // handling the event, and `settle` has made every source due for that look.
                     Event::Twilio(_) | Event::Model(_) => {
-                        self.sources.vacant(empty);
-                        let _ = self.sources.settle(Some(source), due);
+                        let _ = self.sources.settle(Some(source), due, vacant);
                     }
                     _ => self.sources.poll_all(),
                 }
                 return Poll::Ready(event);
             }
         }
-        self.sources.vacant(empty);
-        if self.sources.settle(None, due) {
+        if self.sources.settle(None, due, vacant) {
             cx.waker().wake_by_ref();
         }
         Poll::Pending

@@ -14,9 +14,9 @@
 //! - A wake-up with no bit set came from the task's own waker (a handler awaited something with it):
 //!   everything is polled, so nothing that registered that waker is left unread.
 //! - The net under the first rule: a source that woke the task but whose slot the loop finds empty
-//!   ([`Sources::vacant`]) was registered by something that has since moved (a standby session that
-//!   became the current one), so the loop looks at everything again at once rather than waiting for
-//!   the next timer or command to do it.
+//!   (the `vacant` it passes to [`Sources::settle`]) was registered by something that has since moved
+//!   (a standby session that became the current one), so the loop looks at everything again at once
+//!   rather than waiting for the next timer or command to do it.
 //!
 //! ```
 //! use std::task::{Context, Waker};
@@ -26,7 +26,7 @@
 //! let task = Waker::noop();
 //! // The first look polls everything.
 //! assert!(sources.due(task).contains(Source::Model));
-//! assert!(!sources.settle(None, Due::NONE));
+//! assert!(!sources.settle(None, Due::NONE, Due::NONE));
 //! // Only the socket that woke is due next.
 //! sources.waker(Source::Twilio).wake_by_ref();
 //! let due = sources.due(task);
@@ -187,8 +187,6 @@ pub struct Sources {
     first: usize,
     /// The bits the sources' wakers set for this look (not the carried ones).
     woken: u32,
-    /// A source woke this look but its slot was empty: look at everything again at once.
-    moved: bool,
 }
 
 impl Default for Sources {
@@ -209,7 +207,6 @@ impl Sources {
             carry: ALL_BITS,
             first: 0,
             woken: 0,
-            moved: false,
         }
     }
 
@@ -248,31 +245,25 @@ impl Sources {
     }
 
     /// Ends a look: `gave` is the source that gave an event (polled again next time, and the next
-    /// look starts after it), `unpolled` the due sources not reached. Returns whether to look again at
-    /// once, at every source (see [`Sources::vacant`]): when no source gave, the caller wakes its
-    /// task; when one did, the loop looks again after handling it anyway.
+    /// look starts after it), `unpolled` the due sources not reached, `vacant` the polled sources
+    /// whose slots were empty.
+    ///
+    /// Returns whether to look again at once, at every source: true when a vacant source's own waker
+    /// woke this look, because whatever registered that waker has moved (a standby link that became
+    /// the current one, its socket still registered under the standby's waker). When no source gave,
+    /// the caller wakes its task; when one did, the loop looks again after handling it anyway.
     #[must_use = "a look that found a moved source must wake the task"]
-    pub fn settle(&mut self, gave: Option<Source>, unpolled: Due) -> bool {
+    pub fn settle(&mut self, gave: Option<Source>, unpolled: Due, vacant: Due) -> bool {
         self.carry = unpolled.0;
         if let Some(source) = gave {
             self.carry |= source.bit();
             self.first = (source as usize + 1) % Source::ALL.len();
         }
-        let moved = std::mem::take(&mut self.moved);
+        let moved = self.woken & vacant.0 != 0;
         if moved {
             self.carry = ALL_BITS;
         }
         moved
-    }
-
-    /// The loop found the slots of `empty` empty this look. If one of those sources' own wakers woke
-    /// it, whatever registered the waker has moved (a standby link that became the current one, its
-    /// socket still registered under the standby's waker): [`Sources::settle`] then asks for another
-    /// look at everything.
-    pub fn vacant(&mut self, empty: Due) {
-        if self.woken & empty.0 != 0 {
-            self.moved = true;
-        }
     }
 }
 
@@ -298,7 +289,7 @@ mod tests {
 
     fn quiet(sources: &mut Sources, task: &Waker) {
         let _ = sources.due(task);
-        assert!(!sources.settle(None, Due::NONE));
+        assert!(!sources.settle(None, Due::NONE, Due::NONE));
     }
 
     #[test]
@@ -340,7 +331,7 @@ mod tests {
         let due = sources.due(&task);
         assert!(due.contains(Source::Model) && due.contains(Source::Control));
         assert!(!due.contains(Source::Twilio) && !due.contains(Source::Timer));
-        assert!(!sources.settle(None, Due::NONE));
+        assert!(!sources.settle(None, Due::NONE, Due::NONE));
         sources.waker(Source::Twilio).wake_by_ref();
         assert_eq!(
             count.0.load(Ordering::SeqCst),
@@ -366,7 +357,7 @@ mod tests {
         sources.waker(Source::Twilio).wake_by_ref();
         sources.waker(Source::Tools).wake_by_ref();
         let due = sources.due(&task);
-        assert!(!sources.settle(Some(Source::Twilio), due.without(Source::Twilio)));
+        assert!(!sources.settle(Some(Source::Twilio), due.without(Source::Twilio), Due::NONE));
         let due = sources.due(&task);
         assert!(due.contains(Source::Twilio) && due.contains(Source::Tools));
         assert!(!due.contains(Source::Model));
@@ -407,11 +398,14 @@ mod tests {
         sources.waker(Source::Standby).wake_by_ref();
         let due = sources.due(&task);
         assert!(due.contains(Source::Standby) && !due.contains(Source::Model));
-        sources.vacant(Due::NONE.with(Source::Standby));
-        assert!(sources.settle(None, Due::NONE), "look again at once");
+        let vacant = Due::NONE.with(Source::Standby);
+        assert!(
+            sources.settle(None, Due::NONE, vacant),
+            "look again at once"
+        );
         let due = sources.due(&task);
         assert!(Source::ALL.iter().all(|s| due.contains(*s)));
-        assert!(!sources.settle(None, Due::NONE), "only once");
+        assert!(!sources.settle(None, Due::NONE, Due::NONE), "only once");
     }
 
     #[test]
@@ -422,7 +416,7 @@ mod tests {
         sources.waker(Source::Twilio).wake_by_ref();
         sources.poll_all();
         let _ = sources.due(&task);
-        sources.vacant(Due::NONE.with(Source::Standby).with(Source::Operator));
-        assert!(!sources.settle(Some(Source::Twilio), Due::NONE));
+        let vacant = Due::NONE.with(Source::Standby).with(Source::Operator);
+        assert!(!sources.settle(Some(Source::Twilio), Due::NONE, vacant));
     }
 }
