@@ -74,57 +74,38 @@ async fn serve_runs_the_bridge_headless() {
         assert_eq!(var("VERBIO_HUGE_PAGES_RESTARTED").as_deref(), Some(""));
 
         // The threads' scheduling (`thread_sched`): the recording and library threads are
-        // `SCHED_BATCH` (policy 3, the 41st field of a thread's `stat`), the async worker is not.
-        let policies: Vec<(String, String)> =
+        // `SCHED_BATCH` (policy 3, the 41st field of a thread's `stat`), the async worker is not, and
+        // a worker took the short slice where the kernel takes one and shows it. Per thread: name,
+        // policy, slice.
+        let threads: Vec<(String, String, Option<u64>)> =
             std::fs::read_dir(format!("/proc/{}/task", child.id()))
                 .expect("threads")
                 .flatten()
                 .filter_map(|task| {
                     let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
                     let (name, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
-                    Some((name.to_owned(), rest.split(' ').nth(38)?.to_owned()))
+                    let policy = rest.split(' ').nth(38)?.to_owned();
+                    let slice = verbio::thread_sched::slice_ns(&task.path());
+                    Some((name.to_owned(), policy, slice))
                 })
                 .collect();
         let policy = |thread: &str| {
-            policies
+            threads
                 .iter()
-                .find(|(name, _)| name == thread)
-                .map(|(_, policy)| policy.as_str())
+                .find(|(name, ..)| name == thread)
+                .map(|(_, policy, _)| policy.as_str())
         };
         for background in ["verbio-store", "verbio-recorder", "verbio-rec-clos"] {
-            assert_eq!(policy(background), Some("3"), "{background}: {policies:?}");
+            assert_eq!(policy(background), Some("3"), "{background}: {threads:?}");
         }
-        assert_eq!(policy("verbio-worker"), Some("0"), "{policies:?}");
-        // And the worker took the short slice, where the kernel takes one (6.12+) and shows it.
-        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-        let mut version = release.split(|c: char| !c.is_ascii_digit());
-        let mut number = || {
-            version
-                .next()
-                .and_then(|v| v.parse::<u32>().ok())
-                .unwrap_or(0)
-        };
-        if (number(), number()) >= (6, 12) {
-            let slices: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", child.id()))
-                .expect("threads")
-                .flatten()
-                .filter(|task| {
-                    std::fs::read_to_string(task.path().join("comm"))
-                        .is_ok_and(|name| name.trim() == "verbio-worker")
-                })
-                .filter_map(|task| std::fs::read_to_string(task.path().join("sched")).ok())
-                .filter_map(|sched| {
-                    sched
-                        .lines()
-                        .find(|l| l.starts_with("se.slice"))
-                        .and_then(|l| l.split(':').nth(1))
-                        .map(|v| v.trim().to_owned())
-                })
-                .collect();
+        assert_eq!(policy("verbio-worker"), Some("0"), "{threads:?}");
+        if verbio::thread_sched::kernel_takes_slices() {
             // (tokio's blocking threads share the workers' name and keep the default slice.)
             assert!(
-                slices.iter().any(|s| s == "100000"),
-                "the workers' slices: {slices:?}"
+                threads
+                    .iter()
+                    .any(|(name, _, slice)| name == "verbio-worker" && *slice == Some(100_000)),
+                "the threads: {threads:?}"
             );
         }
     }

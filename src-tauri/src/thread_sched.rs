@@ -90,26 +90,36 @@ pub fn background() {
     }
 }
 
+/// Whether the running kernel takes the slice a thread asks for (Linux 6.12+); older ones accept the
+/// call and keep their own. For diagnostics and tests.
+#[cfg(target_os = "linux")]
+pub fn kernel_takes_slices() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release.trim().split(|c: char| !c.is_ascii_digit());
+    let mut next = || {
+        parts
+            .next()
+            .and_then(|p| p.parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    (next(), next()) >= (6, 12)
+}
+
+/// The time slice in nanoseconds the scheduler gives the thread whose `/proc` directory is `task`
+/// (`/proc/<pid>/task/<tid>`, or `/proc/thread-self`), where the kernel shows it (`se.slice` in its
+/// `sched` file, on kernels built with scheduler debugging). For diagnostics and tests.
+#[cfg(target_os = "linux")]
+pub fn slice_ns(task: &std::path::Path) -> Option<u64> {
+    let text = std::fs::read_to_string(task.join("sched")).ok()?;
+    text.lines()
+        .find(|l| l.split_whitespace().next() == Some("se.slice"))
+        .and_then(|l| l.split(':').nth(1))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 #[cfg(all(test, target_os = "linux", target_env = "gnu"))]
 mod tests {
     use super::*;
-
-    /// A field of `/proc/thread-self/sched`.
-    fn sched_field(name: &str) -> Option<String> {
-        let text = std::fs::read_to_string("/proc/thread-self/sched").ok()?;
-        text.lines()
-            .find(|l| l.split_whitespace().next() == Some(name))
-            .and_then(|l| l.split(':').nth(1))
-            .map(|v| v.trim().to_owned())
-    }
-
-    /// The running kernel's (major, minor) version.
-    fn kernel_version() -> (u32, u32) {
-        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
-        let mut parts = release.trim().split(|c: char| !c.is_ascii_digit());
-        let mut next = || parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-        (next(), next())
-    }
 
     #[test]
     fn a_background_thread_is_a_batch_thread() {
@@ -131,9 +141,9 @@ mod tests {
             assert_eq!(unsafe { libc::sched_getscheduler(0) }, libc::SCHED_OTHER);
             // Kernels from 6.12 take the slice asked for (and show it when built with scheduler
             // debugging); older ones accept the call and keep their own.
-            if kernel_version() >= (6, 12) {
-                if let Some(slice) = sched_field("se.slice") {
-                    assert_eq!(slice, WORKER_SLICE_NS.to_string());
+            if kernel_takes_slices() {
+                if let Some(slice) = slice_ns(std::path::Path::new("/proc/thread-self")) {
+                    assert_eq!(slice, WORKER_SLICE_NS);
                 }
             }
         })
